@@ -1,0 +1,81 @@
+package dev.strata.checkpoints;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.Comparator;
+import java.util.List;
+import java.util.stream.Stream;
+
+/** {@link Storage} on the local file system; files are memory-mapped for reading. */
+public final class LocalStorage implements Storage {
+
+    @Override public OutputStream create(String path) throws IOException {
+        Path p = Path.of(path);
+        if (p.getParent() != null) Files.createDirectories(p.getParent());
+        return Files.newOutputStream(p);
+    }
+
+    @Override public ByteBuffer read(String path, long offset, int length) throws IOException {
+        try (FileChannel ch = FileChannel.open(Path.of(path), StandardOpenOption.READ)) {
+            if (offset + length > ch.size())
+                throw new IOException(path + " has " + ch.size() + " bytes, cannot read " + length + " at offset " + offset);
+            return ch.map(FileChannel.MapMode.READ_ONLY, offset, length);
+        }
+    }
+
+    @Override public long size(String path) throws IOException { return Files.size(Path.of(path)); }
+
+    @Override public boolean exists(String path) { return Files.exists(Path.of(path)); }
+
+    @Override public void mkdirs(String path) throws IOException { Files.createDirectories(Path.of(path)); }
+
+    @Override public void rename(String from, String to) throws IOException {
+        Path target = Path.of(to);
+        if (Files.exists(target)) throw new FileAlreadyExistsException(to);
+        try {
+            Files.move(Path.of(from), target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            throw new IOException("the file system under " + to + " cannot rename atomically", e);
+        }
+    }
+
+    @Override public void replace(String from, String to) throws IOException {
+        Files.move(Path.of(from), Path.of(to), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    @Override public void delete(String path) throws IOException {
+        Path root = Path.of(path);
+        if (!Files.exists(root)) return;
+        try (Stream<Path> walk = Files.walk(root)) {
+            walk.sorted(Comparator.reverseOrder()).forEach(p -> {
+                try {
+                    Files.deleteIfExists(p);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
+    @Override public List<String> list(String dir) throws IOException {
+        try (Stream<Path> s = Files.list(Path.of(dir))) {
+            return s.map(p -> p.getFileName().toString()).sorted().toList();
+        } catch (NoSuchFileException e) {
+            return List.of();
+        }
+    }
+
+    @Override public String resolve(String parent, String child) { return Path.of(parent).resolve(child).toString(); }
+}

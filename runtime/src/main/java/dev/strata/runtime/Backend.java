@@ -1,0 +1,138 @@
+package dev.strata.runtime;
+
+/**
+ * Every op the transformer needs, forward and backward side by side. Dimensions: N rows (tokens), C channels,
+ * V vocabulary, B batch, T sequence, H heads (Hkv key/value heads), D head size. Ops that produce a result allocate
+ * it; ops whose name ends in "Accumulate" or that take a gradient buffer add into it, so gradient accumulation and
+ * tied weights need no extra copies. Reductions (norm statistics, softmax, loss) run in at least F32.
+ */
+public interface Backend extends AutoCloseable {
+
+    Device device();
+
+    // ---- memory -------------------------------------------------------------------------------------------------
+
+    Tensor zeros(DType dtype, int... shape);
+
+    /** A tensor of the given dtype holding {@code data} (row-major), rounded to the dtype. */
+    Tensor fromDoubles(double[] data, DType dtype, int... shape);
+
+    Tensor fromInts(int[] data, int... shape);
+
+    double[] toDoubles(Tensor t);
+
+    int[] toInts(Tensor t);
+
+    Tensor copy(Tensor src);
+
+    /** Copies {@code src} into {@code dst}, converting the dtype if they differ. */
+    void copyInto(Tensor src, Tensor dst);
+
+    void zero(Tensor t);
+
+    /** Called by {@link Tensor#close()} on the owner; frees the memory behind it. */
+    void free(Tensor t);
+
+    // ---- dense algebra ------------------------------------------------------------------------------------------
+
+    /** c = alpha * op(a) @ op(b) + beta * c, all 2-D; op transposes when asked. */
+    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, double alpha, double beta);
+
+    /** x (N,C) += bias (C), in place. */
+    void addBias(Tensor x, Tensor bias);
+
+    /** dbias (C) += column sums of dy (N,C). */
+    void sumRowsAccumulate(Tensor dy, Tensor dbias);
+
+    Tensor add(Tensor a, Tensor b);
+
+    /** acc += x. */
+    void addInPlace(Tensor acc, Tensor x);
+
+    /** t *= s. */
+    void scale(Tensor t, double s);
+
+    /** Sum of squares of every element of every tensor, in F64 on the host. */
+    double sumOfSquares(Iterable<Tensor> tensors);
+
+    // ---- embedding ----------------------------------------------------------------------------------------------
+
+    /** ids (N) int32, table (V,C) -> (N,C). */
+    Tensor embeddingForward(Tensor ids, Tensor table);
+
+    /** dtable (V,C) += scatter of dout (N,C) by ids (N). */
+    void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable);
+
+    // ---- normalisation ------------------------------------------------------------------------------------------
+
+    /** Output of a normalisation forward: out like x, and per-row statistics kept for backward. */
+    record NormOutput(Tensor out, Tensor mean, Tensor rstd) {}
+
+    /** LayerNorm over the last dim: x (N,C), weight, bias (C) -> out (N,C), mean (N), rstd (N) in F32/F64. */
+    NormOutput layerNormForward(Tensor x, Tensor weight, Tensor bias, double eps);
+
+    /** Returns dx (N,C); dweight and dbias (C) accumulate. */
+    Tensor layerNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dweight, Tensor dbias);
+
+    /** RMSNorm: x (N,C), weight (C) -> out (N,C), rstd (N); mean is null. */
+    NormOutput rmsNormForward(Tensor x, Tensor weight, double eps);
+
+    /** Returns dx (N,C); dweight (C) accumulates. */
+    Tensor rmsNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor rstd, Tensor dweight);
+
+    // ---- activations --------------------------------------------------------------------------------------------
+
+    /** GELU, tanh approximation (GPT-2's "gelu_new"). */
+    Tensor geluForward(Tensor x);
+
+    Tensor geluBackward(Tensor dout, Tensor x);
+
+    /** silu(gate) * up, both (N,F). */
+    Tensor swigluForward(Tensor gate, Tensor up);
+
+    /** Returns {dgate, dup}. */
+    Tensor[] swigluBackward(Tensor dout, Tensor gate, Tensor up);
+
+    // ---- attention ----------------------------------------------------------------------------------------------
+
+    /**
+     * Rotary position embedding on x (B,T,H,D) with the half-split pairing (i, i + D/2) that Hugging Face Llama uses;
+     * cos and sin are (T, D/2). Backward is the same op with sin negated.
+     */
+    Tensor rope(Tensor x, Tensor cos, Tensor sin, boolean inverse);
+
+    /** Output of attention forward: out (B,T,H,D) and the log-sum-exp of each score row (B,H,T) for backward. */
+    record AttentionOutput(Tensor out, Tensor lse) {}
+
+    /**
+     * Causal scaled-dot-product attention. q (B,T,H,D); k, v (B,T,Hkv,D) with H a multiple of Hkv (grouped-query:
+     * query head h reads key/value head h / (H/Hkv)).
+     */
+    AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale);
+
+    /** Returns {dq, dk, dv} shaped like q, k, v. */
+    Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, double scale);
+
+    // ---- loss ---------------------------------------------------------------------------------------------------
+
+    /**
+     * Fused softmax cross-entropy. logits (N,V), targets (N) int32 where a negative target is ignored. Returns the
+     * per-row loss (N) in F32/F64 (0 for ignored rows). When dlogits is non-null it receives
+     * gradScale * (softmax - onehot) for every row (0 for ignored rows); it may be the logits tensor itself, so no
+     * second (N,V) buffer is needed.
+     */
+    Tensor crossEntropy(Tensor logits, Tensor targets, Tensor dlogits, double gradScale);
+
+    // ---- optimizer ----------------------------------------------------------------------------------------------
+
+    /** Hyper-parameters of one AdamW update; step counts from 1. */
+    record AdamWStep(double lr, double beta1, double beta2, double eps, double weightDecay, long step) {}
+
+    /**
+     * PyTorch's AdamW: param *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+     * param -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). grad is multiplied by gradScale first (clipping).
+     */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hp, double gradScale);
+
+    @Override default void close() {}
+}

@@ -1,0 +1,569 @@
+package dev.strata.runtime.cpu;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Device;
+import dev.strata.runtime.Tensor;
+import java.util.Arrays;
+import java.util.function.IntConsumer;
+import java.util.stream.IntStream;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * The reference backend: F32 and F64 tensors in Java arrays, GEMMs through ND4J, every other op a loop over rows.
+ * Reductions always run in double, so F32 results differ from F64 only by the rounding of stored values.
+ */
+public final class CpuBackend implements Backend {
+
+    public static final CpuBackend INSTANCE = new CpuBackend();
+
+    private CpuBackend() {}
+
+    @Override public Device device() { return Device.CPU; }
+
+    // ---- memory -------------------------------------------------------------------------------------------------
+
+    @Override public Tensor zeros(DType dtype, int... shape) {
+        int n = checkedNumel(shape);
+        CpuBuffer buf = switch (dtype) {
+            case F64 -> new CpuBuffer.F64(new double[n]);
+            case F32 -> new CpuBuffer.F32(new float[n]);
+            case I32 -> new CpuBuffer.I32(new int[n]);
+            default -> throw new UnsupportedOperationException(
+                    "the CPU backend holds f64, f32 and i32 tensors, not " + dtype.configName());
+        };
+        return new Tensor(this, buf, dtype, shape, true);
+    }
+
+    @Override public Tensor fromDoubles(double[] data, DType dtype, int... shape) {
+        requireLength(data.length, shape);
+        Tensor t = zeros(dtype, shape);
+        CpuBuffer b = buf(t);
+        for (int i = 0; i < data.length; i++) b.set(i, data[i]);
+        return t;
+    }
+
+    @Override public Tensor fromInts(int[] data, int... shape) {
+        requireLength(data.length, shape);
+        return new Tensor(this, new CpuBuffer.I32(data.clone()), DType.I32, shape, true);
+    }
+
+    @Override public double[] toDoubles(Tensor t) {
+        CpuBuffer b = buf(t);
+        int n = (int) t.numel();
+        double[] out = new double[n];
+        for (int i = 0; i < n; i++) out[i] = b.get(i);
+        return out;
+    }
+
+    @Override public int[] toInts(Tensor t) {
+        if (!(buf(t) instanceof CpuBuffer.I32 ints)) throw new IllegalArgumentException("expected an i32 tensor, got " + t);
+        return Arrays.copyOf(ints.a(), (int) t.numel());
+    }
+
+    @Override public Tensor copy(Tensor src) {
+        Tensor dst = zeros(src.dtype(), src.shape());
+        copyInto(src, dst);
+        return dst;
+    }
+
+    @Override public void copyInto(Tensor src, Tensor dst) {
+        requireSameNumel(src, dst);
+        CpuBuffer s = buf(src), d = buf(dst);
+        int n = (int) src.numel();
+        if (s instanceof CpuBuffer.F32 a && d instanceof CpuBuffer.F32 b) System.arraycopy(a.a(), 0, b.a(), 0, n);
+        else if (s instanceof CpuBuffer.F64 a && d instanceof CpuBuffer.F64 b) System.arraycopy(a.a(), 0, b.a(), 0, n);
+        else for (int i = 0; i < n; i++) d.set(i, s.get(i));
+    }
+
+    @Override public void zero(Tensor t) {
+        switch (buf(t)) {
+            case CpuBuffer.F64 b -> Arrays.fill(b.a(), 0, (int) t.numel(), 0.0);
+            case CpuBuffer.F32 b -> Arrays.fill(b.a(), 0, (int) t.numel(), 0f);
+            case CpuBuffer.I32 b -> Arrays.fill(b.a(), 0, (int) t.numel(), 0);
+        }
+    }
+
+    @Override public void free(Tensor t) {
+        // Heap arrays: the garbage collector frees them once no tensor refers to them.
+    }
+
+    // ---- dense algebra ------------------------------------------------------------------------------------------
+
+    @Override public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, double alpha, double beta) {
+        require(a.rank() == 2 && b.rank() == 2 && c.rank() == 2, "matmul needs 2-D tensors: " + a + ", " + b + ", " + c);
+        int m = transA ? a.size(1) : a.size(0), k = transA ? a.size(0) : a.size(1);
+        int kb = transB ? b.size(1) : b.size(0), n = transB ? b.size(0) : b.size(1);
+        require(k == kb && c.size(0) == m && c.size(1) == n,
+                "matmul shapes do not agree: " + a + (transA ? "ᵀ" : "") + " @ " + b + (transB ? "ᵀ" : "") + " -> " + c);
+        require(a.dtype() == b.dtype() && b.dtype() == c.dtype(), "matmul dtypes differ: " + a + ", " + b + ", " + c);
+        if (k == 0) {
+            scale(c, beta);
+            return;
+        }
+        try (INDArray na = toNd4j(a); INDArray nb = toNd4j(b); INDArray prod = Nd4j.gemm(na, nb, transA, transB)) {
+            INDArray r = prod.ordering() == 'c' ? prod : prod.dup('c');
+            CpuBuffer cb = buf(c);
+            int len = m * n;
+            if (cb instanceof CpuBuffer.F32 f) {
+                float[] p = r.data().asFloat();
+                float[] out = f.a();
+                if (beta == 0 && alpha == 1) System.arraycopy(p, 0, out, 0, len);
+                else for (int i = 0; i < len; i++) out[i] = (float) (alpha * p[i] + (beta == 0 ? 0 : beta * out[i]));
+            } else {
+                double[] p = r.data().asDouble();
+                double[] out = ((CpuBuffer.F64) cb).a();
+                if (beta == 0 && alpha == 1) System.arraycopy(p, 0, out, 0, len);
+                else for (int i = 0; i < len; i++) out[i] = alpha * p[i] + (beta == 0 ? 0 : beta * out[i]);
+            }
+            if (r != prod) r.close();
+        }
+    }
+
+    private static INDArray toNd4j(Tensor t) {
+        long[] shape = {t.size(0), t.size(1)};
+        int n = (int) t.numel();
+        return switch (buf(t)) {
+            case CpuBuffer.F32 f -> Nd4j.create(f.a().length == n ? f.a() : Arrays.copyOf(f.a(), n), shape, 'c');
+            case CpuBuffer.F64 d -> Nd4j.create(d.a().length == n ? d.a() : Arrays.copyOf(d.a(), n), shape, DataType.DOUBLE);
+            case CpuBuffer.I32 i -> throw new IllegalArgumentException("matmul of an integer tensor " + t);
+        };
+    }
+
+    @Override public void addBias(Tensor x, Tensor bias) {
+        int c = bias.size(0), n = (int) (x.numel() / c);
+        require(x.size(-1) == c, "bias " + bias + " does not match " + x);
+        CpuBuffer xb = buf(x), bb = buf(bias);
+        parallelRows(n, c, r -> {
+            for (int j = 0; j < c; j++) xb.set(r * c + j, xb.get(r * c + j) + bb.get(j));
+        });
+    }
+
+    @Override public void sumRowsAccumulate(Tensor dy, Tensor dbias) {
+        int c = dbias.size(0), n = (int) (dy.numel() / c);
+        require(dy.size(-1) == c, "bias grad " + dbias + " does not match " + dy);
+        CpuBuffer d = buf(dy), db = buf(dbias);
+        double[] acc = new double[c];
+        for (int r = 0; r < n; r++) for (int j = 0; j < c; j++) acc[j] += d.get(r * c + j);
+        for (int j = 0; j < c; j++) db.set(j, db.get(j) + acc[j]);
+    }
+
+    @Override public Tensor add(Tensor a, Tensor b) {
+        requireSameNumel(a, b);
+        Tensor out = copy(a);
+        addInPlace(out, b);
+        return out;
+    }
+
+    @Override public void addInPlace(Tensor acc, Tensor x) {
+        requireSameNumel(acc, x);
+        CpuBuffer a = buf(acc), b = buf(x);
+        int n = (int) acc.numel();
+        if (a instanceof CpuBuffer.F32 fa && b instanceof CpuBuffer.F32 fb) {
+            float[] p = fa.a(), q = fb.a();
+            for (int i = 0; i < n; i++) p[i] += q[i];
+        } else {
+            for (int i = 0; i < n; i++) a.set(i, a.get(i) + b.get(i));
+        }
+    }
+
+    @Override public void scale(Tensor t, double s) {
+        CpuBuffer b = buf(t);
+        int n = (int) t.numel();
+        for (int i = 0; i < n; i++) b.set(i, b.get(i) * s);
+    }
+
+    @Override public double sumOfSquares(Iterable<Tensor> tensors) {
+        double total = 0;
+        for (Tensor t : tensors) {
+            CpuBuffer b = buf(t);
+            int n = (int) t.numel();
+            for (int i = 0; i < n; i++) {
+                double v = b.get(i);
+                total += v * v;
+            }
+        }
+        return total;
+    }
+
+    // ---- embedding ----------------------------------------------------------------------------------------------
+
+    @Override public Tensor embeddingForward(Tensor ids, Tensor table) {
+        int n = (int) ids.numel(), v = table.size(0), c = table.size(1);
+        int[] idx = ints(ids);
+        for (int i = 0; i < n; i++)
+            if (idx[i] < 0 || idx[i] >= v)
+                throw new IndexOutOfBoundsException("token id " + idx[i] + " at position " + i + " is outside the vocabulary of " + v);
+        Tensor out = zeros(table.dtype(), n, c);
+        CpuBuffer tb = buf(table), ob = buf(out);
+        parallelRows(n, c, r -> {
+            for (int j = 0; j < c; j++) ob.set(r * c + j, tb.get(idx[r] * c + j));
+        });
+        return out;
+    }
+
+    @Override public void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable) {
+        int n = (int) ids.numel(), c = dtable.size(1);
+        int[] idx = ints(ids);
+        CpuBuffer d = buf(dout), g = buf(dtable);
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < c; j++) g.set(idx[r] * c + j, g.get(idx[r] * c + j) + d.get(r * c + j));
+    }
+
+    // ---- normalisation ------------------------------------------------------------------------------------------
+
+    @Override public NormOutput layerNormForward(Tensor x, Tensor weight, Tensor bias, double eps) {
+        int c = x.size(-1), n = (int) (x.numel() / c);
+        Tensor out = zeros(x.dtype(), x.shape()), mean = zeros(statsType(x), n), rstd = zeros(statsType(x), n);
+        CpuBuffer xb = buf(x), w = buf(weight), b = buf(bias), o = buf(out), mb = buf(mean), rb = buf(rstd);
+        parallelRows(n, c, r -> {
+            int base = r * c;
+            double m = 0;
+            for (int j = 0; j < c; j++) m += xb.get(base + j);
+            m /= c;
+            double var = 0;
+            for (int j = 0; j < c; j++) {
+                double dx = xb.get(base + j) - m;
+                var += dx * dx;
+            }
+            double s = 1.0 / Math.sqrt(var / c + eps);
+            for (int j = 0; j < c; j++) o.set(base + j, (xb.get(base + j) - m) * s * w.get(j) + b.get(j));
+            mb.set(r, m);
+            rb.set(r, s);
+        });
+        return new NormOutput(out, mean, rstd);
+    }
+
+    @Override public Tensor layerNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor mean, Tensor rstd,
+                                              Tensor dweight, Tensor dbias) {
+        int c = x.size(-1), n = (int) (x.numel() / c);
+        Tensor dx = zeros(x.dtype(), x.shape());
+        CpuBuffer d = buf(dout), xb = buf(x), w = buf(weight), mb = buf(mean), rb = buf(rstd), dxb = buf(dx);
+        parallelRows(n, c, r -> {
+            int base = r * c;
+            double m = mb.get(r), s = rb.get(r), meanD = 0, meanDN = 0;
+            for (int j = 0; j < c; j++) {
+                double norm = (xb.get(base + j) - m) * s, dnorm = d.get(base + j) * w.get(j);
+                meanD += dnorm;
+                meanDN += dnorm * norm;
+            }
+            meanD /= c;
+            meanDN /= c;
+            for (int j = 0; j < c; j++) {
+                double norm = (xb.get(base + j) - m) * s, dnorm = d.get(base + j) * w.get(j);
+                dxb.set(base + j, s * (dnorm - meanD - norm * meanDN));
+            }
+        });
+        double[] dw = new double[c], db = new double[c];
+        for (int r = 0; r < n; r++) {
+            double m = mb.get(r), s = rb.get(r);
+            for (int j = 0; j < c; j++) {
+                double g = d.get(r * c + j);
+                dw[j] += g * (xb.get(r * c + j) - m) * s;
+                db[j] += g;
+            }
+        }
+        accumulate(dweight, dw);
+        accumulate(dbias, db);
+        return dx;
+    }
+
+    @Override public NormOutput rmsNormForward(Tensor x, Tensor weight, double eps) {
+        int c = x.size(-1), n = (int) (x.numel() / c);
+        Tensor out = zeros(x.dtype(), x.shape()), rstd = zeros(statsType(x), n);
+        CpuBuffer xb = buf(x), w = buf(weight), o = buf(out), rb = buf(rstd);
+        parallelRows(n, c, r -> {
+            int base = r * c;
+            double ms = 0;
+            for (int j = 0; j < c; j++) ms += xb.get(base + j) * xb.get(base + j);
+            double s = 1.0 / Math.sqrt(ms / c + eps);
+            for (int j = 0; j < c; j++) o.set(base + j, xb.get(base + j) * s * w.get(j));
+            rb.set(r, s);
+        });
+        return new NormOutput(out, null, rstd);
+    }
+
+    @Override public Tensor rmsNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor rstd, Tensor dweight) {
+        int c = x.size(-1), n = (int) (x.numel() / c);
+        Tensor dx = zeros(x.dtype(), x.shape());
+        CpuBuffer d = buf(dout), xb = buf(x), w = buf(weight), rb = buf(rstd), dxb = buf(dx);
+        parallelRows(n, c, r -> {
+            int base = r * c;
+            double s = rb.get(r), meanDN = 0;
+            for (int j = 0; j < c; j++) meanDN += d.get(base + j) * w.get(j) * xb.get(base + j) * s;
+            meanDN /= c;
+            for (int j = 0; j < c; j++)
+                dxb.set(base + j, s * (d.get(base + j) * w.get(j) - xb.get(base + j) * s * meanDN));
+        });
+        double[] dw = new double[c];
+        for (int r = 0; r < n; r++) {
+            double s = rb.get(r);
+            for (int j = 0; j < c; j++) dw[j] += d.get(r * c + j) * xb.get(r * c + j) * s;
+        }
+        accumulate(dweight, dw);
+        return dx;
+    }
+
+    // ---- activations --------------------------------------------------------------------------------------------
+
+    private static final double GELU_K = Math.sqrt(2.0 / Math.PI);
+
+    @Override public Tensor geluForward(Tensor x) {
+        Tensor out = zeros(x.dtype(), x.shape());
+        CpuBuffer xb = buf(x), o = buf(out);
+        elementwise((int) x.numel(), i -> {
+            double v = xb.get(i);
+            o.set(i, 0.5 * v * (1 + Math.tanh(GELU_K * (v + 0.044715 * v * v * v))));
+        });
+        return out;
+    }
+
+    @Override public Tensor geluBackward(Tensor dout, Tensor x) {
+        Tensor dx = zeros(x.dtype(), x.shape());
+        CpuBuffer d = buf(dout), xb = buf(x), o = buf(dx);
+        elementwise((int) x.numel(), i -> {
+            double v = xb.get(i), th = Math.tanh(GELU_K * (v + 0.044715 * v * v * v));
+            double grad = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * GELU_K * (1 + 3 * 0.044715 * v * v);
+            o.set(i, d.get(i) * grad);
+        });
+        return dx;
+    }
+
+    @Override public Tensor swigluForward(Tensor gate, Tensor up) {
+        requireSameNumel(gate, up);
+        Tensor out = zeros(gate.dtype(), gate.shape());
+        CpuBuffer g = buf(gate), u = buf(up), o = buf(out);
+        elementwise((int) gate.numel(), i -> {
+            double a = g.get(i);
+            o.set(i, a / (1 + Math.exp(-a)) * u.get(i));
+        });
+        return out;
+    }
+
+    @Override public Tensor[] swigluBackward(Tensor dout, Tensor gate, Tensor up) {
+        Tensor dgate = zeros(gate.dtype(), gate.shape()), dup = zeros(up.dtype(), up.shape());
+        CpuBuffer d = buf(dout), g = buf(gate), u = buf(up), dg = buf(dgate), du = buf(dup);
+        elementwise((int) gate.numel(), i -> {
+            double a = g.get(i), sig = 1 / (1 + Math.exp(-a));
+            dg.set(i, d.get(i) * u.get(i) * sig * (1 + a * (1 - sig)));
+            du.set(i, d.get(i) * a * sig);
+        });
+        return new Tensor[] {dgate, dup};
+    }
+
+    // ---- attention ----------------------------------------------------------------------------------------------
+
+    @Override public Tensor rope(Tensor x, Tensor cos, Tensor sin, boolean inverse) {
+        require(x.rank() == 4, "rope expects x (B,T,H,D), got " + x);
+        int bt = x.size(0) * x.size(1), t = x.size(1), h = x.size(2), d = x.size(3), half = d / 2;
+        require(d % 2 == 0 && cos.size(0) >= t && cos.size(1) == half, "rope tables " + cos + " do not fit " + x);
+        Tensor out = zeros(x.dtype(), x.shape());
+        CpuBuffer xb = buf(x), cb = buf(cos), sb = buf(sin), o = buf(out);
+        double sign = inverse ? -1 : 1;
+        parallelRows(bt, h * d, row -> {
+            int pos = row % t;
+            for (int head = 0; head < h; head++) {
+                int base = (row * h + head) * d;
+                for (int i = 0; i < half; i++) {
+                    double c = cb.get(pos * half + i), s = sign * sb.get(pos * half + i);
+                    double x1 = xb.get(base + i), x2 = xb.get(base + i + half);
+                    o.set(base + i, x1 * c - x2 * s);
+                    o.set(base + i + half, x2 * c + x1 * s);
+                }
+            }
+        });
+        return out;
+    }
+
+    @Override public AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale) {
+        AttentionShape s = AttentionShape.of(q, k, v);
+        Tensor out = zeros(q.dtype(), q.shape()), lse = zeros(statsType(q), s.b, s.h, s.t);
+        CpuBuffer qb = buf(q), kb = buf(k), vb = buf(v), ob = buf(out), lb = buf(lse);
+        IntStream.range(0, s.b * s.h).parallel().forEach(bh -> {
+            int b = bh / s.h, h = bh % s.h, kvh = h / s.group();
+            double[] p = new double[s.t], acc = new double[s.d];
+            for (int i = 0; i < s.t; i++) {
+                int qi = s.q(b, i, h);
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j <= i; j++) {
+                    int kj = s.kv(b, j, kvh);
+                    double dot = 0;
+                    for (int e = 0; e < s.d; e++) dot += qb.get(qi + e) * kb.get(kj + e);
+                    p[j] = dot * scale;
+                    max = Math.max(max, p[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j <= i; j++) sum += p[j] = Math.exp(p[j] - max);
+                Arrays.fill(acc, 0);
+                for (int j = 0; j <= i; j++) {
+                    int vj = s.kv(b, j, kvh);
+                    for (int e = 0; e < s.d; e++) acc[e] += p[j] * vb.get(vj + e);
+                }
+                for (int e = 0; e < s.d; e++) ob.set(qi + e, acc[e] / sum);
+                lb.set((b * s.h + h) * s.t + i, max + Math.log(sum));
+            }
+        });
+        return new AttentionOutput(out, lse);
+    }
+
+    @Override public Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                                double scale) {
+        AttentionShape s = AttentionShape.of(q, k, v);
+        Tensor dq = zeros(q.dtype(), q.shape()), dk = zeros(k.dtype(), k.shape()), dv = zeros(v.dtype(), v.shape());
+        CpuBuffer qb = buf(q), kb = buf(k), vb = buf(v), ob = buf(out), lb = buf(lse), dob = buf(dout);
+        CpuBuffer dqb = buf(dq), dkb = buf(dk), dvb = buf(dv);
+        // One task per (batch, kv head): the query heads of a group all add into the same dk and dv rows.
+        IntStream.range(0, s.b * s.hkv).parallel().forEach(bkv -> {
+            int b = bkv / s.hkv, kvh = bkv % s.hkv;
+            double[] p = new double[s.t], dkAcc = new double[s.t * s.d], dvAcc = new double[s.t * s.d], dqAcc = new double[s.d];
+            for (int h = kvh * s.group(); h < (kvh + 1) * s.group(); h++) {
+                for (int i = 0; i < s.t; i++) {
+                    int qi = s.q(b, i, h);
+                    double rowLse = lb.get((b * s.h + h) * s.t + i), rowD = 0;
+                    for (int e = 0; e < s.d; e++) rowD += dob.get(qi + e) * ob.get(qi + e);
+                    Arrays.fill(dqAcc, 0);
+                    for (int j = 0; j <= i; j++) {
+                        int kj = s.kv(b, j, kvh);
+                        double dot = 0, dp = 0;
+                        for (int e = 0; e < s.d; e++) {
+                            dot += qb.get(qi + e) * kb.get(kj + e);
+                            dp += dob.get(qi + e) * vb.get(kj + e);
+                        }
+                        double pij = Math.exp(dot * scale - rowLse), ds = pij * (dp - rowD) * scale;
+                        for (int e = 0; e < s.d; e++) {
+                            dvAcc[j * s.d + e] += pij * dob.get(qi + e);
+                            dkAcc[j * s.d + e] += ds * qb.get(qi + e);
+                            dqAcc[e] += ds * kb.get(kj + e);
+                        }
+                    }
+                    for (int e = 0; e < s.d; e++) dqb.set(qi + e, dqAcc[e]);
+                }
+            }
+            for (int j = 0; j < s.t; j++) {
+                int kj = s.kv(b, j, kvh);
+                for (int e = 0; e < s.d; e++) {
+                    dkb.set(kj + e, dkAcc[j * s.d + e]);
+                    dvb.set(kj + e, dvAcc[j * s.d + e]);
+                }
+            }
+        });
+        return new Tensor[] {dq, dk, dv};
+    }
+
+    /** Index arithmetic for q (B,T,H,D) and k, v (B,T,Hkv,D). */
+    private record AttentionShape(int b, int t, int h, int hkv, int d) {
+        static AttentionShape of(Tensor q, Tensor k, Tensor v) {
+            require(q.rank() == 4 && k.rank() == 4 && v.rank() == 4, "attention expects (B,T,H,D) tensors");
+            var s = new AttentionShape(q.size(0), q.size(1), q.size(2), k.size(2), q.size(3));
+            require(k.size(0) == s.b && k.size(1) == s.t && k.size(3) == s.d && java.util.Arrays.equals(k.shape(), v.shape()),
+                    "attention shapes do not agree: q " + q + ", k " + k + ", v " + v);
+            require(s.h % s.hkv == 0, "query heads " + s.h + " are not a multiple of key/value heads " + s.hkv);
+            return s;
+        }
+
+        int group() { return h / hkv; }
+
+        int q(int bi, int ti, int hi) { return ((bi * t + ti) * h + hi) * d; }
+
+        int kv(int bi, int ti, int hi) { return ((bi * t + ti) * hkv + hi) * d; }
+    }
+
+    // ---- loss ---------------------------------------------------------------------------------------------------
+
+    @Override public Tensor crossEntropy(Tensor logits, Tensor targets, Tensor dlogits, double gradScale) {
+        int v = logits.size(-1), n = (int) (logits.numel() / v);
+        require(targets.numel() == n, "targets " + targets + " do not match logits " + logits);
+        int[] tg = ints(targets);
+        for (int r = 0; r < n; r++)
+            if (tg[r] >= v) throw new IndexOutOfBoundsException("target " + tg[r] + " at row " + r + " is outside the vocabulary of " + v);
+        Tensor losses = zeros(statsType(logits), n);
+        CpuBuffer lg = buf(logits), lb = buf(losses), dl = dlogits == null ? null : buf(dlogits);
+        parallelRows(n, v, r -> {
+            int base = r * v;
+            if (tg[r] < 0) {
+                if (dl != null) for (int j = 0; j < v; j++) dl.set(base + j, 0);
+                return;
+            }
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < v; j++) max = Math.max(max, lg.get(base + j));
+            double sum = 0;
+            for (int j = 0; j < v; j++) sum += Math.exp(lg.get(base + j) - max);
+            double logSum = Math.log(sum) + max;
+            lb.set(r, logSum - lg.get(base + tg[r]));
+            if (dl != null) {
+                for (int j = 0; j < v; j++) {
+                    double p = Math.exp(lg.get(base + j) - logSum);
+                    dl.set(base + j, gradScale * (p - (j == tg[r] ? 1 : 0)));
+                }
+            }
+        });
+        return losses;
+    }
+
+    // ---- optimizer ----------------------------------------------------------------------------------------------
+
+    @Override public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hp, double gradScale) {
+        requireSameNumel(param, grad);
+        CpuBuffer p = buf(param), g = buf(grad), mb = buf(m), vb = buf(v);
+        double bc1 = 1 - Math.pow(hp.beta1(), hp.step()), bc2Sqrt = Math.sqrt(1 - Math.pow(hp.beta2(), hp.step()));
+        double stepSize = hp.lr() / bc1, decay = 1 - hp.lr() * hp.weightDecay();
+        elementwise((int) param.numel(), i -> {
+            double gi = g.get(i) * gradScale;
+            double mi = mb.get(i) + (1 - hp.beta1()) * (gi - mb.get(i)); // torch's lerp form
+            double vi = hp.beta2() * vb.get(i) + (1 - hp.beta2()) * gi * gi;
+            mb.set(i, mi);
+            vb.set(i, vi);
+            p.set(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) / bc2Sqrt + hp.eps()));
+        });
+    }
+
+    // ---- helpers ------------------------------------------------------------------------------------------------
+
+    private static CpuBuffer buf(Tensor t) {
+        if (!(t.storage() instanceof CpuBuffer b)) throw new IllegalArgumentException(t + " is not a CPU tensor");
+        return b;
+    }
+
+    private static int[] ints(Tensor t) {
+        if (!(buf(t) instanceof CpuBuffer.I32 b)) throw new IllegalArgumentException("expected an i32 tensor, got " + t);
+        return b.a();
+    }
+
+    private static DType statsType(Tensor x) { return x.dtype() == DType.F64 ? DType.F64 : DType.F32; }
+
+    private static void accumulate(Tensor t, double[] add) {
+        CpuBuffer b = buf(t);
+        for (int i = 0; i < add.length; i++) b.set(i, b.get(i) + add[i]);
+    }
+
+    /** Runs body(row) for every row, in parallel when there is enough work to pay for it. */
+    private static void parallelRows(int rows, int rowWork, IntConsumer body) {
+        if ((long) rows * rowWork < 1 << 15) for (int r = 0; r < rows; r++) body.accept(r);
+        else IntStream.range(0, rows).parallel().forEach(body);
+    }
+
+    private static void elementwise(int n, IntConsumer body) {
+        if (n < 1 << 16) for (int i = 0; i < n; i++) body.accept(i);
+        else IntStream.range(0, n).parallel().forEach(body);
+    }
+
+    private static int checkedNumel(int[] shape) {
+        long n = Tensor.numel(shape);
+        require(n <= Integer.MAX_VALUE - 16, "tensor of " + n + " elements is too large for the CPU backend");
+        return (int) n;
+    }
+
+    private static void requireLength(int length, int[] shape) {
+        require(length == Tensor.numel(shape), length + " values do not fill shape " + Arrays.toString(shape));
+    }
+
+    private static void requireSameNumel(Tensor a, Tensor b) {
+        require(a.numel() == b.numel(), "element counts differ: " + a + " vs " + b);
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) throw new IllegalArgumentException(message);
+    }
+}

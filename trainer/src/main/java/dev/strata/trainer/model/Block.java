@@ -1,0 +1,66 @@
+package dev.strata.trainer.model;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/** One pre-norm transformer block: x + attention(norm(x)), then + feed_forward(norm(·)). */
+public final class Block {
+    private final Backend backend;
+    private final Norm attentionNorm, ffnNorm;
+    private final Attention attention;
+    private final FeedForward feedForward;
+    private Tensor xn1, h, xn2; // attention input, mid-block residual, MLP input (N,C); freed after backward
+
+    public Block(Backend backend, DType dtype, String name, ModelConfig cfg, Linear.Maker linears, Rope rope) {
+        this.backend = backend;
+        this.attentionNorm = norm(backend, dtype, name + ".attention_norm", cfg);
+        this.attention = new Attention(backend, name + ".attention", cfg, linears, rope);
+        this.ffnNorm = norm(backend, dtype, name + ".ffn_norm", cfg);
+        this.feedForward = new FeedForward(backend, name + ".feed_forward", cfg, linears);
+    }
+
+    static Norm norm(Backend backend, DType dtype, String name, ModelConfig cfg) {
+        return cfg.family() == ModelConfig.Family.GPT2
+                ? new LayerNorm(backend, dtype, name, cfg.dim(), cfg.normEps())
+                : new RmsNorm(backend, dtype, name, cfg.dim(), cfg.normEps());
+    }
+
+    /** x (B*T,C) -> (B*T,C). */
+    public Tensor forward(Tensor x, int b, int t) {
+        xn1 = attentionNorm.forward(x);
+        try (Tensor a = attention.forward(xn1, b, t)) {
+            h = backend.add(x, a);
+        }
+        xn2 = ffnNorm.forward(h);
+        try (Tensor f = feedForward.forward(xn2)) {
+            return backend.add(h, f);
+        }
+    }
+
+    public Tensor backward(Tensor dout) {
+        Tensor dh;
+        try (Tensor df = feedForward.backward(dout)) {
+            dh = ffnNorm.backward(df);
+        }
+        backend.addInPlace(dh, dout); // residual
+        Tensor dx;
+        try (Tensor da = attention.backward(dh)) {
+            dx = attentionNorm.backward(da);
+        }
+        backend.addInPlace(dx, dh);
+        for (Tensor x : new Tensor[] {dh, xn1, h, xn2}) x.close();
+        xn1 = h = xn2 = null;
+        return dx;
+    }
+
+    public List<Parameter> parameters() {
+        List<Parameter> ps = new ArrayList<>(attentionNorm.parameters());
+        ps.addAll(attention.parameters());
+        ps.addAll(ffnNorm.parameters());
+        ps.addAll(feedForward.parameters());
+        return ps;
+    }
+}

@@ -1,0 +1,51 @@
+package dev.strata.trainer.model;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/** The plain linear layer: weight (out,in) as Hugging Face and PyTorch store it, optional bias (out). */
+public final class DenseLinear implements Linear {
+    private final Backend backend;
+    private final Parameter weight; // (out,in)
+    private final Parameter bias;   // (out) or null
+    private Tensor x;               // (N,in), kept for dW
+
+    public DenseLinear(Parameter weight, Parameter bias) {
+        this.backend = weight.value().backend();
+        this.weight = weight;
+        this.bias = bias;
+    }
+
+    /** The {@link Linear.Maker} for dense layers in the given dtype. */
+    public static Linear.Maker maker(Backend backend, DType dtype) {
+        return (name, in, out, hasBias) -> new DenseLinear(
+                new Parameter(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend.zeros(dtype, out, in)),
+                hasBias ? new Parameter(name + ".bias", Parameter.Kind.BIAS, backend.zeros(dtype, out)) : null);
+    }
+
+    @Override public Tensor forward(Tensor x) {
+        Tensor y = backend.zeros(x.dtype(), x.size(0), weight.value().size(0)); // (N,out)
+        backend.matmul(x, false, weight.value(), true, y, 1, 0);
+        if (bias != null) backend.addBias(y, bias.value());
+        this.x = x;
+        return y;
+    }
+
+    @Override public Tensor backward(Tensor dy) {
+        backend.matmul(dy, true, x, false, weight.grad(), 1, 1);            // dW (out,in) += dyᵀ·x
+        if (bias != null) backend.sumRowsAccumulate(dy, bias.grad());       // db (out) += Σ_rows dy
+        Tensor dx = backend.zeros(dy.dtype(), dy.size(0), weight.value().size(1)); // (N,in)
+        backend.matmul(dy, false, weight.value(), false, dx, 1, 0);
+        x = null;
+        return dx;
+    }
+
+    @Override public List<Parameter> parameters() {
+        List<Parameter> ps = new ArrayList<>(List.of(weight));
+        if (bias != null) ps.add(bias);
+        return ps;
+    }
+}

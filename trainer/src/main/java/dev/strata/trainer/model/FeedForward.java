@@ -1,0 +1,66 @@
+package dev.strata.trainer.model;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The MLP of a block: x (N,C) -> (N,C) through F hidden units. GPT-2: w2·gelu(w1·x). Llama (SwiGLU):
+ * w2·(silu(w1·x) ⊙ w3·x).
+ */
+public final class FeedForward {
+    private final Backend backend;
+    private final Linear w1, w2, w3; // w3 is null without gating
+    private Tensor h1, h3;           // (N,F) pre-activation inputs, kept for backward
+
+    public FeedForward(Backend backend, String name, ModelConfig cfg, Linear.Maker linears) {
+        this.backend = backend;
+        boolean gated = cfg.family() == ModelConfig.Family.LLAMA;
+        this.w1 = linears.make(name + ".w1", cfg.dim(), cfg.ffnDim(), cfg.mlpBias());
+        this.w2 = linears.make(name + ".w2", cfg.ffnDim(), cfg.dim(), cfg.mlpBias());
+        this.w3 = gated ? linears.make(name + ".w3", cfg.dim(), cfg.ffnDim(), cfg.mlpBias()) : null;
+    }
+
+    public Tensor forward(Tensor x) {
+        h1 = w1.forward(x);
+        Tensor a;
+        if (w3 == null) {
+            a = backend.geluForward(h1);
+        } else {
+            h3 = w3.forward(x);
+            a = backend.swigluForward(h1, h3);
+        }
+        Tensor y = w2.forward(a);
+        return y;
+    }
+
+    public Tensor backward(Tensor dy) {
+        Tensor da = w2.backward(dy), dx;
+        if (w3 == null) {
+            try (Tensor dh1 = backend.geluBackward(da, h1)) {
+                dx = w1.backward(dh1);
+            }
+        } else {
+            Tensor[] g = backend.swigluBackward(da, h1, h3);
+            dx = w1.backward(g[0]);
+            try (Tensor dx3 = w3.backward(g[1])) {
+                backend.addInPlace(dx, dx3);
+            }
+            g[0].close();
+            g[1].close();
+            h3.close();
+        }
+        da.close();
+        h1.close();
+        h1 = h3 = null;
+        return dx;
+    }
+
+    public List<Parameter> parameters() {
+        List<Parameter> ps = new ArrayList<>(w1.parameters());
+        ps.addAll(w2.parameters());
+        if (w3 != null) ps.addAll(w3.parameters());
+        return ps;
+    }
+}

@@ -1,0 +1,42 @@
+package dev.strata.trainer.model;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.Tensor;
+import java.util.SplittableRandom;
+
+/**
+ * GPT-2 style initialisation, kept apart from construction: weights N(0, 0.02), the residual projections
+ * (attention.wo, feed_forward.w2) N(0, 0.02/sqrt(2L)), biases 0, norm weights 1. Each parameter draws from its own
+ * stream seeded by (seed, name), so any slice of the model starts from the same weights as the whole model.
+ */
+public final class Initializer {
+    private Initializer() {}
+
+    public static void initialize(Transformer model, long seed) {
+        ModelConfig cfg = model.config();
+        Backend backend = model.backend();
+        for (Parameter p : model.parameters().values()) {
+            int n = Math.toIntExact(p.value().numel());
+            double[] values = new double[n];
+            switch (p.kind()) {
+                case NORM -> java.util.Arrays.fill(values, p.name().endsWith(".bias") ? 0 : 1);
+                case BIAS -> { }
+                case LINEAR_WEIGHT, EMBEDDING -> {
+                    boolean residual = p.name().endsWith("attention.wo.weight") || p.name().endsWith("feed_forward.w2.weight");
+                    double std = residual ? 0.02 / Math.sqrt(2.0 * cfg.nLayers()) : 0.02;
+                    SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
+                    for (int i = 0; i < n; i++) values[i] = std * gaussian(rng);
+                }
+            }
+            try (Tensor t = backend.fromDoubles(values, p.value().dtype(), p.shape())) {
+                backend.copyInto(t, p.value());
+            }
+        }
+    }
+
+    /** Box–Muller: SplittableRandom has no nextGaussian before JDK 17's RandomGenerator default, which varies. */
+    private static double gaussian(SplittableRandom rng) {
+        double u1 = rng.nextDouble(), u2 = rng.nextDouble();
+        return Math.sqrt(-2 * Math.log(1 - u1)) * Math.cos(2 * Math.PI * u2);
+    }
+}

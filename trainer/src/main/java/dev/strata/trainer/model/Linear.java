@@ -1,0 +1,25 @@
+package dev.strata.trainer.model;
+
+import dev.strata.runtime.Tensor;
+import java.util.List;
+
+/**
+ * y = x·Wᵀ + b over the last dimension. The model is written against this interface only; the job decides what sits
+ * behind it (dense, FP8, tensor-parallel, LoRA-wrapped).
+ */
+public interface Linear {
+
+    /** x (N,in) -> y (N,out); keeps what backward needs. */
+    Tensor forward(Tensor x);
+
+    /** dy (N,out) -> dx (N,in); adds into the parameters' gradients. */
+    Tensor backward(Tensor dy);
+
+    List<Parameter> parameters();
+
+    /** Builds the linear named {@code name} (e.g. "layers.0.attention.wq"). */
+    @FunctionalInterface
+    interface Maker {
+        Linear make(String name, int in, int out, boolean bias);
+    }
+}

@@ -1,0 +1,13 @@
+package dev.strata.trainer.model;
+
+import dev.strata.runtime.Tensor;
+import java.util.List;
+
+/** A normalisation over the channel dimension: x (N,C) -> (N,C). */
+public sealed interface Norm permits LayerNorm, RmsNorm {
+    Tensor forward(Tensor x);
+
+    Tensor backward(Tensor dout);
+
+    List<Parameter> parameters();
+}

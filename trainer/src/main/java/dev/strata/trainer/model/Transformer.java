@@ -1,0 +1,183 @@
+package dev.strata.trainer.model;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The decoder-only transformer: embedding -> N x {@link Block} -> norm -> LM head. A {@link Stage} selects a slice
+ * (a range of blocks, with or without the embedding and the head) so a pipeline stage holds only its part.
+ * Parameters are created zeroed; {@link Initializer} or a checkpoint fills them.
+ */
+public final class Transformer {
+
+    /** Which part of the model this instance holds: blocks [firstLayer, endLayer), embedding, head. */
+    public record Stage(int firstLayer, int endLayer, boolean embedding, boolean head) {
+        public static Stage whole(ModelConfig cfg) { return new Stage(0, cfg.nLayers(), true, true); }
+    }
+
+    private final ModelConfig cfg;
+    private final Backend backend;
+    private final DType dtype;
+    private final Stage stage;
+    private final Embedding tokEmbeddings, posEmbeddings; // (V,C), (maxT,C); null where absent
+    private final List<Block> layers = new ArrayList<>();
+    private final Norm norm;
+    private final Linear output;                          // (V,C), the embedding itself when tied
+    private final List<Tensor> saved = new ArrayList<>(); // hidden states kept for backward, freed after it
+    private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions
+
+    public Transformer(ModelConfig cfg, Backend backend, DType dtype) {
+        this(cfg, backend, dtype, DenseLinear.maker(backend, dtype), Stage.whole(cfg));
+    }
+
+    public Transformer(ModelConfig cfg, Backend backend, DType dtype, Linear.Maker linears, Stage stage) {
+        if (stage.firstLayer() < 0 || stage.endLayer() > cfg.nLayers() || stage.firstLayer() > stage.endLayer())
+            throw new IllegalArgumentException("stage layers [" + stage.firstLayer() + ", " + stage.endLayer()
+                    + ") are outside the model's " + cfg.nLayers() + " layers");
+        this.cfg = cfg;
+        this.backend = backend;
+        this.dtype = dtype;
+        this.stage = stage;
+        boolean gpt2 = cfg.family() == ModelConfig.Family.GPT2;
+        tokEmbeddings = stage.embedding() ? new Embedding(backend, dtype, "tok_embeddings", cfg.vocabSize(), cfg.dim()) : null;
+        posEmbeddings = stage.embedding() && gpt2 ? new Embedding(backend, dtype, "pos_embeddings", cfg.maxSeqLen(), cfg.dim()) : null;
+        Rope rope = gpt2 ? null : Rope.of(backend, dtype, cfg.maxSeqLen(), cfg.headDim(), cfg.ropeTheta());
+        for (int i = stage.firstLayer(); i < stage.endLayer(); i++)
+            layers.add(new Block(backend, dtype, "layers." + i, cfg, linears, rope));
+        norm = stage.head() ? Block.norm(backend, dtype, "norm", cfg) : null;
+        if (!stage.head()) output = null;
+        else if (cfg.tieEmbeddings() && tokEmbeddings != null) output = new DenseLinear(tokEmbeddings.weight(), null);
+        else if (cfg.tieEmbeddings())
+            output = new DenseLinear(new Parameter("tok_embeddings.weight", Parameter.Kind.EMBEDDING,
+                    backend.zeros(dtype, cfg.vocabSize(), cfg.dim())), null);
+        else output = linears.make("output", cfg.dim(), cfg.vocabSize(), false);
+    }
+
+    public ModelConfig config() { return cfg; }
+
+    public Backend backend() { return backend; }
+
+    public DType dtype() { return dtype; }
+
+    public Stage stage() { return stage; }
+
+    /**
+     * input: token ids (B,T) int32 when this stage has the embedding, else hidden states (B*T,C).
+     * Returns logits (B*T,V) when it has the head, else hidden states (B*T,C).
+     */
+    public Tensor forward(Tensor input, int b, int t) {
+        if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("sequence length " + t + " exceeds max_seq_len " + cfg.maxSeqLen());
+        Tensor x;
+        if (tokEmbeddings != null) {
+            x = tokEmbeddings.forward(input.view(b * t));
+            if (posEmbeddings != null) {
+                int[] pos = new int[b * t];
+                for (int i = 0; i < pos.length; i++) pos[i] = i % t;
+                positions = backend.fromInts(pos, b * t);
+                try (Tensor pe = posEmbeddings.forward(positions)) {
+                    backend.addInPlace(x, pe);
+                }
+            }
+        } else {
+            x = input;
+        }
+        for (Block layer : layers) {
+            saved.add(x);
+            x = layer.forward(x, b, t);
+        }
+        if (!stage.head()) return x;
+        saved.add(x);
+        Tensor xn = norm.forward(x);
+        saved.add(xn);
+        return output.forward(xn);
+    }
+
+    /** dout: dlogits (B*T,V) or dhidden (B*T,C). Returns dhidden of the input, or null when the embedding took it. */
+    public Tensor backward(Tensor dout) {
+        Tensor dx = dout;
+        if (stage.head()) {
+            try (Tensor dxn = output.backward(dout)) {
+                dx = norm.backward(dxn);
+            }
+        }
+        for (int i = layers.size() - 1; i >= 0; i--) {
+            Tensor dPrev = layers.get(i).backward(dx);
+            if (dx != dout) dx.close();
+            dx = dPrev;
+        }
+        // The first saved tensor is the stage's input when there is no embedding: the caller owns it.
+        for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
+        saved.clear();
+        if (tokEmbeddings == null) return dx;
+        tokEmbeddings.backward(dx);
+        if (posEmbeddings != null) {
+            posEmbeddings.backward(dx);
+            positions.close();
+        }
+        if (dx != dout) dx.close();
+        return null;
+    }
+
+    /** Summed next-token loss over the targets that count (target >= 0) and how many there were. */
+    public record LossSum(double sum, long count) {
+        public double mean() { return sum / Math.max(1, count); }
+    }
+
+    /**
+     * One micro-batch through the whole model: forward, fused cross-entropy, backward. Gradients of
+     * gradScale * (summed loss) are added into the parameters' grads. ids, targets (B,T) int32.
+     */
+    public LossSum forwardBackward(Tensor ids, Tensor targets, int b, int t, double gradScale) {
+        try (Tensor logits = forward(ids, b, t)) {                    // (B*T,V)
+            LossSum loss;
+            try (Tensor losses = backend.crossEntropy(logits, targets, logits, gradScale)) {
+                loss = sum(losses, targets);
+            }
+            backward(logits);                                         // logits now hold dlogits
+            return loss;
+        }
+    }
+
+    /** Forward only, for evaluation. */
+    public LossSum loss(Tensor ids, Tensor targets, int b, int t) {
+        try (Tensor logits = forward(ids, b, t); Tensor losses = backend.crossEntropy(logits, targets, null, 0)) {
+            discardSaved();
+            return sum(losses, targets);
+        }
+    }
+
+    private LossSum sum(Tensor losses, Tensor targets) {
+        double total = 0;
+        for (double l : backend.toDoubles(losses)) total += l;
+        long count = 0;
+        for (int target : backend.toInts(targets)) if (target >= 0) count++;
+        return new LossSum(total, count);
+    }
+
+    /** Drops what a forward kept for backward (evaluation and generation run forward only). */
+    public void discardSaved() {
+        for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
+        saved.clear();
+        if (positions != null) positions.close();
+    }
+
+    /** Every parameter once, in a stable order; a tied head shares the embedding's. */
+    public Map<String, Parameter> parameters() {
+        Map<String, Parameter> ps = new LinkedHashMap<>();
+        if (tokEmbeddings != null) ps.put(tokEmbeddings.weight().name(), tokEmbeddings.weight());
+        if (posEmbeddings != null) ps.put(posEmbeddings.weight().name(), posEmbeddings.weight());
+        for (Block layer : layers) for (Parameter p : layer.parameters()) ps.put(p.name(), p);
+        if (norm != null) for (Parameter p : norm.parameters()) ps.put(p.name(), p);
+        if (output != null) for (Parameter p : output.parameters()) ps.putIfAbsent(p.name(), p);
+        return ps;
+    }
+
+    public void zeroGrad() {
+        for (Parameter p : parameters().values()) backend.zero(p.grad());
+    }
+}
