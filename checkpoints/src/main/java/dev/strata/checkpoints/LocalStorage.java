@@ -1,5 +1,8 @@
 package dev.strata.checkpoints;
 
+import java.io.BufferedOutputStream;
+import java.io.FileOutputStream;
+import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
@@ -19,10 +22,20 @@ import java.util.stream.Stream;
 /** {@link Storage} on the local file system; files are memory-mapped for reading. */
 public final class LocalStorage implements Storage {
 
+    /** The stream forces its bytes to disk on close, so a committed rename never exposes unwritten data. */
     @Override public OutputStream create(String path) throws IOException {
         Path p = Path.of(path);
         if (p.getParent() != null) Files.createDirectories(p.getParent());
-        return Files.newOutputStream(p);
+        FileOutputStream file = new FileOutputStream(p.toFile());
+        return new BufferedOutputStream(new FilterOutputStream(file) {
+            @Override public void write(byte[] b, int off, int len) throws IOException { file.write(b, off, len); }
+
+            @Override public void close() throws IOException {
+                try (file) {
+                    file.getChannel().force(true);
+                }
+            }
+        }, 1 << 20);
     }
 
     @Override public ByteBuffer read(String path, long offset, int length) throws IOException {

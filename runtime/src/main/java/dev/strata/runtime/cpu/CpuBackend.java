@@ -7,9 +7,6 @@ import dev.strata.runtime.Tensor;
 import java.util.Arrays;
 import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
-import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * The reference backend: F32 and F64 tensors in Java arrays, GEMMs through ND4J, every other op a loop over rows.
@@ -103,33 +100,7 @@ public final class CpuBackend implements Backend {
             scale(c, beta);
             return;
         }
-        try (INDArray na = toNd4j(a); INDArray nb = toNd4j(b); INDArray prod = Nd4j.gemm(na, nb, transA, transB)) {
-            INDArray r = prod.ordering() == 'c' ? prod : prod.dup('c');
-            CpuBuffer cb = buf(c);
-            int len = m * n;
-            if (cb instanceof CpuBuffer.F32 f) {
-                float[] p = r.data().asFloat();
-                float[] out = f.a();
-                if (beta == 0 && alpha == 1) System.arraycopy(p, 0, out, 0, len);
-                else for (int i = 0; i < len; i++) out[i] = (float) (alpha * p[i] + (beta == 0 ? 0 : beta * out[i]));
-            } else {
-                double[] p = r.data().asDouble();
-                double[] out = ((CpuBuffer.F64) cb).a();
-                if (beta == 0 && alpha == 1) System.arraycopy(p, 0, out, 0, len);
-                else for (int i = 0; i < len; i++) out[i] = alpha * p[i] + (beta == 0 ? 0 : beta * out[i]);
-            }
-            if (r != prod) r.close();
-        }
-    }
-
-    private static INDArray toNd4j(Tensor t) {
-        long[] shape = {t.size(0), t.size(1)};
-        int n = (int) t.numel();
-        return switch (buf(t)) {
-            case CpuBuffer.F32 f -> Nd4j.create(f.a().length == n ? f.a() : Arrays.copyOf(f.a(), n), shape, 'c');
-            case CpuBuffer.F64 d -> Nd4j.create(d.a().length == n ? d.a() : Arrays.copyOf(d.a(), n), shape, DataType.DOUBLE);
-            case CpuBuffer.I32 i -> throw new IllegalArgumentException("matmul of an integer tensor " + t);
-        };
+        Nd4jGemm.gemm(buf(a), transA, buf(b), transB, buf(c), m, n, k, alpha, beta);
     }
 
     @Override public void addBias(Tensor x, Tensor bias) {
@@ -388,19 +359,13 @@ public final class CpuBackend implements Backend {
                 int qi = s.q(b, i, h);
                 double max = Double.NEGATIVE_INFINITY;
                 for (int j = 0; j <= i; j++) {
-                    int kj = s.kv(b, j, kvh);
-                    double dot = 0;
-                    for (int e = 0; e < s.d; e++) dot += qb.get(qi + e) * kb.get(kj + e);
-                    p[j] = dot * scale;
+                    p[j] = qb.dot(qi, kb, s.kv(b, j, kvh), s.d) * scale;
                     max = Math.max(max, p[j]);
                 }
                 double sum = 0;
                 for (int j = 0; j <= i; j++) sum += p[j] = Math.exp(p[j] - max);
                 Arrays.fill(acc, 0);
-                for (int j = 0; j <= i; j++) {
-                    int vj = s.kv(b, j, kvh);
-                    for (int e = 0; e < s.d; e++) acc[e] += p[j] * vb.get(vj + e);
-                }
+                for (int j = 0; j <= i; j++) vb.addScaledTo(acc, 0, p[j], s.kv(b, j, kvh), s.d);
                 for (int e = 0; e < s.d; e++) ob.set(qi + e, acc[e] / sum);
                 lb.set((b * s.h + h) * s.t + i, max + Math.log(sum));
             }
@@ -421,22 +386,15 @@ public final class CpuBackend implements Backend {
             for (int h = kvh * s.group(); h < (kvh + 1) * s.group(); h++) {
                 for (int i = 0; i < s.t; i++) {
                     int qi = s.q(b, i, h);
-                    double rowLse = lb.get((b * s.h + h) * s.t + i), rowD = 0;
-                    for (int e = 0; e < s.d; e++) rowD += dob.get(qi + e) * ob.get(qi + e);
+                    double rowLse = lb.get((b * s.h + h) * s.t + i), rowD = dob.dot(qi, ob, qi, s.d);
                     Arrays.fill(dqAcc, 0);
                     for (int j = 0; j <= i; j++) {
                         int kj = s.kv(b, j, kvh);
-                        double dot = 0, dp = 0;
-                        for (int e = 0; e < s.d; e++) {
-                            dot += qb.get(qi + e) * kb.get(kj + e);
-                            dp += dob.get(qi + e) * vb.get(kj + e);
-                        }
-                        double pij = Math.exp(dot * scale - rowLse), ds = pij * (dp - rowD) * scale;
-                        for (int e = 0; e < s.d; e++) {
-                            dvAcc[j * s.d + e] += pij * dob.get(qi + e);
-                            dkAcc[j * s.d + e] += ds * qb.get(qi + e);
-                            dqAcc[e] += ds * kb.get(kj + e);
-                        }
+                        double pij = Math.exp(qb.dot(qi, kb, kj, s.d) * scale - rowLse);
+                        double ds = pij * (dob.dot(qi, vb, kj, s.d) - rowD) * scale;
+                        dob.addScaledTo(dvAcc, j * s.d, pij, qi, s.d);
+                        qb.addScaledTo(dkAcc, j * s.d, ds, qi, s.d);
+                        kb.addScaledTo(dqAcc, 0, ds, kj, s.d);
                     }
                     for (int e = 0; e < s.d; e++) dqb.set(qi + e, dqAcc[e]);
                 }
@@ -480,6 +438,12 @@ public final class CpuBackend implements Backend {
             if (tg[r] >= v) throw new IndexOutOfBoundsException("target " + tg[r] + " at row " + r + " is outside the vocabulary of " + v);
         Tensor losses = zeros(statsType(logits), n);
         CpuBuffer lg = buf(logits), lb = buf(losses), dl = dlogits == null ? null : buf(dlogits);
+        if (lg instanceof CpuBuffer.F32 f && (dl == null || dl instanceof CpuBuffer.F32)) {
+            float[] out = dl == null ? null : ((CpuBuffer.F32) dl).a();
+            float[] rowLoss = ((CpuBuffer.F32) lb).a();
+            parallelRows(n, v, r -> rowLoss[r] = (float) VectorMath.crossEntropyRow(f.a(), out, r * v, v, tg[r], gradScale));
+            return losses;
+        }
         parallelRows(n, v, r -> {
             int base = r * v;
             if (tg[r] < 0) {
@@ -488,16 +452,21 @@ public final class CpuBackend implements Backend {
             }
             double max = Double.NEGATIVE_INFINITY;
             for (int j = 0; j < v; j++) max = Math.max(max, lg.get(base + j));
-            double sum = 0;
-            for (int j = 0; j < v; j++) sum += Math.exp(lg.get(base + j) - max);
-            double logSum = Math.log(sum) + max;
-            lb.set(r, logSum - lg.get(base + tg[r]));
-            if (dl != null) {
+            double target = lg.get(base + tg[r]), sum = 0;
+            if (dl == null) {
+                for (int j = 0; j < v; j++) sum += Math.exp(lg.get(base + j) - max);
+            } else {
+                // One exp per element: keep exp(x - max) in dlogits (which may be the logits), normalise after.
                 for (int j = 0; j < v; j++) {
-                    double p = Math.exp(lg.get(base + j) - logSum);
-                    dl.set(base + j, gradScale * (p - (j == tg[r] ? 1 : 0)));
+                    double e = Math.exp(lg.get(base + j) - max);
+                    dl.set(base + j, e);
+                    sum += e;
                 }
+                double scale = gradScale / sum;
+                for (int j = 0; j < v; j++) dl.set(base + j, dl.get(base + j) * scale);
+                dl.set(base + tg[r], dl.get(base + tg[r]) - gradScale);
             }
+            lb.set(r, Math.log(sum) + max - target);
         });
         return losses;
     }

@@ -1,0 +1,56 @@
+package dev.strata.config;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+
+/** Typed reads of job keys by their full path ("training.lr"), with errors naming the source and the key. */
+final class Fields {
+    private final Config c;
+    private final String source;
+
+    Fields(Config strata, String source) {
+        this.c = strata;
+        this.source = source;
+    }
+
+    String string(String key) { return read(key, () -> c.getString(key)); }
+
+    boolean bool(String key) { return read(key, () -> c.getBoolean(key)); }
+
+    long integer(String key) { return read(key, () -> c.getLong(key)); }
+
+    double number(String key) { return read(key, () -> c.getDouble(key)); }
+
+    int positive(String key) {
+        long v = integer(key);
+        require(v > 0 && v <= Integer.MAX_VALUE, key + " must be a positive integer, got " + v);
+        return (int) v;
+    }
+
+    int nonNegative(String key) {
+        long v = integer(key);
+        require(v >= 0 && v <= Integer.MAX_VALUE, key + " must be 0 or a positive integer, got " + v);
+        return (int) v;
+    }
+
+    String oneOf(String key, String... allowed) {
+        String v = string(key);
+        for (String a : allowed) if (a.equals(v)) return v;
+        throw new ConfigError(source + ": " + key + " = \"" + v + "\" is not one of " + String.join(", ", allowed));
+    }
+
+    void require(boolean ok, String message) {
+        if (!ok) throw new ConfigError(source + ": " + message);
+    }
+
+    private <T> T read(String key, java.util.function.Supplier<T> get) {
+        try {
+            return get.get();
+        } catch (ConfigException.Missing e) {
+            throw new ConfigError(source + ": " + key + " is missing");
+        } catch (ConfigException.WrongType | ConfigException.BadValue e) {
+            Object v = c.hasPathOrNull(key) && !c.getIsNull(key) ? c.getValue(key).unwrapped() : null;
+            throw new ConfigError(source + ": " + key + " = " + v + " has the wrong type (" + e.getMessage().replaceFirst(".*: ", "") + ")");
+        }
+    }
+}

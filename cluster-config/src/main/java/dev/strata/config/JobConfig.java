@@ -1,0 +1,81 @@
+package dev.strata.config;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigParseOptions;
+import com.typesafe.config.ConfigRenderOptions;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * A whole job: where it runs and writes, the model, the data, and how to train, evaluate, checkpoint and sample.
+ * Job files are HOCON written without the {@code strata} root that reference.conf uses; keys are the same names as
+ * in logs and checkpoint manifests.
+ */
+public record JobConfig(
+        String runDir, String backend, String dtype, long seed,
+        ModelSpec model, DataSpec data, TrainingSpec training, EvalSpec eval, CheckpointSpec checkpoint,
+        int logEvery, SampleSpec sample, String source, Config resolved) {
+
+    /** Reads a job file over the defaults; every error names the file and the key. */
+    public static JobConfig load(Path file) {
+        if (!Files.isRegularFile(file)) throw new ConfigError("job file " + file + " does not exist");
+        try {
+            return from(ConfigFactory.parseFile(file.toFile(), ConfigParseOptions.defaults().setAllowMissing(false)), file.toString());
+        } catch (ConfigException.Parse | ConfigException.IO e) {
+            throw new ConfigError("job file " + file + " cannot be parsed: " + e.getMessage());
+        }
+    }
+
+    /** A job from HOCON text (tests, CLI overrides); {@code source} names it in errors. */
+    public static JobConfig parse(String hocon, String source) {
+        try {
+            return from(ConfigFactory.parseString(hocon), source);
+        } catch (ConfigException.Parse e) {
+            throw new ConfigError(source + " cannot be parsed: " + e.getMessage());
+        }
+    }
+
+    /** This job with some keys replaced, e.g. {@code withOverrides("run_dir = \"x\"")}. */
+    public JobConfig withOverrides(String hocon) {
+        Config over = ConfigFactory.parseString(hocon);
+        return from(over.withFallback(resolved.getConfig("strata").withoutPath("presets")), source);
+    }
+
+    static JobConfig from(Config job, String source) {
+        Config reference = ConfigFactory.parseResources(JobConfig.class, "/reference.conf");
+        Config user = job.atPath("strata");
+        KeyCheck.rejectUnknown(user, reference, source);
+        // A preset sits between the job's own model keys and the defaults.
+        String preset = user.hasPath("strata.model.preset") ? user.getString("strata.model.preset") : "";
+        Config withPreset = user;
+        if (!preset.isEmpty()) {
+            if (!reference.hasPath("strata.presets." + preset))
+                throw new ConfigError(source + ": model.preset = \"" + preset + "\" is unknown; known presets: "
+                        + String.join(", ", reference.getConfig("strata.presets").root().keySet()));
+            withPreset = user.withFallback(reference.getConfig("strata.presets." + preset).atPath("strata.model"));
+        }
+        Config resolved;
+        try {
+            resolved = withPreset.withFallback(reference).resolve();
+        } catch (ConfigException e) {
+            throw new ConfigError(source + ": " + e.getMessage());
+        }
+        Fields f = new Fields(resolved.getConfig("strata"), source);
+        return new JobConfig(
+                f.string("run_dir"), f.oneOf("backend", "cpu", "cuda", "auto"), f.oneOf("dtype", "f32", "f64", "bf16"),
+                f.integer("seed"), ModelSpec.from(f), new DataSpec(f.string("data.dir")), TrainingSpec.from(f),
+                new EvalSpec(f.nonNegative("eval.every"), f.positive("eval.batches")),
+                new CheckpointSpec(f.nonNegative("checkpoint.every"), f.positive("checkpoint.keep_last")),
+                f.positive("log.every"), SampleSpec.from(f), source, resolved);
+    }
+
+    /** The job settings (preset applied, presets list left out) as JSON, as stored in run.json and manifests. */
+    public String toJson() { return settings().root().render(ConfigRenderOptions.concise()); }
+
+    public Map<String, Object> toMap() { return settings().root().unwrapped(); }
+
+    private Config settings() { return resolved.getConfig("strata").withoutPath("presets"); }
+}

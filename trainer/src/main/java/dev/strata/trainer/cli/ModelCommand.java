@@ -1,0 +1,54 @@
+package dev.strata.trainer.cli;
+
+import dev.strata.checkpoints.LocalStorage;
+import dev.strata.checkpoints.Safetensors;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.HostTensor;
+import dev.strata.runtime.cpu.CpuBackend;
+import dev.strata.trainer.hf.ParityGrad;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "model", mixinStandardHelpOptions = true, description = "Work with Hugging Face model directories.",
+        subcommands = ModelCommand.Grad.class)
+final class ModelCommand implements Runnable {
+    @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override public void run() { spec.commandLine().usage(System.out); }
+
+    @Command(name = "grad", mixinStandardHelpOptions = true,
+            description = "Logits, loss and every parameter's gradient for input_ids, as transformers computes them with labels = input_ids.")
+    static final class Grad implements Callable<Integer> {
+        @Option(names = "--model", required = true, description = "HF model directory (config.json + safetensors).")
+        Path model;
+
+        @Option(names = "--tokens", required = true, description = "safetensors file with input_ids [batch, seq] (int64 or int32).")
+        Path tokens;
+
+        @Option(names = "--out", required = true, description = "safetensors file to write: logits, loss, grad.<name>.")
+        Path out;
+
+        @Option(names = "--dtype", defaultValue = "f64", description = "f64 or f32 (default ${DEFAULT-VALUE}).")
+        String dtype;
+
+        @Override public Integer call() throws Exception {
+            DType d = DType.parse(dtype);
+            if (d != DType.F64 && d != DType.F32) throw new IllegalArgumentException("--dtype must be f64 or f32 on the CPU backend");
+            HostTensor ids = Safetensors.read(new LocalStorage(), tokens.toString()).tensors().get("input_ids");
+            if (ids == null) throw new IllegalArgumentException(tokens + " has no tensor 'input_ids'");
+            Map<String, HostTensor> result = ParityGrad.compute(model, ids, CpuBackend.INSTANCE, d);
+            Path tmp = out.resolveSibling(out.getFileName() + ".tmp");
+            try (OutputStream o = Files.newOutputStream(tmp)) {
+                Safetensors.write(o, result, Map.of("format", "pt"));
+            }
+            Files.move(tmp, out, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            System.out.printf("loss %.12f; %d tensors written to %s%n", result.get("loss").toDoubles()[0], result.size(), out);
+            return 0;
+        }
+    }
+}

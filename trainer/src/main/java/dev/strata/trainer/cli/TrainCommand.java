@@ -1,0 +1,36 @@
+package dev.strata.trainer.cli;
+
+import dev.strata.config.JobConfig;
+import dev.strata.trainer.train.RunDirectory;
+import dev.strata.trainer.train.Trainer;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+@Command(name = "train", mixinStandardHelpOptions = true, description = "Run a training job on this host.")
+final class TrainCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "JOB", description = "HOCON job file (see examples/ and reference.conf)")
+    Path job;
+
+    @Option(names = "--resume", description = "Continue the run in run_dir from its latest checkpoint.")
+    boolean resume;
+
+    @Option(names = "--overwrite", description = "Delete what run_dir holds and start again.")
+    boolean overwrite;
+
+    @Option(names = "--exit-after", paramLabel = "STEP", description = "Checkpoint and stop after this step, as if interrupted.")
+    long exitAfter;
+
+    @Override public Integer call() throws Exception {
+        if (resume && overwrite) throw new IllegalArgumentException("--resume and --overwrite exclude each other");
+        JobConfig cfg = JobConfig.load(job);
+        var mode = resume ? RunDirectory.Mode.RESUME : overwrite ? RunDirectory.Mode.OVERWRITE : RunDirectory.Mode.FRESH;
+        var r = new Trainer(cfg, System.out).run(mode, exitAfter);
+        System.out.printf(Locale.ROOT, "done: step %d, train loss %.4f, val loss %.4f, %,.0f tok/s, %.1f s%n",
+                r.step(), r.trainLoss(), r.valLoss(), r.tokensPerSecond(), r.wallSeconds());
+        return 0;
+    }
+}

@@ -1,0 +1,52 @@
+package dev.strata.trainer.data;
+
+import java.util.SplittableRandom;
+
+/**
+ * Visits the windows of a dataset in a shuffled order, a new permutation each epoch, all of it determined by
+ * (seed, epoch). Its whole state is (epoch, cursor): saved in a checkpoint, it resumes the exact batch sequence.
+ */
+public final class BatchSampler {
+    public record Position(long epoch, long cursor) {}
+
+    private final TokenDataset data;
+    private final long seed;
+    private long epoch, cursor;
+    private int[] order;
+
+    public BatchSampler(TokenDataset data, long seed, Position start) {
+        if (data.windows() > Integer.MAX_VALUE) throw new IllegalArgumentException("dataset has too many windows for the sampler");
+        this.data = data;
+        this.seed = seed;
+        this.epoch = start.epoch();
+        this.cursor = start.cursor();
+        this.order = permutation(epoch);
+    }
+
+    public Position position() { return new Position(epoch, cursor); }
+
+    /** Fills (B,T) inputs and targets with the next B windows. */
+    public void next(int batch, int[] inputs, int[] targets) {
+        for (int row = 0; row < batch; row++) {
+            if (cursor == order.length) {
+                epoch++;
+                cursor = 0;
+                order = permutation(epoch);
+            }
+            data.window(order[(int) cursor++], inputs, targets, row);
+        }
+    }
+
+    private int[] permutation(long e) {
+        int n = (int) data.windows();
+        int[] p = new int[n];
+        for (int i = 0; i < n; i++) p[i] = i;
+        SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + e);
+        for (int i = n - 1; i > 0; i--) {
+            int j = rng.nextInt(i + 1), t = p[i];
+            p[i] = p[j];
+            p[j] = t;
+        }
+        return p;
+    }
+}

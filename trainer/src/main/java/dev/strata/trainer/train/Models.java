@@ -1,0 +1,39 @@
+package dev.strata.trainer.train;
+
+import dev.strata.config.ConfigError;
+import dev.strata.config.JobConfig;
+import dev.strata.config.ModelSpec;
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.cpu.CpuBackend;
+import dev.strata.trainer.model.ModelConfig;
+
+/** Turns a job's model and backend settings into a {@link ModelConfig}, a backend and a dtype. */
+public final class Models {
+    private Models() {}
+
+    public static ModelConfig config(ModelSpec m) {
+        boolean gpt2 = m.family().equals("gpt2");
+        int kv = m.nKvHeads() == 0 ? m.nHeads() : m.nKvHeads();
+        int ffn = m.ffnDim() != 0 ? m.ffnDim() : gpt2 ? 4 * m.dim() : (8 * m.dim() / 3 + 63) / 64 * 64;
+        boolean tie = m.tieEmbeddings() != null ? m.tieEmbeddings() : gpt2;
+        return new ModelConfig(gpt2 ? ModelConfig.Family.GPT2 : ModelConfig.Family.LLAMA, m.vocabSize(), m.dim(),
+                m.nLayers(), m.nHeads(), kv, m.dim() / m.nHeads(), ffn, m.maxSeqLen(), m.normEps(), m.ropeTheta(), tie,
+                gpt2, gpt2);
+    }
+
+    public static Backend backend(JobConfig job) {
+        return switch (job.backend()) {
+            case "cpu", "auto" -> CpuBackend.INSTANCE;
+            default -> throw new ConfigError(job.source() + ": backend = \"" + job.backend()
+                    + "\": this build has no CUDA backend yet; use backend = cpu or auto");
+        };
+    }
+
+    public static DType dtype(JobConfig job, Backend backend) {
+        DType d = DType.parse(job.dtype());
+        if (backend instanceof CpuBackend && d != DType.F32 && d != DType.F64)
+            throw new ConfigError(job.source() + ": dtype = " + job.dtype() + " is not available on the CPU backend (use f32 or f64)");
+        return d;
+    }
+}

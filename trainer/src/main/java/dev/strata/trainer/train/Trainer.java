@@ -1,0 +1,209 @@
+package dev.strata.trainer.train;
+
+import dev.strata.checkpoints.Checkpointer;
+import dev.strata.checkpoints.LocalStorage;
+import dev.strata.checkpoints.Storage;
+import dev.strata.config.JobConfig;
+import dev.strata.config.TrainingSpec;
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.HostTensor;
+import dev.strata.runtime.Tensor;
+import dev.strata.trainer.data.BatchSampler;
+import dev.strata.trainer.data.TokenDataset;
+import dev.strata.trainer.hf.HfModels;
+import dev.strata.trainer.model.Initializer;
+import dev.strata.trainer.model.ModelConfig;
+import dev.strata.trainer.model.Parameter;
+import dev.strata.trainer.model.Transformer;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * The training loop of one host: micro-batches with gradient accumulation, AdamW with clipping on a warm-up +
+ * cosine schedule, evaluation and checkpoints every N steps, metrics to the console and metrics.jsonl. A resumed run
+ * continues from the latest checkpoint with the same weights, optimizer moments, data position and schedule, so its
+ * losses are bit-identical to an uninterrupted run.
+ */
+public final class Trainer {
+
+    public record Result(long step, double trainLoss, double valLoss, double tokensPerSecond, double wallSeconds,
+                         String checkpoint, Transformer model) {}
+
+    private final JobConfig job;
+    private final PrintStream out;
+
+    public Trainer(JobConfig job, PrintStream out) {
+        this.job = job;
+        this.out = out;
+    }
+
+    /** Trains until training.steps, or until step {@code exitAfter} (> 0) as if the job were interrupted there. */
+    public Result run(RunDirectory.Mode mode, long exitAfter) throws IOException {
+        long started = System.nanoTime();
+        TrainingSpec tr = job.training();
+        Backend backend = Models.backend(job);
+        DType dtype = Models.dtype(job, backend);
+        Path dataDir = Path.of(job.data().dir());
+        TokenDataset train = new TokenDataset(dataDir, "train", tr.seqLen()), val = new TokenDataset(dataDir, "val", tr.seqLen());
+
+        try (RunDirectory run = RunDirectory.open(job, mode)) {
+            Storage fs = new LocalStorage();
+            Checkpointer checkpoints = new Checkpointer(fs, run.dir().toString(), job.checkpoint().keepLast());
+            Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
+
+            Transformer model = buildModel(backend, dtype);
+            ModelConfig cfg = model.config();
+            if (tr.seqLen() > cfg.maxSeqLen())
+                throw new IllegalArgumentException(job.source() + ": training.seq_len " + tr.seqLen() + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
+            train.checkVocabulary(cfg.vocabSize());
+            val.checkVocabulary(cfg.vocabSize());
+            AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()));
+            LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
+
+            long step = 0;
+            BatchSampler.Position position = new BatchSampler.Position(0, 0);
+            if (latest.isPresent()) {
+                var ckpt = Checkpointer.load(fs, latest.get());
+                restore(model, opt, ckpt);
+                step = ckpt.manifest().step();
+                position = new BatchSampler.Position(((Number) ckpt.manifest().data().get("epoch")).longValue(),
+                        ((Number) ckpt.manifest().data().get("cursor")).longValue());
+                out.printf("resuming from %s (step %d)%n", latest.get(), step);
+            } else if (mode == RunDirectory.Mode.RESUME) {
+                out.println("nothing to resume in " + run.dir() + ": starting at step 0");
+            }
+            BatchSampler sampler = new BatchSampler(train, job.seed(), position);
+            out.printf(Locale.ROOT, "model: %s, %,d parameters, %s on %s | batch %d x %d x %d accum | %d steps%n",
+                    cfg.family().name().toLowerCase(Locale.ROOT), cfg.parameterCount(), dtype.configName(), backend.device(),
+                    tr.batchSize(), tr.seqLen(), tr.gradAccumSteps(), tr.steps());
+
+            int b = tr.batchSize(), t = tr.seqLen();
+            int[] inputs = new int[b * t], targets = new int[b * t];
+            long tokensPerStep = (long) b * t * tr.gradAccumSteps();
+            double gradScale = 1.0 / tokensPerStep, trainLoss = Double.NaN, valLoss = Double.NaN, tokPerSec = 0, stepSeconds = 0;
+            long end = exitAfter > 0 ? Math.min(exitAfter, tr.steps()) : tr.steps();
+            String lastCheckpoint = latest.orElse(null);
+            ProgressLine progress = new ProgressLine(out);
+            long timedSteps = 0, loopStart = System.nanoTime();
+            while (step < end) {
+                long t0 = System.nanoTime();
+                model.zeroGrad();
+                double lossSum = 0;
+                for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {
+                    sampler.next(b, inputs, targets);
+                    try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t)) {
+                        lossSum += model.forwardBackward(x, y, b, t, gradScale).sum();
+                    }
+                }
+                double lr = schedule.at(step);
+                double gradNorm = opt.step(lr, tr.gradClip());
+                step++;
+                trainLoss = lossSum / tokensPerStep;
+                if (!Double.isFinite(trainLoss))
+                    throw new IllegalStateException("loss became " + trainLoss + " at step " + step + "; lower training.lr or check the data");
+                stepSeconds = (System.nanoTime() - t0) / 1e9;
+                timedSteps++;
+                double avgStep = (System.nanoTime() - loopStart) / 1e9 / timedSteps;
+                tokPerSec = tokensPerStep / avgStep;
+                if (step % job.logEvery() == 0 || step == end) {
+                    progress.update(step, tr.steps(), trainLoss, lr, gradNorm, tokPerSec, avgStep * (end - step));
+                    run.log(record("step", step, "loss", trainLoss, "lr", lr, "grad_norm", gradNorm, "tokens_per_s", tokPerSec,
+                            "step_ms", stepSeconds * 1e3, "elapsed_s", (System.nanoTime() - started) / 1e9));
+                }
+                boolean last = step == tr.steps();
+                if ((job.eval().every() > 0 && step % job.eval().every() == 0) || last) {
+                    valLoss = evaluate(model, val, b, t, job.eval().batches());
+                    progress.message(String.format(Locale.ROOT, "step %d: val loss %.4f", step, valLoss));
+                    run.log(record("step", step, "val_loss", valLoss));
+                }
+                if ((job.checkpoint().every() > 0 && step % job.checkpoint().every() == 0) || last || step == end) {
+                    lastCheckpoint = checkpoints.save(step, hostTensors(model), hostOptimizer(opt), state(step, sampler, schedule, trainLoss, valLoss));
+                    progress.message("checkpoint " + lastCheckpoint);
+                }
+            }
+            double wall = (System.nanoTime() - started) / 1e9;
+            return new Result(step, trainLoss, valLoss, tokPerSec, wall, lastCheckpoint, model);
+        }
+    }
+
+    private Transformer buildModel(Backend backend, DType dtype) throws IOException {
+        if (!job.model().initFrom().isEmpty())
+            return HfModels.load(Path.of(job.model().initFrom()), backend, dtype).model();
+        Transformer model = new Transformer(Models.config(job.model()), backend, dtype);
+        Initializer.initialize(model, job.seed());
+        return model;
+    }
+
+    /** Mean validation loss over the first eval.batches batches of the validation split, in order. */
+    public static double evaluate(Transformer model, TokenDataset val, int b, int t, int batches) {
+        Backend backend = model.backend();
+        double sum = 0;
+        long count = 0;
+        int[] inputs = new int[b * t], targets = new int[b * t];
+        for (long w = 0; w + b <= val.windows() && w < (long) batches * b; w += b) {
+            for (int row = 0; row < b; row++) val.window(w + row, inputs, targets, row);
+            try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t)) {
+                var loss = model.loss(x, y, b, t);
+                sum += loss.sum();
+                count += loss.count();
+            }
+        }
+        if (count == 0) throw new IllegalArgumentException("the validation split has fewer than " + b + " windows of " + (t + 1) + " tokens");
+        return sum / count;
+    }
+
+    private Checkpointer.State state(long step, BatchSampler sampler, LrSchedule schedule, double trainLoss, double valLoss) {
+        return new Checkpointer.State(job.toMap(),
+                record("epoch", sampler.position().epoch(), "cursor", sampler.position().cursor(), "train_dir", job.data().dir()),
+                record("seed", job.seed(), "sampler", "splitmix-fisher-yates per epoch"),
+                record("step", step, "next_lr", schedule.at(step), "warmup_steps", schedule.warmupSteps(), "total_steps", schedule.totalSteps()),
+                record("train_loss", trainLoss, "val_loss", Double.isNaN(valLoss) ? null : valLoss));
+    }
+
+    static Map<String, HostTensor> hostTensors(Transformer model) {
+        Map<String, HostTensor> m = new LinkedHashMap<>();
+        for (Parameter p : model.parameters().values()) m.put(p.name(), HostTensor.of(p.value(), p.value().dtype()));
+        return m;
+    }
+
+    private static Map<String, HostTensor> hostOptimizer(AdamW opt) {
+        Map<String, HostTensor> m = new LinkedHashMap<>();
+        opt.state().forEach((k, v) -> m.put(k, HostTensor.of(v, v.dtype())));
+        m.put("step", HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64));
+        return m;
+    }
+
+    /** Loads weights and optimizer state, checking every name and shape against the model. */
+    public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) {
+        Backend backend = model.backend();
+        for (Parameter p : model.parameters().values()) load(backend, ckpt.model(), p.name(), p.value(), ckpt.dir());
+        if (opt == null) return;
+        opt.state().forEach((name, t) -> load(backend, ckpt.optimizer(), name, t, ckpt.dir()));
+        HostTensor step = ckpt.optimizer().get("step");
+        if (step == null) throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " has no optimizer step count");
+        opt.restore(step.toInts()[0]);
+    }
+
+    private static void load(Backend backend, Map<String, HostTensor> tensors, String name, Tensor into, String dir) {
+        HostTensor h = tensors.get(name);
+        if (h == null) throw new IllegalArgumentException("checkpoint " + dir + " lacks tensor '" + name + "' that the model needs");
+        if (!java.util.Arrays.equals(h.shape(), into.shape()))
+            throw new IllegalArgumentException("checkpoint " + dir + ": tensor '" + name + "' has shape "
+                    + java.util.Arrays.toString(h.shape()) + ", the model needs " + java.util.Arrays.toString(into.shape()));
+        try (Tensor src = h.to(backend, into.dtype())) {
+            backend.copyInto(src, into);
+        }
+    }
+
+    static Map<String, Object> record(Object... kv) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
+        return m;
+    }
+}

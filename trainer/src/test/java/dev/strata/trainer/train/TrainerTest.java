@@ -1,0 +1,99 @@
+package dev.strata.trainer.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.strata.checkpoints.Checkpointer;
+import dev.strata.checkpoints.LocalStorage;
+import dev.strata.config.JobConfig;
+import dev.strata.trainer.data.TokenShard;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The training loop end to end on a tiny model and synthetic data. */
+class TrainerTest {
+    @TempDir static Path data;
+
+    @BeforeAll
+    static void writeData() throws Exception {
+        // A learnable sequence: token i+1 follows token i (mod 97), with some noise.
+        int[] tokens = new int[6000];
+        java.util.SplittableRandom rng = new java.util.SplittableRandom(1);
+        for (int i = 1; i < tokens.length; i++) tokens[i] = rng.nextInt(10) == 0 ? rng.nextInt(97) : (tokens[i - 1] + 1) % 97;
+        TokenShard.write(data.resolve("train-00000.bin"), tokens, 0, 5000, 128);
+        TokenShard.write(data.resolve("val-00000.bin"), tokens, 5000, 6000, 128);
+    }
+
+    static JobConfig job(Path runDir, String family, int steps) {
+        return JobConfig.parse("""
+                run_dir = "%s"
+                data.dir = "%s"
+                model { family = %s, vocab_size = 128, dim = 32, n_layers = 2, n_heads = 4, n_kv_heads = 2, max_seq_len = 32 }
+                training { steps = %d, batch_size = 4, seq_len = 16, grad_accum_steps = 2, lr = 3e-3, min_lr = 3e-4, warmup_steps = 3 }
+                eval { every = 5, batches = 2 }
+                checkpoint { every = 5, keep_last = 2 }
+                """.formatted(runDir, data, family, steps).replace("n_kv_heads = 2", family.equals("gpt2") ? "n_kv_heads = 0" : "n_kv_heads = 2"), "test.conf");
+    }
+
+    static List<Double> losses(Path runDir) throws Exception {
+        List<Double> out = new ArrayList<>();
+        ObjectMapper json = new ObjectMapper();
+        for (String line : Files.readAllLines(runDir.resolve(RunDirectory.METRICS))) {
+            JsonNode n = json.readTree(line);
+            if (n.has("loss")) out.add(n.get("loss").asDouble());
+        }
+        return out;
+    }
+
+    static PrintStream quiet() { return new PrintStream(new ByteArrayOutputStream()); }
+
+    @Test
+    void twentyStepsStraightEqualTenPlusResumePlusTenBitForBit(@TempDir Path runs) throws Exception {
+        for (String family : new String[] {"gpt2", "llama"}) {
+            Path straight = runs.resolve(family + "-straight"), split = runs.resolve(family + "-split");
+            var r = new Trainer(job(straight, family, 20), quiet()).run(RunDirectory.Mode.FRESH, 0);
+            assertEquals(20, r.step());
+            new Trainer(job(split, family, 20), quiet()).run(RunDirectory.Mode.FRESH, 10);
+            assertEquals(10, losses(split).size());
+            new Trainer(job(split, family, 20), quiet()).run(RunDirectory.Mode.RESUME, 0);
+            List<Double> a = losses(straight), b = losses(split);
+            assertEquals(20, a.size());
+            assertEquals(a, b, family + ": losses of the resumed run differ");
+            assertTrue(a.get(19) < a.get(0) - 0.5, family + " learns: " + a);
+        }
+    }
+
+    @Test
+    void runDirectoryHoldingAnotherRunIsRefused(@TempDir Path runs) throws Exception {
+        Path dir = runs.resolve("r");
+        new Trainer(job(dir, "gpt2", 2), quiet()).run(RunDirectory.Mode.FRESH, 0);
+        var e = assertThrows(IllegalArgumentException.class, () -> new Trainer(job(dir, "gpt2", 2), quiet()).run(RunDirectory.Mode.FRESH, 0));
+        assertTrue(e.getMessage().contains("--resume") && e.getMessage().contains("--overwrite"), e.getMessage());
+        var other = assertThrows(IllegalArgumentException.class, () -> new Trainer(job(dir, "llama", 2), quiet()).run(RunDirectory.Mode.RESUME, 0));
+        assertTrue(other.getMessage().contains("different model"), other.getMessage());
+        new Trainer(job(dir, "llama", 2), quiet()).run(RunDirectory.Mode.OVERWRITE, 0);
+        assertEquals(2, losses(dir).size(), "overwrite started a new metrics log");
+    }
+
+    @Test
+    void checkpointsKeepTheLastNAndLatestVerifies(@TempDir Path runs) throws Exception {
+        Path dir = runs.resolve("c");
+        new Trainer(job(dir, "llama", 15), quiet()).run(RunDirectory.Mode.FRESH, 0);
+        Checkpointer c = new Checkpointer(new LocalStorage(), dir.toString(), 2);
+        assertEquals(2, c.list().size());
+        var ckpt = Checkpointer.load(new LocalStorage(), c.latest().orElseThrow());
+        assertEquals(15, ckpt.manifest().step());
+        assertTrue(ckpt.manifest().data().containsKey("cursor"));
+        assertTrue(ckpt.optimizer().containsKey("exp_avg.layers.0.attention.wq.weight"));
+    }
+}
