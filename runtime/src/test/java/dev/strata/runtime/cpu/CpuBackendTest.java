@@ -1,0 +1,87 @@
+package dev.strata.runtime.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import java.util.SplittableRandom;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class CpuBackendTest {
+    static final CpuBackend CPU = CpuBackend.INSTANCE;
+
+    @ParameterizedTest
+    @CsvSource({"F64, false, false", "F64, true, false", "F64, false, true", "F64, true, true", "F32, true, true", "F32, false, false"})
+    void matmulMatchesTheDefinitionOnOddShapes(DType dtype, boolean ta, boolean tb) {
+        int m = 37, k = 19, n = 53;
+        SplittableRandom rng = new SplittableRandom(m + (ta ? 1 : 0) + (tb ? 2 : 0));
+        double[] a = rng.doubles((long) m * k, -1, 1).toArray(), b = rng.doubles((long) k * n, -1, 1).toArray();
+        double[] c0 = rng.doubles((long) m * n, -1, 1).toArray();
+        Tensor at = CPU.fromDoubles(a, dtype, ta ? new int[] {k, m} : new int[] {m, k});
+        Tensor bt = CPU.fromDoubles(b, dtype, tb ? new int[] {n, k} : new int[] {k, n});
+        Tensor c = CPU.fromDoubles(c0, dtype, m, n);
+        CPU.matmul(at, ta, bt, tb, c, 0.5, 2.0);
+        double[] got = CPU.toDoubles(c);
+        double[] aq = CPU.toDoubles(at), bq = CPU.toDoubles(bt);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += (ta ? aq[p * m + i] : aq[i * k + p]) * (tb ? bq[j * k + p] : bq[p * n + j]);
+                double expected = 0.5 * s + 2.0 * (dtype == DType.F32 ? (float) c0[i * n + j] : c0[i * n + j]);
+                assertEquals(expected, got[i * n + j], dtype == DType.F64 ? 1e-12 : 1e-5, "c[" + i + "," + j + "]");
+            }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"F64", "F32"})
+    void crossEntropyGivesLossAndSoftmaxGradientAndSkipsIgnoredRows(DType dtype) {
+        int n = 3, v = 37; // 37 is not a multiple of any SIMD width
+        double[] logits = new SplittableRandom(4).doubles((long) n * v, -3, 3).toArray();
+        Tensor lt = CPU.fromDoubles(logits, dtype, n, v), d = CPU.zeros(dtype, n, v);
+        double[] loss = CPU.toDoubles(CPU.crossEntropy(lt, CPU.fromInts(new int[] {5, -1, 36}, n), d, 0.5));
+        double[] grad = CPU.toDoubles(d);
+        int[] targets = {5, -1, 36};
+        for (int r = 0; r < n; r++) {
+            if (targets[r] < 0) {
+                assertEquals(0, loss[r]);
+                for (int j = 0; j < v; j++) assertEquals(0, grad[r * v + j]);
+                continue;
+            }
+            double sum = 0;
+            for (int j = 0; j < v; j++) sum += Math.exp(logits[r * v + j]);
+            assertEquals(Math.log(sum) - logits[r * v + targets[r]], loss[r], dtype == DType.F64 ? 1e-12 : 1e-5);
+            for (int j = 0; j < v; j++)
+                assertEquals(0.5 * (Math.exp(logits[r * v + j]) / sum - (j == targets[r] ? 1 : 0)), grad[r * v + j],
+                        dtype == DType.F64 ? 1e-12 : 1e-6);
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"F64", "F32"})
+    void ropeInverseUndoesRope(DType dtype) {
+        int b = 2, t = 5, h = 3, d = 6;
+        double[] x = new SplittableRandom(9).doubles((long) b * t * h * d, -1, 1).toArray();
+        double[] cos = new double[t * d / 2], sin = new double[t * d / 2];
+        for (int i = 0; i < cos.length; i++) {
+            cos[i] = Math.cos(0.3 * i);
+            sin[i] = Math.sin(0.3 * i);
+        }
+        Tensor xt = CPU.fromDoubles(x, dtype, b, t, h, d);
+        Tensor c = CPU.fromDoubles(cos, dtype, t, d / 2), s = CPU.fromDoubles(sin, dtype, t, d / 2);
+        Tensor back = CPU.rope(CPU.rope(xt, c, s, false), c, s, true);
+        assertArrayEquals(CPU.toDoubles(xt), CPU.toDoubles(back), dtype == DType.F64 ? 1e-12 : 1e-5);
+    }
+
+    @ParameterizedTest
+    @CsvSource({"F64"})
+    void badShapesAreRefused(DType dtype) {
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> CPU.matmul(CPU.zeros(dtype, 2, 3), false, CPU.zeros(dtype, 4, 5), false, CPU.zeros(dtype, 2, 5), 1, 0));
+        assertEquals(true, e.getMessage().contains("do not agree"), e.getMessage());
+        assertThrows(IndexOutOfBoundsException.class, () -> CPU.embeddingForward(CPU.fromInts(new int[] {7}, 1), CPU.zeros(dtype, 5, 2)));
+        assertThrows(UnsupportedOperationException.class, () -> CPU.zeros(DType.BF16, 2));
+    }
+}
