@@ -9,10 +9,7 @@ import picocli.CommandLine.Option;
 
 @Command(name = "data", mixinStandardHelpOptions = true, description = "Prepare training data.",
         subcommands = DataCommand.Prepare.class)
-final class DataCommand implements Runnable {
-    @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
-
-    @Override public void run() { spec.commandLine().usage(System.out); }
+final class DataCommand extends CommandGroup {
 
     @Command(name = "prepare", mixinStandardHelpOptions = true,
             description = "Tokenize a .txt or .jsonl file (GPT-2 BPE) into train/val token shards.")

@@ -8,10 +8,7 @@ import picocli.CommandLine.Command;
         description = "Training and fine-tuning of transformer language models on the JVM.",
         subcommands = {TrainCommand.class, DemoCommand.class, DataCommand.class, ModelCommand.class, CkptCommand.class,
                 CommandLine.HelpCommand.class})
-public final class Main implements Runnable {
-    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
-
-    @Override public void run() { spec.commandLine().usage(System.out); }
+public final class Main extends CommandGroup {
 
     public static void main(String[] args) {
         System.exit(commandLine().execute(args));

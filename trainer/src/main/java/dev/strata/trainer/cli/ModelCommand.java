@@ -16,10 +16,7 @@ import picocli.CommandLine.Option;
 
 @Command(name = "model", mixinStandardHelpOptions = true, description = "Work with Hugging Face model directories.",
         subcommands = ModelCommand.Grad.class)
-final class ModelCommand implements Runnable {
-    @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
-
-    @Override public void run() { spec.commandLine().usage(System.out); }
+final class ModelCommand extends CommandGroup {
 
     @Command(name = "grad", mixinStandardHelpOptions = true,
             description = "Logits, loss and every parameter's gradient for input_ids, as transformers computes them with labels = input_ids.")
