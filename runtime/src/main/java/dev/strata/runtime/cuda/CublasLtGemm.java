@@ -1,0 +1,107 @@
+package dev.strata.runtime.cuda;
+
+import static org.bytedeco.cuda.global.cublas.*;
+
+import java.util.HashMap;
+import java.util.Map;
+import org.bytedeco.cuda.cublas.cublasLtContext;
+import org.bytedeco.cuda.cublas.cublasLtMatmulDescOpaque_t;
+import org.bytedeco.cuda.cublas.cublasLtMatmulHeuristicResult_t;
+import org.bytedeco.cuda.cublas.cublasLtMatmulPreferenceOpaque_t;
+import org.bytedeco.cuda.cublas.cublasLtMatrixLayoutOpaque_t;
+import org.bytedeco.cuda.cudart.CUstream_st;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.javacpp.PointerPointer;
+
+/**
+ * Row-major GEMMs through cuBLASLt. cuBLASLt is column-major, so C = op(A)·op(B) (m×n) runs as Cᵀ = op(B)ᵀ·op(A)ᵀ
+ * on the same memory. Descriptors and the heuristic's algorithm are made once per shape and kept.
+ */
+final class CublasLtGemm implements AutoCloseable {
+    private static final long WORKSPACE_BYTES = 32L << 20;
+
+    private record Key(int m, int n, int k, boolean transA, boolean transB, int dataType, int computeType) {}
+
+    private record Plan(cublasLtMatmulDescOpaque_t desc, cublasLtMatrixLayoutOpaque_t a, cublasLtMatrixLayoutOpaque_t b,
+                        cublasLtMatrixLayoutOpaque_t c, cublasLtMatmulHeuristicResult_t heuristic) {}
+
+    private final cublasLtContext handle = new cublasLtContext();
+    private final CUstream_st stream;
+    private final DeviceAllocator allocator;
+    private final long workspace;
+    private final Map<Key, Plan> plans = new HashMap<>();
+    private final FloatPointer alpha = new FloatPointer(1), beta = new FloatPointer(1);
+
+    CublasLtGemm(CUstream_st stream, DeviceAllocator allocator) {
+        this.stream = stream;
+        this.allocator = allocator;
+        check(cublasLtCreate(handle), "cublasLtCreate");
+        this.workspace = allocator.allocate(WORKSPACE_BYTES);
+    }
+
+    /** c = alpha·op(a)·op(b) + beta·c with row-major a (m×k, or k×m when transA), b (k×n, or n×k), c (m×n). */
+    void matmul(long a, boolean transA, long b, boolean transB, long c, int m, int n, int k, float alphaValue,
+                float betaValue, int dataType, int computeType) {
+        Plan p = plans.computeIfAbsent(new Key(m, n, k, transA, transB, dataType, computeType), this::plan);
+        alpha.put(alphaValue);
+        beta.put(betaValue);
+        // cuBLASLt's "A" is our B and its "B" is our A (see the class comment).
+        check(cublasLtMatmul(handle, p.desc(), alpha, Cuda.at(b), p.a(), Cuda.at(a), p.b(), beta, Cuda.at(c), p.c(),
+                Cuda.at(c), p.c(), p.heuristic().algo(), Cuda.at(workspace), WORKSPACE_BYTES, stream),
+                "cublasLtMatmul " + m + "x" + n + "x" + k);
+    }
+
+    private Plan plan(Key key) {
+        PointerPointer<?> out = new PointerPointer<>(1);
+        check(cublasLtMatmulDescCreate(out, key.computeType(), org.bytedeco.cuda.global.cudart.CUDA_R_32F), "cublasLtMatmulDescCreate");
+        var desc = new cublasLtMatmulDescOpaque_t(out.get(0));
+        setOp(desc, CUBLASLT_MATMUL_DESC_TRANSA, key.transB());
+        setOp(desc, CUBLASLT_MATMUL_DESC_TRANSB, key.transA());
+        int m = key.m(), n = key.n(), k = key.k();
+        // Column-major views: our B is (n×k) when not transposed, our A is (k×m); C is (n×m).
+        var la = layout(key.dataType(), key.transB() ? k : n, key.transB() ? n : k);
+        var lb = layout(key.dataType(), key.transA() ? m : k, key.transA() ? k : m);
+        var lc = layout(key.dataType(), n, m);
+        check(cublasLtMatmulPreferenceCreate(out), "cublasLtMatmulPreferenceCreate");
+        var pref = new cublasLtMatmulPreferenceOpaque_t(out.get(0));
+        try (LongPointer ws = new LongPointer(1).put(WORKSPACE_BYTES)) {
+            check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws, 8), "cublasLtMatmulPreferenceSetAttribute");
+        }
+        var result = new cublasLtMatmulHeuristicResult_t();
+        int[] found = new int[1];
+        check(cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, lc, lc, pref, 1, result, found), "cublasLtMatmulAlgoGetHeuristic");
+        cublasLtMatmulPreferenceDestroy(pref);
+        if (found[0] == 0) throw new CudaException("cuBLASLt has no algorithm for a " + m + "x" + n + "x" + k + " GEMM");
+        return new Plan(desc, la, lb, lc, result);
+    }
+
+    private static void setOp(cublasLtMatmulDescOpaque_t desc, int attribute, boolean transpose) {
+        try (IntPointer op = new IntPointer(1).put(transpose ? CUBLAS_OP_T : CUBLAS_OP_N)) {
+            check(cublasLtMatmulDescSetAttribute(desc, attribute, op, 4), "cublasLtMatmulDescSetAttribute");
+        }
+    }
+
+    private static cublasLtMatrixLayoutOpaque_t layout(int dataType, int rows, int cols) {
+        PointerPointer<?> out = new PointerPointer<>(1);
+        check(cublasLtMatrixLayoutCreate(out, dataType, rows, cols, rows), "cublasLtMatrixLayoutCreate");
+        return new cublasLtMatrixLayoutOpaque_t(out.get(0));
+    }
+
+    static void check(int status, String call) {
+        if (status != 0) throw new CudaException(call + " failed with cuBLAS status " + status);
+    }
+
+    @Override public void close() {
+        for (Plan p : plans.values()) {
+            cublasLtMatmulDescDestroy(p.desc());
+            cublasLtMatrixLayoutDestroy(p.a());
+            cublasLtMatrixLayoutDestroy(p.b());
+            cublasLtMatrixLayoutDestroy(p.c());
+        }
+        plans.clear();
+        allocator.free(workspace, WORKSPACE_BYTES);
+        cublasLtDestroy(handle);
+    }
+}

@@ -1,0 +1,175 @@
+package dev.strata.runtime.cuda;
+
+import dev.strata.runtime.Tensor;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.cuda.cudart.CUfunc_st;
+import org.bytedeco.cuda.cudart.CUmod_st;
+import org.bytedeco.cuda.cudart.CUstream_st;
+import org.bytedeco.cuda.global.cudart;
+import org.bytedeco.cuda.global.nvrtc;
+import org.bytedeco.cuda.nvrtc._nvrtcProgram;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerPointer;
+import org.bytedeco.javacpp.SizeTPointer;
+
+/**
+ * The kernels of {@code dev/strata/runtime/cuda/*.cu}: compiled by NVRTC for the device's architecture at first use,
+ * cached on disk as cubin keyed by the SHA-256 of sources, options and architecture, loaded as modules, launched on
+ * the backend's stream. A kernel that does not compile fails with the file's name and NVRTC's log.
+ */
+final class Kernels {
+    static final String RESOURCES = "/dev/strata/runtime/cuda/";
+    /** Every kernel source; the CPU test suite compiles each with nvcc too. */
+    static final List<String> SOURCES = List.of("elementwise.cu", "reduce.cu", "norms.cu", "cross_entropy.cu", "attention.cu");
+    static final List<String> HEADERS = List.of("common.cuh");
+
+    private final String arch;
+    private final Path cacheDir;
+    private final CUstream_st stream;
+    private final Map<String, CUmod_st> modules = new HashMap<>();
+    private final Map<String, CUfunc_st> functions = new HashMap<>();
+
+    Kernels(int major, int minor, CUstream_st stream) {
+        this.arch = "sm_" + major + minor;
+        this.stream = stream;
+        String configured = System.getProperty("strata.kernel_cache");
+        String xdg = System.getenv("XDG_CACHE_HOME");
+        this.cacheDir = configured != null ? Path.of(configured)
+                : Path.of(xdg != null ? xdg : System.getProperty("user.home") + "/.cache", "strata", "kernels");
+    }
+
+    /** Launches {@code name} from {@code file}; args are tensors (their device address), null, Integer, Long or Float. */
+    void launch(String file, String name, int gridX, int gridY, int gridZ, int block, Object... args) {
+        CUfunc_st f = function(file, name);
+        try (PointerPointer<Pointer> params = new PointerPointer<>(args.length)) {
+            Pointer[] values = new Pointer[args.length];
+            for (int i = 0; i < args.length; i++) {
+                Object a = args[i];
+                values[i] = switch (a) {
+                    case null -> new LongPointer(1).put(0L);
+                    case Tensor t -> new LongPointer(1).put(CudaBackend.address(t));
+                    case Long l -> new LongPointer(1).put(l);
+                    case Integer n -> new IntPointer(1).put(n);
+                    case Float x -> new FloatPointer(1).put(x);
+                    default -> throw new IllegalArgumentException("kernel argument of type " + a.getClass());
+                };
+                params.put(i, values[i]);
+            }
+            Cuda.checkDriver(cudart.cuLaunchKernel(f, gridX, gridY, gridZ, block, 1, 1, 0, stream, params, null),
+                    "cuLaunchKernel(" + name + ")");
+            for (Pointer p : values) p.close();
+        }
+    }
+
+    private synchronized CUfunc_st function(String file, String name) {
+        String key = file + ":" + name;
+        CUfunc_st f = functions.get(key);
+        if (f != null) return f;
+        CUmod_st module = modules.computeIfAbsent(file, this::load);
+        f = new CUfunc_st();
+        Cuda.checkDriver(cudart.cuModuleGetFunction(f, module, name), "cuModuleGetFunction(" + name + " in " + file + ")");
+        functions.put(key, f);
+        return f;
+    }
+
+    private CUmod_st load(String file) {
+        byte[] cubin = cubin(file);
+        CUmod_st module = new CUmod_st();
+        try (BytePointer image = new BytePointer(cubin)) {
+            Cuda.checkDriver(cudart.cuModuleLoadData(module, image), "cuModuleLoadData(" + file + ")");
+        }
+        return module;
+    }
+
+    private String[] options() { return new String[] {"--gpu-architecture=" + arch, "--std=c++17", "-default-device"}; }
+
+    /** The cubin for a file, from the disk cache or compiled now. */
+    byte[] cubin(String file) {
+        String source = resource(file);
+        StringBuilder keyText = new StringBuilder(source).append('\0').append(String.join(" ", options()));
+        for (String h : HEADERS) keyText.append('\0').append(resource(h));
+        Path cached = cacheDir.resolve(file.replace(".cu", "") + "-" + arch + "-" + sha256(keyText.toString()).substring(0, 16) + ".cubin");
+        try {
+            if (Files.isRegularFile(cached)) return Files.readAllBytes(cached);
+            byte[] cubin = compile(file, source);
+            Files.createDirectories(cacheDir);
+            Path tmp = Files.createTempFile(cacheDir, "kernel", ".tmp");
+            Files.write(tmp, cubin);
+            Files.move(tmp, cached, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            return cubin;
+        } catch (IOException e) {
+            throw new UncheckedIOException("kernel cache " + cacheDir + ": " + e.getMessage(), e);
+        }
+    }
+
+    private byte[] compile(String file, String source) {
+        _nvrtcProgram program = new _nvrtcProgram();
+        try (PointerPointer<BytePointer> headers = new PointerPointer<>(HEADERS.size());
+             PointerPointer<BytePointer> names = new PointerPointer<>(HEADERS.size());
+             PointerPointer<BytePointer> opts = new PointerPointer<>(options().length)) {
+            for (int i = 0; i < HEADERS.size(); i++) {
+                headers.put(i, new BytePointer(resource(HEADERS.get(i))));
+                names.put(i, new BytePointer(HEADERS.get(i)));
+            }
+            check(nvrtc.nvrtcCreateProgram(program, new BytePointer(source), new BytePointer(file), HEADERS.size(), headers, names),
+                    "nvrtcCreateProgram", file);
+            String[] o = options();
+            for (int i = 0; i < o.length; i++) opts.put(i, new BytePointer(o[i]));
+            int status = nvrtc.nvrtcCompileProgram(program, o.length, opts);
+            if (status != nvrtc.NVRTC_SUCCESS)
+                throw new CudaException("kernel " + RESOURCES + file + " does not compile for " + arch + ":\n" + log(program));
+            SizeTPointer size = new SizeTPointer(1);
+            check(nvrtc.nvrtcGetCUBINSize(program, size), "nvrtcGetCUBINSize", file);
+            byte[] cubin = new byte[(int) size.get()];
+            check(nvrtc.nvrtcGetCUBIN(program, cubin), "nvrtcGetCUBIN", file);
+            return cubin;
+        } finally {
+            nvrtc.nvrtcDestroyProgram(program);
+        }
+    }
+
+    private static String log(_nvrtcProgram program) {
+        SizeTPointer size = new SizeTPointer(1);
+        nvrtc.nvrtcGetProgramLogSize(program, size);
+        byte[] log = new byte[(int) size.get()];
+        nvrtc.nvrtcGetProgramLog(program, log);
+        return new String(log, StandardCharsets.UTF_8).trim();
+    }
+
+    private static void check(int status, String call, String file) {
+        if (status != nvrtc.NVRTC_SUCCESS)
+            throw new CudaException(call + " for " + file + " failed: " + nvrtc.nvrtcGetErrorString(status).getString());
+    }
+
+    static String resource(String name) {
+        try (InputStream in = Kernels.class.getResourceAsStream(RESOURCES + name)) {
+            if (in == null) throw new IllegalStateException("kernel source " + RESOURCES + name + " is missing from the classpath");
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static String sha256(String text) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8)));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds the self-contained GPU node bundle in dist/strata-node: a jlink'd Java runtime, the jars a GPU node needs
+# (no ND4J, no Hadoop) and bin/strata. With --tests it also puts the test classes and JUnit's console launcher in
+# dist/strata-node/tests, to run the gpu-tagged tests on a machine without a JDK or Maven.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="$ROOT/dist/strata-node"
+: "${JAVA_HOME:?JAVA_HOME must point at a JDK 21+ (the strata launcher sets it)}"
+
+(cd "$ROOT" && mvn -B -q -DskipTests package)
+rm -rf "$OUT" && mkdir -p "$OUT/lib" "$OUT/bin"
+
+# The CPU backend's GEMM library and HDFS support stay out: a GPU node computes on the GPU.
+for jar in $(tr ':' '\n' < "$ROOT/trainer/target/classpath.txt"); do
+  case "$(basename "$jar")" in
+    nd4j-*|openblas-*|hadoop-*|guava-*|protobuf-*|flatbuffers-*|oshi-*|jna-*|commons-*|byteunits-*|threetenbp-*|neoitertools-*|jackson-1.0.0-M2*) ;;
+    *) cp "$jar" "$OUT/lib/" ;;
+  esac
+done
+for m in runtime checkpoints cluster-config trainer; do cp "$ROOT/$m/target/strata-$m-"*.jar "$OUT/lib/"; done
+
+# The CUDA JNI jar carries bindings for every CUDA library; keep those Strata calls (runtime, cuBLAS(Lt), NVRTC,
+# NCCL, cuDNN, cuFile) and drop NPP, nvJPEG, cuFFT, cuSOLVER, cuSPARSE, nvCOMP, CUPTI, cuRAND.
+cuda_jni="$(ls "$OUT"/lib/cuda-*-linux-x86_64.jar)"
+(cd "$OUT/lib" && zip -q -d "$cuda_jni" '*/libjninpp*' '*/libjninvjpeg*' '*/libjnicufft*' '*/libjnicusolver*' \
+  '*/libjnicusparse*' '*/libjninvcomp*' '*/libjnicupti*' '*/libjnicurand*' '*/libjninvblas*' >/dev/null)
+
+"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,jdk.incubator.vector \
+  --strip-java-debug-attributes --strip-native-debug-symbols=objcopy=/usr/bin/objcopy --no-header-files --no-man-pages --compress=zip-9 \
+  --output "$OUT/runtime"
+
+cat > "$OUT/bin/strata" <<'LAUNCH'
+#!/usr/bin/env bash
+# strata on a GPU node: the bundled Java runtime, the host's CUDA 13 libraries.
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CUDA_LIB="${CUDA_HOME:-/usr/local/cuda-13.0}/targets/x86_64-linux/lib"
+export LD_LIBRARY_PATH="$CUDA_LIB:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+exec "$HERE/runtime/bin/java" -Xss8m --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+  --sun-misc-unsafe-memory-access=allow ${STRATA_JAVA_OPTS:-} -cp "$HERE/lib/*" dev.strata.trainer.cli.Main "$@"
+LAUNCH
+chmod +x "$OUT/bin/strata"
+
+if [[ "${1:-}" == "--tests" ]]; then
+  (cd "$ROOT" && mvn -B -q -DskipTests test-compile)
+  mkdir -p "$OUT/tests"
+  for m in runtime checkpoints trainer; do cp -r "$ROOT/$m/target/test-classes" "$OUT/tests/$m"; done
+  junit="$(find ~/.m2/repository/org/junit/platform/junit-platform-console-standalone -name '*.jar' | sort | tail -1)"
+  [[ -n "$junit" ]] || (cd "$ROOT" && mvn -B -q dependency:get -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1)
+  cp "$(find ~/.m2/repository/org/junit/platform/junit-platform-console-standalone -name '*.jar' | sort | tail -1)" "$OUT/tests/junit-console.jar"
+  cat > "$OUT/bin/test-gpu" <<'TESTS'
+#!/usr/bin/env bash
+# Runs the gpu-tagged tests with the bundled runtime (no JDK or Maven needed).
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export LD_LIBRARY_PATH="${CUDA_HOME:-/usr/local/cuda-13.0}/targets/x86_64-linux/lib:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+CP="$HERE/tests/runtime:$HERE/tests/checkpoints:$HERE/tests/trainer:$HERE/lib/*"
+exec "$HERE/runtime/bin/java" -Xss8m --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+  --sun-misc-unsafe-memory-access=allow -jar "$HERE/tests/junit-console.jar" execute -cp "$CP" \
+  --include-tag gpu --scan-classpath "$HERE/tests/runtime:$HERE/tests/trainer" --details=tree --disable-banner "$@"
+TESTS
+  chmod +x "$OUT/bin/test-gpu"
+fi
+du -sh "$OUT" "$OUT/runtime" "$OUT/lib"

@@ -1,0 +1,74 @@
+package dev.strata.trainer.hf;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.strata.runtime.DType;
+import dev.strata.runtime.HostTensor;
+import dev.strata.runtime.Tensor;
+import dev.strata.runtime.cuda.CudaBackend;
+import dev.strata.trainer.model.Transformer;
+import dev.strata.trainer.train.AdamW;
+import java.util.Map;
+import java.util.TreeSet;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The CUDA backend in F32 against transformers' float64 logits, loss, gradients and five AdamW steps. */
+@Tag("gpu")
+class CudaParityTest {
+    static final String UNAVAILABLE = CudaBackend.unavailableReason();
+    static CudaBackend gpu;
+
+    @BeforeEach
+    void open() {
+        assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA parity skipped: " + UNAVAILABLE);
+        if (gpu == null) gpu = CudaBackend.open(0);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"llama", "gpt2"})
+    void f32OnTheGpuMatchesTransformersFloat64(String kind) throws Exception {
+        HostTensor ids = HfParityTest.readSafetensors(HfParityTest.reference("tiny-" + kind + "-tokens.safetensors")).get("input_ids");
+        Map<String, HostTensor> expected = HfParityTest.readSafetensors(HfParityTest.reference("tiny-" + kind + "-expected.safetensors"));
+        Map<String, HostTensor> actual = ParityGrad.compute(HfParityTest.reference("tiny-" + kind), ids, gpu, DType.F32);
+        assertEquals(new TreeSet<>(expected.keySet()), new TreeSet<>(actual.keySet()));
+        double worst = 0;
+        for (var e : expected.entrySet()) {
+            double err = HfParityTest.relativeError(actual.get(e.getKey()).toDoubles(), e.getValue().toDoubles());
+            assertTrue(err < 1e-4, kind + " cuda f32 " + e.getKey() + ": relative error " + err);
+            worst = Math.max(worst, err);
+        }
+        System.out.printf("cuda parity %s f32: worst relative error %.3e, loss %.9f%n", kind, worst, actual.get("loss").toDoubles()[0]);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"llama", "gpt2"})
+    void fiveAdamWStepsOnTheGpu(String kind) throws Exception {
+        Map<String, HostTensor> ref = HfParityTest.readSafetensors(HfParityTest.reference("tiny-" + kind + "-adamw.safetensors"));
+        HfModels.Loaded loaded = HfModels.load(HfParityTest.reference("tiny-" + kind), gpu, DType.F32);
+        Transformer model = loaded.model();
+        AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
+        double[] losses = ref.get("losses").toDoubles(), lrs = ref.get("lrs").toDoubles();
+        for (int step = 0; step < losses.length; step++) {
+            HostTensor idsHost = ref.get("input_ids." + step);
+            int b = idsHost.shape()[0], t = idsHost.shape()[1];
+            int[] ids = idsHost.toInts(), targets = new int[ids.length];
+            for (int i = 0; i < ids.length; i++) targets[i] = i % t == t - 1 ? -1 : ids[i + 1];
+            model.zeroGrad();
+            try (Tensor x = gpu.fromInts(ids, b, t); Tensor y = gpu.fromInts(targets, b, t)) {
+                double loss = model.forwardBackward(x, y, b, t, 1.0 / (b * (t - 1))).mean();
+                assertEquals(losses[step], loss, 1e-4 * losses[step], kind + " loss at step " + step);
+            }
+            opt.step(lrs[step], 0.5);
+        }
+        double worst = 0;
+        for (var e : HfModels.toHf(model, loaded.mappings(), p -> p.value(), DType.F64).entrySet())
+            worst = Math.max(worst, HfParityTest.relativeError(e.getValue().toDoubles(), ref.get("final." + e.getKey()).toDoubles()));
+        assertTrue(worst < 1e-4, kind + " weights after 5 AdamW steps on the GPU: relative error " + worst);
+        System.out.printf("cuda adamw %s: worst weight relative error %.3e%n", kind, worst);
+    }
+}
