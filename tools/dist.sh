@@ -52,10 +52,11 @@ if [[ "${1:-}" == "--tests" ]]; then
 # Runs the gpu-tagged tests with the bundled runtime (no JDK or Maven needed).
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export LD_LIBRARY_PATH="${CUDA_HOME:-/usr/local/cuda-13.0}/targets/x86_64-linux/lib:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-CP="$HERE/tests/runtime:$HERE/tests/checkpoints:$HERE/tests/trainer:$HERE/lib/*"
+CP="$HERE/tests/runtime:$HERE/tests/checkpoints:$HERE/tests/trainer"
+for jar in "$HERE"/lib/*.jar; do CP="$CP:$jar"; done
 exec "$HERE/runtime/bin/java" -Xss8m --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
   --sun-misc-unsafe-memory-access=allow -jar "$HERE/tests/junit-console.jar" execute -cp "$CP" \
-  --include-tag gpu --scan-classpath "$HERE/tests/runtime:$HERE/tests/trainer" --details=tree --disable-banner "$@"
+  --include-tag gpu --scan-classpath --details=tree --disable-banner --disable-ansi-colors "$@"
 TESTS
   chmod +x "$OUT/bin/test-gpu"
 fi

@@ -67,8 +67,8 @@ public final class Tensor implements AutoCloseable {
 
     @Override public void close() {
         if (closed) return;
-        closed = true;
         if (owner) backend.free(this);
+        closed = true;
     }
 
     @Override public String toString() { return dtype.configName() + Arrays.toString(shape) + "@" + device(); }

@@ -6,6 +6,7 @@ import dev.strata.config.ModelSpec;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.cpu.CpuBackend;
+import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.trainer.model.ModelConfig;
 
 /** Turns a job's model and backend settings into a {@link ModelConfig}, a backend and a dtype. */
@@ -22,11 +23,12 @@ public final class Models {
                 gpt2, gpt2);
     }
 
+    /** cpu, cuda (device 0; an error says what is missing), or auto: CUDA when a GPU is usable, else CPU. */
     public static Backend backend(JobConfig job) {
         return switch (job.backend()) {
-            case "cpu", "auto" -> CpuBackend.INSTANCE;
-            default -> throw new ConfigError(job.source() + ": backend = \"" + job.backend()
-                    + "\": this build has no CUDA backend yet; use backend = cpu or auto");
+            case "cpu" -> CpuBackend.INSTANCE;
+            case "cuda" -> CudaBackend.open(0);
+            default -> CudaBackend.unavailableReason() == null ? CudaBackend.open(0) : CpuBackend.INSTANCE;
         };
     }
 
@@ -34,6 +36,8 @@ public final class Models {
         DType d = DType.parse(job.dtype());
         if (backend instanceof CpuBackend && d != DType.F32 && d != DType.F64)
             throw new ConfigError(job.source() + ": dtype = " + job.dtype() + " is not available on the CPU backend (use f32 or f64)");
+        if (backend instanceof CudaBackend && d != DType.F32)
+            throw new ConfigError(job.source() + ": dtype = " + job.dtype() + " is not available on the CUDA backend yet (use f32)");
         return d;
     }
 }

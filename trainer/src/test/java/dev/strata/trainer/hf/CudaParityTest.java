@@ -68,7 +68,9 @@ class CudaParityTest {
         double worst = 0;
         for (var e : HfModels.toHf(model, loaded.mappings(), p -> p.value(), DType.F64).entrySet())
             worst = Math.max(worst, HfParityTest.relativeError(e.getValue().toDoubles(), ref.get("final." + e.getKey()).toDoubles()));
-        assertTrue(worst < 1e-4, kind + " weights after 5 AdamW steps on the GPU: relative error " + worst);
+        // 1e-3, not 1e-4: GPT-2's key bias has a true gradient of zero (softmax ignores a constant per row), so its
+        // F32 gradient is rounding noise, which Adam's normalisation turns into updates of up to lr·|g|/(|g| + eps).
+        assertTrue(worst < 1e-3, kind + " weights after 5 AdamW steps on the GPU: relative error " + worst);
         System.out.printf("cuda adamw %s: worst weight relative error %.3e%n", kind, worst);
     }
 }
