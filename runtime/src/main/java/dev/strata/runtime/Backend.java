@@ -1,7 +1,9 @@
 package dev.strata.runtime;
 
 /**
- * Every op the transformer needs, forward and backward side by side. Dimensions: N rows (tokens), C channels,
+ * Every op the transformer needs, forward and backward side by side. Activations may be lower precision (bf16) than
+ * parameters (f32): ops take activations of one dtype and f32 weights, biases and tables, and matmul may write f32
+ * (weight gradients) from bf16 operands. Dimensions: N rows (tokens), C channels,
  * V vocabulary, B batch, T sequence, H heads (Hkv key/value heads), D head size. Ops that produce a result allocate
  * it; ops whose name ends in "Accumulate" or that take a gradient buffer add into it, so gradient accumulation and
  * tied weights need no extra copies. Reductions (norm statistics, softmax, loss) run in at least F32.
@@ -13,6 +15,9 @@ public interface Backend extends AutoCloseable {
     // ---- memory -------------------------------------------------------------------------------------------------
 
     Tensor zeros(DType dtype, int... shape);
+
+    /** A tensor whose contents are undefined: for outputs that an op writes in full (a GEMM with beta = 0). */
+    Tensor empty(DType dtype, int... shape);
 
     /** A tensor of the given dtype holding {@code data} (row-major), rounded to the dtype. */
     Tensor fromDoubles(double[] data, DType dtype, int... shape);
@@ -35,7 +40,7 @@ public interface Backend extends AutoCloseable {
 
     // ---- dense algebra ------------------------------------------------------------------------------------------
 
-    /** c = alpha * op(a) @ op(b) + beta * c, all 2-D; op transposes when asked. */
+    /** c = alpha * op(a) @ op(b) + beta * c, all 2-D; op transposes when asked; c is a's dtype or f32. */
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, double alpha, double beta);
 
     /** x (N,C) += bias (C), in place. */
@@ -57,8 +62,8 @@ public interface Backend extends AutoCloseable {
 
     // ---- embedding ----------------------------------------------------------------------------------------------
 
-    /** ids (N) int32, table (V,C) -> (N,C). */
-    Tensor embeddingForward(Tensor ids, Tensor table);
+    /** ids (N) int32, table (V,C) -> rows (N,C) in dtype {@code out} (bf16 activations from an f32 table). */
+    Tensor embeddingForward(Tensor ids, Tensor table, DType out);
 
     /** dtable (V,C) += scatter of dout (N,C) by ids (N). */
     void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable);
@@ -133,6 +138,9 @@ public interface Backend extends AutoCloseable {
      * param -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). grad is multiplied by gradScale first (clipping).
      */
     void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hp, double gradScale);
+
+    /** Waits until every op queued so far has finished (a no-op where ops run synchronously). */
+    default void synchronize() {}
 
     @Override default void close() {}
 }

@@ -82,7 +82,7 @@ public record HostTensor(DType dtype, int[] shape, ByteBuffer data) {
     }
 
     /** Round-to-nearest-even truncation of an F32 to BF16; NaN stays NaN. */
-    static short toBf16(float f) {
+    public static short toBf16(float f) {
         int bits = Float.floatToRawIntBits(f);
         if (Float.isNaN(f)) return (short) ((bits >>> 16) | 0x40);
         int rounding = 0x7fff + ((bits >>> 16) & 1);

@@ -34,6 +34,9 @@ public final class CpuBackend implements Backend {
         return new Tensor(this, buf, dtype, shape, true);
     }
 
+    /** Java arrays start zeroed anyway. */
+    @Override public Tensor empty(DType dtype, int... shape) { return zeros(dtype, shape); }
+
     @Override public Tensor fromDoubles(double[] data, DType dtype, int... shape) {
         requireLength(data.length, shape);
         Tensor t = zeros(dtype, shape);
@@ -161,18 +164,19 @@ public final class CpuBackend implements Backend {
 
     // ---- embedding ----------------------------------------------------------------------------------------------
 
-    @Override public Tensor embeddingForward(Tensor ids, Tensor table) {
+    @Override public Tensor embeddingForward(Tensor ids, Tensor table, DType out) {
+        require(out == table.dtype(), "the CPU backend computes in the parameters' dtype " + table.dtype() + ", not " + out);
         int n = (int) ids.numel(), v = table.size(0), c = table.size(1);
         int[] idx = ints(ids);
         for (int i = 0; i < n; i++)
             if (idx[i] < 0 || idx[i] >= v)
                 throw new IndexOutOfBoundsException("token id " + idx[i] + " at position " + i + " is outside the vocabulary of " + v);
-        Tensor out = zeros(table.dtype(), n, c);
-        CpuBuffer tb = buf(table), ob = buf(out);
+        Tensor rows = zeros(table.dtype(), n, c);
+        CpuBuffer tb = buf(table), ob = buf(rows);
         parallelRows(n, c, r -> {
             for (int j = 0; j < c; j++) ob.set(r * c + j, tb.get(idx[r] * c + j));
         });
-        return out;
+        return rows;
     }
 
     @Override public void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable) {

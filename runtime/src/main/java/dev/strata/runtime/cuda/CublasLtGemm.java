@@ -22,7 +22,7 @@ import org.bytedeco.javacpp.PointerPointer;
 final class CublasLtGemm implements AutoCloseable {
     private static final long WORKSPACE_BYTES = 32L << 20;
 
-    private record Key(int m, int n, int k, boolean transA, boolean transB, int dataType, int computeType) {}
+    private record Key(int m, int n, int k, boolean transA, boolean transB, int operandType, int outputType) {}
 
     private record Plan(cublasLtMatmulDescOpaque_t desc, cublasLtMatrixLayoutOpaque_t a, cublasLtMatrixLayoutOpaque_t b,
                         cublasLtMatrixLayoutOpaque_t c, cublasLtMatmulHeuristicResult_t heuristic) {}
@@ -41,10 +41,13 @@ final class CublasLtGemm implements AutoCloseable {
         this.workspace = allocator.allocate(WORKSPACE_BYTES);
     }
 
-    /** c = alpha·op(a)·op(b) + beta·c with row-major a (m×k, or k×m when transA), b (k×n, or n×k), c (m×n). */
+    /**
+     * c = alpha·op(a)·op(b) + beta·c with row-major a (m×k, or k×m when transA), b (k×n, or n×k), c (m×n); a and b of
+     * {@code operandType}, c of {@code outputType} (CUDA_R_32F or CUDA_R_16BF), accumulation in f32.
+     */
     void matmul(long a, boolean transA, long b, boolean transB, long c, int m, int n, int k, float alphaValue,
-                float betaValue, int dataType, int computeType) {
-        Plan p = plans.computeIfAbsent(new Key(m, n, k, transA, transB, dataType, computeType), this::plan);
+                float betaValue, int operandType, int outputType) {
+        Plan p = plans.computeIfAbsent(new Key(m, n, k, transA, transB, operandType, outputType), this::plan);
         alpha.put(alphaValue);
         beta.put(betaValue);
         // cuBLASLt's "A" is our B and its "B" is our A (see the class comment).
@@ -55,15 +58,15 @@ final class CublasLtGemm implements AutoCloseable {
 
     private Plan plan(Key key) {
         PointerPointer<?> out = new PointerPointer<>(1);
-        check(cublasLtMatmulDescCreate(out, key.computeType(), org.bytedeco.cuda.global.cudart.CUDA_R_32F), "cublasLtMatmulDescCreate");
+        check(cublasLtMatmulDescCreate(out, CUBLAS_COMPUTE_32F, org.bytedeco.cuda.global.cudart.CUDA_R_32F), "cublasLtMatmulDescCreate");
         var desc = new cublasLtMatmulDescOpaque_t(out.get(0));
         setOp(desc, CUBLASLT_MATMUL_DESC_TRANSA, key.transB());
         setOp(desc, CUBLASLT_MATMUL_DESC_TRANSB, key.transA());
         int m = key.m(), n = key.n(), k = key.k();
         // Column-major views: our B is (n×k) when not transposed, our A is (k×m); C is (n×m).
-        var la = layout(key.dataType(), key.transB() ? k : n, key.transB() ? n : k);
-        var lb = layout(key.dataType(), key.transA() ? m : k, key.transA() ? k : m);
-        var lc = layout(key.dataType(), n, m);
+        var la = layout(key.operandType(), key.transB() ? k : n, key.transB() ? n : k);
+        var lb = layout(key.operandType(), key.transA() ? m : k, key.transA() ? k : m);
+        var lc = layout(key.outputType(), n, m);
         check(cublasLtMatmulPreferenceCreate(out), "cublasLtMatmulPreferenceCreate");
         var pref = new cublasLtMatmulPreferenceOpaque_t(out.get(0));
         try (LongPointer ws = new LongPointer(1).put(WORKSPACE_BYTES)) {

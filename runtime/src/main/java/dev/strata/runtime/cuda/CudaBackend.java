@@ -3,6 +3,7 @@ package dev.strata.runtime.cuda;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Device;
+import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import java.util.Arrays;
 import org.bytedeco.cuda.cudart.CUstream_st;
@@ -13,10 +14,13 @@ import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.ShortPointer;
 
 /**
- * The CUDA backend: one device, one stream. F32 tensors for now (BF16 mixed precision comes next); every op is a
- * kernel of the {@code .cu} resources or a cuBLASLt GEMM, all enqueued on the stream; only host transfers wait.
+ * The CUDA backend: one device, one stream. Activations are f32 or bf16 (mixed precision: bf16 GEMM operands and
+ * activations, f32 parameters, gradients, optimizer state and reductions); every op is a kernel of the {@code .cu}
+ * resources, picked by the activation dtype's suffix, or a cuBLASLt GEMM, all enqueued on the stream; only host
+ * transfers wait.
  */
 public final class CudaBackend implements Backend {
     /** Device memory behind a tensor: its address and the bytes asked for. */
@@ -27,6 +31,7 @@ public final class CudaBackend implements Backend {
     private final Device device;
     private final CUstream_st stream = new CUstream_st();
     private final DeviceAllocator allocator = new DeviceAllocator();
+    private final OpTimer timer = new OpTimer(stream);
     private final Kernels kernels;
     private final CublasLtGemm gemm;
     private final int multiprocessors;
@@ -48,7 +53,7 @@ public final class CudaBackend implements Backend {
         this.multiprocessors = prop.multiProcessorCount();
         this.device = Device.cuda(index);
         Cuda.check(cudart.cudaStreamCreateWithFlags(stream, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-        this.kernels = new Kernels(prop.major(), prop.minor(), stream);
+        this.kernels = new Kernels(prop.major(), prop.minor(), stream, timer);
         this.gemm = new CublasLtGemm(stream, allocator);
     }
 
@@ -73,7 +78,13 @@ public final class CudaBackend implements Backend {
 
     public DeviceAllocator allocator() { return allocator; }
 
-    public void synchronize() { Cuda.check(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize"); }
+    @Override public void synchronize() { Cuda.check(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize"); }
+
+    /** Times every GEMM and kernel with events from now on (or stops); {@link #opTimes} reads the sums. */
+    public void timeOps(boolean on) { timer.enable(on); }
+
+    /** Device milliseconds per op (kernel name, or "gemm") since the last call; waits for the stream. */
+    public java.util.Map<String, Double> opTimes() { return timer.drain(); }
 
     static long address(Tensor t) {
         if (!(t.storage() instanceof DeviceBuffer b)) throw new IllegalArgumentException(t + " is not a CUDA tensor");
@@ -88,9 +99,9 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
-    private Tensor empty(DType dtype, int... shape) {
-        if (dtype != DType.F32 && dtype != DType.I32 && dtype != DType.F64)
-            throw new UnsupportedOperationException("the CUDA backend holds f32 and i32 tensors so far, not " + dtype.configName());
+    @Override public Tensor empty(DType dtype, int... shape) {
+        if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.I32 && dtype != DType.F64)
+            throw new UnsupportedOperationException("the CUDA backend holds f32, bf16, i32 and f64 tensors, not " + dtype.configName());
         long bytes = Tensor.numel(shape) * dtype.byteSize();
         return new Tensor(this, new DeviceBuffer(allocator.allocate(bytes), bytes), dtype, shape, true);
     }
@@ -100,6 +111,12 @@ public final class CudaBackend implements Backend {
         Tensor t = empty(dtype, shape);
         if (dtype == DType.F64) {
             try (DoublePointer host = new DoublePointer(data)) {
+                upload(host, t);
+            }
+        } else if (dtype == DType.BF16) {
+            short[] h = new short[data.length];
+            for (int i = 0; i < h.length; i++) h[i] = HostTensor.toBf16((float) data[i]);
+            try (ShortPointer host = new ShortPointer(h)) {
                 upload(host, t);
             }
         } else {
@@ -149,6 +166,14 @@ public final class CudaBackend implements Backend {
                 }
                 for (int i = 0; i < n; i++) out[i] = f[i];
             }
+            case BF16 -> {
+                short[] h = new short[n];
+                try (ShortPointer host = new ShortPointer(n)) {
+                    download(t, host);
+                    host.get(h);
+                }
+                for (int i = 0; i < n; i++) out[i] = Float.intBitsToFloat((h[i] & 0xffff) << 16);
+            }
             case I32 -> {
                 int[] ints = toInts(t);
                 for (int i = 0; i < n; i++) out[i] = ints[i];
@@ -182,7 +207,11 @@ public final class CudaBackend implements Backend {
             }
             return;
         }
-        require(src.dtype() == dst.dtype(), "dtype conversion on the GPU is not implemented yet: " + src + " -> " + dst);
+        if (src.dtype() != dst.dtype()) {
+            require(floatOrBf16(src) && floatOrBf16(dst), "no GPU conversion from " + src + " to " + dst);
+            elementwise("convert_" + suffix(src) + "_" + suffix(dst), src.numel(), src, dst, src.numel());
+            return;
+        }
         Cuda.check(cudart.cudaMemcpyAsync(Cuda.at(address(dst)), Cuda.at(address(src)), bytes(src), cudart.cudaMemcpyDeviceToDevice, stream),
                 "cudaMemcpyAsync D2D");
     }
@@ -204,42 +233,57 @@ public final class CudaBackend implements Backend {
         int kb = transB ? b.size(1) : b.size(0), n = transB ? b.size(0) : b.size(1);
         require(k == kb && c.size(0) == m && c.size(1) == n,
                 "matmul shapes do not agree: " + a + (transA ? "ᵀ" : "") + " @ " + b + (transB ? "ᵀ" : "") + " -> " + c);
-        requireF32(a, b, c);
+        require(a.dtype() == b.dtype() && floatOrBf16(a) && (c.dtype() == a.dtype() || c.dtype() == DType.F32),
+                "matmul takes f32 or bf16 operands of one dtype and writes theirs or f32: " + a + ", " + b + " -> " + c);
         if (k == 0) {
             scale(c, beta);
             return;
         }
-        gemm.matmul(address(a), transA, address(b), transB, address(c), m, n, k, (float) alpha, (float) beta,
-                cudart.CUDA_R_32F, cublas.CUBLAS_COMPUTE_32F);
+        timer.time("gemm", () -> gemm.matmul(address(a), transA, address(b), transB, address(c), m, n, k, (float) alpha,
+                (float) beta, cudaType(a.dtype()), cudaType(c.dtype())));
     }
 
     @Override public void addBias(Tensor x, Tensor bias) {
-        requireF32(x, bias);
-        elementwise("add_bias_f32", x.numel(), x, bias, x.numel(), bias.size(0));
+        requireF32(bias);
+        elementwise("add_bias_" + suffix(x), x.numel(), x, bias, x.numel(), bias.size(0));
     }
 
     @Override public void sumRowsAccumulate(Tensor dy, Tensor dbias) {
-        requireF32(dy, dbias);
-        int c = dbias.size(0);
-        kernels.launch("reduce.cu", "sum_rows_acc_f32", ceil(c, THREADS), 1, 1, THREADS, dy, dbias, dy.numel() / c, c);
+        columnSums(dy, null, null, null, null, dbias);
+    }
+
+    /**
+     * Column sums of (N,C) activations into f32 (C) accumulators, in a fixed order: db += Σ dout and, with x,
+     * dw += Σ dout·(x − mean)·rstd (mean null for RMSNorm). Either accumulator may be null.
+     */
+    private void columnSums(Tensor dout, Tensor x, Tensor mean, Tensor rstd, Tensor dw, Tensor db) {
+        requireF32(dw == null ? db : dw);
+        int c = dout.size(-1);
+        long n = dout.numel() / c;
+        int rows = (int) Math.max(8, ceil(n, 128)), chunks = ceil(n, rows);
+        try (Tensor pw = dw == null ? null : empty(DType.F32, chunks, c); Tensor pb = db == null ? null : empty(DType.F32, chunks, c)) {
+            kernels.launch2d("reduce.cu", "column_partials_" + suffix(dout), ceil(c, 32), chunks, 1, 32, 8,
+                    dout, x, mean, rstd, pw, pb, n, c, rows);
+            if (dw != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, pw, chunks, c, dw);
+            if (db != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, pb, chunks, c, db);
+        }
     }
 
     @Override public Tensor add(Tensor a, Tensor b) {
-        requireF32(a, b);
+        requireSame(a, b);
         Tensor out = empty(a.dtype(), a.shape());
-        elementwise("add_f32", a.numel(), a, b, out, a.numel());
+        elementwise("add_" + suffix(a), a.numel(), a, b, out, a.numel());
         return out;
     }
 
     @Override public void addInPlace(Tensor acc, Tensor x) {
-        requireF32(acc, x);
+        requireSame(acc, x);
         require(acc.numel() == x.numel(), "element counts differ: " + acc + " vs " + x);
-        elementwise("add_inplace_f32", acc.numel(), acc, x, acc.numel());
+        elementwise("add_inplace_" + suffix(acc), acc.numel(), acc, x, acc.numel());
     }
 
     @Override public void scale(Tensor t, double s) {
-        requireF32(t);
-        elementwise("scale_f32", t.numel(), t, (float) s, t.numel());
+        elementwise("scale_" + suffix(t), t.numel(), t, (float) s, t.numel());
     }
 
     @Override public double sumOfSquares(Iterable<Tensor> tensors) {
@@ -256,106 +300,124 @@ public final class CudaBackend implements Backend {
 
     // ---- embedding ----------------------------------------------------------------------------------------------
 
-    @Override public Tensor embeddingForward(Tensor ids, Tensor table) {
+    @Override public Tensor embeddingForward(Tensor ids, Tensor table, DType dtype) {
+        requireF32(table);
         int n = (int) ids.numel(), c = table.size(1);
-        Tensor out = empty(table.dtype(), n, c);
-        elementwise("embedding_fwd_f32", (long) n * c, ids, table, out, (long) n, c);
+        Tensor out = empty(dtype, n, c);
+        elementwise("embedding_fwd_" + suffix(out), (long) n * c, ids, table, out, (long) n, c);
         return out;
     }
 
     @Override public void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable) {
+        requireF32(dtable);
         int n = (int) ids.numel(), c = dtable.size(1);
-        elementwise("embedding_bwd_f32", (long) n * c, ids, dout, dtable, (long) n, c);
+        elementwise("embedding_bwd_" + suffix(dout), (long) n * c, ids, dout, dtable, (long) n, c);
     }
 
     // ---- normalisation ------------------------------------------------------------------------------------------
 
     @Override public NormOutput layerNormForward(Tensor x, Tensor weight, Tensor bias, double eps) {
-        requireF32(x, weight, bias);
+        requireF32(weight, bias);
         int c = x.size(-1), n = (int) (x.numel() / c);
-        Tensor out = empty(DType.F32, x.shape()), mean = empty(DType.F32, n), rstd = empty(DType.F32, n);
-        kernels.launch("norms.cu", "layernorm_fwd_f32", n, 1, 1, rowThreads(c), x, weight, bias, out, mean, rstd, c, (float) eps);
+        Tensor out = empty(x.dtype(), x.shape()), mean = empty(DType.F32, n), rstd = empty(DType.F32, n);
+        kernels.launch("norms.cu", "layernorm_fwd_" + suffix(x), n, 1, 1, rowThreads(c), x, weight, bias, out, mean, rstd, c, (float) eps);
         return new NormOutput(out, mean, rstd);
     }
 
     @Override public Tensor layerNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dweight, Tensor dbias) {
         int c = x.size(-1), n = (int) (x.numel() / c);
-        Tensor dx = empty(DType.F32, x.shape());
-        kernels.launch("norms.cu", "layernorm_bwd_f32", n, 1, 1, rowThreads(c), dout, x, weight, mean, rstd, dx, c);
-        kernels.launch("norms.cu", "norm_weight_grad_f32", ceil(c, THREADS), 1, 1, THREADS, dout, x, mean, rstd, dweight, dbias, (long) n, c);
+        requireSame(dout, x);
+        Tensor dx = empty(x.dtype(), x.shape());
+        kernels.launch("norms.cu", "layernorm_bwd_" + suffix(x), n, 1, 1, rowThreads(c), dout, x, weight, mean, rstd, dx, c);
+        columnSums(dout, x, mean, rstd, dweight, dbias);
         return dx;
     }
 
     @Override public NormOutput rmsNormForward(Tensor x, Tensor weight, double eps) {
-        requireF32(x, weight);
+        requireF32(weight);
         int c = x.size(-1), n = (int) (x.numel() / c);
-        Tensor out = empty(DType.F32, x.shape()), rstd = empty(DType.F32, n);
-        kernels.launch("norms.cu", "rmsnorm_fwd_f32", n, 1, 1, rowThreads(c), x, weight, out, rstd, c, (float) eps);
+        Tensor out = empty(x.dtype(), x.shape()), rstd = empty(DType.F32, n);
+        kernels.launch("norms.cu", "rmsnorm_fwd_" + suffix(x), n, 1, 1, rowThreads(c), x, weight, out, rstd, c, (float) eps);
         return new NormOutput(out, null, rstd);
     }
 
     @Override public Tensor rmsNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor rstd, Tensor dweight) {
         int c = x.size(-1), n = (int) (x.numel() / c);
-        Tensor dx = empty(DType.F32, x.shape());
-        kernels.launch("norms.cu", "rmsnorm_bwd_f32", n, 1, 1, rowThreads(c), dout, x, weight, rstd, dx, c);
-        kernels.launch("norms.cu", "norm_weight_grad_f32", ceil(c, THREADS), 1, 1, THREADS, dout, x, null, rstd, dweight, null, (long) n, c);
+        requireSame(dout, x);
+        Tensor dx = empty(x.dtype(), x.shape());
+        kernels.launch("norms.cu", "rmsnorm_bwd_" + suffix(x), n, 1, 1, rowThreads(c), dout, x, weight, rstd, dx, c);
+        columnSums(dout, x, null, rstd, dweight, null);
         return dx;
     }
 
     // ---- activations --------------------------------------------------------------------------------------------
 
     @Override public Tensor geluForward(Tensor x) {
-        requireF32(x);
-        Tensor out = empty(DType.F32, x.shape());
-        elementwise("gelu_fwd_f32", x.numel(), x, out, x.numel());
+        Tensor out = empty(x.dtype(), x.shape());
+        elementwise("gelu_fwd_" + suffix(x), x.numel(), x, out, x.numel());
         return out;
     }
 
     @Override public Tensor geluBackward(Tensor dout, Tensor x) {
-        Tensor dx = empty(DType.F32, x.shape());
-        elementwise("gelu_bwd_f32", x.numel(), dout, x, dx, x.numel());
+        requireSame(dout, x);
+        Tensor dx = empty(x.dtype(), x.shape());
+        elementwise("gelu_bwd_" + suffix(x), x.numel(), dout, x, dx, x.numel());
         return dx;
     }
 
     @Override public Tensor swigluForward(Tensor gate, Tensor up) {
-        requireF32(gate, up);
-        Tensor out = empty(DType.F32, gate.shape());
-        elementwise("swiglu_fwd_f32", gate.numel(), gate, up, out, gate.numel());
+        requireSame(gate, up);
+        Tensor out = empty(gate.dtype(), gate.shape());
+        elementwise("swiglu_fwd_" + suffix(gate), gate.numel(), gate, up, out, gate.numel());
         return out;
     }
 
     @Override public Tensor[] swigluBackward(Tensor dout, Tensor gate, Tensor up) {
-        Tensor dgate = empty(DType.F32, gate.shape()), dup = empty(DType.F32, up.shape());
-        elementwise("swiglu_bwd_f32", gate.numel(), dout, gate, up, dgate, dup, gate.numel());
+        requireSame(dout, gate, up);
+        Tensor dgate = empty(gate.dtype(), gate.shape()), dup = empty(up.dtype(), up.shape());
+        elementwise("swiglu_bwd_" + suffix(gate), gate.numel(), dout, gate, up, dgate, dup, gate.numel());
         return new Tensor[] {dgate, dup};
     }
 
     // ---- attention ----------------------------------------------------------------------------------------------
 
     @Override public Tensor rope(Tensor x, Tensor cos, Tensor sin, boolean inverse) {
-        requireF32(x, cos, sin);
+        requireF32(cos, sin);
         int bt = x.size(0) * x.size(1), t = x.size(1), h = x.size(2), d = x.size(3);
-        Tensor out = empty(DType.F32, x.shape());
-        elementwise("rope_f32", (long) bt * h * d / 2, x, cos, sin, out, (long) bt, t, h, d, inverse ? -1f : 1f);
+        Tensor out = empty(x.dtype(), x.shape());
+        elementwise("rope_" + suffix(x), (long) bt * h * d / 2, x, cos, sin, out, (long) bt, t, h, d, inverse ? -1f : 1f);
         return out;
     }
 
+    /** bf16 with head size 64 runs on tensor cores (attention_mma.cu); everything else on the reference kernels. */
+    private static boolean tensorCoreAttention(Tensor q) { return q.dtype() == DType.BF16 && q.size(3) == 64; }
+
     @Override public AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale) {
-        requireF32(q, k, v);
+        requireSame(q, k, v);
         int b = q.size(0), t = q.size(1), h = q.size(2), hkv = k.size(2), d = q.size(3);
         require(d <= 128 && h % hkv == 0, "attention needs head_dim <= 128 and n_heads a multiple of n_kv_heads: " + q + ", " + k);
-        Tensor out = empty(DType.F32, q.shape()), lse = empty(DType.F32, b, h, t);
-        kernels.launch("attention.cu", "attention_fwd_f32", t, h, b, 32, q, k, v, out, lse, t, h, hkv, d, (float) scale);
+        Tensor out = empty(q.dtype(), q.shape()), lse = empty(DType.F32, b, h, t);
+        if (tensorCoreAttention(q))
+            kernels.launch("attention_mma.cu", "attention_mma_fwd", ceil(t, 64), h, b, 128, q, k, v, out, lse, t, h, hkv, (float) scale);
+        else
+            kernels.launch("attention.cu", "attention_fwd_" + suffix(q), t, h, b, 32, q, k, v, out, lse, t, h, hkv, d, (float) scale);
         return new AttentionOutput(out, lse);
     }
 
     @Override public Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, double scale) {
+        requireSame(dout, q, k, v, out);
         int b = q.size(0), t = q.size(1), h = q.size(2), hkv = k.size(2), d = q.size(3);
-        Tensor dq = empty(DType.F32, q.shape()), dk = empty(DType.F32, k.shape()), dv = empty(DType.F32, v.shape());
+        Tensor dq = empty(q.dtype(), q.shape()), dk = empty(k.dtype(), k.shape()), dv = empty(v.dtype(), v.shape());
+        String sfx = suffix(q);
         try (Tensor delta = empty(DType.F32, b, h, t)) {
-            kernels.launch("attention.cu", "attention_delta_f32", t, h, b, 32, dout, out, delta, t, h, d);
-            kernels.launch("attention.cu", "attention_bwd_dq_f32", t, h, b, 32, dout, q, k, v, lse, delta, dq, t, h, hkv, d, (float) scale);
-            kernels.launch("attention.cu", "attention_bwd_dkv_f32", t, hkv, b, 32, dout, q, k, v, lse, delta, dk, dv, t, h, hkv, d, (float) scale);
+            kernels.launch("attention.cu", "attention_delta_" + sfx, t, h, b, 32, dout, out, delta, t, h, d);
+            if (tensorCoreAttention(q)) {
+                kernels.launch("attention_mma.cu", "attention_mma_bwd_dq", ceil(t, 64), h, b, 128, dout, q, k, v, lse, delta, dq, t, h, hkv, (float) scale);
+                kernels.launch("attention_mma.cu", "attention_mma_bwd_dkv", ceil(t, 64), hkv, b, 128, dout, q, k, v, lse, delta, dk, dv, t, h, hkv, (float) scale);
+            } else {
+                kernels.launch("attention.cu", "attention_bwd_dq_" + sfx, t, h, b, 32, dout, q, k, v, lse, delta, dq, t, h, hkv, d, (float) scale);
+                kernels.launch("attention.cu", "attention_bwd_dkv_" + sfx, t, hkv, b, 32, dout, q, k, v, lse, delta, dk, dv, t, h, hkv, d, (float) scale);
+            }
         }
         return new Tensor[] {dq, dk, dv};
     }
@@ -363,11 +425,11 @@ public final class CudaBackend implements Backend {
     // ---- loss ---------------------------------------------------------------------------------------------------
 
     @Override public Tensor crossEntropy(Tensor logits, Tensor targets, Tensor dlogits, double gradScale) {
-        requireF32(logits);
         int v = logits.size(-1), n = (int) (logits.numel() / v);
         require(targets.numel() == n, "targets " + targets + " do not match logits " + logits);
+        require(dlogits == null || dlogits.dtype() == logits.dtype(), "dlogits " + dlogits + " must have the logits' dtype");
         Tensor losses = empty(DType.F32, n);
-        kernels.launch("cross_entropy.cu", "cross_entropy_f32", n, 1, 1, 1024, logits, targets, dlogits, losses, v, (float) gradScale);
+        kernels.launch("cross_entropy.cu", "cross_entropy_" + suffix(logits), n, 1, 1, 1024, logits, targets, dlogits, losses, v, (float) gradScale);
         return losses;
     }
 
@@ -383,6 +445,7 @@ public final class CudaBackend implements Backend {
     @Override public void close() {
         synchronize();
         gemm.close();
+        timer.close();
         allocator.emptyCache();
         cudart.cudaStreamDestroy(stream);
     }
@@ -394,15 +457,34 @@ public final class CudaBackend implements Backend {
         kernels.launch("elementwise.cu", name, grid, 1, 1, THREADS, args);
     }
 
+    /** The kernel-name suffix of an activation dtype. */
+    private static String suffix(Tensor t) {
+        return switch (t.dtype()) {
+            case F32 -> "f32";
+            case BF16 -> "bf16";
+            default -> throw new UnsupportedOperationException("the CUDA backend computes in f32 or bf16, got " + t);
+        };
+    }
+
+    private static boolean floatOrBf16(Tensor t) { return t.dtype() == DType.F32 || t.dtype() == DType.BF16; }
+
+    private static int cudaType(DType d) { return d == DType.BF16 ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F; }
+
+    private static void requireSame(Tensor... ts) {
+        for (Tensor t : ts)
+            if (t.dtype() != ts[0].dtype()) throw new IllegalArgumentException("dtypes differ: " + java.util.Arrays.toString(ts));
+    }
+
     private static int rowThreads(int c) { return Math.min(1024, Math.max(32, (c + 31) / 32 * 32)); }
 
     private static int ceil(long n, int d) { return (int) ((n + d - 1) / d); }
 
     private static long bytes(Tensor t) { return t.numel() * t.dtype().byteSize(); }
 
+    /** Parameters, gradients, optimizer state and their tables are f32 on the GPU. */
     private static void requireF32(Tensor... ts) {
         for (Tensor t : ts)
-            if (t.dtype() != DType.F32) throw new UnsupportedOperationException("the CUDA backend computes in f32 so far, got " + t);
+            if (t.dtype() != DType.F32) throw new IllegalArgumentException("expected an f32 parameter tensor, got " + t);
     }
 
     private static void require(boolean ok, String message) {

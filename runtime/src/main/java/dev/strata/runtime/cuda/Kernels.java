@@ -35,18 +35,20 @@ import org.bytedeco.javacpp.SizeTPointer;
 final class Kernels {
     static final String RESOURCES = "/dev/strata/runtime/cuda/";
     /** Every kernel source; the CPU test suite compiles each with nvcc too. */
-    static final List<String> SOURCES = List.of("elementwise.cu", "reduce.cu", "norms.cu", "cross_entropy.cu", "attention.cu");
+    static final List<String> SOURCES = List.of("elementwise.cu", "reduce.cu", "norms.cu", "cross_entropy.cu", "attention.cu", "attention_mma.cu");
     static final List<String> HEADERS = List.of("common.cuh");
 
     private final String arch;
     private final Path cacheDir;
     private final CUstream_st stream;
+    private final OpTimer timer;
     private final Map<String, CUmod_st> modules = new HashMap<>();
     private final Map<String, CUfunc_st> functions = new HashMap<>();
 
-    Kernels(int major, int minor, CUstream_st stream) {
+    Kernels(int major, int minor, CUstream_st stream, OpTimer timer) {
         this.arch = "sm_" + major + minor;
         this.stream = stream;
+        this.timer = timer;
         String configured = System.getProperty("strata.kernel_cache");
         String xdg = System.getenv("XDG_CACHE_HOME");
         this.cacheDir = configured != null ? Path.of(configured)
@@ -55,6 +57,11 @@ final class Kernels {
 
     /** Launches {@code name} from {@code file}; args are tensors (their device address), null, Integer, Long or Float. */
     void launch(String file, String name, int gridX, int gridY, int gridZ, int block, Object... args) {
+        launch2d(file, name, gridX, gridY, gridZ, block, 1, args);
+    }
+
+    /** As {@link #launch}, with a two-dimensional block (blockX, blockY). */
+    void launch2d(String file, String name, int gridX, int gridY, int gridZ, int blockX, int blockY, Object... args) {
         CUfunc_st f = function(file, name);
         try (PointerPointer<Pointer> params = new PointerPointer<>(args.length)) {
             Pointer[] values = new Pointer[args.length];
@@ -70,8 +77,8 @@ final class Kernels {
                 };
                 params.put(i, values[i]);
             }
-            Cuda.checkDriver(cudart.cuLaunchKernel(f, gridX, gridY, gridZ, block, 1, 1, 0, stream, params, null),
-                    "cuLaunchKernel(" + name + ")");
+            timer.time(name, () -> Cuda.checkDriver(cudart.cuLaunchKernel(f, gridX, gridY, gridZ, blockX, blockY, 1, 0, stream, params, null),
+                    "cuLaunchKernel(" + name + ")"));
             for (Pointer p : values) p.close();
         }
     }

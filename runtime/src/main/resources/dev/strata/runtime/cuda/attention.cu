@@ -1,21 +1,22 @@
-// Causal attention with grouped-query heads, F32, in the FlashAttention manner: online softmax, only the
-// log-sum-exp of each row is kept, never a (T,T) matrix. One warp per query row (forward, dq) or key row (dk, dv);
-// each lane holds head dimensions lane, lane+32, ... (D <= 128).
+// Causal attention with grouped-query heads for any head size D <= 128, on activations of type T (f32 or bf16)
+// with f32 arithmetic, in the FlashAttention manner: online softmax, only the log-sum-exp of each row is kept,
+// never a (T,T) matrix. One warp per query row (forward, dq) or key row (dk, dv); each lane holds head dimensions
+// lane, lane+32, ... This is the reference path; bf16 with D = 64 runs on tensor cores in attention_mma.cu.
 #include "common.cuh"
 
 #define MAX_PER_LANE 4
 
-__device__ __forceinline__ float dot_warp(const float* a, const float* b, int d) {
+template <typename T> __device__ __forceinline__ float dot_warp(const T* a, const T* b, int d) {
     float s = 0.f;
-    for (int e = threadIdx.x & 31; e < d; e += 32) s += a[e] * b[e];
+    for (int e = threadIdx.x & 31; e < d; e += 32) s += to_float(a[e]) * to_float(b[e]);
     return warp_sum(s);
 }
 
 // q (B,T,H,D), k and v (B,T,Hkv,D) -> out (B,T,H,D), lse (B,H,T). grid (T, H, B), block 32.
-extern "C" __global__ void attention_fwd_f32(const float* q, const float* k, const float* v, float* out, float* lse,
-                                             int t, int h, int hkv, int d, float scale) {
+template <typename T> __device__ void attention_fwd(const T* q, const T* k, const T* v, T* out, float* lse,
+                                                    int t, int h, int hkv, int d, float scale) {
     int i = blockIdx.x, head = blockIdx.y, b = blockIdx.z, lane = threadIdx.x, kvh = head / (h / hkv);
-    const float* qi = q + (((long) b * t + i) * h + head) * d;
+    const T* qi = q + (((long) b * t + i) * h + head) * d;
     float acc[MAX_PER_LANE] = {0.f, 0.f, 0.f, 0.f};
     float m = -INFINITY, l = 0.f;
     for (int j = 0; j <= i; j++) {
@@ -25,30 +26,35 @@ extern "C" __global__ void attention_fwd_f32(const float* q, const float* k, con
         l = l * corr + p;
         for (int r = 0; r < MAX_PER_LANE; r++) {
             int e = lane + 32 * r;
-            if (e < d) acc[r] = acc[r] * corr + p * v[kv + e];
+            if (e < d) acc[r] = acc[r] * corr + p * to_float(v[kv + e]);
         }
         m = mNew;
     }
-    float* oi = out + (((long) b * t + i) * h + head) * d;
+    T* oi = out + (((long) b * t + i) * h + head) * d;
     for (int r = 0; r < MAX_PER_LANE; r++) {
         int e = lane + 32 * r;
-        if (e < d) oi[e] = acc[r] / l;
+        if (e < d) oi[e] = from_float<T>(acc[r] / l);
     }
     if (lane == 0) lse[((long) b * h + head) * t + i] = m + logf(l);
 }
+#define ATT_FWD(T, S) extern "C" __global__ void attention_fwd_##S(const T* q, const T* k, const T* v, T* out, float* lse, \
+    int t, int h, int hkv, int d, float scale) { attention_fwd<T>(q, k, v, out, lse, t, h, hkv, d, scale); }
+FOR_TYPES(ATT_FWD)
 
 // delta (B,H,T) = rowwise dot(dout, out), used by both backward kernels. grid (T, H, B), block 32.
-extern "C" __global__ void attention_delta_f32(const float* dout, const float* out, float* delta, int t, int h, int d) {
+template <typename T> __device__ void attention_delta(const T* dout, const T* out, float* delta, int t, int h, int d) {
     int i = blockIdx.x, head = blockIdx.y, b = blockIdx.z;
     long row = (((long) b * t + i) * h + head) * d;
     float s = dot_warp(dout + row, out + row, d);
     if (threadIdx.x == 0) delta[((long) b * h + head) * t + i] = s;
 }
+#define ATT_DELTA(T, S) extern "C" __global__ void attention_delta_##S(const T* dout, const T* out, float* delta, int t, \
+    int h, int d) { attention_delta<T>(dout, out, delta, t, h, d); }
+FOR_TYPES(ATT_DELTA)
 
 // dq for query row i. grid (T, H, B), block 32.
-extern "C" __global__ void attention_bwd_dq_f32(const float* dout, const float* q, const float* k, const float* v,
-                                                const float* lse, const float* delta, float* dq,
-                                                int t, int h, int hkv, int d, float scale) {
+template <typename T> __device__ void attention_bwd_dq(const T* dout, const T* q, const T* k, const T* v,
+        const float* lse, const float* delta, T* dq, int t, int h, int hkv, int d, float scale) {
     int i = blockIdx.x, head = blockIdx.y, b = blockIdx.z, lane = threadIdx.x, kvh = head / (h / hkv);
     long row = (((long) b * t + i) * h + head) * d;
     float rowLse = lse[((long) b * h + head) * t + i], rowD = delta[((long) b * h + head) * t + i];
@@ -59,19 +65,22 @@ extern "C" __global__ void attention_bwd_dq_f32(const float* dout, const float* 
         float ds = p * (dot_warp(dout + row, v + kv, d) - rowD) * scale;
         for (int r = 0; r < MAX_PER_LANE; r++) {
             int e = lane + 32 * r;
-            if (e < d) acc[r] += ds * k[kv + e];
+            if (e < d) acc[r] += ds * to_float(k[kv + e]);
         }
     }
     for (int r = 0; r < MAX_PER_LANE; r++) {
         int e = lane + 32 * r;
-        if (e < d) dq[row + e] = acc[r];
+        if (e < d) dq[row + e] = from_float<T>(acc[r]);
     }
 }
+#define ATT_DQ(T, S) extern "C" __global__ void attention_bwd_dq_##S(const T* dout, const T* q, const T* k, const T* v, \
+    const float* lse, const float* delta, T* dq, int t, int h, int hkv, int d, float scale) \
+    { attention_bwd_dq<T>(dout, q, k, v, lse, delta, dq, t, h, hkv, d, scale); }
+FOR_TYPES(ATT_DQ)
 
 // dk, dv for key row j of kv head kvh, summed over the query heads of its group. grid (T, Hkv, B), block 32.
-extern "C" __global__ void attention_bwd_dkv_f32(const float* dout, const float* q, const float* k, const float* v,
-                                                 const float* lse, const float* delta, float* dk, float* dv,
-                                                 int t, int h, int hkv, int d, float scale) {
+template <typename T> __device__ void attention_bwd_dkv(const T* dout, const T* q, const T* k, const T* v,
+        const float* lse, const float* delta, T* dk, T* dv, int t, int h, int hkv, int d, float scale) {
     int j = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z, lane = threadIdx.x, group = h / hkv;
     long kv = (((long) b * t + j) * hkv + kvh) * d;
     float dkAcc[MAX_PER_LANE] = {0.f, 0.f, 0.f, 0.f}, dvAcc[MAX_PER_LANE] = {0.f, 0.f, 0.f, 0.f};
@@ -83,8 +92,8 @@ extern "C" __global__ void attention_bwd_dkv_f32(const float* dout, const float*
             for (int r = 0; r < MAX_PER_LANE; r++) {
                 int e = lane + 32 * r;
                 if (e < d) {
-                    dvAcc[r] += p * dout[row + e];
-                    dkAcc[r] += ds * q[row + e];
+                    dvAcc[r] += p * to_float(dout[row + e]);
+                    dkAcc[r] += ds * to_float(q[row + e]);
                 }
             }
         }
@@ -92,8 +101,12 @@ extern "C" __global__ void attention_bwd_dkv_f32(const float* dout, const float*
     for (int r = 0; r < MAX_PER_LANE; r++) {
         int e = lane + 32 * r;
         if (e < d) {
-            dk[kv + e] = dkAcc[r];
-            dv[kv + e] = dvAcc[r];
+            dk[kv + e] = from_float<T>(dkAcc[r]);
+            dv[kv + e] = from_float<T>(dvAcc[r]);
         }
     }
 }
+#define ATT_DKV(T, S) extern "C" __global__ void attention_bwd_dkv_##S(const T* dout, const T* q, const T* k, const T* v, \
+    const float* lse, const float* delta, T* dk, T* dv, int t, int h, int hkv, int d, float scale) \
+    { attention_bwd_dkv<T>(dout, q, k, v, lse, delta, dk, dv, t, h, hkv, d, scale); }
+FOR_TYPES(ATT_DKV)

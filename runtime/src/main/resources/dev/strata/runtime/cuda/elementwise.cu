@@ -1,82 +1,115 @@
-// Element-wise ops, F32. One thread per element in a grid-stride loop.
+// Element-wise ops on activations of type T (f32 or bf16) with f32 parameters; arithmetic in f32.
+// One thread per element in a grid-stride loop.
 #include "common.cuh"
 
-extern "C" __global__ void add_f32(const float* a, const float* b, float* out, long n) {
-    GRID_STRIDE(i, n) out[i] = a[i] + b[i];
+template <typename T> __device__ void add(const T* a, const T* b, T* out, long n) {
+    GRID_STRIDE(i, n) out[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
 }
+#define ADD(T, S) extern "C" __global__ void add_##S(const T* a, const T* b, T* out, long n) { add<T>(a, b, out, n); }
+FOR_TYPES(ADD)
 
-extern "C" __global__ void add_inplace_f32(float* acc, const float* x, long n) {
-    GRID_STRIDE(i, n) acc[i] += x[i];
+template <typename T> __device__ void add_inplace(T* acc, const T* x, long n) {
+    GRID_STRIDE(i, n) acc[i] = from_float<T>(to_float(acc[i]) + to_float(x[i]));
 }
+#define ADD_INPLACE(T, S) extern "C" __global__ void add_inplace_##S(T* acc, const T* x, long n) { add_inplace<T>(acc, x, n); }
+FOR_TYPES(ADD_INPLACE)
 
-extern "C" __global__ void scale_f32(float* x, float s, long n) {
-    GRID_STRIDE(i, n) x[i] *= s;
+template <typename T> __device__ void scale(T* x, float s, long n) {
+    GRID_STRIDE(i, n) x[i] = from_float<T>(to_float(x[i]) * s);
 }
+#define SCALE(T, S) extern "C" __global__ void scale_##S(T* x, float s, long n) { scale<T>(x, s, n); }
+FOR_TYPES(SCALE)
 
 // x (N,C) += bias (C)
-extern "C" __global__ void add_bias_f32(float* x, const float* bias, long n, int c) {
-    GRID_STRIDE(i, n) x[i] += bias[i % c];
+template <typename T> __device__ void add_bias(T* x, const float* bias, long n, int c) {
+    GRID_STRIDE(i, n) x[i] = from_float<T>(to_float(x[i]) + bias[i % c]);
 }
+#define ADD_BIAS(T, S) extern "C" __global__ void add_bias_##S(T* x, const float* bias, long n, int c) { add_bias<T>(x, bias, n, c); }
+FOR_TYPES(ADD_BIAS)
+
+// Between storage types: f32 <-> bf16 (and same-type copies).
+template <typename A, typename B> __device__ void convert(const A* in, B* out, long n) {
+    GRID_STRIDE(i, n) out[i] = from_float<B>(to_float(in[i]));
+}
+extern "C" __global__ void convert_f32_bf16(const float* in, bf16* out, long n) { convert<float, bf16>(in, out, n); }
+extern "C" __global__ void convert_bf16_f32(const bf16* in, float* out, long n) { convert<bf16, float>(in, out, n); }
 
 #define GELU_K 0.7978845608028654f
 
-extern "C" __global__ void gelu_fwd_f32(const float* x, float* out, long n) {
+template <typename T> __device__ void gelu_fwd(const T* x, T* out, long n) {
     GRID_STRIDE(i, n) {
-        float v = x[i];
-        out[i] = 0.5f * v * (1.f + tanhf(GELU_K * (v + 0.044715f * v * v * v)));
+        float v = to_float(x[i]);
+        out[i] = from_float<T>(0.5f * v * (1.f + tanhf(GELU_K * (v + 0.044715f * v * v * v))));
     }
 }
+#define GELU_FWD(T, S) extern "C" __global__ void gelu_fwd_##S(const T* x, T* out, long n) { gelu_fwd<T>(x, out, n); }
+FOR_TYPES(GELU_FWD)
 
-extern "C" __global__ void gelu_bwd_f32(const float* dout, const float* x, float* dx, long n) {
+template <typename T> __device__ void gelu_bwd(const T* dout, const T* x, T* dx, long n) {
     GRID_STRIDE(i, n) {
-        float v = x[i], th = tanhf(GELU_K * (v + 0.044715f * v * v * v));
+        float v = to_float(x[i]), th = tanhf(GELU_K * (v + 0.044715f * v * v * v));
         float grad = 0.5f * (1.f + th) + 0.5f * v * (1.f - th * th) * GELU_K * (1.f + 3.f * 0.044715f * v * v);
-        dx[i] = dout[i] * grad;
+        dx[i] = from_float<T>(to_float(dout[i]) * grad);
     }
 }
+#define GELU_BWD(T, S) extern "C" __global__ void gelu_bwd_##S(const T* dout, const T* x, T* dx, long n) { gelu_bwd<T>(dout, x, dx, n); }
+FOR_TYPES(GELU_BWD)
 
 // silu(gate) * up
-extern "C" __global__ void swiglu_fwd_f32(const float* gate, const float* up, float* out, long n) {
+template <typename T> __device__ void swiglu_fwd(const T* gate, const T* up, T* out, long n) {
     GRID_STRIDE(i, n) {
-        float g = gate[i];
-        out[i] = g / (1.f + expf(-g)) * up[i];
+        float g = to_float(gate[i]);
+        out[i] = from_float<T>(g / (1.f + expf(-g)) * to_float(up[i]));
     }
 }
+#define SWIGLU_FWD(T, S) extern "C" __global__ void swiglu_fwd_##S(const T* g, const T* u, T* out, long n) { swiglu_fwd<T>(g, u, out, n); }
+FOR_TYPES(SWIGLU_FWD)
 
-extern "C" __global__ void swiglu_bwd_f32(const float* dout, const float* gate, const float* up, float* dgate, float* dup, long n) {
+template <typename T> __device__ void swiglu_bwd(const T* dout, const T* gate, const T* up, T* dgate, T* dup, long n) {
     GRID_STRIDE(i, n) {
-        float g = gate[i], sig = 1.f / (1.f + expf(-g));
-        dgate[i] = dout[i] * up[i] * sig * (1.f + g * (1.f - sig));
-        dup[i] = dout[i] * g * sig;
+        float g = to_float(gate[i]), u = to_float(up[i]), d = to_float(dout[i]), sig = 1.f / (1.f + expf(-g));
+        dgate[i] = from_float<T>(d * u * sig * (1.f + g * (1.f - sig)));
+        dup[i] = from_float<T>(d * g * sig);
     }
 }
+#define SWIGLU_BWD(T, S) extern "C" __global__ void swiglu_bwd_##S(const T* d, const T* g, const T* u, T* dg, T* du, long n) \
+    { swiglu_bwd<T>(d, g, u, dg, du, n); }
+FOR_TYPES(SWIGLU_BWD)
 
-// ids (N) -> rows of table (V,C)
-extern "C" __global__ void embedding_fwd_f32(const int* ids, const float* table, float* out, long n, int c) {
-    GRID_STRIDE(i, n * c) out[i] = table[(long) ids[i / c] * c + i % c];
+// ids (N) -> rows of an f32 table (V,C), as T
+template <typename T> __device__ void embedding_fwd(const int* ids, const float* table, T* out, long n, int c) {
+    GRID_STRIDE(i, n * c) out[i] = from_float<T>(table[(long) ids[i / c] * c + i % c]);
 }
+#define EMBEDDING_FWD(T, S) extern "C" __global__ void embedding_fwd_##S(const int* ids, const float* table, T* out, long n, int c) \
+    { embedding_fwd<T>(ids, table, out, n, c); }
+FOR_TYPES(EMBEDDING_FWD)
 
-// dtable (V,C) += scatter of dout (N,C); rows with the same id meet in atomicAdd.
-extern "C" __global__ void embedding_bwd_f32(const int* ids, const float* dout, float* dtable, long n, int c) {
-    GRID_STRIDE(i, n * c) atomicAdd(&dtable[(long) ids[i / c] * c + i % c], dout[i]);
+// dtable (V,C) f32 += scatter of dout (N,C); rows with the same id meet in atomicAdd.
+template <typename T> __device__ void embedding_bwd(const int* ids, const T* dout, float* dtable, long n, int c) {
+    GRID_STRIDE(i, n * c) atomicAdd(&dtable[(long) ids[i / c] * c + i % c], to_float(dout[i]));
 }
+#define EMBEDDING_BWD(T, S) extern "C" __global__ void embedding_bwd_##S(const int* ids, const T* dout, float* dtable, long n, int c) \
+    { embedding_bwd<T>(ids, dout, dtable, n, c); }
+FOR_TYPES(EMBEDDING_BWD)
 
-// x (B,T,H,D) rotated in pairs (i, i + D/2) by cos/sin (T, D/2); sign = -1 for the inverse.
-extern "C" __global__ void rope_f32(const float* x, const float* cos_t, const float* sin_t, float* out,
-                                    long bt, int t, int h, int d, float sign) {
+// x (B,T,H,D) rotated in pairs (i, i + D/2) by f32 cos/sin (T, D/2); sign = -1 for the inverse.
+template <typename T> __device__ void rope(const T* x, const float* cos_t, const float* sin_t, T* out, long bt, int t, int h, int d, float sign) {
     int half = d / 2;
     GRID_STRIDE(idx, bt * h * half) {
         long row = idx / (h * half);
         int rem = idx % (h * half), head = rem / half, i = rem % half, pos = row % t;
         long base = (row * h + head) * d;
         float c = cos_t[pos * half + i], s = sign * sin_t[pos * half + i];
-        float x1 = x[base + i], x2 = x[base + i + half];
-        out[base + i] = x1 * c - x2 * s;
-        out[base + i + half] = x2 * c + x1 * s;
+        float x1 = to_float(x[base + i]), x2 = to_float(x[base + i + half]);
+        out[base + i] = from_float<T>(x1 * c - x2 * s);
+        out[base + i + half] = from_float<T>(x2 * c + x1 * s);
     }
 }
+#define ROPE(T, S) extern "C" __global__ void rope_##S(const T* x, const float* c, const float* s, T* out, long bt, int t, int h, int d, float sign) \
+    { rope<T>(x, c, s, out, bt, t, h, d, sign); }
+FOR_TYPES(ROPE)
 
-// PyTorch's AdamW on one tensor; grad is multiplied by grad_scale (clipping) first.
+// PyTorch's AdamW on one f32 tensor; grad is multiplied by grad_scale (clipping) first.
 extern "C" __global__ void adamw_f32(float* p, const float* g, float* m, float* v, long n, float lr, float beta1,
                                      float beta2, float eps, float weight_decay, float bc1, float bc2_sqrt, float grad_scale) {
     GRID_STRIDE(i, n) {

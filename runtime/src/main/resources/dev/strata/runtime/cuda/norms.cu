@@ -1,70 +1,68 @@
-// LayerNorm and RMSNorm, forward and backward, F32. One block per row; weight gradients by column in a second pass.
+// LayerNorm and RMSNorm, forward and backward, on activations of type T with f32 weights and statistics.
+// One block per row; weight gradients are column sums, in reduce.cu.
 #include "common.cuh"
 
-extern "C" __global__ void layernorm_fwd_f32(const float* x, const float* w, const float* b, float* out, float* mean,
-                                             float* rstd, int c, float eps) {
+template <typename T> __device__ void layernorm_fwd(const T* x, const float* w, const float* b, T* out, float* mean,
+                                                    float* rstd, int c, float eps) {
     __shared__ float shared[32];
-    const float* xr = x + (long) blockIdx.x * c;
+    const T* xr = x + (long) blockIdx.x * c;
     float s = 0.f;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) s += xr[j];
+    for (int j = threadIdx.x; j < c; j += blockDim.x) s += to_float(xr[j]);
     float m = block_sum(s, shared) / c;
     float v = 0.f;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) { float d = xr[j] - m; v += d * d; }
+    for (int j = threadIdx.x; j < c; j += blockDim.x) { float d = to_float(xr[j]) - m; v += d * d; }
     float r = rsqrtf(block_sum(v, shared) / c + eps);
-    float* o = out + (long) blockIdx.x * c;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = (xr[j] - m) * r * w[j] + b[j];
+    T* o = out + (long) blockIdx.x * c;
+    for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = from_float<T>((to_float(xr[j]) - m) * r * w[j] + b[j]);
     if (threadIdx.x == 0) { mean[blockIdx.x] = m; rstd[blockIdx.x] = r; }
 }
+#define LN_FWD(T, S) extern "C" __global__ void layernorm_fwd_##S(const T* x, const float* w, const float* b, T* out, \
+    float* mean, float* rstd, int c, float eps) { layernorm_fwd<T>(x, w, b, out, mean, rstd, c, eps); }
+FOR_TYPES(LN_FWD)
 
-extern "C" __global__ void layernorm_bwd_f32(const float* dout, const float* x, const float* w, const float* mean,
-                                             const float* rstd, float* dx, int c) {
+template <typename T> __device__ void layernorm_bwd(const T* dout, const T* x, const float* w, const float* mean,
+                                                    const float* rstd, T* dx, int c) {
     __shared__ float shared[32];
     long base = (long) blockIdx.x * c;
     float m = mean[blockIdx.x], r = rstd[blockIdx.x], sd = 0.f, sdn = 0.f;
     for (int j = threadIdx.x; j < c; j += blockDim.x) {
-        float norm = (x[base + j] - m) * r, dn = dout[base + j] * w[j];
+        float norm = (to_float(x[base + j]) - m) * r, dn = to_float(dout[base + j]) * w[j];
         sd += dn;
         sdn += dn * norm;
     }
     float meanD = block_sum(sd, shared) / c, meanDN = block_sum(sdn, shared) / c;
     for (int j = threadIdx.x; j < c; j += blockDim.x) {
-        float norm = (x[base + j] - m) * r, dn = dout[base + j] * w[j];
-        dx[base + j] = r * (dn - meanD - norm * meanDN);
+        float norm = (to_float(x[base + j]) - m) * r, dn = to_float(dout[base + j]) * w[j];
+        dx[base + j] = from_float<T>(r * (dn - meanD - norm * meanDN));
     }
 }
+#define LN_BWD(T, S) extern "C" __global__ void layernorm_bwd_##S(const T* dout, const T* x, const float* w, \
+    const float* mean, const float* rstd, T* dx, int c) { layernorm_bwd<T>(dout, x, w, mean, rstd, dx, c); }
+FOR_TYPES(LN_BWD)
 
-// dw (C) += Σ_rows dout·norm, db (C) += Σ_rows dout; norm rebuilt from mean (null for RMSNorm) and rstd.
-extern "C" __global__ void norm_weight_grad_f32(const float* dout, const float* x, const float* mean, const float* rstd,
-                                                float* dw, float* db, long n, int c) {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= c) return;
-    float sw = 0.f, sb = 0.f;
-    for (long r = 0; r < n; r++) {
-        float g = dout[r * c + j], m = mean ? mean[r] : 0.f;
-        sw += g * (x[r * c + j] - m) * rstd[r];
-        sb += g;
-    }
-    dw[j] += sw;
-    if (db) db[j] += sb;
-}
-
-extern "C" __global__ void rmsnorm_fwd_f32(const float* x, const float* w, float* out, float* rstd, int c, float eps) {
+template <typename T> __device__ void rmsnorm_fwd(const T* x, const float* w, T* out, float* rstd, int c, float eps) {
     __shared__ float shared[32];
-    const float* xr = x + (long) blockIdx.x * c;
+    const T* xr = x + (long) blockIdx.x * c;
     float s = 0.f;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) s += xr[j] * xr[j];
+    for (int j = threadIdx.x; j < c; j += blockDim.x) { float v = to_float(xr[j]); s += v * v; }
     float r = rsqrtf(block_sum(s, shared) / c + eps);
-    float* o = out + (long) blockIdx.x * c;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = xr[j] * r * w[j];
+    T* o = out + (long) blockIdx.x * c;
+    for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = from_float<T>(to_float(xr[j]) * r * w[j]);
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
 }
+#define RMS_FWD(T, S) extern "C" __global__ void rmsnorm_fwd_##S(const T* x, const float* w, T* out, float* rstd, int c, \
+    float eps) { rmsnorm_fwd<T>(x, w, out, rstd, c, eps); }
+FOR_TYPES(RMS_FWD)
 
-extern "C" __global__ void rmsnorm_bwd_f32(const float* dout, const float* x, const float* w, const float* rstd, float* dx, int c) {
+template <typename T> __device__ void rmsnorm_bwd(const T* dout, const T* x, const float* w, const float* rstd, T* dx, int c) {
     __shared__ float shared[32];
     long base = (long) blockIdx.x * c;
     float r = rstd[blockIdx.x], s = 0.f;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) s += dout[base + j] * w[j] * x[base + j] * r;
+    for (int j = threadIdx.x; j < c; j += blockDim.x) s += to_float(dout[base + j]) * w[j] * to_float(x[base + j]) * r;
     float meanDN = block_sum(s, shared) / c;
     for (int j = threadIdx.x; j < c; j += blockDim.x)
-        dx[base + j] = r * (dout[base + j] * w[j] - x[base + j] * r * meanDN);
+        dx[base + j] = from_float<T>(r * (to_float(dout[base + j]) * w[j] - to_float(x[base + j]) * r * meanDN));
 }
+#define RMS_BWD(T, S) extern "C" __global__ void rmsnorm_bwd_##S(const T* dout, const T* x, const float* w, \
+    const float* rstd, T* dx, int c) { rmsnorm_bwd<T>(dout, x, w, rstd, dx, c); }
+FOR_TYPES(RMS_BWD)

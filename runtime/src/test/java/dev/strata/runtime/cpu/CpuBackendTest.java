@@ -81,7 +81,7 @@ class CpuBackendTest {
         var e = assertThrows(IllegalArgumentException.class,
                 () -> CPU.matmul(CPU.zeros(dtype, 2, 3), false, CPU.zeros(dtype, 4, 5), false, CPU.zeros(dtype, 2, 5), 1, 0));
         assertEquals(true, e.getMessage().contains("do not agree"), e.getMessage());
-        assertThrows(IndexOutOfBoundsException.class, () -> CPU.embeddingForward(CPU.fromInts(new int[] {7}, 1), CPU.zeros(dtype, 5, 2)));
+        assertThrows(IndexOutOfBoundsException.class, () -> CPU.embeddingForward(CPU.fromInts(new int[] {7}, 1), CPU.zeros(dtype, 5, 2), dtype));
         assertThrows(UnsupportedOperationException.class, () -> CPU.zeros(DType.BF16, 2));
     }
 }

@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** Entry point of the {@code strata} launcher. */
 @Command(name = "strata", mixinStandardHelpOptions = true, version = "strata 0.1.0",
         description = "Training and fine-tuning of transformer language models on the JVM.",
-        subcommands = {TrainCommand.class, DemoCommand.class, DataCommand.class, ModelCommand.class, CkptCommand.class,
+        subcommands = {TrainCommand.class, DemoCommand.class, DataCommand.class, ModelCommand.class, CkptCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main extends CommandGroup {
 

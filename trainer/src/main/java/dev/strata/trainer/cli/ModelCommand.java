@@ -2,7 +2,9 @@ package dev.strata.trainer.cli;
 
 import dev.strata.checkpoints.LocalStorage;
 import dev.strata.checkpoints.Safetensors;
+import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
+import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.cpu.CpuBackend;
 import dev.strata.trainer.hf.ParityGrad;
@@ -30,15 +32,25 @@ final class ModelCommand extends CommandGroup {
         @Option(names = "--out", required = true, description = "safetensors file to write: logits, loss, grad.<name>.")
         Path out;
 
-        @Option(names = "--dtype", defaultValue = "f64", description = "f64 or f32 (default ${DEFAULT-VALUE}).")
+        @Option(names = "--dtype", defaultValue = "f64", description = "f64 or f32 on the CPU; f32 or bf16 on CUDA (default ${DEFAULT-VALUE}).")
         String dtype;
+
+        @Option(names = "--backend", defaultValue = "cpu", description = "cpu or cuda (default ${DEFAULT-VALUE}).")
+        String backend;
 
         @Override public Integer call() throws Exception {
             DType d = DType.parse(dtype);
-            if (d != DType.F64 && d != DType.F32) throw new IllegalArgumentException("--dtype must be f64 or f32 on the CPU backend");
+            Backend b = switch (backend) {
+                case "cpu" -> CpuBackend.INSTANCE;
+                case "cuda" -> CudaBackend.open(0);
+                default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got " + backend);
+            };
+            boolean ok = b instanceof CpuBackend ? d == DType.F64 || d == DType.F32 : d == DType.F32 || d == DType.BF16;
+            if (!ok) throw new IllegalArgumentException("--dtype " + dtype + " is not available on the " + backend + " backend"
+                    + (b instanceof CpuBackend ? " (f64 or f32)" : " (f32 or bf16)"));
             HostTensor ids = Safetensors.read(new LocalStorage(), tokens.toString()).tensors().get("input_ids");
             if (ids == null) throw new IllegalArgumentException(tokens + " has no tensor 'input_ids'");
-            Map<String, HostTensor> result = ParityGrad.compute(model, ids, CpuBackend.INSTANCE, d);
+            Map<String, HostTensor> result = ParityGrad.compute(model, ids, b, d);
             Path tmp = out.resolveSibling(out.getFileName() + ".tmp");
             try (OutputStream o = Files.newOutputStream(tmp)) {
                 Safetensors.write(o, result, Map.of("format", "pt"));

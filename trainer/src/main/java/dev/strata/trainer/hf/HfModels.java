@@ -49,7 +49,7 @@ public final class HfModels {
             List<double[]> parts = split(t.toDoubles(), shapes, m.transposed());
             for (int i = 0; i < parts.size(); i++) {
                 Parameter p = params.get(m.ours().get(i));
-                try (Tensor src = backend.fromDoubles(parts.get(i), dtype, p.shape())) {
+                try (Tensor src = backend.fromDoubles(parts.get(i), p.value().dtype(), p.shape())) {
                     backend.copyInto(src, p.value());
                 }
             }

@@ -19,7 +19,7 @@ public final class DenseLinear implements Linear {
         this.bias = bias;
     }
 
-    /** The {@link Linear.Maker} for dense layers in the given dtype. */
+    /** The {@link Linear.Maker} for dense layers with parameters in the given dtype. */
     public static Linear.Maker maker(Backend backend, DType dtype) {
         return (name, in, out, hasBias) -> new DenseLinear(
                 new Parameter(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend.zeros(dtype, out, in)),
@@ -27,8 +27,8 @@ public final class DenseLinear implements Linear {
     }
 
     @Override public Tensor forward(Tensor x) {
-        Tensor y = backend.zeros(x.dtype(), x.size(0), weight.value().size(0)); // (N,out)
-        backend.matmul(x, false, weight.value(), true, y, 1, 0);
+        Tensor y = backend.empty(x.dtype(), x.size(0), weight.value().size(0)); // (N,out)
+        backend.matmul(x, false, weight.valueAs(x.dtype()), true, y, 1, 0);
         if (bias != null) backend.addBias(y, bias.value());
         this.x = x;
         return y;
@@ -37,8 +37,8 @@ public final class DenseLinear implements Linear {
     @Override public Tensor backward(Tensor dy) {
         backend.matmul(dy, true, x, false, weight.grad(), 1, 1);            // dW (out,in) += dyᵀ·x
         if (bias != null) backend.sumRowsAccumulate(dy, bias.grad());       // db (out) += Σ_rows dy
-        Tensor dx = backend.zeros(dy.dtype(), dy.size(0), weight.value().size(1)); // (N,in)
-        backend.matmul(dy, false, weight.value(), false, dx, 1, 0);
+        Tensor dx = backend.empty(dy.dtype(), dy.size(0), weight.value().size(1)); // (N,in)
+        backend.matmul(dy, false, weight.valueAs(dy.dtype()), false, dx, 1, 0);
         x = null;
         return dx;
     }

@@ -23,6 +23,7 @@ public final class Transformer {
     private final ModelConfig cfg;
     private final Backend backend;
     private final DType dtype;
+    private final Precision precision;
     private final Stage stage;
     private final Embedding tokEmbeddings, posEmbeddings; // (V,C), (maxT,C); null where absent
     private final List<Block> layers = new ArrayList<>();
@@ -31,10 +32,12 @@ public final class Transformer {
     private final List<Tensor> saved = new ArrayList<>(); // hidden states kept for backward, freed after it
     private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions
 
+    /** dtype is the training dtype: f64, f32, or bf16 (bf16 activations, f32 parameters; see {@link Precision}). */
     public Transformer(ModelConfig cfg, Backend backend, DType dtype) {
-        this(cfg, backend, dtype, DenseLinear.maker(backend, dtype), Stage.whole(cfg));
+        this(cfg, backend, dtype, DenseLinear.maker(backend, Precision.of(dtype).params()), Stage.whole(cfg));
     }
 
+    /** linears must make parameters in {@code Precision.of(dtype).params()}. */
     public Transformer(ModelConfig cfg, Backend backend, DType dtype, Linear.Maker linears, Stage stage) {
         if (stage.firstLayer() < 0 || stage.endLayer() > cfg.nLayers() || stage.firstLayer() > stage.endLayer())
             throw new IllegalArgumentException("stage layers [" + stage.firstLayer() + ", " + stage.endLayer()
@@ -42,19 +45,21 @@ public final class Transformer {
         this.cfg = cfg;
         this.backend = backend;
         this.dtype = dtype;
+        this.precision = Precision.of(dtype);
         this.stage = stage;
         boolean gpt2 = cfg.family() == ModelConfig.Family.GPT2;
-        tokEmbeddings = stage.embedding() ? new Embedding(backend, dtype, "tok_embeddings", cfg.vocabSize(), cfg.dim()) : null;
-        posEmbeddings = stage.embedding() && gpt2 ? new Embedding(backend, dtype, "pos_embeddings", cfg.maxSeqLen(), cfg.dim()) : null;
-        Rope rope = gpt2 ? null : Rope.of(backend, dtype, cfg.maxSeqLen(), cfg.headDim(), cfg.ropeTheta());
+        DType params = precision.params(), activations = precision.activations();
+        tokEmbeddings = stage.embedding() ? new Embedding(backend, params, activations, "tok_embeddings", cfg.vocabSize(), cfg.dim()) : null;
+        posEmbeddings = stage.embedding() && gpt2 ? new Embedding(backend, params, activations, "pos_embeddings", cfg.maxSeqLen(), cfg.dim()) : null;
+        Rope rope = gpt2 ? null : Rope.of(backend, params, cfg.maxSeqLen(), cfg.headDim(), cfg.ropeTheta());
         for (int i = stage.firstLayer(); i < stage.endLayer(); i++)
-            layers.add(new Block(backend, dtype, "layers." + i, cfg, linears, rope));
-        norm = stage.head() ? Block.norm(backend, dtype, "norm", cfg) : null;
+            layers.add(new Block(backend, params, "layers." + i, cfg, linears, rope));
+        norm = stage.head() ? Block.norm(backend, params, "norm", cfg) : null;
         if (!stage.head()) output = null;
         else if (cfg.tieEmbeddings() && tokEmbeddings != null) output = new DenseLinear(tokEmbeddings.weight(), null);
         else if (cfg.tieEmbeddings())
             output = new DenseLinear(new Parameter("tok_embeddings.weight", Parameter.Kind.EMBEDDING,
-                    backend.zeros(dtype, cfg.vocabSize(), cfg.dim())), null);
+                    backend.zeros(params, cfg.vocabSize(), cfg.dim())), null);
         else output = linears.make("output", cfg.dim(), cfg.vocabSize(), false);
     }
 
@@ -62,7 +67,10 @@ public final class Transformer {
 
     public Backend backend() { return backend; }
 
+    /** The training dtype the model was built for. */
     public DType dtype() { return dtype; }
+
+    public Precision precision() { return precision; }
 
     public Stage stage() { return stage; }
 

@@ -60,6 +60,7 @@ public final class AdamW {
             var hp = new dev.strata.runtime.Backend.AdamWStep(lr, settings.beta1(), settings.beta2(), settings.eps(),
                     decayOf(p), step);
             backend.adamw(p.value(), p.grad(), expAvg.get(p.name()), expAvgSq.get(p.name()), hp, scale);
+            p.markUpdated();
         }
         return norm;
     }

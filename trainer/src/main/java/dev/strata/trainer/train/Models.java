@@ -36,8 +36,8 @@ public final class Models {
         DType d = DType.parse(job.dtype());
         if (backend instanceof CpuBackend && d != DType.F32 && d != DType.F64)
             throw new ConfigError(job.source() + ": dtype = " + job.dtype() + " is not available on the CPU backend (use f32 or f64)");
-        if (backend instanceof CudaBackend && d != DType.F32)
-            throw new ConfigError(job.source() + ": dtype = " + job.dtype() + " is not available on the CUDA backend yet (use f32)");
+        if (backend instanceof CudaBackend && d != DType.F32 && d != DType.BF16)
+            throw new ConfigError(job.source() + ": dtype = " + job.dtype() + " is not available on the CUDA backend (use bf16 or f32)");
         return d;
     }
 }

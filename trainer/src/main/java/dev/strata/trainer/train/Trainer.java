@@ -182,7 +182,10 @@ public final class Trainer {
     /** Loads weights and optimizer state, checking every name and shape against the model. */
     public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) {
         Backend backend = model.backend();
-        for (Parameter p : model.parameters().values()) load(backend, ckpt.model(), p.name(), p.value(), ckpt.dir());
+        for (Parameter p : model.parameters().values()) {
+            load(backend, ckpt.model(), p.name(), p.value(), ckpt.dir());
+            p.markUpdated();
+        }
         if (opt == null) return;
         opt.state().forEach((name, t) -> load(backend, ckpt.optimizer(), name, t, ckpt.dir()));
         HostTensor step = ckpt.optimizer().get("step");

@@ -1,0 +1,221 @@
+// Causal attention with grouped-query heads on bf16 tensor cores (mma.sync m16n8k16, f32 accumulation), in the
+// FlashAttention-2 manner: online softmax, only the log-sum-exp of each row kept, never a (T,T) matrix.
+// q, dq (B,T,H,D); k, v, dk, dv (B,T,Hkv,D); lse, delta (B,H,T) f32. Head size D = 64. Each warp owns 16 rows
+// (queries in the forward and dq kernels, keys in the dk/dv kernel) and walks the other side 64 at a time; a block
+// is 4 warps. Fragment layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and g+8, columns 2t, 2t+1 (+8).
+#include "common.cuh"
+
+#define HD 64          // head size
+#define TILE 64        // keys (or queries) per step
+#define KSTEPS (HD / 16)
+#define DTILES (HD / 8)
+#define NTILES (TILE / 8)
+
+__device__ __forceinline__ void mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ unsigned pack(float lo, float hi) {
+    return (unsigned) from_float<bf16>(lo).bits | ((unsigned) from_float<bf16>(hi).bits << 16);
+}
+
+// Two consecutive bf16 of a row as one register, zero past the sequence end.
+__device__ __forceinline__ unsigned pair(const bf16* row, int col, bool valid) {
+    return valid ? *reinterpret_cast<const unsigned*>(row + col) : 0u;
+}
+
+// Two bf16 of one column in consecutive rows (r, r+1) as one register.
+__device__ __forceinline__ unsigned column_pair(const bf16* base, long stride, int r, int col, int t) {
+    unsigned lo = r < t ? base[(long) r * stride + col].bits : 0u;
+    unsigned hi = r + 1 < t ? base[(long) (r + 1) * stride + col].bits : 0u;
+    return lo | (hi << 16);
+}
+
+// A fragments (16 rows x HD) of a row-major matrix with row stride `stride`, rows from `row0`.
+__device__ __forceinline__ void load_a(unsigned (*a)[4], const bf16* base, long stride, int row0, int t_len) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    for (int ks = 0; ks < KSTEPS; ks++) {
+        int col = ks * 16 + 2 * t;
+        a[ks][0] = pair(base + (long) (row0 + g) * stride, col, row0 + g < t_len);
+        a[ks][1] = pair(base + (long) (row0 + g + 8) * stride, col, row0 + g + 8 < t_len);
+        a[ks][2] = pair(base + (long) (row0 + g) * stride, col + 8, row0 + g < t_len);
+        a[ks][3] = pair(base + (long) (row0 + g + 8) * stride, col + 8, row0 + g + 8 < t_len);
+    }
+}
+
+// acc (16 x TILE) = A (16 x HD) · Bᵀ where B rows (TILE of them from col0) are row-major with `stride`.
+__device__ __forceinline__ void scores(float (*acc)[4], const unsigned (*a)[4], const bf16* b, long stride, int col0, int t_len) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    for (int nt = 0; nt < NTILES; nt++) {
+        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+        int r = col0 + nt * 8 + g;
+        const bf16* row = b + (long) r * stride;
+        for (int ks = 0; ks < KSTEPS; ks++)
+            mma(acc[nt], a[ks], pair(row, ks * 16 + 2 * t, r < t_len), pair(row, ks * 16 + 2 * t + 8, r < t_len));
+    }
+}
+
+// out (16 x HD) += P (16 x TILE, in C layout) · M where M rows (TILE from row0) are row-major with `stride`.
+__device__ __forceinline__ void accumulate(float (*out)[4], const float (*p)[4], const bf16* m, long stride, int row0, int t_len) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    for (int ks = 0; ks < TILE / 16; ks++) {
+        unsigned a[4] = {pack(p[2 * ks][0], p[2 * ks][1]), pack(p[2 * ks][2], p[2 * ks][3]),
+                         pack(p[2 * ks + 1][0], p[2 * ks + 1][1]), pack(p[2 * ks + 1][2], p[2 * ks + 1][3])};
+        int r = row0 + ks * 16 + 2 * t;
+        for (int dt = 0; dt < DTILES; dt++) {
+            int col = dt * 8 + g;
+            mma(out[dt], a, column_pair(m, stride, r, col, t_len), column_pair(m, stride, r + 8, col, t_len));
+        }
+    }
+}
+
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* q, const bf16* k, const bf16* v, bf16* out,
+        float* lse, int t_len, int h, int hkv, float scale) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
+    int q0 = blockIdx.x * TILE + warp * 16;
+    if (q0 >= t_len) return;
+    long qs = (long) h * HD, ks = (long) hkv * HD;
+    const bf16* qb = q + (long) b * t_len * qs + head * HD;
+    const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
+    const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
+    unsigned qa[KSTEPS][4];
+    load_a(qa, qb, qs, q0, t_len);
+    float o[DTILES][4] = {}, s[NTILES][4];
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    int last = min(q0 + 15, t_len - 1);
+    for (int k0 = 0; k0 <= last; k0 += TILE) {
+        scores(s, qa, kb, ks, k0, t_len);
+        float tileMax[2] = {-INFINITY, -INFINITY};
+        for (int nt = 0; nt < NTILES; nt++)
+            for (int e = 0; e < 4; e++) {
+                int row = q0 + g + (e >> 1) * 8, key = k0 + nt * 8 + 2 * t + (e & 1);
+                s[nt][e] = key <= row && key < t_len ? s[nt][e] * scale : -INFINITY;
+                tileMax[e >> 1] = fmaxf(tileMax[e >> 1], s[nt][e]);
+            }
+        for (int r = 0; r < 2; r++) {
+            float mNew = fmaxf(m[r], quad_max(tileMax[r]));
+            float base = mNew == -INFINITY ? 0.f : mNew, corr = expf(m[r] - base);
+            l[r] *= corr;
+            for (int dt = 0; dt < DTILES; dt++) { o[dt][2 * r] *= corr; o[dt][2 * r + 1] *= corr; }
+            for (int nt = 0; nt < NTILES; nt++) {
+                s[nt][2 * r] = expf(s[nt][2 * r] - base);
+                s[nt][2 * r + 1] = expf(s[nt][2 * r + 1] - base);
+                l[r] += s[nt][2 * r] + s[nt][2 * r + 1];
+            }
+            m[r] = mNew;
+        }
+        accumulate(o, s, vb, ks, k0, t_len);
+    }
+    for (int r = 0; r < 2; r++) {
+        int row = q0 + g + 8 * r;
+        float sum = quad_sum(l[r]);
+        if (row >= t_len) continue;
+        bf16* orow = out + ((long) b * t_len + row) * qs + head * HD;
+        for (int dt = 0; dt < DTILES; dt++) {
+            *reinterpret_cast<unsigned*>(orow + dt * 8 + 2 * t) = pack(o[dt][2 * r] / sum, o[dt][2 * r + 1] / sum);
+        }
+        if (t == 0) lse[((long) b * h + head) * t_len + row] = m[r] + logf(sum);
+    }
+}
+
+// dq for 16 queries per warp: dq = scale · Σ_keys P∘(dP − delta) · K, with dP = dO·Vᵀ.
+extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf16* dout, const bf16* q, const bf16* k,
+        const bf16* v, const float* lse, const float* delta, bf16* dq, int t_len, int h, int hkv, float scale) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
+    int q0 = blockIdx.x * TILE + warp * 16;
+    if (q0 >= t_len) return;
+    long qs = (long) h * HD, ks = (long) hkv * HD;
+    const bf16* qb = q + (long) b * t_len * qs + head * HD;
+    const bf16* ob = dout + (long) b * t_len * qs + head * HD;
+    const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
+    const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
+    unsigned qa[KSTEPS][4], da[KSTEPS][4];
+    load_a(qa, qb, qs, q0, t_len);
+    load_a(da, ob, qs, q0, t_len);
+    float rowLse[2], rowDelta[2];
+    for (int r = 0; r < 2; r++) {
+        int row = min(q0 + g + 8 * r, t_len - 1);
+        rowLse[r] = lse[((long) b * h + head) * t_len + row];
+        rowDelta[r] = delta[((long) b * h + head) * t_len + row];
+    }
+    float acc[DTILES][4] = {}, s[NTILES][4], dp[NTILES][4];
+    int last = min(q0 + 15, t_len - 1);
+    for (int k0 = 0; k0 <= last; k0 += TILE) {
+        scores(s, qa, kb, ks, k0, t_len);
+        scores(dp, da, vb, ks, k0, t_len);
+        for (int nt = 0; nt < NTILES; nt++)
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, row = q0 + g + 8 * r, key = k0 + nt * 8 + 2 * t + (e & 1);
+                float p = key <= row && key < t_len && row < t_len ? expf(s[nt][e] * scale - rowLse[r]) : 0.f;
+                s[nt][e] = p * (dp[nt][e] - rowDelta[r]);
+            }
+        accumulate(acc, s, kb, ks, k0, t_len);
+    }
+    for (int r = 0; r < 2; r++) {
+        int row = q0 + g + 8 * r;
+        if (row >= t_len) continue;
+        bf16* drow = dq + ((long) b * t_len + row) * qs + head * HD;
+        for (int dt = 0; dt < DTILES; dt++)
+            *reinterpret_cast<unsigned*>(drow + dt * 8 + 2 * t) = pack(acc[dt][2 * r] * scale, acc[dt][2 * r + 1] * scale);
+    }
+}
+
+// dk, dv for 16 keys per warp, summed over the query heads of the group: dv = Σ Pᵀ·dO, dk = scale · Σ dSᵀ·Q.
+extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf16* dout, const bf16* q, const bf16* k,
+        const bf16* v, const float* lse, const float* delta, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int kvh = blockIdx.y, b = blockIdx.z, group = h / hkv;
+    int k0w = blockIdx.x * TILE + warp * 16;
+    if (k0w >= t_len) return;
+    long qs = (long) h * HD, ks = (long) hkv * HD;
+    const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
+    const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
+    unsigned ka[KSTEPS][4], va[KSTEPS][4];
+    load_a(ka, kb, ks, k0w, t_len);
+    load_a(va, vb, ks, k0w, t_len);
+    float dkAcc[DTILES][4] = {}, dvAcc[DTILES][4] = {}, s[NTILES][4], dp[NTILES][4];
+    for (int head = kvh * group; head < (kvh + 1) * group; head++) {
+        const bf16* qb = q + (long) b * t_len * qs + head * HD;
+        const bf16* ob = dout + (long) b * t_len * qs + head * HD;
+        const float* hl = lse + ((long) b * h + head) * t_len;
+        const float* hd = delta + ((long) b * h + head) * t_len;
+        for (int q0 = k0w / TILE * TILE; q0 < t_len; q0 += TILE) {
+            scores(s, ka, qb, qs, q0, t_len);   // Sᵀ: keys x queries
+            scores(dp, va, ob, qs, q0, t_len);  // dPᵀ
+            for (int nt = 0; nt < NTILES; nt++)
+                for (int e = 0; e < 4; e++) {
+                    int key = k0w + g + 8 * (e >> 1), query = q0 + nt * 8 + 2 * t + (e & 1);
+                    bool valid = query >= key && query < t_len && key < t_len;
+                    float p = valid ? expf(s[nt][e] * scale - hl[query]) : 0.f;
+                    s[nt][e] = p;
+                    dp[nt][e] = valid ? p * (dp[nt][e] - hd[query]) : 0.f;
+                }
+            accumulate(dvAcc, s, ob, qs, q0, t_len);
+            accumulate(dkAcc, dp, qb, qs, q0, t_len);
+        }
+    }
+    for (int r = 0; r < 2; r++) {
+        int key = k0w + g + 8 * r;
+        if (key >= t_len) continue;
+        bf16* krow = dk + ((long) b * t_len + key) * ks + kvh * HD;
+        bf16* vrow = dv + ((long) b * t_len + key) * ks + kvh * HD;
+        for (int dt = 0; dt < DTILES; dt++) {
+            *reinterpret_cast<unsigned*>(krow + dt * 8 + 2 * t) = pack(dkAcc[dt][2 * r] * scale, dkAcc[dt][2 * r + 1] * scale);
+            *reinterpret_cast<unsigned*>(vrow + dt * 8 + 2 * t) = pack(dvAcc[dt][2 * r], dvAcc[dt][2 * r + 1]);
+        }
+    }
+}

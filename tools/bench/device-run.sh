@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repository root with dist/strata-node carried (./strata dist --tests builds it):
+#   tools/bench/device-run.sh tests            the gpu-tagged tests
+#   tools/bench/device-run.sh bench [compile]  Strata's and PyTorch's training benchmarks (eager; compile too if asked)
+# Logs go to $OUT (or /tmp/strata-out); the last lines are the comparison tables.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+LOGS="${OUT:-/tmp/strata-out}"
+mkdir -p "$LOGS"
+export XDG_CACHE_HOME="${XDG_CACHE_HOME:-/tmp/strata-cache}" PYTHONUNBUFFERED=1
+STRATA=dist/strata-node/bin/strata
+
+case "${1:-}" in
+  tests)
+    dist/strata-node/bin/test-gpu > "$LOGS/gpu-tests.log" 2>&1
+    rc=$?
+    grep -E "✘|Exception|expected|relative error|cuda parity|cuda adamw|allocator" "$LOGS/gpu-tests.log" | head -60
+    grep -E "tests (successful|failed|skipped|aborted)" "$LOGS/gpu-tests.log"
+    exit $rc
+    ;;
+  bench)
+    modes=eager; [[ "${2:-}" == compile ]] && modes=eager,compile
+    for spec in "gpt2-124m 16 1024" "llama-1b 4 2048"; do
+      set -- $spec
+      $STRATA bench train --model "$1" --batch "$2" --seq "$3" 2>&1 | tee -a "$LOGS/bench.log"
+      python3 tools/bench/torch_train.py --model "$1" --batch "$2" --seq "$3" --modes "$modes" 2>&1 | grep -v Warning | tee -a "$LOGS/bench.log"
+    done
+    python3 tools/bench/compare.py < "$LOGS/bench.log" | tee "$LOGS/table.txt"
+    ;;
+  *) echo "usage: $0 tests | bench [compile]" >&2; exit 2 ;;
+esac

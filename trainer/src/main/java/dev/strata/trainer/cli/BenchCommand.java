@@ -1,0 +1,62 @@
+package dev.strata.trainer.cli;
+
+import dev.strata.config.JobConfig;
+import dev.strata.trainer.train.TrainBench;
+import java.util.Comparator;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks.", subcommands = BenchCommand.Train.class)
+final class BenchCommand extends CommandGroup {
+
+    @Command(name = "train", mixinStandardHelpOptions = true,
+            description = "Time training steps of a preset model on random tokens: tokens/s, median step, MFU, peak memory.")
+    static final class Train implements Callable<Integer> {
+        @Option(names = "--model", defaultValue = "gpt2-124m", description = "A preset of reference.conf (default ${DEFAULT-VALUE}).")
+        String model;
+
+        @Option(names = "--batch", defaultValue = "16", description = "Sequences per step (default ${DEFAULT-VALUE}).")
+        int batch;
+
+        @Option(names = "--seq", defaultValue = "1024", description = "Tokens per sequence (default ${DEFAULT-VALUE}).")
+        int seq;
+
+        @Option(names = "--dtype", defaultValue = "bf16", description = "bf16, f32 (GPU) or f32, f64 (CPU) (default ${DEFAULT-VALUE}).")
+        String dtype;
+
+        @Option(names = "--backend", defaultValue = "cuda", description = "cuda, cpu or auto (default ${DEFAULT-VALUE}).")
+        String backend;
+
+        @Option(names = "--steps", defaultValue = "30", description = "Timed steps (default ${DEFAULT-VALUE}).")
+        int steps;
+
+        @Option(names = "--warmup", defaultValue = "5", description = "Untimed steps first (default ${DEFAULT-VALUE}).")
+        int warmup;
+
+        @Override public Integer call() {
+            JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype,
+                    "strata bench train --model " + model);
+            var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
+            System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %.1f TFLOP/s, MFU %.1f%%, peak memory %.2f GiB%n",
+                    r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(), r.achievedTflops(), 100 * r.mfu(), r.peakMemoryGiB());
+            if (!r.opMs().isEmpty()) {
+                double total = r.opMs().values().stream().mapToDouble(Double::doubleValue).sum();
+                TrainBench.byCategory(r.opMs()).forEach((k, v) ->
+                        System.out.printf(Locale.ROOT, "  %-10s %8.2f ms  %5.1f%% of device time%n", k, v, 100 * v / total));
+                r.opMs().entrySet().stream().sorted(Map.Entry.<String, Double>comparingByValue(Comparator.reverseOrder())).limit(12)
+                        .forEach(e -> System.out.printf(Locale.ROOT, "    %-28s %8.2f ms%n", e.getKey(), e.getValue()));
+            }
+            // One machine-readable line, for tools/bench/compare.py.
+            System.out.printf(Locale.ROOT, "BENCH {\"impl\": \"strata\", \"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"tokens_per_s\": %.1f, "
+                    + "\"step_ms\": %.3f, \"mfu\": %.4f, \"peak_gib\": %.3f, \"ops_ms\": {%s}}%n", r.model(), r.batch(), r.seq(),
+                    r.tokensPerSecond(), r.medianStepMs(), r.mfu(), r.peakMemoryGiB(),
+                    TrainBench.byCategory(r.opMs()).entrySet().stream().map(e -> String.format(Locale.ROOT, "\"%s\": %.3f", e.getKey(), e.getValue()))
+                            .collect(Collectors.joining(", ")));
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,99 @@
+package dev.strata.trainer.train;
+
+import dev.strata.config.JobConfig;
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import dev.strata.runtime.cuda.CudaBackend;
+import dev.strata.trainer.model.Initializer;
+import dev.strata.trainer.model.ModelConfig;
+import dev.strata.trainer.model.Transformer;
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * What {@code strata bench train} measures: whole training steps (forward, loss, backward, clipping, AdamW) of a
+ * freshly initialised model on random tokens, timed after warm-up; the median step gives tokens/s and MFU. On the
+ * GPU one more step runs with every op timed by events, for the GEMM / attention / other split.
+ */
+public final class TrainBench {
+    private TrainBench() {}
+
+    public record Result(String model, String device, String dtype, int batch, int seq, long parameters, double medianStepMs,
+                         double tokensPerSecond, double achievedTflops, double mfu, double peakMemoryGiB,
+                         Map<String, Double> opMs) {}
+
+    /** Dense BF16 tensor-core peaks (TFLOP/s) of the GPUs we know, by a part of their name; NaN when unknown. */
+    static double bf16PeakTflops(String deviceName) {
+        String n = deviceName.toUpperCase(Locale.ROOT);
+        if (n.contains("H100") && n.contains("PCIE")) return 756;
+        if (n.contains("H100") || n.contains("H200") || n.contains("H800") || n.contains("GH200")) return 989.4;
+        if (n.contains("A100") || n.contains("A800")) return 312;
+        return Double.NaN;
+    }
+
+    public static Result run(JobConfig job, String modelName, int b, int t, int warmup, int steps, PrintStream out) {
+        if (steps < 1 || warmup < 0) throw new IllegalArgumentException("--steps must be >= 1 and --warmup >= 0");
+        Backend backend = Models.backend(job);
+        DType dtype = Models.dtype(job, backend);
+        ModelConfig cfg = Models.config(job.model());
+        if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("--seq " + t + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
+        String device = backend instanceof CudaBackend cuda ? cuda.deviceName() : "CPU (" + Runtime.getRuntime().availableProcessors() + " threads)";
+        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d%n", modelName, cfg.parameterCount(),
+                dtype.configName(), device, b, t);
+        Transformer model = new Transformer(cfg, backend, dtype);
+        Initializer.initialize(model, job.seed());
+        AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
+        SplittableRandom rng = new SplittableRandom(job.seed());
+        int[][] batches = new int[4][];
+        for (int i = 0; i < batches.length; i++) batches[i] = rng.ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
+
+        double[] ms = new double[steps];
+        for (int s = 0; s < warmup + steps; s++) {
+            long t0 = System.nanoTime();
+            step(model, opt, batches[s % batches.length], b, t);
+            if (s >= warmup) ms[s - warmup] = (System.nanoTime() - t0) / 1e6;
+            if (s == warmup - 1 || s == warmup + steps - 1) out.printf(Locale.ROOT, "  step %d: %.1f ms%n", s + 1, (System.nanoTime() - t0) / 1e6);
+        }
+        Arrays.sort(ms);
+        double median = steps % 2 == 1 ? ms[steps / 2] : (ms[steps / 2 - 1] + ms[steps / 2]) / 2;
+        double tokensPerSecond = (double) b * t / (median / 1e3);
+        double tflops = cfg.trainingFlopsPerToken(t) * tokensPerSecond / 1e12;
+        double peakGiB = Double.NaN;
+        Map<String, Double> opMs = new LinkedHashMap<>();
+        if (backend instanceof CudaBackend cuda) {
+            peakGiB = cuda.allocator().stats().peakAllocatedBytes() / (double) (1L << 30);
+            cuda.timeOps(true);
+            step(model, opt, batches[0], b, t);
+            cuda.timeOps(false);
+            opMs.putAll(cuda.opTimes());
+        }
+        return new Result(modelName, device, dtype.configName(), b, t, cfg.parameterCount(), median, tokensPerSecond, tflops,
+                tflops / bf16PeakTflops(device), peakGiB, opMs);
+    }
+
+    private static void step(Transformer model, AdamW opt, int[] tokens, int b, int t) {
+        Backend backend = model.backend();
+        int[] inputs = Arrays.copyOfRange(tokens, 0, b * t), targets = Arrays.copyOfRange(tokens, 1, b * t + 1);
+        model.zeroGrad();
+        try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t)) {
+            model.forwardBackward(x, y, b, t, 1.0 / ((long) b * t));
+        }
+        opt.step(1e-4, 1.0);
+        backend.synchronize();
+    }
+
+    /** The op split as "category: ms (share)" lines: GEMMs, attention kernels, everything else. */
+    public static Map<String, Double> byCategory(Map<String, Double> opMs) {
+        Map<String, Double> c = new LinkedHashMap<>();
+        c.put("gemm", 0.0);
+        c.put("attention", 0.0);
+        c.put("other", 0.0);
+        opMs.forEach((name, v) -> c.merge(name.equals("gemm") ? "gemm" : name.startsWith("attention") ? "attention" : "other", v, Double::sum));
+        return c;
+    }
+}
