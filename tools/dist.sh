@@ -25,7 +25,7 @@ cuda_jni="$(ls "$OUT"/lib/cuda-*-linux-x86_64.jar)"
 (cd "$OUT/lib" && zip -q -d "$cuda_jni" '*/libjninpp*' '*/libjninvjpeg*' '*/libjnicufft*' '*/libjnicusolver*' \
   '*/libjnicusparse*' '*/libjninvcomp*' '*/libjnicupti*' '*/libjnicurand*' '*/libjninvblas*' >/dev/null)
 
-"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,jdk.incubator.vector \
+"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,jdk.incubator.vector,jdk.zipfs \
   --strip-java-debug-attributes --strip-native-debug-symbols=objcopy=/usr/bin/objcopy --no-header-files --no-man-pages --compress=zip-9 \
   --output "$OUT/runtime"
 
@@ -44,9 +44,9 @@ if [[ "${1:-}" == "--tests" ]]; then
   (cd "$ROOT" && mvn -B -q -DskipTests test-compile)
   mkdir -p "$OUT/tests"
   for m in runtime checkpoints trainer; do cp -r "$ROOT/$m/target/test-classes" "$OUT/tests/$m"; done
-  junit="$(find ~/.m2/repository/org/junit/platform/junit-platform-console-standalone -name '*.jar' | sort | tail -1)"
-  [[ -n "$junit" ]] || (cd "$ROOT" && mvn -B -q dependency:get -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1)
-  cp "$(find ~/.m2/repository/org/junit/platform/junit-platform-console-standalone -name '*.jar' | sort | tail -1)" "$OUT/tests/junit-console.jar"
+  junit=~/.m2/repository/org/junit/platform/junit-platform-console-standalone
+  [[ -d "$junit" ]] || (cd "$ROOT" && mvn -B -q dependency:get -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1)
+  cp "$(find "$junit" -name '*.jar' | sort | tail -1)" "$OUT/tests/junit-console.jar"
   cat > "$OUT/bin/test-gpu" <<'TESTS'
 #!/usr/bin/env bash
 # Runs the gpu-tagged tests with the bundled runtime (no JDK or Maven needed).

@@ -1,8 +1,9 @@
 // Causal attention with grouped-query heads on bf16 tensor cores (mma.sync m16n8k16, f32 accumulation), in the
 // FlashAttention-2 manner: online softmax, only the log-sum-exp of each row kept, never a (T,T) matrix.
-// q, dq (B,T,H,D); k, v, dk, dv (B,T,Hkv,D); lse, delta (B,H,T) f32. Head size D = 64. Each warp owns 16 rows
-// (queries in the forward and dq kernels, keys in the dk/dv kernel) and walks the other side 64 at a time; a block
-// is 4 warps. Fragment layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and g+8, columns 2t, 2t+1 (+8).
+// q, dq (B,T,H,D); k, v, dk, dv (B,T,Hkv,D); lse, delta (B,H,T) f32. Head size D = 64. A block of 4 warps owns
+// 64 rows (queries in the forward and dq kernels, keys in the dk/dv kernel), 16 per warp held in registers, and
+// walks the other side 64 rows at a time through shared memory, loaded once per block with 16-byte loads. Fragment
+// layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and g+8, columns 2t, 2t+1 (+8).
 #include "common.cuh"
 
 #define HD 64          // head size
@@ -21,19 +22,14 @@ __device__ __forceinline__ unsigned pack(float lo, float hi) {
     return (unsigned) from_float<bf16>(lo).bits | ((unsigned) from_float<bf16>(hi).bits << 16);
 }
 
+#define SROW (HD + 8) // a shared tile's row in bf16: 144 bytes, so the fragment reads below hit 32 distinct banks
+
 // Two consecutive bf16 of a row as one register, zero past the sequence end.
 __device__ __forceinline__ unsigned pair(const bf16* row, int col, bool valid) {
     return valid ? *reinterpret_cast<const unsigned*>(row + col) : 0u;
 }
 
-// Two bf16 of one column in consecutive rows (r, r+1) as one register.
-__device__ __forceinline__ unsigned column_pair(const bf16* base, long stride, int r, int col, int t) {
-    unsigned lo = r < t ? base[(long) r * stride + col].bits : 0u;
-    unsigned hi = r + 1 < t ? base[(long) (r + 1) * stride + col].bits : 0u;
-    return lo | (hi << 16);
-}
-
-// A fragments (16 rows x HD) of a row-major matrix with row stride `stride`, rows from `row0`.
+// A fragments (16 rows x HD) of a row-major matrix with row stride `stride`, rows from `row0`, zero past t_len.
 __device__ __forceinline__ void load_a(unsigned (*a)[4], const bf16* base, long stride, int row0, int t_len) {
     int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     for (int ks = 0; ks < KSTEPS; ks++) {
@@ -45,28 +41,44 @@ __device__ __forceinline__ void load_a(unsigned (*a)[4], const bf16* base, long 
     }
 }
 
-// acc (16 x TILE) = A (16 x HD) · Bᵀ where B rows (TILE of them from col0) are row-major with `stride`.
-__device__ __forceinline__ void scores(float (*acc)[4], const unsigned (*a)[4], const bf16* b, long stride, int col0, int t_len) {
-    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    for (int nt = 0; nt < NTILES; nt++) {
-        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
-        int r = col0 + nt * 8 + g;
-        const bf16* row = b + (long) r * stride;
-        for (int ks = 0; ks < KSTEPS; ks++)
-            mma(acc[nt], a[ks], pair(row, ks * 16 + 2 * t, r < t_len), pair(row, ks * 16 + 2 * t + 8, r < t_len));
+// Rows [row0, row0 + TILE) x HD of a row-major matrix into a shared tile (TILE x SROW), zero past t_len. The whole
+// block takes part, each thread moving 16 bytes at a time.
+__device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, long stride, int row0, int t_len) {
+    for (int i = threadIdx.x; i < TILE * HD / 8; i += blockDim.x) {
+        int r = i / (HD / 8), c = i % (HD / 8) * 8;
+        uint4 v = {0u, 0u, 0u, 0u};
+        if (row0 + r < t_len) v = *reinterpret_cast<const uint4*>(base + (long) (row0 + r) * stride + c);
+        *reinterpret_cast<uint4*>(tile + r * SROW + c) = v;
     }
 }
 
-// out (16 x HD) += P (16 x TILE, in C layout) · M where M rows (TILE from row0) are row-major with `stride`.
-__device__ __forceinline__ void accumulate(float (*out)[4], const float (*p)[4], const bf16* m, long stride, int row0, int t_len) {
+// acc (16 x TILE) = A (16 x HD) · Bᵀ, B the shared tile (TILE rows x HD).
+__device__ __forceinline__ void scores(float (*acc)[4], const unsigned (*a)[4], const bf16* tile) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    for (int nt = 0; nt < NTILES; nt++) {
+        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+        const bf16* row = tile + (nt * 8 + g) * SROW;
+        for (int ks = 0; ks < KSTEPS; ks++)
+            mma(acc[nt], a[ks], *reinterpret_cast<const unsigned*>(row + ks * 16 + 2 * t),
+                *reinterpret_cast<const unsigned*>(row + ks * 16 + 2 * t + 8));
+    }
+}
+
+// Two bf16 of one column of a shared tile in rows r, r+1 as one register.
+__device__ __forceinline__ unsigned column_pair(const bf16* tile, int r, int col) {
+    return (unsigned) tile[r * SROW + col].bits | ((unsigned) tile[(r + 1) * SROW + col].bits << 16);
+}
+
+// out (16 x HD) += P (16 x TILE, in C layout) · M, M the shared tile (TILE rows x HD).
+__device__ __forceinline__ void accumulate(float (*out)[4], const float (*p)[4], const bf16* tile) {
     int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
     for (int ks = 0; ks < TILE / 16; ks++) {
         unsigned a[4] = {pack(p[2 * ks][0], p[2 * ks][1]), pack(p[2 * ks][2], p[2 * ks][3]),
                          pack(p[2 * ks + 1][0], p[2 * ks + 1][1]), pack(p[2 * ks + 1][2], p[2 * ks + 1][3])};
-        int r = row0 + ks * 16 + 2 * t;
+        int r = ks * 16 + 2 * t;
         for (int dt = 0; dt < DTILES; dt++) {
             int col = dt * 8 + g;
-            mma(out[dt], a, column_pair(m, stride, r, col, t_len), column_pair(m, stride, r + 8, col, t_len));
+            mma(out[dt], a, column_pair(tile, r, col), column_pair(tile, r + 8, col));
         }
     }
 }
@@ -84,9 +96,9 @@ __device__ __forceinline__ float quad_sum(float v) {
 extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* q, const bf16* k, const bf16* v, bf16* out,
         float* lse, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    __shared__ __align__(16) bf16 kTile[TILE * SROW], vTile[TILE * SROW];
     int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
-    int q0 = blockIdx.x * TILE + warp * 16;
-    if (q0 >= t_len) return;
+    int qBlock = blockIdx.x * TILE, q0 = qBlock + warp * 16; // warps past t_len still help load the tiles
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* qb = q + (long) b * t_len * qs + head * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
@@ -95,9 +107,13 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
     load_a(qa, qb, qs, q0, t_len);
     float o[DTILES][4] = {}, s[NTILES][4];
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-    int last = min(q0 + 15, t_len - 1);
+    int last = min(qBlock + TILE - 1, t_len - 1);
     for (int k0 = 0; k0 <= last; k0 += TILE) {
-        scores(s, qa, kb, ks, k0, t_len);
+        __syncthreads(); // every warp is done with the previous tiles
+        load_tile(kTile, kb, ks, k0, t_len);
+        load_tile(vTile, vb, ks, k0, t_len);
+        __syncthreads();
+        scores(s, qa, kTile);
         float tileMax[2] = {-INFINITY, -INFINITY};
         for (int nt = 0; nt < NTILES; nt++)
             for (int e = 0; e < 4; e++) {
@@ -117,7 +133,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
             }
             m[r] = mNew;
         }
-        accumulate(o, s, vb, ks, k0, t_len);
+        accumulate(o, s, vTile);
     }
     for (int r = 0; r < 2; r++) {
         int row = q0 + g + 8 * r;
@@ -135,9 +151,9 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
 extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf16* dout, const bf16* q, const bf16* k,
         const bf16* v, const float* lse, const float* delta, bf16* dq, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    __shared__ __align__(16) bf16 kTile[TILE * SROW], vTile[TILE * SROW];
     int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
-    int q0 = blockIdx.x * TILE + warp * 16;
-    if (q0 >= t_len) return;
+    int qBlock = blockIdx.x * TILE, q0 = qBlock + warp * 16;
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* qb = q + (long) b * t_len * qs + head * HD;
     const bf16* ob = dout + (long) b * t_len * qs + head * HD;
@@ -153,17 +169,21 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
         rowDelta[r] = delta[((long) b * h + head) * t_len + row];
     }
     float acc[DTILES][4] = {}, s[NTILES][4], dp[NTILES][4];
-    int last = min(q0 + 15, t_len - 1);
+    int last = min(qBlock + TILE - 1, t_len - 1);
     for (int k0 = 0; k0 <= last; k0 += TILE) {
-        scores(s, qa, kb, ks, k0, t_len);
-        scores(dp, da, vb, ks, k0, t_len);
+        __syncthreads();
+        load_tile(kTile, kb, ks, k0, t_len);
+        load_tile(vTile, vb, ks, k0, t_len);
+        __syncthreads();
+        scores(s, qa, kTile);
+        scores(dp, da, vTile);
         for (int nt = 0; nt < NTILES; nt++)
             for (int e = 0; e < 4; e++) {
                 int r = e >> 1, row = q0 + g + 8 * r, key = k0 + nt * 8 + 2 * t + (e & 1);
                 float p = key <= row && key < t_len && row < t_len ? expf(s[nt][e] * scale - rowLse[r]) : 0.f;
                 s[nt][e] = p * (dp[nt][e] - rowDelta[r]);
             }
-        accumulate(acc, s, kb, ks, k0, t_len);
+        accumulate(acc, s, kTile);
     }
     for (int r = 0; r < 2; r++) {
         int row = q0 + g + 8 * r;
@@ -178,9 +198,9 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
 extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf16* dout, const bf16* q, const bf16* k,
         const bf16* v, const float* lse, const float* delta, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    __shared__ __align__(16) bf16 qTile[TILE * SROW], oTile[TILE * SROW];
     int kvh = blockIdx.y, b = blockIdx.z, group = h / hkv;
-    int k0w = blockIdx.x * TILE + warp * 16;
-    if (k0w >= t_len) return;
+    int kBlock = blockIdx.x * TILE, k0w = kBlock + warp * 16;
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
     const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
@@ -193,9 +213,13 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
         const bf16* ob = dout + (long) b * t_len * qs + head * HD;
         const float* hl = lse + ((long) b * h + head) * t_len;
         const float* hd = delta + ((long) b * h + head) * t_len;
-        for (int q0 = k0w / TILE * TILE; q0 < t_len; q0 += TILE) {
-            scores(s, ka, qb, qs, q0, t_len);   // Sᵀ: keys x queries
-            scores(dp, va, ob, qs, q0, t_len);  // dPᵀ
+        for (int q0 = kBlock; q0 < t_len; q0 += TILE) {
+            __syncthreads();
+            load_tile(qTile, qb, qs, q0, t_len);
+            load_tile(oTile, ob, qs, q0, t_len);
+            __syncthreads();
+            scores(s, ka, qTile);   // Sᵀ: keys x queries
+            scores(dp, va, oTile);  // dPᵀ
             for (int nt = 0; nt < NTILES; nt++)
                 for (int e = 0; e < 4; e++) {
                     int key = k0w + g + 8 * (e >> 1), query = q0 + nt * 8 + 2 * t + (e & 1);
@@ -204,8 +228,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
                     s[nt][e] = p;
                     dp[nt][e] = valid ? p * (dp[nt][e] - hd[query]) : 0.f;
                 }
-            accumulate(dvAcc, s, ob, qs, q0, t_len);
-            accumulate(dkAcc, dp, qb, qs, q0, t_len);
+            accumulate(dvAcc, s, oTile);
+            accumulate(dkAcc, dp, qTile);
         }
     }
     for (int r = 0; r < 2; r++) {

@@ -76,6 +76,7 @@ class CudaBackendTest {
         assertTrue(rel < tolerance, what + ": relative error " + rel);
     }
 
+    /** The reference is computed here in F64, not by the CPU backend, whose GEMM library the GPU bundle leaves out. */
     @ParameterizedTest
     @ValueSource(strings = {"f32", "bf16"})
     void matmulAllTransposesIntoEitherOutputDtype(String dtype) {
@@ -84,12 +85,19 @@ class CudaBackendTest {
         for (DType out : dt == DType.F32 ? new DType[] {DType.F32} : new DType[] {DType.BF16, DType.F32})
             for (boolean ta : new boolean[] {false, true})
                 for (boolean tb : new boolean[] {false, true}) {
-                    Tensor[] a = pair(dt, random((long) m * k, 1), ta ? new int[] {k, m} : new int[] {m, k});
-                    Tensor[] b = pair(dt, random((long) k * n, 1), tb ? new int[] {n, k} : new int[] {k, n});
-                    Tensor[] c = pair(out, random((long) m * n, 1), m, n);
-                    CPU.matmul(a[0], ta, b[0], tb, c[0], 0.75, 0.5);
-                    gpu.matmul(a[1], ta, b[1], tb, c[1], 0.75, 0.5);
-                    close(c[0], c[1], "matmul " + dt.configName() + " ta=" + ta + " tb=" + tb + " ->");
+                    double[] a = random((long) m * k, 1), b = random((long) k * n, 1), c0 = random((long) m * n, 1);
+                    Tensor ga = pair(dt, a, ta ? new int[] {k, m} : new int[] {m, k})[1];
+                    Tensor gb = pair(dt, b, tb ? new int[] {n, k} : new int[] {k, n})[1];
+                    Tensor gc = pair(out, c0, m, n)[1];
+                    gpu.matmul(ga, ta, gb, tb, gc, 0.75, 0.5);
+                    double[] expected = new double[m * n];
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++) {
+                            double s = 0;
+                            for (int p = 0; p < k; p++) s += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
+                            expected[i * n + j] = 0.75 * s + 0.5 * c0[i * n + j];
+                        }
+                    close(expected, gpu.toDoubles(gc), tolerance(out), "matmul " + dt.configName() + " ta=" + ta + " tb=" + tb + " -> " + out);
                 }
     }
 
@@ -141,6 +149,7 @@ class CudaBackendTest {
             CPU.addBias(x[0], b[0]);
             gpu.addBias(x[1], b[1]);
             close(x[0], x[1], "addBias rows=" + rows);
+            x[0] = CPU.fromDoubles(gpu.toDoubles(x[1]), DType.F32, rows, c); // sum what the GPU holds: f32 sums of bf16 values
             CPU.sumRowsAccumulate(x[0], db[0]);
             gpu.sumRowsAccumulate(x[1], db[1]);
             close(db[0], db[1], "sumRowsAccumulate rows=" + rows);

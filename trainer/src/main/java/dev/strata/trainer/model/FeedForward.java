@@ -12,7 +12,7 @@ import java.util.List;
 public final class FeedForward {
     private final Backend backend;
     private final Linear w1, w2, w3; // w3 is null without gating
-    private Tensor h1, h3;           // (N,F) pre-activation inputs, kept for backward
+    private Tensor h1, h3, a;        // (N,F): pre-activation inputs and the activation w2 reads, kept for backward
 
     public FeedForward(Backend backend, String name, ModelConfig cfg, Linear.Maker linears) {
         this.backend = backend;
@@ -24,15 +24,13 @@ public final class FeedForward {
 
     public Tensor forward(Tensor x) {
         h1 = w1.forward(x);
-        Tensor a;
         if (w3 == null) {
             a = backend.geluForward(h1);
         } else {
             h3 = w3.forward(x);
             a = backend.swigluForward(h1, h3);
         }
-        Tensor y = w2.forward(a);
-        return y;
+        return w2.forward(a);
     }
 
     public Tensor backward(Tensor dy) {
@@ -53,7 +51,8 @@ public final class FeedForward {
         }
         da.close();
         h1.close();
-        h1 = h3 = null;
+        a.close();
+        h1 = h3 = a = null;
         return dx;
     }
 
