@@ -83,7 +83,7 @@ public final class CudaBackend implements Backend {
     /** Times every GEMM and kernel with events from now on (or stops); {@link #opTimes} reads the sums. */
     public void timeOps(boolean on) { timer.enable(on); }
 
-    /** Device milliseconds per op (kernel name, or "gemm") since the last call; waits for the stream. */
+    /** Device milliseconds per op (kernel name, or "gemm MxNxK dtype") since the last call; waits for the stream. */
     public java.util.Map<String, Double> opTimes() { return timer.drain(); }
 
     static long address(Tensor t) {
@@ -239,7 +239,7 @@ public final class CudaBackend implements Backend {
             scale(c, beta);
             return;
         }
-        timer.time("gemm", () -> gemm.matmul(address(a), transA, address(b), transB, address(c), m, n, k, (float) alpha,
+        timer.time("gemm " + m + "x" + n + "x" + k + " " + c.dtype().configName(), () -> gemm.matmul(address(a), transA, address(b), transB, address(c), m, n, k, (float) alpha,
                 (float) beta, cudaType(a.dtype()), cudaType(c.dtype())));
     }
 

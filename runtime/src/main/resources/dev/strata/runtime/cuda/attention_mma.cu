@@ -18,8 +18,11 @@ __device__ __forceinline__ void mma(float* c, const unsigned* a, unsigned b0, un
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Two floats as bf16 (round to nearest even) in one register, lo in the lower half.
 __device__ __forceinline__ unsigned pack(float lo, float hi) {
-    return (unsigned) from_float<bf16>(lo).bits | ((unsigned) from_float<bf16>(hi).bits << 16);
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
 }
 
 #define SROW (HD + 8) // a shared tile's row in bf16: 144 bytes, so the fragment reads below hit 32 distinct banks
@@ -64,21 +67,21 @@ __device__ __forceinline__ void scores(float (*acc)[4], const unsigned (*a)[4], 
     }
 }
 
-// Two bf16 of one column of a shared tile in rows r, r+1 as one register.
-__device__ __forceinline__ unsigned column_pair(const bf16* tile, int r, int col) {
-    return (unsigned) tile[r * SROW + col].bits | ((unsigned) tile[(r + 1) * SROW + col].bits << 16);
-}
-
-// out (16 x HD) += P (16 x TILE, in C layout) · M, M the shared tile (TILE rows x HD).
+// out (16 x HD) += P (16 x TILE, in C layout) · M, M the shared tile (TILE rows x HD). The B fragments are columns
+// of M: ldmatrix.trans reads four 8x8 blocks (rows +0/+8, columns +0/+8) and hands each lane its column pairs.
 __device__ __forceinline__ void accumulate(float (*out)[4], const float (*p)[4], const bf16* tile) {
-    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    int lane = threadIdx.x & 31, j = lane >> 3, i = lane & 7;
     for (int ks = 0; ks < TILE / 16; ks++) {
         unsigned a[4] = {pack(p[2 * ks][0], p[2 * ks][1]), pack(p[2 * ks][2], p[2 * ks][3]),
                          pack(p[2 * ks + 1][0], p[2 * ks + 1][1]), pack(p[2 * ks + 1][2], p[2 * ks + 1][3])};
-        int r = ks * 16 + 2 * t;
-        for (int dt = 0; dt < DTILES; dt++) {
-            int col = dt * 8 + g;
-            mma(out[dt], a, column_pair(tile, r, col), column_pair(tile, r + 8, col));
+        for (int dt = 0; dt < DTILES; dt += 2) {
+            const bf16* src = tile + (ks * 16 + (j & 1) * 8 + i) * SROW + dt * 8 + (j >> 1) * 8;
+            unsigned b[4], addr;
+            asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(addr) : "l"(src));
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(addr));
+            mma(out[dt], a, b[0], b[1]);
+            mma(out[dt + 1], a, b[2], b[3]);
         }
     }
 }
@@ -114,21 +117,23 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
         load_tile(vTile, vb, ks, k0, t_len);
         __syncthreads();
         scores(s, qa, kTile);
+        // Only the diagonal tile needs the causal mask; key <= row also hides keys past t_len from every row written.
+        bool diagonal = k0 == qBlock;
         float tileMax[2] = {-INFINITY, -INFINITY};
         for (int nt = 0; nt < NTILES; nt++)
             for (int e = 0; e < 4; e++) {
                 int row = q0 + g + (e >> 1) * 8, key = k0 + nt * 8 + 2 * t + (e & 1);
-                s[nt][e] = key <= row && key < t_len ? s[nt][e] * scale : -INFINITY;
+                s[nt][e] = !diagonal || key <= row ? s[nt][e] * scale : -INFINITY;
                 tileMax[e >> 1] = fmaxf(tileMax[e >> 1], s[nt][e]);
             }
         for (int r = 0; r < 2; r++) {
             float mNew = fmaxf(m[r], quad_max(tileMax[r]));
-            float base = mNew == -INFINITY ? 0.f : mNew, corr = expf(m[r] - base);
+            float base = mNew == -INFINITY ? 0.f : mNew, corr = __expf(m[r] - base);
             l[r] *= corr;
             for (int dt = 0; dt < DTILES; dt++) { o[dt][2 * r] *= corr; o[dt][2 * r + 1] *= corr; }
             for (int nt = 0; nt < NTILES; nt++) {
-                s[nt][2 * r] = expf(s[nt][2 * r] - base);
-                s[nt][2 * r + 1] = expf(s[nt][2 * r + 1] - base);
+                s[nt][2 * r] = __expf(s[nt][2 * r] - base);
+                s[nt][2 * r + 1] = __expf(s[nt][2 * r + 1] - base);
                 l[r] += s[nt][2 * r] + s[nt][2 * r + 1];
             }
             m[r] = mNew;
@@ -177,10 +182,11 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
         __syncthreads();
         scores(s, qa, kTile);
         scores(dp, da, vTile);
+        bool diagonal = k0 == qBlock; // as in the forward; rows past t_len are never written
         for (int nt = 0; nt < NTILES; nt++)
             for (int e = 0; e < 4; e++) {
                 int r = e >> 1, row = q0 + g + 8 * r, key = k0 + nt * 8 + 2 * t + (e & 1);
-                float p = key <= row && key < t_len && row < t_len ? expf(s[nt][e] * scale - rowLse[r]) : 0.f;
+                float p = !diagonal || key <= row ? __expf(s[nt][e] * scale - rowLse[r]) : 0.f;
                 s[nt][e] = p * (dp[nt][e] - rowDelta[r]);
             }
         accumulate(acc, s, kTile);
@@ -199,6 +205,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
         const bf16* v, const float* lse, const float* delta, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     __shared__ __align__(16) bf16 qTile[TILE * SROW], oTile[TILE * SROW];
+    __shared__ float lseTile[TILE], deltaTile[TILE];
     int kvh = blockIdx.y, b = blockIdx.z, group = h / hkv;
     int kBlock = blockIdx.x * TILE, k0w = kBlock + warp * 16;
     long qs = (long) h * HD, ks = (long) hkv * HD;
@@ -217,16 +224,22 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
             __syncthreads();
             load_tile(qTile, qb, qs, q0, t_len);
             load_tile(oTile, ob, qs, q0, t_len);
+            // Queries past t_len get lse = +inf, so their P is 0 without a mask.
+            if (threadIdx.x < TILE) {
+                bool in = q0 + threadIdx.x < t_len;
+                lseTile[threadIdx.x] = in ? hl[q0 + threadIdx.x] : INFINITY;
+                deltaTile[threadIdx.x] = in ? hd[q0 + threadIdx.x] : 0.f;
+            }
             __syncthreads();
             scores(s, ka, qTile);   // Sᵀ: keys x queries
             scores(dp, va, oTile);  // dPᵀ
+            bool diagonal = q0 == kBlock; // keys past t_len are never written
             for (int nt = 0; nt < NTILES; nt++)
                 for (int e = 0; e < 4; e++) {
-                    int key = k0w + g + 8 * (e >> 1), query = q0 + nt * 8 + 2 * t + (e & 1);
-                    bool valid = query >= key && query < t_len && key < t_len;
-                    float p = valid ? expf(s[nt][e] * scale - hl[query]) : 0.f;
+                    int key = k0w + g + 8 * (e >> 1), col = nt * 8 + 2 * t + (e & 1);
+                    float p = !diagonal || q0 + col >= key ? __expf(s[nt][e] * scale - lseTile[col]) : 0.f;
                     s[nt][e] = p;
-                    dp[nt][e] = valid ? p * (dp[nt][e] - hd[query]) : 0.f;
+                    dp[nt][e] = p * (dp[nt][e] - deltaTile[col]);
                 }
             accumulate(dvAcc, s, oTile);
             accumulate(dkAcc, dp, qTile);

@@ -47,8 +47,8 @@ final class BenchCommand extends CommandGroup {
                 double total = r.opMs().values().stream().mapToDouble(Double::doubleValue).sum();
                 TrainBench.byCategory(r.opMs()).forEach((k, v) ->
                         System.out.printf(Locale.ROOT, "  %-10s %8.2f ms  %5.1f%% of device time%n", k, v, 100 * v / total));
-                r.opMs().entrySet().stream().sorted(Map.Entry.<String, Double>comparingByValue(Comparator.reverseOrder())).limit(12)
-                        .forEach(e -> System.out.printf(Locale.ROOT, "    %-28s %8.2f ms%n", e.getKey(), e.getValue()));
+                r.opMs().entrySet().stream().sorted(Map.Entry.<String, Double>comparingByValue(Comparator.reverseOrder())).limit(16)
+                        .forEach(e -> System.out.printf(Locale.ROOT, "    %-32s %8.2f ms%n", e.getKey(), e.getValue()));
             }
             // One machine-readable line, for tools/bench/compare.py.
             System.out.printf(Locale.ROOT, "BENCH {\"impl\": \"strata\", \"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"tokens_per_s\": %.1f, "

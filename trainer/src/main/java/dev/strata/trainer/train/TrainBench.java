@@ -93,7 +93,7 @@ public final class TrainBench {
         c.put("gemm", 0.0);
         c.put("attention", 0.0);
         c.put("other", 0.0);
-        opMs.forEach((name, v) -> c.merge(name.equals("gemm") ? "gemm" : name.startsWith("attention") ? "attention" : "other", v, Double::sum));
+        opMs.forEach((name, v) -> c.merge(name.startsWith("gemm") ? "gemm" : name.startsWith("attention") ? "attention" : "other", v, Double::sum));
         return c;
     }
 }
