@@ -41,8 +41,10 @@ final class BenchCommand extends CommandGroup {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype,
                     "strata bench train --model " + model);
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
-            System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %.1f TFLOP/s, MFU %.1f%%, peak memory %.2f GiB%n",
-                    r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(), r.achievedTflops(), 100 * r.mfu(), r.peakMemoryGiB());
+            System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %.1f TFLOP/s, MFU %s, peak memory %s%n",
+                    r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(), r.achievedTflops(),
+                    Double.isNaN(r.mfu()) ? "n/a (unknown peak)" : String.format(Locale.ROOT, "%.1f%%", 100 * r.mfu()),
+                    Double.isNaN(r.peakMemoryGiB()) ? "n/a" : String.format(Locale.ROOT, "%.2f GiB", r.peakMemoryGiB()));
             if (!r.opMs().isEmpty()) {
                 double total = r.opMs().values().stream().mapToDouble(Double::doubleValue).sum();
                 TrainBench.byCategory(r.opMs()).forEach((k, v) ->
