@@ -37,9 +37,12 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--warmup", defaultValue = "5", description = "Untimed steps first (default ${DEFAULT-VALUE}).")
         int warmup;
 
+        @Option(names = "--activation-checkpointing", defaultValue = "none", description = "none, selective or full (default ${DEFAULT-VALUE}).")
+        String checkpointing;
+
         @Override public Integer call() {
-            JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype,
-                    "strata bench train --model " + model);
+            JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
+                    + "\ntraining.activation_checkpointing = " + checkpointing, "strata bench train --model " + model);
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %.1f TFLOP/s, MFU %s, peak memory %s%n",
                     r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(), r.achievedTflops(),

@@ -63,9 +63,15 @@ public final class Attention {
             backend.addInPlace(dx, dxk);
             backend.addInPlace(dx, dxv);
         }
-        for (Tensor x : new Tensor[] {q, k, v, out, lse, dout, dq, dk, dv}) x.close();
-        q = k = v = out = lse = null;
+        for (Tensor x : new Tensor[] {dout, dq, dk, dv}) x.close();
+        discard();
         return dx;
+    }
+
+    /** Frees what forward kept for backward. */
+    public void discard() {
+        for (Tensor x : new Tensor[] {q, k, v, out, lse}) if (x != null) x.close();
+        q = k = v = out = lse = null;
     }
 
     private Tensor rotate(Tensor x, boolean inverse) {

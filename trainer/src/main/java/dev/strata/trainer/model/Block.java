@@ -51,9 +51,19 @@ public final class Block {
             dx = attentionNorm.backward(da);
         }
         backend.addInPlace(dx, dh);
-        for (Tensor x : new Tensor[] {dh, xn1, h, xn2}) x.close();
-        xn1 = h = xn2 = null;
+        dh.close();
+        discard();
         return dx;
+    }
+
+    /** Frees everything forward kept for backward; a recomputed block runs forward again before its backward. */
+    public void discard() {
+        attentionNorm.discard();
+        attention.discard();
+        ffnNorm.discard();
+        feedForward.discard();
+        for (Tensor x : new Tensor[] {xn1, h, xn2}) if (x != null) x.close();
+        xn1 = h = xn2 = null;
     }
 
     public List<Parameter> parameters() {

@@ -47,13 +47,16 @@ public final class FeedForward {
             }
             g[0].close();
             g[1].close();
-            h3.close();
         }
         da.close();
-        h1.close();
-        a.close();
-        h1 = h3 = a = null;
+        discard();
         return dx;
+    }
+
+    /** Frees what forward kept for backward. */
+    public void discard() {
+        for (Tensor x : new Tensor[] {h1, h3, a}) if (x != null) x.close();
+        h1 = h3 = a = null;
     }
 
     public List<Parameter> parameters() {

@@ -29,10 +29,14 @@ public final class LayerNorm implements Norm {
 
     @Override public Tensor backward(Tensor dout) {
         Tensor dx = backend.layerNormBackward(dout, x, weight.value(), mean, rstd, weight.grad(), bias.grad());
-        mean.close();
-        rstd.close();
-        x = mean = rstd = null;
+        discard();
         return dx;
+    }
+
+    @Override public void discard() {
+        if (mean != null) mean.close();
+        if (rstd != null) rstd.close();
+        x = mean = rstd = null;
     }
 
     @Override public List<Parameter> parameters() { return List.of(weight, bias); }

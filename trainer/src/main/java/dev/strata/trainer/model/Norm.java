@@ -9,5 +9,8 @@ public sealed interface Norm permits LayerNorm, RmsNorm {
 
     Tensor backward(Tensor dout);
 
+    /** Frees what forward kept for backward, when backward will not run (evaluation, recomputation). */
+    void discard();
+
     List<Parameter> parameters();
 }

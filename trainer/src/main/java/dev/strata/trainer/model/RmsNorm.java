@@ -27,9 +27,13 @@ public final class RmsNorm implements Norm {
 
     @Override public Tensor backward(Tensor dout) {
         Tensor dx = backend.rmsNormBackward(dout, x, weight.value(), rstd, weight.grad());
-        rstd.close();
-        x = rstd = null;
+        discard();
         return dx;
+    }
+
+    @Override public void discard() {
+        if (rstd != null) rstd.close();
+        x = rstd = null;
     }
 
     @Override public List<Parameter> parameters() { return List.of(weight); }

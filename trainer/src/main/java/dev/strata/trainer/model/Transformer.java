@@ -31,6 +31,8 @@ public final class Transformer {
     private final Linear output;                          // (V,C), the embedding itself when tied
     private final List<Tensor> saved = new ArrayList<>(); // hidden states kept for backward, freed after it
     private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions
+    private ActivationCheckpointing checkpointing = ActivationCheckpointing.NONE;
+    private int b, t;                                     // of the last forward, for recomputation
 
     /** dtype is the training dtype: f64, f32, or bf16 (bf16 activations, f32 parameters; see {@link Precision}). */
     public Transformer(ModelConfig cfg, Backend backend, DType dtype) {
@@ -74,6 +76,9 @@ public final class Transformer {
 
     public Stage stage() { return stage; }
 
+    /** Applies activation checkpointing from outside: the chosen blocks are recomputed during backward. */
+    public void checkpointActivations(ActivationCheckpointing mode) { this.checkpointing = mode; }
+
     /**
      * input: token ids (B,T) int32 when this stage has the embedding, else hidden states (B*T,C).
      * Returns logits (B*T,V) when it has the head, else hidden states (B*T,C).
@@ -94,9 +99,12 @@ public final class Transformer {
         } else {
             x = input;
         }
-        for (Block layer : layers) {
+        this.b = b;
+        this.t = t;
+        for (int i = 0; i < layers.size(); i++) {
             saved.add(x);
-            x = layer.forward(x, b, t);
+            x = layers.get(i).forward(x, b, t);
+            if (checkpointing.recomputes(stage.firstLayer() + i)) layers.get(i).discard();
         }
         if (!stage.head()) return x;
         saved.add(x);
@@ -114,6 +122,7 @@ public final class Transformer {
             }
         }
         for (int i = layers.size() - 1; i >= 0; i--) {
+            if (checkpointing.recomputes(stage.firstLayer() + i)) layers.get(i).forward(saved.get(i), b, t).close();
             Tensor dPrev = layers.get(i).backward(dx);
             if (dx != dout) dx.close();
             dx = dPrev;
@@ -169,6 +178,8 @@ public final class Transformer {
 
     /** Drops what a forward kept for backward (evaluation and generation run forward only). */
     public void discardSaved() {
+        for (Block layer : layers) layer.discard();
+        if (norm != null) norm.discard();
         for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
         saved.clear();
         if (positions != null) positions.close();

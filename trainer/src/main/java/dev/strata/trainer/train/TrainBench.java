@@ -5,6 +5,7 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cuda.CudaBackend;
+import dev.strata.trainer.model.ActivationCheckpointing;
 import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
 import dev.strata.trainer.model.Transformer;
@@ -43,9 +44,10 @@ public final class TrainBench {
         ModelConfig cfg = Models.config(job.model());
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("--seq " + t + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
         String device = backend instanceof CudaBackend cuda ? cuda.deviceName() : "CPU (" + Runtime.getRuntime().availableProcessors() + " threads)";
-        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d%n", modelName, cfg.parameterCount(),
-                dtype.configName(), device, b, t);
+        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d, activation checkpointing %s%n",
+                modelName, cfg.parameterCount(), dtype.configName(), device, b, t, job.training().activationCheckpointing());
         Transformer model = new Transformer(cfg, backend, dtype);
+        model.checkpointActivations(ActivationCheckpointing.parse(job.training().activationCheckpointing()));
         Initializer.initialize(model, job.seed());
         AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
         SplittableRandom rng = new SplittableRandom(job.seed());

@@ -12,6 +12,7 @@ import dev.strata.runtime.Tensor;
 import dev.strata.trainer.data.BatchSampler;
 import dev.strata.trainer.data.TokenDataset;
 import dev.strata.trainer.hf.HfModels;
+import dev.strata.trainer.model.ActivationCheckpointing;
 import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
 import dev.strata.trainer.model.Parameter;
@@ -58,6 +59,7 @@ public final class Trainer {
             Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
 
             Transformer model = buildModel(backend, dtype);
+            model.checkpointActivations(ActivationCheckpointing.parse(tr.activationCheckpointing()));
             ModelConfig cfg = model.config();
             if (tr.seqLen() > cfg.maxSeqLen())
                 throw new IllegalArgumentException(job.source() + ": training.seq_len " + tr.seqLen() + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
