@@ -1,75 +1,88 @@
-// Element-wise ops on activations of type T (f32 or bf16) with f32 parameters; arithmetic in f32.
-// One thread per element in a grid-stride loop.
+// Element-wise ops on activations of type T (f32 or bf16) with f32 parameters; arithmetic in f32. Grid-stride
+// loops over vectors of eight elements (map1, map2 in common.cuh), one element at a time where vectors do not fit.
 #include "common.cuh"
 
 template <typename T> __device__ void add(const T* a, const T* b, T* out, long n) {
-    GRID_STRIDE(i, n) out[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
+    map2(a, b, out, n, [](float x, float y) { return x + y; });
 }
 #define ADD(T, S) extern "C" __global__ void add_##S(const T* a, const T* b, T* out, long n) { add<T>(a, b, out, n); }
 FOR_TYPES(ADD)
 
 template <typename T> __device__ void add_inplace(T* acc, const T* x, long n) {
-    GRID_STRIDE(i, n) acc[i] = from_float<T>(to_float(acc[i]) + to_float(x[i]));
+    map2<T>(acc, x, acc, n, [](float s, float y) { return s + y; });
 }
 #define ADD_INPLACE(T, S) extern "C" __global__ void add_inplace_##S(T* acc, const T* x, long n) { add_inplace<T>(acc, x, n); }
 FOR_TYPES(ADD_INPLACE)
 
 template <typename T> __device__ void scale(T* x, float s, long n) {
-    GRID_STRIDE(i, n) x[i] = from_float<T>(to_float(x[i]) * s);
+    map1<T, T>(x, x, n, [s](float v) { return v * s; });
 }
 #define SCALE(T, S) extern "C" __global__ void scale_##S(T* x, float s, long n) { scale<T>(x, s, n); }
 FOR_TYPES(SCALE)
 
-// x (N,C) += bias (C)
+// x (N,C) += bias (C); vectors of eight when C is a multiple of eight, so a vector never wraps a row.
 template <typename T> __device__ void add_bias(T* x, const float* bias, long n, int c) {
-    GRID_STRIDE(i, n) x[i] = from_float<T>(to_float(x[i]) + bias[i % c]);
+    if (c % 8 == 0) {
+        GRID_STRIDE(j, n / 8) {
+            Vec8<T> v = load8(x, j);
+            int col = (int) (8 * j % c);
+#pragma unroll
+            for (int e = 0; e < 8; e++) v.v[e] = from_float<T>(to_float(v.v[e]) + bias[col + e]);
+            store8(x, j, v);
+        }
+    } else {
+        GRID_STRIDE(i, n) x[i] = from_float<T>(to_float(x[i]) + bias[i % c]);
+    }
 }
 #define ADD_BIAS(T, S) extern "C" __global__ void add_bias_##S(T* x, const float* bias, long n, int c) { add_bias<T>(x, bias, n, c); }
 FOR_TYPES(ADD_BIAS)
 
-// Between storage types: f32 <-> bf16 (and same-type copies).
-template <typename A, typename B> __device__ void convert(const A* in, B* out, long n) {
-    GRID_STRIDE(i, n) out[i] = from_float<B>(to_float(in[i]));
-}
-extern "C" __global__ void convert_f32_bf16(const float* in, bf16* out, long n) { convert<float, bf16>(in, out, n); }
-extern "C" __global__ void convert_bf16_f32(const bf16* in, float* out, long n) { convert<bf16, float>(in, out, n); }
+// Between storage types: f32 <-> bf16.
+extern "C" __global__ void convert_f32_bf16(const float* in, bf16* out, long n) { map1(in, out, n, [](float v) { return v; }); }
+extern "C" __global__ void convert_bf16_f32(const bf16* in, float* out, long n) { map1(in, out, n, [](float v) { return v; }); }
 
 #define GELU_K 0.7978845608028654f
 
 template <typename T> __device__ void gelu_fwd(const T* x, T* out, long n) {
-    GRID_STRIDE(i, n) {
-        float v = to_float(x[i]);
-        out[i] = from_float<T>(0.5f * v * (1.f + tanhf(GELU_K * (v + 0.044715f * v * v * v))));
-    }
+    map1(x, out, n, [](float v) { return 0.5f * v * (1.f + tanhf(GELU_K * (v + 0.044715f * v * v * v))); });
 }
 #define GELU_FWD(T, S) extern "C" __global__ void gelu_fwd_##S(const T* x, T* out, long n) { gelu_fwd<T>(x, out, n); }
 FOR_TYPES(GELU_FWD)
 
 template <typename T> __device__ void gelu_bwd(const T* dout, const T* x, T* dx, long n) {
-    GRID_STRIDE(i, n) {
-        float v = to_float(x[i]), th = tanhf(GELU_K * (v + 0.044715f * v * v * v));
-        float grad = 0.5f * (1.f + th) + 0.5f * v * (1.f - th * th) * GELU_K * (1.f + 3.f * 0.044715f * v * v);
-        dx[i] = from_float<T>(to_float(dout[i]) * grad);
-    }
+    map2(dout, x, dx, n, [](float d, float v) {
+        float th = tanhf(GELU_K * (v + 0.044715f * v * v * v));
+        return d * (0.5f * (1.f + th) + 0.5f * v * (1.f - th * th) * GELU_K * (1.f + 3.f * 0.044715f * v * v));
+    });
 }
 #define GELU_BWD(T, S) extern "C" __global__ void gelu_bwd_##S(const T* dout, const T* x, T* dx, long n) { gelu_bwd<T>(dout, x, dx, n); }
 FOR_TYPES(GELU_BWD)
 
 // silu(gate) * up
 template <typename T> __device__ void swiglu_fwd(const T* gate, const T* up, T* out, long n) {
-    GRID_STRIDE(i, n) {
-        float g = to_float(gate[i]);
-        out[i] = from_float<T>(g / (1.f + expf(-g)) * to_float(up[i]));
-    }
+    map2(gate, up, out, n, [](float g, float u) { return g / (1.f + expf(-g)) * u; });
 }
 #define SWIGLU_FWD(T, S) extern "C" __global__ void swiglu_fwd_##S(const T* g, const T* u, T* out, long n) { swiglu_fwd<T>(g, u, out, n); }
 FOR_TYPES(SWIGLU_FWD)
 
+template <typename T> __device__ __forceinline__ void swiglu_grad(float d, float g, float u, T& dg, T& du) {
+    float sig = 1.f / (1.f + expf(-g));
+    dg = from_float<T>(d * u * sig * (1.f + g * (1.f - sig)));
+    du = from_float<T>(d * g * sig);
+}
+
 template <typename T> __device__ void swiglu_bwd(const T* dout, const T* gate, const T* up, T* dgate, T* dup, long n) {
-    GRID_STRIDE(i, n) {
-        float g = to_float(gate[i]), u = to_float(up[i]), d = to_float(dout[i]), sig = 1.f / (1.f + expf(-g));
-        dgate[i] = from_float<T>(d * u * sig * (1.f + g * (1.f - sig)));
-        dup[i] = from_float<T>(d * g * sig);
+    long n8 = n / 8;
+    GRID_STRIDE(j, n8) {
+        Vec8<T> d = load8(dout, j), g = load8(gate, j), u = load8(up, j), dg, du;
+#pragma unroll
+        for (int e = 0; e < 8; e++) swiglu_grad(to_float(d.v[e]), to_float(g.v[e]), to_float(u.v[e]), dg.v[e], du.v[e]);
+        store8(dgate, j, dg);
+        store8(dup, j, du);
+    }
+    GRID_STRIDE(i, n - 8 * n8) {
+        long k = 8 * n8 + i;
+        swiglu_grad(to_float(dout[k]), to_float(gate[k]), to_float(up[k]), dgate[k], dup[k]);
     }
 }
 #define SWIGLU_BWD(T, S) extern "C" __global__ void swiglu_bwd_##S(const T* d, const T* g, const T* u, T* dg, T* du, long n) \

@@ -58,11 +58,8 @@ public final class Attention {
             dk = rotate(dk, true);
         }
         Tensor dx = wq.backward(dq.view(n, nHeads * headDim));
-        try (Tensor dxk = wk.backward(dk.view(n, nKvHeads * headDim));
-             Tensor dxv = wv.backward(dv.view(n, nKvHeads * headDim))) {
-            backend.addInPlace(dx, dxk);
-            backend.addInPlace(dx, dxv);
-        }
+        wk.backwardAccumulate(dk.view(n, nKvHeads * headDim), dx);
+        wv.backwardAccumulate(dv.view(n, nKvHeads * headDim), dx);
         for (Tensor x : new Tensor[] {dout, dq, dk, dv}) x.close();
         discard();
         return dx;

@@ -35,12 +35,19 @@ public final class DenseLinear implements Linear {
     }
 
     @Override public Tensor backward(Tensor dy) {
+        Tensor dx = backend.empty(dy.dtype(), dy.size(0), weight.value().size(1)); // (N,in)
+        backward(dy, dx, 0);
+        return dx;
+    }
+
+    @Override public void backwardAccumulate(Tensor dy, Tensor dxAcc) { backward(dy, dxAcc, 1); }
+
+    /** dx = dy·W + beta·dx. */
+    private void backward(Tensor dy, Tensor dx, double beta) {
         backend.matmul(dy, true, x, false, weight.grad(), 1, 1);            // dW (out,in) += dyᵀ·x
         if (bias != null) backend.sumRowsAccumulate(dy, bias.grad());       // db (out) += Σ_rows dy
-        Tensor dx = backend.empty(dy.dtype(), dy.size(0), weight.value().size(1)); // (N,in)
-        backend.matmul(dy, false, weight.valueAs(dy.dtype()), false, dx, 1, 0);
+        backend.matmul(dy, false, weight.valueAs(dy.dtype()), false, dx, 1, beta);
         x = null;
-        return dx;
     }
 
     @Override public List<Parameter> parameters() {

@@ -42,9 +42,7 @@ public final class FeedForward {
         } else {
             Tensor[] g = backend.swigluBackward(da, h1, h3);
             dx = w1.backward(g[0]);
-            try (Tensor dx3 = w3.backward(g[1])) {
-                backend.addInPlace(dx, dx3);
-            }
+            w3.backwardAccumulate(g[1], dx);
             g[0].close();
             g[1].close();
         }

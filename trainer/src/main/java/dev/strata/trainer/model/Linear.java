@@ -15,6 +15,9 @@ public interface Linear {
     /** dy (N,out) -> dx (N,in); adds into the parameters' gradients. */
     Tensor backward(Tensor dy);
 
+    /** As {@link #backward}, adding dx into {@code dxAcc} (N,in): layers that share an input sum their dx for free. */
+    void backwardAccumulate(Tensor dy, Tensor dxAcc);
+
     List<Parameter> parameters();
 
     /** Builds the linear named {@code name} (e.g. "layers.0.attention.wq"). */
