@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root with dist/strata-node carried (./strata dist --tests builds it):
 #   tools/bench/device-run.sh tests            the gpu-tagged tests
-#   tools/bench/device-run.sh bench [compile]  Strata's and PyTorch's training benchmarks (eager; compile too if asked)
+#   tools/bench/device-run.sh parity           50 bf16 training steps of Strata and PyTorch from the same weights and data
+#   tools/bench/device-run.sh bench [compile]  Strata's (with and without CUDA graphs) and PyTorch's training benchmarks
+#                                              (eager; compile too if asked)
 # Logs go to $OUT (or /tmp/strata-out); the last lines are the comparison tables.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,14 +20,18 @@ case "${1:-}" in
     grep -E "tests (successful|failed|skipped|aborted)" "$LOGS/gpu-tests.log"
     exit $rc
     ;;
+  parity)
+    python3 tools/reference/train_parity.py --strata "$STRATA" --out /tmp/strata-parity 2>&1 | grep -v Warning | tee "$LOGS/parity.log"
+    ;;
   bench)
     modes=eager; [[ "${2:-}" == compile ]] && modes=eager,compile
     for spec in "gpt2-124m 16 1024" "llama-1b 4 2048"; do
       set -- $spec
       $STRATA bench train --model "$1" --batch "$2" --seq "$3" 2>&1 | tee -a "$LOGS/bench.log"
+      $STRATA bench train --model "$1" --batch "$2" --seq "$3" --cuda-graphs false 2>&1 | grep BENCH | tee -a "$LOGS/bench.log"
       python3 tools/bench/torch_train.py --model "$1" --batch "$2" --seq "$3" --modes "$modes" 2>&1 | grep -v Warning | tee -a "$LOGS/bench.log"
     done
     python3 tools/bench/compare.py < "$LOGS/bench.log" | tee "$LOGS/table.txt"
     ;;
-  *) echo "usage: $0 tests | bench [compile]" >&2; exit 2 ;;
+  *) echo "usage: $0 tests | parity | bench [compile]" >&2; exit 2 ;;
 esac

@@ -1,5 +1,7 @@
 package dev.strata.runtime;
 
+import java.util.List;
+
 /**
  * Every op the transformer needs, forward and backward side by side. Activations may be lower precision (bf16) than
  * parameters (f32): ops take activations of one dtype and f32 weights, biases and tables, and matmul may write f32
@@ -57,8 +59,19 @@ public interface Backend extends AutoCloseable {
     /** t *= s. */
     void scale(Tensor t, double s);
 
-    /** Sum of squares of every element of every tensor, in F64 on the host. */
-    double sumOfSquares(Iterable<Tensor> tensors);
+    /**
+     * Sum of squares of every element of every tensor into {@code out} (F64, one element), in a fixed order and
+     * without waiting for the device, so the global gradient norm can be part of a captured step.
+     */
+    void sumOfSquares(List<Tensor> tensors, Tensor out);
+
+    /** {@link #sumOfSquares(List, Tensor)} read back to the host. */
+    default double sumOfSquares(List<Tensor> tensors) {
+        try (Tensor out = zeros(DType.F64, 1)) {
+            sumOfSquares(tensors, out);
+            return toDoubles(out)[0];
+        }
+    }
 
     // ---- embedding ----------------------------------------------------------------------------------------------
 
@@ -130,14 +143,37 @@ public interface Backend extends AutoCloseable {
 
     // ---- optimizer ----------------------------------------------------------------------------------------------
 
-    /** Hyper-parameters of one AdamW update; step counts from 1. */
-    record AdamWStep(double lr, double beta1, double beta2, double eps, double weightDecay, long step) {}
+    /** One parameter of a multi-tensor AdamW update: its value, gradient and moments (one shape) and weight decay. */
+    record AdamWSlot(Tensor param, Tensor grad, Tensor m, Tensor v, double weightDecay) {}
+
+    /** What stays fixed from one AdamW step to the next; maxGradNorm = 0 turns clipping off. */
+    record AdamWSettings(double beta1, double beta2, double eps, double maxGradNorm) {}
 
     /**
-     * PyTorch's AdamW: param *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
-     * param -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). grad is multiplied by gradScale first (clipping).
+     * PyTorch's AdamW over every slot (one launch on the GPU): param *= 1 - lr*wd; m = b1*m + (1-b1)*g;
+     * v = b2*v + (1-b2)*g^2; param -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). What changes every step is
+     * read from device tensors, so a captured step replays with new values: {@code schedule} (F64 [3]) holds lr,
+     * 1-b1^t and sqrt(1-b2^t); {@code gradSumSquares} (F64 [1]) the squared global gradient norm, and with
+     * maxGradNorm > 0 every grad is scaled by min(1, maxGradNorm / (norm + 1e-6)) first, as
+     * {@code torch.nn.utils.clip_grad_norm_} does.
      */
-    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hp, double gradScale);
+    void adamw(List<AdamWSlot> slots, AdamWSettings settings, Tensor schedule, Tensor gradSumSquares);
+
+    // ---- graphs -------------------------------------------------------------------------------------------------
+
+    /** Ops recorded once and replayed on the same memory (a CUDA graph). */
+    interface Graph extends AutoCloseable {
+        void replay();
+
+        @Override void close();
+    }
+
+    /**
+     * Records the ops that {@code work} enqueues, without running them, for replay; null where ops run as they are
+     * called (the CPU). work must neither wait for the device nor read results back; what it allocates comes from
+     * memory set apart for graphs, so nothing outside them can take it while they live.
+     */
+    default Graph capture(Runnable work) { return null; }
 
     /** Waits until every op queued so far has finished (a no-op where ops run synchronously). */
     default void synchronize() {}

@@ -5,6 +5,7 @@ import dev.strata.runtime.DType;
 import dev.strata.runtime.Device;
 import dev.strata.runtime.Tensor;
 import java.util.Arrays;
+import java.util.List;
 import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
@@ -149,7 +150,7 @@ public final class CpuBackend implements Backend {
         for (int i = 0; i < n; i++) b.set(i, b.get(i) * s);
     }
 
-    @Override public double sumOfSquares(Iterable<Tensor> tensors) {
+    @Override public void sumOfSquares(List<Tensor> tensors, Tensor out) {
         double total = 0;
         for (Tensor t : tensors) {
             CpuBuffer b = buf(t);
@@ -159,7 +160,7 @@ public final class CpuBackend implements Backend {
                 total += v * v;
             }
         }
-        return total;
+        buf(out).set(0, total);
     }
 
     // ---- embedding ----------------------------------------------------------------------------------------------
@@ -477,19 +478,24 @@ public final class CpuBackend implements Backend {
 
     // ---- optimizer ----------------------------------------------------------------------------------------------
 
-    @Override public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hp, double gradScale) {
-        requireSameNumel(param, grad);
-        CpuBuffer p = buf(param), g = buf(grad), mb = buf(m), vb = buf(v);
-        double bc1 = 1 - Math.pow(hp.beta1(), hp.step()), bc2Sqrt = Math.sqrt(1 - Math.pow(hp.beta2(), hp.step()));
-        double stepSize = hp.lr() / bc1, decay = 1 - hp.lr() * hp.weightDecay();
-        elementwise((int) param.numel(), i -> {
-            double gi = g.get(i) * gradScale;
-            double mi = mb.get(i) + (1 - hp.beta1()) * (gi - mb.get(i)); // torch's lerp form
-            double vi = hp.beta2() * vb.get(i) + (1 - hp.beta2()) * gi * gi;
-            mb.set(i, mi);
-            vb.set(i, vi);
-            p.set(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) / bc2Sqrt + hp.eps()));
-        });
+    @Override public void adamw(List<AdamWSlot> slots, AdamWSettings st, Tensor schedule, Tensor gradSumSquares) {
+        CpuBuffer sched = buf(schedule);
+        double lr = sched.get(0), bc1 = sched.get(1), bc2Sqrt = sched.get(2), stepSize = lr / bc1;
+        double norm = Math.sqrt(buf(gradSumSquares).get(0));
+        double gradScale = st.maxGradNorm() > 0 ? Math.min(1.0, st.maxGradNorm() / (norm + 1e-6)) : 1.0;
+        for (AdamWSlot slot : slots) {
+            requireSameNumel(slot.param(), slot.grad());
+            CpuBuffer p = buf(slot.param()), g = buf(slot.grad()), mb = buf(slot.m()), vb = buf(slot.v());
+            double decay = 1 - lr * slot.weightDecay();
+            elementwise((int) slot.param().numel(), i -> {
+                double gi = g.get(i) * gradScale;
+                double mi = mb.get(i) + (1 - st.beta1()) * (gi - mb.get(i)); // torch's lerp form
+                double vi = st.beta2() * vb.get(i) + (1 - st.beta2()) * gi * gi;
+                mb.set(i, mi);
+                vb.set(i, vi);
+                p.set(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) / bc2Sqrt + st.eps()));
+            });
+        }
     }
 
     // ---- helpers ------------------------------------------------------------------------------------------------

@@ -5,7 +5,13 @@ import dev.strata.runtime.DType;
 import dev.strata.runtime.Device;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.cuda.cudart.CUgraphExec_st;
+import org.bytedeco.cuda.cudart.CUgraph_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.cudart.cudaDeviceProp;
 import org.bytedeco.cuda.global.cublas;
@@ -13,6 +19,7 @@ import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.IntPointer;
+import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.ShortPointer;
 
@@ -36,6 +43,7 @@ public final class CudaBackend implements Backend {
     private final CublasLtGemm gemm;
     private final int multiprocessors;
     private final String name;
+    private final Map<List<Long>, SlotTable> slotTables = new HashMap<>();
 
     private CudaBackend(int index) {
         Cuda.load();
@@ -100,8 +108,8 @@ public final class CudaBackend implements Backend {
     }
 
     @Override public Tensor empty(DType dtype, int... shape) {
-        if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.I32 && dtype != DType.F64)
-            throw new UnsupportedOperationException("the CUDA backend holds f32, bf16, i32 and f64 tensors, not " + dtype.configName());
+        if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.I32 && dtype != DType.F64 && dtype != DType.I64)
+            throw new UnsupportedOperationException("the CUDA backend holds f32, bf16, i32, i64 and f64 tensors, not " + dtype.configName());
         long bytes = Tensor.numel(shape) * dtype.byteSize();
         return new Tensor(this, new DeviceBuffer(allocator.allocate(bytes), bytes), dtype, shape, true);
     }
@@ -286,15 +294,21 @@ public final class CudaBackend implements Backend {
         elementwise("scale_" + suffix(t), t.numel(), t, (float) s, t.numel());
     }
 
-    @Override public double sumOfSquares(Iterable<Tensor> tensors) {
-        int blocks = multiprocessors * 2;
-        try (Tensor partials = zeros(DType.F64, blocks); Tensor out = zeros(DType.F64, 1)) {
-            for (Tensor t : tensors) {
-                requireF32(t);
-                kernels.launch("reduce.cu", "sum_squares_partial_f32", blocks, 1, 1, THREADS, t, t.numel(), partials);
-            }
-            kernels.launch("reduce.cu", "sum_partials", 1, 1, 1, 32, partials, blocks, out);
-            return toDoubles(out)[0];
+    @Override public void sumOfSquares(List<Tensor> tensors, Tensor out) {
+        require(out.dtype() == DType.F64 && out.numel() == 1, "sumOfSquares writes one f64 element, not into " + out);
+        List<Slot> slots = new ArrayList<>();
+        for (Tensor t : tensors) {
+            requireF32(t);
+            slots.add(new Slot(t, null, null, null, 0));
+        }
+        SlotTable table = slotTable(slots);
+        if (table.chunkCount() == 0) {
+            zero(out);
+            return;
+        }
+        try (Tensor partials = empty(DType.F64, (int) table.chunkCount())) {
+            kernels.launch("optimizer.cu", "multi_sum_squares", (int) table.chunkCount(), 1, 1, THREADS, table.slots(), table.chunks(), partials);
+            kernels.launch("optimizer.cu", "sum_partials", 1, 1, 1, 1024, partials, table.chunkCount(), out);
         }
     }
 
@@ -435,17 +449,109 @@ public final class CudaBackend implements Backend {
 
     // ---- optimizer ----------------------------------------------------------------------------------------------
 
-    @Override public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep hp, double gradScale) {
-        requireF32(param, grad, m, v);
-        double bc1 = 1 - Math.pow(hp.beta1(), hp.step()), bc2Sqrt = Math.sqrt(1 - Math.pow(hp.beta2(), hp.step()));
-        elementwise("adamw_f32", param.numel(), param, grad, m, v, param.numel(), (float) hp.lr(), (float) hp.beta1(),
-                (float) hp.beta2(), (float) hp.eps(), (float) hp.weightDecay(), (float) bc1, (float) bc2Sqrt, (float) gradScale);
+    @Override public void adamw(List<AdamWSlot> slots, AdamWSettings st, Tensor schedule, Tensor gradSumSquares) {
+        require(schedule.dtype() == DType.F64 && schedule.numel() == 3 && gradSumSquares.dtype() == DType.F64,
+                "adamw reads an f64 schedule [3] and an f64 sum of squares, not " + schedule + ", " + gradSumSquares);
+        List<Slot> table = new ArrayList<>();
+        for (AdamWSlot a : slots) {
+            requireF32(a.param(), a.grad(), a.m(), a.v());
+            require(a.param().numel() == a.grad().numel() && a.param().numel() == a.m().numel() && a.param().numel() == a.v().numel(),
+                    "adamw slot tensors differ in size: " + a);
+            table.add(new Slot(a.param(), a.grad(), a.m(), a.v(), a.weightDecay()));
+        }
+        SlotTable t = slotTable(table);
+        if (t.chunkCount() == 0) return;
+        kernels.launch("optimizer.cu", "multi_adamw", (int) t.chunkCount(), 1, 1, THREADS, t.slots(), t.chunks(), (float) st.beta1(),
+                (float) st.beta2(), (float) st.eps(), schedule, gradSumSquares, (float) st.maxGradNorm());
+    }
+
+    /** One tensor of a multi-tensor op (optimizer.cu's Slot): p is read or updated; g, m, v may be null. */
+    private record Slot(Tensor p, Tensor g, Tensor m, Tensor v, double weightDecay) {}
+
+    /** A slot table on the device: the slots' words, then the chunk list that hands CHUNK elements to a block. */
+    private record SlotTable(Tensor memory, int slotCount, long chunkCount) {
+        long slots() { return address(memory); }
+
+        long chunks() { return address(memory) + 8L * 6 * slotCount; }
+    }
+
+    private static final int CHUNK = 32768; // optimizer.cu's CHUNK
+
+    /**
+     * The device table of these slots, made on first use and kept: a training step passes the same tensors every
+     * time, and a captured step must not upload anything.
+     */
+    private SlotTable slotTable(List<Slot> slots) {
+        List<Long> words = new ArrayList<>();
+        for (Slot s : slots)
+            for (long w : new long[] {address(s.p()), addressOrZero(s.g()), addressOrZero(s.m()), addressOrZero(s.v()),
+                    s.p().numel(), Double.doubleToRawLongBits(s.weightDecay())}) words.add(w);
+        return slotTables.computeIfAbsent(words, w -> {
+            List<Long> chunks = new ArrayList<>();
+            for (int i = 0; i < slots.size(); i++)
+                for (long c = 0; c * CHUNK < slots.get(i).p().numel(); c++) chunks.add((long) i << 32 | c);
+            long[] all = new long[w.size() + chunks.size()];
+            for (int i = 0; i < w.size(); i++) all[i] = w.get(i);
+            for (int i = 0; i < chunks.size(); i++) all[w.size() + i] = chunks.get(i);
+            Tensor memory = empty(DType.I64, all.length);
+            try (LongPointer host = new LongPointer(all)) {
+                upload(host, memory);
+            }
+            return new SlotTable(memory, slots.size(), chunks.size());
+        });
+    }
+
+    private static long addressOrZero(Tensor t) { return t == null ? 0 : address(t); }
+
+    // ---- graphs -------------------------------------------------------------------------------------------------
+
+    /**
+     * Captures what work enqueues on the stream as a CUDA graph. Cached free blocks go back to the driver first, so
+     * the graph's own memory does not come on top of what an eager run of the same work left cached.
+     */
+    @Override public Graph capture(Runnable work) {
+        allocator.emptyCache();
+        allocator.beginCapture();
+        CUgraph_st graph = new CUgraph_st();
+        boolean made = false;
+        try {
+            Cuda.check(cudart.cudaStreamBeginCapture(stream, cudart.cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
+            try {
+                work.run();
+            } catch (RuntimeException | Error e) {
+                cudart.cudaStreamEndCapture(stream, graph);
+                cudart.cudaGetLastError();
+                if (!graph.isNull()) cudart.cudaGraphDestroy(graph);
+                throw e;
+            }
+            Cuda.check(cudart.cudaStreamEndCapture(stream, graph), "cudaStreamEndCapture (an op in the captured work waited for the device?)");
+            CUgraphExec_st exec = new CUgraphExec_st();
+            Cuda.check(cudart.cudaGraphInstantiate(exec, graph, 0L), "cudaGraphInstantiate");
+            made = true;
+            return new Graph() {
+                private boolean closed;
+
+                @Override public void replay() { Cuda.check(cudart.cudaGraphLaunch(exec, stream), "cudaGraphLaunch"); }
+
+                @Override public void close() {
+                    if (closed) return;
+                    closed = true;
+                    synchronize();
+                    cudart.cudaGraphExecDestroy(exec);
+                    cudart.cudaGraphDestroy(graph);
+                    allocator.graphClosed();
+                }
+            };
+        } finally {
+            allocator.endCapture(made);
+        }
     }
 
     @Override public void close() {
         synchronize();
         gemm.close();
         timer.close();
+        for (SlotTable t : slotTables.values()) t.memory().close();
         allocator.emptyCache();
         cudart.cudaStreamDestroy(stream);
     }

@@ -35,7 +35,7 @@ import org.bytedeco.javacpp.SizeTPointer;
 final class Kernels {
     static final String RESOURCES = "/dev/strata/runtime/cuda/";
     /** Every kernel source; the CPU test suite compiles each with nvcc too. */
-    static final List<String> SOURCES = List.of("elementwise.cu", "reduce.cu", "norms.cu", "cross_entropy.cu", "attention.cu", "attention_mma.cu");
+    static final List<String> SOURCES = List.of("elementwise.cu", "reduce.cu", "norms.cu", "cross_entropy.cu", "attention.cu", "attention_mma.cu", "optimizer.cu");
     static final List<String> HEADERS = List.of("common.cuh");
 
     private final String arch;

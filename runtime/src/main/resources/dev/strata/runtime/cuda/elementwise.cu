@@ -121,16 +121,3 @@ template <typename T> __device__ void rope(const T* x, const float* cos_t, const
 #define ROPE(T, S) extern "C" __global__ void rope_##S(const T* x, const float* c, const float* s, T* out, long bt, int t, int h, int d, float sign) \
     { rope<T>(x, c, s, out, bt, t, h, d, sign); }
 FOR_TYPES(ROPE)
-
-// PyTorch's AdamW on one f32 tensor; grad is multiplied by grad_scale (clipping) first.
-extern "C" __global__ void adamw_f32(float* p, const float* g, float* m, float* v, long n, float lr, float beta1,
-                                     float beta2, float eps, float weight_decay, float bc1, float bc2_sqrt, float grad_scale) {
-    GRID_STRIDE(i, n) {
-        float gi = g[i] * grad_scale;
-        float mi = m[i] + (1.f - beta1) * (gi - m[i]);
-        float vi = beta2 * v[i] + (1.f - beta2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = p[i] * (1.f - lr * weight_decay) - (lr / bc1) * mi / (sqrtf(vi) / bc2_sqrt + eps);
-    }
-}

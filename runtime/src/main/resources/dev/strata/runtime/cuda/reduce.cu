@@ -42,20 +42,3 @@ extern "C" __global__ void column_sum_acc(const float* partials, int chunks, int
     for (int r = 0; r < chunks; r++) s += partials[(long) r * c + j];
     out[j] += s;
 }
-
-// Per-block partial sums of squares of an f32 tensor, added to partials[blockIdx.x] in double.
-extern "C" __global__ void sum_squares_partial_f32(const float* x, long n, double* partials) {
-    __shared__ float shared[32];
-    float s = 0.f;
-    GRID_STRIDE(i, n) s += x[i] * x[i];
-    s = block_sum(s, shared);
-    if (threadIdx.x == 0) partials[blockIdx.x] += (double) s;
-}
-
-// One thread adds the partials in order: out[0] = sum.
-extern "C" __global__ void sum_partials(const double* partials, int count, double* out) {
-    if (threadIdx.x != 0 || blockIdx.x != 0) return;
-    double s = 0;
-    for (int i = 0; i < count; i++) s += partials[i];
-    out[0] = s;
-}

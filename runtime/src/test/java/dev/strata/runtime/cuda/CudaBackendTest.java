@@ -247,16 +247,51 @@ class CudaBackendTest {
     }
 
     @Test
-    void adamwMatchesTheCpuUpdate() {
-        int n = 1001;
-        Tensor[] p = pair(random(n, 1), n), g = pair(random(n, 1), n), m = pair(random(n, 0.1), n), v = pair(random(n, 0.1), n);
-        for (Tensor t : new Tensor[] {v[0], v[1]}) t.backend().scale(t, 0); // second moments start at zero
-        var hp = new Backend.AdamWStep(1e-3, 0.9, 0.95, 1e-8, 0.1, 3);
-        CPU.adamw(p[0], g[0], m[0], v[0], hp, 0.7);
-        gpu.adamw(p[1], g[1], m[1], v[1], hp, 0.7);
-        close(p[0], p[1], "adamw param");
-        close(m[0], m[1], "adamw m");
-        close(v[0], v[1], "adamw v");
+    void multiTensorAdamwWithClippingMatchesTheCpuUpdate() {
+        int[] sizes = {1001, 70001, 7}; // the middle one spans three chunks of optimizer.cu
+        java.util.List<Backend.AdamWSlot> cpuSlots = new java.util.ArrayList<>(), gpuSlots = new java.util.ArrayList<>();
+        java.util.List<Tensor[]> all = new java.util.ArrayList<>();
+        for (int i = 0; i < sizes.length; i++) {
+            int n = sizes[i];
+            Tensor[] p = pair(random(n, 1), n), g = pair(random(n, 1), n), m = pair(random(n, 0.1), n), v = pair(random(n, 0.1), n);
+            for (Tensor t : new Tensor[] {v[0], v[1]}) t.backend().scale(t, 0); // second moments start at zero
+            cpuSlots.add(new Backend.AdamWSlot(p[0], g[0], m[0], v[0], i == 1 ? 0 : 0.1));
+            gpuSlots.add(new Backend.AdamWSlot(p[1], g[1], m[1], v[1], i == 1 ? 0 : 0.1));
+            all.add(p);
+            all.add(m);
+            all.add(v);
+        }
+        var settings = new Backend.AdamWSettings(0.9, 0.95, 1e-8, 1.0); // the norm is ~160: clipping scales by ~1/160
+        double[] schedule = {1e-3, 1 - Math.pow(0.9, 3), Math.sqrt(1 - Math.pow(0.95, 3))};
+        for (Backend b : new Backend[] {CPU, gpu}) {
+            var slots = b == CPU ? cpuSlots : gpuSlots;
+            try (Tensor sched = b.fromDoubles(schedule, DType.F64, 3); Tensor sumSq = b.zeros(DType.F64, 1)) {
+                b.sumOfSquares(slots.stream().map(Backend.AdamWSlot::grad).toList(), sumSq);
+                b.adamw(slots, settings, sched, sumSq);
+            }
+        }
+        for (Tensor[] pair : all) close(pair[0], pair[1], "adamw " + pair[0]);
+    }
+
+    @Test
+    void capturedGraphReplaysOnNewInputsAndKeepsItsMemory() {
+        Tensor x = gpu.fromDoubles(new double[] {1, 2, 3}, DType.F32, 3), y = gpu.zeros(DType.F32, 3);
+        Backend.Graph graph = gpu.capture(() -> {
+            try (Tensor twice = gpu.add(x, x)) {   // a temporary allocated and freed inside the graph
+                gpu.addInPlace(y, twice);
+            }
+        });
+        assertArrayEquals(new double[] {0, 0, 0}, gpu.toDoubles(y), "capturing runs nothing");
+        graph.replay();
+        gpu.copyInto(gpu.fromDoubles(new double[] {10, 20, 30}, DType.F32, 3), x);
+        graph.replay();
+        assertArrayEquals(new double[] {22, 44, 66}, gpu.toDoubles(y), "each replay reads x as it is then");
+        Tensor z = gpu.fromDoubles(new double[] {7, 7, 7}, DType.F32, 3); // must not get the graph's temporary
+        graph.replay();
+        assertArrayEquals(new double[] {42, 84, 126}, gpu.toDoubles(y));
+        assertArrayEquals(new double[] {7, 7, 7}, gpu.toDoubles(z), "a replay wrote into memory allocated outside the graph");
+        graph.close();
+        for (Tensor t : new Tensor[] {x, y, z}) t.close();
     }
 
     @Test

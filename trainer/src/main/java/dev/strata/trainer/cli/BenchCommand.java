@@ -40,9 +40,12 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--activation-checkpointing", defaultValue = "none", description = "none, selective or full (default ${DEFAULT-VALUE}).")
         String checkpointing;
 
+        @Option(names = "--cuda-graphs", defaultValue = "true", arity = "1", description = "Replay steps as CUDA graphs: true or false (default ${DEFAULT-VALUE}).")
+        boolean cudaGraphs;
+
         @Override public Integer call() {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
-                    + "\ntraining.activation_checkpointing = " + checkpointing, "strata bench train --model " + model);
+                    + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs, "strata bench train --model " + model);
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %.1f TFLOP/s, MFU %s, peak memory %s%n",
                     r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(), r.achievedTflops(),
@@ -56,8 +59,8 @@ final class BenchCommand extends CommandGroup {
                         .forEach(e -> System.out.printf(Locale.ROOT, "    %-32s %8.2f ms%n", e.getKey(), e.getValue()));
             }
             // One machine-readable line, for tools/bench/compare.py.
-            System.out.printf(Locale.ROOT, "BENCH {\"impl\": \"strata\", \"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"tokens_per_s\": %.1f, "
-                    + "\"step_ms\": %.3f, \"mfu\": %.4f, \"peak_gib\": %.3f, \"ops_ms\": {%s}}%n", r.model(), r.batch(), r.seq(),
+            System.out.printf(Locale.ROOT, "BENCH {\"impl\": \"%s\", \"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"tokens_per_s\": %.1f, "
+                    + "\"step_ms\": %.3f, \"mfu\": %.4f, \"peak_gib\": %.3f, \"ops_ms\": {%s}}%n", cudaGraphs ? "strata" : "strata-no-graphs", r.model(), r.batch(), r.seq(),
                     r.tokensPerSecond(), r.medianStepMs(), r.mfu(), r.peakMemoryGiB(),
                     TrainBench.byCategory(r.opMs()).entrySet().stream().map(e -> String.format(Locale.ROOT, "\"%s\": %.3f", e.getKey(), e.getValue()))
                             .collect(Collectors.joining(", ")));

@@ -3,10 +3,10 @@ package dev.strata.trainer.hf;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
-import dev.strata.runtime.Tensor;
 import dev.strata.trainer.model.Transformer;
 import dev.strata.trainer.train.AdamW;
 import dev.strata.trainer.train.LrSchedule;
+import dev.strata.trainer.train.TrainStep;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -31,19 +31,18 @@ public final class ParitySteps {
         Transformer model = HfModels.load(modelDir, backend, dtype).model();
         AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, s.weightDecay(), false));
         LrSchedule schedule = new LrSchedule(s.lr(), s.minLr(), s.warmupSteps(), steps);
-        int[] all = batches.toInts(), inputs = new int[b * t], targets = new int[b * t];
+        int[] all = batches.toInts();
+        int[][] inputs = new int[1][b * t], targets = new int[1][b * t];
         double[] losses = new double[steps];
-        for (int step = 0; step < steps; step++) {
-            for (int row = 0; row < b; row++) {
-                int from = (step * b + row) * (t + 1);
-                System.arraycopy(all, from, inputs, row * t, t);
-                System.arraycopy(all, from + 1, targets, row * t, t);
+        try (TrainStep trainStep = new TrainStep(model, opt, b, t, 1, s.gradClip(), true)) {
+            for (int step = 0; step < steps; step++) {
+                for (int row = 0; row < b; row++) {
+                    int from = (step * b + row) * (t + 1);
+                    System.arraycopy(all, from, inputs[0], row * t, t);
+                    System.arraycopy(all, from + 1, targets[0], row * t, t);
+                }
+                losses[step] = trainStep.run(inputs, targets, schedule.at(step)).loss();
             }
-            model.zeroGrad();
-            try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t)) {
-                losses[step] = model.forwardBackward(x, y, b, t, 1.0 / ((long) b * t)).mean();
-            }
-            opt.step(schedule.at(step), s.gradClip());
         }
         return losses;
     }

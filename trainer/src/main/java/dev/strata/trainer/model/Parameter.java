@@ -5,8 +5,9 @@ import dev.strata.runtime.Tensor;
 
 /**
  * A trainable tensor, its gradient (same shape and dtype) and what kind of weight it is (for decay groups). Under
- * mixed precision a GEMM reads the weight in the activations' dtype: {@link #valueAs} keeps that copy and makes it
- * again only after {@link #markUpdated}, so micro-batches between optimizer steps share one conversion.
+ * mixed precision a GEMM reads the weight in the activations' dtype: {@link #valueAs} makes that copy on first use
+ * and {@link #markUpdated} rewrites it right after each update, so micro-batches between optimizer steps share one
+ * conversion and a captured optimizer step captures the conversion too.
  */
 public final class Parameter {
     public enum Kind { LINEAR_WEIGHT, BIAS, NORM, EMBEDDING }
@@ -15,8 +16,7 @@ public final class Parameter {
     private final Kind kind;
     private final Tensor value;
     private final Tensor grad;
-    private Tensor compute;              // value in another dtype, or null
-    private long version, computeVersion;
+    private Tensor compute; // value in another dtype, or null
 
     public Parameter(String name, Kind kind, Tensor value) {
         this.name = name;
@@ -35,23 +35,21 @@ public final class Parameter {
 
     public int[] shape() { return value.shape(); }
 
-    /** The value in dtype {@code d}: the value itself, or a copy converted after the last update. */
+    /** The value in dtype {@code d}: the value itself, or its copy in d. */
     public Tensor valueAs(DType d) {
         if (d == value.dtype()) return value;
         if (compute == null || compute.dtype() != d) {
             if (compute != null) compute.close();
             compute = value.backend().empty(d, value.shape());
-            computeVersion = version - 1;
-        }
-        if (computeVersion != version) {
             value.backend().copyInto(value, compute);
-            computeVersion = version;
         }
         return compute;
     }
 
-    /** Says the value was written (an optimizer step, a load): copies in other dtypes are stale. */
-    public void markUpdated() { version++; }
+    /** Says the value was written (an optimizer step, a load): the copy in another dtype is made again now. */
+    public void markUpdated() {
+        if (compute != null) value.backend().copyInto(value, compute);
+    }
 
     @Override public String toString() { return name + " " + value; }
 }

@@ -30,7 +30,8 @@ public final class Transformer {
     private final Norm norm;
     private final Linear output;                          // (V,C), the embedding itself when tied
     private final List<Tensor> saved = new ArrayList<>(); // hidden states kept for backward, freed after it
-    private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions
+    private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions, kept per shape
+    private int positionsSeq;                             // the T of positions
     private ActivationCheckpointing checkpointing = ActivationCheckpointing.NONE;
     private int b, t;                                     // of the last forward, for recomputation
 
@@ -89,10 +90,7 @@ public final class Transformer {
         if (tokEmbeddings != null) {
             x = tokEmbeddings.forward(input.view(b * t));
             if (posEmbeddings != null) {
-                int[] pos = new int[b * t];
-                for (int i = 0; i < pos.length; i++) pos[i] = i % t;
-                positions = backend.fromInts(pos, b * t);
-                try (Tensor pe = posEmbeddings.forward(positions)) {
+                try (Tensor pe = posEmbeddings.forward(positions(b, t))) {
                     backend.addInPlace(x, pe);
                 }
             }
@@ -132,12 +130,21 @@ public final class Transformer {
         saved.clear();
         if (tokEmbeddings == null) return dx;
         tokEmbeddings.backward(dx);
-        if (posEmbeddings != null) {
-            posEmbeddings.backward(dx);
-            positions.close();
-        }
+        if (posEmbeddings != null) posEmbeddings.backward(dx);
         if (dx != dout) dx.close();
         return null;
+    }
+
+    /** Position ids 0..T-1 for each of B rows, made once per shape: a step uploads nothing it can keep. */
+    private Tensor positions(int b, int t) {
+        if (positions == null || positions.numel() != (long) b * t || positionsSeq != t) {
+            if (positions != null) positions.close();
+            positionsSeq = t;
+            int[] pos = new int[b * t];
+            for (int i = 0; i < pos.length; i++) pos[i] = i % t;
+            positions = backend.fromInts(pos, b * t);
+        }
+        return positions;
     }
 
     /** Summed next-token loss over the targets that count (target >= 0) and how many there were. */
@@ -150,13 +157,22 @@ public final class Transformer {
      * gradScale * (summed loss) are added into the parameters' grads. ids, targets (B,T) int32.
      */
     public LossSum forwardBackward(Tensor ids, Tensor targets, int b, int t, double gradScale) {
+        try (Tensor lossSum = backend.zeros(precision.params(), 1)) {
+            forwardBackward(ids, targets, b, t, gradScale, lossSum);
+            return new LossSum(backend.toDoubles(lossSum)[0], countTargets(targets));
+        }
+    }
+
+    /**
+     * As above, adding the summed loss into {@code lossSum} (one element, the parameters' dtype) on the device
+     * instead of reading it back, so a step waits for nothing and can be captured.
+     */
+    public void forwardBackward(Tensor ids, Tensor targets, int b, int t, double gradScale, Tensor lossSum) {
         try (Tensor logits = forward(ids, b, t)) {                    // (B*T,V)
-            LossSum loss;
             try (Tensor losses = backend.crossEntropy(logits, targets, logits, gradScale)) {
-                loss = sum(losses, targets);
+                backend.sumRowsAccumulate(losses.view(b * t, 1), lossSum);
             }
             backward(logits);                                         // logits now hold dlogits
-            return loss;
         }
     }
 
@@ -171,9 +187,13 @@ public final class Transformer {
     private LossSum sum(Tensor losses, Tensor targets) {
         double total = 0;
         for (double l : backend.toDoubles(losses)) total += l;
+        return new LossSum(total, countTargets(targets));
+    }
+
+    private long countTargets(Tensor targets) {
         long count = 0;
         for (int target : backend.toInts(targets)) if (target >= 0) count++;
-        return new LossSum(total, count);
+        return count;
     }
 
     /** Drops what a forward kept for backward (evaluation and generation run forward only). */
@@ -182,7 +202,6 @@ public final class Transformer {
         if (norm != null) norm.discard();
         for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
         saved.clear();
-        if (positions != null) positions.close();
     }
 
     /** Every parameter once, in a stable order; a tied head shares the embedding's. */

@@ -13,8 +13,12 @@ import java.util.Map;
  * AdamW exactly as {@code torch.optim.AdamW}: decoupled weight decay, bias correction, with global-norm clipping
  * folded into the update as {@code torch.nn.utils.clip_grad_norm_} does it. Weight decay applies to linear weights,
  * never to norms or biases, and to embeddings only when asked. Moments are F32, or F64 for F64 parameters.
+ *
+ * <p>An update is enqueued without a host round trip ({@link #enqueueUpdate}): the learning rate and bias corrections
+ * come from a small device tensor written before the step, and the gradient norm stays on the device until asked
+ * for, so a whole optimizer step can be captured as a CUDA graph.
  */
-public final class AdamW {
+public final class AdamW implements AutoCloseable {
 
     public record Settings(double beta1, double beta2, double eps, double weightDecay, boolean decayEmbeddings) {
         public Settings {
@@ -28,6 +32,9 @@ public final class AdamW {
     private final Map<String, Parameter> params;
     private final Settings settings;
     private final Map<String, Tensor> expAvg = new LinkedHashMap<>(), expAvgSq = new LinkedHashMap<>();
+    private final List<Backend.AdamWSlot> slots = new ArrayList<>();
+    private final List<Tensor> grads = new ArrayList<>();
+    private final Tensor schedule, gradSumSquares; // (3): lr, 1-b1^t, sqrt(1-b2^t); (1): squared global grad norm
     private long step;
 
     public AdamW(Map<String, Parameter> params, Settings settings) {
@@ -36,33 +43,46 @@ public final class AdamW {
         this.backend = params.values().iterator().next().value().backend();
         for (Parameter p : params.values()) {
             DType stateType = p.value().dtype() == DType.F64 ? DType.F64 : DType.F32;
-            expAvg.put(p.name(), backend.zeros(stateType, p.shape()));
-            expAvgSq.put(p.name(), backend.zeros(stateType, p.shape()));
+            Tensor m = backend.zeros(stateType, p.shape()), v = backend.zeros(stateType, p.shape());
+            expAvg.put(p.name(), m);
+            expAvgSq.put(p.name(), v);
+            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), m, v, decayOf(p)));
+            grads.add(p.grad());
         }
-    }
-
-    /** The global L2 norm of all gradients. */
-    public double gradNorm() {
-        List<Tensor> grads = new ArrayList<>();
-        for (Parameter p : params.values()) grads.add(p.grad());
-        return Math.sqrt(backend.sumOfSquares(grads));
+        schedule = backend.zeros(DType.F64, 3);
+        gradSumSquares = backend.zeros(DType.F64, 1);
     }
 
     /**
-     * One update at learning rate lr. With maxGradNorm > 0 the gradients are scaled by
-     * min(1, maxGradNorm / (norm + 1e-6)) first. Returns the gradient norm before clipping.
+     * Counts the next step and writes its learning rate and bias corrections to the device; call before
+     * {@link #enqueueUpdate} (or before replaying a graph that holds it).
      */
-    public double step(double lr, double maxGradNorm) {
-        double norm = gradNorm();
-        double scale = maxGradNorm > 0 ? Math.min(1.0, maxGradNorm / (norm + 1e-6)) : 1.0;
+    public void prepareStep(double lr) {
         step++;
-        for (Parameter p : params.values()) {
-            var hp = new dev.strata.runtime.Backend.AdamWStep(lr, settings.beta1(), settings.beta2(), settings.eps(),
-                    decayOf(p), step);
-            backend.adamw(p.value(), p.grad(), expAvg.get(p.name()), expAvgSq.get(p.name()), hp, scale);
-            p.markUpdated();
+        double bc1 = 1 - Math.pow(settings.beta1(), step), bc2Sqrt = Math.sqrt(1 - Math.pow(settings.beta2(), step));
+        try (Tensor s = backend.fromDoubles(new double[] {lr, bc1, bc2Sqrt}, DType.F64, 3)) {
+            backend.copyInto(s, schedule);
         }
-        return norm;
+    }
+
+    /**
+     * Enqueues one update: the global gradient norm, then clipped AdamW on every parameter (one multi-tensor op),
+     * then the parameters' low-precision copies. maxGradNorm = 0 turns clipping off.
+     */
+    public void enqueueUpdate(double maxGradNorm) {
+        backend.sumOfSquares(grads, gradSumSquares);
+        backend.adamw(slots, new Backend.AdamWSettings(settings.beta1(), settings.beta2(), settings.eps(), maxGradNorm), schedule, gradSumSquares);
+        for (Parameter p : params.values()) p.markUpdated();
+    }
+
+    /** The global L2 norm of the gradients the last update saw (waits for it). */
+    public double lastGradNorm() { return Math.sqrt(backend.toDoubles(gradSumSquares)[0]); }
+
+    /** One whole update at learning rate lr, waiting for it; returns the gradient norm before clipping. */
+    public double step(double lr, double maxGradNorm) {
+        prepareStep(lr);
+        enqueueUpdate(maxGradNorm);
+        return lastGradNorm();
     }
 
     private double decayOf(Parameter p) {
@@ -83,5 +103,12 @@ public final class AdamW {
         expAvg.forEach((k, v) -> s.put("exp_avg." + k, v));
         expAvgSq.forEach((k, v) -> s.put("exp_avg_sq." + k, v));
         return s;
+    }
+
+    @Override public void close() {
+        expAvg.values().forEach(Tensor::close);
+        expAvgSq.values().forEach(Tensor::close);
+        schedule.close();
+        gradSumSquares.close();
     }
 }

@@ -3,7 +3,6 @@ package dev.strata.trainer.train;
 import dev.strata.config.JobConfig;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
-import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.trainer.model.ActivationCheckpointing;
 import dev.strata.trainer.model.Initializer;
@@ -37,6 +36,7 @@ public final class TrainBench {
         return Double.NaN;
     }
 
+    /** job.cudaGraphs() chooses between replayed graphs and eager steps; the op split always comes from an eager step. */
     public static Result run(JobConfig job, String modelName, int b, int t, int warmup, int steps, PrintStream out) {
         if (steps < 1 || warmup < 0) throw new IllegalArgumentException("--steps must be >= 1 and --warmup >= 0");
         Backend backend = Models.backend(job);
@@ -44,8 +44,8 @@ public final class TrainBench {
         ModelConfig cfg = Models.config(job.model());
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("--seq " + t + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
         String device = backend instanceof CudaBackend cuda ? cuda.deviceName() : "CPU (" + Runtime.getRuntime().availableProcessors() + " threads)";
-        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d, activation checkpointing %s%n",
-                modelName, cfg.parameterCount(), dtype.configName(), device, b, t, job.training().activationCheckpointing());
+        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d, activation checkpointing %s, cuda graphs %s%n",
+                modelName, cfg.parameterCount(), dtype.configName(), device, b, t, job.training().activationCheckpointing(), job.cudaGraphs());
         Transformer model = new Transformer(cfg, backend, dtype);
         model.checkpointActivations(ActivationCheckpointing.parse(job.training().activationCheckpointing()));
         Initializer.initialize(model, job.seed());
@@ -55,9 +55,10 @@ public final class TrainBench {
         for (int i = 0; i < batches.length; i++) batches[i] = rng.ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
 
         double[] ms = new double[steps];
+        TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, job.cudaGraphs());
         for (int s = 0; s < warmup + steps; s++) {
             long t0 = System.nanoTime();
-            step(model, opt, batches[s % batches.length], b, t);
+            step(step, batches[s % batches.length], b, t);
             if (s >= warmup) ms[s - warmup] = (System.nanoTime() - t0) / 1e6;
             if (s == warmup - 1 || s == warmup + steps - 1) out.printf(Locale.ROOT, "  step %d: %.1f ms%n", s + 1, (System.nanoTime() - t0) / 1e6);
         }
@@ -69,24 +70,19 @@ public final class TrainBench {
         Map<String, Double> opMs = new LinkedHashMap<>();
         if (backend instanceof CudaBackend cuda) {
             peakGiB = cuda.allocator().stats().peakAllocatedBytes() / (double) (1L << 30);
-            cuda.timeOps(true);
-            step(model, opt, batches[0], b, t);
-            cuda.timeOps(false);
+            try (TrainStep eager = new TrainStep(model, opt, b, t, 1, 1.0, false)) {
+                cuda.timeOps(true);
+                step(eager, batches[0], b, t);
+                cuda.timeOps(false);
+            }
             opMs.putAll(cuda.opTimes());
         }
         return new Result(modelName, device, dtype.configName(), b, t, cfg.parameterCount(), median, tokensPerSecond, tflops,
                 tflops / bf16PeakTflops(device), peakGiB, opMs);
     }
 
-    private static void step(Transformer model, AdamW opt, int[] tokens, int b, int t) {
-        Backend backend = model.backend();
-        int[] inputs = Arrays.copyOfRange(tokens, 0, b * t), targets = Arrays.copyOfRange(tokens, 1, b * t + 1);
-        model.zeroGrad();
-        try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t)) {
-            model.forwardBackward(x, y, b, t, 1.0 / ((long) b * t));
-        }
-        opt.step(1e-4, 1.0);
-        backend.synchronize();
+    private static void step(TrainStep step, int[] tokens, int b, int t) {
+        step.run(new int[][] {Arrays.copyOfRange(tokens, 0, b * t)}, new int[][] {Arrays.copyOfRange(tokens, 1, b * t + 1)}, 1e-4);
     }
 
     /** The op split as "category: ms (share)" lines: GEMMs, attention kernels, everything else. */

@@ -86,27 +86,22 @@ public final class Trainer {
                     tr.batchSize(), tr.seqLen(), tr.gradAccumSteps(), tr.steps());
 
             int b = tr.batchSize(), t = tr.seqLen();
-            int[] inputs = new int[b * t], targets = new int[b * t];
+            int[][] inputs = new int[tr.gradAccumSteps()][b * t], targets = new int[tr.gradAccumSteps()][b * t];
             long tokensPerStep = (long) b * t * tr.gradAccumSteps();
-            double gradScale = 1.0 / tokensPerStep, trainLoss = Double.NaN, valLoss = Double.NaN, tokPerSec = 0, stepSeconds = 0;
+            double trainLoss = Double.NaN, valLoss = Double.NaN, tokPerSec = 0, stepSeconds = 0;
             long end = exitAfter > 0 ? Math.min(exitAfter, tr.steps()) : tr.steps();
             String lastCheckpoint = latest.orElse(null);
             ProgressLine progress = new ProgressLine(out);
             long timedSteps = 0, loopStart = System.nanoTime();
+            TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs());
             while (step < end) {
                 long t0 = System.nanoTime();
-                model.zeroGrad();
-                double lossSum = 0;
-                for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {
-                    sampler.next(b, inputs, targets);
-                    try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t)) {
-                        lossSum += model.forwardBackward(x, y, b, t, gradScale).sum();
-                    }
-                }
+                for (int micro = 0; micro < tr.gradAccumSteps(); micro++) sampler.next(b, inputs[micro], targets[micro]);
                 double lr = schedule.at(step);
-                double gradNorm = opt.step(lr, tr.gradClip());
+                TrainStep.Result r = trainStep.run(inputs, targets, lr);
+                double gradNorm = r.gradNorm();
                 step++;
-                trainLoss = lossSum / tokensPerStep;
+                trainLoss = r.loss();
                 if (!Double.isFinite(trainLoss))
                     throw new IllegalStateException("loss became " + trainLoss + " at step " + step + "; lower training.lr or check the data");
                 stepSeconds = (System.nanoTime() - t0) / 1e9;
@@ -129,6 +124,7 @@ public final class Trainer {
                     progress.message("checkpoint " + lastCheckpoint);
                 }
             }
+            trainStep.close();
             double wall = (System.nanoTime() - started) / 1e9;
             return new Result(step, trainLoss, valLoss, tokPerSec, wall, lastCheckpoint, model);
         }

@@ -38,6 +38,48 @@ class CudaTrainingStepTest {
                 family, none.losses()[0], none.losses()[none.losses().length - 1], none.peakBytes() >> 10, full.peakBytes() >> 10);
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = {"gpt2", "llama"})
+    void replayedGraphsTrainAsEagerStepsDo(String family) {
+        assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA graph test skipped: " + UNAVAILABLE);
+        double[] eager = trainSteps(family, false), graphs = trainSteps(family, true);
+        // Not bit-identical: the embedding backward adds with atomics, in no fixed order.
+        assertArrayEquals(eager, graphs, 2e-3, family + ": losses of replayed graphs vs eager steps");
+        System.out.printf("%s bf16, 2 micro-batches per step, warm-up + cosine lr: eager %s%n  graphs %s%n", family,
+                java.util.Arrays.toString(eager), java.util.Arrays.toString(graphs));
+    }
+
+    /** Eight steps of two micro-batches at a changing learning rate; every step after the first replays graphs when asked. */
+    static double[] trainSteps(String family, boolean graphs) {
+        try (CudaBackend gpu = CudaBackend.open(0)) {
+            ModelConfig cfg = family.equals("gpt2") ? ModelConfig.gpt2(1000, 128, 2, 2, 96)
+                                                    : ModelConfig.llama(1000, 128, 2, 2, 1, 352, 96);
+            Transformer model = new Transformer(cfg, gpu, DType.BF16);
+            Initializer.initialize(model, 7);
+            AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
+            LrSchedule schedule = new LrSchedule(3e-3, 3e-4, 3, 8);
+            int b = 3, t = 77;
+            SplittableRandom rng = new SplittableRandom(3);
+            double[] losses = new double[8];
+            long[] allocated = new long[8];
+            try (TrainStep step = new TrainStep(model, opt, b, t, 2, 1.0, graphs)) {
+                for (int s = 0; s < losses.length; s++) {
+                    int[][] inputs = new int[2][], targets = new int[2][];
+                    for (int micro = 0; micro < 2; micro++) {
+                        int[] tokens = rng.ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
+                        inputs[micro] = java.util.Arrays.copyOfRange(tokens, 0, b * t);
+                        targets[micro] = java.util.Arrays.copyOfRange(tokens, 1, b * t + 1);
+                    }
+                    losses[s] = step.run(inputs, targets, schedule.at(s)).loss();
+                    allocated[s] = gpu.allocator().stats().allocatedBytes();
+                }
+                assertEquals(graphs, step.replaysGraphs(), "graphs in use");
+            }
+            for (int s = 2; s < allocated.length; s++) assertEquals(allocated[1], allocated[s], family + ": device bytes held after step " + s);
+            return losses;
+        }
+    }
+
     record Run(double[] losses, long peakBytes) {}
 
     static Run train(String family, ActivationCheckpointing mode) {

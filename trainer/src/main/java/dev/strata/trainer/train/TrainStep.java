@@ -1,0 +1,92 @@
+package dev.strata.trainer.train;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import dev.strata.trainer.model.Transformer;
+
+/**
+ * One optimizer step: forward and backward of each micro-batch, then the clipped AdamW update, which also zeroes
+ * the gradients for the next step. Token ids and the step's learning rate are written into fixed device tensors
+ * before the step and the loss and gradient norm are read back once after it, so nothing in between waits for the
+ * host. With graphs on (CUDA), the first step runs eagerly (kernels compile, GEMM algorithms are chosen, weight
+ * copies and buffers reach their steady size) and is then captured as two graphs, one micro-batch and one update,
+ * that every later step replays: the host's launch overhead is gone from the step.
+ */
+public final class TrainStep implements AutoCloseable {
+
+    /** The step's mean loss per token and its gradient norm before clipping. */
+    public record Result(double loss, double gradNorm) {}
+
+    private final Transformer model;
+    private final AdamW opt;
+    private final Backend backend;
+    private final int b, t, accumSteps;
+    private final double maxGradNorm, gradScale;
+    private final Tensor inputs, targets, lossSum; // (B,T), (B,T) int32; (1) summed loss of the step
+    private final boolean graphs;
+    private Backend.Graph microGraph, updateGraph;
+
+    /** maxGradNorm = 0 turns clipping off; graphs asks for CUDA graphs (ignored where the backend has none). */
+    public TrainStep(Transformer model, AdamW opt, int b, int t, int accumSteps, double maxGradNorm, boolean graphs) {
+        this.model = model;
+        this.opt = opt;
+        this.backend = model.backend();
+        this.b = b;
+        this.t = t;
+        this.accumSteps = accumSteps;
+        this.maxGradNorm = maxGradNorm;
+        this.gradScale = 1.0 / ((long) b * t * accumSteps);
+        this.graphs = graphs;
+        this.inputs = backend.zeros(DType.I32, b, t);
+        this.targets = backend.zeros(DType.I32, b, t);
+        this.lossSum = backend.zeros(model.precision().params(), 1);
+        model.zeroGrad();
+    }
+
+    /** inputs[i], targets[i]: the B*T token ids of micro-batch i (accumSteps of them); lr: this step's rate. */
+    public Result run(int[][] inputs, int[][] targets, double lr) {
+        if (inputs.length != accumSteps || targets.length != accumSteps)
+            throw new IllegalArgumentException("a step takes " + accumSteps + " micro-batches, got " + inputs.length);
+        backend.zero(lossSum);
+        opt.prepareStep(lr);
+        for (int i = 0; i < accumSteps; i++) {
+            write(inputs[i], this.inputs);
+            write(targets[i], this.targets);
+            if (microGraph != null) microGraph.replay();
+            else microBatch();
+        }
+        if (updateGraph != null) updateGraph.replay();
+        else update();
+        Result r = new Result(backend.toDoubles(lossSum)[0] * gradScale, opt.lastGradNorm());
+        if (graphs && microGraph == null) {
+            microGraph = backend.capture(this::microBatch);
+            updateGraph = microGraph == null ? null : backend.capture(this::update);
+        }
+        return r;
+    }
+
+    /** Whether later steps replay captured graphs. */
+    public boolean replaysGraphs() { return updateGraph != null; }
+
+    private void microBatch() { model.forwardBackward(inputs, targets, b, t, gradScale, lossSum); }
+
+    private void update() {
+        opt.enqueueUpdate(maxGradNorm);
+        model.zeroGrad();
+    }
+
+    private void write(int[] ids, Tensor into) {
+        try (Tensor x = backend.fromInts(ids, b, t)) {
+            backend.copyInto(x, into);
+        }
+    }
+
+    @Override public void close() {
+        if (microGraph != null) microGraph.close();
+        if (updateGraph != null) updateGraph.close();
+        inputs.close();
+        targets.close();
+        lossSum.close();
+    }
+}
