@@ -2,6 +2,8 @@
 # On the GPU machine, from the repository root with dist/strata-node carried (./strata dist --tests builds it):
 #   tools/bench/device-run.sh tests            the gpu-tagged tests
 #   tools/bench/device-run.sh parity           50 bf16 training steps of Strata and PyTorch from the same weights and data
+#   tools/bench/device-run.sh fp8              one linear at Llama-8B shapes, bf16 vs FP8 per rotation level; Llama-1B
+#                                              end to end in bf16 and FP8, and PyTorch bf16 eager
 #   tools/bench/device-run.sh bench [compile]  Strata's (with and without CUDA graphs) and PyTorch's training benchmarks
 #                                              (eager; compile too if asked)
 # Logs go to $OUT (or /tmp/strata-out); the last lines are the comparison tables.
@@ -23,6 +25,14 @@ case "${1:-}" in
   parity)
     python3 tools/reference/train_parity.py --strata "$STRATA" --out /tmp/strata-parity 2>&1 | grep -v Warning | tee "$LOGS/parity.log"
     ;;
+  fp8)
+    $STRATA bench linear 2>&1 | tee "$LOGS/linear.log"
+    for linear in "--linear bf16" "--linear fp8 --rotation none" "--linear fp8 --rotation all"; do
+      $STRATA bench train --model llama-1b --batch 4 --seq 2048 $linear 2>&1 | grep -E "tokens/s|BENCH|^  (gemm|attention|other)" | tee -a "$LOGS/fp8-train.log"
+    done
+    python3 tools/bench/torch_train.py --model llama-1b --batch 4 --seq 2048 --modes eager 2>&1 | grep BENCH | tee -a "$LOGS/fp8-train.log"
+    python3 tools/bench/compare.py < "$LOGS/fp8-train.log"
+    ;;
   bench)
     modes=eager; [[ "${2:-}" == compile ]] && modes=eager,compile
     for spec in "gpt2-124m 16 1024" "llama-1b 4 2048"; do
@@ -33,5 +43,5 @@ case "${1:-}" in
     done
     python3 tools/bench/compare.py < "$LOGS/bench.log" | tee "$LOGS/table.txt"
     ;;
-  *) echo "usage: $0 tests | parity | bench [compile]" >&2; exit 2 ;;
+  *) echo "usage: $0 tests | parity | fp8 | bench [compile]" >&2; exit 2 ;;
 esac

@@ -15,6 +15,8 @@ final class Fields {
 
     String string(String key) { return read(key, () -> c.getString(key)); }
 
+    java.util.List<String> strings(String key) { return read(key, () -> c.getStringList(key)); }
+
     boolean bool(String key) { return read(key, () -> c.getBoolean(key)); }
 
     long integer(String key) { return read(key, () -> c.getLong(key)); }

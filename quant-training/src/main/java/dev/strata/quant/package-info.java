@@ -1,2 +1,6 @@
-/** Hadamard-rotated FP8 training (HALO): transforms, FP8 codecs, scaling recipes and Fp8Linear. Not built yet. */
+/**
+ * Hadamard-rotated FP8 training (HALO): {@link dev.strata.quant.Fp8Linear}, whose three GEMMs run in FP8 with the
+ * rotations a {@link dev.strata.quant.Rotation} level asks for, and {@link dev.strata.quant.Fp8Plan}, which decides
+ * from outside the model which linears get it. The codecs, transforms and kernels are backend ops in runtime.
+ */
 package dev.strata.quant;

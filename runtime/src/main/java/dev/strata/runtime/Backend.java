@@ -141,6 +141,40 @@ public interface Backend extends AutoCloseable {
      */
     Tensor crossEntropy(Tensor logits, Tensor targets, Tensor dlogits, double gradScale);
 
+    // ---- FP8 ----------------------------------------------------------------------------------------------------
+
+    /** An FP8 GEMM operand: codes with the contracted dimension contiguous, and the f32 scale [1] that decodes them. */
+    record Fp8Operand(Tensor data, Tensor scaleInv) implements AutoCloseable {
+        @Override public void close() {
+            data.close();
+            scaleInv.close();
+        }
+    }
+
+    /**
+     * Quantizes x (R,C) into {@code out} for an FP8 GEMM contracting over C, or over R with {@code transpose} (out is
+     * then (C,R): cuBLASLt's FP8 kernels read K contiguous). With hadamardBlock > 1 the contracted dimension is first
+     * rotated by the normalised block-diagonal Walsh–Hadamard matrix with blocks of that size (a power of two that
+     * divides it). out's data dtype is the format: FP8_E4M3 or FP8_E5M2, scaled per tensor so that the rotated amax
+     * maps to the format's max (current scaling), with the decoding scale written to out's scaleInv; or x's own
+     * dtype, to rotate (and transpose) without quantizing.
+     */
+    void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out);
+
+    /** {@link #quantizeFp8(Tensor, boolean, int, Fp8Operand)} into a new operand of the given format. */
+    default Fp8Operand quantizeFp8(Tensor x, DType format, boolean transpose, int hadamardBlock) {
+        if (x.rank() != 2) throw new IllegalArgumentException("quantizeFp8 takes a 2-D tensor, got " + x);
+        Fp8Operand out = new Fp8Operand(empty(format, x.size(transpose ? 1 : 0), x.size(transpose ? 0 : 1)), empty(DType.F32, 1));
+        quantizeFp8(x, transpose, hadamardBlock, out);
+        return out;
+    }
+
+    /**
+     * c (M,N) = sa·sb · a (M,K)·b (N,K)ᵀ + beta·c, where sa, sb are the operands' scaleInv: a GEMM on FP8 codes (E4M3
+     * or E5M2, not both E5M2) with f32 accumulation, or on unquantized operands of one dtype; c is bf16 or f32.
+     */
+    void matmulFp8(Fp8Operand a, Fp8Operand b, Tensor c, double beta);
+
     // ---- optimizer ----------------------------------------------------------------------------------------------
 
     /** One parameter of a multi-tensor AdamW update: its value, gradient and moments (one shape) and weight decay. */

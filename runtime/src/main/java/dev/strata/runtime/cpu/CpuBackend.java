@@ -3,6 +3,7 @@ package dev.strata.runtime.cpu;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Device;
+import dev.strata.runtime.Fp8;
 import dev.strata.runtime.Tensor;
 import java.util.Arrays;
 import java.util.List;
@@ -27,10 +28,10 @@ public final class CpuBackend implements Backend {
         int n = checkedNumel(shape);
         CpuBuffer buf = switch (dtype) {
             case F64 -> new CpuBuffer.F64(new double[n]);
-            case F32 -> new CpuBuffer.F32(new float[n]);
+            case F32, FP8_E4M3, FP8_E5M2 -> new CpuBuffer.F32(new float[n]); // FP8: the values of the codes
             case I32 -> new CpuBuffer.I32(new int[n]);
             default -> throw new UnsupportedOperationException(
-                    "the CPU backend holds f64, f32 and i32 tensors, not " + dtype.configName());
+                    "the CPU backend holds f64, f32, fp8 and i32 tensors, not " + dtype.configName());
         };
         return new Tensor(this, buf, dtype, shape, true);
     }
@@ -105,6 +106,52 @@ public final class CpuBackend implements Backend {
             return;
         }
         Nd4jGemm.gemm(buf(a), transA, buf(b), transB, buf(c), m, n, k, alpha, beta);
+    }
+
+    // ---- FP8 ----------------------------------------------------------------------------------------------------
+
+    /** FP8 tensors live here as the floats their codes stand for, so the F32 GEMM multiplies them exactly. */
+    @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out) {
+        require(x.rank() == 2, "quantizeFp8 takes a 2-D tensor, got " + x);
+        DType format = out.data().dtype();
+        boolean quantize = format == DType.FP8_E4M3 || format == DType.FP8_E5M2;
+        require(quantize || format == x.dtype(), "quantizeFp8 writes fp8_e4m3, fp8_e5m2 or the input's dtype, not " + format);
+        int r = x.size(0), c = x.size(1), rows = transpose ? c : r, k = transpose ? r : c;
+        CpuBuffer xb = buf(x);
+        double[] v = new double[rows * k];
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j < c; j++) v[transpose ? j * r + i : i * c + j] = xb.get(i * c + j);
+        if (hadamardBlock > 1) {
+            require(k % hadamardBlock == 0 && Integer.bitCount(hadamardBlock) == 1,
+                    "hadamard block " + hadamardBlock + " must be a power of two dividing the contracted dimension " + k);
+            for (int row = 0; row < rows; row++) {
+                double[] seg = Arrays.copyOfRange(v, row * k, row * k + k);
+                Hadamard.rotate(seg, hadamardBlock);
+                System.arraycopy(seg, 0, v, row * k, k);
+            }
+        }
+        require(out.data().size(0) == rows && out.data().size(1) == k, "quantizeFp8 output " + out.data() + " is not " + rows + "x" + k);
+        CpuBuffer data = buf(out.data());
+        if (!quantize) {
+            for (int i = 0; i < v.length; i++) data.set(i, v[i]);
+            buf(out.scaleInv()).set(0, 1);
+            return;
+        }
+        Fp8 fp8 = Fp8.of(format);
+        double amax = 0;
+        for (double e : v) amax = Math.max(amax, Math.abs(e));
+        float scale = amax > 0 && Double.isFinite(amax) ? (float) (fp8.max() / amax) : 1f;
+        for (int i = 0; i < v.length; i++) data.set(i, fp8.decode(fp8.encode((float) v[i] * scale)));
+        buf(out.scaleInv()).set(0, 1 / scale);
+    }
+
+    @Override public void matmulFp8(Fp8Operand a, Fp8Operand b, Tensor c, double beta) {
+        Tensor ad = a.data(), bd = b.data();
+        int m = ad.size(0), k = ad.size(1), n = bd.size(0);
+        require(bd.size(1) == k && c.size(0) == m && c.size(1) == n, "matmulFp8 shapes do not agree: " + ad + " @ " + bd + "ᵀ -> " + c);
+        require(!(ad.dtype() == DType.FP8_E5M2 && bd.dtype() == DType.FP8_E5M2), "FP8 GEMMs take at most one e5m2 operand");
+        double alpha = buf(a.scaleInv()).get(0) * buf(b.scaleInv()).get(0);
+        Nd4jGemm.gemm(buf(ad), false, buf(bd), true, buf(c), m, n, k, alpha, beta);
     }
 
     @Override public void addBias(Tensor x, Tensor bias) {

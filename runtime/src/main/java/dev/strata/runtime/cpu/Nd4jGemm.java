@@ -52,8 +52,10 @@ final class Nd4jGemm {
         else ((DoublePointer) pc).get(((CpuBuffer.F64) c).a(), 0, m * n);
     }
 
+    /** Copies buf into p, widening f32 to f64 where p is f64 (FP8 operands, held as f32, in an F64 product). */
     private static Pointer fill(Pointer p, CpuBuffer buf, int n) {
         switch (buf) {
+            case CpuBuffer.F32 f when p instanceof DoublePointer dp -> { for (int i = 0; i < n; i++) dp.put(i, f.a()[i]); }
             case CpuBuffer.F32 f -> ((FloatPointer) p).put(f.a(), 0, n);
             case CpuBuffer.F64 d -> ((DoublePointer) p).put(d.a(), 0, n);
             case CpuBuffer.I32 i -> throw new IllegalArgumentException("matmul of an integer tensor");

@@ -17,12 +17,14 @@ import org.bytedeco.javacpp.PointerPointer;
 
 /**
  * Row-major GEMMs through cuBLASLt. cuBLASLt is column-major, so C = op(A)·op(B) (m×n) runs as Cᵀ = op(B)ᵀ·op(A)ᵀ
- * on the same memory. Descriptors and the heuristic's algorithm are made once per shape and kept.
+ * on the same memory. Descriptors and the heuristic's algorithm are made once per shape and types and kept. FP8
+ * GEMMs are C = A·Bᵀ with both operands K-contiguous (cuBLASLt's required "TN" layout) and per-tensor scales read
+ * from device pointers.
  */
 final class CublasLtGemm implements AutoCloseable {
     private static final long WORKSPACE_BYTES = 32L << 20;
 
-    private record Key(int m, int n, int k, boolean transA, boolean transB, int operandType, int outputType) {}
+    private record Key(int m, int n, int k, boolean transA, boolean transB, int aType, int bType, int outputType, boolean fastAccum) {}
 
     private record Plan(cublasLtMatmulDescOpaque_t desc, cublasLtMatrixLayoutOpaque_t a, cublasLtMatrixLayoutOpaque_t b,
                         cublasLtMatrixLayoutOpaque_t c, cublasLtMatmulHeuristicResult_t heuristic) {}
@@ -47,7 +49,24 @@ final class CublasLtGemm implements AutoCloseable {
      */
     void matmul(long a, boolean transA, long b, boolean transB, long c, int m, int n, int k, float alphaValue,
                 float betaValue, int operandType, int outputType) {
-        Plan p = plans.computeIfAbsent(new Key(m, n, k, transA, transB, operandType, outputType), this::plan);
+        Plan p = plans.computeIfAbsent(new Key(m, n, k, transA, transB, operandType, operandType, outputType, false), this::plan);
+        run(p, a, b, c, alphaValue, betaValue, m, n, k);
+    }
+
+    /**
+     * c (m×n) = aScale·bScale · a (m×k)·b (n×k)ᵀ + beta·c for FP8 a and b (E4M3 or E5M2 codes); the scales are
+     * device pointers to one f32 each. fastAccum trades the periodic promotion of partial sums for speed.
+     */
+    void matmulFp8(long a, int aType, long aScale, long b, int bType, long bScale, long c, int outputType, int m, int n, int k,
+                   float betaValue, boolean fastAccum) {
+        Plan p = plans.computeIfAbsent(new Key(m, n, k, false, true, aType, bType, outputType, fastAccum), this::plan);
+        // cuBLASLt's "A" is our b (see the class comment).
+        setPointer(p.desc(), CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, bScale);
+        setPointer(p.desc(), CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, aScale);
+        run(p, a, b, c, 1f, betaValue, m, n, k);
+    }
+
+    private void run(Plan p, long a, long b, long c, float alphaValue, float betaValue, int m, int n, int k) {
         alpha.put(alphaValue);
         beta.put(betaValue);
         // cuBLASLt's "A" is our B and its "B" is our A (see the class comment).
@@ -62,10 +81,14 @@ final class CublasLtGemm implements AutoCloseable {
         var desc = new cublasLtMatmulDescOpaque_t(out.get(0));
         setOp(desc, CUBLASLT_MATMUL_DESC_TRANSA, key.transB());
         setOp(desc, CUBLASLT_MATMUL_DESC_TRANSB, key.transA());
+        if (key.fastAccum())
+            try (org.bytedeco.javacpp.BytePointer on = new org.bytedeco.javacpp.BytePointer(1).put((byte) 1)) {
+                check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, on, 1), "cublasLtMatmulDescSetAttribute(FAST_ACCUM)");
+            }
         int m = key.m(), n = key.n(), k = key.k();
         // Column-major views: our B is (n×k) when not transposed, our A is (k×m); C is (n×m).
-        var la = layout(key.operandType(), key.transB() ? k : n, key.transB() ? n : k);
-        var lb = layout(key.operandType(), key.transA() ? m : k, key.transA() ? k : m);
+        var la = layout(key.bType(), key.transB() ? k : n, key.transB() ? n : k);
+        var lb = layout(key.aType(), key.transA() ? m : k, key.transA() ? k : m);
         var lc = layout(key.outputType(), n, m);
         check(cublasLtMatmulPreferenceCreate(out), "cublasLtMatmulPreferenceCreate");
         var pref = new cublasLtMatmulPreferenceOpaque_t(out.get(0));
@@ -83,6 +106,12 @@ final class CublasLtGemm implements AutoCloseable {
     private static void setOp(cublasLtMatmulDescOpaque_t desc, int attribute, boolean transpose) {
         try (IntPointer op = new IntPointer(1).put(transpose ? CUBLAS_OP_T : CUBLAS_OP_N)) {
             check(cublasLtMatmulDescSetAttribute(desc, attribute, op, 4), "cublasLtMatmulDescSetAttribute");
+        }
+    }
+
+    private static void setPointer(cublasLtMatmulDescOpaque_t desc, int attribute, long address) {
+        try (LongPointer value = new LongPointer(1).put(address)) {
+            check(cublasLtMatmulDescSetAttribute(desc, attribute, value, 8), "cublasLtMatmulDescSetAttribute(scale pointer)");
         }
     }
 

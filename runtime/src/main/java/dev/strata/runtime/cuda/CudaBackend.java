@@ -3,6 +3,7 @@ package dev.strata.runtime.cuda;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Device;
+import dev.strata.runtime.Fp8;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import java.util.ArrayList;
@@ -16,6 +17,7 @@ import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.cudart.cudaDeviceProp;
 import org.bytedeco.cuda.global.cublas;
 import org.bytedeco.cuda.global.cudart;
+import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.DoublePointer;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.IntPointer;
@@ -41,7 +43,7 @@ public final class CudaBackend implements Backend {
     private final OpTimer timer = new OpTimer(stream);
     private final Kernels kernels;
     private final CublasLtGemm gemm;
-    private final int multiprocessors;
+    private final int multiprocessors, computeCapability;
     private final String name;
     private final Map<List<Long>, SlotTable> slotTables = new HashMap<>();
 
@@ -59,6 +61,7 @@ public final class CudaBackend implements Backend {
         Cuda.check(cudart.cudaGetDeviceProperties(prop, index), "cudaGetDeviceProperties");
         this.name = prop.name().getString();
         this.multiprocessors = prop.multiProcessorCount();
+        this.computeCapability = prop.major() * 10 + prop.minor();
         this.device = Device.cuda(index);
         Cuda.check(cudart.cudaStreamCreateWithFlags(stream, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
         this.kernels = new Kernels(prop.major(), prop.minor(), stream, timer);
@@ -108,8 +111,8 @@ public final class CudaBackend implements Backend {
     }
 
     @Override public Tensor empty(DType dtype, int... shape) {
-        if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.I32 && dtype != DType.F64 && dtype != DType.I64)
-            throw new UnsupportedOperationException("the CUDA backend holds f32, bf16, i32, i64 and f64 tensors, not " + dtype.configName());
+        if (dtype == DType.F16 || dtype == DType.U8)
+            throw new UnsupportedOperationException("the CUDA backend holds f64, f32, bf16, fp8 and integer tensors, not " + dtype.configName());
         long bytes = Tensor.numel(shape) * dtype.byteSize();
         return new Tensor(this, new DeviceBuffer(allocator.allocate(bytes), bytes), dtype, shape, true);
     }
@@ -186,9 +189,41 @@ public final class CudaBackend implements Backend {
                 int[] ints = toInts(t);
                 for (int i = 0; i < n; i++) out[i] = ints[i];
             }
+            case FP8_E4M3, FP8_E5M2 -> {
+                byte[] codes = fp8Codes(t);
+                Fp8 format = Fp8.of(t.dtype());
+                for (int i = 0; i < n; i++) out[i] = format.decode(codes[i]);
+            }
             default -> throw new UnsupportedOperationException("toDoubles of " + t);
         }
         return out;
+    }
+
+    /** The raw codes of an FP8 tensor. */
+    public byte[] fp8Codes(Tensor t) {
+        byte[] out = new byte[Math.toIntExact(t.numel())];
+        try (BytePointer host = new BytePointer(out.length)) {
+            download(t, host);
+            host.get(out);
+        }
+        return out;
+    }
+
+    /** Writes raw codes into an FP8 tensor. */
+    public void uploadFp8Codes(byte[] codes, Tensor dst) {
+        require(codes.length == dst.numel(), codes.length + " codes do not fill " + dst);
+        try (BytePointer host = new BytePointer(codes)) {
+            upload(host, dst);
+        }
+    }
+
+    /** The codes the GPU gives x (f32) in format, at scale 1: for comparing with {@link Fp8#encode} bit for bit. */
+    public byte[] encodeFp8(Tensor x, DType format) {
+        requireF32(x);
+        try (Tensor codes = empty(format, x.shape())) {
+            elementwiseIn("fp8.cu", "fp8_encode", x.numel(), x, x.numel(), format == DType.FP8_E5M2 ? 1 : 0, codes);
+            return fp8Codes(codes);
+        }
     }
 
     @Override public int[] toInts(Tensor t) {
@@ -447,6 +482,70 @@ public final class CudaBackend implements Backend {
         return losses;
     }
 
+    // ---- FP8 ----------------------------------------------------------------------------------------------------
+
+    /**
+     * Two passes over x: the amax of the rotated values, then rotate and quantize at max_fp8 / amax. Blocks of 32 to
+     * 256 (one warp holds a block: fp8.cu); without rotation the kernels still walk 128-element chunks.
+     */
+    @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out) {
+        requireFp8TensorCores();
+        DType format = out.data().dtype();
+        require(format == DType.FP8_E4M3 || format == DType.FP8_E5M2, "the CUDA backend quantizes to fp8_e4m3 or fp8_e5m2, not " + format);
+        require(x.rank() == 2 && floatOrBf16(x), "quantizeFp8 takes a 2-D f32 or bf16 tensor, got " + x);
+        int r = x.size(0), c = x.size(1), k = transpose ? r : c;
+        boolean rotate = hadamardBlock > 1;
+        require(!rotate || (Integer.bitCount(hadamardBlock) == 1 && hadamardBlock >= 32 && hadamardBlock <= 256 && k % hadamardBlock == 0),
+                "hadamard block " + hadamardBlock + " must be a power of two from 32 to 256 on the GPU, dividing the contracted dimension " + k);
+        int block = rotate ? hadamardBlock : 128, e = block / 32;
+        float norm = rotate ? (float) (1 / Math.sqrt(block)) : 1f, max = (float) Fp8.of(format).max();
+        int e5m2 = format == DType.FP8_E5M2 ? 1 : 0;
+        String kind = (transpose ? "fp8_cols_" : "fp8_rows_"), types = suffix(x) + "_" + e;
+        require(out.data().size(0) == (transpose ? c : r) && out.data().size(1) == k, "quantizeFp8 output " + out.data() + " does not fit " + x);
+        Tensor data = out.data(), scaleInv = out.scaleInv();
+        try (Tensor amax = zeros(DType.F32, 1)) {
+            if (transpose) {
+                int gx = ceil(c, 32), gy = ceil(r, block), shared = block * 33 * 4;
+                kernels.launchWith("fp8.cu", kind + "amax_" + types, gx, gy, 1, THREADS, 1, shared, x, r, c, rotate ? 1 : 0, norm, amax);
+                kernels.launchWith("fp8.cu", kind + "quantize_" + types, gx, gy, 1, THREADS, 1, shared, x, r, c, rotate ? 1 : 0, norm, amax,
+                        max, e5m2, data, scaleInv);
+            } else {
+                long n = x.numel();
+                int grid = (int) Math.max(1, Math.min(ceil(ceil(n, block), THREADS / 32), (long) multiprocessors * 16));
+                kernels.launch("fp8.cu", kind + "amax_" + types, grid, 1, 1, THREADS, x, n, rotate ? 1 : 0, norm, amax);
+                kernels.launch("fp8.cu", kind + "quantize_" + types, grid, 1, 1, THREADS, x, n, rotate ? 1 : 0, norm, amax, max, e5m2, data, scaleInv);
+            }
+        }
+    }
+
+    /**
+     * cuBLASLt's FP8 GEMM (K contiguous in both operands, the "TN" layout it requires), f32 accumulation; fast
+     * accumulation only for e4m3 x e4m3 products (the forward GEMM), as Transformer Engine does, since gradients in
+     * e5m2 lose more to it.
+     */
+    @Override public void matmulFp8(Fp8Operand a, Fp8Operand b, Tensor c, double beta) {
+        Tensor ad = a.data(), bd = b.data();
+        int m = ad.size(0), k = ad.size(1), n = bd.size(0);
+        require(bd.size(1) == k && c.size(0) == m && c.size(1) == n, "matmulFp8 shapes do not agree: " + ad + " @ " + bd + "ᵀ -> " + c);
+        require(isFp8(ad) && isFp8(bd) && !(ad.dtype() == DType.FP8_E5M2 && bd.dtype() == DType.FP8_E5M2),
+                "FP8 GEMMs take fp8 operands, at most one of them e5m2: " + ad + ", " + bd);
+        require(m % 16 == 0 && n % 16 == 0 && k % 16 == 0, "FP8 GEMMs need every dimension a multiple of 16, got " + m + "x" + n + "x" + k);
+        require(floatOrBf16(c), "matmulFp8 writes f32 or bf16, not " + c);
+        boolean fast = ad.dtype() == DType.FP8_E4M3 && bd.dtype() == DType.FP8_E4M3;
+        timer.time("gemm-fp8 " + m + "x" + n + "x" + k + " " + c.dtype().configName(), () -> gemm.matmulFp8(address(ad), cudaType(ad.dtype()),
+                address(a.scaleInv()), address(bd), cudaType(bd.dtype()), address(b.scaleInv()), address(c), cudaType(c.dtype()), m, n, k,
+                (float) beta, fast));
+    }
+
+    /** FP8 is refused, not emulated, on GPUs without FP8 tensor cores: silent fallbacks hide a slow run. */
+    private void requireFp8TensorCores() {
+        if (computeCapability < 89)
+            throw new UnsupportedOperationException("FP8 needs the tensor cores of compute capability 8.9 or newer (Ada, Hopper); " + name
+                    + " is sm_" + computeCapability + ": set precision.linear = bf16");
+    }
+
+    private static boolean isFp8(Tensor t) { return t.dtype() == DType.FP8_E4M3 || t.dtype() == DType.FP8_E5M2; }
+
     // ---- optimizer ----------------------------------------------------------------------------------------------
 
     @Override public void adamw(List<AdamWSlot> slots, AdamWSettings st, Tensor schedule, Tensor gradSumSquares) {
@@ -558,9 +657,12 @@ public final class CudaBackend implements Backend {
 
     // ---- helpers ------------------------------------------------------------------------------------------------
 
-    private void elementwise(String name, long n, Object... args) {
+    private void elementwise(String name, long n, Object... args) { elementwiseIn("elementwise.cu", name, n, args); }
+
+    /** A grid-stride kernel over n elements. */
+    private void elementwiseIn(String file, String name, long n, Object... args) {
         int grid = (int) Math.max(1, Math.min(ceil(n, THREADS), (long) multiprocessors * 16));
-        kernels.launch("elementwise.cu", name, grid, 1, 1, THREADS, args);
+        kernels.launch(file, name, grid, 1, 1, THREADS, args);
     }
 
     /** The kernel-name suffix of an activation dtype. */
@@ -574,7 +676,14 @@ public final class CudaBackend implements Backend {
 
     private static boolean floatOrBf16(Tensor t) { return t.dtype() == DType.F32 || t.dtype() == DType.BF16; }
 
-    private static int cudaType(DType d) { return d == DType.BF16 ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F; }
+    private static int cudaType(DType d) {
+        return switch (d) {
+            case BF16 -> cudart.CUDA_R_16BF;
+            case FP8_E4M3 -> cudart.CUDA_R_8F_E4M3;
+            case FP8_E5M2 -> cudart.CUDA_R_8F_E5M2;
+            default -> cudart.CUDA_R_32F;
+        };
+    }
 
     private static void requireSame(Tensor... ts) {
         for (Tensor t : ts)

@@ -35,7 +35,7 @@ import org.bytedeco.javacpp.SizeTPointer;
 final class Kernels {
     static final String RESOURCES = "/dev/strata/runtime/cuda/";
     /** Every kernel source; the CPU test suite compiles each with nvcc too. */
-    static final List<String> SOURCES = List.of("elementwise.cu", "reduce.cu", "norms.cu", "cross_entropy.cu", "attention.cu", "attention_mma.cu", "optimizer.cu");
+    static final List<String> SOURCES = List.of("elementwise.cu", "reduce.cu", "norms.cu", "cross_entropy.cu", "attention.cu", "attention_mma.cu", "optimizer.cu", "fp8.cu");
     static final List<String> HEADERS = List.of("common.cuh");
 
     private final String arch;
@@ -57,11 +57,16 @@ final class Kernels {
 
     /** Launches {@code name} from {@code file}; args are tensors (their device address), null, Integer, Long or Float. */
     void launch(String file, String name, int gridX, int gridY, int gridZ, int block, Object... args) {
-        launch2d(file, name, gridX, gridY, gridZ, block, 1, args);
+        launchWith(file, name, gridX, gridY, gridZ, block, 1, 0, args);
     }
 
     /** As {@link #launch}, with a two-dimensional block (blockX, blockY). */
     void launch2d(String file, String name, int gridX, int gridY, int gridZ, int blockX, int blockY, Object... args) {
+        launchWith(file, name, gridX, gridY, gridZ, blockX, blockY, 0, args);
+    }
+
+    /** As {@link #launch2d}, with {@code sharedBytes} of dynamic shared memory per block. */
+    void launchWith(String file, String name, int gridX, int gridY, int gridZ, int blockX, int blockY, int sharedBytes, Object... args) {
         CUfunc_st f = function(file, name);
         try (PointerPointer<Pointer> params = new PointerPointer<>(args.length)) {
             Pointer[] values = new Pointer[args.length];
@@ -77,7 +82,7 @@ final class Kernels {
                 };
                 params.put(i, values[i]);
             }
-            timer.time(name, () -> Cuda.checkDriver(cudart.cuLaunchKernel(f, gridX, gridY, gridZ, blockX, blockY, 1, 0, stream, params, null),
+            timer.time(name, () -> Cuda.checkDriver(cudart.cuLaunchKernel(f, gridX, gridY, gridZ, blockX, blockY, 1, sharedBytes, stream, params, null),
                     "cuLaunchKernel(" + name + ")"));
             for (Pointer p : values) p.close();
         }

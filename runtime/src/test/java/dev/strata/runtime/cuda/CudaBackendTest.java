@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
+import dev.strata.runtime.Fp8;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cpu.CpuBackend;
@@ -271,6 +272,90 @@ class CudaBackendTest {
             }
         }
         for (Tensor[] pair : all) close(pair[0], pair[1], "adamw " + pair[0]);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"fp8_e4m3", "fp8_e5m2"})
+    void fp8EncodingIsBitExactWithTheCpu(String name) {
+        DType format = DType.parse(name);
+        Fp8 f = Fp8.of(format);
+        java.util.List<Double> values = new java.util.ArrayList<>(java.util.List.of(0.0, -0.0, f.max() * 1.1, -1e30, 1e30, Double.NaN));
+        for (int code = 0; code < 0x7f; code++) {
+            double lo = f.decode(code), hi = f.decode(code + 1);
+            values.add(lo);
+            values.add(-lo);
+            if (!Double.isFinite(hi)) continue;
+            double mid = (lo + hi) / 2; // exactly representable in f32 for both formats
+            for (double v : new double[] {mid, Math.nextDown((float) mid), Math.nextUp((float) mid)}) {
+                values.add(v);
+                values.add(-v);
+            }
+        }
+        for (int i = 0; i < 4000; i++) values.add(rng.nextGaussian() * Math.pow(2, rng.nextInt(-20, 18)));
+        double[] x = values.stream().mapToDouble(Double::doubleValue).toArray();
+        byte[] gpuCodes;
+        try (Tensor t = gpu.fromDoubles(x, DType.F32, x.length)) {
+            gpuCodes = gpu.encodeFp8(t, format);
+        }
+        int nans = 0;
+        for (int i = 0; i < x.length; i++) {
+            float v = (float) x[i];
+            if (Float.isNaN(v)) {
+                assertTrue(Float.isNaN(f.decode(gpuCodes[i])), "NaN stays NaN on the GPU");
+                nans++;
+                continue;
+            }
+            assertEquals(f.encode(v) & 0xff, gpuCodes[i] & 0xff, name + ": code of " + v);
+        }
+        System.out.printf("%s: %d values encoded bit-identically on CPU and GPU (%d NaN)%n", name, x.length, nans);
+    }
+
+    /** Quantized values agree within one FP8 step (the GPU rotates in f32, the CPU in f64); scales to f32 rounding. */
+    @ParameterizedTest
+    @ValueSource(strings = {"rows 0", "rows 128", "cols 0", "cols 128", "cols 32"})
+    void quantizeFp8MatchesTheCpu(String mode) {
+        boolean transpose = mode.startsWith("cols");
+        int block = Integer.parseInt(mode.split(" ")[1]), r = 256, c = 384;
+        double[] data = random((long) r * c, 1);
+        for (int row = 0; row < r; row++) data[row * c + 5] *= 100; // an outlier channel
+        Tensor[] x = pair(DType.BF16, data, r, c);
+        try (var want = CPU.quantizeFp8(x[0], DType.FP8_E4M3, transpose, block);
+             var got = gpu.quantizeFp8(x[1], DType.FP8_E4M3, transpose, block)) {
+            double sw = CPU.toDoubles(want.scaleInv())[0], sg = gpu.toDoubles(got.scaleInv())[0];
+            assertEquals(sw, sg, 1e-5 * sw, mode + ": scale");
+            double[] w = CPU.toDoubles(want.data()), g = gpu.toDoubles(got.data());
+            int differ = 0;
+            for (int i = 0; i < w.length; i++) {
+                if (w[i] == g[i]) continue;
+                differ++;
+                assertTrue(Math.abs(w[i] - g[i]) <= Math.max(Math.abs(w[i]), Math.abs(g[i])) / 8 + Math.scalb(1.0, -9),
+                        mode + ": element " + i + " differs by more than one e4m3 step: " + w[i] + " vs " + g[i]);
+            }
+            assertTrue(differ < w.length / 100, mode + ": " + differ + " of " + w.length + " codes differ");
+            System.out.printf("quantize %s: %d of %d codes one step apart%n", mode, differ, w.length);
+        }
+    }
+
+    @Test
+    void fp8GemmMatchesTheCpuOnTheSameCodes() {
+        int m = 96, n = 80, k = 256;
+        Tensor[] a = pair(DType.BF16, random((long) m * k, 1), m, k), b = pair(DType.BF16, random((long) n * k, 1), n, k);
+        try (var qa = CPU.quantizeFp8(a[0], DType.FP8_E4M3, false, 0); var qb = CPU.quantizeFp8(b[0], DType.FP8_E5M2, false, 0);
+             Tensor c = CPU.zeros(DType.F32, m, n); Tensor cg = gpu.zeros(DType.F32, m, n);
+             var ga = new Backend.Fp8Operand(gpu.empty(DType.FP8_E4M3, m, k), gpu.fromDoubles(CPU.toDoubles(qa.scaleInv()), DType.F32, 1));
+             var gb = new Backend.Fp8Operand(gpu.empty(DType.FP8_E5M2, n, k), gpu.fromDoubles(CPU.toDoubles(qb.scaleInv()), DType.F32, 1))) {
+            // the GPU gets exactly the CPU's codes, so the two GEMMs multiply the same numbers
+            for (var q : java.util.List.of(new Backend.Fp8Operand[] {qa, ga}, new Backend.Fp8Operand[] {qb, gb})) {
+                Fp8 f = Fp8.of(q[1].data().dtype());
+                double[] values = CPU.toDoubles(q[0].data());
+                byte[] codes = new byte[values.length];
+                for (int i = 0; i < codes.length; i++) codes[i] = f.encode(values[i]);
+                gpu.uploadFp8Codes(codes, q[1].data());
+            }
+            CPU.matmulFp8(qa, qb, c, 0);
+            gpu.matmulFp8(ga, gb, cg, 0);
+            close(c, cg, "fp8 gemm e4m3 x e5m2 -> f32");
+        }
     }
 
     @Test

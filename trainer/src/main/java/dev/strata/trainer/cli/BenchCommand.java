@@ -10,7 +10,7 @@ import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks.", subcommands = BenchCommand.Train.class)
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks.", subcommands = {BenchCommand.Train.class, BenchCommand.LinearLayer.class})
 final class BenchCommand extends CommandGroup {
 
     @Command(name = "train", mixinStandardHelpOptions = true,
@@ -43,9 +43,17 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--cuda-graphs", defaultValue = "true", arity = "1", description = "Replay steps as CUDA graphs: true or false (default ${DEFAULT-VALUE}).")
         boolean cudaGraphs;
 
+        @Option(names = "--linear", defaultValue = "bf16", description = "bf16 (dense) or fp8 (default ${DEFAULT-VALUE}).")
+        String linear;
+
+        @Option(names = "--rotation", defaultValue = "all", description = "FP8 rotations: none, fwd, fwd+dgrad, all (default ${DEFAULT-VALUE}).")
+        String rotation;
+
         @Override public Integer call() {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
-                    + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs, "strata bench train --model " + model);
+                    + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs
+                    + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\" }", "strata bench train --model " + model);
+            String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation : "strata") + (cudaGraphs ? "" : "-no-graphs");
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %.1f TFLOP/s, MFU %s, peak memory %s%n",
                     r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(), r.achievedTflops(),
@@ -60,10 +68,43 @@ final class BenchCommand extends CommandGroup {
             }
             // One machine-readable line, for tools/bench/compare.py.
             System.out.printf(Locale.ROOT, "BENCH {\"impl\": \"%s\", \"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"tokens_per_s\": %.1f, "
-                    + "\"step_ms\": %.3f, \"mfu\": %.4f, \"peak_gib\": %.3f, \"ops_ms\": {%s}}%n", cudaGraphs ? "strata" : "strata-no-graphs", r.model(), r.batch(), r.seq(),
+                    + "\"step_ms\": %.3f, \"mfu\": %.4f, \"peak_gib\": %.3f, \"ops_ms\": {%s}}%n", impl, r.model(), r.batch(), r.seq(),
                     r.tokensPerSecond(), r.medianStepMs(), r.mfu(), r.peakMemoryGiB(),
                     TrainBench.byCategory(r.opMs()).entrySet().stream().map(e -> String.format(Locale.ROOT, "\"%s\": %.3f", e.getKey(), e.getValue()))
                             .collect(Collectors.joining(", ")));
+            return 0;
+        }
+    }
+
+    @Command(name = "linear", mixinStandardHelpOptions = true,
+            description = "Time one linear layer's forward + backward on the GPU: dense bf16 against FP8 at each rotation level.")
+    static final class LinearLayer implements Callable<Integer> {
+        @Option(names = "--tokens", defaultValue = "8192", description = "Rows of the activations (default ${DEFAULT-VALUE}).")
+        int tokens;
+
+        @Option(names = "--shapes", defaultValue = "4096x4096,4096x14336,14336x4096", split = ",",
+                description = "in x out of each layer (default ${DEFAULT-VALUE}: Llama-8B's).")
+        String[] shapes;
+
+        @Option(names = "--hadamard-block", defaultValue = "128", description = "Rotation block (default ${DEFAULT-VALUE}).")
+        int block;
+
+        @Option(names = "--steps", defaultValue = "20", description = "Timed iterations (default ${DEFAULT-VALUE}).")
+        int steps;
+
+        @Override public Integer call() {
+            try (var gpu = dev.strata.runtime.cuda.CudaBackend.open(0)) {
+                for (String shape : shapes) {
+                    String[] io = shape.split("x");
+                    if (io.length != 2) throw new IllegalArgumentException("--shapes takes INxOUT pairs, got '" + shape + "'");
+                    int in = Integer.parseInt(io[0].trim()), out = Integer.parseInt(io[1].trim());
+                    System.out.printf(Locale.ROOT, "linear %d -> %d, %d tokens, hadamard block %d, on %s%n", in, out, tokens, block, gpu.deviceName());
+                    var rows = dev.strata.trainer.train.LinearBench.run(gpu, tokens, in, out, block, 3, steps, System.out);
+                    rows.values().forEach(r -> System.out.printf(Locale.ROOT,
+                            "BENCH_LINEAR {\"in\": %d, \"out\": %d, \"tokens\": %d, \"variant\": \"%s\", \"ms\": %.4f, \"speedup\": %.3f, \"quantize_share\": %.3f}%n",
+                            in, out, tokens, r.variant(), r.medianMs(), r.speedup(), r.quantizeShare()));
+                }
+            }
             return 0;
         }
     }

@@ -24,9 +24,13 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--exit-after", paramLabel = "STEP", description = "Checkpoint and stop after this step, as if interrupted.")
     long exitAfter;
 
+    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "Override a job setting, e.g. --set precision.linear=fp8 (repeatable).")
+    java.util.List<String> overrides = new java.util.ArrayList<>();
+
     @Override public Integer call() throws Exception {
         if (resume && overwrite) throw new IllegalArgumentException("--resume and --overwrite exclude each other");
         JobConfig cfg = JobConfig.load(job);
+        if (!overrides.isEmpty()) cfg = cfg.withOverrides(String.join("\n", overrides));
         var mode = resume ? RunDirectory.Mode.RESUME : overwrite ? RunDirectory.Mode.OVERWRITE : RunDirectory.Mode.FRESH;
         var r = new Trainer(cfg, System.out).run(mode, exitAfter);
         System.out.printf(Locale.ROOT, "done: step %d, train loss %.4f, val loss %.4f, %,.0f tok/s, %.1f s%n",

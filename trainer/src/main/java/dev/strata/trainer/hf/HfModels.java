@@ -1,12 +1,12 @@
 package dev.strata.trainer.hf;
 
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.checkpoints.HfDirectory;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import dev.strata.trainer.model.ModelConfig;
-import dev.strata.trainer.model.Parameter;
 import dev.strata.trainer.model.Transformer;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -32,9 +32,14 @@ public final class HfModels {
     public record Loaded(Transformer model, Map<String, Object> hfConfig, List<TensorMapping> mappings) {}
 
     public static Loaded load(Path dir, Backend backend, DType dtype) throws IOException {
+        return load(dir, backend, dtype, cfg -> new Transformer(cfg, backend, dtype));
+    }
+
+    /** As {@link #load(Path, Backend, DType)}, building the model with {@code build} (e.g. with FP8 linears). */
+    public static Loaded load(Path dir, Backend backend, DType dtype, java.util.function.Function<ModelConfig, Transformer> build) throws IOException {
         HfDirectory hf = HfDirectory.read(dir);
         ModelConfig cfg = configFromHf(hf.config(), dir.resolve(HfDirectory.CONFIG).toString());
-        Transformer model = new Transformer(cfg, backend, dtype);
+        Transformer model = build.apply(cfg);
         String prefix = cfg.family() == ModelConfig.Family.GPT2 && hf.tensors().keySet().stream().anyMatch(n -> n.startsWith("transformer."))
                 ? "transformer." : "";
         List<TensorMapping> mappings = mappings(cfg, prefix);

@@ -1,10 +1,10 @@
 package dev.strata.trainer.hf;
 
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
-import dev.strata.trainer.model.Parameter;
 import dev.strata.trainer.model.Transformer;
 import java.io.IOException;
 import java.nio.file.Path;

@@ -1,5 +1,7 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.Tensor;
 import java.util.ArrayList;
@@ -67,6 +69,7 @@ public final class Attention {
 
     /** Frees what forward kept for backward. */
     public void discard() {
+        for (Linear l : List.of(wq, wk, wv, wo)) l.discard();
         for (Tensor x : new Tensor[] {q, k, v, out, lse}) if (x != null) x.close();
         q = k = v = out = lse = null;
     }

@@ -1,5 +1,7 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.Tensor;
 import java.util.ArrayList;
@@ -53,6 +55,9 @@ public final class FeedForward {
 
     /** Frees what forward kept for backward. */
     public void discard() {
+        w1.discard();
+        w2.discard();
+        if (w3 != null) w3.discard();
         for (Tensor x : new Tensor[] {h1, h3, a}) if (x != null) x.close();
         h1 = h3 = a = null;
     }

@@ -1,5 +1,6 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;

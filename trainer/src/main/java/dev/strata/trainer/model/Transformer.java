@@ -1,5 +1,8 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.DenseLinear;
+import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
@@ -199,6 +202,7 @@ public final class Transformer {
     /** Drops what a forward kept for backward (evaluation and generation run forward only). */
     public void discardSaved() {
         for (Block layer : layers) layer.discard();
+        if (output != null) output.discard();
         if (norm != null) norm.discard();
         for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
         saved.clear();

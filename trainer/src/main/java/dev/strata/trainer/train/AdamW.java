@@ -1,9 +1,9 @@
 package dev.strata.trainer.train;
 
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
-import dev.strata.trainer.model.Parameter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

@@ -1,5 +1,7 @@
 package dev.strata.trainer.train;
 
+import dev.strata.runtime.nn.Linear;
+
 /** Linear warm-up to the peak rate, then cosine decay to the minimum at the last step. A pure function of the step. */
 public record LrSchedule(double peak, double min, long warmupSteps, long totalSteps) {
     public LrSchedule {

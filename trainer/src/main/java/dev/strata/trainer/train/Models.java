@@ -3,6 +3,13 @@ package dev.strata.trainer.train;
 import dev.strata.config.ConfigError;
 import dev.strata.config.JobConfig;
 import dev.strata.config.ModelSpec;
+import dev.strata.config.PrecisionSpec;
+import dev.strata.quant.Fp8Plan;
+import dev.strata.quant.Rotation;
+import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.DenseLinear;
+import dev.strata.trainer.model.Precision;
+import dev.strata.trainer.model.Transformer;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.cpu.CpuBackend;
@@ -30,6 +37,19 @@ public final class Models {
             case "cuda" -> CudaBackend.open(0);
             default -> CudaBackend.unavailableReason() == null ? CudaBackend.open(0) : CpuBackend.INSTANCE;
         };
+    }
+
+    /** The maker of the model's linear layers: dense in the job's dtype, or FP8 where the job's precision plan says. */
+    public static Linear.Maker linears(JobConfig job, Backend backend, DType dtype) {
+        Linear.Maker dense = DenseLinear.maker(backend, Precision.of(dtype).params());
+        PrecisionSpec p = job.precision();
+        if (!p.fp8()) return dense;
+        return new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), p.exclude()).maker(backend, Precision.of(dtype).params(), dense);
+    }
+
+    /** A freshly built model of the job (weights zero until initialised or loaded). */
+    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype) {
+        return new Transformer(cfg, backend, dtype, linears(job, backend, dtype), Transformer.Stage.whole(cfg));
     }
 
     public static DType dtype(JobConfig job, Backend backend) {

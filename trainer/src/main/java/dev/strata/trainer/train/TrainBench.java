@@ -44,9 +44,10 @@ public final class TrainBench {
         ModelConfig cfg = Models.config(job.model());
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("--seq " + t + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
         String device = backend instanceof CudaBackend cuda ? cuda.deviceName() : "CPU (" + Runtime.getRuntime().availableProcessors() + " threads)";
-        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d, activation checkpointing %s, cuda graphs %s%n",
-                modelName, cfg.parameterCount(), dtype.configName(), device, b, t, job.training().activationCheckpointing(), job.cudaGraphs());
-        Transformer model = new Transformer(cfg, backend, dtype);
+        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d, activation checkpointing %s, cuda graphs %s, linears %s%n",
+                modelName, cfg.parameterCount(), dtype.configName(), device, b, t, job.training().activationCheckpointing(), job.cudaGraphs(),
+                job.precision().fp8() ? "fp8 (rotation " + job.precision().rotation() + ", block " + job.precision().hadamardBlock() + ")" : "dense");
+        Transformer model = Models.model(job, cfg, backend, dtype);
         model.checkpointActivations(ActivationCheckpointing.parse(job.training().activationCheckpointing()));
         Initializer.initialize(model, job.seed());
         AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));

@@ -1,5 +1,6 @@
 package dev.strata.trainer.train;
 
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.checkpoints.Checkpointer;
 import dev.strata.checkpoints.LocalStorage;
 import dev.strata.checkpoints.Storage;
@@ -15,7 +16,6 @@ import dev.strata.trainer.hf.HfModels;
 import dev.strata.trainer.model.ActivationCheckpointing;
 import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
-import dev.strata.trainer.model.Parameter;
 import dev.strata.trainer.model.Transformer;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -130,10 +130,25 @@ public final class Trainer {
         }
     }
 
+    /**
+     * The job's model: initialised from the seed, or with the weights of model.init_from: a Hugging Face directory,
+     * or a Strata checkpoint or run directory (its latest checkpoint; weights only, so fine-tuning starts at step 0
+     * with fresh optimizer state).
+     */
     private Transformer buildModel(Backend backend, DType dtype) throws IOException {
+        Path from = Path.of(job.model().initFrom());
+        boolean checkpoint = java.nio.file.Files.isRegularFile(from.resolve("manifest.json"));
+        if (!job.model().initFrom().isEmpty() && (checkpoint || java.nio.file.Files.isDirectory(from.resolve("checkpoints")))) {
+            Storage fs = new LocalStorage();
+            String dir = checkpoint ? from.toString() : new Checkpointer(fs, from.toString(), 1).latest().orElseThrow(() ->
+                    new IllegalArgumentException(job.source() + ": model.init_from = " + from + " is a run directory without a checkpoint"));
+            Transformer model = Models.model(job, Models.config(job.model()), backend, dtype);
+            restore(model, null, Checkpointer.load(fs, dir));
+            return model;
+        }
         if (!job.model().initFrom().isEmpty())
-            return HfModels.load(Path.of(job.model().initFrom()), backend, dtype).model();
-        Transformer model = new Transformer(Models.config(job.model()), backend, dtype);
+            return HfModels.load(Path.of(job.model().initFrom()), backend, dtype, cfg -> Models.model(job, cfg, backend, dtype)).model();
+        Transformer model = Models.model(job, Models.config(job.model()), backend, dtype);
         Initializer.initialize(model, job.seed());
         return model;
     }

@@ -1,5 +1,6 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Parameter;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.strata.runtime.Backend;

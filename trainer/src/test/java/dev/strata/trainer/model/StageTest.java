@@ -1,5 +1,6 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.DenseLinear;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 

@@ -57,6 +57,20 @@ class TrainerTest {
 
     static PrintStream quiet() { return new PrintStream(new ByteArrayOutputStream()); }
 
+    /** FP8 (HALO, emulated on the CPU) fine-tuning from a Strata checkpoint: starts where pre-training ended, learns. */
+    @Test
+    void fp8FineTuneStartsFromACheckpointAndLearns(@TempDir Path runs) throws Exception {
+        new Trainer(job(runs.resolve("pre"), "llama", 15), quiet()).run(RunDirectory.Mode.FRESH, 0);
+        JobConfig ft = job(runs.resolve("ft"), "llama", 10).withOverrides("""
+                model.init_from = "%s"
+                precision { linear = fp8, rotation = all, hadamard_block = 16 }
+                """.formatted(runs.resolve("pre")));
+        var r = new Trainer(ft, quiet()).run(RunDirectory.Mode.FRESH, 0);
+        List<Double> pre = losses(runs.resolve("pre")), fine = losses(runs.resolve("ft"));
+        assertTrue(fine.get(0) < pre.get(0) - 0.5, "fine-tuning starts from the checkpoint: " + fine.get(0) + " vs " + pre.get(0) + " from scratch");
+        assertTrue(r.trainLoss() < fine.get(0), "fp8 fine-tuning learns: " + fine);
+    }
+
     @Test
     void twentyStepsStraightEqualTenPlusResumePlusTenBitForBit(@TempDir Path runs) throws Exception {
         for (String family : new String[] {"gpt2", "llama"}) {

@@ -1,13 +1,16 @@
-package dev.strata.trainer.model;
+package dev.strata.runtime.nn;
 
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A trainable tensor, its gradient (same shape and dtype) and what kind of weight it is (for decay groups). Under
  * mixed precision a GEMM reads the weight in the activations' dtype: {@link #valueAs} makes that copy on first use
  * and {@link #markUpdated} rewrites it right after each update, so micro-batches between optimizer steps share one
- * conversion and a captured optimizer step captures the conversion too.
+ * conversion and a captured optimizer step captures the conversion too. Layers that keep other copies of a weight
+ * (FP8 codes) register them with {@link #onUpdate} and are refreshed the same way.
  */
 public final class Parameter {
     public enum Kind { LINEAR_WEIGHT, BIAS, NORM, EMBEDDING }
@@ -17,6 +20,7 @@ public final class Parameter {
     private final Tensor value;
     private final Tensor grad;
     private Tensor compute; // value in another dtype, or null
+    private final List<Runnable> refreshers = new ArrayList<>();
 
     public Parameter(String name, Kind kind, Tensor value) {
         this.name = name;
@@ -46,10 +50,14 @@ public final class Parameter {
         return compute;
     }
 
-    /** Says the value was written (an optimizer step, a load): the copy in another dtype is made again now. */
+    /** Says the value was written (an optimizer step, a load): copies of it are made again now. */
     public void markUpdated() {
         if (compute != null) value.backend().copyInto(value, compute);
+        refreshers.forEach(Runnable::run);
     }
+
+    /** Runs {@code refresh} after every update from now on: it rewrites, in place, a copy derived from the value. */
+    public void onUpdate(Runnable refresh) { refreshers.add(refresh); }
 
     @Override public String toString() { return name + " " + value; }
 }

@@ -1,4 +1,4 @@
-package dev.strata.trainer.model;
+package dev.strata.runtime.nn;
 
 import dev.strata.runtime.Tensor;
 import java.util.List;
@@ -19,6 +19,9 @@ public interface Linear {
     void backwardAccumulate(Tensor dy, Tensor dxAcc);
 
     List<Parameter> parameters();
+
+    /** Frees what forward kept for backward, when no backward follows (evaluation). */
+    default void discard() {}
 
     /** Builds the linear named {@code name} (e.g. "layers.0.attention.wq"). */
     @FunctionalInterface

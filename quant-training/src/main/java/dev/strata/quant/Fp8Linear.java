@@ -1,0 +1,127 @@
+package dev.strata.quant;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.Backend.Fp8Operand;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.Parameter;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * y = x·Wᵀ + b with all three GEMMs in FP8 (HALO). Each operand is rotated along the GEMM's contracted dimension by
+ * the block-diagonal Hadamard matrix H when the {@link Rotation} level asks for it (H·Hᵀ = I, so the product is
+ * unchanged in exact arithmetic while outliers spread over the block) and quantized per tensor: E4M3 for
+ * activations and weights, E5M2 for gradients. The weight's two FP8 copies (for the forward and the data
+ * gradient) are made once per optimizer update and shared by the micro-batches; the forward keeps x already
+ * quantized for the weight gradient, at half the memory of bf16. Master weight, gradient and bias stay f32.
+ *
+ * <p>With {@code quantize = false} the rotations run without FP8, so the layer equals the dense one up to rounding.
+ */
+public final class Fp8Linear implements Linear {
+    /** How a layer runs: its rotation level and block, and whether to quantize at all. */
+    public record Settings(Rotation rotation, int hadamardBlock, boolean quantize) {}
+
+    private final Backend backend;
+    private final String name;
+    private final Parameter weight; // (out,in)
+    private final Parameter bias;   // (out) or null
+    private final Settings settings;
+    private Fp8Operand wFwd, wDgrad; // (out,in) contracted over in; (in,out) contracted over out
+    private Fp8Operand xT;           // (in,N): x contracted over tokens, kept from forward for dW
+
+    public Fp8Linear(String name, Parameter weight, Parameter bias, Settings settings) {
+        this.backend = weight.value().backend();
+        this.name = name;
+        this.weight = weight;
+        this.bias = bias;
+        this.settings = settings;
+        int out = weight.shape()[0], in = weight.shape()[1];
+        requireFp8Dimension(in, "in-features");
+        requireFp8Dimension(out, "out-features");
+        if (settings.rotation().forward()) requireBlockDivides(in, "in-features");
+        if (settings.rotation().dgrad()) requireBlockDivides(out, "out-features");
+    }
+
+    @Override public Tensor forward(Tensor x) {
+        int n = x.size(0);
+        requireFp8Dimension(n, "token count (batch x seq)");
+        if (settings.rotation().wgrad()) requireBlockDivides(n, "token count (batch x seq)");
+        Tensor y = backend.empty(x.dtype(), n, weight.shape()[0]); // (N,out)
+        try (Fp8Operand xq = quantize(x, DType.FP8_E4M3, false, settings.rotation().forward())) {
+            backend.matmulFp8(xq, weightForward(), y, 0);
+        }
+        if (bias != null) backend.addBias(y, bias.value());
+        if (xT != null) xT.close();
+        xT = quantize(x, DType.FP8_E4M3, true, settings.rotation().wgrad());
+        return y;
+    }
+
+    @Override public Tensor backward(Tensor dy) {
+        Tensor dx = backend.empty(dy.dtype(), dy.size(0), weight.shape()[1]); // (N,in)
+        backward(dy, dx, 0);
+        return dx;
+    }
+
+    @Override public void backwardAccumulate(Tensor dy, Tensor dxAcc) { backward(dy, dxAcc, 1); }
+
+    /** dx = dy·W + beta·dx; dW += dyᵀ·x; db += Σ_rows dy. */
+    private void backward(Tensor dy, Tensor dx, double beta) {
+        try (Fp8Operand dyq = quantize(dy, DType.FP8_E5M2, false, settings.rotation().dgrad())) {
+            backend.matmulFp8(dyq, weightDgrad(), dx, beta);
+        }
+        try (Fp8Operand dyT = quantize(dy, DType.FP8_E5M2, true, settings.rotation().wgrad())) { // (out,N)
+            backend.matmulFp8(dyT, xT, weight.grad(), 1);
+        }
+        if (bias != null) backend.sumRowsAccumulate(dy, bias.grad());
+        xT.close();
+        xT = null;
+    }
+
+    private Fp8Operand weightForward() {
+        if (wFwd == null) {
+            wFwd = quantize(weight.value(), DType.FP8_E4M3, false, settings.rotation().forward());
+            weight.onUpdate(() -> backend.quantizeFp8(weight.value(), false, block(settings.rotation().forward()), wFwd));
+        }
+        return wFwd;
+    }
+
+    private Fp8Operand weightDgrad() {
+        if (wDgrad == null) {
+            wDgrad = quantize(weight.value(), DType.FP8_E4M3, true, settings.rotation().dgrad());
+            weight.onUpdate(() -> backend.quantizeFp8(weight.value(), true, block(settings.rotation().dgrad()), wDgrad));
+        }
+        return wDgrad;
+    }
+
+    private Fp8Operand quantize(Tensor x, DType format, boolean transpose, boolean rotate) {
+        return backend.quantizeFp8(x, settings.quantize() ? format : x.dtype(), transpose, block(rotate));
+    }
+
+    private int block(boolean rotate) { return rotate ? settings.hadamardBlock() : 0; }
+
+    private void requireFp8Dimension(int size, String what) {
+        if (size % 16 != 0)
+            throw new IllegalArgumentException("layer " + name + ": FP8 GEMMs need every dimension a multiple of 16, but its " + what
+                    + " is " + size + "; run it dense with precision.exclude = [\"" + name + "\"]");
+    }
+
+    private void requireBlockDivides(int size, String what) {
+        if (size % settings.hadamardBlock() != 0)
+            throw new IllegalArgumentException("layer " + name + ": precision.hadamard_block " + settings.hadamardBlock()
+                    + " does not divide its " + what + " (" + size + "); choose a smaller block or exclude the layer");
+    }
+
+    /** Frees the FP8 copy of x that forward kept (evaluation runs forward only). */
+    public void discard() {
+        if (xT != null) xT.close();
+        xT = null;
+    }
+
+    @Override public List<Parameter> parameters() {
+        List<Parameter> ps = new ArrayList<>(List.of(weight));
+        if (bias != null) ps.add(bias);
+        return ps;
+    }
+}

@@ -1,0 +1,77 @@
+package dev.strata.trainer.train;
+
+import dev.strata.quant.Fp8Linear;
+import dev.strata.quant.Rotation;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import dev.strata.runtime.cuda.CudaBackend;
+import dev.strata.runtime.nn.DenseLinear;
+import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.Parameter;
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * What {@code strata bench linear} measures: one linear layer's forward and backward (its three GEMMs) on bf16
+ * activations, dense bf16 against {@link Fp8Linear} at each rotation level. Every iteration also refreshes the
+ * weight's low-precision copies, as an optimizer step does, so the FP8 layer pays for quantizing its weight once
+ * per step. One more iteration timed op by op splits the FP8 layer's device time into GEMMs and quantization.
+ */
+public final class LinearBench {
+    private LinearBench() {}
+
+    public record Row(String variant, double medianMs, double tflops, double speedup, double quantizeShare) {}
+
+    public static Map<String, Row> run(CudaBackend gpu, int n, int in, int out, int block, int warmup, int steps, PrintStream o) {
+        SplittableRandom rng = new SplittableRandom(1);
+        Map<String, Row> rows = new LinkedHashMap<>();
+        try (Tensor x = gpu.fromDoubles(rng.doubles((long) n * in, -1, 1).toArray(), DType.BF16, n, in);
+             Tensor dy = gpu.fromDoubles(rng.doubles((long) n * out, -1e-3, 1e-3).toArray(), DType.BF16, n, out)) {
+            double[] w = rng.doubles((long) out * in, -0.02, 0.02).toArray();
+            double denseMs = 0;
+            for (Rotation rotation : new Rotation[] {null, Rotation.NONE, Rotation.FWD, Rotation.FWD_DGRAD, Rotation.ALL}) {
+                Parameter p = new Parameter("bench.weight", Parameter.Kind.LINEAR_WEIGHT, gpu.fromDoubles(w, DType.F32, out, in));
+                Linear layer = rotation == null ? new DenseLinear(p, null) : new Fp8Linear("bench", p, null, new Fp8Linear.Settings(rotation, block, true));
+                double[] ms = new double[steps];
+                for (int s = 0; s < warmup + steps; s++) {
+                    gpu.synchronize();
+                    long t0 = System.nanoTime();
+                    iteration(layer, p, x, dy);
+                    gpu.synchronize();
+                    if (s >= warmup) ms[s - warmup] = (System.nanoTime() - t0) / 1e6;
+                }
+                Arrays.sort(ms);
+                double median = ms[steps / 2];
+                gpu.timeOps(true);
+                iteration(layer, p, x, dy);
+                gpu.timeOps(false);
+                double quantize = 0, total = 0;
+                for (var e : gpu.opTimes().entrySet()) {
+                    total += e.getValue();
+                    if (e.getKey().startsWith("fp8_")) quantize += e.getValue();
+                }
+                if (rotation == null) denseMs = median;
+                String name = rotation == null ? "bf16" : "fp8 " + rotation.configName();
+                Row r = new Row(name, median, 6.0 * n * in * out / (median / 1e3) / 1e12, denseMs / median, quantize / total);
+                rows.put(name, r);
+                o.printf(Locale.ROOT, "  %-14s %8.3f ms %8.1f TFLOP/s %6.2fx bf16   quantize %4.1f%% of device time%n",
+                        r.variant(), r.medianMs(), r.tflops(), r.speedup(), 100 * r.quantizeShare());
+                p.value().close();
+                p.grad().close();
+                layer.discard();
+            }
+        }
+        return rows;
+    }
+
+    private static void iteration(Linear layer, Parameter p, Tensor x, Tensor dy) {
+        p.markUpdated();
+        try (Tensor y = layer.forward(x); Tensor dx = layer.backward(dy)) {
+            // outputs are freed; the weight gradient accumulates
+        }
+    }
+}
