@@ -15,7 +15,7 @@ for run in bf16 fp8:none fp8:fwd fp8:fwd+dgrad fp8:all; do
   linear=${run%%:*}; rotation=${run#*:}; [[ "$linear" == bf16 ]] && rotation=all
   echo "== fine-tune $run" | tee -a "$LOGS/halo.log"
   $S train examples/halo/finetune.conf --overwrite --set "run_dir=\"runs/halo/ft-${run/:/-}\"" \
-    --set "precision.linear=$linear" --set "precision.rotation=\"$rotation\"" 2>&1 | tr '\r' '\n' | grep -E "val loss|done:" | tail -4 | tee -a "$LOGS/halo.log"
+    --set "precision.linear=$linear" --set "precision.rotation=\"$rotation\"" 2>&1 | tr '\r' '\n' | grep -E "val loss|done:" | tail -3 | tee -a "$LOGS/halo.log"
 done
 python3 - "$LOGS/halo-curves.json" <<'PY'
 import json, pathlib, sys

@@ -105,7 +105,28 @@ public final class CpuBackend implements Backend {
             scale(c, beta);
             return;
         }
-        Nd4jGemm.gemm(buf(a), transA, buf(b), transB, buf(c), m, n, k, alpha, beta);
+        gemm(buf(a), transA, buf(b), transB, buf(c), m, n, k, alpha, beta);
+    }
+
+    /** Whether ND4J is on the classpath: GPU nodes ship without it, yet their tests compare with this backend. */
+    private static final boolean ND4J = CpuBackend.class.getClassLoader().getResource("org/nd4j/linalg/factory/Nd4j.class") != null;
+
+    /** c = alpha·op(a)·op(b) + beta·c through ND4J, or a plain loop in double where ND4J is absent. */
+    private static void gemm(CpuBuffer a, boolean transA, CpuBuffer b, boolean transB, CpuBuffer c, int m, int n, int k,
+                             double alpha, double beta) {
+        if (ND4J) Nd4jGemm.gemm(a, transA, b, transB, c, m, n, k, alpha, beta);
+        else plainGemm(a, transA, b, transB, c, m, n, k, alpha, beta);
+    }
+
+    static void plainGemm(CpuBuffer a, boolean transA, CpuBuffer b, boolean transB, CpuBuffer c, int m, int n, int k,
+                          double alpha, double beta) {
+        IntStream.range(0, m).parallel().forEach(i -> {
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int p = 0; p < k; p++) s += a.get(transA ? p * m + i : i * k + p) * b.get(transB ? j * k + p : p * n + j);
+                c.set(i * n + j, alpha * s + (beta == 0 ? 0 : beta * c.get(i * n + j)));
+            }
+        });
     }
 
     // ---- FP8 ----------------------------------------------------------------------------------------------------
@@ -151,7 +172,7 @@ public final class CpuBackend implements Backend {
         require(bd.size(1) == k && c.size(0) == m && c.size(1) == n, "matmulFp8 shapes do not agree: " + ad + " @ " + bd + "ᵀ -> " + c);
         require(!(ad.dtype() == DType.FP8_E5M2 && bd.dtype() == DType.FP8_E5M2), "FP8 GEMMs take at most one e5m2 operand");
         double alpha = buf(a.scaleInv()).get(0) * buf(b.scaleInv()).get(0);
-        Nd4jGemm.gemm(buf(ad), false, buf(bd), true, buf(c), m, n, k, alpha, beta);
+        gemm(buf(ad), false, buf(bd), true, buf(c), m, n, k, alpha, beta);
     }
 
     @Override public void addBias(Tensor x, Tensor bias) {

@@ -11,6 +11,21 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 class CpuBackendTest {
+
+    /** The loop GPU nodes use without ND4J gives ND4J's products. */
+    @ParameterizedTest
+    @CsvSource({"false, false", "true, false", "false, true", "true, true"})
+    void plainGemmMatchesNd4j(boolean transA, boolean transB) {
+        int m = 37, n = 23, k = 41;
+        SplittableRandom rng = new SplittableRandom(2);
+        CpuBuffer.F64 a = new CpuBuffer.F64(rng.doubles(m * k, -1, 1).toArray()), b = new CpuBuffer.F64(rng.doubles(k * n, -1, 1).toArray());
+        double[] init = rng.doubles(m * n, -1, 1).toArray();
+        CpuBuffer.F64 nd4j = new CpuBuffer.F64(init.clone()), plain = new CpuBuffer.F64(init.clone());
+        Nd4jGemm.gemm(a, transA, b, transB, nd4j, m, n, k, 0.7, 0.3);
+        CpuBackend.plainGemm(a, transA, b, transB, plain, m, n, k, 0.7, 0.3);
+        assertArrayEquals(nd4j.a(), plain.a(), 1e-12);
+    }
+
     static final CpuBackend CPU = CpuBackend.INSTANCE;
 
     @ParameterizedTest
