@@ -11,11 +11,13 @@ S=dist/strata-node/bin/strata
 $S data prepare --input examples/data/war_and_peace.txt --out runs/halo/war-and-peace > /dev/null
 $S data prepare --input examples/data/tinyshakespeare.txt --out runs/halo/shakespeare > /dev/null
 $S train examples/halo/pretrain.conf --overwrite 2>&1 | tr '\r' '\n' | grep -E "model:|val loss|done:" | tee "$LOGS/halo.log"
-for run in bf16 fp8:none fp8:fwd fp8:fwd+dgrad fp8:all; do
-  linear=${run%%:*}; rotation=${run#*:}; [[ "$linear" == bf16 ]] && rotation=all
-  echo "== fine-tune $run" | tee -a "$LOGS/halo.log"
-  $S train examples/halo/finetune.conf --overwrite --set "run_dir=\"runs/halo/ft-${run/:/-}\"" \
-    --set "precision.linear=$linear" --set "precision.rotation=\"$rotation\"" 2>&1 | tr '\r' '\n' | grep -E "val loss|done:" | tail -3 | tee -a "$LOGS/halo.log"
+# linear:rotation:scaling
+for run in bf16 fp8:none:delayed fp8:fwd:delayed fp8:fwd+dgrad:delayed fp8:all:delayed fp8:all:current; do
+  IFS=: read -r linear rotation scaling <<< "$run"
+  name="$linear${rotation:+-$rotation}${scaling:+-$scaling}"
+  echo "== fine-tune $name" | tee -a "$LOGS/halo.log"
+  $S train examples/halo/finetune.conf --overwrite --set "run_dir=\"runs/halo/ft-$name\"" --set "precision.linear=$linear" \
+    --set "precision.rotation=\"${rotation:-all}\"" --set "precision.scaling=${scaling:-delayed}" 2>&1 | tr '\r' '\n' | grep -E "val loss|done:" | tail -3 | tee -a "$LOGS/halo.log"
 done
 python3 - "$LOGS/halo-curves.json" <<'PY'
 import json, pathlib, sys

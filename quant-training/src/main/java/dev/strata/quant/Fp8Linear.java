@@ -17,11 +17,28 @@ import java.util.List;
  * gradient) are made once per optimizer update and shared by the micro-batches; the forward keeps x already
  * quantized for the weight gradient, at half the memory of bf16. Master weight, gradient and bias stay f32.
  *
- * <p>With {@code quantize = false} the rotations run without FP8, so the layer equals the dense one up to rounding.
+ * <p>Scaling is per tensor: current (each tensor's own amax, one extra pass over it) or, with an amax history,
+ * delayed for x and dy (the largest amax of the last steps, as Transformer Engine does, recorded while quantizing:
+ * one pass). A layer's first step scales currently, to fill the history; the weight always scales currently, once
+ * per update. With {@code quantize = false} the rotations run without FP8, so the layer equals the dense one up to
+ * rounding.
  */
 public final class Fp8Linear implements Linear {
-    /** How a layer runs: its rotation level and block, and whether to quantize at all. */
-    public record Settings(Rotation rotation, int hadamardBlock, boolean quantize) {}
+    /**
+     * How a layer runs: its rotation level and block, whether to quantize at all, and the amax history length of
+     * delayed scaling (0: current scaling).
+     */
+    public record Settings(Rotation rotation, int hadamardBlock, boolean quantize, int amaxHistory) {
+        public Settings {
+            if (amaxHistory == 1 || amaxHistory < 0)
+                throw new IllegalArgumentException("an amax history holds at least 2 steps (0: current scaling), got " + amaxHistory);
+        }
+
+        public Settings(Rotation rotation, int hadamardBlock, boolean quantize) { this(rotation, hadamardBlock, quantize, 0); }
+    }
+
+    /** Where an activation or gradient is quantized; each keeps its own amax history under delayed scaling. */
+    private enum Site { X_ROWS, X_COLS, DY_ROWS, DY_COLS }
 
     private final Backend backend;
     private final String name;
@@ -30,6 +47,8 @@ public final class Fp8Linear implements Linear {
     private final Settings settings;
     private Fp8Operand wFwd, wDgrad; // (out,in) contracted over in; (in,out) contracted over out
     private Fp8Operand xT;           // (in,N): x contracted over tokens, kept from forward for dW
+    private final List<Tensor> histories = new ArrayList<>(); // (H) per Site, amax of this step in slot 0; empty when current
+    private long updates;            // optimizer updates seen: delayed scaling starts once the histories hold a step
 
     public Fp8Linear(String name, Parameter weight, Parameter bias, Settings settings) {
         this.backend = weight.value().backend();
@@ -42,6 +61,17 @@ public final class Fp8Linear implements Linear {
         requireFp8Dimension(out, "out-features");
         if (settings.rotation().forward()) requireBlockDivides(in, "in-features");
         if (settings.rotation().dgrad()) requireBlockDivides(out, "out-features");
+        if (settings.amaxHistory() > 0)
+            for (Site site : Site.values()) histories.add(backend.zeros(DType.F32, settings.amaxHistory()));
+        weight.onUpdate(this::afterUpdate);
+    }
+
+    /** After each optimizer update: a new step in the amax histories, and the weight's FP8 copies made again. */
+    private void afterUpdate() {
+        if (!histories.isEmpty()) backend.rollAmaxHistories(histories);
+        updates++;
+        if (wFwd != null) backend.quantizeFp8(weight.value(), false, block(settings.rotation().forward()), wFwd);
+        if (wDgrad != null) backend.quantizeFp8(weight.value(), true, block(settings.rotation().dgrad()), wDgrad);
     }
 
     @Override public Tensor forward(Tensor x) {
@@ -49,12 +79,12 @@ public final class Fp8Linear implements Linear {
         requireFp8Dimension(n, "token count (batch x seq)");
         if (settings.rotation().wgrad()) requireBlockDivides(n, "token count (batch x seq)");
         Tensor y = backend.empty(x.dtype(), n, weight.shape()[0]); // (N,out)
-        try (Fp8Operand xq = quantize(x, DType.FP8_E4M3, false, settings.rotation().forward())) {
+        try (Fp8Operand xq = quantize(x, DType.FP8_E4M3, Site.X_ROWS, settings.rotation().forward())) {
             backend.matmulFp8(xq, weightForward(), y, 0);
         }
         if (bias != null) backend.addBias(y, bias.value());
         if (xT != null) xT.close();
-        xT = quantize(x, DType.FP8_E4M3, true, settings.rotation().wgrad());
+        xT = quantize(x, DType.FP8_E4M3, Site.X_COLS, settings.rotation().wgrad());
         return y;
     }
 
@@ -68,10 +98,10 @@ public final class Fp8Linear implements Linear {
 
     /** dx = dy·W + beta·dx; dW += dyᵀ·x; db += Σ_rows dy. */
     private void backward(Tensor dy, Tensor dx, double beta) {
-        try (Fp8Operand dyq = quantize(dy, DType.FP8_E5M2, false, settings.rotation().dgrad())) {
+        try (Fp8Operand dyq = quantize(dy, DType.FP8_E5M2, Site.DY_ROWS, settings.rotation().dgrad())) {
             backend.matmulFp8(dyq, weightDgrad(), dx, beta);
         }
-        try (Fp8Operand dyT = quantize(dy, DType.FP8_E5M2, true, settings.rotation().wgrad())) { // (out,N)
+        try (Fp8Operand dyT = quantize(dy, DType.FP8_E5M2, Site.DY_COLS, settings.rotation().wgrad())) { // (out,N)
             backend.matmulFp8(dyT, xT, weight.grad(), 1);
         }
         if (bias != null) backend.sumRowsAccumulate(dy, bias.grad());
@@ -80,23 +110,24 @@ public final class Fp8Linear implements Linear {
     }
 
     private Fp8Operand weightForward() {
-        if (wFwd == null) {
-            wFwd = quantize(weight.value(), DType.FP8_E4M3, false, settings.rotation().forward());
-            weight.onUpdate(() -> backend.quantizeFp8(weight.value(), false, block(settings.rotation().forward()), wFwd));
-        }
+        if (wFwd == null) wFwd = quantizeWeight(false, settings.rotation().forward());
         return wFwd;
     }
 
     private Fp8Operand weightDgrad() {
-        if (wDgrad == null) {
-            wDgrad = quantize(weight.value(), DType.FP8_E4M3, true, settings.rotation().dgrad());
-            weight.onUpdate(() -> backend.quantizeFp8(weight.value(), true, block(settings.rotation().dgrad()), wDgrad));
-        }
+        if (wDgrad == null) wDgrad = quantizeWeight(true, settings.rotation().dgrad());
         return wDgrad;
     }
 
-    private Fp8Operand quantize(Tensor x, DType format, boolean transpose, boolean rotate) {
-        return backend.quantizeFp8(x, settings.quantize() ? format : x.dtype(), transpose, block(rotate));
+    private Fp8Operand quantizeWeight(boolean transpose, boolean rotate) {
+        Tensor w = weight.value();
+        return backend.quantizeFp8(w, settings.quantize() ? DType.FP8_E4M3 : w.dtype(), transpose, block(rotate));
+    }
+
+    private Fp8Operand quantize(Tensor x, DType format, Site site, boolean rotate) {
+        boolean transpose = site == Site.X_COLS || site == Site.DY_COLS;
+        Tensor history = histories.isEmpty() ? null : histories.get(site.ordinal());
+        return backend.quantizeFp8(x, settings.quantize() ? format : x.dtype(), transpose, block(rotate), history, history != null && updates > 0);
     }
 
     private int block(boolean rotate) { return rotate ? settings.hadamardBlock() : 0; }

@@ -1,5 +1,7 @@
 package dev.strata.quant;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.strata.runtime.Backend;
@@ -57,6 +59,24 @@ class Fp8LinearTest {
         double[] v = new double[n];
         for (int i = 0; i < n; i++) v[i] = sd * rng.nextGaussian();
         return v;
+    }
+
+    /** Delayed scaling takes its scale from earlier steps' amaxes and records this step's while it quantizes. */
+    @Test
+    void delayedScalingFollowsTheAmaxHistory() {
+        double[] x = gaussian(new SplittableRandom(4), 64 * 32, 1), half = x.clone();
+        for (int i = 0; i < half.length; i++) half[i] /= 2;
+        double amax = java.util.Arrays.stream(x).map(Math::abs).max().orElseThrow();
+        try (Tensor history = CPU.zeros(DType.F32, 4); Tensor t1 = CPU.fromDoubles(x, DType.F32, 64, 32); Tensor t2 = CPU.fromDoubles(half, DType.F32, 64, 32);
+             var first = CPU.quantizeFp8(t1, DType.FP8_E4M3, false, 0, history, false)) {
+            assertEquals((float) amax, CPU.toDoubles(history)[0], "the first step records its amax in slot 0");
+            assertEquals(amax / 448, CPU.toDoubles(first.scaleInv())[0], 1e-6 * amax, "and scales by it (current scaling)");
+            CPU.rollAmaxHistories(java.util.List.of(history));
+            try (var second = CPU.quantizeFp8(t2, DType.FP8_E4M3, false, 0, history, true)) {
+                assertEquals(amax / 448, CPU.toDoubles(second.scaleInv())[0], 1e-6 * amax, "the next step scales by the history's amax");
+                assertArrayEquals(new double[] {(float) (amax / 2), (float) amax, 0, 0}, CPU.toDoubles(history), "and records its own in slot 0");
+            }
+        }
     }
 
     @ParameterizedTest

@@ -155,19 +155,35 @@ public interface Backend extends AutoCloseable {
      * Quantizes x (R,C) into {@code out} for an FP8 GEMM contracting over C, or over R with {@code transpose} (out is
      * then (C,R): cuBLASLt's FP8 kernels read K contiguous). With hadamardBlock > 1 the contracted dimension is first
      * rotated by the normalised block-diagonal Walsh–Hadamard matrix with blocks of that size (a power of two that
-     * divides it). out's data dtype is the format: FP8_E4M3 or FP8_E5M2, scaled per tensor so that the rotated amax
-     * maps to the format's max (current scaling), with the decoding scale written to out's scaleInv; or x's own
-     * dtype, to rotate (and transpose) without quantizing.
+     * divides it). out's data dtype is the format: FP8_E4M3 or FP8_E5M2, scaled per tensor so that an amax maps to
+     * the format's max, with the decoding scale written to out's scaleInv; or x's own dtype, to rotate (and
+     * transpose) without quantizing.
+     *
+     * <p>The amax is the rotated tensor's own (current scaling: one pass over x more), or with {@code fromHistory}
+     * the largest of {@code amaxHistory[1..H)}, the amaxes of earlier steps (delayed scaling). amaxHistory (F32 [H])
+     * may be null; otherwise this tensor's amax is also recorded into its slot 0 (as a max with what is there).
      */
-    void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out);
+    void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory);
 
-    /** {@link #quantizeFp8(Tensor, boolean, int, Fp8Operand)} into a new operand of the given format. */
-    default Fp8Operand quantizeFp8(Tensor x, DType format, boolean transpose, int hadamardBlock) {
+    /** Current scaling, nothing recorded. */
+    default void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out) {
+        quantizeFp8(x, transpose, hadamardBlock, out, null, false);
+    }
+
+    /** {@link #quantizeFp8(Tensor, boolean, int, Fp8Operand, Tensor, boolean)} into a new operand of the given format. */
+    default Fp8Operand quantizeFp8(Tensor x, DType format, boolean transpose, int hadamardBlock, Tensor amaxHistory, boolean fromHistory) {
         if (x.rank() != 2) throw new IllegalArgumentException("quantizeFp8 takes a 2-D tensor, got " + x);
         Fp8Operand out = new Fp8Operand(empty(format, x.size(transpose ? 1 : 0), x.size(transpose ? 0 : 1)), empty(DType.F32, 1));
-        quantizeFp8(x, transpose, hadamardBlock, out);
+        quantizeFp8(x, transpose, hadamardBlock, out, amaxHistory, fromHistory);
         return out;
     }
+
+    default Fp8Operand quantizeFp8(Tensor x, DType format, boolean transpose, int hadamardBlock) {
+        return quantizeFp8(x, format, transpose, hadamardBlock, null, false);
+    }
+
+    /** Starts a new step in each amax history: every entry moves one slot back, the oldest drops, slot 0 is 0. */
+    void rollAmaxHistories(List<Tensor> histories);
 
     /**
      * c (M,N) = sa·sb · a (M,K)·b (N,K)ᵀ + beta·c, where sa, sb are the operands' scaleInv: a GEMM on FP8 codes (E4M3

@@ -132,7 +132,7 @@ public final class CpuBackend implements Backend {
     // ---- FP8 ----------------------------------------------------------------------------------------------------
 
     /** FP8 tensors live here as the floats their codes stand for, so the F32 GEMM multiplies them exactly. */
-    @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out) {
+    @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory) {
         require(x.rank() == 2, "quantizeFp8 takes a 2-D tensor, got " + x);
         DType format = out.data().dtype();
         boolean quantize = format == DType.FP8_E4M3 || format == DType.FP8_E5M2;
@@ -159,11 +159,28 @@ public final class CpuBackend implements Backend {
             return;
         }
         Fp8 fp8 = Fp8.of(format);
-        double amax = 0;
-        for (double e : v) amax = Math.max(amax, Math.abs(e));
+        double own = 0;
+        for (double e : v) own = Math.max(own, Math.abs(e));
+        double amax = own;
+        if (amaxHistory != null) {
+            CpuBuffer h = buf(amaxHistory);
+            if (fromHistory) {
+                amax = 0;
+                for (int i = 1; i < amaxHistory.numel(); i++) amax = Math.max(amax, h.get(i));
+            }
+            h.set(0, Math.max(h.get(0), (float) own));
+        }
         float scale = amax > 0 && Double.isFinite(amax) ? (float) (fp8.max() / amax) : 1f;
         for (int i = 0; i < v.length; i++) data.set(i, fp8.decode(fp8.encode((float) v[i] * scale)));
         buf(out.scaleInv()).set(0, 1 / scale);
+    }
+
+    @Override public void rollAmaxHistories(List<Tensor> histories) {
+        for (Tensor t : histories) {
+            CpuBuffer h = buf(t);
+            for (int i = (int) t.numel() - 1; i > 0; i--) h.set(i, h.get(i - 1));
+            h.set(0, 0);
+        }
     }
 
     @Override public void matmulFp8(Fp8Operand a, Fp8Operand b, Tensor c, double beta) {

@@ -485,10 +485,11 @@ public final class CudaBackend implements Backend {
     // ---- FP8 ----------------------------------------------------------------------------------------------------
 
     /**
-     * Two passes over x: the amax of the rotated values, then rotate and quantize at max_fp8 / amax. Blocks of 32 to
-     * 256 (one warp holds a block: fp8.cu); without rotation the kernels still walk 128-element chunks.
+     * Current scaling: two passes over x, the amax of the rotated values, then rotate and quantize at max_fp8 / amax;
+     * delayed scaling: one pass, the scale from the history, this amax recorded as it goes. Blocks of 32 to 256 (one
+     * warp holds a block: fp8.cu); without rotation the kernels still walk 128-element chunks.
      */
-    @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out) {
+    @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory) {
         requireFp8TensorCores();
         DType format = out.data().dtype();
         require(format == DType.FP8_E4M3 || format == DType.FP8_E5M2, "the CUDA backend quantizes to fp8_e4m3 or fp8_e5m2, not " + format);
@@ -503,19 +504,34 @@ public final class CudaBackend implements Backend {
         String kind = (transpose ? "fp8_cols_" : "fp8_rows_"), types = suffix(x) + "_" + e;
         require(out.data().size(0) == (transpose ? c : r) && out.data().size(1) == k, "quantizeFp8 output " + out.data() + " does not fit " + x);
         Tensor data = out.data(), scaleInv = out.scaleInv();
-        try (Tensor amax = zeros(DType.F32, 1)) {
-            if (transpose) {
-                int gx = ceil(c, 32), gy = ceil(r, block), shared = block * 33 * 4;
-                kernels.launchWith("fp8.cu", kind + "amax_" + types, gx, gy, 1, THREADS, 1, shared, x, r, c, rotate ? 1 : 0, norm, amax);
-                kernels.launchWith("fp8.cu", kind + "quantize_" + types, gx, gy, 1, THREADS, 1, shared, x, r, c, rotate ? 1 : 0, norm, amax,
-                        max, e5m2, data, scaleInv);
-            } else {
-                long n = x.numel();
-                int grid = (int) Math.max(1, Math.min(ceil(ceil(n, block), THREADS / 32), (long) multiprocessors * 16));
-                kernels.launch("fp8.cu", kind + "amax_" + types, grid, 1, 1, THREADS, x, n, rotate ? 1 : 0, norm, amax);
-                kernels.launch("fp8.cu", kind + "quantize_" + types, grid, 1, 1, THREADS, x, n, rotate ? 1 : 0, norm, amax, max, e5m2, data, scaleInv);
+        require(amaxHistory == null || (amaxHistory.dtype() == DType.F32 && amaxHistory.numel() >= (fromHistory ? 2 : 1)),
+                "an amax history is f32 with at least 2 slots, got " + amaxHistory);
+        int rot = rotate ? 1 : 0, gx = ceil(c, 32), gy = ceil(r, block), shared = block * 33 * 4;
+        long n = x.numel();
+        int grid = (int) Math.max(1, Math.min(ceil(ceil(n, block), THREADS / 32), (long) multiprocessors * 16));
+        try (Tensor own = fromHistory ? null : zeros(DType.F32, 1)) {
+            if (!fromHistory) { // current scaling: this tensor's amax first
+                if (transpose) kernels.launchWith("fp8.cu", kind + "amax_" + types, gx, gy, 1, THREADS, 1, shared, x, r, c, rot, norm, own);
+                else kernels.launch("fp8.cu", kind + "amax_" + types, grid, 1, 1, THREADS, x, n, rot, norm, own);
             }
+            long src = fromHistory ? address(amaxHistory) + 4 : address(own), record = amaxHistory == null ? 0 : address(amaxHistory);
+            int count = fromHistory ? (int) amaxHistory.numel() - 1 : 1;
+            if (transpose)
+                kernels.launchWith("fp8.cu", kind + "quantize_" + types, gx, gy, 1, THREADS, 1, shared, x, r, c, rot, norm, src, count, record,
+                        max, e5m2, data, scaleInv);
+            else
+                kernels.launch("fp8.cu", kind + "quantize_" + types, grid, 1, 1, THREADS, x, n, rot, norm, src, count, record, max, e5m2, data, scaleInv);
         }
+    }
+
+    @Override public void rollAmaxHistories(List<Tensor> histories) {
+        List<Slot> slots = new ArrayList<>();
+        for (Tensor h : histories) {
+            requireF32(h);
+            slots.add(new Slot(h, null, null, null, 0));
+        }
+        if (slots.isEmpty()) return;
+        kernels.launch("fp8.cu", "fp8_roll_histories", ceil(slots.size(), THREADS), 1, 1, THREADS, slotTable(slots).slots(), slots.size());
     }
 
     /**

@@ -1,10 +1,12 @@
 // FP8 operands for cuBLASLt's FP8 GEMMs, which contract over a contiguous K. Each kernel takes BLOCK = 32*E
 // consecutive elements of the contracted dimension per warp (lane l holds elements l*E .. l*E+E-1), optionally
 // rotates them by the normalised Walsh–Hadamard matrix of size BLOCK (butterflies in registers, then across lanes
-// with shuffles), and either records the amax or quantizes with the per-tensor scale max_fp8 / amax (current
-// scaling). "rows" kernels contract over the last dimension of x (R,C) and write (R,C); "cols" kernels contract
-// over R and write the transpose (C,R), staging a BLOCK x 32 tile in shared memory so reads and writes coalesce.
-// Every kernel recomputes the rotation, so a quantized operand costs two reads of its source and one write.
+// with shuffles), and either records the amax or quantizes with the per-tensor scale max_fp8 / amax. "rows" kernels
+// contract over the last dimension of x (R,C) and write (R,C); "cols" kernels contract over R and write the
+// transpose (C,R), staging a BLOCK x 32 tile in shared memory so reads and writes coalesce.
+// The quantize kernels take amax as the max of amax_src[0 .. amax_count): current scaling passes the amax kernel's
+// result (two reads of the source); delayed scaling passes an amax history of earlier steps and records this
+// tensor's amax into amax_record while quantizing (one read).
 #include "common.cuh"
 
 #define FULL 0xffffffffu
@@ -41,8 +43,9 @@ __device__ __forceinline__ float warp_max_abs(float m) {
 // amax >= 0, so its float bits order as unsigned ints.
 __device__ __forceinline__ void atomic_max_abs(float* amax, float m) { atomicMax((unsigned*) amax, __float_as_uint(m)); }
 
-__device__ __forceinline__ float quant_scale(const float* amax, float max_fp8) {
-    float a = *amax;
+__device__ __forceinline__ float quant_scale(const float* amax_src, int amax_count, float max_fp8) {
+    float a = 0.f;
+    for (int i = 0; i < amax_count; i++) a = fmaxf(a, amax_src[i]);
     return a > 0.f && a < INFINITY ? max_fp8 / a : 1.f;
 }
 
@@ -69,10 +72,10 @@ template <typename T, int E> __device__ void rows_amax(const T* x, long n, int r
     if (lane == 0) atomic_max_abs(amax, m);
 }
 
-template <typename T, int E> __device__ void rows_quantize(const T* x, long n, int rotate, float norm, const float* amax,
-                                                           float max_fp8, int e5m2, unsigned char* out, float* scale_inv) {
+template <typename T, int E> __device__ void rows_quantize(const T* x, long n, int rotate, float norm, const float* amax_src,
+        int amax_count, float* amax_record, float max_fp8, int e5m2, unsigned char* out, float* scale_inv) {
     int lane = threadIdx.x & 31;
-    float scale = quant_scale(amax, max_fp8);
+    float scale = quant_scale(amax_src, amax_count, max_fp8), m = 0.f;
     if (blockIdx.x == 0 && threadIdx.x == 0) *scale_inv = 1.f / scale;
     long warps = (long) gridDim.x * (blockDim.x >> 5), chunks = (n + 32 * E - 1) / (32 * E);
     for (long c = (long) blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); c < chunks; c += warps) {
@@ -81,8 +84,14 @@ template <typename T, int E> __device__ void rows_quantize(const T* x, long n, i
         if (rotate) warp_hadamard<E>(v, lane);
         long base = c * 32 * E + (long) lane * E;
 #pragma unroll
-        for (int e = 0; e < E; e++)
+        for (int e = 0; e < E; e++) {
+            m = fmaxf(m, fabsf(v[e] * norm));
             if (base + e < n) out[base + e] = to_fp8(v[e] * norm * scale, e5m2);
+        }
+    }
+    if (amax_record) {
+        m = warp_max_abs(m);
+        if (lane == 0) atomic_max_abs(amax_record, m);
     }
 }
 
@@ -116,10 +125,10 @@ template <typename T, int E> __device__ void cols_amax(const T* x, int r, int c,
     if (lane == 0) atomic_max_abs(amax, m);
 }
 
-template <typename T, int E> __device__ void cols_quantize(const T* x, int r, int c, int rotate, float norm, const float* amax,
-                                                           float max_fp8, int e5m2, unsigned char* out, float* scale_inv) {
+template <typename T, int E> __device__ void cols_quantize(const T* x, int r, int c, int rotate, float norm, const float* amax_src,
+        int amax_count, float* amax_record, float max_fp8, int e5m2, unsigned char* out, float* scale_inv) {
     extern __shared__ float tile[];
-    float scale = quant_scale(amax, max_fp8);
+    float scale = quant_scale(amax_src, amax_count, max_fp8), m = 0.f;
     if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *scale_inv = 1.f / scale;
     load_tile<T, E>(x, r, c, tile);
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
@@ -134,24 +143,40 @@ template <typename T, int E> __device__ void cols_quantize(const T* x, int r, in
 #pragma unroll
         for (int e = 0; e < E; e++) {
             long row = r0 + lane * E + e;
+            m = fmaxf(m, fabsf(v[e] * norm)); // padding rows and columns hold zeros
             if (row < r) out[(long) col * r + row] = to_fp8(v[e] * norm * scale, e5m2);
         }
+    }
+    if (amax_record) {
+        m = warp_max_abs(m);
+        if (lane == 0) atomic_max_abs(amax_record, m);
     }
 }
 
 #define FP8_KERNELS(T, S, E) \
     extern "C" __global__ void fp8_rows_amax_##S##_##E(const T* x, long n, int rotate, float norm, float* amax) \
         { rows_amax<T, E>(x, n, rotate, norm, amax); } \
-    extern "C" __global__ void fp8_rows_quantize_##S##_##E(const T* x, long n, int rotate, float norm, const float* amax, \
-        float max_fp8, int e5m2, unsigned char* out, float* scale_inv) \
-        { rows_quantize<T, E>(x, n, rotate, norm, amax, max_fp8, e5m2, out, scale_inv); } \
+    extern "C" __global__ void fp8_rows_quantize_##S##_##E(const T* x, long n, int rotate, float norm, const float* amax_src, \
+        int amax_count, float* amax_record, float max_fp8, int e5m2, unsigned char* out, float* scale_inv) \
+        { rows_quantize<T, E>(x, n, rotate, norm, amax_src, amax_count, amax_record, max_fp8, e5m2, out, scale_inv); } \
     extern "C" __global__ void fp8_cols_amax_##S##_##E(const T* x, int r, int c, int rotate, float norm, float* amax) \
         { cols_amax<T, E>(x, r, c, rotate, norm, amax); } \
-    extern "C" __global__ void fp8_cols_quantize_##S##_##E(const T* x, int r, int c, int rotate, float norm, const float* amax, \
-        float max_fp8, int e5m2, unsigned char* out, float* scale_inv) \
-        { cols_quantize<T, E>(x, r, c, rotate, norm, amax, max_fp8, e5m2, out, scale_inv); }
+    extern "C" __global__ void fp8_cols_quantize_##S##_##E(const T* x, int r, int c, int rotate, float norm, const float* amax_src, \
+        int amax_count, float* amax_record, float max_fp8, int e5m2, unsigned char* out, float* scale_inv) \
+        { cols_quantize<T, E>(x, r, c, rotate, norm, amax_src, amax_count, amax_record, max_fp8, e5m2, out, scale_inv); }
 #define FP8_FOR_E(T, S) FP8_KERNELS(T, S, 1) FP8_KERNELS(T, S, 2) FP8_KERNELS(T, S, 4) FP8_KERNELS(T, S, 8)
 FOR_TYPES(FP8_FOR_E)
+
+// A new step for each amax history (one slot per table entry of optimizer.cu's kind, p = the history of n floats):
+// every slot moves one place back, the oldest drops out, slot 0 starts again at zero.
+struct History { float* h; void* unused[3]; long n; double unused_decay; };
+extern "C" __global__ void fp8_roll_histories(const History* histories, int count) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= count) return;
+    float* h = histories[i].h;
+    for (long j = histories[i].n - 1; j > 0; j--) h[j] = h[j - 1];
+    h[0] = 0.f;
+}
 
 // Codes of the values in x, at scale 1 (tests compare them with Fp8.encode bit for bit).
 extern "C" __global__ void fp8_encode(const float* x, long n, int e5m2, unsigned char* out) {

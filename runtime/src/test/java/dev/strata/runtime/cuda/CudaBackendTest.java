@@ -336,6 +336,24 @@ class CudaBackendTest {
         }
     }
 
+    /** Delayed scaling on the GPU: scale from the history's older slots, this tensor's amax recorded in slot 0. */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void delayedScalingMatchesTheCpu(boolean transpose) {
+        int r = 256, c = 128;
+        Tensor[] x = pair(DType.BF16, random((long) r * c, 1), r, c);
+        double[] past = {0, 3.5, 2.0, 0.25};
+        Tensor[] history = {CPU.fromDoubles(past, DType.F32, 4), gpu.fromDoubles(past, DType.F32, 4)};
+        try (var want = CPU.quantizeFp8(x[0], DType.FP8_E5M2, transpose, 128, history[0], true);
+             var got = gpu.quantizeFp8(x[1], DType.FP8_E5M2, transpose, 128, history[1], true)) {
+            assertEquals(3.5 / 57344, gpu.toDoubles(got.scaleInv())[0], 1e-6 * 3.5 / 57344, "scale from the history's largest older amax");
+            close(CPU.toDoubles(history[0]), gpu.toDoubles(history[1]), 1e-6, "amax recorded in slot 0");
+            close(want.data(), got.data(), "delayed-scaled codes");
+        }
+        gpu.rollAmaxHistories(java.util.List.of(history[1]));
+        assertArrayEquals(new double[] {0, CPU.toDoubles(history[0])[0], 3.5, 2.0}, gpu.toDoubles(history[1]), 1e-7, "rolled history");
+    }
+
     @Test
     void fp8GemmMatchesTheCpuOnTheSameCodes() {
         int m = 96, n = 80, k = 256;

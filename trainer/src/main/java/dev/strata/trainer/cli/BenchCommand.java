@@ -49,11 +49,14 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--rotation", defaultValue = "all", description = "FP8 rotations: none, fwd, fwd+dgrad, all (default ${DEFAULT-VALUE}).")
         String rotation;
 
+        @Option(names = "--scaling", defaultValue = "delayed", description = "FP8 scaling: current or delayed (default ${DEFAULT-VALUE}).")
+        String scaling;
+
         @Override public Integer call() {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
                     + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs
-                    + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\" }", "strata bench train --model " + model);
-            String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation : "strata") + (cudaGraphs ? "" : "-no-graphs");
+                    + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\", scaling = " + scaling + " }", "strata bench train --model " + model);
+            String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata") + (cudaGraphs ? "" : "-no-graphs");
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %.1f TFLOP/s, MFU %s, peak memory %s%n",
                     r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(), r.achievedTflops(),

@@ -17,7 +17,8 @@ import java.util.SplittableRandom;
 
 /**
  * What {@code strata bench linear} measures: one linear layer's forward and backward (its three GEMMs) on bf16
- * activations, dense bf16 against {@link Fp8Linear} at each rotation level. Every iteration also refreshes the
+ * activations, dense bf16 against {@link Fp8Linear} at each rotation level with current scaling, and at level "all"
+ * with delayed scaling. Every iteration also refreshes the
  * weight's low-precision copies, as an optimizer step does, so the FP8 layer pays for quantizing its weight once
  * per step. One more iteration timed op by op splits the FP8 layer's device time into GEMMs and quantization.
  */
@@ -33,9 +34,13 @@ public final class LinearBench {
              Tensor dy = gpu.fromDoubles(rng.doubles((long) n * out, -1e-3, 1e-3).toArray(), DType.BF16, n, out)) {
             double[] w = rng.doubles((long) out * in, -0.02, 0.02).toArray();
             double denseMs = 0;
-            for (Rotation rotation : new Rotation[] {null, Rotation.NONE, Rotation.FWD, Rotation.FWD_DGRAD, Rotation.ALL}) {
+            Map<String, Fp8Linear.Settings> variants = new LinkedHashMap<>();
+            variants.put("bf16", null);
+            for (Rotation r : Rotation.values()) variants.put("fp8 " + r.configName(), new Fp8Linear.Settings(r, block, true, 0));
+            variants.put("fp8 all delayed", new Fp8Linear.Settings(Rotation.ALL, block, true, 16));
+            for (var variant : variants.entrySet()) {
                 Parameter p = new Parameter("bench.weight", Parameter.Kind.LINEAR_WEIGHT, gpu.fromDoubles(w, DType.F32, out, in));
-                Linear layer = rotation == null ? new DenseLinear(p, null) : new Fp8Linear("bench", p, null, new Fp8Linear.Settings(rotation, block, true));
+                Linear layer = variant.getValue() == null ? new DenseLinear(p, null) : new Fp8Linear("bench", p, null, variant.getValue());
                 double[] ms = new double[steps];
                 for (int s = 0; s < warmup + steps; s++) {
                     gpu.synchronize();
@@ -54,11 +59,11 @@ public final class LinearBench {
                     total += e.getValue();
                     if (e.getKey().startsWith("fp8_")) quantize += e.getValue();
                 }
-                if (rotation == null) denseMs = median;
-                String name = rotation == null ? "bf16" : "fp8 " + rotation.configName();
+                if (variant.getValue() == null) denseMs = median;
+                String name = variant.getKey();
                 Row r = new Row(name, median, 6.0 * n * in * out / (median / 1e3) / 1e12, denseMs / median, quantize / total);
                 rows.put(name, r);
-                o.printf(Locale.ROOT, "  %-14s %8.3f ms %8.1f TFLOP/s %6.2fx bf16   quantize %4.1f%% of device time%n",
+                o.printf(Locale.ROOT, "  %-16s %8.3f ms %8.1f TFLOP/s %6.2fx bf16   quantize %4.1f%% of device time%n",
                         r.variant(), r.medianMs(), r.tflops(), r.speedup(), 100 * r.quantizeShare());
                 p.value().close();
                 p.grad().close();

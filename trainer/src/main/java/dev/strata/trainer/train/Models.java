@@ -44,7 +44,8 @@ public final class Models {
         Linear.Maker dense = DenseLinear.maker(backend, Precision.of(dtype).params());
         PrecisionSpec p = job.precision();
         if (!p.fp8()) return dense;
-        return new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), p.exclude()).maker(backend, Precision.of(dtype).params(), dense);
+        int history = p.scaling().equals("delayed") ? p.amaxHistory() : 0;
+        return new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), history, p.exclude()).maker(backend, Precision.of(dtype).params(), dense);
     }
 
     /** A freshly built model of the job (weights zero until initialised or loaded). */
