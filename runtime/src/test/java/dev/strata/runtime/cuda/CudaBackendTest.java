@@ -351,7 +351,8 @@ class CudaBackendTest {
             close(want.data(), got.data(), "delayed-scaled codes");
         }
         gpu.rollAmaxHistories(java.util.List.of(history[1]));
-        assertArrayEquals(new double[] {0, CPU.toDoubles(history[0])[0], 3.5, 2.0}, gpu.toDoubles(history[1]), 1e-7, "rolled history");
+        // the GPU's amax is f32 arithmetic, the CPU's f64 rounded once: one f32 ulp apart at most
+        close(new double[] {0, CPU.toDoubles(history[0])[0], 3.5, 2.0}, gpu.toDoubles(history[1]), 1e-6, "rolled history");
     }
 
     @Test
