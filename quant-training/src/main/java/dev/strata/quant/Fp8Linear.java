@@ -48,7 +48,9 @@ public final class Fp8Linear implements Linear {
     private Fp8Operand wFwd, wDgrad; // (out,in) contracted over in; (in,out) contracted over out
     private Fp8Operand xT;           // (in,N): x contracted over tokens, kept from forward for dW
     private final List<Tensor> histories = new ArrayList<>(); // (H) per Site, amax of this step in slot 0; empty when current
-    private long updates;            // optimizer updates seen: delayed scaling starts once the histories hold a step
+    // Per Site: an amax was recorded this step; the history holds an earlier step, so delayed scaling may start.
+    // Updates alone do not count: loading weights (resume, init_from) marks them updated too.
+    private final boolean[] recorded = new boolean[Site.values().length], ready = new boolean[Site.values().length];
 
     public Fp8Linear(String name, Parameter weight, Parameter bias, Settings settings) {
         this.backend = weight.value().backend();
@@ -69,7 +71,7 @@ public final class Fp8Linear implements Linear {
     /** After each optimizer update: a new step in the amax histories, and the weight's FP8 copies made again. */
     private void afterUpdate() {
         if (!histories.isEmpty()) backend.rollAmaxHistories(histories);
-        updates++;
+        for (int i = 0; i < ready.length; i++) ready[i] |= recorded[i];
         if (wFwd != null) backend.quantizeFp8(weight.value(), false, block(settings.rotation().forward()), wFwd);
         if (wDgrad != null) backend.quantizeFp8(weight.value(), true, block(settings.rotation().dgrad()), wDgrad);
     }
@@ -127,7 +129,9 @@ public final class Fp8Linear implements Linear {
     private Fp8Operand quantize(Tensor x, DType format, Site site, boolean rotate) {
         boolean transpose = site == Site.X_COLS || site == Site.DY_COLS;
         Tensor history = histories.isEmpty() ? null : histories.get(site.ordinal());
-        return backend.quantizeFp8(x, settings.quantize() ? format : x.dtype(), transpose, block(rotate), history, history != null && updates > 0);
+        boolean delayed = history != null && ready[site.ordinal()];
+        if (history != null) recorded[site.ordinal()] = true;
+        return backend.quantizeFp8(x, settings.quantize() ? format : x.dtype(), transpose, block(rotate), history, delayed);
     }
 
     private int block(boolean rotate) { return rotate ? settings.hadamardBlock() : 0; }

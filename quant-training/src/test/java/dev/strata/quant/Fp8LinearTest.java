@@ -79,6 +79,32 @@ class Fp8LinearTest {
         }
     }
 
+    /**
+     * Loading weights marks them updated, like an optimizer step, but leaves the amax histories empty: the first
+     * step after a load (resume, init_from) must still scale by each tensor's own amax, then delayed scaling takes
+     * over. Delayed and current scaling then agree on the first step, and on a second step of the same data.
+     */
+    @Test
+    void delayedScalingStartsFromARecordedStepNotFromALoad() {
+        SplittableRandom rng = new SplittableRandom(8);
+        double[] w = gaussian(rng, OUT * IN, 0.05), x = gaussian(rng, N * IN, 1), dy = gaussian(rng, N * OUT, 1e-4);
+        double[][] current = twoSteps(new Fp8Linear.Settings(Rotation.ALL, 64, true, 0), w, x, dy);
+        double[][] delayed = twoSteps(new Fp8Linear.Settings(Rotation.ALL, 64, true, 8), w, x, dy);
+        for (int i = 0; i < current.length; i++)
+            assertArrayEquals(current[i], delayed[i], 1e-12, "output " + i + " of two steps after a load, current vs delayed scaling");
+    }
+
+    /** Load (markUpdated), step, update, step: y and dx of both steps. */
+    static double[][] twoSteps(Fp8Linear.Settings settings, double[] w, double[] x, double[] dy) {
+        Parameter p = weight(w, DType.F32);
+        Fp8Linear layer = new Fp8Linear("layers.0.attention.wq", p, null, settings);
+        p.markUpdated(); // as a checkpoint load does
+        Pass first = run(layer, p, x, dy, DType.F32);
+        p.markUpdated(); // as an optimizer step does (the weight itself is unchanged here)
+        Pass second = run(layer, p, x, dy, DType.F32);
+        return new double[][] {first.y(), first.dx(), second.y(), second.dx()};
+    }
+
     @ParameterizedTest
     @EnumSource(Rotation.class)
     void rotationsWithoutFp8LeaveTheLayerExact(Rotation rotation) {
