@@ -205,7 +205,8 @@ public interface Backend extends AutoCloseable {
      * read from device tensors, so a captured step replays with new values: {@code schedule} (F64 [3]) holds lr,
      * 1-b1^t and sqrt(1-b2^t); {@code gradSumSquares} (F64 [1]) the squared global gradient norm, and with
      * maxGradNorm > 0 every grad is scaled by min(1, maxGradNorm / (norm + 1e-6)) first, as
-     * {@code torch.nn.utils.clip_grad_norm_} does.
+     * {@code torch.nn.utils.clip_grad_norm_} does. A non-finite norm (an inf or NaN gradient) skips the update: no
+     * parameter or moment changes.
      */
     void adamw(List<AdamWSlot> slots, AdamWSettings settings, Tensor schedule, Tensor gradSumSquares);
 

@@ -166,7 +166,7 @@ public final class CpuBackend implements Backend {
             CpuBuffer h = buf(amaxHistory);
             if (fromHistory) {
                 amax = 0;
-                for (int i = 1; i < amaxHistory.numel(); i++) amax = Math.max(amax, h.get(i));
+                for (int i = 1; i < amaxHistory.numel(); i++) if (h.get(i) > amax) amax = h.get(i); // NaN ignored, as fmaxf does
             }
             h.set(0, Math.max(h.get(0), (float) own));
         }
@@ -567,6 +567,7 @@ public final class CpuBackend implements Backend {
         CpuBuffer sched = buf(schedule);
         double lr = sched.get(0), bc1 = sched.get(1), bc2Sqrt = sched.get(2), stepSize = lr / bc1;
         double norm = Math.sqrt(buf(gradSumSquares).get(0));
+        if (!Double.isFinite(norm)) return;
         double gradScale = st.maxGradNorm() > 0 ? Math.min(1.0, st.maxGradNorm() / (norm + 1e-6)) : 1.0;
         for (AdamWSlot slot : slots) {
             requireSameNumel(slot.param(), slot.grad());

@@ -42,9 +42,10 @@ extern "C" __global__ void sum_partials(const double* partials, long count, doub
 }
 
 // PyTorch's AdamW. schedule: lr, 1 - beta1^t, sqrt(1 - beta2^t); grad_sum_squares: the squared global norm, which
-// scales every gradient by min(1, max_norm / (norm + 1e-6)) when max_norm > 0.
+// scales every gradient by min(1, max_norm / (norm + 1e-6)) when max_norm > 0. A non-finite norm skips the update.
 extern "C" __global__ void multi_adamw(const Slot* slots, const long* chunks, float beta1, float beta2, float eps,
                                        const double* schedule, const double* grad_sum_squares, float max_norm) {
+    if (!isfinite(grad_sum_squares[0])) return;
     long begin, end;
     const Slot& s = chunk_slot(slots, chunks, begin, end);
     float lr = (float) schedule[0], bc1 = (float) schedule[1], bc2_sqrt = (float) schedule[2];

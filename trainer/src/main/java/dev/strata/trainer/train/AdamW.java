@@ -75,8 +75,11 @@ public final class AdamW implements AutoCloseable {
         for (Parameter p : params.values()) p.markUpdated();
     }
 
-    /** The global L2 norm of the gradients the last update saw (waits for it). */
+    /** The global L2 norm of the gradients the last update saw (waits for it); not finite when it was skipped. */
     public double lastGradNorm() { return Math.sqrt(backend.toDoubles(gradSumSquares)[0]); }
+
+    /** The last update was skipped (non-finite gradients): its step number goes to the next one. */
+    public void stepSkipped() { step--; }
 
     /** One whole update at learning rate lr, waiting for it; returns the gradient norm before clipping. */
     public double step(double lr, double maxGradNorm) {

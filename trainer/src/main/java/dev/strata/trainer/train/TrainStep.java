@@ -15,8 +15,10 @@ import dev.strata.trainer.model.Transformer;
  */
 public final class TrainStep implements AutoCloseable {
 
-    /** The step's mean loss per token and its gradient norm before clipping. */
-    public record Result(double loss, double gradNorm) {}
+    /** The step's mean loss per token and its gradient norm before clipping; a non-finite norm skipped the update. */
+    public record Result(double loss, double gradNorm) {
+        public boolean skipped() { return !Double.isFinite(gradNorm); }
+    }
 
     private final Transformer model;
     private final AdamW opt;
@@ -59,6 +61,7 @@ public final class TrainStep implements AutoCloseable {
         if (updateGraph != null) updateGraph.replay();
         else update();
         Result r = new Result(backend.toDoubles(lossSum)[0] * gradScale, opt.lastGradNorm());
+        if (r.skipped()) opt.stepSkipped();
         if (graphs && microGraph == null) {
             microGraph = backend.capture(this::microBatch);
             updateGraph = microGraph == null ? null : backend.capture(this::update);

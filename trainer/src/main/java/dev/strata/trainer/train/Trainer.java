@@ -36,6 +36,9 @@ public final class Trainer {
     public record Result(long step, double trainLoss, double valLoss, double tokensPerSecond, double wallSeconds,
                          String checkpoint, Transformer model) {}
 
+    /** Steps with non-finite gradients are skipped (an overflow now and then); this many in a row stop the run. */
+    static final int MAX_SKIPPED_IN_A_ROW = 5;
+
     private final JobConfig job;
     private final PrintStream out;
 
@@ -93,6 +96,7 @@ public final class Trainer {
             String lastCheckpoint = latest.orElse(null);
             ProgressLine progress = new ProgressLine(out);
             long timedSteps = 0, loopStart = System.nanoTime();
+            int skippedInARow = 0;
             TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs());
             while (step < end) {
                 long t0 = System.nanoTime();
@@ -101,14 +105,21 @@ public final class Trainer {
                 TrainStep.Result r = trainStep.run(inputs, targets, lr);
                 double gradNorm = r.gradNorm();
                 step++;
-                trainLoss = r.loss();
-                if (!Double.isFinite(trainLoss))
-                    throw new IllegalStateException("loss became " + trainLoss + " at step " + step + "; lower training.lr or check the data");
+                if (!r.skipped()) trainLoss = r.loss();
+                skippedInARow = r.skipped() ? skippedInARow + 1 : 0;
+                if (skippedInARow > MAX_SKIPPED_IN_A_ROW)
+                    throw new IllegalStateException("the loss or gradients were not finite for " + skippedInARow + " steps in a row, up to step "
+                            + step + " (loss " + r.loss() + "); lower training.lr or check the data");
+                if (r.skipped()) {
+                    progress.message(String.format(Locale.ROOT, "step %d skipped: gradient norm %s, loss %s; weights and optimizer state unchanged",
+                            step, gradNorm, r.loss()));
+                    run.log(record("step", step, "skipped", true, "loss", String.valueOf(r.loss()), "grad_norm", String.valueOf(gradNorm)));
+                }
                 stepSeconds = (System.nanoTime() - t0) / 1e9;
                 timedSteps++;
                 double avgStep = (System.nanoTime() - loopStart) / 1e9 / timedSteps;
                 tokPerSec = tokensPerStep / avgStep;
-                if (step % job.logEvery() == 0 || step == end) {
+                if (!r.skipped() && (step % job.logEvery() == 0 || step == end)) {
                     progress.update(step, tr.steps(), trainLoss, lr, gradNorm, tokPerSec, avgStep * (end - step));
                     run.log(record("step", step, "loss", trainLoss, "lr", lr, "grad_norm", gradNorm, "tokens_per_s", tokPerSec,
                             "step_ms", stepSeconds * 1e3, "elapsed_s", (System.nanoTime() - started) / 1e9));

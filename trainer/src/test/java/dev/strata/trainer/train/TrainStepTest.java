@@ -1,0 +1,59 @@
+package dev.strata.trainer.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.cpu.CpuBackend;
+import dev.strata.runtime.nn.Parameter;
+import dev.strata.trainer.model.Initializer;
+import dev.strata.trainer.model.ModelConfig;
+import dev.strata.trainer.model.Transformer;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/** A step whose gradients are not finite changes nothing and gives its step number to the next; training goes on. */
+class TrainStepTest {
+    static final Backend CPU = CpuBackend.INSTANCE;
+
+    @Test
+    void aNonFiniteStepIsSkippedAndTrainingGoesOn() {
+        ModelConfig cfg = ModelConfig.llama(64, 32, 2, 4, 2, 64, 16);
+        Transformer model = new Transformer(cfg, CPU, DType.F32);
+        Initializer.initialize(model, 3);
+        AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
+        int b = 2, t = 8;
+        SplittableRandom rng = new SplittableRandom(4);
+        int[][] x = {rng.ints(b * t, 0, 64).toArray()}, y = {rng.ints(b * t, 0, 64).toArray()};
+        try (TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, true)) {
+            assertFalse(step.run(x, y, 1e-3).skipped());
+            Parameter w = model.parameters().get("layers.0.feed_forward.w2.weight");
+            double[] good = CPU.toDoubles(w.value()), poisoned = good.clone();
+            poisoned[5] = Double.NaN;
+            CPU.copyInto(CPU.fromDoubles(poisoned, DType.F32, w.shape()), w.value());
+            Map<String, double[]> before = snapshot(model, opt);
+
+            TrainStep.Result bad = step.run(x, y, 1e-3);
+            assertTrue(bad.skipped(), "a NaN weight makes the gradient norm " + bad.gradNorm());
+            assertEquals(1, opt.stepCount(), "the skipped step's number goes to the next step");
+            snapshot(model, opt).forEach((name, v) -> assertArrayEquals(before.get(name), v, 0, name + " changed in a skipped step"));
+
+            CPU.copyInto(CPU.fromDoubles(good, DType.F32, w.shape()), w.value());
+            TrainStep.Result next = step.run(x, y, 1e-3);
+            assertFalse(next.skipped(), "training goes on once the gradients are finite again");
+            assertEquals(2, opt.stepCount());
+        }
+    }
+
+    static Map<String, double[]> snapshot(Transformer model, AdamW opt) {
+        Map<String, double[]> m = new LinkedHashMap<>();
+        model.parameters().forEach((name, p) -> m.put(name, CPU.toDoubles(p.value())));
+        opt.state().forEach((name, t) -> m.put(name, CPU.toDoubles(t)));
+        return m;
+    }
+}
