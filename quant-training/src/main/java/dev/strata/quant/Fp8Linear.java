@@ -72,8 +72,8 @@ public final class Fp8Linear implements Linear {
     private void afterUpdate() {
         if (!histories.isEmpty()) backend.rollAmaxHistories(histories);
         for (int i = 0; i < ready.length; i++) ready[i] |= recorded[i];
-        if (wFwd != null) backend.quantizeFp8(weight.value(), false, block(settings.rotation().forward()), wFwd);
-        if (wDgrad != null) backend.quantizeFp8(weight.value(), true, block(settings.rotation().dgrad()), wDgrad);
+        if (wFwd != null) quantizeWeight(wFwd, false, settings.rotation().forward());
+        if (wDgrad != null) quantizeWeight(wDgrad, true, settings.rotation().dgrad());
     }
 
     @Override public Tensor forward(Tensor x) {
@@ -112,18 +112,21 @@ public final class Fp8Linear implements Linear {
     }
 
     private Fp8Operand weightForward() {
-        if (wFwd == null) wFwd = quantizeWeight(false, settings.rotation().forward());
+        if (wFwd == null) wFwd = quantizeWeight(null, false, settings.rotation().forward());
         return wFwd;
     }
 
     private Fp8Operand weightDgrad() {
-        if (wDgrad == null) wDgrad = quantizeWeight(true, settings.rotation().dgrad());
+        if (wDgrad == null) wDgrad = quantizeWeight(null, true, settings.rotation().dgrad());
         return wDgrad;
     }
 
-    private Fp8Operand quantizeWeight(boolean transpose, boolean rotate) {
+    /** The weight in E4M3 (current scaling), into {@code copy} in place (graphs hold its address) or a new operand. */
+    private Fp8Operand quantizeWeight(Fp8Operand copy, boolean transpose, boolean rotate) {
         Tensor w = weight.value();
-        return backend.quantizeFp8(w, settings.quantize() ? DType.FP8_E4M3 : w.dtype(), transpose, block(rotate));
+        if (copy == null) return backend.quantizeFp8(w, settings.quantize() ? DType.FP8_E4M3 : w.dtype(), transpose, block(rotate));
+        backend.quantizeFp8(w, transpose, block(rotate), copy);
+        return copy;
     }
 
     private Fp8Operand quantize(Tensor x, DType format, Site site, boolean rotate) {
@@ -149,7 +152,7 @@ public final class Fp8Linear implements Linear {
     }
 
     /** Frees the FP8 copy of x that forward kept (evaluation runs forward only). */
-    public void discard() {
+    @Override public void discard() {
         if (xT != null) xT.close();
         xT = null;
     }

@@ -41,11 +41,12 @@ public final class Models {
 
     /** The maker of the model's linear layers: dense in the job's dtype, or FP8 where the job's precision plan says. */
     public static Linear.Maker linears(JobConfig job, Backend backend, DType dtype) {
-        Linear.Maker dense = DenseLinear.maker(backend, Precision.of(dtype).params());
+        DType params = Precision.of(dtype).params();
+        Linear.Maker dense = DenseLinear.maker(backend, params);
         PrecisionSpec p = job.precision();
         if (!p.fp8()) return dense;
         int history = p.scaling().equals("delayed") ? p.amaxHistory() : 0;
-        return new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), history, p.exclude()).maker(backend, Precision.of(dtype).params(), dense);
+        return new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), history, p.exclude()).maker(backend, params, dense);
     }
 
     /** A freshly built model of the job (weights zero until initialised or loaded). */

@@ -56,12 +56,13 @@ public final class TrainBench {
         for (int i = 0; i < batches.length; i++) batches[i] = rng.ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
 
         double[] ms = new double[steps];
-        TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, job.cudaGraphs());
-        for (int s = 0; s < warmup + steps; s++) {
-            long t0 = System.nanoTime();
-            step(step, batches[s % batches.length], b, t);
-            if (s >= warmup) ms[s - warmup] = (System.nanoTime() - t0) / 1e6;
-            if (s == warmup - 1 || s == warmup + steps - 1) out.printf(Locale.ROOT, "  step %d: %.1f ms%n", s + 1, (System.nanoTime() - t0) / 1e6);
+        try (TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, job.cudaGraphs())) {
+            for (int s = 0; s < warmup + steps; s++) {
+                long t0 = System.nanoTime();
+                step(step, batches[s % batches.length], b, t);
+                if (s >= warmup) ms[s - warmup] = (System.nanoTime() - t0) / 1e6;
+                if (s == warmup - 1 || s == warmup + steps - 1) out.printf(Locale.ROOT, "  step %d: %.1f ms%n", s + 1, (System.nanoTime() - t0) / 1e6);
+            }
         }
         Arrays.sort(ms);
         double median = steps % 2 == 1 ? ms[steps / 2] : (ms[steps / 2 - 1] + ms[steps / 2]) / 2;

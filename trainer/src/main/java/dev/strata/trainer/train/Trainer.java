@@ -97,45 +97,45 @@ public final class Trainer {
             ProgressLine progress = new ProgressLine(out);
             long timedSteps = 0, loopStart = System.nanoTime();
             int skippedInARow = 0;
-            TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs());
-            while (step < end) {
-                long t0 = System.nanoTime();
-                for (int micro = 0; micro < tr.gradAccumSteps(); micro++) sampler.next(b, inputs[micro], targets[micro]);
-                double lr = schedule.at(step);
-                TrainStep.Result r = trainStep.run(inputs, targets, lr);
-                double gradNorm = r.gradNorm();
-                step++;
-                if (!r.skipped()) trainLoss = r.loss();
-                skippedInARow = r.skipped() ? skippedInARow + 1 : 0;
-                if (skippedInARow > MAX_SKIPPED_IN_A_ROW)
-                    throw new IllegalStateException("the loss or gradients were not finite for " + skippedInARow + " steps in a row, up to step "
-                            + step + " (loss " + r.loss() + "); lower training.lr or check the data");
-                if (r.skipped()) {
-                    progress.message(String.format(Locale.ROOT, "step %d skipped: gradient norm %s, loss %s; weights and optimizer state unchanged",
-                            step, gradNorm, r.loss()));
-                    run.log(record("step", step, "skipped", true, "loss", String.valueOf(r.loss()), "grad_norm", String.valueOf(gradNorm)));
-                }
-                stepSeconds = (System.nanoTime() - t0) / 1e9;
-                timedSteps++;
-                double avgStep = (System.nanoTime() - loopStart) / 1e9 / timedSteps;
-                tokPerSec = tokensPerStep / avgStep;
-                if (!r.skipped() && (step % job.logEvery() == 0 || step == end)) {
-                    progress.update(step, tr.steps(), trainLoss, lr, gradNorm, tokPerSec, avgStep * (end - step));
-                    run.log(record("step", step, "loss", trainLoss, "lr", lr, "grad_norm", gradNorm, "tokens_per_s", tokPerSec,
-                            "step_ms", stepSeconds * 1e3, "elapsed_s", (System.nanoTime() - started) / 1e9));
-                }
-                boolean last = step == tr.steps();
-                if ((job.eval().every() > 0 && step % job.eval().every() == 0) || last) {
-                    valLoss = evaluate(model, val, b, t, job.eval().batches());
-                    progress.message(String.format(Locale.ROOT, "step %d: val loss %.4f", step, valLoss));
-                    run.log(record("step", step, "val_loss", valLoss));
-                }
-                if ((job.checkpoint().every() > 0 && step % job.checkpoint().every() == 0) || last || step == end) {
-                    lastCheckpoint = checkpoints.save(step, hostTensors(model), hostOptimizer(opt), state(step, sampler, schedule, trainLoss, valLoss));
-                    progress.message("checkpoint " + lastCheckpoint);
+            try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs())) {
+                while (step < end) {
+                    long t0 = System.nanoTime();
+                    for (int micro = 0; micro < tr.gradAccumSteps(); micro++) sampler.next(b, inputs[micro], targets[micro]);
+                    double lr = schedule.at(step);
+                    TrainStep.Result r = trainStep.run(inputs, targets, lr);
+                    double gradNorm = r.gradNorm();
+                    step++;
+                    if (!r.skipped()) trainLoss = r.loss();
+                    skippedInARow = r.skipped() ? skippedInARow + 1 : 0;
+                    if (skippedInARow > MAX_SKIPPED_IN_A_ROW)
+                        throw new IllegalStateException("the loss or gradients were not finite for " + skippedInARow + " steps in a row, up to step "
+                                + step + " (loss " + r.loss() + "); lower training.lr or check the data");
+                    if (r.skipped()) {
+                        progress.message(String.format(Locale.ROOT, "step %d skipped: gradient norm %s, loss %s; weights and optimizer state unchanged",
+                                step, gradNorm, r.loss()));
+                        run.log(record("step", step, "skipped", true, "loss", String.valueOf(r.loss()), "grad_norm", String.valueOf(gradNorm)));
+                    }
+                    stepSeconds = (System.nanoTime() - t0) / 1e9;
+                    timedSteps++;
+                    double avgStep = (System.nanoTime() - loopStart) / 1e9 / timedSteps;
+                    tokPerSec = tokensPerStep / avgStep;
+                    if (!r.skipped() && (step % job.logEvery() == 0 || step == end)) {
+                        progress.update(step, tr.steps(), trainLoss, lr, gradNorm, tokPerSec, avgStep * (end - step));
+                        run.log(record("step", step, "loss", trainLoss, "lr", lr, "grad_norm", gradNorm, "tokens_per_s", tokPerSec,
+                                "step_ms", stepSeconds * 1e3, "elapsed_s", (System.nanoTime() - started) / 1e9));
+                    }
+                    boolean last = step == tr.steps();
+                    if ((job.eval().every() > 0 && step % job.eval().every() == 0) || last) {
+                        valLoss = evaluate(model, val, b, t, job.eval().batches());
+                        progress.message(String.format(Locale.ROOT, "step %d: val loss %.4f", step, valLoss));
+                        run.log(record("step", step, "val_loss", valLoss));
+                    }
+                    if ((job.checkpoint().every() > 0 && step % job.checkpoint().every() == 0) || last || step == end) {
+                        lastCheckpoint = checkpoints.save(step, hostTensors(model), hostOptimizer(opt), state(step, sampler, schedule, trainLoss, valLoss));
+                        progress.message("checkpoint " + lastCheckpoint);
+                    }
                 }
             }
-            trainStep.close();
             double wall = (System.nanoTime() - started) / 1e9;
             return new Result(step, trainLoss, valLoss, tokPerSec, wall, lastCheckpoint, model);
         }
