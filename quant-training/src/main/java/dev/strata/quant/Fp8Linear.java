@@ -2,6 +2,7 @@ package dev.strata.quant;
 
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.Backend.Fp8Operand;
+import dev.strata.runtime.Backend.Fp8Target;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.Linear;
@@ -72,8 +73,7 @@ public final class Fp8Linear implements Linear {
     private void afterUpdate() {
         if (!histories.isEmpty()) backend.rollAmaxHistories(histories);
         for (int i = 0; i < ready.length; i++) ready[i] |= recorded[i];
-        if (wFwd != null) quantizeWeight(wFwd, false, settings.rotation().forward());
-        if (wDgrad != null) quantizeWeight(wDgrad, true, settings.rotation().dgrad());
+        if (wFwd != null) quantizeWeight();
     }
 
     @Override public Tensor forward(Tensor x) {
@@ -81,12 +81,13 @@ public final class Fp8Linear implements Linear {
         requireFp8Dimension(n, "token count (batch x seq)");
         if (settings.rotation().wgrad()) requireBlockDivides(n, "token count (batch x seq)");
         Tensor y = backend.empty(x.dtype(), n, weight.shape()[0]); // (N,out)
-        try (Fp8Operand xq = quantize(x, DType.FP8_E4M3, Site.X_ROWS, settings.rotation().forward())) {
+        discard();
+        try (Fp8Operand xq = operand(x, DType.FP8_E4M3, false)) {
+            xT = operand(x, DType.FP8_E4M3, true);
+            backend.quantizeFp8Both(x, target(xq, Site.X_ROWS, settings.rotation().forward()), target(xT, Site.X_COLS, settings.rotation().wgrad()));
             backend.matmulFp8(xq, weightForward(), y, 0);
         }
         if (bias != null) backend.addBias(y, bias.value());
-        if (xT != null) xT.close();
-        xT = quantize(x, DType.FP8_E4M3, Site.X_COLS, settings.rotation().wgrad());
         return y;
     }
 
@@ -100,41 +101,45 @@ public final class Fp8Linear implements Linear {
 
     /** dx = dy·W + beta·dx; dW += dyᵀ·x; db += Σ_rows dy. */
     private void backward(Tensor dy, Tensor dx, double beta) {
-        try (Fp8Operand dyq = quantize(dy, DType.FP8_E5M2, Site.DY_ROWS, settings.rotation().dgrad())) {
+        try (Fp8Operand dyq = operand(dy, DType.FP8_E5M2, false); Fp8Operand dyT = operand(dy, DType.FP8_E5M2, true)) { // (N,out), (out,N)
+            backend.quantizeFp8Both(dy, target(dyq, Site.DY_ROWS, settings.rotation().dgrad()), target(dyT, Site.DY_COLS, settings.rotation().wgrad()));
             backend.matmulFp8(dyq, weightDgrad(), dx, beta);
-        }
-        try (Fp8Operand dyT = quantize(dy, DType.FP8_E5M2, Site.DY_COLS, settings.rotation().wgrad())) { // (out,N)
             backend.matmulFp8(dyT, xT, weight.grad(), 1);
         }
         if (bias != null) backend.sumRowsAccumulate(dy, bias.grad());
-        xT.close();
-        xT = null;
+        discard();
     }
 
     private Fp8Operand weightForward() {
-        if (wFwd == null) wFwd = quantizeWeight(null, false, settings.rotation().forward());
+        if (wFwd == null) {
+            wFwd = operand(weight.value(), DType.FP8_E4M3, false);
+            wDgrad = operand(weight.value(), DType.FP8_E4M3, true);
+            quantizeWeight();
+        }
         return wFwd;
     }
 
     private Fp8Operand weightDgrad() {
-        if (wDgrad == null) wDgrad = quantizeWeight(null, true, settings.rotation().dgrad());
+        weightForward();
         return wDgrad;
     }
 
-    /** The weight in E4M3 (current scaling), into {@code copy} in place (graphs hold its address) or a new operand. */
-    private Fp8Operand quantizeWeight(Fp8Operand copy, boolean transpose, boolean rotate) {
-        Tensor w = weight.value();
-        if (copy == null) return backend.quantizeFp8(w, settings.quantize() ? DType.FP8_E4M3 : w.dtype(), transpose, block(rotate));
-        backend.quantizeFp8(w, transpose, block(rotate), copy);
-        return copy;
+    /** The weight's two copies in E4M3 (current scaling), in place: captured graphs hold their addresses. */
+    private void quantizeWeight() {
+        backend.quantizeFp8Both(weight.value(), new Fp8Target(wFwd, block(settings.rotation().forward())),
+                new Fp8Target(wDgrad, block(settings.rotation().dgrad())));
     }
 
-    private Fp8Operand quantize(Tensor x, DType format, Site site, boolean rotate) {
-        boolean transpose = site == Site.X_COLS || site == Site.DY_COLS;
+    /** An uninitialised operand for t (R,C), or for tᵀ; in t's own dtype when quantizing is off. */
+    private Fp8Operand operand(Tensor t, DType format, boolean transpose) {
+        DType dtype = settings.quantize() ? format : t.dtype();
+        return new Fp8Operand(backend.empty(dtype, t.size(transpose ? 1 : 0), t.size(transpose ? 0 : 1)), backend.empty(DType.F32, 1));
+    }
+
+    private Fp8Target target(Fp8Operand out, Site site, boolean rotate) {
         Tensor history = histories.isEmpty() ? null : histories.get(site.ordinal());
-        boolean delayed = history != null && ready[site.ordinal()];
         if (history != null) recorded[site.ordinal()] = true;
-        return backend.quantizeFp8(x, settings.quantize() ? format : x.dtype(), transpose, block(rotate), history, delayed);
+        return new Fp8Target(out, block(rotate), history, history != null && ready[site.ordinal()]);
     }
 
     private int block(boolean rotate) { return rotate ? settings.hadamardBlock() : 0; }

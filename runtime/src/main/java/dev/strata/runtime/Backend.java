@@ -182,6 +182,21 @@ public interface Backend extends AutoCloseable {
         return quantizeFp8(x, format, transpose, hadamardBlock, null, false);
     }
 
+    /** One operand to make from a tensor: where it goes, its Hadamard block (0: none) and its scaling, as in quantizeFp8. */
+    record Fp8Target(Fp8Operand out, int hadamardBlock, Tensor amaxHistory, boolean fromHistory) {
+        public Fp8Target(Fp8Operand out, int hadamardBlock) { this(out, hadamardBlock, null, false); }
+    }
+
+    /**
+     * Both operands x (R,C) feeds in a linear layer: {@code rows} for a GEMM contracting over C and {@code cols} (C,R)
+     * for one contracting over R, each exactly as {@link #quantizeFp8(Tensor, boolean, int, Fp8Operand, Tensor,
+     * boolean)} makes it. The CUDA backend reads x once for both (twice under current scaling).
+     */
+    default void quantizeFp8Both(Tensor x, Fp8Target rows, Fp8Target cols) {
+        quantizeFp8(x, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
+        quantizeFp8(x, true, cols.hadamardBlock(), cols.out(), cols.amaxHistory(), cols.fromHistory());
+    }
+
     /** Starts a new step in each amax history: every entry moves one slot back, the oldest drops, slot 0 is 0. */
     void rollAmaxHistories(List<Tensor> histories);
 

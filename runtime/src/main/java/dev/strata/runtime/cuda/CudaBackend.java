@@ -489,38 +489,86 @@ public final class CudaBackend implements Backend {
      * warp holds a block: fp8.cu); without rotation the kernels still walk 128-element chunks.
      */
     @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory) {
-        requireFp8TensorCores();
-        DType format = out.data().dtype();
-        require(format == DType.FP8_E4M3 || format == DType.FP8_E5M2, "the CUDA backend quantizes to fp8_e4m3 or fp8_e5m2, not " + format);
-        require(x.rank() == 2 && floatOrBf16(x), "quantizeFp8 takes a 2-D f32 or bf16 tensor, got " + x);
-        int r = x.size(0), c = x.size(1), k = transpose ? r : c;
-        boolean rotate = hadamardBlock > 1;
-        require(!rotate || (Integer.bitCount(hadamardBlock) == 1 && hadamardBlock >= 32 && hadamardBlock <= 256 && k % hadamardBlock == 0),
-                "hadamard block " + hadamardBlock + " must be a power of two from 32 to 256 on the GPU, dividing the contracted dimension " + k);
-        int block = rotate ? hadamardBlock : 128, e = block / 32;
-        float norm = rotate ? (float) (1 / Math.sqrt(block)) : 1f, max = (float) Fp8.of(format).max();
-        int e5m2 = format == DType.FP8_E5M2 ? 1 : 0;
+        requireQuantizable(x, transpose, hadamardBlock, out, amaxHistory, fromHistory);
+        int r = x.size(0), c = x.size(1), block = hadamardBlock > 1 ? hadamardBlock : 128, e = block / 32;
         String kind = (transpose ? "fp8_cols_" : "fp8_rows_"), types = suffix(x) + "_" + e;
-        require(out.data().size(0) == (transpose ? c : r) && out.data().size(1) == k, "quantizeFp8 output " + out.data() + " does not fit " + x);
-        Tensor data = out.data(), scaleInv = out.scaleInv();
-        require(amaxHistory == null || (amaxHistory.dtype() == DType.F32 && amaxHistory.numel() >= (fromHistory ? 2 : 1)),
-                "an amax history is f32 with at least 2 slots, got " + amaxHistory);
-        int rot = rotate ? 1 : 0, gx = ceil(c, 32), gy = ceil(r, block), shared = block * 33 * 4;
+        int rot = hadamardBlock > 1 ? 1 : 0, gx = ceil(c, 32), gy = ceil(r, block), shared = block * 33 * 4;
         long n = x.numel();
         int grid = (int) Math.max(1, Math.min(ceil(ceil(n, block), THREADS / 32), (long) multiprocessors * 16));
+        float norm = hadamardNorm(hadamardBlock);
         try (Tensor own = fromHistory ? null : zeros(DType.F32, 1)) {
             if (!fromHistory) { // current scaling: this tensor's amax first
                 if (transpose) kernels.launchWith("fp8.cu", kind + "amax_" + types, gx, gy, 1, THREADS, 1, shared, x, r, c, rot, norm, own);
                 else kernels.launch("fp8.cu", kind + "amax_" + types, grid, 1, 1, THREADS, x, n, rot, norm, own);
             }
-            long src = fromHistory ? address(amaxHistory) + 4 : address(own), record = amaxHistory == null ? 0 : address(amaxHistory);
-            int count = fromHistory ? (int) amaxHistory.numel() - 1 : 1;
-            if (transpose)
-                kernels.launchWith("fp8.cu", kind + "quantize_" + types, gx, gy, 1, THREADS, 1, shared, x, r, c, rot, norm, src, count, record,
-                        max, e5m2, data, scaleInv);
-            else
-                kernels.launch("fp8.cu", kind + "quantize_" + types, grid, 1, 1, THREADS, x, n, rot, norm, src, count, record, max, e5m2, data, scaleInv);
+            Object[] scaling = scalingArgs(out, amaxHistory, fromHistory, own == null ? 0 : address(own));
+            Object[] args = transpose ? new Object[] {x, r, c, rot, norm} : new Object[] {x, n, rot, norm};
+            Object[] all = concat(args, scaling);
+            if (transpose) kernels.launchWith("fp8.cu", kind + "quantize_" + types, gx, gy, 1, THREADS, 1, shared, all);
+            else kernels.launch("fp8.cu", kind + "quantize_" + types, grid, 1, 1, THREADS, all);
         }
+    }
+
+    /**
+     * One read of x for both operands (fp8.cu's "both" kernels, 128 x 128 tiles) when both Hadamard blocks are at
+     * most 128 and x is 16-byte aligned; otherwise the two single kernels.
+     */
+    @Override public void quantizeFp8Both(Tensor x, Fp8Target rows, Fp8Target cols) {
+        requireQuantizable(x, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
+        requireQuantizable(x, true, cols.hadamardBlock(), cols.out(), cols.amaxHistory(), cols.fromHistory());
+        int br = Math.max(rows.hadamardBlock(), 0), bc = Math.max(cols.hadamardBlock(), 0);
+        if (br > BOTH_TILE || bc > BOTH_TILE || address(x) % 16 != 0) {
+            Backend.super.quantizeFp8Both(x, rows, cols);
+            return;
+        }
+        int r = x.size(0), c = x.size(1), gx = ceil(c, BOTH_TILE), gy = ceil(r, BOTH_TILE), shared = BOTH_TILE * (BOTH_TILE + 1) * 4;
+        float nr = hadamardNorm(br), nc = hadamardNorm(bc);
+        br = br > 1 ? br : 0;
+        bc = bc > 1 ? bc : 0;
+        boolean current = !rows.fromHistory() || !cols.fromHistory();
+        try (Tensor own = current ? zeros(DType.F32, 2) : null) {
+            long ownR = current ? address(own) : 0, ownC = ownR + 4;
+            if (current)
+                kernels.launchWith("fp8.cu", "fp8_both_amax_" + suffix(x), gx, gy, 1, THREADS, 1, shared, x, r, c, br, nr, ownR, bc, nc, ownC);
+            Object[] sr = scalingArgs(rows.out(), rows.amaxHistory(), rows.fromHistory(), ownR);
+            Object[] sc = scalingArgs(cols.out(), cols.amaxHistory(), cols.fromHistory(), ownC);
+            kernels.launchWith("fp8.cu", "fp8_both_quantize_" + suffix(x), gx, gy, 1, THREADS, 1, shared,
+                    concat(new Object[] {x, r, c, br, nr}, concat(sr, concat(new Object[] {bc, nc}, sc))));
+        }
+    }
+
+    private static final int BOTH_TILE = 128;
+
+    private void requireQuantizable(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory) {
+        requireFp8TensorCores();
+        DType format = out.data().dtype();
+        require(format == DType.FP8_E4M3 || format == DType.FP8_E5M2, "the CUDA backend quantizes to fp8_e4m3 or fp8_e5m2, not " + format);
+        require(x.rank() == 2 && floatOrBf16(x), "quantizeFp8 takes a 2-D f32 or bf16 tensor, got " + x);
+        int r = x.size(0), c = x.size(1), k = transpose ? r : c;
+        require(hadamardBlock <= 1 || (Integer.bitCount(hadamardBlock) == 1 && hadamardBlock >= 32 && hadamardBlock <= 256 && k % hadamardBlock == 0),
+                "hadamard block " + hadamardBlock + " must be a power of two from 32 to 256 on the GPU, dividing the contracted dimension " + k);
+        require(out.data().size(0) == (transpose ? c : r) && out.data().size(1) == k, "quantizeFp8 output " + out.data() + " does not fit " + x);
+        require(amaxHistory == null ? !fromHistory : amaxHistory.dtype() == DType.F32 && amaxHistory.numel() >= (fromHistory ? 2 : 1),
+                "delayed scaling needs an amax history, f32 with at least 2 slots; got " + amaxHistory);
+    }
+
+    private static float hadamardNorm(int block) { return block > 1 ? (float) (1 / Math.sqrt(block)) : 1f; }
+
+    /**
+     * The quantize kernels' scaling arguments: the amax source and its count (the history's earlier steps, or this
+     * tensor's own amax at {@code ownAmax}), where to record this amax, the format's max and kind, the outputs.
+     */
+    private Object[] scalingArgs(Fp8Operand out, Tensor amaxHistory, boolean fromHistory, long ownAmax) {
+        DType format = out.data().dtype();
+        long src = fromHistory ? address(amaxHistory) + 4 : ownAmax, record = amaxHistory == null ? 0 : address(amaxHistory);
+        int count = fromHistory ? (int) amaxHistory.numel() - 1 : 1;
+        return new Object[] {src, count, record, (float) Fp8.of(format).max(), format == DType.FP8_E5M2 ? 1 : 0, out.data(), out.scaleInv()};
+    }
+
+    private static Object[] concat(Object[] a, Object[] b) {
+        Object[] all = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
     }
 
     @Override public void rollAmaxHistories(List<Tensor> histories) {

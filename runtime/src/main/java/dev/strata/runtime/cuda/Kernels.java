@@ -37,6 +37,7 @@ final class Kernels {
     /** Every kernel source; the CPU test suite compiles each with nvcc too. */
     static final List<String> SOURCES = List.of("elementwise.cu", "reduce.cu", "norms.cu", "cross_entropy.cu", "attention.cu", "attention_mma.cu", "optimizer.cu", "fp8.cu");
     static final List<String> HEADERS = List.of("common.cuh");
+    private static final int DEFAULT_SHARED = 48 * 1024;
 
     private final String arch;
     private final Path cacheDir;
@@ -44,6 +45,7 @@ final class Kernels {
     private final OpTimer timer;
     private final Map<String, CUmod_st> modules = new HashMap<>();
     private final Map<String, CUfunc_st> functions = new HashMap<>();
+    private final Map<CUfunc_st, Integer> sharedLimits = new HashMap<>(); // raised above the default 48 KiB
 
     Kernels(int major, int minor, CUstream_st stream, OpTimer timer) {
         this.arch = "sm_" + major + minor;
@@ -68,6 +70,11 @@ final class Kernels {
     /** As {@link #launch2d}, with {@code sharedBytes} of dynamic shared memory per block. */
     void launchWith(String file, String name, int gridX, int gridY, int gridZ, int blockX, int blockY, int sharedBytes, Object... args) {
         CUfunc_st f = function(file, name);
+        if (sharedBytes > DEFAULT_SHARED && sharedLimits.getOrDefault(f, DEFAULT_SHARED) < sharedBytes) {
+            Cuda.checkDriver(cudart.cuFuncSetAttribute(f, cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes),
+                    "cuFuncSetAttribute(" + name + ", " + sharedBytes + " bytes of shared memory)");
+            sharedLimits.put(f, sharedBytes);
+        }
         try (PointerPointer<Pointer> params = new PointerPointer<>(args.length)) {
             Pointer[] values = new Pointer[args.length];
             for (int i = 0; i < args.length; i++) {

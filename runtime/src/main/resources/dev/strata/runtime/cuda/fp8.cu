@@ -167,6 +167,142 @@ template <typename T, int E> __device__ void cols_quantize(const T* x, int r, in
 #define FP8_FOR_E(T, S) FP8_KERNELS(T, S, 1) FP8_KERNELS(T, S, 2) FP8_KERNELS(T, S, 4) FP8_KERNELS(T, S, 8)
 FOR_TYPES(FP8_FOR_E)
 
+// ---- both: x (R,C) into its rows codes (R,C) and its cols codes (C,R) in one read ---------------------------------
+// x and dy feed two GEMMs each (and the weight feeds two), so both operands are made from one read of the source.
+// A block of 256 threads copies a 128 x 128 tile into shared memory with all its loads in flight at once, then
+// rotates and quantizes the tile's rows, then its columns. A line (row or column) of 128 belongs to a lane pair
+// (l, l ^ 16): lane half h holds the 64 elements i = (s & 15) | h << 4 | (s >> 4) << 5, s = 0..63, so the
+// Hadamard butterflies run in registers except one shuffle stage, the 129-float row stride keeps every shared
+// access conflict-free, and each lane writes its codes as four 16-byte stores. Hadamard blocks up to 128 fit in a
+// line; each side has its own block (0: none), scale source, amax record, format and output.
+
+#define TILE 128
+#define TILE_STRIDE 129
+#define LINE_HALF 64
+
+__device__ __forceinline__ float pick(const float (&v)[4], int e) { return e == 0 ? v[0] : e == 1 ? v[1] : e == 2 ? v[2] : v[3]; }
+
+__device__ __forceinline__ void load4(const float* p, float (&v)[4]) {
+    float4 f = *(const float4*) p;
+    v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
+}
+__device__ __forceinline__ void load4(const bf16* p, float (&v)[4]) {
+    uint2 u = *(const uint2*) p;
+    v[0] = __uint_as_float(u.x << 16); v[1] = __uint_as_float(u.x & 0xffff0000u);
+    v[2] = __uint_as_float(u.y << 16); v[3] = __uint_as_float(u.y & 0xffff0000u);
+}
+
+// The tile's rows r0.., columns c0.. as f32 (zeros outside x); warp w copies rows w, w+8, .., four columns a lane.
+template <typename T> __device__ __forceinline__ void load_square(const T* x, int R, int C, long r0, int c0, float* tile) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, col = c0 + 4 * lane;
+    float v[TILE / 8][4];
+#pragma unroll
+    for (int b = 0; b < TILE / 8; b++) { // every load first, then every store
+        long row = r0 + warp + 8 * b;
+        v[b][0] = v[b][1] = v[b][2] = v[b][3] = 0.f;
+        if (row < R && col < C) load4(x + row * C + col, v[b]);
+    }
+#pragma unroll
+    for (int b = 0; b < TILE / 8; b++)
+#pragma unroll
+        for (int s = 0; s < 4; s++) { // lanes 8 apart store different elements first: no bank conflicts
+            int e = (s + (lane >> 3)) & 3;
+            tile[(warp + 8 * b) * TILE_STRIDE + 4 * lane + e] = pick(v[b], e);
+        }
+}
+
+__device__ __forceinline__ int line_index(int s, int h) { return (s & 15) | (h << 4) | ((s >> 4) << 5); }
+
+__device__ __forceinline__ void butterflies(float (&v)[LINE_HALF], int b) {
+#pragma unroll
+    for (int s = 0; s < LINE_HALF; s++)
+        if ((s & b) == 0) { float p = v[s], q = v[s | b]; v[s] = p + q; v[s | b] = p - q; }
+}
+
+// Unnormalised Hadamard of blocks of `block` (32..128; 0: none) along a line held by a lane pair.
+__device__ __forceinline__ void hadamard_line(float (&v)[LINE_HALF], int h, int block) {
+    if (block == 0) return;
+#pragma unroll
+    for (int b = 1; b < 16; b <<= 1) butterflies(v, b); // index bits 0..3
+#pragma unroll
+    for (int s = 0; s < LINE_HALF; s++) {              // bit 4: the pair
+        float o = __shfl_xor_sync(FULL, v[s], 16);
+        v[s] = h ? o - v[s] : v[s] + o;
+    }
+    if (block >= 64) butterflies(v, 16);               // bit 5
+    if (block >= 128) butterflies(v, 32);              // bit 6
+}
+
+// Codes of a half line, 16 consecutive ones per store: group g holds line elements 32g + 16h .. 32g + 16h + 15.
+__device__ __forceinline__ void store_line(const float (&v)[LINE_HALF], float scale, int e5m2, unsigned char* line, int h, int valid) {
+#pragma unroll
+    for (int g = 0; g < 4; g++) {
+        if (32 * g + 16 * h >= valid) break;
+        unsigned w[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            w[j] = 0;
+#pragma unroll
+            for (int e = 0; e < 4; e++) w[j] |= (unsigned) to_fp8(v[16 * g + 4 * j + e] * scale, e5m2) << (8 * e);
+        }
+        *(uint4*) (line + 32 * g + 16 * h) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+
+// QUANTIZE = false records the two amaxes only (current scaling's first pass).
+template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int C,
+        int block_r, float norm_r, const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r,
+        int block_c, float norm_c, const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) {
+    extern __shared__ float tile[]; // (TILE, TILE_STRIDE): the source tile, unrotated
+    int lane = threadIdx.x & 31, h = lane >> 4, line = 16 * (threadIdx.x >> 5) + (lane & 15);
+    long r0 = (long) blockIdx.y * TILE;
+    int c0 = blockIdx.x * TILE;
+    load_square<T>(x, R, C, r0, c0, tile);
+    __syncthreads();
+    float v[LINE_HALF], m;
+
+    // rows: this lane pair's line is tile row `line`
+#pragma unroll
+    for (int s = 0; s < LINE_HALF; s++) v[s] = tile[line * TILE_STRIDE + line_index(s, h)];
+    hadamard_line(v, h, block_r);
+    m = 0.f;
+#pragma unroll
+    for (int s = 0; s < LINE_HALF; s++) m = fmaxf(m, fabsf(v[s] * norm_r));
+    m = warp_max_abs(m);
+    if (lane == 0 && record_r) atomic_max_abs(record_r, m);
+    if (QUANTIZE) {
+        float scale = quant_scale(src_r, count_r, max_r);
+        if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *scale_inv_r = 1.f / scale;
+        if (r0 + line < R) store_line(v, norm_r * scale, e5m2_r, out_r + (r0 + line) * C + c0, h, C - c0);
+    }
+
+    // cols: this lane pair's line is tile column `line`
+#pragma unroll
+    for (int s = 0; s < LINE_HALF; s++) v[s] = tile[line_index(s, h) * TILE_STRIDE + line];
+    hadamard_line(v, h, block_c);
+    m = 0.f;
+#pragma unroll
+    for (int s = 0; s < LINE_HALF; s++) m = fmaxf(m, fabsf(v[s] * norm_c));
+    m = warp_max_abs(m);
+    if (lane == 0 && record_c) atomic_max_abs(record_c, m);
+    if (QUANTIZE) {
+        float scale = quant_scale(src_c, count_c, max_c);
+        if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *scale_inv_c = 1.f / scale;
+        if (c0 + line < C) store_line(v, norm_c * scale, e5m2_c, out_c + (long) (c0 + line) * R + r0, h, (int) (R - r0));
+    }
+}
+
+#define FP8_BOTH(T, S) \
+    extern "C" __global__ void __launch_bounds__(256, 2) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, float* amax_r, \
+        int block_c, float norm_c, float* amax_c) \
+        { both<T, false>(x, r, c, block_r, norm_r, 0, 0, amax_r, 0.f, 0, 0, 0, block_c, norm_c, 0, 0, amax_c, 0.f, 0, 0, 0); } \
+    extern "C" __global__ void __launch_bounds__(256, 2) fp8_both_quantize_##S(const T* x, int r, int c, \
+        int block_r, float norm_r, const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r, \
+        int block_c, float norm_c, const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) \
+        { both<T, true>(x, r, c, block_r, norm_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r, \
+                        block_c, norm_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c); }
+FOR_TYPES(FP8_BOTH)
+
 // A new step for each amax history (one slot per table entry of optimizer.cu's kind, p = the history of n floats):
 // every slot moves one place back, the oldest drops out, slot 0 starts again at zero.
 struct History { float* h; void* unused[3]; long n; double unused_decay; };

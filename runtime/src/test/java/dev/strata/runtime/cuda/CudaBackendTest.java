@@ -321,19 +321,77 @@ class CudaBackendTest {
         Tensor[] x = pair(DType.BF16, data, r, c);
         try (var want = CPU.quantizeFp8(x[0], DType.FP8_E4M3, transpose, block);
              var got = gpu.quantizeFp8(x[1], DType.FP8_E4M3, transpose, block)) {
-            double sw = CPU.toDoubles(want.scaleInv())[0], sg = gpu.toDoubles(got.scaleInv())[0];
-            assertEquals(sw, sg, 1e-5 * sw, mode + ": scale");
-            double[] w = CPU.toDoubles(want.data()), g = gpu.toDoubles(got.data());
-            int differ = 0;
-            for (int i = 0; i < w.length; i++) {
-                if (w[i] == g[i]) continue;
-                differ++;
-                assertTrue(Math.abs(w[i] - g[i]) <= Math.max(Math.abs(w[i]), Math.abs(g[i])) / 8 + Math.scalb(1.0, -9),
-                        mode + ": element " + i + " differs by more than one e4m3 step: " + w[i] + " vs " + g[i]);
-            }
-            assertTrue(differ < w.length / 100, mode + ": " + differ + " of " + w.length + " codes differ");
-            System.out.printf("quantize %s: %d of %d codes one step apart%n", mode, differ, w.length);
+            assertWithinOneStep(want, got, "quantize " + mode);
         }
+    }
+
+    /** The codes of one quantization on CPU and GPU: equal scales, and codes at most one step apart, in under 1%. */
+    private void assertWithinOneStep(Backend.Fp8Operand want, Backend.Fp8Operand got, String what) {
+        double sw = CPU.toDoubles(want.scaleInv())[0], sg = gpu.toDoubles(got.scaleInv())[0];
+        assertEquals(sw, sg, 1e-5 * sw, what + ": scale");
+        double[] w = CPU.toDoubles(want.data()), g = gpu.toDoubles(got.data());
+        double step = want.data().dtype() == DType.FP8_E5M2 ? 4 : 8; // 2 or 3 mantissa bits
+        int differ = 0;
+        for (int i = 0; i < w.length; i++) {
+            if (w[i] == g[i]) continue;
+            differ++;
+            assertTrue(Math.abs(w[i] - g[i]) <= Math.max(Math.abs(w[i]), Math.abs(g[i])) / step + Math.scalb(1.0, -9),
+                    what + ": element " + i + " differs by more than one step: " + w[i] + " vs " + g[i]);
+        }
+        assertTrue(differ < w.length / 100, what + ": " + differ + " of " + w.length + " codes differ");
+        System.out.printf("%s: %d of %d codes one step apart%n", what, differ, w.length);
+    }
+
+    /**
+     * Both operands from one read (fp8.cu's 128 x 128 tiles) equal the CPU's two quantizations: partial tiles,
+     * different blocks per side, unrotated sides, an f32 source, and blocks of 256 (the single kernels' fallback).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"bf16 384x320 64 128", "bf16 272x400 0 0", "bf16 256x512 128 0", "f32 256x384 128 128", "bf16 512x256 32 32",
+            "bf16 512x512 256 128"})
+    void quantizeBothMatchesTheCpu(String mode) {
+        String[] f = mode.split(" ");
+        DType dt = DType.valueOf(f[0].toUpperCase());
+        int r = Integer.parseInt(f[1].split("x")[0]), c = Integer.parseInt(f[1].split("x")[1]);
+        int rowsBlock = Integer.parseInt(f[2]), colsBlock = Integer.parseInt(f[3]);
+        double[] data = random((long) r * c, 1);
+        for (int row = 0; row < r; row++) data[row * c + 5] *= 100; // an outlier channel
+        Tensor[] x = pair(dt, data, r, c);
+        var ops = new java.util.ArrayList<Backend.Fp8Operand>();
+        for (Backend b : java.util.List.of(CPU, gpu)) {
+            ops.add(new Backend.Fp8Operand(b.empty(DType.FP8_E4M3, r, c), b.empty(DType.F32, 1)));
+            ops.add(new Backend.Fp8Operand(b.empty(DType.FP8_E5M2, c, r), b.empty(DType.F32, 1)));
+        }
+        CPU.quantizeFp8Both(x[0], new Backend.Fp8Target(ops.get(0), rowsBlock), new Backend.Fp8Target(ops.get(1), colsBlock));
+        gpu.quantizeFp8Both(x[1], new Backend.Fp8Target(ops.get(2), rowsBlock), new Backend.Fp8Target(ops.get(3), colsBlock));
+        assertWithinOneStep(ops.get(0), ops.get(2), "both " + mode + ", rows");
+        assertWithinOneStep(ops.get(1), ops.get(3), "both " + mode + ", cols");
+        ops.forEach(Backend.Fp8Operand::close);
+    }
+
+    /** Delayed scaling of both operands in one read: each side's scale from its own history, its amax recorded there. */
+    @Test
+    void quantizeBothDelayedMatchesTheCpu() {
+        int r = 256, c = 384;
+        Tensor[] x = pair(DType.BF16, random((long) r * c, 1), r, c);
+        double[] pastRows = {0, 1.5, 2.5}, pastCols = {0, 0.5, 0.75};
+        var ops = new java.util.ArrayList<Backend.Fp8Operand>();
+        var histories = new java.util.ArrayList<Tensor>();
+        for (Backend b : java.util.List.of(CPU, gpu)) {
+            Backend.Fp8Operand rows = new Backend.Fp8Operand(b.empty(DType.FP8_E5M2, r, c), b.empty(DType.F32, 1));
+            Backend.Fp8Operand cols = new Backend.Fp8Operand(b.empty(DType.FP8_E5M2, c, r), b.empty(DType.F32, 1));
+            Tensor hr = b.fromDoubles(pastRows, DType.F32, 3), hc = b.fromDoubles(pastCols, DType.F32, 3);
+            b.quantizeFp8Both(x[ops.size() / 2], new Backend.Fp8Target(rows, 128, hr, true), new Backend.Fp8Target(cols, 64, hc, true));
+            ops.addAll(java.util.List.of(rows, cols));
+            histories.addAll(java.util.List.of(hr, hc));
+        }
+        assertEquals(2.5 / 57344, gpu.toDoubles(ops.get(2).scaleInv())[0], 1e-6 * 2.5 / 57344, "rows scale from the rows history");
+        assertEquals(0.75 / 57344, gpu.toDoubles(ops.get(3).scaleInv())[0], 1e-6 * 0.75 / 57344, "cols scale from the cols history");
+        close(ops.get(0).data(), ops.get(2).data(), "delayed rows codes");
+        close(ops.get(1).data(), ops.get(3).data(), "delayed cols codes");
+        close(CPU.toDoubles(histories.get(0)), gpu.toDoubles(histories.get(2)), 1e-6, "rows amax recorded");
+        close(CPU.toDoubles(histories.get(1)), gpu.toDoubles(histories.get(3)), 1e-6, "cols amax recorded");
+        ops.forEach(Backend.Fp8Operand::close);
     }
 
     /** Delayed scaling on the GPU: scale from the history's older slots, this tensor's amax recorded in slot 0. */

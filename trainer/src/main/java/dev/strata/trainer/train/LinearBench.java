@@ -55,7 +55,8 @@ public final class LinearBench {
                 iteration(layer, p, x, dy);
                 gpu.timeOps(false);
                 double quantize = 0, total = 0;
-                for (var e : gpu.opTimes().entrySet()) {
+                Map<String, Double> times = gpu.opTimes();
+                for (var e : times.entrySet()) {
                     total += e.getValue();
                     if (e.getKey().startsWith("fp8_")) quantize += e.getValue();
                 }
@@ -65,6 +66,9 @@ public final class LinearBench {
                 rows.put(name, r);
                 o.printf(Locale.ROOT, "  %-16s %8.3f ms %8.1f TFLOP/s %6.2fx bf16   quantize %4.1f%% of device time%n",
                         r.variant(), r.medianMs(), r.tflops(), r.speedup(), 100 * r.quantizeShare());
+                StringBuilder ops = new StringBuilder("    ");
+                times.forEach((op, opMs) -> ops.append(String.format(Locale.ROOT, "%s %.3f  ", op, opMs)));
+                o.println(ops.toString().stripTrailing());
                 p.value().close();
                 p.grad().close();
                 layer.discard();
