@@ -48,7 +48,9 @@ public final class Fp8Linear implements Linear {
     private final Settings settings;
     private Fp8Operand wFwd, wDgrad; // (out,in) contracted over in; (in,out) contracted over out
     private Fp8Operand xT;           // (in,N): x contracted over tokens, kept from forward for dW
-    private final List<Tensor> histories = new ArrayList<>(); // (H) per Site, amax of this step in slot 0; empty when current
+    // (H) per Site, amax of this step in slot 0 and of earlier steps after it; H = 2 under current scaling, where
+    // slot 1 only tells nonFiniteInputs what the last step saw
+    private final List<Tensor> histories = new ArrayList<>();
     // Per Site: an amax was recorded this step; the history holds an earlier step, so delayed scaling may start.
     // Updates alone do not count: loading weights (resume, init_from) marks them updated too.
     private final boolean[] recorded = new boolean[Site.values().length], ready = new boolean[Site.values().length];
@@ -64,14 +66,13 @@ public final class Fp8Linear implements Linear {
         requireFp8Dimension(out, "out-features");
         if (settings.rotation().forward()) requireBlockDivides(in, "in-features");
         if (settings.rotation().dgrad()) requireBlockDivides(out, "out-features");
-        if (settings.amaxHistory() > 0)
-            for (Site site : Site.values()) histories.add(backend.zeros(DType.F32, settings.amaxHistory()));
+        for (Site site : Site.values()) histories.add(backend.zeros(DType.F32, Math.max(2, settings.amaxHistory())));
         weight.onUpdate(this::afterUpdate);
     }
 
     /** After each optimizer update: a new step in the amax histories, and the weight's FP8 copies made again. */
     private void afterUpdate() {
-        if (!histories.isEmpty()) backend.rollAmaxHistories(histories);
+        backend.rollAmaxHistories(histories);
         for (int i = 0; i < ready.length; i++) ready[i] |= recorded[i];
         if (wFwd != null) quantizeWeight();
     }
@@ -137,9 +138,18 @@ public final class Fp8Linear implements Linear {
     }
 
     private Fp8Target target(Fp8Operand out, Site site, boolean rotate) {
-        Tensor history = histories.isEmpty() ? null : histories.get(site.ordinal());
-        if (history != null) recorded[site.ordinal()] = true;
-        return new Fp8Target(out, block(rotate), history, history != null && ready[site.ordinal()]);
+        recorded[site.ordinal()] = true;
+        return new Fp8Target(out, block(rotate), histories.get(site.ordinal()), settings.amaxHistory() > 0 && ready[site.ordinal()]);
+    }
+
+    /** "x" or "dy" where the amax of the step before the last update was NaN or infinite. */
+    @Override public List<String> nonFiniteInputs() {
+        List<String> bad = new ArrayList<>();
+        for (Site site : Site.values()) {
+            String input = site.name().startsWith("X") ? "x" : "dy";
+            if (!bad.contains(input) && !Double.isFinite(backend.toDoubles(histories.get(site.ordinal()))[1])) bad.add(input);
+        }
+        return bad;
     }
 
     private int block(boolean rotate) { return rotate ? settings.hadamardBlock() : 0; }

@@ -166,7 +166,7 @@ public final class CpuBackend implements Backend {
             CpuBuffer h = buf(amaxHistory);
             if (fromHistory) {
                 amax = 0;
-                for (int i = 1; i < amaxHistory.numel(); i++) if (h.get(i) > amax) amax = h.get(i); // NaN ignored, as fmaxf does
+                for (int i = 1; i < amaxHistory.numel(); i++) if (h.get(i) > amax && h.get(i) < Double.POSITIVE_INFINITY) amax = h.get(i); // a skipped step's NaN or inf does not count
             }
             h.set(0, Math.max(h.get(0), (float) own));
         }

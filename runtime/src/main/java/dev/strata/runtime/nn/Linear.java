@@ -23,6 +23,13 @@ public interface Linear {
     /** Frees what forward kept for backward, when no backward follows (evaluation). */
     default void discard() {}
 
+    /**
+     * After an optimizer update: the inputs of the last step that held a NaN or an infinity ("x", "dy"), so that a
+     * skipped step names the layer where it went wrong. Only layers that measure their inputs (FP8) know; it reads
+     * back from the device, so it is for reports, not for every step.
+     */
+    default List<String> nonFiniteInputs() { return List.of(); }
+
     /** Builds the linear named {@code name} (e.g. "layers.0.attention.wq"). */
     @FunctionalInterface
     interface Maker {

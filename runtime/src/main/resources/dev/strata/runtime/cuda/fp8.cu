@@ -35,17 +35,22 @@ template <int E> __device__ __forceinline__ void warp_hadamard(float (&v)[E], in
         }
 }
 
+// Amaxes compare as the unsigned bits of |v|: NaN > inf > finite, so a NaN or inf anywhere shows in the amax (fmaxf
+// would drop NaN) and the layer that met it can be named.
+__device__ __forceinline__ float max_abs(float m, float v) { return __uint_as_float(max(__float_as_uint(m), __float_as_uint(fabsf(v)))); }
+
 __device__ __forceinline__ float warp_max_abs(float m) {
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(FULL, m, o));
+    for (int o = 16; o > 0; o >>= 1) m = max_abs(m, __shfl_xor_sync(FULL, m, o));
     return m;
 }
 
 // amax >= 0, so its float bits order as unsigned ints.
 __device__ __forceinline__ void atomic_max_abs(float* amax, float m) { atomicMax((unsigned*) amax, __float_as_uint(m)); }
 
+// A non-finite amax in the history (a step that was skipped) does not count.
 __device__ __forceinline__ float quant_scale(const float* amax_src, int amax_count, float max_fp8) {
     float a = 0.f;
-    for (int i = 0; i < amax_count; i++) a = fmaxf(a, amax_src[i]);
+    for (int i = 0; i < amax_count; i++) if (amax_src[i] < INFINITY) a = fmaxf(a, amax_src[i]);
     return a > 0.f && a < INFINITY ? max_fp8 / a : 1.f;
 }
 
@@ -66,7 +71,7 @@ template <typename T, int E> __device__ void rows_amax(const T* x, long n, int r
         load_rows<T, E>(x, c, n, lane, v);
         if (rotate) warp_hadamard<E>(v, lane);
 #pragma unroll
-        for (int e = 0; e < E; e++) m = fmaxf(m, fabsf(v[e] * norm));
+        for (int e = 0; e < E; e++) m = max_abs(m, v[e] * norm);
     }
     m = warp_max_abs(m);
     if (lane == 0) atomic_max_abs(amax, m);
@@ -85,7 +90,7 @@ template <typename T, int E> __device__ void rows_quantize(const T* x, long n, i
         long base = c * 32 * E + (long) lane * E;
 #pragma unroll
         for (int e = 0; e < E; e++) {
-            m = fmaxf(m, fabsf(v[e] * norm));
+            m = max_abs(m, v[e] * norm);
             if (base + e < n) out[base + e] = to_fp8(v[e] * norm * scale, e5m2);
         }
     }
@@ -119,7 +124,7 @@ template <typename T, int E> __device__ void cols_amax(const T* x, int r, int c,
         for (int e = 0; e < E; e++) v[e] = tile[(lane * E + e) * 33 + j];
         if (rotate) warp_hadamard<E>(v, lane);
 #pragma unroll
-        for (int e = 0; e < E; e++) m = fmaxf(m, fabsf(v[e] * norm));
+        for (int e = 0; e < E; e++) m = max_abs(m, v[e] * norm);
     }
     m = warp_max_abs(m);
     if (lane == 0) atomic_max_abs(amax, m);
@@ -143,7 +148,7 @@ template <typename T, int E> __device__ void cols_quantize(const T* x, int r, in
 #pragma unroll
         for (int e = 0; e < E; e++) {
             long row = r0 + lane * E + e;
-            m = fmaxf(m, fabsf(v[e] * norm)); // padding rows and columns hold zeros
+            m = max_abs(m, v[e] * norm); // padding rows and columns hold zeros
             if (row < r) out[(long) col * r + row] = to_fp8(v[e] * norm * scale, e5m2);
         }
     }
@@ -267,7 +272,7 @@ template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int
     hadamard_line(v, h, block_r);
     m = 0.f;
 #pragma unroll
-    for (int s = 0; s < LINE_HALF; s++) m = fmaxf(m, fabsf(v[s] * norm_r));
+    for (int s = 0; s < LINE_HALF; s++) m = max_abs(m, v[s] * norm_r);
     m = warp_max_abs(m);
     if (lane == 0 && record_r) atomic_max_abs(record_r, m);
     if (QUANTIZE) {
@@ -282,7 +287,7 @@ template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int
     hadamard_line(v, h, block_c);
     m = 0.f;
 #pragma unroll
-    for (int s = 0; s < LINE_HALF; s++) m = fmaxf(m, fabsf(v[s] * norm_c));
+    for (int s = 0; s < LINE_HALF; s++) m = max_abs(m, v[s] * norm_c);
     m = warp_max_abs(m);
     if (lane == 0 && record_c) atomic_max_abs(record_c, m);
     if (QUANTIZE) {

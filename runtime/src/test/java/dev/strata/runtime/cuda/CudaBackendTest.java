@@ -413,6 +413,24 @@ class CudaBackendTest {
         close(new double[] {0, CPU.toDoubles(history[0])[0], 3.5, 2.0}, gpu.toDoubles(history[1]), 1e-6, "rolled history");
     }
 
+    /** A NaN in x shows in the recorded amax (so its layer can be named); a NaN in the history does not set the scale. */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 256})
+    void nonFiniteAmaxIsRecordedAndIgnoredForScaling(int block) {
+        int r = 256, c = 256;
+        double[] data = random((long) r * c, 1);
+        data[1000] = Double.NaN;
+        Tensor x = gpu.fromDoubles(data, DType.BF16, r, c);
+        Tensor hr = gpu.fromDoubles(new double[] {0, Double.NaN, 2.0}, DType.F32, 3), hc = gpu.fromDoubles(new double[] {0, 1.0, Double.POSITIVE_INFINITY}, DType.F32, 3);
+        try (var rows = new Backend.Fp8Operand(gpu.empty(DType.FP8_E4M3, r, c), gpu.empty(DType.F32, 1));
+             var cols = new Backend.Fp8Operand(gpu.empty(DType.FP8_E4M3, c, r), gpu.empty(DType.F32, 1))) {
+            gpu.quantizeFp8Both(x, new Backend.Fp8Target(rows, block, hr, true), new Backend.Fp8Target(cols, block, hc, true));
+            assertTrue(Double.isNaN(gpu.toDoubles(hr)[0]) && Double.isNaN(gpu.toDoubles(hc)[0]), "the NaN is in both recorded amaxes");
+            assertEquals(2.0 / 448, gpu.toDoubles(rows.scaleInv())[0], 1e-6, "rows scale from the finite history entry");
+            assertEquals(1.0 / 448, gpu.toDoubles(cols.scaleInv())[0], 1e-6, "cols scale from the finite history entry");
+        }
+    }
+
     @Test
     void fp8GemmMatchesTheCpuOnTheSameCodes() {
         int m = 96, n = 80, k = 256;

@@ -32,6 +32,7 @@ public final class Transformer {
     private final List<Block> layers = new ArrayList<>();
     private final Norm norm;
     private final Linear output;                          // (V,C), the embedding itself when tied
+    private final Map<String, Linear> linearsByName = new LinkedHashMap<>();
     private final List<Tensor> saved = new ArrayList<>(); // hidden states kept for backward, freed after it
     private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions, kept per shape
     private int positionsSeq;                             // the T of positions
@@ -58,6 +59,12 @@ public final class Transformer {
         tokEmbeddings = stage.embedding() ? new Embedding(backend, params, activations, "tok_embeddings", cfg.vocabSize(), cfg.dim()) : null;
         posEmbeddings = stage.embedding() && gpt2 ? new Embedding(backend, params, activations, "pos_embeddings", cfg.maxSeqLen(), cfg.dim()) : null;
         Rope rope = gpt2 ? null : Rope.of(backend, params, cfg.maxSeqLen(), cfg.headDim(), cfg.ropeTheta());
+        Linear.Maker maker = linears;
+        linears = (name, in, out, bias) -> {
+            Linear l = maker.make(name, in, out, bias);
+            linearsByName.put(name, l);
+            return l;
+        };
         for (int i = stage.firstLayer(); i < stage.endLayer(); i++)
             layers.add(new Block(backend, params, "layers." + i, cfg, linears, rope));
         norm = stage.head() ? Block.norm(backend, params, "norm", cfg) : null;
@@ -70,6 +77,9 @@ public final class Transformer {
     }
 
     public ModelConfig config() { return cfg; }
+
+    /** Every linear layer the maker built, by name ("layers.0.attention.wq", "output"). */
+    public Map<String, Linear> linears() { return java.util.Collections.unmodifiableMap(linearsByName); }
 
     public Backend backend() { return backend; }
 

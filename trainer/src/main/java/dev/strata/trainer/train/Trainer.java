@@ -20,7 +20,9 @@ import dev.strata.trainer.model.Transformer;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
@@ -111,9 +113,11 @@ public final class Trainer {
                         throw new IllegalStateException("the loss or gradients were not finite for " + skippedInARow + " steps in a row, up to step "
                                 + step + " (loss " + r.loss() + "); lower training.lr or check the data");
                     if (r.skipped()) {
-                        progress.message(String.format(Locale.ROOT, "step %d skipped: gradient norm %s, loss %s; weights and optimizer state unchanged",
-                                step, gradNorm, r.loss()));
-                        run.log(record("step", step, "skipped", true, "loss", String.valueOf(r.loss()), "grad_norm", String.valueOf(gradNorm)));
+                        String where = nonFiniteLinears(model);
+                        progress.message(String.format(Locale.ROOT, "step %d skipped: gradient norm %s, loss %s%s; weights and optimizer state unchanged",
+                                step, gradNorm, r.loss(), where.isEmpty() ? "" : ", first non-finite input in " + where));
+                        run.log(record("step", step, "skipped", true, "loss", String.valueOf(r.loss()), "grad_norm", String.valueOf(gradNorm),
+                                "non_finite", where));
                     }
                     stepSeconds = (System.nanoTime() - t0) / 1e9;
                     timedSteps++;
@@ -232,5 +236,23 @@ public final class Trainer {
         Map<String, Object> m = new LinkedHashMap<>();
         for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
         return m;
+    }
+
+    /**
+     * Where the last step's values first went non-finite, as far as FP8 layers saw it: the first layer (forward
+     * order) whose input x was, else the last one whose output gradient dy was, e.g. "layers.1.attention.wq (x) and 9
+     * more layers"; empty when no layer measured anything non-finite.
+     */
+    static String nonFiniteLinears(Transformer model) {
+        List<String> forward = new ArrayList<>(), backward = new ArrayList<>();
+        model.linears().forEach((name, linear) -> {
+            List<String> inputs = linear.nonFiniteInputs();
+            if (inputs.contains("x")) forward.add(name);
+            else if (inputs.contains("dy")) backward.add(0, name);
+        });
+        if (forward.isEmpty() && backward.isEmpty()) return "";
+        String first = forward.isEmpty() ? backward.get(0) + " (dy)" : forward.get(0) + " (x)";
+        int more = forward.size() + backward.size() - 1;
+        return more == 0 ? first : first + " and " + more + " more layers";
     }
 }

@@ -8,6 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.cpu.CpuBackend;
+import dev.strata.quant.Fp8Plan;
+import dev.strata.quant.Rotation;
+import dev.strata.runtime.nn.DenseLinear;
+import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
@@ -47,6 +51,38 @@ class TrainStepTest {
             TrainStep.Result next = step.run(x, y, 1e-3);
             assertFalse(next.skipped(), "training goes on once the gradients are finite again");
             assertEquals(2, opt.stepCount());
+        }
+    }
+
+    /** With FP8 layers, a skipped step names the first layer whose input was not finite; delayed scaling recovers. */
+    @Test
+    void aNonFiniteFp8StepNamesTheLayer() {
+        ModelConfig cfg = ModelConfig.llama(64, 64, 2, 4, 2, 128, 16);
+        Linear.Maker fp8 = new Fp8Plan(Rotation.ALL, 32, 4, java.util.List.of("output")).maker(CPU, DType.F32, DenseLinear.maker(CPU, DType.F32));
+        Transformer model = new Transformer(cfg, CPU, DType.F32, fp8, Transformer.Stage.whole(cfg));
+        Initializer.initialize(model, 3);
+        AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
+        int b = 4, t = 8;
+        SplittableRandom rng = new SplittableRandom(4);
+        int[][] x = {rng.ints(b * t, 0, 64).toArray()}, y = {rng.ints(b * t, 0, 64).toArray()};
+        try (TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, true)) {
+            assertFalse(step.run(x, y, 1e-3).skipped());
+            assertEquals("", Trainer.nonFiniteLinears(model), "a finite step names no layer");
+            Parameter w = model.parameters().get("layers.0.feed_forward.w2.weight");
+            double[] good = CPU.toDoubles(w.value()), poisoned = good.clone();
+            poisoned[5] = Double.NaN; // an infinity would saturate to the largest FP8 value
+            CPU.copyInto(CPU.fromDoubles(poisoned, DType.F32, w.shape()), w.value());
+            w.markUpdated();
+
+            assertTrue(step.run(x, y, 1e-3).skipped());
+            String where = Trainer.nonFiniteLinears(model);
+            assertTrue(where.startsWith("layers.1.attention.wq (x)"), "the layer after the NaN weight is named first: " + where);
+
+            CPU.copyInto(CPU.fromDoubles(good, DType.F32, w.shape()), w.value());
+            w.markUpdated();
+            TrainStep.Result next = step.run(x, y, 1e-3);
+            assertFalse(next.skipped(), "the amax histories drop the skipped step's NaN, so scaling recovers");
+            assertEquals("", Trainer.nonFiniteLinears(model));
         }
     }
 
