@@ -14,15 +14,16 @@ import java.util.List;
  * y = x·Wᵀ + b with all three GEMMs in FP8 (HALO). Each operand is rotated along the GEMM's contracted dimension by
  * the block-diagonal Hadamard matrix H when the {@link Rotation} level asks for it (H·Hᵀ = I, so the product is
  * unchanged in exact arithmetic while outliers spread over the block) and quantized per tensor: E4M3 for
- * activations and weights, E5M2 for gradients. The weight's two FP8 copies (for the forward and the data
- * gradient) are made once per optimizer update and shared by the micro-batches; the forward keeps x already
- * quantized for the weight gradient, at half the memory of bf16. Master weight, gradient and bias stay f32.
+ * activations and weights, E5M2 for gradients. x, dy and W each feed two GEMMs, so both of a tensor's operands
+ * (row-wise, and transposed for the other contraction) come from one read of it. The weight's two FP8 copies are
+ * made once per optimizer update and shared by the micro-batches; the forward keeps x already quantized for the
+ * weight gradient, at half the memory of bf16. Master weight, gradient and bias stay f32.
  *
  * <p>Scaling is per tensor: current (each tensor's own amax, one extra pass over it) or, with an amax history,
- * delayed for x and dy (the largest amax of the last steps, as Transformer Engine does, recorded while quantizing:
- * one pass). A layer's first step scales currently, to fill the history; the weight always scales currently, once
- * per update. With {@code quantize = false} the rotations run without FP8, so the layer equals the dense one up to
- * rounding.
+ * delayed (the largest amax of the last steps, as Transformer Engine does, recorded while quantizing: one pass) for
+ * x, dy and the weight alike. A site's first quantization scales currently, to fill its history. Every site records
+ * its amax, so after a step {@link #nonFiniteInputs} can say which tensor held a NaN or an infinity. With
+ * {@code quantize = false} the rotations run without FP8, so the layer equals the dense one up to rounding.
  */
 public final class Fp8Linear implements Linear {
     /**
@@ -38,8 +39,14 @@ public final class Fp8Linear implements Linear {
         public Settings(Rotation rotation, int hadamardBlock, boolean quantize) { this(rotation, hadamardBlock, quantize, 0); }
     }
 
-    /** Where an activation or gradient is quantized; each keeps its own amax history under delayed scaling. */
-    private enum Site { X_ROWS, X_COLS, DY_ROWS, DY_COLS }
+    /** Where a tensor is quantized; each keeps its own amax history under delayed scaling. */
+    private enum Site {
+        X_ROWS("x"), X_COLS("x"), DY_ROWS("dy"), DY_COLS("dy"), W_ROWS("weight"), W_COLS("weight");
+
+        final String input;
+
+        Site(String input) { this.input = input; }
+    }
 
     private final Backend backend;
     private final String name;
@@ -125,10 +132,10 @@ public final class Fp8Linear implements Linear {
         return wDgrad;
     }
 
-    /** The weight's two copies in E4M3 (current scaling), in place: captured graphs hold their addresses. */
+    /** The weight's two copies in E4M3, in place: captured graphs hold their addresses. */
     private void quantizeWeight() {
-        backend.quantizeFp8Both(weight.value(), new Fp8Target(wFwd, block(settings.rotation().forward())),
-                new Fp8Target(wDgrad, block(settings.rotation().dgrad())));
+        backend.quantizeFp8Both(weight.value(), target(wFwd, Site.W_ROWS, settings.rotation().forward()),
+                target(wDgrad, Site.W_COLS, settings.rotation().dgrad()));
     }
 
     /** An uninitialised operand for t (R,C), or for tᵀ; in t's own dtype when quantizing is off. */
@@ -142,13 +149,11 @@ public final class Fp8Linear implements Linear {
         return new Fp8Target(out, block(rotate), histories.get(site.ordinal()), settings.amaxHistory() > 0 && ready[site.ordinal()]);
     }
 
-    /** "x" or "dy" where the amax of the step before the last update was NaN or infinite. */
+    /** "weight", "x" or "dy" where the amax of the step before the last update was NaN or infinite. */
     @Override public List<String> nonFiniteInputs() {
         List<String> bad = new ArrayList<>();
-        for (Site site : Site.values()) {
-            String input = site.name().startsWith("X") ? "x" : "dy";
-            if (!bad.contains(input) && !Double.isFinite(backend.toDoubles(histories.get(site.ordinal()))[1])) bad.add(input);
-        }
+        for (Site site : Site.values())
+            if (!bad.contains(site.input) && !Double.isFinite(backend.toDoubles(histories.get(site.ordinal()))[1])) bad.add(site.input);
         return bad;
     }
 

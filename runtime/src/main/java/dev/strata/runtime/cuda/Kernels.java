@@ -73,6 +73,9 @@ final class Kernels {
         if (sharedBytes > DEFAULT_SHARED && sharedLimits.getOrDefault(f, DEFAULT_SHARED) < sharedBytes) {
             Cuda.checkDriver(cudart.cuFuncSetAttribute(f, cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes),
                     "cuFuncSetAttribute(" + name + ", " + sharedBytes + " bytes of shared memory)");
+            // all of the SM's on-chip memory as shared memory, so several such blocks fit on an SM
+            Cuda.checkDriver(cudart.cuFuncSetAttribute(f, cudart.CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, cudart.CU_SHAREDMEM_CARVEOUT_MAX_SHARED),
+                    "cuFuncSetAttribute(" + name + ", shared memory carveout)");
             sharedLimits.put(f, sharedBytes);
         }
         try (PointerPointer<Pointer> params = new PointerPointer<>(args.length)) {

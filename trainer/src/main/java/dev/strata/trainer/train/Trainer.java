@@ -240,18 +240,19 @@ public final class Trainer {
 
     /**
      * Where the last step's values first went non-finite, as far as FP8 layers saw it: the first layer (forward
-     * order) whose input x was, else the last one whose output gradient dy was, e.g. "layers.1.attention.wq (x) and 9
-     * more layers"; empty when no layer measured anything non-finite.
+     * order) whose weight or input x was, else the last one whose output gradient dy was, e.g.
+     * "layers.1.attention.wq (x) and 9 more layers"; empty when no layer measured anything non-finite.
      */
     static String nonFiniteLinears(Transformer model) {
         List<String> forward = new ArrayList<>(), backward = new ArrayList<>();
         model.linears().forEach((name, linear) -> {
             List<String> inputs = linear.nonFiniteInputs();
-            if (inputs.contains("x")) forward.add(name);
-            else if (inputs.contains("dy")) backward.add(0, name);
+            if (inputs.contains("weight")) forward.add(name + " (weight)");
+            else if (inputs.contains("x")) forward.add(name + " (x)");
+            else if (inputs.contains("dy")) backward.add(0, name + " (dy)");
         });
         if (forward.isEmpty() && backward.isEmpty()) return "";
-        String first = forward.isEmpty() ? backward.get(0) + " (dy)" : forward.get(0) + " (x)";
+        String first = forward.isEmpty() ? backward.get(0) : forward.get(0);
         int more = forward.size() + backward.size() - 1;
         return more == 0 ? first : first + " and " + more + " more layers";
     }
