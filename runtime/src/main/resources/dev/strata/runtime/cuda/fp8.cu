@@ -175,15 +175,15 @@ FOR_TYPES(FP8_FOR_E)
 // ---- both: x (R,C) into its rows codes (R,C) and its cols codes (C,R) in one read ---------------------------------
 // x and dy feed two GEMMs each (and the weight feeds two), so both operands are made from one read of the source.
 // A block of 256 threads copies a 128 x 128 tile into shared memory with all its loads in flight at once, then
-// rotates and quantizes the tile's rows, then its columns. A line (row or column) of 128 belongs to a lane pair
-// (l, l ^ 16): lane half h holds the 64 elements i = (s & 15) | h << 4 | (s >> 4) << 5, s = 0..63, so the
-// Hadamard butterflies run in registers except one shuffle stage, the 129-float row stride keeps every shared
-// access conflict-free, and each lane writes its codes as four 16-byte stores. Hadamard blocks up to 128 fit in a
-// line; each side has its own block (0: none), scale source, amax record, format and output.
+// rotates and quantizes the tile's rows, then its columns. A line (row or column) of 128 belongs to four lanes
+// (l, l ^ 8, l ^ 16, l ^ 24): lane quarter h holds the 32 elements i = (s & 7) | h << 3 | (s >> 3) << 5, s = 0..31,
+// so the Hadamard butterflies run in registers except two shuffle stages, the 129-float row stride keeps every
+// shared access conflict-free, and few registers leave room for three blocks per SM. Hadamard blocks up to 128 fit
+// in a line; each side has its own block (0: none), scale source, amax record, format and output.
 
 #define TILE 128
 #define TILE_STRIDE 129
-#define LINE_HALF 64
+#define LINE_PART 32
 
 __device__ __forceinline__ float pick(const float (&v)[4], int e) { return e == 0 ? v[0] : e == 1 ? v[1] : e == 2 ? v[2] : v[3]; }
 
@@ -216,41 +216,46 @@ template <typename T> __device__ __forceinline__ void load_square(const T* x, in
         }
 }
 
-__device__ __forceinline__ int line_index(int s, int h) { return (s & 15) | (h << 4) | ((s >> 4) << 5); }
+__device__ __forceinline__ int line_index(int s, int h) { return (s & 7) | (h << 3) | ((s >> 3) << 5); }
 
-__device__ __forceinline__ void butterflies(float (&v)[LINE_HALF], int b) {
+__device__ __forceinline__ void butterflies(float (&v)[LINE_PART], int b) {
 #pragma unroll
-    for (int s = 0; s < LINE_HALF; s++)
+    for (int s = 0; s < LINE_PART; s++)
         if ((s & b) == 0) { float p = v[s], q = v[s | b]; v[s] = p + q; v[s | b] = p - q; }
 }
 
-// Unnormalised Hadamard of blocks of `block` (32..128; 0: none) along a line held by a lane pair.
-__device__ __forceinline__ void hadamard_line(float (&v)[LINE_HALF], int h, int block) {
-    if (block == 0) return;
+__device__ __forceinline__ void exchange(float (&v)[LINE_PART], int lanes, bool upper) {
 #pragma unroll
-    for (int b = 1; b < 16; b <<= 1) butterflies(v, b); // index bits 0..3
-#pragma unroll
-    for (int s = 0; s < LINE_HALF; s++) {              // bit 4: the pair
-        float o = __shfl_xor_sync(FULL, v[s], 16);
-        v[s] = h ? o - v[s] : v[s] + o;
+    for (int s = 0; s < LINE_PART; s++) {
+        float o = __shfl_xor_sync(FULL, v[s], lanes);
+        v[s] = upper ? o - v[s] : v[s] + o;
     }
-    if (block >= 64) butterflies(v, 16);               // bit 5
-    if (block >= 128) butterflies(v, 32);              // bit 6
 }
 
-// Codes of a half line, 16 consecutive ones per store: group g holds line elements 32g + 16h .. 32g + 16h + 15.
-__device__ __forceinline__ void store_line(const float (&v)[LINE_HALF], float scale, int e5m2, unsigned char* line, int h, int valid) {
+// Unnormalised Hadamard of blocks of `block` (32..128; 0: none) along a line held by a lane quarter h.
+__device__ __forceinline__ void hadamard_line(float (&v)[LINE_PART], int h, int block) {
+    if (block == 0) return;
+#pragma unroll
+    for (int b = 1; b < 8; b <<= 1) butterflies(v, b); // index bits 0..2
+    exchange(v, 8, h & 1);                              // bits 3, 4: across the four lanes
+    exchange(v, 16, h & 2);
+    if (block >= 64) butterflies(v, 8);                 // bit 5
+    if (block >= 128) butterflies(v, 16);               // bit 6
+}
+
+// Codes of a quarter line, 8 consecutive ones per store: group g holds line elements 32g + 8h .. 32g + 8h + 7.
+__device__ __forceinline__ void store_line(const float (&v)[LINE_PART], float scale, int e5m2, unsigned char* line, int h, int valid) {
 #pragma unroll
     for (int g = 0; g < 4; g++) {
-        if (32 * g + 16 * h >= valid) break;
-        unsigned w[4];
+        if (32 * g + 8 * h >= valid) break;
+        unsigned w[2];
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < 2; j++) {
             w[j] = 0;
 #pragma unroll
-            for (int e = 0; e < 4; e++) w[j] |= (unsigned) to_fp8(v[16 * g + 4 * j + e] * scale, e5m2) << (8 * e);
+            for (int e = 0; e < 4; e++) w[j] |= (unsigned) to_fp8(v[8 * g + 4 * j + e] * scale, e5m2) << (8 * e);
         }
-        *(uint4*) (line + 32 * g + 16 * h) = make_uint4(w[0], w[1], w[2], w[3]);
+        *(uint2*) (line + 32 * g + 8 * h) = make_uint2(w[0], w[1]);
     }
 }
 
@@ -259,49 +264,45 @@ template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int
         int block_r, float norm_r, const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r,
         int block_c, float norm_c, const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) {
     extern __shared__ float tile[]; // (TILE, TILE_STRIDE): the source tile, unrotated
-    int lane = threadIdx.x & 31, h = lane >> 4, line = 16 * (threadIdx.x >> 5) + (lane & 15);
+    int lane = threadIdx.x & 31, h = lane >> 3;
     long r0 = (long) blockIdx.y * TILE;
     int c0 = blockIdx.x * TILE;
     load_square<T>(x, R, C, r0, c0, tile);
+    float scale_r = 0.f, scale_c = 0.f, m_r = 0.f, m_c = 0.f;
+    if (QUANTIZE) {
+        scale_r = quant_scale(src_r, count_r, max_r);
+        scale_c = quant_scale(src_c, count_c, max_c);
+        if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) { *scale_inv_r = 1.f / scale_r; *scale_inv_c = 1.f / scale_c; }
+    }
     __syncthreads();
-    float v[LINE_HALF], m;
-
-    // rows: this lane pair's line is tile row `line`
+    float v[LINE_PART];
+    for (int line = 8 * (threadIdx.x >> 5) + (lane & 7); line < TILE; line += blockDim.x / 4) { // tile rows
 #pragma unroll
-    for (int s = 0; s < LINE_HALF; s++) v[s] = tile[line * TILE_STRIDE + line_index(s, h)];
-    hadamard_line(v, h, block_r);
-    m = 0.f;
+        for (int s = 0; s < LINE_PART; s++) v[s] = tile[line * TILE_STRIDE + line_index(s, h)];
+        hadamard_line(v, h, block_r);
 #pragma unroll
-    for (int s = 0; s < LINE_HALF; s++) m = max_abs(m, v[s] * norm_r);
-    m = warp_max_abs(m);
-    if (lane == 0 && record_r) atomic_max_abs(record_r, m);
-    if (QUANTIZE) {
-        float scale = quant_scale(src_r, count_r, max_r);
-        if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *scale_inv_r = 1.f / scale;
-        if (r0 + line < R) store_line(v, norm_r * scale, e5m2_r, out_r + (r0 + line) * C + c0, h, C - c0);
+        for (int s = 0; s < LINE_PART; s++) m_r = max_abs(m_r, v[s] * norm_r);
+        if (QUANTIZE && r0 + line < R) store_line(v, norm_r * scale_r, e5m2_r, out_r + (r0 + line) * C + c0, h, C - c0);
     }
-
-    // cols: this lane pair's line is tile column `line`
+    for (int line = 8 * (threadIdx.x >> 5) + (lane & 7); line < TILE; line += blockDim.x / 4) { // tile columns
 #pragma unroll
-    for (int s = 0; s < LINE_HALF; s++) v[s] = tile[line_index(s, h) * TILE_STRIDE + line];
-    hadamard_line(v, h, block_c);
-    m = 0.f;
+        for (int s = 0; s < LINE_PART; s++) v[s] = tile[line_index(s, h) * TILE_STRIDE + line];
+        hadamard_line(v, h, block_c);
 #pragma unroll
-    for (int s = 0; s < LINE_HALF; s++) m = max_abs(m, v[s] * norm_c);
-    m = warp_max_abs(m);
-    if (lane == 0 && record_c) atomic_max_abs(record_c, m);
-    if (QUANTIZE) {
-        float scale = quant_scale(src_c, count_c, max_c);
-        if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *scale_inv_c = 1.f / scale;
-        if (c0 + line < C) store_line(v, norm_c * scale, e5m2_c, out_c + (long) (c0 + line) * R + r0, h, (int) (R - r0));
+        for (int s = 0; s < LINE_PART; s++) m_c = max_abs(m_c, v[s] * norm_c);
+        if (QUANTIZE && c0 + line < C) store_line(v, norm_c * scale_c, e5m2_c, out_c + (long) (c0 + line) * R + r0, h, (int) (R - r0));
     }
+    m_r = warp_max_abs(m_r);
+    m_c = warp_max_abs(m_c);
+    if (lane == 0 && record_r) atomic_max_abs(record_r, m_r);
+    if (lane == 0 && record_c) atomic_max_abs(record_c, m_c);
 }
 
 #define FP8_BOTH(T, S) \
-    extern "C" __global__ void __launch_bounds__(256, 2) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, float* amax_r, \
+    extern "C" __global__ void __launch_bounds__(256, 3) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, float* amax_r, \
         int block_c, float norm_c, float* amax_c) \
         { both<T, false>(x, r, c, block_r, norm_r, 0, 0, amax_r, 0.f, 0, 0, 0, block_c, norm_c, 0, 0, amax_c, 0.f, 0, 0, 0); } \
-    extern "C" __global__ void __launch_bounds__(256, 2) fp8_both_quantize_##S(const T* x, int r, int c, \
+    extern "C" __global__ void __launch_bounds__(256, 3) fp8_both_quantize_##S(const T* x, int r, int c, \
         int block_r, float norm_r, const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r, \
         int block_c, float norm_c, const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) \
         { both<T, true>(x, r, c, block_r, norm_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r, \
