@@ -377,11 +377,13 @@ class CudaBackendTest {
         double[] pastRows = {0, 1.5, 2.5}, pastCols = {0, 0.5, 0.75};
         var ops = new java.util.ArrayList<Backend.Fp8Operand>();
         var histories = new java.util.ArrayList<Tensor>();
-        for (Backend b : java.util.List.of(CPU, gpu)) {
+        Backend[] backends = {CPU, gpu}; // x[i] lives on backends[i]
+        for (int i = 0; i < 2; i++) {
+            Backend b = backends[i];
             Backend.Fp8Operand rows = new Backend.Fp8Operand(b.empty(DType.FP8_E5M2, r, c), b.empty(DType.F32, 1));
             Backend.Fp8Operand cols = new Backend.Fp8Operand(b.empty(DType.FP8_E5M2, c, r), b.empty(DType.F32, 1));
             Tensor hr = b.fromDoubles(pastRows, DType.F32, 3), hc = b.fromDoubles(pastCols, DType.F32, 3);
-            b.quantizeFp8Both(x[ops.size() / 2], new Backend.Fp8Target(rows, 128, hr, true), new Backend.Fp8Target(cols, 64, hc, true));
+            b.quantizeFp8Both(x[i], new Backend.Fp8Target(rows, 128, hr, true), new Backend.Fp8Target(cols, 64, hc, true));
             ops.addAll(java.util.List.of(rows, cols));
             histories.addAll(java.util.List.of(hr, hc));
         }

@@ -29,11 +29,9 @@ class TrainStepTest {
     void aNonFiniteStepIsSkippedAndTrainingGoesOn() {
         ModelConfig cfg = ModelConfig.llama(64, 32, 2, 4, 2, 64, 16);
         Transformer model = new Transformer(cfg, CPU, DType.F32);
-        Initializer.initialize(model, 3);
-        AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
         int b = 2, t = 8;
-        SplittableRandom rng = new SplittableRandom(4);
-        int[][] x = {rng.ints(b * t, 0, 64).toArray()}, y = {rng.ints(b * t, 0, 64).toArray()};
+        int[][] x = tokens(b * t, 4), y = tokens(b * t, 5);
+        AdamW opt = initialized(model);
         try (TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, true)) {
             assertFalse(step.run(x, y, 1e-3).skipped());
             Parameter w = model.parameters().get("layers.0.feed_forward.w2.weight");
@@ -60,11 +58,9 @@ class TrainStepTest {
         ModelConfig cfg = ModelConfig.llama(64, 64, 2, 4, 2, 128, 16);
         Linear.Maker fp8 = new Fp8Plan(Rotation.ALL, 32, 4, java.util.List.of("output")).maker(CPU, DType.F32, DenseLinear.maker(CPU, DType.F32));
         Transformer model = new Transformer(cfg, CPU, DType.F32, fp8, Transformer.Stage.whole(cfg));
-        Initializer.initialize(model, 3);
-        AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
-        int b = 4, t = 8;
-        SplittableRandom rng = new SplittableRandom(4);
-        int[][] x = {rng.ints(b * t, 0, 64).toArray()}, y = {rng.ints(b * t, 0, 64).toArray()};
+        int b = 4, t = 8; // b*t a multiple of the Hadamard block: the weight gradient rotates over tokens
+        int[][] x = tokens(b * t, 4), y = tokens(b * t, 5);
+        AdamW opt = initialized(model);
         try (TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, true)) {
             assertFalse(step.run(x, y, 1e-3).skipped());
             assertEquals("", Trainer.nonFiniteLinears(model), "a finite step names no layer");
@@ -84,6 +80,15 @@ class TrainStepTest {
             assertFalse(next.skipped(), "the amax histories drop the skipped step's NaN, so scaling recovers");
             assertEquals("", Trainer.nonFiniteLinears(model));
         }
+    }
+
+    /** One micro-batch of n token ids below the test vocabulary's 64. */
+    static int[][] tokens(int n, long seed) { return new int[][] {new SplittableRandom(seed).ints(n, 0, 64).toArray()}; }
+
+    /** Initialises the model's weights and returns AdamW over them. */
+    static AdamW initialized(Transformer model) {
+        Initializer.initialize(model, 3);
+        return new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
     }
 
     static Map<String, double[]> snapshot(Transformer model, AdamW opt) {
