@@ -502,10 +502,8 @@ public final class CudaBackend implements Backend {
                 else kernels.launch("fp8.cu", kind + "amax_" + types, grid, 1, 1, THREADS, x, n, rot, norm, own);
             }
             Object[] scaling = scalingArgs(out, amaxHistory, fromHistory, own == null ? 0 : address(own));
-            Object[] args = transpose ? new Object[] {x, r, c, rot, norm} : new Object[] {x, n, rot, norm};
-            Object[] all = concat(args, scaling);
-            if (transpose) kernels.launchWith("fp8.cu", kind + "quantize_" + types, gx, gy, 1, THREADS, 1, shared, all);
-            else kernels.launch("fp8.cu", kind + "quantize_" + types, grid, 1, 1, THREADS, all);
+            if (transpose) kernels.launchWith("fp8.cu", kind + "quantize_" + types, gx, gy, 1, THREADS, 1, shared, concat(new Object[] {x, r, c, rot, norm}, scaling));
+            else kernels.launch("fp8.cu", kind + "quantize_" + types, grid, 1, 1, THREADS, concat(new Object[] {x, n, rot, norm}, scaling));
         }
     }
 
@@ -516,15 +514,13 @@ public final class CudaBackend implements Backend {
     @Override public void quantizeFp8Both(Tensor x, Fp8Target rows, Fp8Target cols) {
         requireQuantizable(x, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
         requireQuantizable(x, true, cols.hadamardBlock(), cols.out(), cols.amaxHistory(), cols.fromHistory());
-        int br = Math.max(rows.hadamardBlock(), 0), bc = Math.max(cols.hadamardBlock(), 0);
+        int br = rows.hadamardBlock() > 1 ? rows.hadamardBlock() : 0, bc = cols.hadamardBlock() > 1 ? cols.hadamardBlock() : 0; // 0: no rotation
         if (br > BOTH_TILE || bc > BOTH_TILE || address(x) % 16 != 0) {
             Backend.super.quantizeFp8Both(x, rows, cols);
             return;
         }
         int r = x.size(0), c = x.size(1), gx = ceil(c, BOTH_TILE), gy = ceil(r, BOTH_TILE), shared = BOTH_TILE * (BOTH_TILE + 1) * 4;
         float nr = hadamardNorm(br), nc = hadamardNorm(bc);
-        br = br > 1 ? br : 0;
-        bc = bc > 1 ? bc : 0;
         boolean current = !rows.fromHistory() || !cols.fromHistory();
         try (Tensor own = current ? zeros(DType.F32, 2) : null) {
             long ownR = current ? address(own) : 0, ownC = ownR + 4;
@@ -533,7 +529,7 @@ public final class CudaBackend implements Backend {
             Object[] sr = scalingArgs(rows.out(), rows.amaxHistory(), rows.fromHistory(), ownR);
             Object[] sc = scalingArgs(cols.out(), cols.amaxHistory(), cols.fromHistory(), ownC);
             kernels.launchWith("fp8.cu", "fp8_both_quantize_" + suffix(x), gx, gy, 1, THREADS, 1, shared,
-                    concat(new Object[] {x, r, c, br, nr}, concat(sr, concat(new Object[] {bc, nc}, sc))));
+                    concat(new Object[] {x, r, c, br, nr}, sr, new Object[] {bc, nc}, sc));
         }
     }
 
@@ -565,11 +561,8 @@ public final class CudaBackend implements Backend {
         return new Object[] {src, count, record, (float) Fp8.of(format).max(), format == DType.FP8_E5M2 ? 1 : 0, out.data(), out.scaleInv()};
     }
 
-    private static Object[] concat(Object[] a, Object[] b) {
-        Object[] all = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, all, a.length, b.length);
-        return all;
-    }
+    /** Kernel arguments in the order of the parts. */
+    private static Object[] concat(Object[]... parts) { return Arrays.stream(parts).flatMap(Arrays::stream).toArray(); }
 
     @Override public void rollAmaxHistories(List<Tensor> histories) {
         List<Slot> slots = new ArrayList<>();

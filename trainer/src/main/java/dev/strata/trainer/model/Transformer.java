@@ -7,6 +7,7 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -79,7 +80,7 @@ public final class Transformer {
     public ModelConfig config() { return cfg; }
 
     /** Every linear layer the maker built, by name ("layers.0.attention.wq", "output"). */
-    public Map<String, Linear> linears() { return java.util.Collections.unmodifiableMap(linearsByName); }
+    public Map<String, Linear> linears() { return Collections.unmodifiableMap(linearsByName); }
 
     public Backend backend() { return backend; }
 
