@@ -5,8 +5,8 @@ import java.util.List;
 /**
  * How linear layers compute: {@code linear = bf16} keeps them dense in the job's dtype; {@code fp8} runs their GEMMs
  * in FP8 with Hadamard rotations at the given level (none, fwd, fwd+dgrad, all) and block, except for layers whose
- * name contains an {@code exclude} entry. {@code scaling} is current (each tensor's own amax) or delayed (the
- * largest amax of the last {@code amaxHistory} steps, for activations and gradients).
+ * name contains an {@code exclude} entry. {@code scaling} is current (each tensor's own amax), delayed (the
+ * largest amax of the last {@code amaxHistory} steps) or rowwise (one scale per token and per channel).
  */
 public record PrecisionSpec(String linear, String rotation, int hadamardBlock, String scaling, int amaxHistory, List<String> exclude) {
 
@@ -14,7 +14,7 @@ public record PrecisionSpec(String linear, String rotation, int hadamardBlock, S
 
     static PrecisionSpec from(Fields f) {
         var p = new PrecisionSpec(f.oneOf("precision.linear", "bf16", "fp8"), f.oneOf("precision.rotation", "none", "fwd", "fwd+dgrad", "all"),
-                f.positive("precision.hadamard_block"), f.oneOf("precision.scaling", "current", "delayed"), f.positive("precision.amax_history"),
+                f.positive("precision.hadamard_block"), f.oneOf("precision.scaling", "current", "delayed", "rowwise"), f.positive("precision.amax_history"),
                 f.strings("precision.exclude"));
         f.require(p.amaxHistory >= 2, "precision.amax_history must be at least 2, got " + p.amaxHistory);
         f.require(Integer.bitCount(p.hadamardBlock) == 1 && p.hadamardBlock >= 2,

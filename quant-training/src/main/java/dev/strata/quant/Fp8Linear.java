@@ -19,24 +19,28 @@ import java.util.List;
  * made once per optimizer update and shared by the micro-batches; the forward keeps x already quantized for the
  * weight gradient, at half the memory of bf16. Master weight, gradient and bias stay f32.
  *
- * <p>Scaling is per tensor: current (each tensor's own amax, one extra pass over it) or, with an amax history,
- * delayed (the largest amax of the last steps, as Transformer Engine does, recorded while quantizing: one pass) for
- * x, dy and the weight alike. A site's first quantization scales currently, to fill its history. Every site records
+ * <p>Scaling ({@link Scaling}) is per tensor, current (each tensor's own amax, one extra pass over it) or delayed
+ * (the largest amax of the last steps, as Transformer Engine does, recorded while quantizing: one pass), for x, dy
+ * and the weight alike; or rowwise, one scale per row of every operand (per token, per channel). A site's first
+ * delayed quantization scales currently, to fill its history. Every site records
  * its amax, so after a step {@link #nonFiniteInputs} can say which tensor held a NaN or an infinity. With
  * {@code quantize = false} the rotations run without FP8, so the layer equals the dense one up to rounding.
  */
 public final class Fp8Linear implements Linear {
     /**
-     * How a layer runs: its rotation level and block, whether to quantize at all, and the amax history length of
-     * delayed scaling (0: current scaling).
+     * How a layer runs: its rotation level and block, whether to quantize at all, its scaling recipe, and the amax
+     * history length of delayed scaling.
      */
-    public record Settings(Rotation rotation, int hadamardBlock, boolean quantize, int amaxHistory) {
+    public record Settings(Rotation rotation, int hadamardBlock, boolean quantize, Scaling scaling, int amaxHistory) {
         public Settings {
-            if (amaxHistory == 1 || amaxHistory < 0)
-                throw new IllegalArgumentException("an amax history holds at least 2 steps (0: current scaling), got " + amaxHistory);
+            if (scaling == Scaling.DELAYED && amaxHistory < 2)
+                throw new IllegalArgumentException("delayed scaling takes an amax history of at least 2 steps, got " + amaxHistory);
         }
 
-        public Settings(Rotation rotation, int hadamardBlock, boolean quantize) { this(rotation, hadamardBlock, quantize, 0); }
+        /** Current scaling. */
+        public Settings(Rotation rotation, int hadamardBlock, boolean quantize) { this(rotation, hadamardBlock, quantize, Scaling.CURRENT, 0); }
+
+        private int historyLength() { return scaling == Scaling.DELAYED ? amaxHistory : 2; }
     }
 
     /** Where a tensor is quantized; each keeps its own amax history under delayed scaling. */
@@ -55,8 +59,8 @@ public final class Fp8Linear implements Linear {
     private final Settings settings;
     private Fp8Operand wFwd, wDgrad; // (out,in) contracted over in; (in,out) contracted over out
     private Fp8Operand xT;           // (in,N): x contracted over tokens, kept from forward for dW
-    // (H) per Site, amax of this step in slot 0 and of earlier steps after it; H = 2 under current scaling, where
-    // slot 1 only tells nonFiniteInputs what the last step saw
+    // (H) per Site, amax of this step in slot 0 and of earlier steps after it; H = 2 under current and rowwise
+    // scaling, where slot 1 only tells nonFiniteInputs what the last step saw
     private final List<Tensor> histories = new ArrayList<>();
     // Per Site: an amax was recorded this step; the history holds an earlier step, so delayed scaling may start.
     // Updates alone do not count: loading weights (resume, init_from) marks them updated too.
@@ -73,7 +77,7 @@ public final class Fp8Linear implements Linear {
         requireFp8Dimension(out, "out-features");
         if (settings.rotation().forward()) requireBlockDivides(in, "in-features");
         if (settings.rotation().dgrad()) requireBlockDivides(out, "out-features");
-        for (Site site : Site.values()) histories.add(backend.zeros(DType.F32, Math.max(2, settings.amaxHistory())));
+        for (Site site : Site.values()) histories.add(backend.zeros(DType.F32, settings.historyLength()));
         weight.onUpdate(this::afterUpdate);
     }
 
@@ -141,12 +145,13 @@ public final class Fp8Linear implements Linear {
     /** An uninitialised operand for t (R,C), or for tᵀ; in t's own dtype when quantizing is off. */
     private Fp8Operand operand(Tensor t, DType format, boolean transpose) {
         DType dtype = settings.quantize() ? format : t.dtype();
-        return new Fp8Operand(backend.empty(dtype, t.size(transpose ? 1 : 0), t.size(transpose ? 0 : 1)), backend.empty(DType.F32, 1));
+        int rows = t.size(transpose ? 1 : 0);
+        return new Fp8Operand(backend.empty(dtype, rows, t.size(transpose ? 0 : 1)), backend.empty(DType.F32, settings.scaling() == Scaling.ROWWISE ? rows : 1));
     }
 
     private Fp8Target target(Fp8Operand out, Site site, boolean rotate) {
         recorded[site.ordinal()] = true;
-        return new Fp8Target(out, block(rotate), histories.get(site.ordinal()), settings.amaxHistory() > 0 && ready[site.ordinal()]);
+        return new Fp8Target(out, block(rotate), histories.get(site.ordinal()), settings.scaling() == Scaling.DELAYED && ready[site.ordinal()]);
     }
 
     /** "weight", "x" or "dy" where the amax of the step before the last update was NaN or infinite. */

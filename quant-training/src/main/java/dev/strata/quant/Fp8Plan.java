@@ -9,10 +9,10 @@ import java.util.List;
 /**
  * Which linear layers run in FP8, applied from outside the model: every linear whose name contains none of the
  * {@code exclude} entries (e.g. "output" keeps the LM head dense) becomes an {@link Fp8Linear}; the others are made by
- * the dense maker. Norms, softmax, embeddings and the loss never see FP8. amaxHistory > 0 scales activations and
- * gradients from that many steps of amax history (delayed scaling); 0 scales each tensor by its own amax.
+ * the dense maker. Norms, softmax, embeddings and the loss never see FP8. amaxHistory is the number of steps delayed
+ * scaling looks back over.
  */
-public record Fp8Plan(Rotation rotation, int hadamardBlock, int amaxHistory, List<String> exclude) {
+public record Fp8Plan(Rotation rotation, int hadamardBlock, Scaling scaling, int amaxHistory, List<String> exclude) {
 
     public Fp8Plan {
         if (hadamardBlock < 2 || Integer.bitCount(hadamardBlock) != 1)
@@ -24,7 +24,7 @@ public record Fp8Plan(Rotation rotation, int hadamardBlock, int amaxHistory, Lis
 
     /** Makes FP8 linears with master weights in {@code params} on {@code backend}, and excluded ones through {@code dense}. */
     public Linear.Maker maker(Backend backend, DType params, Linear.Maker dense) {
-        var settings = new Fp8Linear.Settings(rotation, hadamardBlock, true, amaxHistory);
+        var settings = new Fp8Linear.Settings(rotation, hadamardBlock, true, scaling, amaxHistory);
         return (name, in, out, hasBias) -> excludes(name) ? dense.make(name, in, out, hasBias) : new Fp8Linear(name,
                 new Parameter(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend.zeros(params, out, in)),
                 hasBias ? new Parameter(name + ".bias", Parameter.Kind.BIAS, backend.zeros(params, out)) : null,

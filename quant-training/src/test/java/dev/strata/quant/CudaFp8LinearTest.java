@@ -14,7 +14,7 @@ import java.util.Locale;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * The CUDA Fp8Linear (bf16 activations, f32 weights, cuBLASLt FP8 GEMMs) against the CPU emulation on the same
@@ -30,29 +30,31 @@ class CudaFp8LinearTest {
     static final int N = 512, IN = 256, OUT = 384;
 
     @ParameterizedTest
-    @EnumSource(Rotation.class)
-    void cudaMatchesTheCpuEmulation(Rotation rotation) {
+    @CsvSource({"NONE, CURRENT", "FWD, CURRENT", "FWD_DGRAD, CURRENT", "ALL, CURRENT", "NONE, ROWWISE", "ALL, ROWWISE"})
+    void cudaMatchesTheCpuEmulation(Rotation rotation, Scaling scaling) {
         assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA Fp8Linear test skipped: " + UNAVAILABLE);
         SplittableRandom rng = new SplittableRandom(3);
         double[] w = bf16(rng, OUT * IN, 0.05), x = bf16(rng, N * IN, 1), dy = bf16(rng, N * OUT, 1e-3);
         for (int r = 0; r < N; r++) x[r * IN + 17] *= 30;
-        double[][] cpu = pass(CpuBackend.INSTANCE, DType.F32, rotation, w, x, dy);
+        var settings = new Fp8Linear.Settings(rotation, 128, true, scaling, 0);
+        double[][] cpu = pass(CpuBackend.INSTANCE, DType.F32, settings, w, x, dy);
         double[][] gpu;
         try (CudaBackend cuda = CudaBackend.open(0)) {
-            gpu = pass(cuda, DType.BF16, rotation, w, x, dy);
+            gpu = pass(cuda, DType.BF16, settings, w, x, dy);
         }
         String[] names = {"y", "dx", "dW"};
         for (int i = 0; i < 3; i++) {
             double err = Fp8LinearTest.relativeError(gpu[i], cpu[i]);
-            System.out.printf(Locale.ROOT, "cuda fp8 linear, rotation %-9s %-2s relative to the cpu emulation %.2e%n", rotation.configName(), names[i], err);
-            assertTrue(err < 2e-2, rotation + " " + names[i] + ": " + err);
+            System.out.printf(Locale.ROOT, "cuda fp8 linear, rotation %-9s %-7s scaling, %-2s relative to the cpu emulation %.2e%n",
+                    rotation.configName(), scaling.configName(), names[i], err);
+            assertTrue(err < 2e-2, rotation + " " + scaling + " " + names[i] + ": " + err);
         }
     }
 
-    /** y, dx, dW of one forward and backward through an Fp8Linear (block 128) on backend b. */
-    static double[][] pass(Backend b, DType activations, Rotation rotation, double[] w, double[] x, double[] dy) {
+    /** y, dx, dW of one forward and backward through an Fp8Linear on backend b. */
+    static double[][] pass(Backend b, DType activations, Fp8Linear.Settings settings, double[] w, double[] x, double[] dy) {
         Parameter p = new Parameter("w", Parameter.Kind.LINEAR_WEIGHT, b.fromDoubles(w, DType.F32, OUT, IN));
-        var layer = new Fp8Linear("test", p, null, new Fp8Linear.Settings(rotation, 128, true));
+        var layer = new Fp8Linear("test", p, null, settings);
         try (Tensor xt = b.fromDoubles(x, activations, N, IN); Tensor dyt = b.fromDoubles(dy, activations, N, OUT);
              Tensor y = layer.forward(xt); Tensor dx = layer.backward(dyt)) {
             return new double[][] {b.toDoubles(y), b.toDoubles(dx), b.toDoubles(p.grad())};

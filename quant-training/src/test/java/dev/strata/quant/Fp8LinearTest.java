@@ -88,8 +88,8 @@ class Fp8LinearTest {
     void delayedScalingStartsFromARecordedStepNotFromALoad() {
         SplittableRandom rng = new SplittableRandom(8);
         double[] w = gaussian(rng, OUT * IN, 0.05), x = gaussian(rng, N * IN, 1), dy = gaussian(rng, N * OUT, 1e-4);
-        double[][] current = twoSteps(new Fp8Linear.Settings(Rotation.ALL, 64, true, 0), w, x, dy);
-        double[][] delayed = twoSteps(new Fp8Linear.Settings(Rotation.ALL, 64, true, 8), w, x, dy);
+        double[][] current = twoSteps(new Fp8Linear.Settings(Rotation.ALL, 64, true), w, x, dy);
+        double[][] delayed = twoSteps(new Fp8Linear.Settings(Rotation.ALL, 64, true, Scaling.DELAYED, 8), w, x, dy);
         for (int i = 0; i < current.length; i++)
             assertArrayEquals(current[i], delayed[i], 1e-12, "output " + i + " of two steps after a load, current vs delayed scaling");
     }
@@ -103,6 +103,40 @@ class Fp8LinearTest {
         p.markUpdated(); // as an optimizer step does (the weight itself is unchanged here)
         Pass second = run(layer, p, x, dy, DType.F32);
         return new double[][] {first.y(), first.dx(), second.y(), second.dx()};
+    }
+
+    /**
+     * Tokens whose sizes span 2^0 .. 2^-19, as after a norm-free residual stream or with padding-like rows: one scale
+     * per tensor pushes the small tokens below E4M3's subnormals (their outputs are mostly lost), one scale per row
+     * (per token of x and dy, per channel of the weight) keeps every token at FP8's own rounding.
+     */
+    @Test
+    void rowwiseScalingKeepsSmallTokens() {
+        SplittableRandom rng = new SplittableRandom(13);
+        double[] w = gaussian(rng, OUT * IN, 0.05), x = gaussian(rng, N * IN, 1), dy = gaussian(rng, N * OUT, 1);
+        for (int i = 0; i < x.length; i++) x[i] = Math.scalb(x[i], -((i / IN) % 20));
+        for (int i = 0; i < dy.length; i++) dy[i] = Math.scalb(dy[i], -2 * ((i / OUT) % 20)); // past E5M2's 2^32 range
+        Pass want = dense(w, x, dy);
+        double[][] worst = new double[2][];
+        for (Scaling scaling : new Scaling[] {Scaling.CURRENT, Scaling.ROWWISE}) {
+            Parameter p = weight(w, DType.F64);
+            Pass got = run(new Fp8Linear("layers.0.attention.wo", p, null, new Fp8Linear.Settings(Rotation.ALL, 64, true, scaling, 0)), p, x, dy, DType.F64);
+            double wy = worstRowError(got.y(), want.y(), OUT), wdx = worstRowError(got.dx(), want.dx(), IN);
+            System.out.printf(Locale.ROOT, "fp8 %-7s scaling, tokens from 2^0 to 2^-19 (dY 2^-38): worst token's relative error  Y %.4f  dX %.4f%n",
+                    scaling.configName(), wy, wdx);
+            worst[scaling == Scaling.ROWWISE ? 1 : 0] = new double[] {wy, wdx};
+        }
+        assertTrue(worst[1][0] < 0.06 && worst[1][1] < 0.1, "rowwise scaling holds every token to FP8 rounding: " + java.util.Arrays.toString(worst[1]));
+        assertTrue(worst[0][0] > 0.5 && worst[0][1] > 0.5, "per-tensor scaling loses the small tokens: " + java.util.Arrays.toString(worst[0]));
+    }
+
+    /** The largest relative error of one row (a token) of a (rows, width) result. */
+    static double worstRowError(double[] got, double[] want, int width) {
+        double worst = 0;
+        for (int r = 0; r < got.length / width; r++)
+            worst = Math.max(worst, relativeError(java.util.Arrays.copyOfRange(got, r * width, r * width + width),
+                    java.util.Arrays.copyOfRange(want, r * width, r * width + width)));
+        return worst;
     }
 
     @ParameterizedTest

@@ -143,7 +143,11 @@ public interface Backend extends AutoCloseable {
 
     // ---- FP8 ----------------------------------------------------------------------------------------------------
 
-    /** An FP8 GEMM operand: codes with the contracted dimension contiguous, and the f32 scale [1] that decodes them. */
+    /**
+     * An FP8 GEMM operand: codes (rows, K) with the contracted dimension contiguous, and the f32 scales that decode
+     * them, one for the tensor ([1]) or one per row ([rows]: per-token or per-channel scaling). Codes and scales are
+     * all a receiver needs, so an operand can travel over a collective as it is.
+     */
     record Fp8Operand(Tensor data, Tensor scaleInv) implements AutoCloseable {
         @Override public void close() {
             data.close();
@@ -162,6 +166,8 @@ public interface Backend extends AutoCloseable {
      * <p>The amax is the rotated tensor's own (current scaling: one pass over x more), or with {@code fromHistory}
      * the largest of {@code amaxHistory[1..H)}, the amaxes of earlier steps (delayed scaling). amaxHistory (F32 [H])
      * may be null; otherwise this tensor's amax is also recorded into its slot 0 (as a max with what is there).
+     * When out's scaleInv has one entry per row of out's data, each row is scaled by its own (rotated) amax instead,
+     * always current.
      */
     void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory);
 
@@ -201,8 +207,9 @@ public interface Backend extends AutoCloseable {
     void rollAmaxHistories(List<Tensor> histories);
 
     /**
-     * c (M,N) = sa·sb · a (M,K)·b (N,K)ᵀ + beta·c, where sa, sb are the operands' scaleInv: a GEMM on FP8 codes (E4M3
-     * or E5M2, not both E5M2) with f32 accumulation, or on unquantized operands of one dtype; c is bf16 or f32.
+     * c (M,N) = sa·sb · a (M,K)·b (N,K)ᵀ + beta·c, where sa, sb are the operands' scaleInv (per tensor, or per row:
+     * c[i][j] takes sa[i]·sb[j]): a GEMM on FP8 codes (E4M3 or E5M2, not both E5M2) with f32 accumulation, or on
+     * unquantized operands of one dtype; c is bf16 or f32.
      */
     void matmulFp8(Fp8Operand a, Fp8Operand b, Tensor c, double beta);
 

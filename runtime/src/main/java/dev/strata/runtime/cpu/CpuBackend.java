@@ -155,10 +155,12 @@ public final class CpuBackend implements Backend {
         CpuBuffer data = buf(out.data());
         if (!quantize) {
             for (int i = 0; i < v.length; i++) data.set(i, v[i]);
-            buf(out.scaleInv()).set(0, 1);
+            for (int i = 0; i < out.scaleInv().numel(); i++) buf(out.scaleInv()).set(i, 1);
             return;
         }
         Fp8 fp8 = Fp8.of(format);
+        boolean perRow = perRowScales(out);
+        require(!(perRow && fromHistory), "per-row FP8 scales come from each row's own amax, not from an amax history");
         double own = 0;
         for (double e : v) own = Math.max(own, Math.abs(e));
         double amax = own;
@@ -170,9 +172,23 @@ public final class CpuBackend implements Backend {
             }
             h.set(0, Math.max(h.get(0), (float) own));
         }
-        float scale = amax > 0 && Double.isFinite(amax) ? (float) (fp8.max() / amax) : 1f;
-        for (int i = 0; i < v.length; i++) data.set(i, fp8.decode(fp8.encode((float) v[i] * scale)));
-        buf(out.scaleInv()).set(0, 1 / scale);
+        CpuBuffer scaleInv = buf(out.scaleInv());
+        for (int row = 0; row < rows; row++) {
+            if (perRow) {
+                amax = 0;
+                for (int j = row * k; j < row * k + k; j++) amax = Math.max(amax, Math.abs(v[j]));
+            }
+            float scale = amax > 0 && Double.isFinite(amax) ? (float) (fp8.max() / amax) : 1f;
+            for (int j = row * k; j < row * k + k; j++) data.set(j, fp8.decode(fp8.encode((float) v[j] * scale)));
+            scaleInv.set(perRow ? row : 0, 1 / scale);
+        }
+    }
+
+    /** Whether an operand holds one scale per row of its data rather than one for the whole tensor. */
+    private static boolean perRowScales(Fp8Operand out) {
+        long scales = out.scaleInv().numel(), rows = out.data().size(0);
+        require(scales == 1 || scales == rows, "an FP8 operand holds one scale or one per row (" + rows + "), not " + scales);
+        return scales > 1;
     }
 
     @Override public void rollAmaxHistories(List<Tensor> histories) {
@@ -188,8 +204,20 @@ public final class CpuBackend implements Backend {
         int m = ad.size(0), k = ad.size(1), n = bd.size(0);
         require(bd.size(1) == k && c.size(0) == m && c.size(1) == n, "matmulFp8 shapes do not agree: " + ad + " @ " + bd + "ᵀ -> " + c);
         require(!(ad.dtype() == DType.FP8_E5M2 && bd.dtype() == DType.FP8_E5M2), "FP8 GEMMs take at most one e5m2 operand");
-        double alpha = buf(a.scaleInv()).get(0) * buf(b.scaleInv()).get(0);
-        gemm(buf(ad), false, buf(bd), true, buf(c), m, n, k, alpha, beta);
+        if (!perRowScales(a) && !perRowScales(b)) {
+            gemm(buf(ad), false, buf(bd), true, buf(c), m, n, k, buf(a.scaleInv()).get(0) * buf(b.scaleInv()).get(0), beta);
+            return;
+        }
+        try (Tensor product = empty(c.dtype(), m, n)) { // (M,N) unscaled
+            gemm(buf(ad), false, buf(bd), true, buf(product), m, n, k, 1, 0);
+            CpuBuffer p = buf(product), cb = buf(c), sa = buf(a.scaleInv()), sb = buf(b.scaleInv());
+            boolean rowsA = a.scaleInv().numel() > 1, rowsB = b.scaleInv().numel() > 1;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++) {
+                    double scaled = sa.get(rowsA ? i : 0) * sb.get(rowsB ? j : 0) * p.get(i * n + j);
+                    cb.set(i * n + j, scaled + (beta == 0 ? 0 : beta * cb.get(i * n + j)));
+                }
+        }
     }
 
     @Override public void addBias(Tensor x, Tensor bias) {

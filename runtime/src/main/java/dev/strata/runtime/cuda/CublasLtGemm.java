@@ -24,7 +24,8 @@ import org.bytedeco.javacpp.PointerPointer;
 final class CublasLtGemm implements AutoCloseable {
     private static final long WORKSPACE_BYTES = 32L << 20;
 
-    private record Key(int m, int n, int k, boolean transA, boolean transB, int aType, int bType, int outputType, boolean fastAccum) {}
+    private record Key(int m, int n, int k, boolean transA, boolean transB, int aType, int bType, int outputType, boolean fastAccum,
+                       boolean rowScales) {}
 
     private record Plan(cublasLtMatmulDescOpaque_t desc, cublasLtMatrixLayoutOpaque_t a, cublasLtMatrixLayoutOpaque_t b,
                         cublasLtMatrixLayoutOpaque_t c, cublasLtMatmulHeuristicResult_t heuristic) {}
@@ -49,17 +50,18 @@ final class CublasLtGemm implements AutoCloseable {
      */
     void matmul(long a, boolean transA, long b, boolean transB, long c, int m, int n, int k, float alphaValue,
                 float betaValue, int operandType, int outputType) {
-        Plan p = plans.computeIfAbsent(new Key(m, n, k, transA, transB, operandType, operandType, outputType, false), this::plan);
+        Plan p = plans.computeIfAbsent(new Key(m, n, k, transA, transB, operandType, operandType, outputType, false, false), this::plan);
         run(p, a, b, c, alphaValue, betaValue, m, n, k);
     }
 
     /**
      * c (m×n) = aScale·bScale · a (m×k)·b (n×k)ᵀ + beta·c for FP8 a and b (E4M3 or E5M2 codes); the scales are
-     * device pointers to one f32 each. fastAccum trades the periodic promotion of partial sums for speed.
+     * device pointers to one f32 each, or with rowScales to one per row of each operand (cuBLASLt's "outer vector"
+     * scaling). fastAccum trades the periodic promotion of partial sums for speed.
      */
     void matmulFp8(long a, int aType, long aScale, long b, int bType, long bScale, long c, int outputType, int m, int n, int k,
-                   float betaValue, boolean fastAccum) {
-        Plan p = plans.computeIfAbsent(new Key(m, n, k, false, true, aType, bType, outputType, fastAccum), this::plan);
+                   float betaValue, boolean fastAccum, boolean rowScales) {
+        Plan p = plans.computeIfAbsent(new Key(m, n, k, false, true, aType, bType, outputType, fastAccum, rowScales), this::plan);
         // cuBLASLt's "A" is our b (see the class comment).
         setPointer(p.desc(), CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, bScale);
         setPointer(p.desc(), CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, aScale);
@@ -85,6 +87,11 @@ final class CublasLtGemm implements AutoCloseable {
             try (org.bytedeco.javacpp.BytePointer on = new org.bytedeco.javacpp.BytePointer(1).put((byte) 1)) {
                 check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, on, 1), "cublasLtMatmulDescSetAttribute(FAST_ACCUM)");
             }
+        if (key.rowScales())
+            for (int attribute : new int[] {CUBLASLT_MATMUL_DESC_A_SCALE_MODE, CUBLASLT_MATMUL_DESC_B_SCALE_MODE})
+                try (IntPointer mode = new IntPointer(1).put(CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F)) {
+                    check(cublasLtMatmulDescSetAttribute(desc, attribute, mode, 4), "cublasLtMatmulDescSetAttribute(SCALE_MODE)");
+                }
         int m = key.m(), n = key.n(), k = key.k();
         // Column-major views: our B is (n×k) when not transposed, our A is (k×m); C is (n×m).
         var la = layout(key.bType(), key.transB() ? k : n, key.transB() ? n : k);

@@ -490,6 +490,7 @@ public final class CudaBackend implements Backend {
      */
     @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory) {
         requireQuantizable(x, transpose, hadamardBlock, out, amaxHistory, fromHistory);
+        require(!perRowScales(out), "per-row FP8 scales on the GPU come from quantizeFp8Both");
         int r = x.size(0), c = x.size(1), block = hadamardBlock > 1 ? hadamardBlock : 128, e = block / 32;
         String kind = (transpose ? "fp8_cols_" : "fp8_rows_"), types = suffix(x) + "_" + e;
         int rot = hadamardBlock > 1 ? 1 : 0, gx = ceil(c, 32), gy = ceil(r, block), shared = block * 33 * 4;
@@ -515,21 +516,25 @@ public final class CudaBackend implements Backend {
         requireQuantizable(x, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
         requireQuantizable(x, true, cols.hadamardBlock(), cols.out(), cols.amaxHistory(), cols.fromHistory());
         int br = rows.hadamardBlock() > 1 ? rows.hadamardBlock() : 0, bc = cols.hadamardBlock() > 1 ? cols.hadamardBlock() : 0; // 0: no rotation
+        boolean vr = perRowScales(rows.out()), vc = perRowScales(cols.out());
         if (br > BOTH_TILE || bc > BOTH_TILE || address(x) % 16 != 0) {
+            require(!vr && !vc, "per-row FP8 scales on the GPU take Hadamard blocks up to " + BOTH_TILE + " and a 16-byte aligned source");
             Backend.super.quantizeFp8Both(x, rows, cols);
             return;
         }
         int r = x.size(0), c = x.size(1), gx = ceil(c, BOTH_TILE), gy = ceil(r, BOTH_TILE), shared = BOTH_TILE * (BOTH_TILE + 1) * 4;
         float nr = hadamardNorm(br), nc = hadamardNorm(bc);
         boolean current = !rows.fromHistory() || !cols.fromHistory();
-        try (Tensor own = current ? zeros(DType.F32, 2) : null) {
-            long ownR = current ? address(own) : 0, ownC = ownR + 4;
+        int amaxesR = vr ? r : 1; // this tensor's amax, or each row's and each column's
+        try (Tensor own = current ? zeros(DType.F32, amaxesR + (vc ? c : 1)) : null) {
+            long ownR = current ? address(own) : 0, ownC = ownR + 4L * amaxesR;
             if (current)
-                kernels.launchWith("fp8.cu", "fp8_both_amax_" + suffix(x), gx, gy, 1, THREADS, 1, shared, x, r, c, br, nr, ownR, bc, nc, ownC);
+                kernels.launchWith("fp8.cu", "fp8_both_amax_" + suffix(x), gx, gy, 1, THREADS, 1, shared, x, r, c, br, nr, vr ? 1 : 0, ownR,
+                        bc, nc, vc ? 1 : 0, ownC);
             Object[] sr = scalingArgs(rows.out(), rows.amaxHistory(), rows.fromHistory(), ownR);
             Object[] sc = scalingArgs(cols.out(), cols.amaxHistory(), cols.fromHistory(), ownC);
             kernels.launchWith("fp8.cu", "fp8_both_quantize_" + suffix(x), gx, gy, 1, THREADS, 1, shared,
-                    concat(new Object[] {x, r, c, br, nr}, sr, new Object[] {bc, nc}, sc));
+                    concat(new Object[] {x, r, c, br, nr, vr ? 1 : 0}, sr, new Object[] {bc, nc, vc ? 1 : 0}, sc));
         }
     }
 
@@ -546,6 +551,15 @@ public final class CudaBackend implements Backend {
         require(out.data().size(0) == (transpose ? c : r) && out.data().size(1) == k, "quantizeFp8 output " + out.data() + " does not fit " + x);
         require(amaxHistory == null ? !fromHistory : amaxHistory.dtype() == DType.F32 && amaxHistory.numel() >= (fromHistory ? 2 : 1),
                 "delayed scaling needs an amax history, f32 with at least 2 slots; got " + amaxHistory);
+        require(!(fromHistory && perRowScales(out)), "per-row FP8 scales come from each row's own amax, not from an amax history");
+    }
+
+    /** Whether an operand holds one scale per row of its data rather than one for the whole tensor. */
+    private static boolean perRowScales(Fp8Operand out) {
+        long scales = out.scaleInv().numel(), rows = out.data().size(0);
+        require(out.scaleInv().dtype() == DType.F32 && (scales == 1 || scales == rows),
+                "an FP8 operand holds one f32 scale or one per row (" + rows + "), not " + out.scaleInv());
+        return scales > 1;
     }
 
     private static float hadamardNorm(int block) { return block > 1 ? (float) (1 / Math.sqrt(block)) : 1f; }
@@ -587,10 +601,12 @@ public final class CudaBackend implements Backend {
                 "FP8 GEMMs take fp8 operands, at most one of them e5m2: " + ad + ", " + bd);
         require(m % 16 == 0 && n % 16 == 0 && k % 16 == 0, "FP8 GEMMs need every dimension a multiple of 16, got " + m + "x" + n + "x" + k);
         require(floatOrBf16(c), "matmulFp8 writes f32 or bf16, not " + c);
+        boolean rowScales = perRowScales(a);
+        require(perRowScales(b) == rowScales, "an FP8 GEMM scales both operands per tensor or both per row: " + a.scaleInv() + ", " + b.scaleInv());
         boolean fast = ad.dtype() == DType.FP8_E4M3 && bd.dtype() == DType.FP8_E4M3;
         timer.time("gemm-fp8 " + m + "x" + n + "x" + k + " " + c.dtype().configName(), () -> gemm.matmulFp8(address(ad), cudaType(ad.dtype()),
                 address(a.scaleInv()), address(bd), cudaType(bd.dtype()), address(b.scaleInv()), address(c), cudaType(c.dtype()), m, n, k,
-                (float) beta, fast));
+                (float) beta, fast, rowScales));
     }
 
     /** FP8 is refused, not emulated, on GPUs without FP8 tensor cores: silent fallbacks hide a slow run. */

@@ -179,7 +179,7 @@ FOR_TYPES(FP8_FOR_E)
 // (l, l ^ 8, l ^ 16, l ^ 24): lane quarter h holds the 32 elements i = (s & 7) | h << 3 | (s >> 3) << 5, s = 0..31,
 // so the Hadamard butterflies run in registers except two shuffle stages, the 129-float row stride keeps every
 // shared access conflict-free, and few registers leave room for three blocks per SM. Hadamard blocks up to 128 fit
-// in a line; each side has its own block (0: none), scale source, amax record, format and output.
+// in a line; each side has its own block (0: none), scaling (per tensor or per line), amax record, format and output.
 
 #define TILE 128
 #define TILE_STRIDE 129
@@ -259,54 +259,73 @@ __device__ __forceinline__ void store_line(const float (&v)[LINE_PART], float sc
     }
 }
 
-// QUANTIZE = false records the two amaxes only (current scaling's first pass).
-template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int C,
-        int block_r, float norm_r, const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r,
-        int block_c, float norm_c, const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) {
-    extern __shared__ float tile[]; // (TILE, TILE_STRIDE): the source tile, unrotated
+// One side of a tile: its lines (rows, or columns with COLS) rotated, measured and, with QUANTIZE, quantized. A
+// side with vec set is scaled per line (one scale per row of its output: per token or per channel): the amax pass
+// records each line's amax into record[line] and the quantize pass scales each line by src[line]. Otherwise the
+// side is scaled per tensor: the amax pass records the tile's amax into record[0], and the quantize pass scales by
+// the max of src[0 .. count) and records the tensor's amax into record (an amax history; may be null).
+template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void both_side(const float* tile, int R, int C, long r0, int c0,
+        int block, float norm, int vec, const float* src, int count, float* record, float max_fp8, int e5m2, unsigned char* out, float* scale_inv) {
     int lane = threadIdx.x & 31, h = lane >> 3;
+    long first = COLS ? c0 : r0, lines = COLS ? C : R; // this tile's first line in the tensor, and the tensor's lines
+    int valid = COLS ? (int) (R - r0) : C - c0;          // elements of a line inside the tensor, counted from this tile
+    bool writes_scales = COLS ? blockIdx.y == 0 : blockIdx.x == 0;
+    float scale = 0.f, m = 0.f;
+    if (QUANTIZE && !vec) {
+        scale = quant_scale(src, count, max_fp8);
+        if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *scale_inv = 1.f / scale;
+    }
+    float v[LINE_PART];
+    for (int line = 8 * (threadIdx.x >> 5) + (lane & 7); line < TILE; line += blockDim.x / 4) {
+#pragma unroll
+        for (int s = 0; s < LINE_PART; s++) v[s] = COLS ? tile[line_index(s, h) * TILE_STRIDE + line] : tile[line * TILE_STRIDE + line_index(s, h)];
+        hadamard_line(v, h, block);
+        float lm = 0.f;
+#pragma unroll
+        for (int s = 0; s < LINE_PART; s++) lm = max_abs(lm, v[s] * norm);
+        m = max_abs(m, lm);
+        bool inside = first + line < lines;
+        if (!QUANTIZE && vec) { // the line's four lanes agree on its amax
+            lm = max_abs(lm, __shfl_xor_sync(FULL, lm, 8));
+            lm = max_abs(lm, __shfl_xor_sync(FULL, lm, 16));
+            if (h == 0 && inside) atomic_max_abs(record + first + line, lm);
+        }
+        if (QUANTIZE && inside) {
+            float s = vec ? quant_scale(src + first + line, 1, max_fp8) : scale;
+            if (vec && writes_scales && h == 0) scale_inv[first + line] = 1.f / s;
+            long offset = COLS ? (first + line) * R + r0 : (first + line) * C + c0;
+            store_line(v, norm * s, e5m2, out + offset, h, valid);
+        }
+    }
+    if (QUANTIZE || !vec) { // the tensor's amax: into the history, or the per-tensor amax pass
+        m = warp_max_abs(m);
+        if (lane == 0 && record) atomic_max_abs(record, m);
+    }
+}
+
+// QUANTIZE = false records the two sides' amaxes only (current scaling's first pass).
+template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int C,
+        int block_r, float norm_r, int vec_r, const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r,
+        int block_c, float norm_c, int vec_c, const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) {
+    extern __shared__ float tile[]; // (TILE, TILE_STRIDE): the source tile, unrotated
     long r0 = (long) blockIdx.y * TILE;
     int c0 = blockIdx.x * TILE;
     load_square<T>(x, R, C, r0, c0, tile);
-    float scale_r = 0.f, scale_c = 0.f, m_r = 0.f, m_c = 0.f;
-    if (QUANTIZE) {
-        scale_r = quant_scale(src_r, count_r, max_r);
-        scale_c = quant_scale(src_c, count_c, max_c);
-        if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) { *scale_inv_r = 1.f / scale_r; *scale_inv_c = 1.f / scale_c; }
-    }
     __syncthreads();
-    float v[LINE_PART];
-    for (int line = 8 * (threadIdx.x >> 5) + (lane & 7); line < TILE; line += blockDim.x / 4) { // tile rows
-#pragma unroll
-        for (int s = 0; s < LINE_PART; s++) v[s] = tile[line * TILE_STRIDE + line_index(s, h)];
-        hadamard_line(v, h, block_r);
-#pragma unroll
-        for (int s = 0; s < LINE_PART; s++) m_r = max_abs(m_r, v[s] * norm_r);
-        if (QUANTIZE && r0 + line < R) store_line(v, norm_r * scale_r, e5m2_r, out_r + (r0 + line) * C + c0, h, C - c0);
-    }
-    for (int line = 8 * (threadIdx.x >> 5) + (lane & 7); line < TILE; line += blockDim.x / 4) { // tile columns
-#pragma unroll
-        for (int s = 0; s < LINE_PART; s++) v[s] = tile[line_index(s, h) * TILE_STRIDE + line];
-        hadamard_line(v, h, block_c);
-#pragma unroll
-        for (int s = 0; s < LINE_PART; s++) m_c = max_abs(m_c, v[s] * norm_c);
-        if (QUANTIZE && c0 + line < C) store_line(v, norm_c * scale_c, e5m2_c, out_c + (long) (c0 + line) * R + r0, h, (int) (R - r0));
-    }
-    m_r = warp_max_abs(m_r);
-    m_c = warp_max_abs(m_c);
-    if (lane == 0 && record_r) atomic_max_abs(record_r, m_r);
-    if (lane == 0 && record_c) atomic_max_abs(record_c, m_c);
+    both_side<QUANTIZE, false>(tile, R, C, r0, c0, block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r);
+    both_side<QUANTIZE, true>(tile, R, C, r0, c0, block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c);
 }
 
 #define FP8_BOTH(T, S) \
-    extern "C" __global__ void __launch_bounds__(256, 3) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, float* amax_r, \
-        int block_c, float norm_c, float* amax_c) \
-        { both<T, false>(x, r, c, block_r, norm_r, 0, 0, amax_r, 0.f, 0, 0, 0, block_c, norm_c, 0, 0, amax_c, 0.f, 0, 0, 0); } \
-    extern "C" __global__ void __launch_bounds__(256, 3) fp8_both_quantize_##S(const T* x, int r, int c, \
-        int block_r, float norm_r, const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r, \
-        int block_c, float norm_c, const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) \
-        { both<T, true>(x, r, c, block_r, norm_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r, \
-                        block_c, norm_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c); }
+    extern "C" __global__ void __launch_bounds__(256, 3) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
+        float* amax_r, int block_c, float norm_c, int vec_c, float* amax_c) \
+        { both<T, false>(x, r, c, block_r, norm_r, vec_r, 0, 0, amax_r, 0.f, 0, 0, 0, block_c, norm_c, vec_c, 0, 0, amax_c, 0.f, 0, 0, 0); } \
+    extern "C" __global__ void __launch_bounds__(256, 3) fp8_both_quantize_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
+        const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r, \
+        int block_c, float norm_c, int vec_c, \
+        const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) \
+        { both<T, true>(x, r, c, block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r, \
+                        block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c); }
 FOR_TYPES(FP8_BOTH)
 
 // A new step for each amax history (one slot per table entry of optimizer.cu's kind, p = the history of n floats):

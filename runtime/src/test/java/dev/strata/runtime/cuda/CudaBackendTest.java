@@ -11,6 +11,7 @@ import dev.strata.runtime.Fp8;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cpu.CpuBackend;
+import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -327,8 +328,9 @@ class CudaBackendTest {
 
     /** The codes of one quantization on CPU and GPU: equal scales, and codes at most one step apart, in under 1%. */
     private void assertWithinOneStep(Backend.Fp8Operand want, Backend.Fp8Operand got, String what) {
-        double sw = CPU.toDoubles(want.scaleInv())[0], sg = gpu.toDoubles(got.scaleInv())[0];
-        assertEquals(sw, sg, 1e-5 * sw, what + ": scale");
+        double[] sw = CPU.toDoubles(want.scaleInv()), sg = gpu.toDoubles(got.scaleInv());
+        assertEquals(sw.length, sg.length, what + ": scales");
+        for (int i = 0; i < sw.length; i++) assertEquals(sw[i], sg[i], 1e-5 * sw[i], what + ": scale " + i);
         double[] w = CPU.toDoubles(want.data()), g = gpu.toDoubles(got.data());
         double step = want.data().dtype() == DType.FP8_E5M2 ? 4 : 8; // 2 or 3 mantissa bits
         int differ = 0;
@@ -344,23 +346,26 @@ class CudaBackendTest {
 
     /**
      * Both operands from one read (fp8.cu's 128 x 128 tiles) equal the CPU's two quantizations: partial tiles,
-     * different blocks per side, unrotated sides, an f32 source, and blocks of 256 (the single kernels' fallback).
+     * different blocks per side, unrotated sides, an f32 source, blocks of 256 (the single kernels' fallback), and
+     * one scale per row of each operand (rows of x, and its columns) with rows of very different sizes.
      */
     @ParameterizedTest
     @ValueSource(strings = {"bf16 384x320 64 128", "bf16 272x400 0 0", "bf16 256x512 128 0", "f32 256x384 128 128", "bf16 512x256 32 32",
-            "bf16 512x512 256 128"})
+            "bf16 512x512 256 128", "bf16 384x320 64 128 rowwise", "bf16 272x400 0 0 rowwise", "f32 256x384 128 32 rowwise"})
     void quantizeBothMatchesTheCpu(String mode) {
         String[] f = mode.split(" ");
         DType dt = DType.valueOf(f[0].toUpperCase());
         int r = Integer.parseInt(f[1].split("x")[0]), c = Integer.parseInt(f[1].split("x")[1]);
         int rowsBlock = Integer.parseInt(f[2]), colsBlock = Integer.parseInt(f[3]);
+        boolean rowwise = mode.endsWith("rowwise");
         double[] data = random((long) r * c, 1);
         for (int row = 0; row < r; row++) data[row * c + 5] *= 100; // an outlier channel
+        if (rowwise) for (int i = 0; i < data.length; i++) data[i] = Math.scalb(data[i], -((i / c) % 13)); // rows from 1 down to 2^-12
         Tensor[] x = pair(dt, data, r, c);
         var ops = new java.util.ArrayList<Backend.Fp8Operand>();
         for (Backend b : java.util.List.of(CPU, gpu)) {
-            ops.add(new Backend.Fp8Operand(b.empty(DType.FP8_E4M3, r, c), b.empty(DType.F32, 1)));
-            ops.add(new Backend.Fp8Operand(b.empty(DType.FP8_E5M2, c, r), b.empty(DType.F32, 1)));
+            ops.add(new Backend.Fp8Operand(b.empty(DType.FP8_E4M3, r, c), b.empty(DType.F32, rowwise ? r : 1)));
+            ops.add(new Backend.Fp8Operand(b.empty(DType.FP8_E5M2, c, r), b.empty(DType.F32, rowwise ? c : 1)));
         }
         CPU.quantizeFp8Both(x[0], new Backend.Fp8Target(ops.get(0), rowsBlock), new Backend.Fp8Target(ops.get(1), colsBlock));
         gpu.quantizeFp8Both(x[1], new Backend.Fp8Target(ops.get(2), rowsBlock), new Backend.Fp8Target(ops.get(3), colsBlock));
@@ -433,28 +438,42 @@ class CudaBackendTest {
         }
     }
 
-    @Test
-    void fp8GemmMatchesTheCpuOnTheSameCodes() {
+    /** The same codes and scales (one per tensor, or one per row of each operand: cuBLASLt's outer-vector scaling). */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void fp8GemmMatchesTheCpuOnTheSameCodes(boolean rowwise) {
         int m = 96, n = 80, k = 256;
-        Tensor[] a = pair(DType.BF16, random((long) m * k, 1), m, k), b = pair(DType.BF16, random((long) n * k, 1), n, k);
-        try (var qa = CPU.quantizeFp8(a[0], DType.FP8_E4M3, false, 0); var qb = CPU.quantizeFp8(b[0], DType.FP8_E5M2, false, 0);
-             Tensor c = CPU.zeros(DType.F32, m, n); Tensor cg = gpu.zeros(DType.F32, m, n);
-             var ga = new Backend.Fp8Operand(gpu.empty(DType.FP8_E4M3, m, k), gpu.fromDoubles(CPU.toDoubles(qa.scaleInv()), DType.F32, 1));
-             var gb = new Backend.Fp8Operand(gpu.empty(DType.FP8_E5M2, n, k), gpu.fromDoubles(CPU.toDoubles(qb.scaleInv()), DType.F32, 1))) {
-            // the GPU gets exactly the CPU's codes, so the two GEMMs multiply the same numbers
-            for (var q : java.util.List.of(new Backend.Fp8Operand[] {qa, ga}, new Backend.Fp8Operand[] {qb, gb})) {
-                Fp8 f = Fp8.of(q[1].data().dtype());
-                double[] values = CPU.toDoubles(q[0].data());
-                byte[] codes = new byte[values.length];
-                for (int i = 0; i < codes.length; i++) codes[i] = f.encode(values[i]);
-                gpu.uploadFp8Codes(codes, q[1].data());
-            }
-            CPU.matmulFp8(qa, qb, c, 0);
-            gpu.matmulFp8(ga, gb, cg, 0);
+        double[] da = random((long) m * k, 1), db = random((long) n * k, 1);
+        for (int i = 0; i < da.length; i++) da[i] = Math.scalb(da[i], -((i / k) % 9)); // rows of a from 1 down to 2^-8
+        Tensor[] a = pair(DType.BF16, da, m, k), b = pair(DType.BF16, db, n, k);
+        Backend.Fp8Operand[] qa = operands(DType.FP8_E4M3, m, k, rowwise), qb = operands(DType.FP8_E5M2, n, k, rowwise); // {cpu, gpu}
+        CPU.quantizeFp8(a[0], false, 0, qa[0]);
+        CPU.quantizeFp8(b[0], false, 0, qb[0]);
+        // the GPU gets exactly the CPU's codes and scales, so the two GEMMs multiply the same numbers
+        for (Backend.Fp8Operand[] q : List.of(qa, qb)) {
+            Fp8 f = Fp8.of(q[1].data().dtype());
+            double[] values = CPU.toDoubles(q[0].data());
+            byte[] codes = new byte[values.length];
+            for (int i = 0; i < codes.length; i++) codes[i] = f.encode(values[i]);
+            gpu.uploadFp8Codes(codes, q[1].data());
+            gpu.copyInto(gpu.fromDoubles(CPU.toDoubles(q[0].scaleInv()), DType.F32, (int) q[0].scaleInv().numel()), q[1].scaleInv());
+        }
+        try (Tensor c = CPU.zeros(DType.F32, m, n); Tensor cg = gpu.zeros(DType.F32, m, n)) {
+            CPU.matmulFp8(qa[0], qb[0], c, 0);
+            gpu.matmulFp8(qa[1], qb[1], cg, 0);
             // Same inputs, so only accumulation differs: Hopper's FP8 tensor cores add partial sums with fewer bits
             // than f32 between cuBLASLt's promotions (measured 9e-5 here, against the CPU's f64 sums).
-            close(CPU.toDoubles(c), gpu.toDoubles(cg), 1e-3, "fp8 gemm e4m3 x e5m2 -> f32");
+            close(CPU.toDoubles(c), gpu.toDoubles(cg), 1e-3, "fp8 gemm e4m3 x e5m2 -> f32" + (rowwise ? ", per-row scales" : ""));
         }
+        for (Backend.Fp8Operand op : List.of(qa[0], qa[1], qb[0], qb[1])) op.close();
+    }
+
+    /** An uninitialised operand (rows,k) on the CPU and one on the GPU, with one scale or one per row. */
+    private Backend.Fp8Operand[] operands(DType format, int rows, int k, boolean perRow) {
+        Backend[] backends = {CPU, gpu};
+        Backend.Fp8Operand[] ops = new Backend.Fp8Operand[2];
+        for (int i = 0; i < 2; i++) ops[i] = new Backend.Fp8Operand(backends[i].empty(format, rows, k), backends[i].empty(DType.F32, perRow ? rows : 1));
+        return ops;
     }
 
     @Test

@@ -2,6 +2,7 @@ package dev.strata.trainer.train;
 
 import dev.strata.quant.Fp8Linear;
 import dev.strata.quant.Rotation;
+import dev.strata.quant.Scaling;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cuda.CudaBackend;
@@ -36,8 +37,9 @@ public final class LinearBench {
             double denseMs = 0;
             Map<String, Fp8Linear.Settings> variants = new LinkedHashMap<>();
             variants.put("bf16", null);
-            for (Rotation r : Rotation.values()) variants.put("fp8 " + r.configName(), new Fp8Linear.Settings(r, block, true, 0));
-            variants.put("fp8 all delayed", new Fp8Linear.Settings(Rotation.ALL, block, true, 16));
+            for (Rotation r : Rotation.values()) variants.put("fp8 " + r.configName(), new Fp8Linear.Settings(r, block, true));
+            variants.put("fp8 all delayed", new Fp8Linear.Settings(Rotation.ALL, block, true, Scaling.DELAYED, 16));
+            variants.put("fp8 all rowwise", new Fp8Linear.Settings(Rotation.ALL, block, true, Scaling.ROWWISE, 0));
             for (var variant : variants.entrySet()) {
                 Parameter p = new Parameter("bench.weight", Parameter.Kind.LINEAR_WEIGHT, gpu.fromDoubles(w, DType.F32, out, in));
                 Linear layer = variant.getValue() == null ? new DenseLinear(p, null) : new Fp8Linear("bench", p, null, variant.getValue());

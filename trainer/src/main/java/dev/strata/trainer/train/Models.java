@@ -6,6 +6,7 @@ import dev.strata.config.ModelSpec;
 import dev.strata.config.PrecisionSpec;
 import dev.strata.quant.Fp8Plan;
 import dev.strata.quant.Rotation;
+import dev.strata.quant.Scaling;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.trainer.model.Precision;
@@ -45,8 +46,8 @@ public final class Models {
         Linear.Maker dense = DenseLinear.maker(backend, params);
         PrecisionSpec p = job.precision();
         if (!p.fp8()) return dense;
-        int history = p.scaling().equals("delayed") ? p.amaxHistory() : 0;
-        return new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), history, p.exclude()).maker(backend, params, dense);
+        return new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), Scaling.parse(p.scaling()), p.amaxHistory(), p.exclude())
+                .maker(backend, params, dense);
     }
 
     /** A freshly built model of the job (weights zero until initialised or loaded). */

@@ -56,7 +56,7 @@ class TrainStepTest {
     @Test
     void aNonFiniteFp8StepNamesTheLayer() {
         ModelConfig cfg = ModelConfig.llama(64, 64, 2, 4, 2, 128, 16);
-        Linear.Maker fp8 = new Fp8Plan(Rotation.ALL, 32, 4, java.util.List.of("output")).maker(CPU, DType.F32, DenseLinear.maker(CPU, DType.F32));
+        Linear.Maker fp8 = new Fp8Plan(Rotation.ALL, 32, dev.strata.quant.Scaling.DELAYED, 4, java.util.List.of("output")).maker(CPU, DType.F32, DenseLinear.maker(CPU, DType.F32));
         Transformer model = new Transformer(cfg, CPU, DType.F32, fp8, Transformer.Stage.whole(cfg));
         int b = 4, t = 8; // b*t a multiple of the Hadamard block: the weight gradient rotates over tokens
         int[][] x = tokens(b * t, 4), y = tokens(b * t, 5);
