@@ -27,7 +27,7 @@ case "${1:-}" in
     ;;
   fp8)
     $STRATA bench linear 2>&1 | tee "$LOGS/linear.log"
-    for linear in "--linear bf16" "--linear fp8 --rotation all --scaling current" "--linear fp8 --rotation all --scaling delayed"; do
+    for linear in "--linear bf16" "--linear fp8 --rotation all --scaling current" "--linear fp8 --rotation all --scaling delayed" "--linear fp8 --rotation all --scaling rowwise"; do
       $STRATA bench train --model llama-1b --batch 4 --seq 2048 $linear 2>&1 | grep -E "tokens/s|BENCH|^  (gemm|attention|other)" | tee -a "$LOGS/fp8-train.log"
     done
     python3 tools/bench/torch_train.py --model llama-1b --batch 4 --seq 2048 --modes eager 2>&1 | grep BENCH | tee -a "$LOGS/fp8-train.log"

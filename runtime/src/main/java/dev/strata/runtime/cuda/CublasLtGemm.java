@@ -3,7 +3,9 @@ package dev.strata.runtime.cuda;
 import static org.bytedeco.cuda.global.cublas.*;
 
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.Map;
+import java.util.Set;
 import org.bytedeco.cuda.cublas.cublasLtContext;
 import org.bytedeco.cuda.cublas.cublasLtMatmulDescOpaque_t;
 import org.bytedeco.cuda.cublas.cublasLtMatmulHeuristicResult_t;
@@ -35,6 +37,7 @@ final class CublasLtGemm implements AutoCloseable {
     private final DeviceAllocator allocator;
     private final long workspace;
     private final Map<Key, Plan> plans = new HashMap<>();
+    private final Set<Key> refused = new HashSet<>();
     private final FloatPointer alpha = new FloatPointer(1), beta = new FloatPointer(1);
 
     CublasLtGemm(CUstream_st stream, DeviceAllocator allocator) {
@@ -57,7 +60,8 @@ final class CublasLtGemm implements AutoCloseable {
     /**
      * c (m×n) = aScale·bScale · a (m×k)·b (n×k)ᵀ + beta·c for FP8 a and b (E4M3 or E5M2 codes); the scales are
      * device pointers to one f32 each, or with rowScales to one per row of each operand (cuBLASLt's "outer vector"
-     * scaling). fastAccum trades the periodic promotion of partial sums for speed.
+     * scaling, which {@link #scalesRows} must have accepted). fastAccum trades the periodic promotion of partial sums
+     * for speed.
      */
     void matmulFp8(long a, int aType, long aScale, long b, int bType, long bScale, long c, int outputType, int m, int n, int k,
                    float betaValue, boolean fastAccum, boolean rowScales) {
@@ -66,6 +70,20 @@ final class CublasLtGemm implements AutoCloseable {
         setPointer(p.desc(), CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, bScale);
         setPointer(p.desc(), CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, aScale);
         run(p, a, b, c, 1f, betaValue, m, n, k);
+    }
+
+    /** Whether cuBLASLt has an algorithm that applies per-row scales itself to this FP8 GEMM (asked once per shape). */
+    boolean scalesRows(int aType, int bType, int outputType, int m, int n, int k, boolean fastAccum) {
+        Key key = new Key(m, n, k, false, true, aType, bType, outputType, fastAccum, true);
+        if (plans.containsKey(key)) return true;
+        if (refused.contains(key)) return false;
+        try {
+            plans.put(key, plan(key));
+            return true;
+        } catch (CudaException e) {
+            refused.add(key);
+            return false;
+        }
     }
 
     private void run(Plan p, long a, long b, long c, float alphaValue, float betaValue, int m, int n, int k) {

@@ -42,6 +42,8 @@ public final class CudaBackend implements Backend {
     private final OpTimer timer = new OpTimer(stream);
     private final Kernels kernels;
     private final CublasLtGemm gemm;
+    /** A device f32 1.0: the scale of an FP8 GEMM whose per-row scales are applied after it. */
+    private final Tensor unitScale;
     private final int multiprocessors, computeCapability;
     private final String name;
     private final Map<List<Long>, SlotTable> slotTables = new HashMap<>();
@@ -65,6 +67,7 @@ public final class CudaBackend implements Backend {
         Cuda.check(cudart.cudaStreamCreateWithFlags(stream, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
         this.kernels = new Kernels(prop.major(), prop.minor(), stream, timer);
         this.gemm = new CublasLtGemm(stream, allocator);
+        this.unitScale = fromDoubles(new double[] {1}, DType.F32, 1);
     }
 
     /** Opens device {@code index}; fails with what was looked for when there is no driver, library or GPU. */
@@ -604,9 +607,20 @@ public final class CudaBackend implements Backend {
         boolean rowScales = perRowScales(a);
         require(perRowScales(b) == rowScales, "an FP8 GEMM scales both operands per tensor or both per row: " + a.scaleInv() + ", " + b.scaleInv());
         boolean fast = ad.dtype() == DType.FP8_E4M3 && bd.dtype() == DType.FP8_E4M3;
-        timer.time("gemm-fp8 " + m + "x" + n + "x" + k + " " + c.dtype().configName(), () -> gemm.matmulFp8(address(ad), cudaType(ad.dtype()),
-                address(a.scaleInv()), address(bd), cudaType(bd.dtype()), address(b.scaleInv()), address(c), cudaType(c.dtype()), m, n, k,
-                (float) beta, fast, rowScales));
+        int aType = cudaType(ad.dtype()), bType = cudaType(bd.dtype()), cType = cudaType(c.dtype());
+        String name = "gemm-fp8 " + m + "x" + n + "x" + k + " " + c.dtype().configName();
+        if (!rowScales || gemm.scalesRows(aType, bType, cType, m, n, k, fast)) {
+            timer.time(name + (rowScales ? " rowwise" : ""), () -> gemm.matmulFp8(address(ad), aType, address(a.scaleInv()), address(bd), bType,
+                    address(b.scaleInv()), address(c), cType, m, n, k, (float) beta, fast, rowScales));
+            return;
+        }
+        try (Tensor product = empty(DType.F32, m, n)) {
+            long one = address(unitScale);
+            timer.time(name, () -> gemm.matmulFp8(address(ad), aType, one, address(bd), bType, one, address(product), cudaType(DType.F32),
+                    m, n, k, 0f, fast, false));
+            kernels.launch("fp8.cu", "fp8_outer_scale_" + c.dtype().configName(), ceil((long) m * n, THREADS), 1, 1, THREADS,
+                    product, a.scaleInv(), b.scaleInv(), m, n, (float) beta, c);
+        }
     }
 
     /** FP8 is refused, not emulated, on GPUs without FP8 tensor cores: silent fallbacks hide a slow run. */
@@ -720,6 +734,7 @@ public final class CudaBackend implements Backend {
 
     @Override public void close() {
         synchronize();
+        unitScale.close();
         gemm.close();
         timer.close();
         for (SlotTable t : slotTables.values()) t.memory().close();

@@ -328,6 +328,19 @@ template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int
                         block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c); }
 FOR_TYPES(FP8_BOTH)
 
+// Per-row scales for FP8 GEMMs cuBLASLt will not scale per row itself (it refuses some output types and shapes):
+// the GEMM ran at unit scales into the f32 product p (m,n), and c = sa[i]*sb[j]*p + beta*c.
+template <typename T> __device__ void outer_scale(const float* p, const float* sa, const float* sb, int m, int n, float beta, T* c) {
+    GRID_STRIDE(i, (long) m * n) {
+        float v = sa[i / n] * sb[i % n] * p[i];
+        c[i] = from_float<T>(beta == 0.f ? v : v + beta * to_float(c[i]));
+    }
+}
+#define FP8_OUTER_SCALE(T, S) \
+    extern "C" __global__ void fp8_outer_scale_##S(const float* p, const float* sa, const float* sb, int m, int n, float beta, T* c) \
+        { outer_scale<T>(p, sa, sb, m, n, beta, c); }
+FOR_TYPES(FP8_OUTER_SCALE)
+
 // A new step for each amax history (one slot per table entry of optimizer.cu's kind, p = the history of n floats):
 // every slot moves one place back, the oldest drops out, slot 0 starts again at zero.
 struct History { float* h; void* unused[3]; long n; double unused_decay; };

@@ -49,7 +49,7 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--rotation", defaultValue = "all", description = "FP8 rotations: none, fwd, fwd+dgrad, all (default ${DEFAULT-VALUE}).")
         String rotation;
 
-        @Option(names = "--scaling", defaultValue = "delayed", description = "FP8 scaling: current or delayed (default ${DEFAULT-VALUE}).")
+        @Option(names = "--scaling", defaultValue = "delayed", description = "FP8 scaling: current, delayed or rowwise (default ${DEFAULT-VALUE}).")
         String scaling;
 
         @Override public Integer call() {

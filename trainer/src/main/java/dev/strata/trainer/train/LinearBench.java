@@ -19,8 +19,7 @@ import java.util.SplittableRandom;
 /**
  * What {@code strata bench linear} measures: one linear layer's forward and backward (its three GEMMs) on bf16
  * activations, dense bf16 against {@link Fp8Linear} at each rotation level with current scaling, and at level "all"
- * with delayed scaling. Every iteration also refreshes the
- * weight's low-precision copies, as an optimizer step does, so the FP8 layer pays for quantizing its weight once
+ * with delayed and with rowwise scaling. Every iteration also refreshes the weight's low-precision copies, as an optimizer step does, so the FP8 layer pays for quantizing its weight once
  * per step. One more iteration timed op by op splits the FP8 layer's device time into GEMMs and quantization.
  */
 public final class LinearBench {
