@@ -16,7 +16,7 @@ import java.util.Map;
  */
 public record JobConfig(
         String runDir, String backend, String dtype, boolean cudaGraphs, long seed,
-        ModelSpec model, PrecisionSpec precision, DataSpec data, TrainingSpec training, EvalSpec eval, CheckpointSpec checkpoint,
+        ModelSpec model, PrecisionSpec precision, LoraSpec lora, DataSpec data, TrainingSpec training, EvalSpec eval, CheckpointSpec checkpoint,
         int logEvery, SampleSpec sample, String source, Config resolved) {
 
     /** Reads a job file over the defaults; every error names the file and the key. */
@@ -66,7 +66,7 @@ public record JobConfig(
         Fields f = new Fields(resolved.getConfig("strata"), source);
         return new JobConfig(
                 f.string("run_dir"), f.oneOf("backend", "cpu", "cuda", "auto"), f.oneOf("dtype", "f32", "f64", "bf16"),
-                f.bool("cuda_graphs"), f.integer("seed"), ModelSpec.from(f), PrecisionSpec.from(f), new DataSpec(f.string("data.dir")), TrainingSpec.from(f),
+                f.bool("cuda_graphs"), f.integer("seed"), ModelSpec.from(f), PrecisionSpec.from(f), LoraSpec.from(f), new DataSpec(f.string("data.dir")), TrainingSpec.from(f),
                 new EvalSpec(f.nonNegative("eval.every"), f.positive("eval.batches")),
                 new CheckpointSpec(f.nonNegative("checkpoint.every"), f.positive("checkpoint.keep_last")),
                 f.positive("log.every"), SampleSpec.from(f), source, resolved);

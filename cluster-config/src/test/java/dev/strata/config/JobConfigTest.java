@@ -1,6 +1,7 @@
 package dev.strata.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -49,6 +50,21 @@ class JobConfigTest {
         assertTrue(heads.getMessage().contains("model.dim (100) must be a multiple of model.n_heads (3)"), heads.getMessage());
         ConfigError lr = assertThrows(ConfigError.class, () -> JobConfig.parse("training { lr = 1e-3, min_lr = 1e-2 }", "x.conf"));
         assertTrue(lr.getMessage().contains("training.min_lr"), lr.getMessage());
+        ConfigError rank = assertThrows(ConfigError.class, () -> JobConfig.parse("lora.rank = -2", "x.conf"));
+        assertTrue(rank.getMessage().contains("x.conf: lora.rank must be 0 or a positive integer"), rank.getMessage());
+        ConfigError targets = assertThrows(ConfigError.class, () -> JobConfig.parse("lora { rank = 8, targets = [] }", "x.conf"));
+        assertTrue(targets.getMessage().contains("lora.targets must name at least one layer"), targets.getMessage());
+        ConfigError alpha = assertThrows(ConfigError.class, () -> JobConfig.parse("lora { rank = 8, alpha = 0 }", "x.conf"));
+        assertTrue(alpha.getMessage().contains("lora.alpha must be positive"), alpha.getMessage());
+    }
+
+    @Test
+    void loraIsOffUnlessARankIsGiven() {
+        assertFalse(JobConfig.parse("", "x.conf").lora().enabled());
+        LoraSpec lora = JobConfig.parse("lora { rank = 8, targets = [\"attention.wq\", \"attention.wv\"] }", "x.conf").lora();
+        assertTrue(lora.enabled());
+        assertEquals(16.0, lora.alpha());
+        assertEquals(java.util.List.of("attention.wq", "attention.wv"), lora.targets());
     }
 
     @Test

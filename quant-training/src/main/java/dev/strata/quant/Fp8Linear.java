@@ -17,7 +17,8 @@ import java.util.List;
  * activations and weights, E5M2 for gradients. x, dy and W each feed two GEMMs, so both of a tensor's operands
  * (row-wise, and transposed for the other contraction) come from one read of it. The weight's two FP8 copies are
  * made once per optimizer update and shared by the micro-batches; the forward keeps x already quantized for the
- * weight gradient, at half the memory of bf16. Master weight, gradient and bias stay f32.
+ * weight gradient, at half the memory of bf16 (none when the weight is frozen, as under LoRA: the weight-gradient
+ * GEMM is skipped). Master weight, gradient and bias stay f32.
  *
  * <p>Scaling ({@link Scaling}) is per tensor, current (each tensor's own amax, one extra pass over it) or delayed
  * (the largest amax of the last steps, as Transformer Engine does, recorded while quantizing: one pass), for x, dy
@@ -91,12 +92,16 @@ public final class Fp8Linear implements Linear {
     @Override public Tensor forward(Tensor x) {
         int n = x.size(0);
         requireFp8Dimension(n, "token count (batch x seq)");
-        if (settings.rotation().wgrad()) requireBlockDivides(n, "token count (batch x seq)");
+        if (settings.rotation().wgrad() && weight.trainable()) requireBlockDivides(n, "token count (batch x seq)");
         Tensor y = backend.empty(x.dtype(), n, weight.shape()[0]); // (N,out)
         discard();
         try (Fp8Operand xq = operand(x, DType.FP8_E4M3, false)) {
-            xT = operand(x, DType.FP8_E4M3, true);
-            backend.quantizeFp8Both(x, target(xq, Site.X_ROWS, settings.rotation().forward()), target(xT, Site.X_COLS, settings.rotation().wgrad()));
+            if (weight.trainable()) {
+                xT = operand(x, DType.FP8_E4M3, true);
+                backend.quantizeFp8Both(x, target(xq, Site.X_ROWS, settings.rotation().forward()), target(xT, Site.X_COLS, settings.rotation().wgrad()));
+            } else {
+                quantizeRowsOnly(x, target(xq, Site.X_ROWS, settings.rotation().forward()));
+            }
             backend.matmulFp8(xq, weightForward(), y, 0);
         }
         if (bias != null) backend.addBias(y, bias.value());
@@ -111,15 +116,35 @@ public final class Fp8Linear implements Linear {
 
     @Override public void backwardAccumulate(Tensor dy, Tensor dxAcc) { backward(dy, dxAcc, 1); }
 
-    /** dx = dy·W + beta·dx; dW += dyᵀ·x; db += Σ_rows dy. */
+    /** dx = dy·W + beta·dx; dW += dyᵀ·x unless the weight is frozen; db += Σ_rows dy. */
     private void backward(Tensor dy, Tensor dx, double beta) {
-        try (Fp8Operand dyq = operand(dy, DType.FP8_E5M2, false); Fp8Operand dyT = operand(dy, DType.FP8_E5M2, true)) { // (N,out), (out,N)
-            backend.quantizeFp8Both(dy, target(dyq, Site.DY_ROWS, settings.rotation().dgrad()), target(dyT, Site.DY_COLS, settings.rotation().wgrad()));
+        try (Fp8Operand dyq = operand(dy, DType.FP8_E5M2, false)) { // (N,out)
+            if (weight.trainable()) {
+                try (Fp8Operand dyT = operand(dy, DType.FP8_E5M2, true)) { // (out,N)
+                    backend.quantizeFp8Both(dy, target(dyq, Site.DY_ROWS, settings.rotation().dgrad()), target(dyT, Site.DY_COLS, settings.rotation().wgrad()));
+                    backend.matmulFp8(dyT, xT, weight.grad(), 1);
+                }
+            } else {
+                quantizeRowsOnly(dy, target(dyq, Site.DY_ROWS, settings.rotation().dgrad()));
+            }
             backend.matmulFp8(dyq, weightDgrad(), dx, beta);
-            backend.matmulFp8(dyT, xT, weight.grad(), 1);
         }
-        if (bias != null) backend.sumRowsAccumulate(dy, bias.grad());
+        if (bias != null && bias.trainable()) backend.sumRowsAccumulate(dy, bias.grad());
         discard();
+    }
+
+    /**
+     * A frozen weight needs no weight gradient, so x and dy need only their row-wise operands. The single-operand
+     * GPU kernels keep one scale per tensor, so rowwise scaling takes the both-operands kernel and drops the copy.
+     */
+    private void quantizeRowsOnly(Tensor t, Fp8Target rows) {
+        if (settings.scaling() != Scaling.ROWWISE) {
+            backend.quantizeFp8(t, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
+            return;
+        }
+        try (Fp8Operand dropped = operand(t, rows.out().data().dtype(), true)) {
+            backend.quantizeFp8Both(t, rows, new Fp8Target(dropped, 0));
+        }
     }
 
     private Fp8Operand weightForward() {

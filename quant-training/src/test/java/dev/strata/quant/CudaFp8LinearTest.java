@@ -9,6 +9,7 @@ import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cpu.CpuBackend;
 import dev.strata.runtime.cuda.CudaBackend;
+import dev.strata.runtime.nn.LoraLinear;
 import dev.strata.runtime.nn.Parameter;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -48,6 +49,45 @@ class CudaFp8LinearTest {
             System.out.printf(Locale.ROOT, "cuda fp8 linear, rotation %-9s %-7s scaling, %-2s relative to the cpu emulation %.2e%n",
                     rotation.configName(), scaling.configName(), names[i], err);
             assertTrue(err < 2e-2, rotation + " " + scaling + " " + names[i] + ": " + err);
+        }
+    }
+
+    /**
+     * A LoRA adapter (rank 16, bf16 GEMMs on the GPU) on a frozen Fp8Linear, which then quantizes x and dy for its
+     * forward and dgrad GEMMs only: y, dx and the adapter's gradients against the CPU emulation, same bound.
+     */
+    @ParameterizedTest
+    @CsvSource({"NONE, CURRENT", "ALL, CURRENT", "ALL, ROWWISE"})
+    void loraOnAFrozenFp8BaseMatchesTheCpuEmulation(Rotation rotation, Scaling scaling) {
+        assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA LoRA-on-FP8 test skipped: " + UNAVAILABLE);
+        SplittableRandom rng = new SplittableRandom(4);
+        double[] w = bf16(rng, OUT * IN, 0.05), x = bf16(rng, N * IN, 1), dy = bf16(rng, N * OUT, 1e-3);
+        double[] a = bf16(rng, 16 * IN, 0.06), bUp = bf16(rng, OUT * 16, 0.05);
+        var settings = new Fp8Linear.Settings(rotation, 128, true, scaling, 0);
+        double[][] cpu = loraPass(CpuBackend.INSTANCE, DType.F32, settings, w, a, bUp, x, dy);
+        double[][] gpu;
+        try (CudaBackend cuda = CudaBackend.open(0)) {
+            gpu = loraPass(cuda, DType.BF16, settings, w, a, bUp, x, dy);
+        }
+        String[] names = {"y", "dx", "dA", "dB"};
+        for (int i = 0; i < names.length; i++) {
+            double err = Fp8LinearTest.relativeError(gpu[i], cpu[i]);
+            System.out.printf(Locale.ROOT, "cuda lora on fp8, rotation %-9s %-7s scaling, %-2s relative to the cpu emulation %.2e%n",
+                    rotation.configName(), scaling.configName(), names[i], err);
+            assertTrue(err < 2e-2, rotation + " " + scaling + " " + names[i] + ": " + err);
+        }
+    }
+
+    static double[][] loraPass(Backend b, DType activations, Fp8Linear.Settings settings, double[] w, double[] a, double[] bUp,
+                               double[] x, double[] dy) {
+        Parameter p = new Parameter("w", Parameter.Kind.LINEAR_WEIGHT, b.fromDoubles(w, DType.F32, OUT, IN));
+        p.freeze();
+        Parameter pa = new Parameter("w.lora_a", Parameter.Kind.LORA_A, b.fromDoubles(a, DType.F32, 16, IN));
+        Parameter pb = new Parameter("w.lora_b", Parameter.Kind.LORA_B, b.fromDoubles(bUp, DType.F32, OUT, 16));
+        var layer = new LoraLinear(new Fp8Linear("test", p, null, settings), pa, pb, 2.0);
+        try (Tensor xt = b.fromDoubles(x, activations, N, IN); Tensor dyt = b.fromDoubles(dy, activations, N, OUT);
+             Tensor y = layer.forward(xt); Tensor dx = layer.backward(dyt)) {
+            return new double[][] {b.toDoubles(y), b.toDoubles(dx), b.toDoubles(pa.grad()), b.toDoubles(pb.grad())};
         }
     }
 

@@ -89,13 +89,13 @@ public interface Backend extends AutoCloseable {
     /** LayerNorm over the last dim: x (N,C), weight, bias (C) -> out (N,C), mean (N), rstd (N) in F32/F64. */
     NormOutput layerNormForward(Tensor x, Tensor weight, Tensor bias, double eps);
 
-    /** Returns dx (N,C); dweight and dbias (C) accumulate. */
+    /** Returns dx (N,C); dweight and dbias (C) accumulate, each unless null (a frozen parameter). */
     Tensor layerNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dweight, Tensor dbias);
 
     /** RMSNorm: x (N,C), weight (C) -> out (N,C), rstd (N); mean is null. */
     NormOutput rmsNormForward(Tensor x, Tensor weight, double eps);
 
-    /** Returns dx (N,C); dweight (C) accumulates. */
+    /** Returns dx (N,C); dweight (C) accumulates unless null (a frozen weight). */
     Tensor rmsNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor rstd, Tensor dweight);
 
     // ---- activations --------------------------------------------------------------------------------------------

@@ -627,6 +627,7 @@ public final class CpuBackend implements Backend {
     private static DType statsType(Tensor x) { return x.dtype() == DType.F64 ? DType.F64 : DType.F32; }
 
     private static void accumulate(Tensor t, double[] add) {
+        if (t == null) return;
         CpuBuffer b = buf(t);
         for (int i = 0; i < add.length; i++) b.set(i, b.get(i) + add[i]);
     }

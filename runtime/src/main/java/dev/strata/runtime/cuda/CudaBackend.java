@@ -302,6 +302,7 @@ public final class CudaBackend implements Backend {
      * dw += Σ dout·(x − mean)·rstd (mean null for RMSNorm). Either accumulator may be null.
      */
     private void columnSums(Tensor dout, Tensor x, Tensor mean, Tensor rstd, Tensor dw, Tensor db) {
+        if (dw == null && db == null) return;
         requireF32(dw == null ? db : dw);
         int c = dout.size(-1);
         long n = dout.numel() / c;

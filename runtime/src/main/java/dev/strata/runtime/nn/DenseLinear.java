@@ -46,8 +46,8 @@ public final class DenseLinear implements Linear {
 
     /** dx = dy·W + beta·dx. */
     private void backward(Tensor dy, Tensor dx, double beta) {
-        backend.matmul(dy, true, x, false, weight.grad(), 1, 1);            // dW (out,in) += dyᵀ·x
-        if (bias != null) backend.sumRowsAccumulate(dy, bias.grad());       // db (out) += Σ_rows dy
+        if (weight.trainable()) backend.matmul(dy, true, x, false, weight.grad(), 1, 1);        // dW (out,in) += dyᵀ·x
+        if (bias != null && bias.trainable()) backend.sumRowsAccumulate(dy, bias.grad());       // db (out) += Σ_rows dy
         backend.matmul(dy, false, weight.valueAs(dy.dtype()), false, dx, 1, beta);
         x = null;
     }

@@ -10,15 +10,18 @@ import java.util.List;
  * mixed precision a GEMM reads the weight in the activations' dtype: {@link #valueAs} makes that copy on first use
  * and {@link #markUpdated} rewrites it right after each update, so micro-batches between optimizer steps share one
  * conversion and a captured optimizer step captures the conversion too. Layers that keep other copies of a weight
- * (FP8 codes) register them with {@link #onUpdate} and are refreshed the same way.
+ * (FP8 codes) register them with {@link #onUpdate} and are refreshed the same way. A frozen parameter (the base
+ * weights under LoRA) has no gradient: layers skip computing it and the optimizer leaves it alone.
  */
 public final class Parameter {
-    public enum Kind { LINEAR_WEIGHT, BIAS, NORM, EMBEDDING }
+    /** LORA_A (rank,in) and LORA_B (out,rank) are a LoRA adapter's down and up projections. */
+    public enum Kind { LINEAR_WEIGHT, BIAS, NORM, EMBEDDING, LORA_A, LORA_B }
 
     private final String name;
     private final Kind kind;
     private final Tensor value;
-    private final Tensor grad;
+    private Tensor grad; // allocated on first use, so a parameter frozen right after construction never holds one
+    private boolean frozen;
     private Tensor compute; // value in another dtype, or null
     private final List<Runnable> refreshers = new ArrayList<>();
 
@@ -26,7 +29,6 @@ public final class Parameter {
         this.name = name;
         this.kind = kind;
         this.value = value;
-        this.grad = value.backend().zeros(value.dtype(), value.shape());
     }
 
     public String name() { return name; }
@@ -35,7 +37,20 @@ public final class Parameter {
 
     public Tensor value() { return value; }
 
-    public Tensor grad() { return grad; }
+    /** The gradient (zeros at first), or null when the parameter is frozen. */
+    public Tensor grad() {
+        if (grad == null && !frozen) grad = value.backend().zeros(value.dtype(), value.shape());
+        return grad;
+    }
+
+    public boolean trainable() { return !frozen; }
+
+    /** Stops training this parameter and frees its gradient. */
+    public void freeze() {
+        frozen = true;
+        if (grad != null) grad.close();
+        grad = null;
+    }
 
     public int[] shape() { return value.shape(); }
 

@@ -24,7 +24,7 @@ public final class Embedding {
     }
 
     public void backward(Tensor dout) {
-        backend.embeddingBackward(ids, dout, weight.grad());
+        if (weight.trainable()) backend.embeddingBackward(ids, dout, weight.grad());
         ids = null;
     }
 

@@ -4,28 +4,42 @@ import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.Tensor;
 import java.util.SplittableRandom;
+import java.util.function.Predicate;
 
 /**
  * GPT-2 style initialisation, kept apart from construction: weights N(0, 0.02), the residual projections
- * (attention.wo, feed_forward.w2) N(0, 0.02/sqrt(2L)), biases 0, norm weights 1. Each parameter draws from its own
+ * (attention.wo, feed_forward.w2) N(0, 0.02/sqrt(2L)), biases 0, norm weights 1. LoRA adapters start as PEFT's do:
+ * A uniform in ±1/sqrt(in), B zero, so an adapted model starts equal to its base. Each parameter draws from its own
  * stream seeded by (seed, name), so any slice of the model starts from the same weights as the whole model.
  */
 public final class Initializer {
     private Initializer() {}
 
-    public static void initialize(Transformer model, long seed) {
+    public static void initialize(Transformer model, long seed) { initialize(model, seed, p -> true); }
+
+    /** Only the LoRA adapters: the base weights came from a checkpoint or a Hugging Face directory. */
+    public static void initializeAdapters(Transformer model, long seed) {
+        initialize(model, seed, p -> p.kind() == Parameter.Kind.LORA_A || p.kind() == Parameter.Kind.LORA_B);
+    }
+
+    private static void initialize(Transformer model, long seed, Predicate<Parameter> which) {
         ModelConfig cfg = model.config();
         Backend backend = model.backend();
         for (Parameter p : model.parameters().values()) {
+            if (!which.test(p)) continue;
             int n = Math.toIntExact(p.value().numel());
             double[] values = new double[n];
+            SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
             switch (p.kind()) {
                 case NORM -> java.util.Arrays.fill(values, p.name().endsWith(".bias") ? 0 : 1);
-                case BIAS -> { }
+                case BIAS, LORA_B -> { }
+                case LORA_A -> {
+                    double bound = 1 / Math.sqrt(p.shape()[1]);
+                    for (int i = 0; i < n; i++) values[i] = bound * (2 * rng.nextDouble() - 1);
+                }
                 case LINEAR_WEIGHT, EMBEDDING -> {
                     boolean residual = p.name().endsWith("attention.wo.weight") || p.name().endsWith("feed_forward.w2.weight");
                     double std = residual ? 0.02 / Math.sqrt(2.0 * cfg.nLayers()) : 0.02;
-                    SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
                     for (int i = 0; i < n; i++) values[i] = std * gaussian(rng);
                 }
             }

@@ -231,6 +231,6 @@ public final class Transformer {
     }
 
     public void zeroGrad() {
-        for (Parameter p : parameters().values()) backend.zero(p.grad());
+        for (Parameter p : parameters().values()) if (p.trainable()) backend.zero(p.grad());
     }
 }

@@ -12,7 +12,8 @@ import java.util.Map;
 /**
  * AdamW exactly as {@code torch.optim.AdamW}: decoupled weight decay, bias correction, with global-norm clipping
  * folded into the update as {@code torch.nn.utils.clip_grad_norm_} does it. Weight decay applies to linear weights,
- * never to norms or biases, and to embeddings only when asked. Moments are F32, or F64 for F64 parameters.
+ * never to norms or biases, and to embeddings only when asked; LoRA adapters decay as linear weights do. Frozen
+ * parameters are left out: they get no moments. Moments are F32, or F64 for F64 parameters.
  *
  * <p>An update is enqueued without a host round trip ({@link #enqueueUpdate}): the learning rate and bias corrections
  * come from a small device tensor written before the step, and the gradient norm stays on the device until asked
@@ -38,10 +39,12 @@ public final class AdamW implements AutoCloseable {
     private long step;
 
     public AdamW(Map<String, Parameter> params, Settings settings) {
-        this.params = params;
+        this.params = new LinkedHashMap<>();
+        params.forEach((name, p) -> { if (p.trainable()) this.params.put(name, p); });
+        if (this.params.isEmpty()) throw new IllegalArgumentException("AdamW has no trainable parameter to update");
         this.settings = settings;
-        this.backend = params.values().iterator().next().value().backend();
-        for (Parameter p : params.values()) {
+        this.backend = this.params.values().iterator().next().value().backend();
+        for (Parameter p : this.params.values()) {
             DType stateType = p.value().dtype() == DType.F64 ? DType.F64 : DType.F32;
             Tensor m = backend.zeros(stateType, p.shape()), v = backend.zeros(stateType, p.shape());
             expAvg.put(p.name(), m);
@@ -90,7 +93,7 @@ public final class AdamW implements AutoCloseable {
 
     private double decayOf(Parameter p) {
         return switch (p.kind()) {
-            case LINEAR_WEIGHT -> settings.weightDecay();
+            case LINEAR_WEIGHT, LORA_A, LORA_B -> settings.weightDecay();
             case EMBEDDING -> settings.decayEmbeddings() ? settings.weightDecay() : 0;
             case NORM, BIAS -> 0;
         };

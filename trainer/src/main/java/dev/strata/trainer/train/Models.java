@@ -2,6 +2,7 @@ package dev.strata.trainer.train;
 
 import dev.strata.config.ConfigError;
 import dev.strata.config.JobConfig;
+import dev.strata.config.LoraSpec;
 import dev.strata.config.ModelSpec;
 import dev.strata.config.PrecisionSpec;
 import dev.strata.quant.Fp8Plan;
@@ -9,6 +10,7 @@ import dev.strata.quant.Rotation;
 import dev.strata.quant.Scaling;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.DenseLinear;
+import dev.strata.runtime.nn.LoraPlan;
 import dev.strata.trainer.model.Precision;
 import dev.strata.trainer.model.Transformer;
 import dev.strata.runtime.Backend;
@@ -40,19 +42,30 @@ public final class Models {
         };
     }
 
-    /** The maker of the model's linear layers: dense in the job's dtype, or FP8 where the job's precision plan says. */
+    /**
+     * The maker of the model's linear layers: dense in the job's dtype, or FP8 where the job's precision plan says,
+     * with LoRA adapters on top where the job's lora plan says.
+     */
     public static Linear.Maker linears(JobConfig job, Backend backend, DType dtype) {
         DType params = Precision.of(dtype).params();
-        Linear.Maker dense = DenseLinear.maker(backend, params);
+        Linear.Maker linears = DenseLinear.maker(backend, params);
         PrecisionSpec p = job.precision();
-        if (!p.fp8()) return dense;
-        return new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), Scaling.parse(p.scaling()), p.amaxHistory(), p.exclude())
-                .maker(backend, params, dense);
+        if (p.fp8())
+            linears = new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), Scaling.parse(p.scaling()), p.amaxHistory(), p.exclude())
+                    .maker(backend, params, linears);
+        LoraSpec lora = job.lora();
+        if (lora.enabled()) linears = new LoraPlan(lora.rank(), lora.alpha(), lora.targets()).maker(backend, params, linears);
+        return linears;
     }
 
-    /** A freshly built model of the job (weights zero until initialised or loaded). */
+    /**
+     * A freshly built model of the job (weights zero until initialised or loaded); under LoRA everything but the
+     * adapters is frozen before any gradient is allocated.
+     */
     public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype) {
-        return new Transformer(cfg, backend, dtype, linears(job, backend, dtype), Transformer.Stage.whole(cfg));
+        Transformer model = new Transformer(cfg, backend, dtype, linears(job, backend, dtype), Transformer.Stage.whole(cfg));
+        if (job.lora().enabled()) LoraPlan.freezeAllButAdapters(model.parameters());
+        return model;
     }
 
     public static DType dtype(JobConfig job, Backend backend) {

@@ -86,9 +86,11 @@ public final class Trainer {
                 out.println("nothing to resume in " + run.dir() + ": starting at step 0");
             }
             BatchSampler sampler = new BatchSampler(train, job.seed(), position);
-            out.printf(Locale.ROOT, "model: %s, %,d parameters, %s on %s | batch %d x %d x %d accum | %d steps%n",
-                    cfg.family().name().toLowerCase(Locale.ROOT), cfg.parameterCount(), dtype.configName(), backend.device(),
-                    tr.batchSize(), tr.seqLen(), tr.gradAccumSteps(), tr.steps());
+            long trainable = model.parameters().values().stream().filter(Parameter::trainable).mapToLong(p -> p.value().numel()).sum();
+            out.printf(Locale.ROOT, "model: %s, %,d parameters%s, %s on %s | batch %d x %d x %d accum | %d steps%n",
+                    cfg.family().name().toLowerCase(Locale.ROOT), cfg.parameterCount(),
+                    job.lora().enabled() ? String.format(Locale.ROOT, " (LoRA rank %d: %,d trainable)", job.lora().rank(), trainable) : "",
+                    dtype.configName(), backend.device(), tr.batchSize(), tr.seqLen(), tr.gradAccumSteps(), tr.steps());
 
             int b = tr.batchSize(), t = tr.seqLen();
             int[][] inputs = new int[tr.gradAccumSteps()][b * t], targets = new int[tr.gradAccumSteps()][b * t];
@@ -158,11 +160,15 @@ public final class Trainer {
             String dir = checkpoint ? from.toString() : new Checkpointer(fs, from.toString(), 1).latest().orElseThrow(() ->
                     new IllegalArgumentException(job.source() + ": model.init_from = " + from + " is a run directory without a checkpoint"));
             Transformer model = Models.model(job, Models.config(job.model()), backend, dtype);
+            Initializer.initializeAdapters(model, job.seed());
             restore(model, null, Checkpointer.load(fs, dir));
             return model;
         }
-        if (!job.model().initFrom().isEmpty())
-            return HfModels.load(Path.of(job.model().initFrom()), backend, dtype, cfg -> Models.model(job, cfg, backend, dtype)).model();
+        if (!job.model().initFrom().isEmpty()) {
+            Transformer model = HfModels.load(Path.of(job.model().initFrom()), backend, dtype, cfg -> Models.model(job, cfg, backend, dtype)).model();
+            Initializer.initializeAdapters(model, job.seed());
+            return model;
+        }
         Transformer model = Models.model(job, Models.config(job.model()), backend, dtype);
         Initializer.initialize(model, job.seed());
         return model;
@@ -207,10 +213,15 @@ public final class Trainer {
         return m;
     }
 
-    /** Loads weights and optimizer state, checking every name and shape against the model. */
+    /**
+     * Loads weights and optimizer state, checking every name and shape against the model. Loading weights alone
+     * (opt null: fine-tuning from a checkpoint) leaves LoRA adapters the checkpoint does not hold as they were.
+     */
     public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) {
         Backend backend = model.backend();
         for (Parameter p : model.parameters().values()) {
+            boolean adapter = p.kind() == Parameter.Kind.LORA_A || p.kind() == Parameter.Kind.LORA_B;
+            if (opt == null && adapter && !ckpt.model().containsKey(p.name())) continue;
             load(backend, ckpt.model(), p.name(), p.value(), ckpt.dir());
             p.markUpdated();
         }

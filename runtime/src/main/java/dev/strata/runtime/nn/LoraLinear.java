@@ -1,0 +1,85 @@
+package dev.strata.runtime.nn;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A LoRA adapter on a linear layer (Hu et al., 2021): y = base(x) + (alpha/r)·(x·Aᵀ)·Bᵀ with A (r,in) and B (out,r).
+ * The base, dense or FP8, is used as it is; when its weight is frozen it skips its own weight gradient. The
+ * adapter's two thin GEMMs run in the activations' dtype (bf16 on the GPU) whatever the base runs in.
+ */
+public final class LoraLinear implements Linear {
+    private final Backend backend;
+    private final Linear base;
+    private final Parameter a;   // (r,in)
+    private final Parameter b;   // (out,r)
+    private final double scale;  // alpha / r
+    private Tensor x;            // (N,in), kept for dA
+    private Tensor h;            // (N,r) = x·Aᵀ, kept for dB
+
+    public LoraLinear(Linear base, Parameter a, Parameter b, double scale) {
+        if (a.kind() != Parameter.Kind.LORA_A || b.kind() != Parameter.Kind.LORA_B || a.shape()[0] != b.shape()[1])
+            throw new IllegalArgumentException("a LoRA adapter takes A (r,in) and B (out,r) of one rank r, got " + a + ", " + b);
+        this.backend = a.value().backend();
+        this.base = base;
+        this.a = a;
+        this.b = b;
+        this.scale = scale;
+    }
+
+    public Linear base() { return base; }
+
+    @Override public Tensor forward(Tensor x) {
+        Tensor y = base.forward(x);                                                            // (N,out)
+        discardAdapter();
+        h = backend.empty(x.dtype(), x.size(0), a.shape()[0]);                                 // (N,r)
+        backend.matmul(x, false, a.valueAs(x.dtype()), true, h, 1, 0);                        // h = x·Aᵀ
+        backend.matmul(h, false, b.valueAs(x.dtype()), true, y, scale, 1);                    // y += s·h·Bᵀ
+        this.x = x;
+        return y;
+    }
+
+    @Override public Tensor backward(Tensor dy) {
+        Tensor dx = base.backward(dy);
+        adapterBackward(dy, dx);
+        return dx;
+    }
+
+    @Override public void backwardAccumulate(Tensor dy, Tensor dxAcc) {
+        base.backwardAccumulate(dy, dxAcc);
+        adapterBackward(dy, dxAcc);
+    }
+
+    /** dB += s·dyᵀ·h; dh = s·dy·B; dA += dhᵀ·x; dx += dh·A. */
+    private void adapterBackward(Tensor dy, Tensor dx) {
+        try (Tensor dh = backend.empty(dy.dtype(), dy.size(0), a.shape()[0])) {             // (N,r)
+            if (b.trainable()) backend.matmul(dy, true, h, false, b.grad(), scale, 1);
+            backend.matmul(dy, false, b.valueAs(dy.dtype()), false, dh, scale, 0);
+            if (a.trainable()) backend.matmul(dh, true, x, false, a.grad(), 1, 1);
+            backend.matmul(dh, false, a.valueAs(dh.dtype()), false, dx, 1, 1);
+        }
+        discardAdapter();
+    }
+
+    private void discardAdapter() {
+        if (h != null) h.close();
+        h = null;
+        x = null;
+    }
+
+    @Override public void discard() {
+        base.discard();
+        discardAdapter();
+    }
+
+    @Override public List<String> nonFiniteInputs() { return base.nonFiniteInputs(); }
+
+    @Override public List<Parameter> parameters() {
+        List<Parameter> ps = new ArrayList<>(base.parameters());
+        ps.add(a);
+        ps.add(b);
+        return ps;
+    }
+}
