@@ -59,6 +59,16 @@ class JobConfigTest {
     }
 
     @Test
+    void hadamardBlockIsAPowerOfTwoOrFull() {
+        assertEquals(0, JobConfig.parse("precision.hadamard_block = full", "x.conf").precision().hadamardBlock());
+        assertEquals(256, JobConfig.parse("precision.hadamard_block = 256", "x.conf").precision().hadamardBlock());
+        for (String bad : new String[] {"100", "huge", "-64"}) {
+            ConfigError e = assertThrows(ConfigError.class, () -> JobConfig.parse("precision.hadamard_block = " + bad, "x.conf"));
+            assertTrue(e.getMessage().contains("x.conf: precision.hadamard_block must be a power of two") && e.getMessage().contains(bad), e.getMessage());
+        }
+    }
+
+    @Test
     void loraIsOffUnlessARankIsGiven() {
         assertFalse(JobConfig.parse("", "x.conf").lora().enabled());
         LoraSpec lora = JobConfig.parse("lora { rank = 8, targets = [\"attention.wq\", \"attention.wv\"] }", "x.conf").lora();

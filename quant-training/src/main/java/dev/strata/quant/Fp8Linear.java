@@ -28,15 +28,27 @@ import java.util.List;
  * {@code quantize = false} the rotations run without FP8, so the layer equals the dense one up to rounding.
  */
 public final class Fp8Linear implements Linear {
+    /** {@code hadamard_block = full}: one block over each whole contracted dimension, where a power of two allows. */
+    public static final int FULL_BLOCK = 0;
+
     /**
-     * How a layer runs: its rotation level and block, whether to quantize at all, its scaling recipe, and the amax
-     * history length of delayed scaling.
+     * How a layer runs: its rotation level and block ({@link #FULL_BLOCK}: as large as each contracted dimension
+     * allows), whether to quantize at all, its scaling recipe, and the amax history length of delayed scaling.
      */
     public record Settings(Rotation rotation, int hadamardBlock, boolean quantize, Scaling scaling, int amaxHistory) {
         public Settings {
+            if (hadamardBlock != FULL_BLOCK && (hadamardBlock < 2 || Integer.bitCount(hadamardBlock) != 1))
+                throw new IllegalArgumentException("precision.hadamard_block must be a power of two of at least 2, or full; got " + hadamardBlock);
             if (scaling == Scaling.DELAYED && amaxHistory < 2)
                 throw new IllegalArgumentException("delayed scaling takes an amax history of at least 2 steps, got " + amaxHistory);
         }
+
+        /**
+         * The Hadamard block along a contracted dimension of this size: the configured one, or under FULL_BLOCK the
+         * largest power of two dividing it (the whole dimension when it is a power of two: 4096 stays 4096, 14336 is
+         * rotated in 7 blocks of 2048; Walsh–Hadamard matrices come in powers of two only).
+         */
+        public int block(int contracted) { return hadamardBlock == FULL_BLOCK ? Integer.lowestOneBit(contracted) : hadamardBlock; }
 
         /** Current scaling. */
         public Settings(Rotation rotation, int hadamardBlock, boolean quantize) { this(rotation, hadamardBlock, quantize, Scaling.CURRENT, 0); }
@@ -176,7 +188,8 @@ public final class Fp8Linear implements Linear {
 
     private Fp8Target target(Fp8Operand out, Site site, boolean rotate) {
         recorded[site.ordinal()] = true;
-        return new Fp8Target(out, block(rotate), histories.get(site.ordinal()), settings.scaling() == Scaling.DELAYED && ready[site.ordinal()]);
+        int block = rotate ? settings.block(out.data().size(1)) : 0; // operands hold their contracted dimension last
+        return new Fp8Target(out, block, histories.get(site.ordinal()), settings.scaling() == Scaling.DELAYED && ready[site.ordinal()]);
     }
 
     /** "weight", "x" or "dy" where the amax of the step before the last update was NaN or infinite. */
@@ -187,8 +200,6 @@ public final class Fp8Linear implements Linear {
         return bad;
     }
 
-    private int block(boolean rotate) { return rotate ? settings.hadamardBlock() : 0; }
-
     private void requireFp8Dimension(int size, String what) {
         if (size % 16 != 0)
             throw new IllegalArgumentException("layer " + name + ": FP8 GEMMs need every dimension a multiple of 16, but its " + what
@@ -196,7 +207,7 @@ public final class Fp8Linear implements Linear {
     }
 
     private void requireBlockDivides(int size, String what) {
-        if (size % settings.hadamardBlock() != 0)
+        if (size % settings.block(size) != 0)
             throw new IllegalArgumentException("layer " + name + ": precision.hadamard_block " + settings.hadamardBlock()
                     + " does not divide its " + what + " (" + size + "); choose a smaller block or exclude the layer");
     }

@@ -10,13 +10,12 @@ import java.util.List;
  * Which linear layers run in FP8, applied from outside the model: every linear whose name contains none of the
  * {@code exclude} entries (e.g. "output" keeps the LM head dense) becomes an {@link Fp8Linear}; the others are made by
  * the dense maker. Norms, softmax, embeddings and the loss never see FP8. amaxHistory is the number of steps delayed
- * scaling looks back over.
+ * scaling looks back over; hadamardBlock may be {@link Fp8Linear#FULL_BLOCK}.
  */
 public record Fp8Plan(Rotation rotation, int hadamardBlock, Scaling scaling, int amaxHistory, List<String> exclude) {
 
     public Fp8Plan {
-        if (hadamardBlock < 2 || Integer.bitCount(hadamardBlock) != 1)
-            throw new IllegalArgumentException("precision.hadamard_block must be a power of two of at least 2, got " + hadamardBlock);
+        new Fp8Linear.Settings(rotation, hadamardBlock, true, scaling, amaxHistory); // validates
         exclude = List.copyOf(exclude);
     }
 

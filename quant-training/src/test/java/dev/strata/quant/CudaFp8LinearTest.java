@@ -31,13 +31,14 @@ class CudaFp8LinearTest {
     static final int N = 512, IN = 256, OUT = 384;
 
     @ParameterizedTest
-    @CsvSource({"NONE, CURRENT", "FWD, CURRENT", "FWD_DGRAD, CURRENT", "ALL, CURRENT", "NONE, ROWWISE", "ALL, ROWWISE"})
-    void cudaMatchesTheCpuEmulation(Rotation rotation, Scaling scaling) {
+    @CsvSource({"NONE, CURRENT, 128", "FWD, CURRENT, 128", "FWD_DGRAD, CURRENT, 128", "ALL, CURRENT, 128", "NONE, ROWWISE, 128",
+            "ALL, ROWWISE, 128", "ALL, CURRENT, 0"})
+    void cudaMatchesTheCpuEmulation(Rotation rotation, Scaling scaling, int block) {
         assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA Fp8Linear test skipped: " + UNAVAILABLE);
         SplittableRandom rng = new SplittableRandom(3);
         double[] w = bf16(rng, OUT * IN, 0.05), x = bf16(rng, N * IN, 1), dy = bf16(rng, N * OUT, 1e-3);
         for (int r = 0; r < N; r++) x[r * IN + 17] *= 30;
-        var settings = new Fp8Linear.Settings(rotation, 128, true, scaling, 0);
+        var settings = new Fp8Linear.Settings(rotation, block, true, scaling, 0); // block 0: full (256, 128, 512)
         double[][] cpu = pass(CpuBackend.INSTANCE, DType.F32, settings, w, x, dy);
         double[][] gpu;
         try (CudaBackend cuda = CudaBackend.open(0)) {
@@ -46,8 +47,8 @@ class CudaFp8LinearTest {
         String[] names = {"y", "dx", "dW"};
         for (int i = 0; i < 3; i++) {
             double err = Fp8LinearTest.relativeError(gpu[i], cpu[i]);
-            System.out.printf(Locale.ROOT, "cuda fp8 linear, rotation %-9s %-7s scaling, %-2s relative to the cpu emulation %.2e%n",
-                    rotation.configName(), scaling.configName(), names[i], err);
+            System.out.printf(Locale.ROOT, "cuda fp8 linear, rotation %-9s %-7s scaling, block %-4s %-2s relative to the cpu emulation %.2e%n",
+                    rotation.configName(), scaling.configName(), block == 0 ? "full" : block, names[i], err);
             assertTrue(err < 2e-2, rotation + " " + scaling + " " + names[i] + ": " + err);
         }
     }

@@ -151,6 +151,21 @@ class Fp8LinearTest {
         }
     }
 
+    /** Full-size blocks (256 over in-features and tokens, 128 over out-features) leave the layer exact as well. */
+    @Test
+    void fullSizeBlocksLeaveTheLayerExact() {
+        SplittableRandom rng = new SplittableRandom(6);
+        double[] w = gaussian(rng, OUT * IN, 0.05), x = gaussian(rng, N * IN, 1), dy = gaussian(rng, N * OUT, 1);
+        Parameter p = weight(w, DType.F64);
+        var settings = new Fp8Linear.Settings(Rotation.ALL, Fp8Linear.FULL_BLOCK, false);
+        Pass want = dense(w, x, dy), got = run(new Fp8Linear("layers.0.attention.wq", p, null, settings), p, x, dy, DType.F64);
+        for (var e : new double[][][] {{got.y(), want.y()}, {got.dx(), want.dx()}, {got.dw(), want.dw()}})
+            assertTrue(relativeError(e[0], e[1]) < 1e-10, "full-size rotations differ from the dense layer by " + relativeError(e[0], e[1]));
+        assertEquals(4096, settings.block(4096));
+        assertEquals(2048, settings.block(14336), "14336 = 7 x 2048: Walsh–Hadamard blocks come in powers of two");
+        assertEquals(128, new Fp8Linear.Settings(Rotation.ALL, 128, true).block(14336));
+    }
+
     /**
      * A few input channels 100x larger than the rest. FP8 is a floating-point format: with per-tensor scaling every
      * element keeps its relative precision (3 or 2 mantissa bits) unless it falls below the subnormal range, which

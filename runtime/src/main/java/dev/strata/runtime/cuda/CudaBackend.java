@@ -490,11 +490,18 @@ public final class CudaBackend implements Backend {
     /**
      * Current scaling: two passes over x, the amax of the rotated values, then rotate and quantize at max_fp8 / amax;
      * delayed scaling: one pass, the scale from the history, this amax recorded as it goes. Blocks of 32 to 256 (one
-     * warp holds a block: fp8.cu); without rotation the kernels still walk 128-element chunks.
+     * warp holds a block: fp8.cu); without rotation the kernels still walk 128-element chunks. Larger blocks first
+     * mix their runs of 128 into an f32 copy of x ({@link #crossHadamard}), whose runs the kernels then rotate.
      */
     @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory) {
         requireQuantizable(x, transpose, hadamardBlock, out, amaxHistory, fromHistory);
         require(!perRowScales(out), "per-row FP8 scales on the GPU come from quantizeFp8Both");
+        if (hadamardBlock > WARP_BLOCK) {
+            try (Tensor mixed = crossHadamard(x, transpose, hadamardBlock)) {
+                quantizeFp8(mixed, transpose, CROSS_RUN, out, amaxHistory, fromHistory);
+            }
+            return;
+        }
         int r = x.size(0), c = x.size(1), block = hadamardBlock > 1 ? hadamardBlock : 128, e = block / 32;
         String kind = (transpose ? "fp8_cols_" : "fp8_rows_"), types = suffix(x) + "_" + e;
         int rot = hadamardBlock > 1 ? 1 : 0, gx = ceil(c, 32), gy = ceil(r, block), shared = block * 33 * 4;
@@ -542,7 +549,23 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private static final int BOTH_TILE = 128;
+    private static final int BOTH_TILE = 128, WARP_BLOCK = 256, CROSS_RUN = 128, CROSS_MAX = 64, MAX_BLOCK = CROSS_RUN * CROSS_MAX * CROSS_MAX;
+
+    /**
+     * x (R,C) times H_M (x) I_128 along the contracted dimension (C, or R when overRows) in every block of
+     * {@code block} = M·128, into a new f32 tensor: the part of H_block that mixes runs of 128, up to 64 runs a pass.
+     */
+    private Tensor crossHadamard(Tensor x, boolean overRows, int block) {
+        int r = x.size(0), c = x.size(1);
+        Tensor y = empty(DType.F32, r, c), src = x;
+        for (int s = CROSS_RUN; s < block; s *= Math.min(block / s, CROSS_MAX)) {
+            int m = Math.min(block / s, CROSS_MAX);
+            kernels.launch("fp8.cu", "fp8_cross_hadamard_" + suffix(src) + "_" + m, ceil((long) r * c / m, THREADS), 1, 1, THREADS,
+                    src, y, r, c, overRows ? 1 : 0, s, hadamardNorm(m));
+            src = y;
+        }
+        return y;
+    }
 
     private void requireQuantizable(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory) {
         requireFp8TensorCores();
@@ -550,8 +573,8 @@ public final class CudaBackend implements Backend {
         require(format == DType.FP8_E4M3 || format == DType.FP8_E5M2, "the CUDA backend quantizes to fp8_e4m3 or fp8_e5m2, not " + format);
         require(x.rank() == 2 && floatOrBf16(x), "quantizeFp8 takes a 2-D f32 or bf16 tensor, got " + x);
         int r = x.size(0), c = x.size(1), k = transpose ? r : c;
-        require(hadamardBlock <= 1 || (Integer.bitCount(hadamardBlock) == 1 && hadamardBlock >= 32 && hadamardBlock <= 256 && k % hadamardBlock == 0),
-                "hadamard block " + hadamardBlock + " must be a power of two from 32 to 256 on the GPU, dividing the contracted dimension " + k);
+        require(hadamardBlock <= 1 || (Integer.bitCount(hadamardBlock) == 1 && hadamardBlock >= 32 && hadamardBlock <= MAX_BLOCK && k % hadamardBlock == 0),
+                "hadamard block " + hadamardBlock + " must be a power of two from 32 to " + MAX_BLOCK + " on the GPU, dividing the contracted dimension " + k);
         require(out.data().size(0) == (transpose ? c : r) && out.data().size(1) == k, "quantizeFp8 output " + out.data() + " does not fit " + x);
         require(amaxHistory == null ? !fromHistory : amaxHistory.dtype() == DType.F32 && amaxHistory.numel() >= (fromHistory ? 2 : 1),
                 "delayed scaling needs an amax history, f32 with at least 2 slots; got " + amaxHistory);

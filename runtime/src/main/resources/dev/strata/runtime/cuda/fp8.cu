@@ -172,6 +172,41 @@ template <typename T, int E> __device__ void cols_quantize(const T* x, int r, in
 #define FP8_FOR_E(T, S) FP8_KERNELS(T, S, 1) FP8_KERNELS(T, S, 2) FP8_KERNELS(T, S, 4) FP8_KERNELS(T, S, 8)
 FOR_TYPES(FP8_FOR_E)
 
+// ---- Hadamard blocks over 256: the part across sub-blocks --------------------------------------------------------
+// For a block of n = M*S (Sylvester order) H_n = (H_M (x) I_S)(I_M (x) H_S), and the factors commute: the quantize
+// kernels rotate each run of S consecutive values, these kernels mix the M values at stride S within each block of
+// M*S along the contracted dimension (over C, or over R when over_rows), into f32 y, scaled by norm. In place is
+// safe: a thread reads and writes only its own M values. Consecutive threads touch consecutive addresses.
+template <typename T, int M> __device__ void cross_hadamard(const T* x, float* y, int r, int c, int over_rows, int s, float norm) {
+    long k = over_rows ? r : c, lines = over_rows ? c : r, groups = k / M;
+    GRID_STRIDE(t, lines * groups) {
+        long line = over_rows ? t % lines : t / groups, g = over_rows ? t / lines : t % groups;
+        long k0 = g / s * M * s + g % s;
+        float v[M];
+#pragma unroll
+        for (int e = 0; e < M; e++) {
+            long kk = k0 + (long) e * s;
+            v[e] = to_float(x[over_rows ? kk * c + line : line * c + kk]);
+        }
+#pragma unroll
+        for (int h = 1; h < M; h <<= 1)
+#pragma unroll
+            for (int e = 0; e < M; e++)
+                if ((e & h) == 0) { float a = v[e], b = v[e + h]; v[e] = a + b; v[e + h] = a - b; }
+#pragma unroll
+        for (int e = 0; e < M; e++) {
+            long kk = k0 + (long) e * s;
+            y[over_rows ? kk * c + line : line * c + kk] = v[e] * norm;
+        }
+    }
+}
+
+#define FP8_CROSS(T, S, M) \
+    extern "C" __global__ void fp8_cross_hadamard_##S##_##M(const T* x, float* y, int r, int c, int over_rows, int s, float norm) \
+        { cross_hadamard<T, M>(x, y, r, c, over_rows, s, norm); }
+#define FP8_CROSS_FOR_M(T, S) FP8_CROSS(T, S, 2) FP8_CROSS(T, S, 4) FP8_CROSS(T, S, 8) FP8_CROSS(T, S, 16) FP8_CROSS(T, S, 32) FP8_CROSS(T, S, 64)
+FOR_TYPES(FP8_CROSS_FOR_M)
+
 // ---- both: x (R,C) into its rows codes (R,C) and its cols codes (C,R) in one read ---------------------------------
 // x and dy feed two GEMMs each (and the weight feeds two), so both operands are made from one read of the source.
 // A block of 256 threads copies a 128 x 128 tile into shared memory with all its loads in flight at once, then

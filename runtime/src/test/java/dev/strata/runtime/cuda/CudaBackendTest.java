@@ -311,12 +311,18 @@ class CudaBackendTest {
         System.out.printf("%s: %d values encoded bit-identically on CPU and GPU (%d NaN)%n", name, x.length, nans);
     }
 
-    /** Quantized values agree within one FP8 step (the GPU rotates in f32, the CPU in f64); scales to f32 rounding. */
+    /**
+     * Quantized values agree within one FP8 step (the GPU rotates in f32, the CPU in f64); scales to f32 rounding.
+     * Blocks over 256 take the cross-run pass first: one pass of 4, 16 or 64 runs of 128, or two (16384 = 64·2·128).
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"rows 0", "rows 128", "cols 0", "cols 128", "cols 32"})
+    @ValueSource(strings = {"rows 0", "rows 128", "cols 0", "cols 128", "cols 32", "rows 512 32x1536", "rows 8192 16x8192",
+            "rows 16384 8x16384", "cols 2048 2048x48", "cols 1024 3072x32"})
     void quantizeFp8MatchesTheCpu(String mode) {
-        boolean transpose = mode.startsWith("cols");
-        int block = Integer.parseInt(mode.split(" ")[1]), r = 256, c = 384;
+        String[] f = mode.split(" ");
+        boolean transpose = f[0].equals("cols");
+        int block = Integer.parseInt(f[1]);
+        int r = f.length > 2 ? Integer.parseInt(f[2].split("x")[0]) : 256, c = f.length > 2 ? Integer.parseInt(f[2].split("x")[1]) : 384;
         double[] data = random((long) r * c, 1);
         for (int row = 0; row < r; row++) data[row * c + 5] *= 100; // an outlier channel
         Tensor[] x = pair(DType.BF16, data, r, c);
@@ -346,12 +352,12 @@ class CudaBackendTest {
 
     /**
      * Both operands from one read (fp8.cu's 128 x 128 tiles) equal the CPU's two quantizations: partial tiles,
-     * different blocks per side, unrotated sides, an f32 source, blocks of 256 (the single kernels' fallback), and
+     * different blocks per side, unrotated sides, an f32 source, blocks of 256 and over (the single kernels' fallback), and
      * one scale per row of each operand (rows of x, and its columns) with rows of very different sizes.
      */
     @ParameterizedTest
     @ValueSource(strings = {"bf16 384x320 64 128", "bf16 272x400 0 0", "bf16 256x512 128 0", "f32 256x384 128 128", "bf16 512x256 32 32",
-            "bf16 512x512 256 128", "bf16 384x320 64 128 rowwise", "bf16 272x400 0 0 rowwise", "f32 256x384 128 32 rowwise"})
+            "bf16 512x512 256 128", "bf16 1024x512 512 1024", "bf16 384x320 64 128 rowwise", "bf16 272x400 0 0 rowwise", "f32 256x384 128 32 rowwise"})
     void quantizeBothMatchesTheCpu(String mode) {
         String[] f = mode.split(" ");
         DType dt = DType.valueOf(f[0].toUpperCase());

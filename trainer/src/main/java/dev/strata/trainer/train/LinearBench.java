@@ -19,7 +19,7 @@ import java.util.SplittableRandom;
 /**
  * What {@code strata bench linear} measures: one linear layer's forward and backward (its three GEMMs) on bf16
  * activations, dense bf16 against {@link Fp8Linear} at each rotation level with current scaling, and at level "all"
- * with delayed and with rowwise scaling. Every iteration also refreshes the weight's low-precision copies, as an optimizer step does, so the FP8 layer pays for quantizing its weight once
+ * with delayed and with rowwise scaling, and with delayed scaling and full-size blocks. Every iteration also refreshes the weight's low-precision copies, as an optimizer step does, so the FP8 layer pays for quantizing its weight once
  * per step. One more iteration timed op by op splits the FP8 layer's device time into GEMMs and quantization.
  */
 public final class LinearBench {
@@ -39,6 +39,7 @@ public final class LinearBench {
             for (Rotation r : Rotation.values()) variants.put("fp8 " + r.configName(), new Fp8Linear.Settings(r, block, true));
             variants.put("fp8 all delayed", new Fp8Linear.Settings(Rotation.ALL, block, true, Scaling.DELAYED, 16));
             variants.put("fp8 all rowwise", new Fp8Linear.Settings(Rotation.ALL, block, true, Scaling.ROWWISE, 0));
+            variants.put("fp8 all full", new Fp8Linear.Settings(Rotation.ALL, Fp8Linear.FULL_BLOCK, true, Scaling.DELAYED, 16));
             for (var variant : variants.entrySet()) {
                 Parameter p = new Parameter("bench.weight", Parameter.Kind.LINEAR_WEIGHT, gpu.fromDoubles(w, DType.F32, out, in));
                 Linear layer = variant.getValue() == null ? new DenseLinear(p, null) : new Fp8Linear("bench", p, null, variant.getValue());

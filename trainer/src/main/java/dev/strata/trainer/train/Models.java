@@ -5,6 +5,7 @@ import dev.strata.config.JobConfig;
 import dev.strata.config.LoraSpec;
 import dev.strata.config.ModelSpec;
 import dev.strata.config.PrecisionSpec;
+import dev.strata.quant.Fp8Linear;
 import dev.strata.quant.Fp8Plan;
 import dev.strata.quant.Rotation;
 import dev.strata.quant.Scaling;
@@ -51,7 +52,8 @@ public final class Models {
         Linear.Maker linears = DenseLinear.maker(backend, params);
         PrecisionSpec p = job.precision();
         if (p.fp8())
-            linears = new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock(), Scaling.parse(p.scaling()), p.amaxHistory(), p.exclude())
+            linears = new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock() == 0 ? Fp8Linear.FULL_BLOCK : p.hadamardBlock(),
+                    Scaling.parse(p.scaling()), p.amaxHistory(), p.exclude())
                     .maker(backend, params, linears);
         LoraSpec lora = job.lora();
         if (lora.enabled()) linears = new LoraPlan(lora.rank(), lora.alpha(), lora.targets()).maker(backend, params, linears);

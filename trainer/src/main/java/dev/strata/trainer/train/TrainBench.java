@@ -46,7 +46,7 @@ public final class TrainBench {
         String device = backend instanceof CudaBackend cuda ? cuda.deviceName() : "CPU (" + Runtime.getRuntime().availableProcessors() + " threads)";
         out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d, activation checkpointing %s, cuda graphs %s, linears %s%n",
                 modelName, cfg.parameterCount(), dtype.configName(), device, b, t, job.training().activationCheckpointing(), job.cudaGraphs(),
-                job.precision().fp8() ? "fp8 (rotation " + job.precision().rotation() + ", block " + job.precision().hadamardBlock() + ")" : "dense");
+                job.precision().fp8() ? "fp8 (rotation " + job.precision().rotation() + ", block " + (job.precision().hadamardBlock() == 0 ? "full" : job.precision().hadamardBlock()) + ")" : "dense");
         Transformer model = Models.model(job, cfg, backend, dtype);
         model.checkpointActivations(ActivationCheckpointing.parse(job.training().activationCheckpointing()));
         Initializer.initialize(model, job.seed());
