@@ -52,15 +52,19 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--scaling", defaultValue = "delayed", description = "FP8 scaling: current, delayed or rowwise (default ${DEFAULT-VALUE}).")
         String scaling;
 
+        @Option(names = "--lora-rank", defaultValue = "0", description = "LoRA adapters of this rank on attention and feed-forward, the rest frozen; 0: full training (default ${DEFAULT-VALUE}).")
+        int loraRank;
+
         @Override public Integer call() {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
-                    + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs
+                    + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs + "\nlora.rank = " + loraRank
                     + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\", scaling = " + scaling + " }", "strata bench train --model " + model);
-            String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata") + (cudaGraphs ? "" : "-no-graphs");
+            String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata") + (loraRank > 0 ? "-lora" + loraRank : "")
+                    + (cudaGraphs ? "" : "-no-graphs");
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %.1f TFLOP/s, MFU %s, peak memory %s%n",
                     r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(), r.achievedTflops(),
-                    Double.isNaN(r.mfu()) ? "n/a (unknown peak)" : String.format(Locale.ROOT, "%.1f%%", 100 * r.mfu()),
+                    Double.isNaN(r.mfu()) ? "n/a" : String.format(Locale.ROOT, "%.1f%%", 100 * r.mfu()),
                     Double.isNaN(r.peakMemoryGiB()) ? "n/a" : String.format(Locale.ROOT, "%.2f GiB", r.peakMemoryGiB()));
             if (!r.opMs().isEmpty()) {
                 double total = r.opMs().values().stream().mapToDouble(Double::doubleValue).sum();

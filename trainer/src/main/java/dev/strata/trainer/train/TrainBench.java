@@ -44,9 +44,10 @@ public final class TrainBench {
         ModelConfig cfg = Models.config(job.model());
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("--seq " + t + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
         String device = backend instanceof CudaBackend cuda ? cuda.deviceName() : "CPU (" + Runtime.getRuntime().availableProcessors() + " threads)";
-        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d, activation checkpointing %s, cuda graphs %s, linears %s%n",
+        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d, activation checkpointing %s, cuda graphs %s, linears %s%s%n",
                 modelName, cfg.parameterCount(), dtype.configName(), device, b, t, job.training().activationCheckpointing(), job.cudaGraphs(),
-                job.precision().fp8() ? "fp8 (rotation " + job.precision().rotation() + ", block " + (job.precision().hadamardBlock() == 0 ? "full" : job.precision().hadamardBlock()) + ")" : "dense");
+                job.precision().fp8() ? "fp8 (rotation " + job.precision().rotation() + ", block " + (job.precision().hadamardBlock() == 0 ? "full" : job.precision().hadamardBlock()) + ")" : "dense",
+                job.lora().enabled() ? ", LoRA rank " + job.lora().rank() : "");
         Transformer model = Models.model(job, cfg, backend, dtype);
         model.checkpointActivations(ActivationCheckpointing.parse(job.training().activationCheckpointing()));
         Initializer.initialize(model, job.seed());
@@ -67,7 +68,8 @@ public final class TrainBench {
         Arrays.sort(ms);
         double median = steps % 2 == 1 ? ms[steps / 2] : (ms[steps / 2 - 1] + ms[steps / 2]) / 2;
         double tokensPerSecond = (double) b * t / (median / 1e3);
-        double tflops = cfg.trainingFlopsPerToken(t) * tokensPerSecond / 1e12;
+        // 6·N FLOPs a token counts full training; LoRA skips the frozen weights' gradients, so it reports none.
+        double tflops = job.lora().enabled() ? Double.NaN : cfg.trainingFlopsPerToken(t) * tokensPerSecond / 1e12;
         double peakGiB = Double.NaN;
         Map<String, Double> opMs = new LinkedHashMap<>();
         if (backend instanceof CudaBackend cuda) {
