@@ -533,7 +533,8 @@ public final class CudaBackend implements Backend {
             Backend.super.quantizeFp8Both(x, rows, cols);
             return;
         }
-        int r = x.size(0), c = x.size(1), gx = ceil(c, BOTH_TILE), gy = ceil(r, BOTH_TILE), shared = BOTH_TILE * (BOTH_TILE + 1) * 4;
+        int r = x.size(0), c = x.size(1), gx = ceil(c, BOTH_TILE), gy = ceil(r, BOTH_TILE);
+        int shared = x.dtype() == DType.BF16 ? BOTH_TILE * (BOTH_TILE + 2) * 2 : BOTH_TILE * (BOTH_TILE + 1) * 4; // fp8.cu's TileStride
         float nr = hadamardNorm(br), nc = hadamardNorm(bc);
         boolean current = !rows.fromHistory() || !cols.fromHistory();
         int amaxesR = vr ? r : 1; // this tensor's amax, or each row's and each column's

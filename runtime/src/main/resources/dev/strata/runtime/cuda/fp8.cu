@@ -19,6 +19,14 @@ __device__ __forceinline__ unsigned char to_fp8(float x, int e5m2) {
     return (unsigned char) (r & 0xff);
 }
 
+// Two codes in one instruction: lo in the low byte, hi in the high byte.
+__device__ __forceinline__ unsigned to_fp8x2(float lo, float hi, int e5m2) {
+    unsigned short r;
+    if (e5m2) asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    else asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
 // v <- H v over the warp's 32*E elements, unnormalised.
 template <int E> __device__ __forceinline__ void warp_hadamard(float (&v)[E], int lane) {
 #pragma unroll
@@ -35,9 +43,14 @@ template <int E> __device__ __forceinline__ void warp_hadamard(float (&v)[E], in
         }
 }
 
-// Amaxes compare as the unsigned bits of |v|: NaN > inf > finite, so a NaN or inf anywhere shows in the amax (fmaxf
-// would drop NaN) and the layer that met it can be named.
-__device__ __forceinline__ float max_abs(float m, float v) { return __uint_as_float(max(__float_as_uint(m), __float_as_uint(fabsf(v)))); }
+// Amaxes keep NaN (max.NaN; fmaxf would drop it) and inf, so a non-finite value anywhere shows in the amax and the
+// layer that met it can be named. An amax is |v| or the canonical NaN, never negative: its bits order as unsigned
+// ints (NaN > inf > finite) for atomicMax.
+__device__ __forceinline__ float max_abs(float m, float v) {
+    float r;
+    asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(m), "f"(fabsf(v)));
+    return r;
+}
 
 __device__ __forceinline__ float warp_max_abs(float m) {
     for (int o = 16; o > 0; o >>= 1) m = max_abs(m, __shfl_xor_sync(FULL, m, o));
@@ -212,13 +225,17 @@ FOR_TYPES(FP8_CROSS_FOR_M)
 // A block of 256 threads copies a 128 x 128 tile into shared memory with all its loads in flight at once, then
 // rotates and quantizes the tile's rows, then its columns. A line (row or column) of 128 belongs to four lanes
 // (l, l ^ 8, l ^ 16, l ^ 24): lane quarter h holds the 32 elements i = (s & 7) | h << 3 | (s >> 3) << 5, s = 0..31,
-// so the Hadamard butterflies run in registers except two shuffle stages, the 129-float row stride keeps every
-// shared access conflict-free, and few registers leave room for three blocks per SM. Hadamard blocks up to 128 fit
-// in a line; each side has its own block (0: none), scaling (per tensor or per line), amax record, format and output.
+// so the Hadamard butterflies run in registers except two shuffle stages. The tile keeps the source's type: an f32
+// tile (129-float rows, every shared access conflict-free) leaves room for three blocks per SM, a bf16 tile (130
+// elements a row, read two at a time along rows) for four. Hadamard blocks up to 128 fit in a line; each side has
+// its own block (0: none), scaling (per tensor or per line), amax record, format and output.
 
 #define TILE 128
-#define TILE_STRIDE 129
 #define LINE_PART 32
+
+template <typename T> struct TileStride;
+template <> struct TileStride<float> { static constexpr int value = 129; };
+template <> struct TileStride<bf16> { static constexpr int value = 130; };
 
 __device__ __forceinline__ float pick(const float (&v)[4], int e) { return e == 0 ? v[0] : e == 1 ? v[1] : e == 2 ? v[2] : v[3]; }
 
@@ -232,8 +249,11 @@ __device__ __forceinline__ void load4(const bf16* p, float (&v)[4]) {
     v[2] = __uint_as_float(u.y << 16); v[3] = __uint_as_float(u.y & 0xffff0000u);
 }
 
-// The tile's rows r0.., columns c0.. as f32 (zeros outside x); warp w copies rows w, w+8, .., four columns a lane.
-template <typename T> __device__ __forceinline__ void load_square(const T* x, int R, int C, long r0, int c0, float* tile) {
+__device__ __forceinline__ int line_index(int s, int h) { return (s & 7) | (h << 3) | ((s >> 3) << 5); }
+
+// The tile's rows r0.., columns c0.. (zeros outside x); warp w copies rows w, w+8, .., four columns a lane.
+__device__ __forceinline__ void load_square(const float* x, int R, int C, long r0, int c0, float* tile) {
+    const int TILE_STRIDE = TileStride<float>::value;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, col = c0 + 4 * lane;
     float v[TILE / 8][4];
 #pragma unroll
@@ -251,7 +271,46 @@ template <typename T> __device__ __forceinline__ void load_square(const T* x, in
         }
 }
 
-__device__ __forceinline__ int line_index(int s, int h) { return (s & 7) | (h << 3) | ((s >> 3) << 5); }
+__device__ __forceinline__ void load_square(const bf16* x, int R, int C, long r0, int c0, bf16* tile) {
+    const int TILE_STRIDE = TileStride<bf16>::value;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, col = c0 + 4 * lane;
+    uint2 u[TILE / 8];
+#pragma unroll
+    for (int b = 0; b < TILE / 8; b++) {
+        long row = r0 + warp + 8 * b;
+        u[b] = make_uint2(0, 0);
+        if (row < R && col < C) u[b] = *(const uint2*) (x + row * C + col);
+    }
+#pragma unroll
+    for (int b = 0; b < TILE / 8; b++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) { // lanes 16 apart store different words first: no bank conflicts
+            int w = (j + (lane >> 4)) & 1;
+            *(unsigned*) (tile + (warp + 8 * b) * TILE_STRIDE + 4 * lane + 2 * w) = w ? u[b].y : u[b].x;
+        }
+}
+
+// A lane's quarter of a line of the tile, as floats.
+template <bool COLS> __device__ __forceinline__ void load_line(const float* tile, int line, int h, float (&v)[LINE_PART]) {
+    const int TILE_STRIDE = TileStride<float>::value;
+#pragma unroll
+    for (int s = 0; s < LINE_PART; s++) v[s] = COLS ? tile[line_index(s, h) * TILE_STRIDE + line] : tile[line * TILE_STRIDE + line_index(s, h)];
+}
+
+template <bool COLS> __device__ __forceinline__ void load_line(const bf16* tile, int line, int h, float (&v)[LINE_PART]) {
+    const int TILE_STRIDE = TileStride<bf16>::value;
+    if (COLS) {
+#pragma unroll
+        for (int s = 0; s < LINE_PART; s++) v[s] = to_float(tile[line_index(s, h) * TILE_STRIDE + line]);
+    } else { // elements s and s + 1 (s even) are neighbours in a row
+#pragma unroll
+        for (int s = 0; s < LINE_PART; s += 2) {
+            unsigned w = *(const unsigned*) (tile + line * TILE_STRIDE + line_index(s, h));
+            v[s] = __uint_as_float(w << 16);
+            v[s + 1] = __uint_as_float(w & 0xffff0000u);
+        }
+    }
+}
 
 __device__ __forceinline__ void butterflies(float (&v)[LINE_PART], int b) {
 #pragma unroll
@@ -286,9 +345,8 @@ __device__ __forceinline__ void store_line(const float (&v)[LINE_PART], float sc
         unsigned w[2];
 #pragma unroll
         for (int j = 0; j < 2; j++) {
-            w[j] = 0;
-#pragma unroll
-            for (int e = 0; e < 4; e++) w[j] |= (unsigned) to_fp8(v[8 * g + 4 * j + e] * scale, e5m2) << (8 * e);
+            int e = 8 * g + 4 * j;
+            w[j] = to_fp8x2(v[e] * scale, v[e + 1] * scale, e5m2) | to_fp8x2(v[e + 2] * scale, v[e + 3] * scale, e5m2) << 16;
         }
         *(uint2*) (line + 32 * g + 8 * h) = make_uint2(w[0], w[1]);
     }
@@ -299,7 +357,7 @@ __device__ __forceinline__ void store_line(const float (&v)[LINE_PART], float sc
 // records each line's amax into record[line] and the quantize pass scales each line by src[line]. Otherwise the
 // side is scaled per tensor: the amax pass records the tile's amax into record[0], and the quantize pass scales by
 // the max of src[0 .. count) and records the tensor's amax into record (an amax history; may be null).
-template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void both_side(const float* tile, int R, int C, long r0, int c0,
+template <bool QUANTIZE, bool COLS, typename T> __device__ __forceinline__ void both_side(const T* tile, int R, int C, long r0, int c0,
         int block, float norm, int vec, const float* src, int count, float* record, float max_fp8, int e5m2, unsigned char* out, float* scale_inv) {
     int lane = threadIdx.x & 31, h = lane >> 3;
     long first = COLS ? c0 : r0, lines = COLS ? C : R; // this tile's first line in the tensor, and the tensor's lines
@@ -312,12 +370,12 @@ template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void both_side(co
     }
     float v[LINE_PART];
     for (int line = 8 * (threadIdx.x >> 5) + (lane & 7); line < TILE; line += blockDim.x / 4) {
-#pragma unroll
-        for (int s = 0; s < LINE_PART; s++) v[s] = COLS ? tile[line_index(s, h) * TILE_STRIDE + line] : tile[line * TILE_STRIDE + line_index(s, h)];
+        load_line<COLS>(tile, line, h, v);
         hadamard_line(v, h, block);
         float lm = 0.f;
 #pragma unroll
-        for (int s = 0; s < LINE_PART; s++) lm = max_abs(lm, v[s] * norm);
+        for (int s = 0; s < LINE_PART; s++) lm = max_abs(lm, v[s]);
+        lm *= norm; // rounding is monotone: the max of the scaled values
         m = max_abs(m, lm);
         bool inside = first + line < lines;
         if (!QUANTIZE && vec) { // the line's four lanes agree on its amax
@@ -342,26 +400,28 @@ template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void both_side(co
 template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int C,
         int block_r, float norm_r, int vec_r, const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r,
         int block_c, float norm_c, int vec_c, const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) {
-    extern __shared__ float tile[]; // (TILE, TILE_STRIDE): the source tile, unrotated
+    extern __shared__ __align__(16) unsigned char shared[];
+    T* tile = (T*) shared; // (TILE, TileStride<T>): the source tile, unrotated
     long r0 = (long) blockIdx.y * TILE;
     int c0 = blockIdx.x * TILE;
-    load_square<T>(x, R, C, r0, c0, tile);
+    load_square(x, R, C, r0, c0, tile);
     __syncthreads();
     both_side<QUANTIZE, false>(tile, R, C, r0, c0, block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r);
     both_side<QUANTIZE, true>(tile, R, C, r0, c0, block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c);
 }
 
-#define FP8_BOTH(T, S) \
-    extern "C" __global__ void __launch_bounds__(256, 3) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
+#define FP8_BOTH(T, S, BLOCKS) \
+    extern "C" __global__ void __launch_bounds__(256, BLOCKS) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
         float* amax_r, int block_c, float norm_c, int vec_c, float* amax_c) \
         { both<T, false>(x, r, c, block_r, norm_r, vec_r, 0, 0, amax_r, 0.f, 0, 0, 0, block_c, norm_c, vec_c, 0, 0, amax_c, 0.f, 0, 0, 0); } \
-    extern "C" __global__ void __launch_bounds__(256, 3) fp8_both_quantize_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
+    extern "C" __global__ void __launch_bounds__(256, BLOCKS) fp8_both_quantize_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
         const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r, \
         int block_c, float norm_c, int vec_c, \
         const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) \
         { both<T, true>(x, r, c, block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r, \
                         block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c); }
-FOR_TYPES(FP8_BOTH)
+FP8_BOTH(float, f32, 3)
+FP8_BOTH(bf16, bf16, 4)
 
 // Per-row scales for FP8 GEMMs cuBLASLt will not scale per row itself (it refuses some output types and shapes):
 // the GEMM ran at unit scales into the f32 product p (m,n), and c = sa[i]*sb[j]*p + beta*c.
