@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 
 class JobConfigTest {
@@ -38,24 +40,19 @@ class JobConfigTest {
         assertTrue(e.getMessage().contains("unknown key 'optimiser.lr'"), e.getMessage());
     }
 
-    @Test
-    void wrongTypesAndRangesNameTheKey() {
-        ConfigError type = assertThrows(ConfigError.class, () -> JobConfig.parse("training.steps = many", "x.conf"));
-        assertTrue(type.getMessage().contains("training.steps"), type.getMessage());
-        ConfigError range = assertThrows(ConfigError.class, () -> JobConfig.parse("training.batch_size = 0", "x.conf"));
-        assertTrue(range.getMessage().contains("training.batch_size must be a positive integer"), range.getMessage());
-        ConfigError choice = assertThrows(ConfigError.class, () -> JobConfig.parse("backend = tpu", "x.conf"));
-        assertTrue(choice.getMessage().contains("backend = \"tpu\" is not one of cpu, cuda, auto"), choice.getMessage());
-        ConfigError heads = assertThrows(ConfigError.class, () -> JobConfig.parse("model { dim = 100, n_heads = 3 }", "x.conf"));
-        assertTrue(heads.getMessage().contains("model.dim (100) must be a multiple of model.n_heads (3)"), heads.getMessage());
-        ConfigError lr = assertThrows(ConfigError.class, () -> JobConfig.parse("training { lr = 1e-3, min_lr = 1e-2 }", "x.conf"));
-        assertTrue(lr.getMessage().contains("training.min_lr"), lr.getMessage());
-        ConfigError rank = assertThrows(ConfigError.class, () -> JobConfig.parse("lora.rank = -2", "x.conf"));
-        assertTrue(rank.getMessage().contains("x.conf: lora.rank must be 0 or a positive integer"), rank.getMessage());
-        ConfigError targets = assertThrows(ConfigError.class, () -> JobConfig.parse("lora { rank = 8, targets = [] }", "x.conf"));
-        assertTrue(targets.getMessage().contains("lora.targets must name at least one layer"), targets.getMessage());
-        ConfigError alpha = assertThrows(ConfigError.class, () -> JobConfig.parse("lora { rank = 8, alpha = 0 }", "x.conf"));
-        assertTrue(alpha.getMessage().contains("lora.alpha must be positive"), alpha.getMessage());
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+            "training.steps = many                  | training.steps",
+            "training.batch_size = 0                | training.batch_size must be a positive integer",
+            "backend = tpu                          | backend = \"tpu\" is not one of cpu, cuda, auto",
+            "model { dim = 100, n_heads = 3 }       | model.dim (100) must be a multiple of model.n_heads (3)",
+            "training { lr = 1e-3, min_lr = 1e-2 }  | training.min_lr",
+            "lora.rank = -2                         | x.conf: lora.rank must be 0 or a positive integer",
+            "lora { rank = 8, targets = [] }        | lora.targets must name at least one layer",
+            "lora { rank = 8, alpha = 0 }           | lora.alpha must be positive"})
+    void wrongTypesAndRangesNameTheKey(String job, String message) {
+        ConfigError e = assertThrows(ConfigError.class, () -> JobConfig.parse(job, "x.conf"));
+        assertTrue(e.getMessage().contains(message), e.getMessage());
     }
 
     @Test

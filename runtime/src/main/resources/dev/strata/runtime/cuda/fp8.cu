@@ -27,13 +27,18 @@ __device__ __forceinline__ unsigned to_fp8x2(float lo, float hi, int e5m2) {
     return r;
 }
 
+// v <- H v over one thread's N values, unnormalised.
+template <int N> __device__ __forceinline__ void register_hadamard(float (&v)[N]) {
+#pragma unroll
+    for (int h = 1; h < N; h <<= 1)
+#pragma unroll
+        for (int e = 0; e < N; e++)
+            if ((e & h) == 0) { float a = v[e], b = v[e + h]; v[e] = a + b; v[e + h] = a - b; }
+}
+
 // v <- H v over the warp's 32*E elements, unnormalised.
 template <int E> __device__ __forceinline__ void warp_hadamard(float (&v)[E], int lane) {
-#pragma unroll
-    for (int h = 1; h < E; h <<= 1)
-#pragma unroll
-        for (int e = 0; e < E; e++)
-            if ((e & h) == 0) { float a = v[e], b = v[e + h]; v[e] = a + b; v[e + h] = a - b; }
+    register_hadamard<E>(v);
 #pragma unroll
     for (int m = 1; m < 32; m <<= 1)
 #pragma unroll
@@ -201,11 +206,7 @@ template <typename T, int M> __device__ void cross_hadamard(const T* x, float* y
             long kk = k0 + (long) e * s;
             v[e] = to_float(x[over_rows ? kk * c + line : line * c + kk]);
         }
-#pragma unroll
-        for (int h = 1; h < M; h <<= 1)
-#pragma unroll
-            for (int e = 0; e < M; e++)
-                if ((e & h) == 0) { float a = v[e], b = v[e + h]; v[e] = a + b; v[e + h] = a - b; }
+        register_hadamard<M>(v);
 #pragma unroll
         for (int e = 0; e < M; e++) {
             long kk = k0 + (long) e * s;
