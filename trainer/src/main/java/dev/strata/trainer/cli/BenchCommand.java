@@ -96,8 +96,12 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--hadamard-block", defaultValue = "128", description = "Rotation block (default ${DEFAULT-VALUE}).")
         int block;
 
-        @Option(names = "--steps", defaultValue = "20", description = "Timed iterations (default ${DEFAULT-VALUE}).")
+        @Option(names = "--steps", defaultValue = "20", description = "Timed optimizer steps (default ${DEFAULT-VALUE}).")
         int steps;
+
+        @Option(names = "--micro-batches", defaultValue = "1",
+                description = "Forwards and backwards per step, sharing the weight's quantized copies; times are per micro-batch (default ${DEFAULT-VALUE}).")
+        int microBatches;
 
         @Override public Integer call() {
             try (var gpu = dev.strata.runtime.cuda.CudaBackend.open(0)) {
@@ -105,11 +109,13 @@ final class BenchCommand extends CommandGroup {
                     String[] io = shape.split("x");
                     if (io.length != 2) throw new IllegalArgumentException("--shapes takes INxOUT pairs, got '" + shape + "'");
                     int in = Integer.parseInt(io[0].trim()), out = Integer.parseInt(io[1].trim());
-                    System.out.printf(Locale.ROOT, "linear %d -> %d, %d tokens, hadamard block %d, on %s%n", in, out, tokens, block, gpu.deviceName());
-                    var rows = dev.strata.trainer.train.LinearBench.run(gpu, tokens, in, out, block, 3, steps, System.out);
+                    if (microBatches < 1) throw new IllegalArgumentException("--micro-batches must be at least 1, got " + microBatches);
+                    System.out.printf(Locale.ROOT, "linear %d -> %d, %d tokens, hadamard block %d, %d micro-batch%s a step, on %s%n", in, out, tokens,
+                            block, microBatches, microBatches == 1 ? "" : "es", gpu.deviceName());
+                    var rows = dev.strata.trainer.train.LinearBench.run(gpu, tokens, in, out, block, microBatches, 3, steps, System.out);
                     rows.values().forEach(r -> System.out.printf(Locale.ROOT,
-                            "BENCH_LINEAR {\"in\": %d, \"out\": %d, \"tokens\": %d, \"variant\": \"%s\", \"ms\": %.4f, \"speedup\": %.3f, \"quantize_share\": %.3f}%n",
-                            in, out, tokens, r.variant(), r.medianMs(), r.speedup(), r.quantizeShare()));
+                            "BENCH_LINEAR {\"in\": %d, \"out\": %d, \"tokens\": %d, \"micro_batches\": %d, \"variant\": \"%s\", \"ms\": %.4f, \"speedup\": %.3f, \"quantize_share\": %.3f}%n",
+                            in, out, tokens, microBatches, r.variant(), r.medianMs(), r.speedup(), r.quantizeShare()));
                 }
             }
             return 0;

@@ -19,15 +19,17 @@ import java.util.SplittableRandom;
 /**
  * What {@code strata bench linear} measures: one linear layer's forward and backward (its three GEMMs) on bf16
  * activations, dense bf16 against {@link Fp8Linear} at each rotation level with current scaling, and at level "all"
- * with delayed and with rowwise scaling, and with delayed scaling and full-size blocks. Every iteration also refreshes the weight's low-precision copies, as an optimizer step does, so the FP8 layer pays for quantizing its weight once
- * per step. One more iteration timed op by op splits the FP8 layer's device time into GEMMs and quantization.
+ * with delayed and with rowwise scaling, and with delayed scaling and full-size blocks. A sample is one optimizer
+ * step of {@code microBatches} forwards and backwards, reported per micro-batch: the weight's low-precision copies
+ * are refreshed once at its start, as after an update, so the FP8 layer quantizes its weight once per step. One more
+ * step timed op by op splits the device time into GEMMs and quantization.
  */
 public final class LinearBench {
     private LinearBench() {}
 
     public record Row(String variant, double medianMs, double tflops, double speedup, double quantizeShare) {}
 
-    public static Map<String, Row> run(CudaBackend gpu, int n, int in, int out, int block, int warmup, int steps, PrintStream o) {
+    public static Map<String, Row> run(CudaBackend gpu, int n, int in, int out, int block, int microBatches, int warmup, int steps, PrintStream o) {
         SplittableRandom rng = new SplittableRandom(1);
         Map<String, Row> rows = new LinkedHashMap<>();
         try (Tensor x = gpu.fromDoubles(rng.doubles((long) n * in, -1, 1).toArray(), DType.BF16, n, in);
@@ -47,14 +49,14 @@ public final class LinearBench {
                 for (int s = 0; s < warmup + steps; s++) {
                     gpu.synchronize();
                     long t0 = System.nanoTime();
-                    iteration(layer, p, x, dy);
+                    step(layer, p, x, dy, microBatches);
                     gpu.synchronize();
-                    if (s >= warmup) ms[s - warmup] = (System.nanoTime() - t0) / 1e6;
+                    if (s >= warmup) ms[s - warmup] = (System.nanoTime() - t0) / 1e6 / microBatches;
                 }
                 Arrays.sort(ms);
                 double median = ms[steps / 2];
                 gpu.timeOps(true);
-                iteration(layer, p, x, dy);
+                step(layer, p, x, dy, microBatches);
                 gpu.timeOps(false);
                 double quantize = 0, total = 0;
                 Map<String, Double> times = gpu.opTimes();
@@ -69,7 +71,7 @@ public final class LinearBench {
                 o.printf(Locale.ROOT, "  %-16s %8.3f ms %8.1f TFLOP/s %6.2fx bf16   quantize %4.1f%% of device time%n",
                         r.variant(), r.medianMs(), r.tflops(), r.speedup(), 100 * r.quantizeShare());
                 StringBuilder ops = new StringBuilder("    ");
-                times.forEach((op, opMs) -> ops.append(String.format(Locale.ROOT, "%s %.3f  ", op, opMs)));
+                times.forEach((op, opMs) -> ops.append(String.format(Locale.ROOT, "%s %.3f  ", op, opMs / microBatches)));
                 o.println(ops.toString().stripTrailing());
                 p.value().close();
                 p.grad().close();
@@ -79,10 +81,11 @@ public final class LinearBench {
         return rows;
     }
 
-    private static void iteration(Linear layer, Parameter p, Tensor x, Tensor dy) {
+    private static void step(Linear layer, Parameter p, Tensor x, Tensor dy, int microBatches) {
         p.markUpdated();
-        try (Tensor y = layer.forward(x); Tensor dx = layer.backward(dy)) {
-            // outputs are freed; the weight gradient accumulates
-        }
+        for (int i = 0; i < microBatches; i++)
+            try (Tensor y = layer.forward(x); Tensor dx = layer.backward(dy)) {
+                // outputs are freed; the weight gradient accumulates
+            }
     }
 }
