@@ -40,12 +40,11 @@ template <int N> __device__ __forceinline__ void register_hadamard(float (&v)[N]
 template <int E> __device__ __forceinline__ void warp_hadamard(float (&v)[E], int lane) {
     register_hadamard<E>(v);
 #pragma unroll
-    for (int m = 1; m < 32; m <<= 1)
+    for (int m = 1; m < 32; m <<= 1) {
+        float sign = (lane & m) ? -1.f : 1.f; // o - v or v + o in one exact fma
 #pragma unroll
-        for (int e = 0; e < E; e++) {
-            float o = __shfl_xor_sync(FULL, v[e], m);
-            v[e] = (lane & m) ? o - v[e] : v[e] + o;
-        }
+        for (int e = 0; e < E; e++) v[e] = fmaf(v[e], sign, __shfl_xor_sync(FULL, v[e], m));
+    }
 }
 
 // Amaxes keep NaN (max.NaN; fmaxf would drop it) and inf, so a non-finite value anywhere shows in the amax and the
@@ -320,11 +319,9 @@ __device__ __forceinline__ void butterflies(float (&v)[LINE_PART], int b) {
 }
 
 __device__ __forceinline__ void exchange(float (&v)[LINE_PART], int lanes, bool upper) {
+    float sign = upper ? -1.f : 1.f; // o - v or v + o in one exact fma
 #pragma unroll
-    for (int s = 0; s < LINE_PART; s++) {
-        float o = __shfl_xor_sync(FULL, v[s], lanes);
-        v[s] = upper ? o - v[s] : v[s] + o;
-    }
+    for (int s = 0; s < LINE_PART; s++) v[s] = fmaf(v[s], sign, __shfl_xor_sync(FULL, v[s], lanes));
 }
 
 // Unnormalised Hadamard of blocks of `block` (32..128; 0: none) along a line held by a lane quarter h.
