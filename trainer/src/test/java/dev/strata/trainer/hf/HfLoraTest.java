@@ -1,6 +1,8 @@
 package dev.strata.trainer.hf;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.strata.runtime.Backend;
@@ -19,12 +21,12 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** LoRA fine-tuning starts from a Hugging Face model exactly: its loss, and only adapters move. */
+/** LoRA fine-tuning starts from a Hugging Face model exactly (its loss; only adapters move) and is not saved as one. */
 class HfLoraTest {
     private static final Backend CPU = CpuBackend.INSTANCE;
 
     @Test
-    void adaptersOnAHuggingFaceModelStartFromItsLossAndAloneMove() throws Exception {
+    void adaptersOnAHuggingFaceModelStartFromItsLossAndAloneMove(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
         LoraPlan plan = new LoraPlan(2, 4, List.of("attention", "feed_forward"));
         Transformer model = HfModels.load(HfParityTest.reference("tiny-llama"), CPU, DType.F64,
                 cfg -> new Transformer(cfg, CPU, DType.F64, plan.maker(CPU, DType.F64, DenseLinear.maker(CPU, DType.F64)),
@@ -50,5 +52,8 @@ class HfLoraTest {
             assertTrue(!moved || name.contains(".lora_"), name + " is frozen but moved");
             assertTrue(moved || !name.endsWith(".lora_b"), name + " did not train");
         });
+        var e = assertThrows(IllegalArgumentException.class, () -> HfModels.save(model, null, tmp.resolve("export"), DType.F32, 1L << 30));
+        assertTrue(e.getMessage().contains("LoRA adapters"), e.getMessage());
+        assertFalse(java.nio.file.Files.exists(tmp.resolve("export")), "nothing half-written");
     }
 }
