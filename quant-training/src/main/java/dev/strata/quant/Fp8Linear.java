@@ -8,7 +8,10 @@ import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 
 /**
  * y = x·Wᵀ + b with all three GEMMs in FP8 (HALO). Each operand is rotated along the GEMM's contracted dimension by
@@ -63,6 +66,8 @@ public final class Fp8Linear implements Linear {
         final String input;
 
         Site(String input) { this.input = input; }
+
+        boolean weight() { return input.equals("weight"); }
     }
 
     private final Backend backend;
@@ -76,7 +81,7 @@ public final class Fp8Linear implements Linear {
     // scaling, where slot 1 only tells nonFiniteInputs what the last step saw
     private final List<Tensor> histories = new ArrayList<>();
     // Per Site: an amax was recorded this step; the history holds an earlier step, so delayed scaling may start.
-    // Updates alone do not count: loading weights (resume, init_from) marks them updated too.
+    // Only ended steps count: loading weights (resume, init_from) marks them updated but ends no step.
     private final boolean[] recorded = new boolean[Site.values().length], ready = new boolean[Site.values().length];
 
     public Fp8Linear(String name, Parameter weight, Parameter bias, Settings settings) {
@@ -94,11 +99,29 @@ public final class Fp8Linear implements Linear {
         weight.onUpdate(this::afterUpdate);
     }
 
-    /** After each optimizer update: a new step in the amax histories, and the weight's FP8 copies made again. */
+    /**
+     * A new step in the histories of x and dy; delayed scaling may now use what the step recorded. A trainable
+     * weight's histories step with its updates instead, so that its copies are scaled from the step before.
+     */
+    @Override public void endStep() {
+        newStep(false);
+        if (!weight.trainable()) newStep(true); // no updates step them: a NaN loaded into it is reported once, then gone
+    }
+
+    /** After each update of the weight (an optimizer step, a load): a new step in its histories, its FP8 copies made again. */
     private void afterUpdate() {
-        backend.rollAmaxHistories(histories);
-        for (int i = 0; i < ready.length; i++) ready[i] |= recorded[i];
+        newStep(true);
         if (wFwd != null) quantizeWeight();
+    }
+
+    private void newStep(boolean weightSites) {
+        List<Tensor> rolled = new ArrayList<>();
+        for (Site site : Site.values())
+            if (site.weight() == weightSites) {
+                rolled.add(histories.get(site.ordinal()));
+                ready[site.ordinal()] |= recorded[site.ordinal()];
+            }
+        backend.rollAmaxHistories(rolled);
     }
 
     @Override public Tensor forward(Tensor x) {
@@ -190,6 +213,21 @@ public final class Fp8Linear implements Linear {
         recorded[site.ordinal()] = true;
         int block = rotate ? settings.block(out.data().size(1)) : 0; // operands hold their contracted dimension last
         return new Fp8Target(out, block, histories.get(site.ordinal()), settings.scaling() == Scaling.DELAYED && ready[site.ordinal()]);
+    }
+
+    /** The amax histories, which a resumed run needs to scale as the interrupted one would have. */
+    @Override public Map<String, Tensor> stepState() {
+        Map<String, Tensor> state = new LinkedHashMap<>();
+        for (Site site : Site.values()) state.put("amax_history." + site.name().toLowerCase(Locale.ROOT), histories.get(site.ordinal()));
+        return state;
+    }
+
+    /** Delayed scaling goes on from loaded histories that hold an earlier step. */
+    @Override public void stepStateLoaded() {
+        for (Site site : Site.values()) {
+            double[] h = backend.toDoubles(histories.get(site.ordinal()));
+            for (int i = 1; i < h.length; i++) ready[site.ordinal()] |= h[i] != 0;
+        }
     }
 
     /** "weight", "x" or "dy" where the amax of the step before the last update was NaN or infinite. */

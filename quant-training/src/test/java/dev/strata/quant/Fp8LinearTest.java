@@ -100,7 +100,8 @@ class Fp8LinearTest {
         Fp8Linear layer = new Fp8Linear("layers.0.attention.wq", p, null, settings);
         p.markUpdated(); // as a checkpoint load does
         Pass first = run(layer, p, x, dy, DType.F32);
-        p.markUpdated(); // as an optimizer step does (the weight itself is unchanged here)
+        layer.endStep(); // as an optimizer step does (the weight itself is unchanged here)
+        p.markUpdated();
         Pass second = run(layer, p, x, dy, DType.F32);
         return new double[][] {first.y(), first.dx(), second.y(), second.dx()};
     }

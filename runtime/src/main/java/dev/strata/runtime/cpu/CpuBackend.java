@@ -161,8 +161,10 @@ public final class CpuBackend implements Backend {
         Fp8 fp8 = Fp8.of(format);
         boolean perRow = perRowScales(out);
         require(!(perRow && fromHistory), "per-row FP8 scales come from each row's own amax, not from an amax history");
-        double own = 0;
-        for (double e : v) own = Math.max(own, Math.abs(e));
+        // Amaxes are f32, as on the GPU and in the histories: the scale from a tensor's own amax equals the one a
+        // history that recorded it gives (a resumed run scales as the interrupted one did).
+        float own = 0;
+        for (double e : v) own = Math.max(own, (float) Math.abs(e));
         double amax = own;
         if (amaxHistory != null) {
             CpuBuffer h = buf(amaxHistory);
@@ -170,13 +172,13 @@ public final class CpuBackend implements Backend {
                 amax = 0;
                 for (int i = 1; i < amaxHistory.numel(); i++) if (h.get(i) > amax && h.get(i) < Double.POSITIVE_INFINITY) amax = h.get(i); // a skipped step's NaN or inf does not count
             }
-            h.set(0, Math.max(h.get(0), (float) own));
+            h.set(0, Math.max(h.get(0), own));
         }
         CpuBuffer scaleInv = buf(out.scaleInv());
         for (int row = 0; row < rows; row++) {
             if (perRow) {
                 amax = 0;
-                for (int j = row * k; j < row * k + k; j++) amax = Math.max(amax, Math.abs(v[j]));
+                for (int j = row * k; j < row * k + k; j++) amax = Math.max(amax, (float) Math.abs(v[j]));
             }
             float scale = amax > 0 && Double.isFinite(amax) ? (float) (fp8.max() / amax) : 1f;
             for (int j = row * k; j < row * k + k; j++) data.set(j, fp8.decode(fp8.encode((float) v[j] * scale)));

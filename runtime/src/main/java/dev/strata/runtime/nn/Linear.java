@@ -2,6 +2,7 @@ package dev.strata.runtime.nn;
 
 import dev.strata.runtime.Tensor;
 import java.util.List;
+import java.util.Map;
 
 /**
  * y = x·Wᵀ + b over the last dimension. The model is written against this interface only; the job decides what sits
@@ -22,6 +23,21 @@ public interface Linear {
 
     /** Frees what forward kept for backward, when no backward follows (evaluation). */
     default void discard() {}
+
+    /**
+     * The end of an optimizer step, before its update, for every layer, frozen or not: layers that keep statistics
+     * per step (FP8 amax histories) start the next one.
+     */
+    default void endStep() {}
+
+    /**
+     * Tensors besides the parameters that a resumed run needs to go on exactly as the interrupted one (FP8 amax
+     * histories), by name within the layer; checkpoints hold them with the optimizer state.
+     */
+    default Map<String, Tensor> stepState() { return Map.of(); }
+
+    /** Called after {@link #stepState} tensors were overwritten from a checkpoint. */
+    default void stepStateLoaded() {}
 
     /**
      * After an optimizer update: the inputs of the last step that held a NaN or an infinity ("x", "dy"), so that a

@@ -4,6 +4,7 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.Tensor;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A LoRA adapter on a linear layer (Hu et al., 2021): y = base(x) + (alpha/r)·(x·Aᵀ)·Bᵀ with A (r,in) and B (out,r).
@@ -73,6 +74,12 @@ public final class LoraLinear implements Linear {
         base.discard();
         discardAdapter();
     }
+
+    @Override public void endStep() { base.endStep(); }
+
+    @Override public Map<String, Tensor> stepState() { return base.stepState(); }
+
+    @Override public void stepStateLoaded() { base.stepStateLoaded(); }
 
     @Override public List<String> nonFiniteInputs() { return base.nonFiniteInputs(); }
 

@@ -230,6 +230,9 @@ public final class Transformer {
         return ps;
     }
 
+    /** Ends an optimizer step in every linear layer (before the update: see {@link Linear#endStep}). */
+    public void endStep() { linearsByName.values().forEach(Linear::endStep); }
+
     public void zeroGrad() {
         for (Parameter p : parameters().values()) if (p.trainable()) backend.zero(p.grad());
     }

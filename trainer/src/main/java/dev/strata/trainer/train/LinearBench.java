@@ -82,6 +82,7 @@ public final class LinearBench {
     }
 
     private static void step(Linear layer, Parameter p, Tensor x, Tensor dy, int microBatches) {
+        layer.endStep();
         p.markUpdated();
         for (int i = 0; i < microBatches; i++)
             try (Tensor y = layer.forward(x); Tensor dx = layer.backward(dy)) {

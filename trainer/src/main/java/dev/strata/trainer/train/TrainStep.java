@@ -75,6 +75,7 @@ public final class TrainStep implements AutoCloseable {
     private void microBatch() { model.forwardBackward(inputs, targets, b, t, gradScale, lossSum); }
 
     private void update() {
+        model.endStep();
         opt.enqueueUpdate(maxGradNorm);
         model.zeroGrad();
     }

@@ -1,5 +1,6 @@
 package dev.strata.trainer.train;
 
+import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.checkpoints.Checkpointer;
 import dev.strata.checkpoints.LocalStorage;
@@ -137,7 +138,7 @@ public final class Trainer {
                         run.log(record("step", step, "val_loss", valLoss));
                     }
                     if ((job.checkpoint().every() > 0 && step % job.checkpoint().every() == 0) || last || step == end) {
-                        lastCheckpoint = checkpoints.save(step, hostTensors(model), hostOptimizer(opt), state(step, sampler, schedule, trainLoss, valLoss));
+                        lastCheckpoint = checkpoints.save(step, hostTensors(model), hostOptimizer(model, opt), state(step, sampler, schedule, trainLoss, valLoss));
                         progress.message("checkpoint " + lastCheckpoint);
                     }
                 }
@@ -206,16 +207,25 @@ public final class Trainer {
         return m;
     }
 
-    private static Map<String, HostTensor> hostOptimizer(AdamW opt) {
+    /** AdamW's state, its step count, and the layers' step state ({@code step_state.<layer>.<name>}). */
+    private static Map<String, HostTensor> hostOptimizer(Transformer model, AdamW opt) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
         opt.state().forEach((k, v) -> m.put(k, HostTensor.of(v, v.dtype())));
         m.put("step", HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64));
+        stepState(model).forEach((k, v) -> m.put(k, HostTensor.of(v, v.dtype())));
+        return m;
+    }
+
+    private static Map<String, Tensor> stepState(Transformer model) {
+        Map<String, Tensor> m = new LinkedHashMap<>();
+        model.linears().forEach((layer, linear) -> linear.stepState().forEach((k, v) -> m.put("step_state." + layer + "." + k, v)));
         return m;
     }
 
     /**
-     * Loads weights and optimizer state, checking every name and shape against the model. Loading weights alone
-     * (opt null: fine-tuning from a checkpoint) leaves LoRA adapters the checkpoint does not hold as they were.
+     * Loads weights, optimizer state and the layers' step state, checking every name and shape against the model.
+     * Loading weights alone (opt null: fine-tuning from a checkpoint) leaves LoRA adapters the checkpoint does not
+     * hold as they were.
      */
     public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) {
         Backend backend = model.backend();
@@ -227,6 +237,8 @@ public final class Trainer {
         }
         if (opt == null) return;
         opt.state().forEach((name, t) -> load(backend, ckpt.optimizer(), name, t, ckpt.dir()));
+        stepState(model).forEach((name, t) -> load(backend, ckpt.optimizer(), name, t, ckpt.dir()));
+        model.linears().values().forEach(Linear::stepStateLoaded);
         HostTensor step = ckpt.optimizer().get("step");
         if (step == null) throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " has no optimizer step count");
         opt.restore(step.toInts()[0]);

@@ -52,12 +52,18 @@ class TrainStepTest {
         }
     }
 
-    /** With FP8 layers, a skipped step names the first layer whose input was not finite; delayed scaling recovers. */
-    @Test
-    void aNonFiniteFp8StepNamesTheLayer() {
+    /**
+     * With FP8 layers, a skipped step names the first layer whose input was not finite; delayed scaling recovers.
+     * Under LoRA the FP8 layers are frozen, and end their steps all the same.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+    void aNonFiniteFp8StepNamesTheLayer(boolean lora) {
         ModelConfig cfg = ModelConfig.llama(64, 64, 2, 4, 2, 128, 16);
         Linear.Maker fp8 = new Fp8Plan(Rotation.ALL, 32, dev.strata.quant.Scaling.DELAYED, 4, java.util.List.of("output")).maker(CPU, DType.F32, DenseLinear.maker(CPU, DType.F32));
+        if (lora) fp8 = new dev.strata.runtime.nn.LoraPlan(4, 8, java.util.List.of("attention", "feed_forward")).maker(CPU, DType.F32, fp8);
         Transformer model = new Transformer(cfg, CPU, DType.F32, fp8, Transformer.Stage.whole(cfg));
+        if (lora) dev.strata.runtime.nn.LoraPlan.freezeAllButAdapters(model.parameters());
         int b = 4, t = 8; // b*t a multiple of the Hadamard block: the weight gradient rotates over tokens
         int[][] x = tokens(b * t, 4), y = tokens(b * t, 5);
         AdamW opt = initialized(model);

@@ -105,7 +105,8 @@ class TrainerTest {
         }
         assertEquals(2 * (2 * 7 + 1), adapters, "A and B on 7 linears of each of 2 layers and on the LM head");
         for (String name : tuned.optimizer().keySet())
-            assertTrue(name.equals("step") || name.contains(".lora_"), "optimizer state only for adapters: " + name);
+            assertTrue(name.equals("step") || name.startsWith("step_state.") || name.contains(".lora_"), "AdamW state only for adapters: " + name);
+        assertTrue(tuned.optimizer().containsKey("step_state.layers.0.attention.wq.amax_history.x_rows"), "FP8 amax histories are checkpointed");
 
         Path split = runs.resolve("ft-split");
         new Trainer(job(split, "llama", 10).withOverrides(lora), quiet()).run(RunDirectory.Mode.FRESH, 5);
@@ -113,19 +114,22 @@ class TrainerTest {
         assertEquals(r.trainLoss(), resumed.trainLoss(), 0, "a resumed LoRA run ends where the straight one does");
     }
 
+    /** Dense runs, and FP8 with delayed scaling, whose amax histories the checkpoints carry. */
     @Test
     void twentyStepsStraightEqualTenPlusResumePlusTenBitForBit(@TempDir Path runs) throws Exception {
-        for (String family : new String[] {"gpt2", "llama"}) {
-            Path straight = runs.resolve(family + "-straight"), split = runs.resolve(family + "-split");
-            var r = new Trainer(job(straight, family, 20), quiet()).run(RunDirectory.Mode.FRESH, 0);
+        String fp8 = "precision { linear = fp8, rotation = all, hadamard_block = 16, scaling = delayed }";
+        for (String[] run : new String[][] {{"gpt2", ""}, {"llama", ""}, {"llama", fp8}}) {
+            String family = run[0], name = family + (run[1].isEmpty() ? "" : "-fp8");
+            Path straight = runs.resolve(name + "-straight"), split = runs.resolve(name + "-split");
+            var r = new Trainer(job(straight, family, 20).withOverrides(run[1]), quiet()).run(RunDirectory.Mode.FRESH, 0);
             assertEquals(20, r.step());
-            new Trainer(job(split, family, 20), quiet()).run(RunDirectory.Mode.FRESH, 10);
+            new Trainer(job(split, family, 20).withOverrides(run[1]), quiet()).run(RunDirectory.Mode.FRESH, 10);
             assertEquals(10, losses(split).size());
-            new Trainer(job(split, family, 20), quiet()).run(RunDirectory.Mode.RESUME, 0);
+            new Trainer(job(split, family, 20).withOverrides(run[1]), quiet()).run(RunDirectory.Mode.RESUME, 0);
             List<Double> a = losses(straight), b = losses(split);
             assertEquals(20, a.size());
-            assertEquals(a, b, family + ": losses of the resumed run differ");
-            assertTrue(a.get(19) < a.get(0) - 0.5, family + " learns: " + a);
+            assertEquals(a, b, name + ": losses of the resumed run differ");
+            assertTrue(a.get(19) < a.get(0) - 0.5, name + " learns: " + a);
         }
     }
 
