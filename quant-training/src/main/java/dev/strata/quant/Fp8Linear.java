@@ -26,9 +26,9 @@ import java.util.Map;
  * <p>Scaling ({@link Scaling}) is per tensor, current (each tensor's own amax, one extra pass over it) or delayed
  * (the largest amax of the last steps, as Transformer Engine does, recorded while quantizing: one pass), for x, dy
  * and the weight alike; or rowwise, one scale per row of every operand (per token, per channel). A site's first
- * delayed quantization scales currently, to fill its history. Every site records
- * its amax, so after a step {@link #nonFiniteInputs} can say which tensor held a NaN or an infinity. With
- * {@code quantize = false} the rotations run without FP8, so the layer equals the dense one up to rounding.
+ * delayed quantization scales currently, to fill its history. Every site records its amax, so after a step
+ * {@link #nonFiniteInputs} can say which tensor held a NaN or an infinity. With {@code quantize = false} the
+ * rotations run without FP8, so the layer equals the dense one up to rounding.
  */
 public final class Fp8Linear implements Linear {
     /** {@code hadamard_block = full}: one block over each whole contracted dimension, where a power of two allows. */
