@@ -10,7 +10,7 @@ import java.util.stream.Collectors;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks.", subcommands = {BenchCommand.Train.class, BenchCommand.LinearLayer.class})
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks.", subcommands = {BenchCommand.Train.class, BenchCommand.LinearLayer.class, BenchCommand.HadamardCpu.class})
 final class BenchCommand extends CommandGroup {
 
     @Command(name = "train", mixinStandardHelpOptions = true,
@@ -119,6 +119,43 @@ final class BenchCommand extends CommandGroup {
                 }
             }
             return 0;
+        }
+    }
+
+    @Command(name = "hadamard", mixinStandardHelpOptions = true,
+            description = "Time the CPU Walsh-Hadamard transform (FP8 emulation's rotation), SIMD against scalar.")
+    static final class HadamardCpu implements Callable<Integer> {
+        @Option(names = "--length", defaultValue = "4194304", description = "Values rotated per pass (default ${DEFAULT-VALUE}).")
+        int length;
+
+        @Option(names = "--blocks", defaultValue = "32,128,1024,4096", split = ",", description = "Block sizes (default ${DEFAULT-VALUE}).")
+        int[] blocks;
+
+        @Option(names = "--steps", defaultValue = "15", description = "Timed passes; the median is reported (default ${DEFAULT-VALUE}).")
+        int steps;
+
+        @Override public Integer call() {
+            double[] v = new java.util.SplittableRandom(1).doubles(length, -1, 1).toArray();
+            System.out.printf(Locale.ROOT, "hadamard on the CPU, %,d doubles a pass, %d SIMD lanes%n", length,
+                    jdk.incubator.vector.DoubleVector.SPECIES_PREFERRED.length());
+            for (int block : blocks) {
+                double simd = medianMs(() -> dev.strata.runtime.cpu.Hadamard.rotate(v, block));
+                double scalar = medianMs(() -> dev.strata.runtime.cpu.Hadamard.rotateScalar(v, block));
+                System.out.printf(Locale.ROOT, "  block %5d   simd %8.2f ms   scalar %8.2f ms   %.2fx%n", block, simd, scalar, scalar / simd);
+            }
+            return 0;
+        }
+
+        private double medianMs(Runnable pass) {
+            for (int i = 0; i < 3; i++) pass.run(); // warm-up: the JIT compiles the loops
+            double[] ms = new double[steps];
+            for (int i = 0; i < steps; i++) {
+                long t0 = System.nanoTime();
+                pass.run();
+                ms[i] = (System.nanoTime() - t0) / 1e6;
+            }
+            java.util.Arrays.sort(ms);
+            return ms[steps / 2];
         }
     }
 }
