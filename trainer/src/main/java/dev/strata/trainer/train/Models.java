@@ -66,7 +66,14 @@ public final class Models {
      */
     public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype) {
         Transformer model = new Transformer(cfg, backend, dtype, linears(job, backend, dtype), Transformer.Stage.whole(cfg));
-        if (job.lora().enabled()) LoraPlan.freezeAllButAdapters(model.parameters());
+        if (job.lora().enabled()) {
+            for (String target : job.lora().targets())
+                if (model.linears().keySet().stream().noneMatch(name -> name.contains(target)))
+                    throw new ConfigError(job.source() + ": lora.targets entry \"" + target + "\" matches no linear layer of the model"
+                            + (cfg.tieEmbeddings() ? " (a tied LM head is the embedding, which takes no adapter)" : "")
+                            + "; its linears are named like " + String.join(", ", model.linears().keySet().stream().limit(8).toList()));
+            LoraPlan.freezeAllButAdapters(model.parameters());
+        }
         return model;
     }
 

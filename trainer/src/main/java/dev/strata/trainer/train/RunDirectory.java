@@ -35,13 +35,28 @@ public final class RunDirectory implements AutoCloseable {
                 StandardOpenOption.APPEND);
     }
 
+    /** Opens (after {@link #check}) the job's run directory: clears it under OVERWRITE, records the run in run.json. */
     public static RunDirectory open(JobConfig job, Mode mode) throws IOException {
+        check(job, mode);
+        Path dir = Path.of(job.runDir()), runJson = dir.resolve(RUN_JSON);
+        if (mode == Mode.OVERWRITE && Files.isDirectory(dir) && !isEmpty(dir)) new LocalStorage().delete(dir.toString());
+        Files.createDirectories(dir);
+        if (!Files.exists(runJson)) {
+            Map<String, Object> run = new LinkedHashMap<>();
+            run.put("created", Instant.now().toString());
+            run.put("job_file", job.source());
+            run.put("config", job.toMap());
+            JSON.writerWithDefaultPrettyPrinter().writeValue(runJson.toFile(), run);
+        }
+        return new RunDirectory(dir);
+    }
+
+    /** Refuses what {@link #open} would refuse, writing nothing, so a caller can fail before it builds anything. */
+    public static void check(JobConfig job, Mode mode) throws IOException {
         Path dir = Path.of(job.runDir());
         boolean occupied = Files.isDirectory(dir) && !isEmpty(dir);
         Path runJson = dir.resolve(RUN_JSON);
-        if (occupied && mode == Mode.OVERWRITE) {
-            new LocalStorage().delete(dir.toString());
-        } else if (occupied && mode == Mode.FRESH) {
+        if (occupied && mode == Mode.FRESH) {
             throw new IllegalArgumentException("run directory " + dir + " already holds "
                     + (Files.exists(runJson) ? "a run" : "other files") + "; pass --resume to continue it or --overwrite to replace it");
         } else if (occupied && mode == Mode.RESUME) {
@@ -54,15 +69,6 @@ public final class RunDirectory implements AutoCloseable {
                 throw new IllegalArgumentException("run directory " + dir + " holds a run of a different model or dtype ("
                         + runJson + " has model " + prevModel + ", dtype " + prevDtype + "); cannot resume it with " + job.source());
         }
-        Files.createDirectories(dir);
-        if (!Files.exists(runJson)) {
-            Map<String, Object> run = new LinkedHashMap<>();
-            run.put("created", Instant.now().toString());
-            run.put("job_file", job.source());
-            run.put("config", job.toMap());
-            JSON.writerWithDefaultPrettyPrinter().writeValue(runJson.toFile(), run);
-        }
-        return new RunDirectory(dir);
     }
 
     private static boolean isEmpty(Path dir) throws IOException {

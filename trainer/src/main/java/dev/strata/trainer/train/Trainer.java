@@ -59,18 +59,21 @@ public final class Trainer {
         Path dataDir = Path.of(job.data().dir());
         TokenDataset train = new TokenDataset(dataDir, "train", tr.seqLen()), val = new TokenDataset(dataDir, "val", tr.seqLen());
 
+        // Whatever can refuse the job does so before the run directory is written: a fixed job then starts afresh.
+        RunDirectory.check(job, mode);
+        Transformer model = buildModel(backend, dtype);
+        model.checkpointActivations(ActivationCheckpointing.parse(tr.activationCheckpointing()));
+        ModelConfig cfg = model.config();
+        if (tr.seqLen() > cfg.maxSeqLen())
+            throw new IllegalArgumentException(job.source() + ": training.seq_len " + tr.seqLen() + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
+        train.checkVocabulary(cfg.vocabSize());
+        val.checkVocabulary(cfg.vocabSize());
+
         try (RunDirectory run = RunDirectory.open(job, mode)) {
             Storage fs = new LocalStorage();
             Checkpointer checkpoints = new Checkpointer(fs, run.dir().toString(), job.checkpoint().keepLast());
             Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
 
-            Transformer model = buildModel(backend, dtype);
-            model.checkpointActivations(ActivationCheckpointing.parse(tr.activationCheckpointing()));
-            ModelConfig cfg = model.config();
-            if (tr.seqLen() > cfg.maxSeqLen())
-                throw new IllegalArgumentException(job.source() + ": training.seq_len " + tr.seqLen() + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
-            train.checkVocabulary(cfg.vocabSize());
-            val.checkVocabulary(cfg.vocabSize());
             AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()));
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 

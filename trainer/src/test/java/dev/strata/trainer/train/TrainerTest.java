@@ -134,6 +134,15 @@ class TrainerTest {
     }
 
     @Test
+    void aLoraTargetThatMatchesNoLayerIsNamed(@TempDir Path runs) {
+        JobConfig job = job(runs.resolve("r"), "gpt2", 2).withOverrides("lora { rank = 2, targets = [\"attention\", \"output\"] }");
+        var e = assertThrows(dev.strata.config.ConfigError.class, () -> new Trainer(job, quiet()).run(RunDirectory.Mode.FRESH, 0));
+        assertTrue(e.getMessage().contains("test.conf: lora.targets entry \"output\" matches no linear layer") && e.getMessage().contains("tied LM head"),
+                e.getMessage());
+        assertTrue(!Files.exists(runs.resolve("r")), "a refused job writes no run directory, so the fixed job starts afresh");
+    }
+
+    @Test
     void runDirectoryHoldingAnotherRunIsRefused(@TempDir Path runs) throws Exception {
         Path dir = runs.resolve("r");
         new Trainer(job(dir, "gpt2", 2), quiet()).run(RunDirectory.Mode.FRESH, 0);
