@@ -149,6 +149,15 @@ public interface Backend extends AutoCloseable {
      * all a receiver needs, so an operand can travel over a collective as it is.
      */
     record Fp8Operand(Tensor data, Tensor scaleInv) implements AutoCloseable {
+        public Fp8Operand {
+            long scales = scaleInv.numel(), rows = data.size(0);
+            if (scales != 1 && scales != rows)
+                throw new IllegalArgumentException("an FP8 operand holds one scale or one per row (" + rows + "), not " + scaleInv);
+        }
+
+        /** Whether the operand holds one scale per row of its data rather than one for the whole tensor. */
+        public boolean perRow() { return scaleInv.numel() > 1; }
+
         @Override public void close() {
             data.close();
             scaleInv.close();

@@ -159,7 +159,7 @@ public final class CpuBackend implements Backend {
             return;
         }
         Fp8 fp8 = Fp8.of(format);
-        boolean perRow = perRowScales(out);
+        boolean perRow = out.perRow();
         require(!(perRow && fromHistory), "per-row FP8 scales come from each row's own amax, not from an amax history");
         // Amaxes are f32, as on the GPU and in the histories: the scale from a tensor's own amax equals the one a
         // history that recorded it gives (a resumed run scales as the interrupted one did).
@@ -186,13 +186,6 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    /** Whether an operand holds one scale per row of its data rather than one for the whole tensor. */
-    private static boolean perRowScales(Fp8Operand out) {
-        long scales = out.scaleInv().numel(), rows = out.data().size(0);
-        require(scales == 1 || scales == rows, "an FP8 operand holds one scale or one per row (" + rows + "), not " + scales);
-        return scales > 1;
-    }
-
     @Override public void rollAmaxHistories(List<Tensor> histories) {
         for (Tensor t : histories) {
             CpuBuffer h = buf(t);
@@ -206,7 +199,7 @@ public final class CpuBackend implements Backend {
         int m = ad.size(0), k = ad.size(1), n = bd.size(0);
         require(bd.size(1) == k && c.size(0) == m && c.size(1) == n, "matmulFp8 shapes do not agree: " + ad + " @ " + bd + "ᵀ -> " + c);
         require(!(ad.dtype() == DType.FP8_E5M2 && bd.dtype() == DType.FP8_E5M2), "FP8 GEMMs take at most one e5m2 operand");
-        if (!perRowScales(a) && !perRowScales(b)) {
+        if (!a.perRow() && !b.perRow()) {
             gemm(buf(ad), false, buf(bd), true, buf(c), m, n, k, buf(a.scaleInv()).get(0) * buf(b.scaleInv()).get(0), beta);
             return;
         }

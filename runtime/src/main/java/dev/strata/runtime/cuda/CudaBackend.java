@@ -495,7 +495,7 @@ public final class CudaBackend implements Backend {
      */
     @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory) {
         requireQuantizable(x, transpose, hadamardBlock, out, amaxHistory, fromHistory);
-        require(!perRowScales(out), "per-row FP8 scales on the GPU come from quantizeFp8Both");
+        require(!out.perRow(), "per-row FP8 scales on the GPU come from quantizeFp8Both");
         if (hadamardBlock > WARP_BLOCK) {
             try (Tensor mixed = crossHadamard(x, transpose, hadamardBlock)) {
                 quantizeFp8(mixed, transpose, CROSS_RUN, out, amaxHistory, fromHistory);
@@ -527,7 +527,7 @@ public final class CudaBackend implements Backend {
         requireQuantizable(x, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
         requireQuantizable(x, true, cols.hadamardBlock(), cols.out(), cols.amaxHistory(), cols.fromHistory());
         int br = rows.hadamardBlock() > 1 ? rows.hadamardBlock() : 0, bc = cols.hadamardBlock() > 1 ? cols.hadamardBlock() : 0; // 0: no rotation
-        boolean vr = perRowScales(rows.out()), vc = perRowScales(cols.out());
+        boolean vr = rows.out().perRow(), vc = cols.out().perRow();
         if (br > BOTH_TILE || bc > BOTH_TILE || address(x) % 16 != 0) {
             require(!vr && !vc, "per-row FP8 scales on the GPU take Hadamard blocks up to " + BOTH_TILE + " and a 16-byte aligned source");
             Backend.super.quantizeFp8Both(x, rows, cols);
@@ -579,15 +579,8 @@ public final class CudaBackend implements Backend {
         require(out.data().size(0) == (transpose ? c : r) && out.data().size(1) == k, "quantizeFp8 output " + out.data() + " does not fit " + x);
         require(amaxHistory == null ? !fromHistory : amaxHistory.dtype() == DType.F32 && amaxHistory.numel() >= (fromHistory ? 2 : 1),
                 "delayed scaling needs an amax history, f32 with at least 2 slots; got " + amaxHistory);
-        require(!(fromHistory && perRowScales(out)), "per-row FP8 scales come from each row's own amax, not from an amax history");
-    }
-
-    /** Whether an operand holds one scale per row of its data rather than one for the whole tensor. */
-    private static boolean perRowScales(Fp8Operand out) {
-        long scales = out.scaleInv().numel(), rows = out.data().size(0);
-        require(out.scaleInv().dtype() == DType.F32 && (scales == 1 || scales == rows),
-                "an FP8 operand holds one f32 scale or one per row (" + rows + "), not " + out.scaleInv());
-        return scales > 1;
+        require(out.scaleInv().dtype() == DType.F32, "FP8 scales on the GPU are f32, not " + out.scaleInv());
+        require(!(fromHistory && out.perRow()), "per-row FP8 scales come from each row's own amax, not from an amax history");
     }
 
     private static float hadamardNorm(int block) { return block > 1 ? (float) (1 / Math.sqrt(block)) : 1f; }
@@ -629,8 +622,8 @@ public final class CudaBackend implements Backend {
                 "FP8 GEMMs take fp8 operands, at most one of them e5m2: " + ad + ", " + bd);
         require(m % 16 == 0 && n % 16 == 0 && k % 16 == 0, "FP8 GEMMs need every dimension a multiple of 16, got " + m + "x" + n + "x" + k);
         require(floatOrBf16(c), "matmulFp8 writes f32 or bf16, not " + c);
-        boolean rowScales = perRowScales(a);
-        require(perRowScales(b) == rowScales, "an FP8 GEMM scales both operands per tensor or both per row: " + a.scaleInv() + ", " + b.scaleInv());
+        boolean rowScales = a.perRow();
+        require(b.perRow() == rowScales && a.scaleInv().dtype() == DType.F32 && b.scaleInv().dtype() == DType.F32, "an FP8 GEMM scales both operands per tensor or both per row, in f32: " + a.scaleInv() + ", " + b.scaleInv());
         boolean fast = ad.dtype() == DType.FP8_E4M3 && bd.dtype() == DType.FP8_E4M3;
         int aType = cudaType(ad.dtype()), bType = cudaType(bd.dtype()), cType = cudaType(c.dtype());
         String name = "gemm-fp8 " + m + "x" + n + "x" + k + " " + c.dtype().configName();
