@@ -62,8 +62,9 @@ final class BenchCommand extends CommandGroup {
             String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata") + (loraRank > 0 ? "-lora" + loraRank : "")
                     + (cudaGraphs ? "" : "-no-graphs");
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
-            System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %.1f TFLOP/s, MFU %s, peak memory %s%n",
-                    r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(), r.achievedTflops(),
+            System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %s TFLOP/s, MFU %s, peak memory %s%n",
+                    r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(),
+                    Double.isNaN(r.achievedTflops()) ? "n/a" : String.format(Locale.ROOT, "%.1f", r.achievedTflops()),
                     Double.isNaN(r.mfu()) ? "n/a" : String.format(Locale.ROOT, "%.1f%%", 100 * r.mfu()),
                     Double.isNaN(r.peakMemoryGiB()) ? "n/a" : String.format(Locale.ROOT, "%.2f GiB", r.peakMemoryGiB()));
             if (!r.opMs().isEmpty()) {
