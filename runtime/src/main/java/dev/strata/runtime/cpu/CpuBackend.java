@@ -145,11 +145,7 @@ public final class CpuBackend implements Backend {
         if (hadamardBlock > 1) {
             require(k % hadamardBlock == 0 && Integer.bitCount(hadamardBlock) == 1,
                     "hadamard block " + hadamardBlock + " must be a power of two dividing the contracted dimension " + k);
-            for (int row = 0; row < rows; row++) {
-                double[] seg = Arrays.copyOfRange(v, row * k, row * k + k);
-                Hadamard.rotate(seg, hadamardBlock);
-                System.arraycopy(seg, 0, v, row * k, k);
-            }
+            Hadamard.rotate(v, hadamardBlock); // blocks never straddle rows: the block divides the row length k
         }
         require(out.data().size(0) == rows && out.data().size(1) == k, "quantizeFp8 output " + out.data() + " is not " + rows + "x" + k);
         CpuBuffer data = buf(out.data());
