@@ -204,9 +204,14 @@ public final class Trainer {
                 record("train_loss", trainLoss, "val_loss", Double.isNaN(valLoss) ? null : valLoss));
     }
 
+    /**
+     * The trainable parameters. Frozen ones (a LoRA run's base) are left out: a resumed run rebuilds them from
+     * model.init_from or the seed, so a LoRA checkpoint holds its adapters only.
+     */
     static Map<String, HostTensor> hostTensors(Transformer model) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
-        for (Parameter p : model.parameters().values()) m.put(p.name(), HostTensor.of(p.value(), p.value().dtype()));
+        for (Parameter p : model.parameters().values())
+            if (p.trainable()) m.put(p.name(), HostTensor.of(p.value(), p.value().dtype()));
         return m;
     }
 
@@ -227,14 +232,21 @@ public final class Trainer {
 
     /**
      * Loads weights, optimizer state and the layers' step state, checking every name and shape against the model.
-     * Loading weights alone (opt null: fine-tuning from a checkpoint) leaves LoRA adapters the checkpoint does not
-     * hold as they were.
+     * Resuming (opt given) keeps the frozen parameters the checkpoint does not hold as the model was built (a LoRA
+     * run's base, from model.init_from or the seed); loading weights alone (opt null: fine-tuning from a checkpoint)
+     * keeps the LoRA adapters it does not hold.
      */
     public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) {
         Backend backend = model.backend();
+        boolean adaptersOnly = !ckpt.model().isEmpty() && ckpt.model().keySet().stream().allMatch(n -> n.contains(".lora_"));
         for (Parameter p : model.parameters().values()) {
             boolean adapter = p.kind() == Parameter.Kind.LORA_A || p.kind() == Parameter.Kind.LORA_B;
-            if (opt == null && adapter && !ckpt.model().containsKey(p.name())) continue;
+            if (!ckpt.model().containsKey(p.name())) {
+                if (opt == null ? adapter : !p.trainable()) continue;
+                if (opt == null && adaptersOnly)
+                    throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " holds LoRA adapters only (its base is the run's model.init_from): "
+                            + "fine-tune from that base, or resume the LoRA run");
+            }
             load(backend, ckpt.model(), p.name(), p.value(), ckpt.dir());
             p.markUpdated();
         }

@@ -73,8 +73,9 @@ class TrainerTest {
     }
 
     /**
-     * LoRA over an FP8 base, fine-tuning from a Strata checkpoint: only the adapters train and carry optimizer state,
-     * every base weight ends bit for bit as the checkpoint held it, and a resumed LoRA run ends where a straight one does.
+     * LoRA over an FP8 base, fine-tuning from a Strata checkpoint: only the adapters train, every base weight ends bit
+     * for bit as the checkpoint held it, checkpoints hold the adapters and their state only, and a resumed LoRA run
+     * (its base rebuilt from model.init_from) ends where a straight one does.
      */
     @Test
     void loraFineTuneTrainsOnlyTheAdaptersAndResumes(@TempDir Path runs) throws Exception {
@@ -92,18 +93,14 @@ class TrainerTest {
 
         LocalStorage fs = new LocalStorage();
         var base = Checkpointer.load(fs, new Checkpointer(fs, runs.resolve("pre").toString(), 1).latest().orElseThrow());
+        r.model().parameters().forEach((name, p) -> {
+            double[] w = r.model().backend().toDoubles(p.value());
+            if (name.contains(".lora_")) assertTrue(java.util.Arrays.stream(w).anyMatch(v -> v != 0), name + " trained");
+            else assertArrayEquals(base.model().get(name).toDoubles(), w, 0, name + " is frozen");
+        });
         var tuned = Checkpointer.load(fs, r.checkpoint());
-        int adapters = 0;
-        for (var e : tuned.model().entrySet()) {
-            double[] w = e.getValue().toDoubles();
-            if (e.getKey().contains(".lora_")) {
-                adapters++;
-                assertTrue(java.util.Arrays.stream(w).anyMatch(v -> v != 0), e.getKey() + " trained");
-            } else {
-                assertArrayEquals(base.model().get(e.getKey()).toDoubles(), w, 0, e.getKey() + " is frozen");
-            }
-        }
-        assertEquals(2 * (2 * 7 + 1), adapters, "A and B on 7 linears of each of 2 layers and on the LM head");
+        assertEquals(2 * (2 * 7 + 1), tuned.model().size(), "the checkpoint holds A and B of 7 linears in each of 2 layers and of the LM head");
+        tuned.model().keySet().forEach(name -> assertTrue(name.contains(".lora_"), "a LoRA checkpoint holds adapters only: " + name));
         for (String name : tuned.optimizer().keySet())
             assertTrue(name.equals("step") || name.startsWith("step_state.") || name.contains(".lora_"), "AdamW state only for adapters: " + name);
         assertTrue(tuned.optimizer().containsKey("step_state.layers.0.attention.wq.amax_history.x_rows"), "FP8 amax histories are checkpointed");
@@ -112,6 +109,10 @@ class TrainerTest {
         new Trainer(job(split, "llama", 10).withOverrides(lora), quiet()).run(RunDirectory.Mode.FRESH, 5);
         var resumed = new Trainer(job(split, "llama", 10).withOverrides(lora), quiet()).run(RunDirectory.Mode.RESUME, 0);
         assertEquals(r.trainLoss(), resumed.trainLoss(), 0, "a resumed LoRA run ends where the straight one does");
+
+        var e = assertThrows(IllegalArgumentException.class, () -> new Trainer(job(runs.resolve("from-adapters"), "llama", 2)
+                .withOverrides("model.init_from = \"" + runs.resolve("ft") + "\""), quiet()).run(RunDirectory.Mode.FRESH, 0));
+        assertTrue(e.getMessage().contains("holds LoRA adapters only"), e.getMessage());
     }
 
     /** Dense runs, and FP8 with delayed scaling, whose amax histories the checkpoints carry. */
