@@ -202,7 +202,7 @@ public final class CpuBackend implements Backend {
         try (Tensor product = empty(c.dtype(), m, n)) { // (M,N) unscaled
             gemm(buf(ad), false, buf(bd), true, buf(product), m, n, k, 1, 0);
             CpuBuffer p = buf(product), cb = buf(c), sa = buf(a.scaleInv()), sb = buf(b.scaleInv());
-            boolean rowsA = a.scaleInv().numel() > 1, rowsB = b.scaleInv().numel() > 1;
+            boolean rowsA = a.perRow(), rowsB = b.perRow();
             for (int i = 0; i < m; i++)
                 for (int j = 0; j < n; j++) {
                     double scaled = sa.get(rowsA ? i : 0) * sb.get(rowsB ? j : 0) * p.get(i * n + j);

@@ -623,7 +623,8 @@ public final class CudaBackend implements Backend {
         require(m % 16 == 0 && n % 16 == 0 && k % 16 == 0, "FP8 GEMMs need every dimension a multiple of 16, got " + m + "x" + n + "x" + k);
         require(floatOrBf16(c), "matmulFp8 writes f32 or bf16, not " + c);
         boolean rowScales = a.perRow();
-        require(b.perRow() == rowScales && a.scaleInv().dtype() == DType.F32 && b.scaleInv().dtype() == DType.F32, "an FP8 GEMM scales both operands per tensor or both per row, in f32: " + a.scaleInv() + ", " + b.scaleInv());
+        require(b.perRow() == rowScales && a.scaleInv().dtype() == DType.F32 && b.scaleInv().dtype() == DType.F32,
+                "an FP8 GEMM scales both operands per tensor or both per row, in f32: " + a.scaleInv() + ", " + b.scaleInv());
         boolean fast = ad.dtype() == DType.FP8_E4M3 && bd.dtype() == DType.FP8_E4M3;
         int aType = cudaType(ad.dtype()), bType = cudaType(bd.dtype()), cType = cudaType(c.dtype());
         String name = "gemm-fp8 " + m + "x" + n + "x" + k + " " + c.dtype().configName();

@@ -30,8 +30,6 @@ public final class LoraLinear implements Linear {
         this.scale = scale;
     }
 
-    public Linear base() { return base; }
-
     @Override public Tensor forward(Tensor x) {
         Tensor y = base.forward(x);                                                            // (N,out)
         discardAdapter();

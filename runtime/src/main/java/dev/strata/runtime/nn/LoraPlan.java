@@ -36,7 +36,7 @@ public record LoraPlan(int rank, double alpha, List<String> targets) {
     public static long freezeAllButAdapters(Map<String, Parameter> params) {
         long trainable = 0;
         for (Parameter p : params.values()) {
-            if (p.kind() == Parameter.Kind.LORA_A || p.kind() == Parameter.Kind.LORA_B) trainable += p.value().numel();
+            if (p.kind().adapter()) trainable += p.value().numel();
             else p.freeze();
         }
         if (trainable == 0) throw new IllegalArgumentException("lora.targets matched no linear layer of the model");

@@ -15,7 +15,11 @@ import java.util.List;
  */
 public final class Parameter {
     /** LORA_A (rank,in) and LORA_B (out,rank) are a LoRA adapter's down and up projections. */
-    public enum Kind { LINEAR_WEIGHT, BIAS, NORM, EMBEDDING, LORA_A, LORA_B }
+    public enum Kind {
+        LINEAR_WEIGHT, BIAS, NORM, EMBEDDING, LORA_A, LORA_B;
+
+        public boolean adapter() { return this == LORA_A || this == LORA_B; }
+    }
 
     private final String name;
     private final Kind kind;

@@ -84,7 +84,7 @@ public final class HfModels {
     public static void save(Transformer model, Map<String, Object> hfConfig, Path dir, DType stored, long maxShardBytes)
             throws IOException {
         // Hugging Face names have no place for LoRA adapters: saving would silently drop what the fine-tune learned.
-        if (model.parameters().values().stream().anyMatch(p -> p.kind() == Parameter.Kind.LORA_A || p.kind() == Parameter.Kind.LORA_B))
+        if (model.parameters().values().stream().anyMatch(p -> p.kind().adapter()))
             throw new IllegalArgumentException("model directory " + dir + ": the model has LoRA adapters, which a Hugging Face directory cannot hold");
         Map<String, Object> config = hfConfig != null ? new LinkedHashMap<>(hfConfig) : configToHf(model.config());
         config.put("dtype", switch (stored) {

@@ -19,7 +19,7 @@ public final class Initializer {
 
     /** Only the LoRA adapters: the base weights came from a checkpoint or a Hugging Face directory. */
     public static void initializeAdapters(Transformer model, long seed) {
-        initialize(model, seed, p -> p.kind() == Parameter.Kind.LORA_A || p.kind() == Parameter.Kind.LORA_B);
+        initialize(model, seed, p -> p.kind().adapter());
     }
 
     private static void initialize(Transformer model, long seed, Predicate<Parameter> which) {

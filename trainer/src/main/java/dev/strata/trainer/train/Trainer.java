@@ -238,12 +238,10 @@ public final class Trainer {
      */
     public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) {
         Backend backend = model.backend();
-        boolean adaptersOnly = !ckpt.model().isEmpty() && ckpt.model().keySet().stream().allMatch(n -> n.contains(".lora_"));
         for (Parameter p : model.parameters().values()) {
-            boolean adapter = p.kind() == Parameter.Kind.LORA_A || p.kind() == Parameter.Kind.LORA_B;
             if (!ckpt.model().containsKey(p.name())) {
-                if (opt == null ? adapter : !p.trainable()) continue;
-                if (opt == null && adaptersOnly)
+                if (opt == null ? p.kind().adapter() : !p.trainable()) continue;
+                if (opt == null && ckpt.model().keySet().stream().allMatch(name -> name.contains(".lora_")))
                     throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " holds LoRA adapters only (its base is the run's model.init_from): "
                             + "fine-tune from that base, or resume the LoRA run");
             }
