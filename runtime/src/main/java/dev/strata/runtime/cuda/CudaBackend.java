@@ -521,33 +521,42 @@ public final class CudaBackend implements Backend {
 
     /**
      * One read of x for both operands (fp8.cu's "both" kernels, 128 x 128 tiles) when both Hadamard blocks are at
-     * most 128 and x is 16-byte aligned; otherwise the two single kernels.
+     * most 128, x is 16-byte aligned and its sides are multiples of 16; otherwise the two single kernels.
      */
     @Override public void quantizeFp8Both(Tensor x, Fp8Target rows, Fp8Target cols) {
         requireQuantizable(x, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
         requireQuantizable(x, true, cols.hadamardBlock(), cols.out(), cols.amaxHistory(), cols.fromHistory());
         int br = rows.hadamardBlock() > 1 ? rows.hadamardBlock() : 0, bc = cols.hadamardBlock() > 1 ? cols.hadamardBlock() : 0; // 0: no rotation
         boolean vr = rows.out().perRow(), vc = cols.out().perRow();
-        if (br > BOTH_TILE || bc > BOTH_TILE || address(x) % 16 != 0) {
-            require(!vr && !vc, "per-row FP8 scales on the GPU take Hadamard blocks up to " + BOTH_TILE + " and a 16-byte aligned source");
+        int r = x.size(0), c = x.size(1);
+        if (br > BOTH_TILE || bc > BOTH_TILE || address(x) % 16 != 0 || r % 16 != 0 || c % 16 != 0) {
+            require(!vr && !vc, "per-row FP8 scales on the GPU take Hadamard blocks up to " + BOTH_TILE + " and a 16-byte aligned source with sides a multiple of 16");
             Backend.super.quantizeFp8Both(x, rows, cols);
             return;
         }
-        int r = x.size(0), c = x.size(1), gx = ceil(c, BOTH_TILE), gy = ceil(r, BOTH_TILE);
-        int shared = x.dtype() == DType.BF16 ? BOTH_TILE * (BOTH_TILE + 2) * 2 : BOTH_TILE * (BOTH_TILE + 1) * 4; // fp8.cu's TileStride
+        // fp8.cu's TileStride and stages: bf16 two tiles a block (one copying while one is worked on) and the codes'
+        // staging area (16 lines of 144 bytes a warp), f32 one tile
+        int shared = x.dtype() == DType.BF16 ? 2 * BOTH_TILE * 136 * 2 + THREADS / 32 * 16 * 144 : BOTH_TILE * (BOTH_TILE + 1) * 4;
+        String amaxKernel = "fp8_both_amax_" + suffix(x), quantizeKernel = "fp8_both_quantize_" + suffix(x);
+        long tiles = (long) ceil(c, BOTH_TILE) * ceil(r, BOTH_TILE);
         float nr = hadamardNorm(br), nc = hadamardNorm(bc);
         boolean current = !rows.fromHistory() || !cols.fromHistory();
         int amaxesR = vr ? r : 1; // this tensor's amax, or each row's and each column's
         try (Tensor own = current ? zeros(DType.F32, amaxesR + (vc ? c : 1)) : null) {
             long ownR = current ? address(own) : 0, ownC = ownR + 4L * amaxesR;
             if (current)
-                kernels.launchWith("fp8.cu", "fp8_both_amax_" + suffix(x), gx, gy, 1, THREADS, 1, shared, x, r, c, br, nr, vr ? 1 : 0, ownR,
+                kernels.launchWith("fp8.cu", amaxKernel, persistentGrid(amaxKernel, shared, tiles), 1, 1, THREADS, 1, shared, x, r, c, br, nr, vr ? 1 : 0, ownR,
                         bc, nc, vc ? 1 : 0, ownC);
             Object[] sr = scalingArgs(rows.out(), rows.amaxHistory(), rows.fromHistory(), ownR);
             Object[] sc = scalingArgs(cols.out(), cols.amaxHistory(), cols.fromHistory(), ownC);
-            kernels.launchWith("fp8.cu", "fp8_both_quantize_" + suffix(x), gx, gy, 1, THREADS, 1, shared,
+            kernels.launchWith("fp8.cu", quantizeKernel, persistentGrid(quantizeKernel, shared, tiles), 1, 1, THREADS, 1, shared,
                     concat(new Object[] {x, r, c, br, nr, vr ? 1 : 0}, sr, new Object[] {bc, nc, vc ? 1 : 0}, sc));
         }
+    }
+
+    /** Blocks for a kernel whose blocks walk {@code tiles} work items: as many as are resident on the GPU at once. */
+    private int persistentGrid(String kernel, int shared, long tiles) {
+        return (int) Math.min(tiles, (long) multiprocessors * kernels.residentBlocks("fp8.cu", kernel, THREADS, shared));
     }
 
     private static final int BOTH_TILE = 128, WARP_BLOCK = 256, CROSS_RUN = 128, CROSS_MAX = 64, MAX_BLOCK = CROSS_RUN * CROSS_MAX * CROSS_MAX;

@@ -46,6 +46,7 @@ final class Kernels {
     private final Map<String, CUmod_st> modules = new HashMap<>();
     private final Map<String, CUfunc_st> functions = new HashMap<>();
     private final Map<CUfunc_st, Integer> sharedLimits = new HashMap<>(); // raised above the default 48 KiB
+    private final Map<String, Integer> residentBlocks = new HashMap<>();
 
     Kernels(int major, int minor, CUstream_st stream, OpTimer timer) {
         this.arch = "sm_" + major + minor;
@@ -69,15 +70,7 @@ final class Kernels {
 
     /** As {@link #launch2d}, with {@code sharedBytes} of dynamic shared memory per block. */
     void launchWith(String file, String name, int gridX, int gridY, int gridZ, int blockX, int blockY, int sharedBytes, Object... args) {
-        CUfunc_st f = function(file, name);
-        if (sharedBytes > DEFAULT_SHARED && sharedLimits.getOrDefault(f, DEFAULT_SHARED) < sharedBytes) {
-            Cuda.checkDriver(cudart.cuFuncSetAttribute(f, cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes),
-                    "cuFuncSetAttribute(" + name + ", " + sharedBytes + " bytes of shared memory)");
-            // all of the SM's on-chip memory as shared memory, so several such blocks fit on an SM
-            Cuda.checkDriver(cudart.cuFuncSetAttribute(f, cudart.CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, cudart.CU_SHAREDMEM_CARVEOUT_MAX_SHARED),
-                    "cuFuncSetAttribute(" + name + ", shared memory carveout)");
-            sharedLimits.put(f, sharedBytes);
-        }
+        CUfunc_st f = function(file, name, sharedBytes);
         try (PointerPointer<Pointer> params = new PointerPointer<>(args.length)) {
             Pointer[] values = new Pointer[args.length];
             for (int i = 0; i < args.length; i++) {
@@ -96,6 +89,30 @@ final class Kernels {
                     "cuLaunchKernel(" + name + ")"));
             for (Pointer p : values) p.close();
         }
+    }
+
+    /** How many blocks of {@code block} threads and {@code sharedBytes} of dynamic shared memory fit on one SM at once. */
+    int residentBlocks(String file, String name, int block, int sharedBytes) {
+        return residentBlocks.computeIfAbsent(file + ":" + name + ":" + block + ":" + sharedBytes, key -> {
+            int[] blocks = new int[1];
+            Cuda.checkDriver(cudart.cuOccupancyMaxActiveBlocksPerMultiprocessor(blocks, function(file, name, sharedBytes), block, sharedBytes),
+                    "cuOccupancyMaxActiveBlocksPerMultiprocessor(" + name + ")");
+            return Math.max(1, blocks[0]);
+        });
+    }
+
+    /** The function, allowed {@code sharedBytes} of dynamic shared memory. */
+    private CUfunc_st function(String file, String name, int sharedBytes) {
+        CUfunc_st f = function(file, name);
+        if (sharedBytes > DEFAULT_SHARED && sharedLimits.getOrDefault(f, DEFAULT_SHARED) < sharedBytes) {
+            Cuda.checkDriver(cudart.cuFuncSetAttribute(f, cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sharedBytes),
+                    "cuFuncSetAttribute(" + name + ", " + sharedBytes + " bytes of shared memory)");
+            // all of the SM's on-chip memory as shared memory, so several such blocks fit on an SM
+            Cuda.checkDriver(cudart.cuFuncSetAttribute(f, cudart.CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, cudart.CU_SHAREDMEM_CARVEOUT_MAX_SHARED),
+                    "cuFuncSetAttribute(" + name + ", shared memory carveout)");
+            sharedLimits.put(f, sharedBytes);
+        }
+        return f;
     }
 
     private synchronized CUfunc_st function(String file, String name) {

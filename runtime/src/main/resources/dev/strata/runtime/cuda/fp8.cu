@@ -222,94 +222,62 @@ FOR_TYPES(FP8_CROSS_FOR_M)
 
 // ---- both: x (R,C) into its rows codes (R,C) and its cols codes (C,R) in one read ---------------------------------
 // x and dy feed two GEMMs each (and the weight feeds two), so both operands are made from one read of the source.
-// A block of 256 threads copies a 128 x 128 tile into shared memory with all its loads in flight at once, then
-// rotates and quantizes the tile's rows, then its columns. A line (row or column) of 128 belongs to four lanes
-// (l, l ^ 8, l ^ 16, l ^ 24): lane quarter h holds the 32 elements i = (s & 7) | h << 3 | (s >> 3) << 5, s = 0..31,
-// so the Hadamard butterflies run in registers except two shuffle stages. The tile keeps the source's type: an f32
-// tile (129-float rows, every shared access conflict-free) leaves room for three blocks per SM, a bf16 tile (130
-// elements a row, read two at a time along rows) for four. Hadamard blocks up to 128 fit in a line; each side has
-// its own block (0: none), scaling (per tensor or per line), amax record, format and output.
+// The grid is persistent: each block of 256 threads walks 128 x 128 tiles, copying a tile into shared memory with
+// cp.async and then rotating and quantizing the tile's rows, then its columns. With two stages (bf16) the next
+// tile's copy is in flight while the current one is worked on. Hadamard blocks up to 128 fit in a tile's line; each
+// side has its own block (0: none), scaling (per tensor or per line), amax record, format and output.
+//
+// bf16 tiles rotate on tensor cores: H_128 = H_8 (x) H_16, so a warp multiplies 16 lines by H_16 (by I_16 when
+// unrotated: exact) with mma.sync, eight 16-wide sub-blocks a line, and the H_8 part is three butterfly stages
+// between the sub-blocks, in registers. That leaves no shuffles and one ldmatrix per 256 values, where butterflies
+// across lanes made the kernel issue-bound. f32 tiles (the weights) keep f32 arithmetic: a line of 128 belongs to
+// four lanes (l, l ^ 8, l ^ 16, l ^ 24), lane quarter h holding the 32 elements i = (s & 7) | h << 3 | (s >> 3) << 5,
+// s = 0..31, so the butterflies run in registers except two shuffle stages.
 
 #define TILE 128
 #define LINE_PART 32
 
+// Tile rows in elements: 129 floats make every f32 access conflict-free; 136 bf16 (272 bytes) keep rows 16-byte
+// aligned for cp.async and ldmatrix, and the eight rows an ldmatrix phase reads fall on different banks.
 template <typename T> struct TileStride;
 template <> struct TileStride<float> { static constexpr int value = 129; };
-template <> struct TileStride<bf16> { static constexpr int value = 130; };
+template <> struct TileStride<bf16> { static constexpr int value = 136; };
 
-__device__ __forceinline__ float pick(const float (&v)[4], int e) { return e == 0 ? v[0] : e == 1 ? v[1] : e == 2 ? v[2] : v[3]; }
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;"); }
+template <int PENDING> __device__ __forceinline__ void copy_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING)); }
 
-__device__ __forceinline__ void load4(const float* p, float (&v)[4]) {
-    float4 f = *(const float4*) p;
-    v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
+// Starts copying the tile at rows r0.., columns c0.. into shared memory, zeros outside x. Consecutive threads copy
+// consecutive parts of a row, so reads coalesce. f32: 4 bytes a copy (the rows are not 16-byte aligned).
+__device__ __forceinline__ void copy_square(const float* x, int R, int C, long r0, int c0, float* tile) {
+    int col = c0 + threadIdx.x % TILE;
+#pragma unroll 8
+    for (int tr = threadIdx.x / TILE; tr < TILE; tr += 256 / TILE) {
+        long row = r0 + tr;
+        bool inside = row < R && col < C;
+        unsigned d = (unsigned) __cvta_generic_to_shared(tile + tr * TileStride<float>::value + col - c0);
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" :: "r"(d), "l"(inside ? x + row * C + col : x), "r"(inside ? 4 : 0));
+    }
 }
-__device__ __forceinline__ void load4(const bf16* p, float (&v)[4]) {
-    uint2 u = *(const uint2*) p;
-    v[0] = __uint_as_float(u.x << 16); v[1] = __uint_as_float(u.x & 0xffff0000u);
-    v[2] = __uint_as_float(u.y << 16); v[3] = __uint_as_float(u.y & 0xffff0000u);
+
+// bf16: 16 bytes a copy; C is a multiple of 8, so a copy is wholly inside x or wholly outside.
+__device__ __forceinline__ void copy_square(const bf16* x, int R, int C, long r0, int c0, bf16* tile) {
+    int col = c0 + 8 * (threadIdx.x % 16);
+#pragma unroll
+    for (int tr = threadIdx.x / 16; tr < TILE; tr += 16) {
+        long row = r0 + tr;
+        bool inside = row < R && col < C;
+        unsigned d = (unsigned) __cvta_generic_to_shared(tile + tr * TileStride<bf16>::value + col - c0);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(d), "l"(inside ? x + row * C + col : x), "r"(inside ? 16 : 0));
+    }
 }
 
 __device__ __forceinline__ int line_index(int s, int h) { return (s & 7) | (h << 3) | ((s >> 3) << 5); }
 
-// The tile's rows r0.., columns c0.. (zeros outside x); warp w copies rows w, w+8, .., four columns a lane.
-__device__ __forceinline__ void load_square(const float* x, int R, int C, long r0, int c0, float* tile) {
-    const int TILE_STRIDE = TileStride<float>::value;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, col = c0 + 4 * lane;
-    float v[TILE / 8][4];
-#pragma unroll
-    for (int b = 0; b < TILE / 8; b++) { // every load first, then every store
-        long row = r0 + warp + 8 * b;
-        v[b][0] = v[b][1] = v[b][2] = v[b][3] = 0.f;
-        if (row < R && col < C) load4(x + row * C + col, v[b]);
-    }
-#pragma unroll
-    for (int b = 0; b < TILE / 8; b++)
-#pragma unroll
-        for (int s = 0; s < 4; s++) { // lanes 8 apart store different elements first: no bank conflicts
-            int e = (s + (lane >> 3)) & 3;
-            tile[(warp + 8 * b) * TILE_STRIDE + 4 * lane + e] = pick(v[b], e);
-        }
-}
-
-__device__ __forceinline__ void load_square(const bf16* x, int R, int C, long r0, int c0, bf16* tile) {
-    const int TILE_STRIDE = TileStride<bf16>::value;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, col = c0 + 4 * lane;
-    uint2 u[TILE / 8];
-#pragma unroll
-    for (int b = 0; b < TILE / 8; b++) {
-        long row = r0 + warp + 8 * b;
-        u[b] = make_uint2(0, 0);
-        if (row < R && col < C) u[b] = *(const uint2*) (x + row * C + col);
-    }
-#pragma unroll
-    for (int b = 0; b < TILE / 8; b++)
-#pragma unroll
-        for (int j = 0; j < 2; j++) { // lanes 16 apart store different words first: no bank conflicts
-            int w = (j + (lane >> 4)) & 1;
-            *(unsigned*) (tile + (warp + 8 * b) * TILE_STRIDE + 4 * lane + 2 * w) = w ? u[b].y : u[b].x;
-        }
-}
-
-// A lane's quarter of a line of the tile, as floats.
+// A lane's quarter of a line of an f32 tile.
 template <bool COLS> __device__ __forceinline__ void load_line(const float* tile, int line, int h, float (&v)[LINE_PART]) {
     const int TILE_STRIDE = TileStride<float>::value;
 #pragma unroll
     for (int s = 0; s < LINE_PART; s++) v[s] = COLS ? tile[line_index(s, h) * TILE_STRIDE + line] : tile[line * TILE_STRIDE + line_index(s, h)];
-}
-
-template <bool COLS> __device__ __forceinline__ void load_line(const bf16* tile, int line, int h, float (&v)[LINE_PART]) {
-    const int TILE_STRIDE = TileStride<bf16>::value;
-    if (COLS) {
-#pragma unroll
-        for (int s = 0; s < LINE_PART; s++) v[s] = to_float(tile[line_index(s, h) * TILE_STRIDE + line]);
-    } else { // elements s and s + 1 (s even) are neighbours in a row
-#pragma unroll
-        for (int s = 0; s < LINE_PART; s += 2) {
-            unsigned w = *(const unsigned*) (tile + line * TILE_STRIDE + line_index(s, h));
-            v[s] = __uint_as_float(w << 16);
-            v[s + 1] = __uint_as_float(w & 0xffff0000u);
-        }
-    }
 }
 
 __device__ __forceinline__ void butterflies(float (&v)[LINE_PART], int b) {
@@ -350,76 +318,211 @@ __device__ __forceinline__ void store_line(const float (&v)[LINE_PART], float sc
     }
 }
 
-// One side of a tile: its lines (rows, or columns with COLS) rotated, measured and, with QUANTIZE, quantized. A
-// side with vec set is scaled per line (one scale per row of its output: per token or per channel): the amax pass
-// records each line's amax into record[line] and the quantize pass scales each line by src[line]. Otherwise the
-// side is scaled per tensor: the amax pass records the tile's amax into record[0], and the quantize pass scales by
-// the max of src[0 .. count) and records the tensor's amax into record (an amax history; may be null).
-template <bool QUANTIZE, bool COLS, typename T> __device__ __forceinline__ void both_side(const T* tile, int R, int C, long r0, int c0,
-        int block, float norm, int vec, const float* src, int count, float* record, float max_fp8, int e5m2, unsigned char* out, float* scale_inv) {
+// The scaling of one side of the tiles: per line (vec: the amax pass records each line's amax into record[line],
+// the quantize pass scales each line by src[line]) or per tensor (the amax pass records the tensor's amax into
+// record[0]; the quantize pass scales by the max of src[0 .. count) and records the tensor's amax into record, an
+// amax history, which may be null).
+struct Side { int block; float norm; int vec; const float* src; int count; float* record; float max_fp8; int e5m2; unsigned char* out; float* scale_inv; };
+
+// The per-tensor scale, written once by the first tile's first thread; 0 where the side scales per line.
+template <bool QUANTIZE> __device__ __forceinline__ float tensor_scale(const Side& d, long r0, int c0) {
+    if (!QUANTIZE || d.vec) return 0.f;
+    float scale = quant_scale(d.src, d.count, d.max_fp8);
+    if (r0 == 0 && c0 == 0 && threadIdx.x == 0) *d.scale_inv = 1.f / scale;
+    return scale;
+}
+
+// The warp's amax of this side: into the history, or the per-tensor amax pass.
+template <bool QUANTIZE> __device__ __forceinline__ void record_tensor_amax(const Side& d, float m) {
+    if (QUANTIZE || !d.vec) {
+        m = warp_max_abs(m);
+        if ((threadIdx.x & 31) == 0 && d.record) atomic_max_abs(d.record, m);
+    }
+}
+
+// One side of an f32 tile: its lines (rows, or columns with COLS) rotated, measured and, with QUANTIZE, quantized.
+template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(const float* tile, int R, int C, long r0, int c0, const Side& d, unsigned char*) {
     int lane = threadIdx.x & 31, h = lane >> 3;
     long first = COLS ? c0 : r0, lines = COLS ? C : R; // this tile's first line in the tensor, and the tensor's lines
     int valid = COLS ? (int) (R - r0) : C - c0;          // elements of a line inside the tensor, counted from this tile
-    bool writes_scales = COLS ? blockIdx.y == 0 : blockIdx.x == 0;
-    float scale = 0.f, m = 0.f;
-    if (QUANTIZE && !vec) {
-        scale = quant_scale(src, count, max_fp8);
-        if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) *scale_inv = 1.f / scale;
-    }
+    bool writes_scales = COLS ? r0 == 0 : c0 == 0;        // one tile along each line writes its scale
+    float scale = tensor_scale<QUANTIZE>(d, r0, c0), m = 0.f;
     float v[LINE_PART];
     for (int line = 8 * (threadIdx.x >> 5) + (lane & 7); line < TILE; line += blockDim.x / 4) {
         load_line<COLS>(tile, line, h, v);
-        hadamard_line(v, h, block);
+        hadamard_line(v, h, d.block);
         float lm = 0.f;
 #pragma unroll
         for (int s = 0; s < LINE_PART; s++) lm = max_abs(lm, v[s]);
-        lm *= norm; // rounding is monotone: the max of the scaled values
+        lm *= d.norm; // rounding is monotone: the max of the scaled values
         m = max_abs(m, lm);
         bool inside = first + line < lines;
-        if (!QUANTIZE && vec) { // the line's four lanes agree on its amax
+        if (!QUANTIZE && d.vec) { // the line's four lanes agree on its amax
             lm = max_abs(lm, __shfl_xor_sync(FULL, lm, 8));
             lm = max_abs(lm, __shfl_xor_sync(FULL, lm, 16));
-            if (h == 0 && inside) atomic_max_abs(record + first + line, lm);
+            if (h == 0 && inside) atomic_max_abs(d.record + first + line, lm);
         }
         if (QUANTIZE && inside) {
-            float s = vec ? quant_scale(src + first + line, 1, max_fp8) : scale;
-            if (vec && writes_scales && h == 0) scale_inv[first + line] = 1.f / s;
+            float s = d.vec ? quant_scale(d.src + first + line, 1, d.max_fp8) : scale;
+            if (d.vec && writes_scales && h == 0) d.scale_inv[first + line] = 1.f / s;
             long offset = COLS ? (first + line) * R + r0 : (first + line) * C + c0;
-            store_line(v, norm * s, e5m2, out + offset, h, valid);
+            store_line(v, d.norm * s, d.e5m2, d.out + offset, h, valid);
         }
     }
-    if (QUANTIZE || !vec) { // the tensor's amax: into the history, or the per-tensor amax pass
-        m = warp_max_abs(m);
-        if (lane == 0 && record) atomic_max_abs(record, m);
+    record_tensor_amax<QUANTIZE>(d, m);
+}
+
+// Fragments of mma.m16n8k16 (lane = 4g + t): A holds (g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..); B holds
+// (k = 2t..2t+1, n = g), (k = 2t+8.., n = g); C holds (g, 2t..2t+1), (g+8, 2t..2t+1).
+__device__ __forceinline__ void mma_bf16(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3]) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two bf16 entries of H_16 (or I_16 when !rotate): rows k, k+1 of column n; the Sylvester sign is (-1)^popcount(k & n).
+__device__ __forceinline__ unsigned h16_pair(int k, int n, bool rotate) {
+    unsigned lo, hi;
+    if (rotate) {
+        lo = __popc(k & n) & 1 ? 0xbf80u : 0x3f80u;
+        hi = __popc((k + 1) & n) & 1 ? 0xbf80u : 0x3f80u;
+    } else {
+        lo = k == n ? 0x3f80u : 0u;
+        hi = k + 1 == n ? 0x3f80u : 0u;
+    }
+    return lo | hi << 16;
+}
+
+// One side of a bf16 tile on tensor cores: warp w takes the 16 lines 16w.., as the A operand (ldmatrix; transposed
+// for COLS, whose lines are the tile's columns), times H_16 per sub-block j, then the butterflies across sub-blocks.
+// Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at elements 16j + 8n + 2t, + 1 of acc[j][n]. Codes go
+// through the warp's 16 x 144-byte part of `staging`, so global stores are 16 bytes and coalesce.
+template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(const bf16* tile, int R, int C, long r0, int c0, const Side& d, unsigned char* staging) {
+    const int STRIDE = TileStride<bf16>::value, STAGE_STRIDE = 144;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3, l0 = 16 * warp;
+    long first = COLS ? c0 : r0, lines = COLS ? C : R;
+    int valid = COLS ? (int) (R - r0) : C - c0;
+    bool writes_scales = COLS ? r0 == 0 : c0 == 0;
+    float scale = tensor_scale<QUANTIZE>(d, r0, c0);
+    bool rotate = d.block > 0;
+    unsigned b[2][2]; // B fragments of the two 8-column halves of H_16
+#pragma unroll
+    for (int n = 0; n < 2; n++) { b[n][0] = h16_pair(2 * t, 8 * n + g, rotate); b[n][1] = h16_pair(2 * t + 8, 8 * n + g, rotate); }
+    float acc[8][2][4];
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        // rows: lane L addresses line l0 + (L & 15), elements 16j + 8 (L >> 4); cols (.trans): tile row 16j + (L & 7) + 8 (L >> 4), column l0 + 8 ((L >> 3) & 1)
+        int row = COLS ? 16 * j + (lane & 7) + 8 * (lane >> 4) : l0 + (lane & 15);
+        int col = COLS ? l0 + 8 * ((lane >> 3) & 1) : 16 * j + 8 * (lane >> 4);
+        unsigned addr = (unsigned) __cvta_generic_to_shared(tile + row * STRIDE + col), a[4];
+        if (COLS) asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
+        else asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
+#pragma unroll
+        for (int n = 0; n < 2; n++) {
+            acc[j][n][0] = acc[j][n][1] = acc[j][n][2] = acc[j][n][3] = 0.f;
+            mma_bf16(acc[j][n], a, b[n][0], b[n][1]);
+        }
+    }
+#pragma unroll
+    for (int h = 1; h < 8; h <<= 1) { // H_8 over the sub-blocks: blocks of 32, 64, 128
+        if (16 * 2 * h > d.block) break;
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            if ((j & h) == 0)
+#pragma unroll
+                for (int n = 0; n < 2; n++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) { float p = acc[j][n][e], q = acc[j | h][n][e]; acc[j][n][e] = p + q; acc[j | h][n][e] = p - q; }
+    }
+    float lm[2] = {0.f, 0.f}; // lines g and g + 8
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+        for (int n = 0; n < 2; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) lm[e >> 1] = max_abs(lm[e >> 1], acc[j][n][e]);
+    float m = 0.f;
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+        lm[half] *= d.norm; // rounding is monotone: the max of the scaled values
+        m = max_abs(m, lm[half]);
+        lm[half] = max_abs(lm[half], __shfl_xor_sync(FULL, lm[half], 1)); // the line's four lanes agree on its amax
+        lm[half] = max_abs(lm[half], __shfl_xor_sync(FULL, lm[half], 2));
+        long line = first + l0 + g + 8 * half;
+        if (!QUANTIZE && d.vec && t == 0 && line < lines) atomic_max_abs(d.record + line, lm[half]);
+    }
+    if (QUANTIZE) {
+        unsigned char* stage = staging + warp * 16 * STAGE_STRIDE;
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+            long line = first + l0 + g + 8 * half;
+            float s = d.vec ? (line < lines ? quant_scale(d.src + line, 1, d.max_fp8) : 1.f) : scale;
+            if (d.vec && writes_scales && t == 0 && line < lines) d.scale_inv[line] = 1.f / s;
+            s *= d.norm;
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+#pragma unroll
+                for (int n = 0; n < 2; n++)
+                    *(unsigned short*) (stage + (g + 8 * half) * STAGE_STRIDE + 16 * j + 8 * n + 2 * t) =
+                            (unsigned short) to_fp8x2(acc[j][n][2 * half] * s, acc[j][n][2 * half + 1] * s, d.e5m2);
+        }
+        __syncwarp();
+#pragma unroll
+        for (int i = 0; i < 4; i++) { // 16 lines of 128 codes: eight 16-byte parts a line
+            int q = lane + 32 * i, ln = q >> 3, part = q & 7;
+            long line = first + l0 + ln;
+            if (line < lines && 16 * part < valid)
+                *(uint4*) (d.out + line * (COLS ? R : C) + (COLS ? r0 : c0) + 16 * part) = *(const uint4*) (stage + ln * STAGE_STRIDE + 16 * part);
+        }
+        __syncwarp(); // the staging area is free for the other side
+    }
+    record_tensor_amax<QUANTIZE>(d, m);
+}
+
+// QUANTIZE = false records the two sides' amaxes only (current scaling's first pass). STAGES tiles in shared memory,
+// then (bf16) the staging area of the codes.
+template <typename T, bool QUANTIZE, int STAGES> __device__ void both(const T* x, int R, int C, const Side& rows, const Side& cols) {
+    extern __shared__ __align__(16) unsigned char shared[];
+    const int TILE_ELEMS = TILE * TileStride<T>::value;
+    T* tiles = (T*) shared; // STAGES x (TILE, TileStride<T>): source tiles, unrotated
+    unsigned char* staging = shared + STAGES * TILE_ELEMS * sizeof(T);
+    int tiles_c = (C + TILE - 1) / TILE;
+    long count = (long) tiles_c * ((R + TILE - 1) / TILE), t = blockIdx.x;
+    if (t < count) copy_square(x, R, C, t / tiles_c * TILE, (int) (t % tiles_c) * TILE, tiles);
+    copy_commit();
+    for (int stage = 0; t < count; t += gridDim.x, stage = (stage + 1) % STAGES) {
+        long next = t + gridDim.x;
+        if (STAGES > 1) { // the next tile streams in while this one is worked on
+            if (next < count) copy_square(x, R, C, next / tiles_c * TILE, (int) (next % tiles_c) * TILE, tiles + (stage + 1) % STAGES * TILE_ELEMS);
+            copy_commit();
+            copy_wait<1>();
+        } else copy_wait<0>();
+        __syncthreads();
+        const T* tile = tiles + stage * TILE_ELEMS;
+        long r0 = t / tiles_c * TILE;
+        int c0 = (int) (t % tiles_c) * TILE;
+        tile_side<QUANTIZE, false>(tile, R, C, r0, c0, rows, staging);
+        tile_side<QUANTIZE, true>(tile, R, C, r0, c0, cols, staging);
+        __syncthreads(); // the tile's buffer is free for a later copy
+        if (STAGES == 1 && next < count) {
+            copy_square(x, R, C, next / tiles_c * TILE, (int) (next % tiles_c) * TILE, tiles);
+            copy_commit();
+        }
     }
 }
 
-// QUANTIZE = false records the two sides' amaxes only (current scaling's first pass).
-template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int C,
-        int block_r, float norm_r, int vec_r, const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r,
-        int block_c, float norm_c, int vec_c, const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) {
-    extern __shared__ __align__(16) unsigned char shared[];
-    T* tile = (T*) shared; // (TILE, TileStride<T>): the source tile, unrotated
-    long r0 = (long) blockIdx.y * TILE;
-    int c0 = blockIdx.x * TILE;
-    load_square(x, R, C, r0, c0, tile);
-    __syncthreads();
-    both_side<QUANTIZE, false>(tile, R, C, r0, c0, block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r);
-    both_side<QUANTIZE, true>(tile, R, C, r0, c0, block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c);
-}
-
-#define FP8_BOTH(T, S, BLOCKS) \
+#define FP8_BOTH(T, S, BLOCKS, STAGES) \
     extern "C" __global__ void __launch_bounds__(256, BLOCKS) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
         float* amax_r, int block_c, float norm_c, int vec_c, float* amax_c) \
-        { both<T, false>(x, r, c, block_r, norm_r, vec_r, 0, 0, amax_r, 0.f, 0, 0, 0, block_c, norm_c, vec_c, 0, 0, amax_c, 0.f, 0, 0, 0); } \
+        { both<T, false, STAGES>(x, r, c, Side{block_r, norm_r, vec_r, 0, 0, amax_r, 0.f, 0, 0, 0}, Side{block_c, norm_c, vec_c, 0, 0, amax_c, 0.f, 0, 0, 0}); } \
     extern "C" __global__ void __launch_bounds__(256, BLOCKS) fp8_both_quantize_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
         const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r, \
         int block_c, float norm_c, int vec_c, \
         const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) \
-        { both<T, true>(x, r, c, block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r, \
-                        block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c); }
-FP8_BOTH(float, f32, 3)
-FP8_BOTH(bf16, bf16, 4)
+        { both<T, true, STAGES>(x, r, c, Side{block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r}, \
+                                Side{block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c}); }
+// Shared memory a block: f32 one 66 KB tile (three blocks an SM); bf16 two 34 KB tiles and 18 KB of staging (two).
+FP8_BOTH(float, f32, 3, 1)
+FP8_BOTH(bf16, bf16, 2, 2)
 
 // Per-row scales for FP8 GEMMs cuBLASLt will not scale per row itself (it refuses some output types and shapes):
 // the GEMM ran at unit scales into the f32 product p (m,n), and c = sa[i]*sb[j]*p + beta*c.

@@ -352,12 +352,12 @@ class CudaBackendTest {
 
     /**
      * Both operands from one read (fp8.cu's 128 x 128 tiles) equal the CPU's two quantizations: partial tiles,
-     * different blocks per side, unrotated sides, an f32 source, blocks of 256 and over (the single kernels' fallback), and
+     * different blocks per side, unrotated sides, an f32 source, blocks of 256 and over or sides not a multiple of 16 (the single kernels' fallback), and
      * one scale per row of each operand (rows of x, and its columns) with rows of very different sizes.
      */
     @ParameterizedTest
     @ValueSource(strings = {"bf16 384x320 64 128", "bf16 272x400 0 0", "bf16 256x512 128 0", "f32 256x384 128 128", "bf16 512x256 32 32",
-            "bf16 512x512 256 128", "bf16 1024x512 512 1024", "bf16 384x320 64 128 rowwise", "bf16 272x400 0 0 rowwise", "f32 256x384 128 32 rowwise"})
+            "bf16 512x512 256 128", "bf16 1024x512 512 1024", "bf16 264x192 64 0", "bf16 384x320 64 128 rowwise", "bf16 272x400 0 0 rowwise", "f32 256x384 128 32 rowwise"})
     void quantizeBothMatchesTheCpu(String mode) {
         String[] f = mode.split(" ");
         DType dt = DType.valueOf(f[0].toUpperCase());
