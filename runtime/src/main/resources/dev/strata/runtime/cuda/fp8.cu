@@ -324,11 +324,11 @@ __device__ __forceinline__ void store_line(const float (&v)[LINE_PART], float sc
 // amax history, which may be null).
 struct Side { int block; float norm; int vec; const float* src; int count; float* record; float max_fp8; int e5m2; unsigned char* out; float* scale_inv; };
 
-// The per-tensor scale, written once by the first tile's first thread; 0 where the side scales per line.
-template <bool QUANTIZE> __device__ __forceinline__ float tensor_scale(const Side& d, long r0, int c0) {
+// The per-tensor scale (0 where the side scales per line), found once by each block and written by the first.
+template <bool QUANTIZE> __device__ __forceinline__ float tensor_scale(const Side& d) {
     if (!QUANTIZE || d.vec) return 0.f;
     float scale = quant_scale(d.src, d.count, d.max_fp8);
-    if (r0 == 0 && c0 == 0 && threadIdx.x == 0) *d.scale_inv = 1.f / scale;
+    if (blockIdx.x == 0 && threadIdx.x == 0) *d.scale_inv = 1.f / scale;
     return scale;
 }
 
@@ -341,13 +341,12 @@ template <bool QUANTIZE> __device__ __forceinline__ void record_tensor_amax(cons
 }
 
 // One side of an f32 tile: its lines (rows, or columns with COLS) rotated, measured and, with QUANTIZE, quantized.
-template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(const float* tile, int R, int C, long r0, int c0, const Side& d, unsigned char*) {
+template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(const float* tile, int R, int C, long r0, int c0, const Side& d, float scale, unsigned char*) {
     int lane = threadIdx.x & 31, h = lane >> 3;
     long first = COLS ? c0 : r0, lines = COLS ? C : R; // this tile's first line in the tensor, and the tensor's lines
     int valid = COLS ? (int) (R - r0) : C - c0;          // elements of a line inside the tensor, counted from this tile
     bool writes_scales = COLS ? r0 == 0 : c0 == 0;        // one tile along each line writes its scale
-    float scale = tensor_scale<QUANTIZE>(d, r0, c0), m = 0.f;
-    float v[LINE_PART];
+    float m = 0.f, v[LINE_PART];
     for (int line = 8 * (threadIdx.x >> 5) + (lane & 7); line < TILE; line += blockDim.x / 4) {
         load_line<COLS>(tile, line, h, v);
         hadamard_line(v, h, d.block);
@@ -396,14 +395,13 @@ __device__ __forceinline__ unsigned h16_pair(int k, int n, bool rotate) {
 // for COLS, whose lines are the tile's columns), times H_16 per sub-block j, then the butterflies across sub-blocks.
 // Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at elements 16j + 8n + 2t, + 1 of acc[j][n]. Codes go
 // through the warp's 16 x 144-byte part of `staging`, so global stores are 16 bytes and coalesce.
-template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(const bf16* tile, int R, int C, long r0, int c0, const Side& d, unsigned char* staging) {
+template <bool QUANTIZE, bool COLS, int BLOCK> __device__ __forceinline__ void mma_side(const bf16* tile, int R, int C, long r0, int c0, const Side& d, float scale, unsigned char* staging) {
     const int STRIDE = TileStride<bf16>::value, STAGE_STRIDE = 144;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3, l0 = 16 * warp;
     long first = COLS ? c0 : r0, lines = COLS ? C : R;
     int valid = COLS ? (int) (R - r0) : C - c0;
     bool writes_scales = COLS ? r0 == 0 : c0 == 0;
-    float scale = tensor_scale<QUANTIZE>(d, r0, c0);
-    bool rotate = d.block > 0;
+    const bool rotate = BLOCK > 0;
     unsigned b[2][2]; // B fragments of the two 8-column halves of H_16
 #pragma unroll
     for (int n = 0; n < 2; n++) { b[n][0] = h16_pair(2 * t, 8 * n + g, rotate); b[n][1] = h16_pair(2 * t + 8, 8 * n + g, rotate); }
@@ -423,8 +421,7 @@ template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(co
         }
     }
 #pragma unroll
-    for (int h = 1; h < 8; h <<= 1) { // H_8 over the sub-blocks: blocks of 32, 64, 128
-        if (16 * 2 * h > d.block) break;
+    for (int h = 1; 32 * h <= BLOCK; h <<= 1) { // H_8 over the sub-blocks: blocks of 32, 64, 128
 #pragma unroll
         for (int j = 0; j < 8; j++)
             if ((j & h) == 0)
@@ -478,6 +475,15 @@ template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(co
     record_tensor_amax<QUANTIZE>(d, m);
 }
 
+template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(const bf16* tile, int R, int C, long r0, int c0, const Side& d, float scale, unsigned char* staging) {
+    switch (d.block) { // the launch checked the block is one of these
+        case 0: mma_side<QUANTIZE, COLS, 0>(tile, R, C, r0, c0, d, scale, staging); break;
+        case 32: mma_side<QUANTIZE, COLS, 32>(tile, R, C, r0, c0, d, scale, staging); break;
+        case 64: mma_side<QUANTIZE, COLS, 64>(tile, R, C, r0, c0, d, scale, staging); break;
+        default: mma_side<QUANTIZE, COLS, 128>(tile, R, C, r0, c0, d, scale, staging); break;
+    }
+}
+
 // QUANTIZE = false records the two sides' amaxes only (current scaling's first pass). STAGES tiles in shared memory,
 // then (bf16) the staging area of the codes.
 template <typename T, bool QUANTIZE, int STAGES> __device__ void both(const T* x, int R, int C, const Side& rows, const Side& cols) {
@@ -487,6 +493,7 @@ template <typename T, bool QUANTIZE, int STAGES> __device__ void both(const T* x
     unsigned char* staging = shared + STAGES * TILE_ELEMS * sizeof(T);
     int tiles_c = (C + TILE - 1) / TILE;
     long count = (long) tiles_c * ((R + TILE - 1) / TILE), t = blockIdx.x;
+    float scale_r = tensor_scale<QUANTIZE>(rows), scale_c = tensor_scale<QUANTIZE>(cols);
     if (t < count) copy_square(x, R, C, t / tiles_c * TILE, (int) (t % tiles_c) * TILE, tiles);
     copy_commit();
     for (int stage = 0; t < count; t += gridDim.x, stage = (stage + 1) % STAGES) {
@@ -500,8 +507,8 @@ template <typename T, bool QUANTIZE, int STAGES> __device__ void both(const T* x
         const T* tile = tiles + stage * TILE_ELEMS;
         long r0 = t / tiles_c * TILE;
         int c0 = (int) (t % tiles_c) * TILE;
-        tile_side<QUANTIZE, false>(tile, R, C, r0, c0, rows, staging);
-        tile_side<QUANTIZE, true>(tile, R, C, r0, c0, cols, staging);
+        tile_side<QUANTIZE, false>(tile, R, C, r0, c0, rows, scale_r, staging);
+        tile_side<QUANTIZE, true>(tile, R, C, r0, c0, cols, scale_c, staging);
         __syncthreads(); // the tile's buffer is free for a later copy
         if (STAGES == 1 && next < count) {
             copy_square(x, R, C, next / tiles_c * TILE, (int) (next % tiles_c) * TILE, tiles);
