@@ -534,9 +534,7 @@ public final class CudaBackend implements Backend {
             Backend.super.quantizeFp8Both(x, rows, cols);
             return;
         }
-        // fp8.cu's TileStride and stages: bf16 two tiles a block (one copying while one is worked on) and the codes'
-        // staging area (16 lines of 144 bytes a warp), f32 one tile
-        int shared = x.dtype() == DType.BF16 ? 2 * BOTH_TILE * 136 * 2 + THREADS / 32 * 16 * 144 : BOTH_TILE * (BOTH_TILE + 1) * 4;
+        int shared = 2 * BOTH_TILE * 136 * 2 + THREADS / 32 * 16 * 144; // fp8.cu: two bf16 tiles, rows of 136, and 16 lines of codes a warp
         String amaxKernel = "fp8_both_amax_" + suffix(x), quantizeKernel = "fp8_both_quantize_" + suffix(x);
         long tiles = (long) ceil(c, BOTH_TILE) * ceil(r, BOTH_TILE);
         float nr = hadamardNorm(br), nc = hadamardNorm(bc);

@@ -222,99 +222,69 @@ FOR_TYPES(FP8_CROSS_FOR_M)
 
 // ---- both: x (R,C) into its rows codes (R,C) and its cols codes (C,R) in one read ---------------------------------
 // x and dy feed two GEMMs each (and the weight feeds two), so both operands are made from one read of the source.
-// The grid is persistent: each block of 256 threads walks 128 x 128 tiles, copying a tile into shared memory with
-// cp.async and then rotating and quantizing the tile's rows, then its columns. With two stages (bf16) the next
-// tile's copy is in flight while the current one is worked on. Hadamard blocks up to 128 fit in a tile's line; each
+// The grid is persistent: each block of 256 threads walks 128 x 128 tiles of x, held in shared memory as bf16, and
+// rotates and quantizes the tile's rows, then its columns. Hadamard blocks up to 128 fit in a tile's line; each
 // side has its own block (0: none), scaling (per tensor or per line), amax record, format and output.
 //
-// bf16 tiles rotate on tensor cores: H_128 = H_8 (x) H_16, so a warp multiplies 16 lines by H_16 (by I_16 when
-// unrotated: exact) with mma.sync, eight 16-wide sub-blocks a line, and the H_8 part is three butterfly stages
-// between the sub-blocks, in registers. That leaves no shuffles and one ldmatrix per 256 values, where butterflies
-// across lanes made the kernel issue-bound. f32 tiles (the weights) keep f32 arithmetic: a line of 128 belongs to
-// four lanes (l, l ^ 8, l ^ 16, l ^ 24), lane quarter h holding the 32 elements i = (s & 7) | h << 3 | (s >> 3) << 5,
-// s = 0..31, so the butterflies run in registers except two shuffle stages.
+// The rotation runs on tensor cores: H_128 = H_8 (x) H_16, so a warp multiplies 16 lines by H_16 (by I_16 when
+// unrotated) with mma.sync, eight 16-wide sub-blocks a line, and the H_8 part is three butterfly stages between the
+// sub-blocks, in registers. bf16 sources are exact as mma operands; their tiles come in by cp.async, the next one
+// in flight while the current one is worked on. f32 sources (the weights) are split into bf16 hi + lo tiles
+// (x = hi + lo to 2^-17) whose products accumulate in f32, so codes match f32 arithmetic. Butterflies across lanes
+// (shuffles) had made these kernels issue-bound.
 
 #define TILE 128
-#define LINE_PART 32
-
-// Tile rows in elements: 129 floats make every f32 access conflict-free; 136 bf16 (272 bytes) keep rows 16-byte
-// aligned for cp.async and ldmatrix, and the eight rows an ldmatrix phase reads fall on different banks.
-template <typename T> struct TileStride;
-template <> struct TileStride<float> { static constexpr int value = 129; };
-template <> struct TileStride<bf16> { static constexpr int value = 136; };
+#define TILE_STRIDE 136    // bf16 a tile row: 272 bytes, 16-byte aligned for cp.async and ldmatrix; the eight rows an
+                           // ldmatrix phase reads fall on different banks
+#define STAGE_STRIDE 144   // bytes a line of codes in the staging area
+#define TILE_BYTES (TILE * TILE_STRIDE * 2)
 
 __device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;"); }
 template <int PENDING> __device__ __forceinline__ void copy_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING)); }
 
-// Starts copying the tile at rows r0.., columns c0.. into shared memory, zeros outside x. Consecutive threads copy
-// consecutive parts of a row, so reads coalesce. f32: 4 bytes a copy (the rows are not 16-byte aligned).
-__device__ __forceinline__ void copy_square(const float* x, int R, int C, long r0, int c0, float* tile) {
-    int col = c0 + threadIdx.x % TILE;
-#pragma unroll 8
-    for (int tr = threadIdx.x / TILE; tr < TILE; tr += 256 / TILE) {
-        long row = r0 + tr;
-        bool inside = row < R && col < C;
-        unsigned d = (unsigned) __cvta_generic_to_shared(tile + tr * TileStride<float>::value + col - c0);
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" :: "r"(d), "l"(inside ? x + row * C + col : x), "r"(inside ? 4 : 0));
-    }
-}
-
-// bf16: 16 bytes a copy; C is a multiple of 8, so a copy is wholly inside x or wholly outside.
+// Starts copying the bf16 tile at rows r0.., columns c0.. into shared memory, 16 bytes a copy, zeros outside x (C is
+// a multiple of 8, so a copy is wholly inside or outside). Consecutive threads copy consecutive parts of a row.
 __device__ __forceinline__ void copy_square(const bf16* x, int R, int C, long r0, int c0, bf16* tile) {
     int col = c0 + 8 * (threadIdx.x % 16);
 #pragma unroll
     for (int tr = threadIdx.x / 16; tr < TILE; tr += 16) {
         long row = r0 + tr;
         bool inside = row < R && col < C;
-        unsigned d = (unsigned) __cvta_generic_to_shared(tile + tr * TileStride<bf16>::value + col - c0);
+        unsigned d = (unsigned) __cvta_generic_to_shared(tile + tr * TILE_STRIDE + col - c0);
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(d), "l"(inside ? x + row * C + col : x), "r"(inside ? 16 : 0));
     }
 }
 
-__device__ __forceinline__ int line_index(int s, int h) { return (s & 7) | (h << 3) | ((s >> 3) << 5); }
-
-// A lane's quarter of a line of an f32 tile.
-template <bool COLS> __device__ __forceinline__ void load_line(const float* tile, int line, int h, float (&v)[LINE_PART]) {
-    const int TILE_STRIDE = TileStride<float>::value;
-#pragma unroll
-    for (int s = 0; s < LINE_PART; s++) v[s] = COLS ? tile[line_index(s, h) * TILE_STRIDE + line] : tile[line * TILE_STRIDE + line_index(s, h)];
+// bf16 pair of (a, b): a in the low half.
+__device__ __forceinline__ unsigned bf16x2(float a, float b) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(b), "f"(a));
+    return r;
 }
 
-__device__ __forceinline__ void butterflies(float (&v)[LINE_PART], int b) {
+// The f32 tile at rows r0.., columns c0.. as hi (tile) + lo (tile + TILE * TILE_STRIDE), every load in flight at once.
+__device__ __forceinline__ void split_square(const float* x, int R, int C, long r0, int c0, bf16* tile) {
+    int col = c0 + 4 * (threadIdx.x % 32);
+    float4 v[TILE / 8];
 #pragma unroll
-    for (int s = 0; s < LINE_PART; s++)
-        if ((s & b) == 0) { float p = v[s], q = v[s | b]; v[s] = p + q; v[s | b] = p - q; }
-}
-
-__device__ __forceinline__ void exchange(float (&v)[LINE_PART], int lanes, bool upper) {
-    float sign = upper ? -1.f : 1.f; // o - v or v + o in one exact fma
+    for (int i = 0; i < TILE / 8; i++) {
+        long row = r0 + threadIdx.x / 32 + 8 * i;
+        v[i] = row < R && col < C ? *(const float4*) (x + row * C + col) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
 #pragma unroll
-    for (int s = 0; s < LINE_PART; s++) v[s] = fmaf(v[s], sign, __shfl_xor_sync(FULL, v[s], lanes));
-}
-
-// Unnormalised Hadamard of blocks of `block` (32..128; 0: none) along a line held by a lane quarter h.
-__device__ __forceinline__ void hadamard_line(float (&v)[LINE_PART], int h, int block) {
-    if (block == 0) return;
+    for (int i = 0; i < TILE / 8; i++) {
+        float e[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+        unsigned hi[2], lo[2];
 #pragma unroll
-    for (int b = 1; b < 8; b <<= 1) butterflies(v, b); // index bits 0..2
-    exchange(v, 8, h & 1);                              // bits 3, 4: across the four lanes
-    exchange(v, 16, h & 2);
-    if (block >= 64) butterflies(v, 8);                 // bit 5
-    if (block >= 128) butterflies(v, 16);               // bit 6
-}
-
-// Codes of a quarter line, 8 consecutive ones per store: group g holds line elements 32g + 8h .. 32g + 8h + 7.
-__device__ __forceinline__ void store_line(const float (&v)[LINE_PART], float scale, int e5m2, unsigned char* line, int h, int valid) {
-#pragma unroll
-    for (int g = 0; g < 4; g++) {
-        if (32 * g + 8 * h >= valid) break;
-        unsigned w[2];
-#pragma unroll
-        for (int j = 0; j < 2; j++) {
-            int e = 8 * g + 4 * j;
-            w[j] = to_fp8x2(v[e] * scale, v[e + 1] * scale, e5m2) | to_fp8x2(v[e + 2] * scale, v[e + 3] * scale, e5m2) << 16;
+        for (int k = 0; k < 2; k++) {
+            hi[k] = bf16x2(e[2 * k], e[2 * k + 1]);
+            float h0 = __uint_as_float(hi[k] << 16), h1 = __uint_as_float(hi[k] & 0xffff0000u);
+            // a non-finite value is all hi, so it stays what it was (inf - inf would make it NaN)
+            lo[k] = bf16x2(fabsf(h0) < INFINITY ? e[2 * k] - h0 : 0.f, fabsf(h1) < INFINITY ? e[2 * k + 1] - h1 : 0.f);
         }
-        *(uint2*) (line + 32 * g + 8 * h) = make_uint2(w[0], w[1]);
+        int at = (threadIdx.x / 32 + 8 * i) * TILE_STRIDE + col - c0;
+        *(uint2*) (tile + at) = make_uint2(hi[0], hi[1]);
+        *(uint2*) (tile + TILE * TILE_STRIDE + at) = make_uint2(lo[0], lo[1]);
     }
 }
 
@@ -330,45 +300,6 @@ template <bool QUANTIZE> __device__ __forceinline__ float tensor_scale(const Sid
     float scale = quant_scale(d.src, d.count, d.max_fp8);
     if (blockIdx.x == 0 && threadIdx.x == 0) *d.scale_inv = 1.f / scale;
     return scale;
-}
-
-// The warp's amax of this side: into the history, or the per-tensor amax pass.
-template <bool QUANTIZE> __device__ __forceinline__ void record_tensor_amax(const Side& d, float m) {
-    if (QUANTIZE || !d.vec) {
-        m = warp_max_abs(m);
-        if ((threadIdx.x & 31) == 0 && d.record) atomic_max_abs(d.record, m);
-    }
-}
-
-// One side of an f32 tile: its lines (rows, or columns with COLS) rotated, measured and, with QUANTIZE, quantized.
-template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(const float* tile, int R, int C, long r0, int c0, const Side& d, float scale, unsigned char*) {
-    int lane = threadIdx.x & 31, h = lane >> 3;
-    long first = COLS ? c0 : r0, lines = COLS ? C : R; // this tile's first line in the tensor, and the tensor's lines
-    int valid = COLS ? (int) (R - r0) : C - c0;          // elements of a line inside the tensor, counted from this tile
-    bool writes_scales = COLS ? r0 == 0 : c0 == 0;        // one tile along each line writes its scale
-    float m = 0.f, v[LINE_PART];
-    for (int line = 8 * (threadIdx.x >> 5) + (lane & 7); line < TILE; line += blockDim.x / 4) {
-        load_line<COLS>(tile, line, h, v);
-        hadamard_line(v, h, d.block);
-        float lm = 0.f;
-#pragma unroll
-        for (int s = 0; s < LINE_PART; s++) lm = max_abs(lm, v[s]);
-        lm *= d.norm; // rounding is monotone: the max of the scaled values
-        m = max_abs(m, lm);
-        bool inside = first + line < lines;
-        if (!QUANTIZE && d.vec) { // the line's four lanes agree on its amax
-            lm = max_abs(lm, __shfl_xor_sync(FULL, lm, 8));
-            lm = max_abs(lm, __shfl_xor_sync(FULL, lm, 16));
-            if (h == 0 && inside) atomic_max_abs(d.record + first + line, lm);
-        }
-        if (QUANTIZE && inside) {
-            float s = d.vec ? quant_scale(d.src + first + line, 1, d.max_fp8) : scale;
-            if (d.vec && writes_scales && h == 0) d.scale_inv[first + line] = 1.f / s;
-            long offset = COLS ? (first + line) * R + r0 : (first + line) * C + c0;
-            store_line(v, d.norm * s, d.e5m2, d.out + offset, h, valid);
-        }
-    }
-    record_tensor_amax<QUANTIZE>(d, m);
 }
 
 // Fragments of mma.m16n8k16 (lane = 4g + t): A holds (g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..); B holds
@@ -391,37 +322,39 @@ __device__ __forceinline__ unsigned h16_pair(int k, int n, bool rotate) {
     return lo | hi << 16;
 }
 
-// One side of a bf16 tile on tensor cores: warp w takes the 16 lines 16w.., as the A operand (ldmatrix; transposed
-// for COLS, whose lines are the tile's columns), times H_16 per sub-block j, then the butterflies across sub-blocks.
-// Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at elements 16j + 8n + 2t, + 1 of acc[j][n]. Codes go
-// through the warp's 16 x 144-byte part of `staging`, so global stores are 16 bytes and coalesce.
-template <bool QUANTIZE, bool COLS, int BLOCK> __device__ __forceinline__ void mma_side(const bf16* tile, int R, int C, long r0, int c0, const Side& d, float scale, unsigned char* staging) {
-    const int STRIDE = TileStride<bf16>::value, STAGE_STRIDE = 144;
+// One side of a tile (PARTS bf16 tiles summed: x, or hi + lo): warp w takes the 16 lines 16w.., as the A operand
+// (ldmatrix; transposed for COLS, whose lines are the tile's columns), times H_16 per sub-block j, then the
+// butterflies across sub-blocks. Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at elements 16j + 8n + 2t,
+// + 1 of acc[j][n]: measured and, with QUANTIZE, quantized. Codes go through the warp's 16 lines of `staging`, so
+// global stores are 16 bytes and coalesce.
+template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinline__ void mma_side(const bf16* tile, int R, int C, long r0, int c0,
+        const Side& d, float scale, unsigned char* staging) {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3, l0 = 16 * warp;
-    long first = COLS ? c0 : r0, lines = COLS ? C : R;
-    int valid = COLS ? (int) (R - r0) : C - c0;
-    bool writes_scales = COLS ? r0 == 0 : c0 == 0;
-    const bool rotate = BLOCK > 0;
+    long first = COLS ? c0 : r0, lines = COLS ? C : R; // this tile's first line in the tensor, and the tensor's lines
+    int valid = COLS ? (int) (R - r0) : C - c0;          // elements of a line inside the tensor, counted from this tile
+    bool writes_scales = COLS ? r0 == 0 : c0 == 0;        // one tile along each line writes its scale
     unsigned b[2][2]; // B fragments of the two 8-column halves of H_16
 #pragma unroll
-    for (int n = 0; n < 2; n++) { b[n][0] = h16_pair(2 * t, 8 * n + g, rotate); b[n][1] = h16_pair(2 * t + 8, 8 * n + g, rotate); }
+    for (int n = 0; n < 2; n++) { b[n][0] = h16_pair(2 * t, 8 * n + g, BLOCK > 0); b[n][1] = h16_pair(2 * t + 8, 8 * n + g, BLOCK > 0); }
     float acc[8][2][4];
 #pragma unroll
     for (int j = 0; j < 8; j++) {
+#pragma unroll
+        for (int n = 0; n < 2; n++) acc[j][n][0] = acc[j][n][1] = acc[j][n][2] = acc[j][n][3] = 0.f;
         // rows: lane L addresses line l0 + (L & 15), elements 16j + 8 (L >> 4); cols (.trans): tile row 16j + (L & 7) + 8 (L >> 4), column l0 + 8 ((L >> 3) & 1)
         int row = COLS ? 16 * j + (lane & 7) + 8 * (lane >> 4) : l0 + (lane & 15);
         int col = COLS ? l0 + 8 * ((lane >> 3) & 1) : 16 * j + 8 * (lane >> 4);
-        unsigned addr = (unsigned) __cvta_generic_to_shared(tile + row * STRIDE + col), a[4];
-        if (COLS) asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
-        else asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
 #pragma unroll
-        for (int n = 0; n < 2; n++) {
-            acc[j][n][0] = acc[j][n][1] = acc[j][n][2] = acc[j][n][3] = 0.f;
-            mma_bf16(acc[j][n], a, b[n][0], b[n][1]);
+        for (int p = 0; p < PARTS; p++) {
+            unsigned addr = (unsigned) __cvta_generic_to_shared(tile + p * TILE * TILE_STRIDE + row * TILE_STRIDE + col), a[4];
+            if (COLS) asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
+            else asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
+#pragma unroll
+            for (int n = 0; n < 2; n++) mma_bf16(acc[j][n], a, b[n][0], b[n][1]);
         }
     }
 #pragma unroll
-    for (int h = 1; 32 * h <= BLOCK; h <<= 1) { // H_8 over the sub-blocks: blocks of 32, 64, 128
+    for (int h = 1; 32 * h <= BLOCK; h <<= 1) // H_8 over the sub-blocks: blocks of 32, 64, 128
 #pragma unroll
         for (int j = 0; j < 8; j++)
             if ((j & h) == 0)
@@ -429,7 +362,6 @@ template <bool QUANTIZE, bool COLS, int BLOCK> __device__ __forceinline__ void m
                 for (int n = 0; n < 2; n++)
 #pragma unroll
                     for (int e = 0; e < 4; e++) { float p = acc[j][n][e], q = acc[j | h][n][e]; acc[j][n][e] = p + q; acc[j | h][n][e] = p - q; }
-    }
     float lm[2] = {0.f, 0.f}; // lines g and g + 8
 #pragma unroll
     for (int j = 0; j < 8; j++)
@@ -442,10 +374,12 @@ template <bool QUANTIZE, bool COLS, int BLOCK> __device__ __forceinline__ void m
     for (int half = 0; half < 2; half++) {
         lm[half] *= d.norm; // rounding is monotone: the max of the scaled values
         m = max_abs(m, lm[half]);
-        lm[half] = max_abs(lm[half], __shfl_xor_sync(FULL, lm[half], 1)); // the line's four lanes agree on its amax
-        lm[half] = max_abs(lm[half], __shfl_xor_sync(FULL, lm[half], 2));
-        long line = first + l0 + g + 8 * half;
-        if (!QUANTIZE && d.vec && t == 0 && line < lines) atomic_max_abs(d.record + line, lm[half]);
+        if (!QUANTIZE && d.vec) { // the line's four lanes agree on its amax
+            lm[half] = max_abs(lm[half], __shfl_xor_sync(FULL, lm[half], 1));
+            lm[half] = max_abs(lm[half], __shfl_xor_sync(FULL, lm[half], 2));
+            long line = first + l0 + g + 8 * half;
+            if (t == 0 && line < lines) atomic_max_abs(d.record + line, lm[half]);
+        }
     }
     if (QUANTIZE) {
         unsigned char* stage = staging + warp * 16 * STAGE_STRIDE;
@@ -472,64 +406,66 @@ template <bool QUANTIZE, bool COLS, int BLOCK> __device__ __forceinline__ void m
         }
         __syncwarp(); // the staging area is free for the other side
     }
-    record_tensor_amax<QUANTIZE>(d, m);
-}
-
-template <bool QUANTIZE, bool COLS> __device__ __forceinline__ void tile_side(const bf16* tile, int R, int C, long r0, int c0, const Side& d, float scale, unsigned char* staging) {
-    switch (d.block) { // the launch checked the block is one of these
-        case 0: mma_side<QUANTIZE, COLS, 0>(tile, R, C, r0, c0, d, scale, staging); break;
-        case 32: mma_side<QUANTIZE, COLS, 32>(tile, R, C, r0, c0, d, scale, staging); break;
-        case 64: mma_side<QUANTIZE, COLS, 64>(tile, R, C, r0, c0, d, scale, staging); break;
-        default: mma_side<QUANTIZE, COLS, 128>(tile, R, C, r0, c0, d, scale, staging); break;
+    if (QUANTIZE || !d.vec) { // the tensor's amax: into the history, or the per-tensor amax pass
+        m = warp_max_abs(m);
+        if (lane == 0 && d.record) atomic_max_abs(d.record, m);
     }
 }
 
-// QUANTIZE = false records the two sides' amaxes only (current scaling's first pass). STAGES tiles in shared memory,
-// then (bf16) the staging area of the codes.
-template <typename T, bool QUANTIZE, int STAGES> __device__ void both(const T* x, int R, int C, const Side& rows, const Side& cols) {
+template <bool QUANTIZE, bool COLS, int PARTS> __device__ __forceinline__ void tile_side(const bf16* tile, int R, int C, long r0, int c0,
+        const Side& d, float scale, unsigned char* staging) {
+    switch (d.block) { // the launch checked the block is one of these
+        case 0: mma_side<QUANTIZE, COLS, 0, PARTS>(tile, R, C, r0, c0, d, scale, staging); break;
+        case 32: mma_side<QUANTIZE, COLS, 32, PARTS>(tile, R, C, r0, c0, d, scale, staging); break;
+        case 64: mma_side<QUANTIZE, COLS, 64, PARTS>(tile, R, C, r0, c0, d, scale, staging); break;
+        default: mma_side<QUANTIZE, COLS, 128, PARTS>(tile, R, C, r0, c0, d, scale, staging); break;
+    }
+}
+
+// QUANTIZE = false records the two sides' amaxes only (current scaling's first pass). Shared memory: two bf16 tiles
+// (bf16: this one and the next, copying; f32: hi and lo), then the codes' staging area.
+template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int C, const Side& rows, const Side& cols) {
     extern __shared__ __align__(16) unsigned char shared[];
-    const int TILE_ELEMS = TILE * TileStride<T>::value;
-    T* tiles = (T*) shared; // STAGES x (TILE, TileStride<T>): source tiles, unrotated
-    unsigned char* staging = shared + STAGES * TILE_ELEMS * sizeof(T);
+    const bool F32 = sizeof(T) == 4;
+    bf16* tiles = (bf16*) shared;
+    unsigned char* staging = shared + 2 * TILE_BYTES;
     int tiles_c = (C + TILE - 1) / TILE;
     long count = (long) tiles_c * ((R + TILE - 1) / TILE), t = blockIdx.x;
     float scale_r = tensor_scale<QUANTIZE>(rows), scale_c = tensor_scale<QUANTIZE>(cols);
-    if (t < count) copy_square(x, R, C, t / tiles_c * TILE, (int) (t % tiles_c) * TILE, tiles);
-    copy_commit();
-    for (int stage = 0; t < count; t += gridDim.x, stage = (stage + 1) % STAGES) {
-        long next = t + gridDim.x;
-        if (STAGES > 1) { // the next tile streams in while this one is worked on
-            if (next < count) copy_square(x, R, C, next / tiles_c * TILE, (int) (next % tiles_c) * TILE, tiles + (stage + 1) % STAGES * TILE_ELEMS);
+    if (!F32) {
+        if (t < count) copy_square((const bf16*) x, R, C, t / tiles_c * TILE, (int) (t % tiles_c) * TILE, tiles);
+        copy_commit();
+    }
+    for (int stage = 0; t < count; t += gridDim.x, stage ^= 1) {
+        long next = t + gridDim.x, r0 = t / tiles_c * TILE;
+        int c0 = (int) (t % tiles_c) * TILE;
+        bf16* tile = tiles;
+        if (F32) split_square((const float*) x, R, C, r0, c0, tiles);
+        else { // the next tile streams in while this one is worked on
+            if (next < count) copy_square((const bf16*) x, R, C, next / tiles_c * TILE, (int) (next % tiles_c) * TILE, tiles + (stage ^ 1) * TILE * TILE_STRIDE);
             copy_commit();
             copy_wait<1>();
-        } else copy_wait<0>();
-        __syncthreads();
-        const T* tile = tiles + stage * TILE_ELEMS;
-        long r0 = t / tiles_c * TILE;
-        int c0 = (int) (t % tiles_c) * TILE;
-        tile_side<QUANTIZE, false>(tile, R, C, r0, c0, rows, scale_r, staging);
-        tile_side<QUANTIZE, true>(tile, R, C, r0, c0, cols, scale_c, staging);
-        __syncthreads(); // the tile's buffer is free for a later copy
-        if (STAGES == 1 && next < count) {
-            copy_square(x, R, C, next / tiles_c * TILE, (int) (next % tiles_c) * TILE, tiles);
-            copy_commit();
+            tile += stage * TILE * TILE_STRIDE;
         }
+        __syncthreads();
+        tile_side<QUANTIZE, false, F32 ? 2 : 1>(tile, R, C, r0, c0, rows, scale_r, staging);
+        tile_side<QUANTIZE, true, F32 ? 2 : 1>(tile, R, C, r0, c0, cols, scale_c, staging);
+        __syncthreads(); // the tile's buffer is free for a later copy
     }
 }
 
-#define FP8_BOTH(T, S, BLOCKS, STAGES) \
-    extern "C" __global__ void __launch_bounds__(256, BLOCKS) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
+// Shared memory a block: two 34 KB tiles and 18 KB of staging, so two blocks an SM.
+#define FP8_BOTH(T, S) \
+    extern "C" __global__ void __launch_bounds__(256, 2) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
         float* amax_r, int block_c, float norm_c, int vec_c, float* amax_c) \
-        { both<T, false, STAGES>(x, r, c, Side{block_r, norm_r, vec_r, 0, 0, amax_r, 0.f, 0, 0, 0}, Side{block_c, norm_c, vec_c, 0, 0, amax_c, 0.f, 0, 0, 0}); } \
-    extern "C" __global__ void __launch_bounds__(256, BLOCKS) fp8_both_quantize_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
+        { both<T, false>(x, r, c, Side{block_r, norm_r, vec_r, 0, 0, amax_r, 0.f, 0, 0, 0}, Side{block_c, norm_c, vec_c, 0, 0, amax_c, 0.f, 0, 0, 0}); } \
+    extern "C" __global__ void __launch_bounds__(256, 2) fp8_both_quantize_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
         const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r, \
         int block_c, float norm_c, int vec_c, \
         const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) \
-        { both<T, true, STAGES>(x, r, c, Side{block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r}, \
-                                Side{block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c}); }
-// Shared memory a block: f32 one 66 KB tile (three blocks an SM); bf16 two 34 KB tiles and 18 KB of staging (two).
-FP8_BOTH(float, f32, 3, 1)
-FP8_BOTH(bf16, bf16, 2, 2)
+        { both<T, true>(x, r, c, Side{block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r}, \
+                        Side{block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c}); }
+FOR_TYPES(FP8_BOTH)
 
 // Per-row scales for FP8 GEMMs cuBLASLt will not scale per row itself (it refuses some output types and shapes):
 // the GEMM ran at unit scales into the f32 product p (m,n), and c = sa[i]*sb[j]*p + beta*c.
