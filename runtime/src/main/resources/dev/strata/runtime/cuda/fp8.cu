@@ -327,15 +327,22 @@ __device__ __forceinline__ unsigned h16_pair(int k, int n, bool rotate) {
 // butterflies across sub-blocks. Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at elements 16j + 8n + 2t,
 // + 1 of acc[j][n]: measured and, with QUANTIZE, quantized. Codes go through the warp's 16 lines of `staging`, so
 // global stores are 16 bytes and coalesce.
+// This lane's B fragments of the two 8-column halves of H_16 (I_16 when !rotate).
+struct H16 {
+    unsigned b[2][2];
+    __device__ H16(bool rotate) {
+        int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+        for (int n = 0; n < 2; n++) { b[n][0] = h16_pair(2 * t, 8 * n + g, rotate); b[n][1] = h16_pair(2 * t + 8, 8 * n + g, rotate); }
+    }
+};
+
 template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinline__ void mma_side(const bf16* tile, int R, int C, long r0, int c0,
-        const Side& d, float scale, unsigned char* staging) {
+        const Side& d, const H16& h16, float scale, float& m, unsigned char* staging) {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3, l0 = 16 * warp;
     long first = COLS ? c0 : r0, lines = COLS ? C : R; // this tile's first line in the tensor, and the tensor's lines
     int valid = COLS ? (int) (R - r0) : C - c0;          // elements of a line inside the tensor, counted from this tile
     bool writes_scales = COLS ? r0 == 0 : c0 == 0;        // one tile along each line writes its scale
-    unsigned b[2][2]; // B fragments of the two 8-column halves of H_16
-#pragma unroll
-    for (int n = 0; n < 2; n++) { b[n][0] = h16_pair(2 * t, 8 * n + g, BLOCK > 0); b[n][1] = h16_pair(2 * t + 8, 8 * n + g, BLOCK > 0); }
+    const unsigned (&b)[2][2] = h16.b;
     float acc[8][2][4];
 #pragma unroll
     for (int j = 0; j < 8; j++) {
@@ -369,7 +376,6 @@ template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinli
         for (int n = 0; n < 2; n++)
 #pragma unroll
             for (int e = 0; e < 4; e++) lm[e >> 1] = max_abs(lm[e >> 1], acc[j][n][e]);
-    float m = 0.f;
 #pragma unroll
     for (int half = 0; half < 2; half++) {
         lm[half] *= d.norm; // rounding is monotone: the max of the scaled values
@@ -397,28 +403,33 @@ template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinli
                             (unsigned short) to_fp8x2(acc[j][n][2 * half] * s, acc[j][n][2 * half + 1] * s, d.e5m2);
         }
         __syncwarp();
+        int ld = COLS ? R : C; // a tile's 128 lines of codes span less than 2^31 bytes
+        unsigned char* out = d.out + (first + l0) * ld + (COLS ? r0 : c0);
 #pragma unroll
         for (int i = 0; i < 4; i++) { // 16 lines of 128 codes: eight 16-byte parts a line
             int q = lane + 32 * i, ln = q >> 3, part = q & 7;
-            long line = first + l0 + ln;
-            if (line < lines && 16 * part < valid)
-                *(uint4*) (d.out + line * (COLS ? R : C) + (COLS ? r0 : c0) + 16 * part) = *(const uint4*) (stage + ln * STAGE_STRIDE + 16 * part);
+            if (first + l0 + ln < lines && 16 * part < valid)
+                *(uint4*) (out + ln * ld + 16 * part) = *(const uint4*) (stage + ln * STAGE_STRIDE + 16 * part);
         }
         __syncwarp(); // the staging area is free for the other side
     }
-    if (QUANTIZE || !d.vec) { // the tensor's amax: into the history, or the per-tensor amax pass
+}
+
+// The tensor's amax from this warp's tiles: into the history, or the per-tensor amax pass.
+template <bool QUANTIZE> __device__ __forceinline__ void record_tensor_amax(const Side& d, float m) {
+    if (QUANTIZE || !d.vec) {
         m = warp_max_abs(m);
-        if (lane == 0 && d.record) atomic_max_abs(d.record, m);
+        if ((threadIdx.x & 31) == 0 && d.record) atomic_max_abs(d.record, m);
     }
 }
 
 template <bool QUANTIZE, bool COLS, int PARTS> __device__ __forceinline__ void tile_side(const bf16* tile, int R, int C, long r0, int c0,
-        const Side& d, float scale, unsigned char* staging) {
+        const Side& d, const H16& h16, float scale, float& m, unsigned char* staging) {
     switch (d.block) { // the launch checked the block is one of these
-        case 0: mma_side<QUANTIZE, COLS, 0, PARTS>(tile, R, C, r0, c0, d, scale, staging); break;
-        case 32: mma_side<QUANTIZE, COLS, 32, PARTS>(tile, R, C, r0, c0, d, scale, staging); break;
-        case 64: mma_side<QUANTIZE, COLS, 64, PARTS>(tile, R, C, r0, c0, d, scale, staging); break;
-        default: mma_side<QUANTIZE, COLS, 128, PARTS>(tile, R, C, r0, c0, d, scale, staging); break;
+        case 0: mma_side<QUANTIZE, COLS, 0, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, staging); break;
+        case 32: mma_side<QUANTIZE, COLS, 32, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, staging); break;
+        case 64: mma_side<QUANTIZE, COLS, 64, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, staging); break;
+        default: mma_side<QUANTIZE, COLS, 128, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, staging); break;
     }
 }
 
@@ -429,29 +440,31 @@ template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int
     const bool F32 = sizeof(T) == 4;
     bf16* tiles = (bf16*) shared;
     unsigned char* staging = shared + 2 * TILE_BYTES;
-    int tiles_c = (C + TILE - 1) / TILE;
-    long count = (long) tiles_c * ((R + TILE - 1) / TILE), t = blockIdx.x;
-    float scale_r = tensor_scale<QUANTIZE>(rows), scale_c = tensor_scale<QUANTIZE>(cols);
+    int tiles_c = (C + TILE - 1) / TILE, count = tiles_c * ((R + TILE - 1) / TILE), t = blockIdx.x; // 32-bit: 64-bit division is a slow call
+    float scale_r = tensor_scale<QUANTIZE>(rows), scale_c = tensor_scale<QUANTIZE>(cols), m_r = 0.f, m_c = 0.f;
+    const H16 h16_r(rows.block > 0), h16_c(cols.block > 0);
     if (!F32) {
-        if (t < count) copy_square((const bf16*) x, R, C, t / tiles_c * TILE, (int) (t % tiles_c) * TILE, tiles);
+        if (t < count) copy_square((const bf16*) x, R, C, (long) (t / tiles_c) * TILE, t % tiles_c * TILE, tiles);
         copy_commit();
     }
     for (int stage = 0; t < count; t += gridDim.x, stage ^= 1) {
-        long next = t + gridDim.x, r0 = t / tiles_c * TILE;
-        int c0 = (int) (t % tiles_c) * TILE;
+        int next = t + gridDim.x, c0 = t % tiles_c * TILE;
+        long r0 = (long) (t / tiles_c) * TILE;
         bf16* tile = tiles;
         if (F32) split_square((const float*) x, R, C, r0, c0, tiles);
         else { // the next tile streams in while this one is worked on
-            if (next < count) copy_square((const bf16*) x, R, C, next / tiles_c * TILE, (int) (next % tiles_c) * TILE, tiles + (stage ^ 1) * TILE * TILE_STRIDE);
+            if (next < count) copy_square((const bf16*) x, R, C, (long) (next / tiles_c) * TILE, next % tiles_c * TILE, tiles + (stage ^ 1) * TILE * TILE_STRIDE);
             copy_commit();
             copy_wait<1>();
             tile += stage * TILE * TILE_STRIDE;
         }
         __syncthreads();
-        tile_side<QUANTIZE, false, F32 ? 2 : 1>(tile, R, C, r0, c0, rows, scale_r, staging);
-        tile_side<QUANTIZE, true, F32 ? 2 : 1>(tile, R, C, r0, c0, cols, scale_c, staging);
+        tile_side<QUANTIZE, false, F32 ? 2 : 1>(tile, R, C, r0, c0, rows, h16_r, scale_r, m_r, staging);
+        tile_side<QUANTIZE, true, F32 ? 2 : 1>(tile, R, C, r0, c0, cols, h16_c, scale_c, m_c, staging);
         __syncthreads(); // the tile's buffer is free for a later copy
     }
+    record_tensor_amax<QUANTIZE>(rows, m_r);
+    record_tensor_amax<QUANTIZE>(cols, m_c);
 }
 
 // Shared memory a block: two 34 KB tiles and 18 KB of staging, so two blocks an SM.
