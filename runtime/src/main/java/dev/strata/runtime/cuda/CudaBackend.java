@@ -557,6 +557,7 @@ public final class CudaBackend implements Backend {
         return (int) Math.min(tiles, (long) multiprocessors * kernels.residentBlocks("fp8.cu", kernel, THREADS, shared));
     }
 
+    private static final int MAX_GRID_Y = 65535;
     private static final int BOTH_TILE = 128, WARP_BLOCK = 256, CROSS_RUN = 128, CROSS_MAX = 64, MAX_BLOCK = CROSS_RUN * CROSS_MAX * CROSS_MAX;
 
     /**
@@ -644,7 +645,7 @@ public final class CudaBackend implements Backend {
             long one = address(unitScale);
             timer.time(name, () -> gemm.matmulFp8(address(ad), aType, one, address(bd), bType, one, address(product), cudaType(DType.F32),
                     m, n, k, 0f, fast, false));
-            kernels.launch("fp8.cu", "fp8_outer_scale_" + c.dtype().configName(), ceil((long) m * n, THREADS), 1, 1, THREADS,
+            kernels.launch("fp8.cu", "fp8_outer_scale_" + c.dtype().configName(), ceil(n / 8, THREADS), Math.min(m, MAX_GRID_Y), 1, THREADS,
                     product, a.scaleInv(), b.scaleInv(), m, n, (float) beta, c);
         }
     }

@@ -482,10 +482,23 @@ FOR_TYPES(FP8_BOTH)
 
 // Per-row scales for FP8 GEMMs cuBLASLt will not scale per row itself (it refuses some output types and shapes):
 // the GEMM ran at unit scales into the f32 product p (m,n), and c = sa[i]*sb[j]*p + beta*c.
+// Rows i stride over the grid's y, eight columns a thread (n is a multiple of 16), no division per element.
 template <typename T> __device__ void outer_scale(const float* p, const float* sa, const float* sb, int m, int n, float beta, T* c) {
-    GRID_STRIDE(i, (long) m * n) {
-        float v = sa[i / n] * sb[i % n] * p[i];
-        c[i] = from_float<T>(beta == 0.f ? v : v + beta * to_float(c[i]));
+    int n8 = n / 8;
+    for (int i = blockIdx.y; i < m; i += gridDim.y) {
+        float a = sa[i];
+        for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < n8; j += gridDim.x * blockDim.x) {
+            long at = (long) i * n8 + j;
+            Vec8<float> x = load8(p, at), b = load8(sb, j);
+            Vec8<T> r;
+            if (beta != 0.f) r = load8(c, at);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float v = a * b.v[e] * x.v[e];
+                r.v[e] = from_float<T>(beta == 0.f ? v : v + beta * to_float(r.v[e]));
+            }
+            store8(c, at, r);
+        }
     }
 }
 #define FP8_OUTER_SCALE(T, S) \
