@@ -534,7 +534,6 @@ public final class CudaBackend implements Backend {
             Backend.super.quantizeFp8Both(x, rows, cols);
             return;
         }
-        int shared = 2 * BOTH_TILE * 136 * 2 + THREADS / 32 * 16 * 144; // fp8.cu: two bf16 tiles, rows of 136, and 16 lines of codes a warp
         String amaxKernel = "fp8_both_amax_" + suffix(x), quantizeKernel = "fp8_both_quantize_" + suffix(x);
         long tiles = (long) ceil(c, BOTH_TILE) * ceil(r, BOTH_TILE);
         float nr = hadamardNorm(br), nc = hadamardNorm(bc);
@@ -543,22 +542,23 @@ public final class CudaBackend implements Backend {
         try (Tensor own = current ? zeros(DType.F32, amaxesR + (vc ? c : 1)) : null) {
             long ownR = current ? address(own) : 0, ownC = ownR + 4L * amaxesR;
             if (current)
-                kernels.launchWith("fp8.cu", amaxKernel, persistentGrid(amaxKernel, shared, tiles), 1, 1, THREADS, 1, shared, x, r, c, br, nr, vr ? 1 : 0, ownR,
+                kernels.launchWith("fp8.cu", amaxKernel, persistentGrid(amaxKernel, tiles), 1, 1, THREADS, 1, BOTH_SHARED, x, r, c, br, nr, vr ? 1 : 0, ownR,
                         bc, nc, vc ? 1 : 0, ownC);
             Object[] sr = scalingArgs(rows.out(), rows.amaxHistory(), rows.fromHistory(), ownR);
             Object[] sc = scalingArgs(cols.out(), cols.amaxHistory(), cols.fromHistory(), ownC);
-            kernels.launchWith("fp8.cu", quantizeKernel, persistentGrid(quantizeKernel, shared, tiles), 1, 1, THREADS, 1, shared,
+            kernels.launchWith("fp8.cu", quantizeKernel, persistentGrid(quantizeKernel, tiles), 1, 1, THREADS, 1, BOTH_SHARED,
                     concat(new Object[] {x, r, c, br, nr, vr ? 1 : 0}, sr, new Object[] {bc, nc, vc ? 1 : 0}, sc));
         }
     }
 
     /** Blocks for a kernel whose blocks walk {@code tiles} work items: as many as are resident on the GPU at once. */
-    private int persistentGrid(String kernel, int shared, long tiles) {
-        return (int) Math.min(tiles, (long) multiprocessors * kernels.residentBlocks("fp8.cu", kernel, THREADS, shared));
+    private int persistentGrid(String kernel, long tiles) {
+        return (int) Math.min(tiles, (long) multiprocessors * kernels.residentBlocks("fp8.cu", kernel, THREADS, BOTH_SHARED));
     }
 
-    private static final int MAX_GRID_Y = 65535;
-    private static final int BOTH_TILE = 128, WARP_BLOCK = 256, CROSS_RUN = 128, CROSS_MAX = 64, MAX_BLOCK = CROSS_RUN * CROSS_MAX * CROSS_MAX;
+    /** fp8.cu's both kernels: two bf16 tiles with rows of 136 elements, and 16 lines of 144 bytes of codes a warp. */
+    private static final int BOTH_TILE = 128, BOTH_SHARED = 2 * BOTH_TILE * 136 * 2 + THREADS / 32 * 16 * 144, MAX_GRID_Y = 65535;
+    private static final int WARP_BLOCK = 256, CROSS_RUN = 128, CROSS_MAX = 64, MAX_BLOCK = CROSS_RUN * CROSS_MAX * CROSS_MAX;
 
     /**
      * x (R,C) times H_M (x) I_128 along the contracted dimension (C, or R when overRows) in every block of
