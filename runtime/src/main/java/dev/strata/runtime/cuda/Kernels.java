@@ -20,10 +20,7 @@ import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.cuda.global.nvrtc;
 import org.bytedeco.cuda.nvrtc._nvrtcProgram;
 import org.bytedeco.javacpp.BytePointer;
-import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.LongPointer;
-import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
 import org.bytedeco.javacpp.SizeTPointer;
 
@@ -37,7 +34,7 @@ final class Kernels {
     /** Every kernel source; the CPU test suite compiles each with nvcc too. */
     static final List<String> SOURCES = List.of("elementwise.cu", "reduce.cu", "norms.cu", "cross_entropy.cu", "attention.cu", "attention_mma.cu", "optimizer.cu", "fp8.cu");
     static final List<String> HEADERS = List.of("common.cuh");
-    private static final int DEFAULT_SHARED = 48 * 1024;
+    private static final int DEFAULT_SHARED = 48 * 1024, ARG_SLOTS = 32;
 
     private final String arch;
     private final Path cacheDir;
@@ -47,8 +44,13 @@ final class Kernels {
     private final Map<String, CUfunc_st> functions = new HashMap<>();
     private final Map<CUfunc_st, Integer> sharedLimits = new HashMap<>(); // raised above the default 48 KiB
     private final Map<String, Integer> residentBlocks = new HashMap<>();
+    // Kernel arguments go through slots allocated once: a native allocation per argument per launch cost more host
+    // time than small kernels take on the GPU.
+    private final LongPointer[] argSlots = new LongPointer[ARG_SLOTS];
+    private final PointerPointer<LongPointer> argPointers = new PointerPointer<>(ARG_SLOTS);
 
     Kernels(int major, int minor, CUstream_st stream, OpTimer timer) {
+        for (int i = 0; i < ARG_SLOTS; i++) argPointers.put(i, argSlots[i] = new LongPointer(1));
         this.arch = "sm_" + major + minor;
         this.stream = stream;
         this.timer = timer;
@@ -71,23 +73,22 @@ final class Kernels {
     /** As {@link #launch2d}, with {@code sharedBytes} of dynamic shared memory per block. */
     void launchWith(String file, String name, int gridX, int gridY, int gridZ, int blockX, int blockY, int sharedBytes, Object... args) {
         CUfunc_st f = function(file, name, sharedBytes);
-        try (PointerPointer<Pointer> params = new PointerPointer<>(args.length)) {
-            Pointer[] values = new Pointer[args.length];
+        if (args.length > ARG_SLOTS) throw new IllegalArgumentException(name + " takes " + args.length + " arguments, more than " + ARG_SLOTS);
+        synchronized (argSlots) { // cuLaunchKernel copies the arguments, so the slots are free again when it returns
             for (int i = 0; i < args.length; i++) {
-                Object a = args[i];
-                values[i] = switch (a) {
-                    case null -> new LongPointer(1).put(0L);
-                    case Tensor t -> new LongPointer(1).put(CudaBackend.address(t));
-                    case Long l -> new LongPointer(1).put(l);
-                    case Integer n -> new IntPointer(1).put(n);
-                    case Float x -> new FloatPointer(1).put(x);
-                    default -> throw new IllegalArgumentException("kernel argument of type " + a.getClass());
+                // 8 bytes a slot; a 4-byte int or float sits in its low half (little-endian), where the driver reads it
+                long bits = switch (args[i]) {
+                    case null -> 0L;
+                    case Tensor t -> CudaBackend.address(t);
+                    case Long l -> l;
+                    case Integer n -> n & 0xffffffffL;
+                    case Float x -> Float.floatToRawIntBits(x) & 0xffffffffL;
+                    default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
                 };
-                params.put(i, values[i]);
+                argSlots[i].put(bits);
             }
-            timer.time(name, () -> Cuda.checkDriver(cudart.cuLaunchKernel(f, gridX, gridY, gridZ, blockX, blockY, 1, sharedBytes, stream, params, null),
+            timer.time(name, () -> Cuda.checkDriver(cudart.cuLaunchKernel(f, gridX, gridY, gridZ, blockX, blockY, 1, sharedBytes, stream, argPointers, null),
                     "cuLaunchKernel(" + name + ")"));
-            for (Pointer p : values) p.close();
         }
     }
 
