@@ -322,11 +322,6 @@ __device__ __forceinline__ unsigned h16_pair(int k, int n, bool rotate) {
     return lo | hi << 16;
 }
 
-// One side of a tile (PARTS bf16 tiles summed: x, or hi + lo): warp w takes the 16 lines 16w.., as the A operand
-// (ldmatrix; transposed for COLS, whose lines are the tile's columns), times H_16 per sub-block j, then the
-// butterflies across sub-blocks. Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at elements 16j + 8n + 2t,
-// + 1 of acc[j][n]: measured and, with QUANTIZE, quantized. Codes go through the warp's 16 lines of `staging`, so
-// global stores are 16 bytes and coalesce.
 // This lane's B fragments of the two 8-column halves of H_16 (I_16 when !rotate).
 struct H16 {
     unsigned b[2][2];
@@ -335,6 +330,12 @@ struct H16 {
         for (int n = 0; n < 2; n++) { b[n][0] = h16_pair(2 * t, 8 * n + g, rotate); b[n][1] = h16_pair(2 * t + 8, 8 * n + g, rotate); }
     }
 };
+
+// One side of a tile (PARTS bf16 tiles summed: x, or hi + lo): warp w takes the 16 lines 16w.., as the A operand
+// (ldmatrix; transposed for COLS, whose lines are the tile's columns), times H_16 per sub-block j, then the
+// butterflies across sub-blocks. Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at elements 16j + 8n + 2t,
+// + 1 of acc[j][n]: measured and, with QUANTIZE, quantized. Codes go through the warp's 16 lines of `staging`, so
+// global stores are 16 bytes and coalesce.
 
 template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinline__ void mma_side(const bf16* tile, int R, int C, long r0, int c0,
         const Side& d, const H16& h16, float scale, float& m, unsigned char* staging) {
@@ -403,7 +404,7 @@ template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinli
                             (unsigned short) to_fp8x2(acc[j][n][2 * half] * s, acc[j][n][2 * half + 1] * s, d.e5m2);
         }
         __syncwarp();
-        int ld = COLS ? R : C; // a tile's 128 lines of codes span less than 2^31 bytes
+        int ld = COLS ? R : C; // 16 lines of ld codes stay within an int
         unsigned char* out = d.out + (first + l0) * ld + (COLS ? r0 : c0);
 #pragma unroll
         for (int i = 0; i < 4; i++) { // 16 lines of 128 codes: eight 16-byte parts a line
