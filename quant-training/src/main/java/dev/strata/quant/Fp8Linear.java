@@ -75,8 +75,9 @@ public final class Fp8Linear implements Linear {
     private final Parameter weight; // (out,in)
     private final Parameter bias;   // (out) or null
     private final Settings settings;
-    private Fp8Operand wFwd, wDgrad; // (out,in) contracted over in; (in,out) contracted over out
-    private Fp8Operand xT;           // (in,N): x contracted over tokens, kept from forward for dW
+    private final SharedInput inputs; // shared with the other layers of a plan
+    private Fp8Operand wFwd, wDgrad;  // (out,in) contracted over in; (in,out) contracted over out
+    private SharedInput.Held xT;      // (in,N): x contracted over tokens, kept from forward for dW
     // (H) per Site, amax of this step in slot 0 and of earlier steps after it; H = 2 under current and rowwise
     // scaling, where slot 1 only tells nonFiniteInputs what the last step saw
     private final List<Tensor> histories = new ArrayList<>();
@@ -84,7 +85,12 @@ public final class Fp8Linear implements Linear {
     // Only ended steps count: loading weights (resume, init_from) marks them updated but ends no step.
     private final boolean[] recorded = new boolean[Site.values().length], ready = new boolean[Site.values().length];
 
-    public Fp8Linear(String name, Parameter weight, Parameter bias, Settings settings) {
+    /** A layer that quantizes every input itself. */
+    public Fp8Linear(String name, Parameter weight, Parameter bias, Settings settings) { this(name, weight, bias, settings, new SharedInput()); }
+
+    /** A layer that takes an input's operands from {@code inputs} when the layer before it quantized the same tensor. */
+    Fp8Linear(String name, Parameter weight, Parameter bias, Settings settings, SharedInput inputs) {
+        this.inputs = inputs;
         this.backend = weight.value().backend();
         this.name = name;
         this.weight = weight;
@@ -130,15 +136,22 @@ public final class Fp8Linear implements Linear {
         if (settings.rotation().wgrad() && weight.trainable()) requireBlockDivides(n, "token count (batch x seq)");
         Tensor y = backend.empty(x.dtype(), n, weight.shape()[0]); // (N,out)
         discard();
-        try (Fp8Operand xq = operand(x, DType.FP8_E4M3, false)) {
-            if (weight.trainable()) {
-                xT = operand(x, DType.FP8_E4M3, true);
-                backend.quantizeFp8Both(x, target(xq, Site.X_ROWS, settings.rotation().forward()), target(xT, Site.X_COLS, settings.rotation().wgrad()));
+        boolean trainable = weight.trainable();
+        Fp8Operand xq = inputs.rows(x, settings, trainable);
+        if (xq != null) {
+            if (trainable) xT = inputs.cols();
+        } else {
+            xq = operand(x, DType.FP8_E4M3, false);
+            if (trainable) {
+                Fp8Operand cols = operand(x, DType.FP8_E4M3, true);
+                backend.quantizeFp8Both(x, target(xq, Site.X_ROWS, settings.rotation().forward()), target(cols, Site.X_COLS, settings.rotation().wgrad()));
+                xT = new SharedInput.Held(cols);
             } else {
                 quantizeRowsOnly(x, target(xq, Site.X_ROWS, settings.rotation().forward()));
             }
-            backend.matmulFp8(xq, weightForward(), y, 0);
+            inputs.put(x, settings, xq, xT == null ? null : xT.hold());
         }
+        backend.matmulFp8(xq, weightForward(), y, 0);
         if (bias != null) backend.addBias(y, bias.value());
         return y;
     }
@@ -153,11 +166,12 @@ public final class Fp8Linear implements Linear {
 
     /** dx = dy·W + beta·dx; dW += dyᵀ·x unless the weight is frozen; db += Σ_rows dy. */
     private void backward(Tensor dy, Tensor dx, double beta) {
+        inputs.clear(); // forward is over: no layer reads the last input again
         try (Fp8Operand dyq = operand(dy, DType.FP8_E5M2, false)) { // (N,out)
             if (weight.trainable()) {
                 try (Fp8Operand dyT = operand(dy, DType.FP8_E5M2, true)) { // (out,N)
                     backend.quantizeFp8Both(dy, target(dyq, Site.DY_ROWS, settings.rotation().dgrad()), target(dyT, Site.DY_COLS, settings.rotation().wgrad()));
-                    backend.matmulFp8(dyT, xT, weight.grad(), 1);
+                    backend.matmulFp8(dyT, xT.operand(), weight.grad(), 1);
                 }
             } else {
                 quantizeRowsOnly(dy, target(dyq, Site.DY_ROWS, settings.rotation().dgrad()));
@@ -250,9 +264,9 @@ public final class Fp8Linear implements Linear {
                     + " does not divide its " + what + " (" + size + "); choose a smaller block or exclude the layer");
     }
 
-    /** Frees the FP8 copy of x that forward kept (evaluation runs forward only). */
+    /** Lets go of the FP8 copy of x that forward kept (evaluation runs forward only). */
     @Override public void discard() {
-        if (xT != null) xT.close();
+        if (xT != null) xT.release();
         xT = null;
     }
 

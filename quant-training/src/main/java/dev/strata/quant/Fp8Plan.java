@@ -21,12 +21,16 @@ public record Fp8Plan(Rotation rotation, int hadamardBlock, Scaling scaling, int
 
     public boolean excludes(String layer) { return exclude.stream().anyMatch(layer::contains); }
 
-    /** Makes FP8 linears with master weights in {@code params} on {@code backend}, and excluded ones through {@code dense}. */
+    /**
+     * Makes FP8 linears with master weights in {@code params} on {@code backend}, and excluded ones through
+     * {@code dense}. Its layers share the operands of an input that several of them read in turn.
+     */
     public Linear.Maker maker(Backend backend, DType params, Linear.Maker dense) {
         var settings = new Fp8Linear.Settings(rotation, hadamardBlock, true, scaling, amaxHistory);
+        var inputs = new SharedInput();
         return (name, in, out, hasBias) -> excludes(name) ? dense.make(name, in, out, hasBias) : new Fp8Linear(name,
                 new Parameter(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend.zeros(params, out, in)),
                 hasBias ? new Parameter(name + ".bias", Parameter.Kind.BIAS, backend.zeros(params, out)) : null,
-                settings);
+                settings, inputs);
     }
 }

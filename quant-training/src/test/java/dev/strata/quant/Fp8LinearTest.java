@@ -11,6 +11,9 @@ import dev.strata.runtime.cpu.CpuBackend;
 import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
@@ -66,12 +69,12 @@ class Fp8LinearTest {
     void delayedScalingFollowsTheAmaxHistory() {
         double[] x = gaussian(new SplittableRandom(4), 64 * 32, 1), half = x.clone();
         for (int i = 0; i < half.length; i++) half[i] /= 2;
-        double amax = java.util.Arrays.stream(x).map(Math::abs).max().orElseThrow();
+        double amax = Arrays.stream(x).map(Math::abs).max().orElseThrow();
         try (Tensor history = CPU.zeros(DType.F32, 4); Tensor t1 = CPU.fromDoubles(x, DType.F32, 64, 32); Tensor t2 = CPU.fromDoubles(half, DType.F32, 64, 32);
              var first = CPU.quantizeFp8(t1, DType.FP8_E4M3, false, 0, history, false)) {
             assertEquals((float) amax, CPU.toDoubles(history)[0], "the first step records its amax in slot 0");
             assertEquals(amax / 448, CPU.toDoubles(first.scaleInv())[0], 1e-6 * amax, "and scales by it (current scaling)");
-            CPU.rollAmaxHistories(java.util.List.of(history));
+            CPU.rollAmaxHistories(List.of(history));
             try (var second = CPU.quantizeFp8(t2, DType.FP8_E4M3, false, 0, history, true)) {
                 assertEquals(amax / 448, CPU.toDoubles(second.scaleInv())[0], 1e-6 * amax, "the next step scales by the history's amax");
                 assertArrayEquals(new double[] {(float) (amax / 2), (float) amax, 0, 0}, CPU.toDoubles(history), "and records its own in slot 0");
@@ -107,6 +110,62 @@ class Fp8LinearTest {
     }
 
     /**
+     * wq, wk and wv read one x: made by one plan, the first quantizes it and the others take its operands (the
+     * first one's amax history alone records x), with results bit for bit those of layers quantizing it each; a
+     * frozen layer's row-wise operand is not enough for a trainable one after it, which quantizes x itself. Three
+     * steps, so delayed scaling runs from its history.
+     */
+    @ParameterizedTest
+    @EnumSource(Scaling.class)
+    void layersReadingOneInputQuantizeItOnce(Scaling scaling) {
+        SplittableRandom rng = new SplittableRandom(17);
+        double[] x = gaussian(rng, N * IN, 1), dy = gaussian(rng, N * OUT, 1);
+        double[][] ws = {gaussian(rng, OUT * IN, 0.05), gaussian(rng, OUT * IN, 0.05), gaussian(rng, OUT * IN, 0.05)};
+        var settings = new Fp8Linear.Settings(Rotation.ALL, 64, true, scaling, scaling == Scaling.DELAYED ? 4 : 0);
+        for (boolean firstFrozen : new boolean[] {false, true}) {
+            List<double[]> want = new ArrayList<>(), got = new ArrayList<>();
+            for (boolean share : new boolean[] {false, true}) {
+                SharedInput shared = new SharedInput();
+                Parameter[] ps = new Parameter[3];
+                Fp8Linear[] layers = new Fp8Linear[3];
+                for (int i = 0; i < 3; i++) {
+                    ps[i] = weight(ws[i], DType.F32);
+                    if (i == 0 && firstFrozen) ps[i].freeze();
+                    String name = "layers.0.attention.w" + "qkv".charAt(i);
+                    layers[i] = share ? new Fp8Linear(name, ps[i], null, settings, shared) : new Fp8Linear(name, ps[i], null, settings);
+                }
+                List<double[]> results = share ? got : want;
+                for (int step = 0; step < 3; step++) {
+                    try (Tensor xt = CPU.fromDoubles(x, DType.F32, N, IN); Tensor dyt = CPU.fromDoubles(dy, DType.F32, N, OUT)) {
+                        Tensor[] y = new Tensor[3];
+                        for (int i = 0; i < 3; i++) y[i] = layers[i].forward(xt);
+                        try (Tensor dx = layers[0].backward(dyt)) { // as Attention.backward: wq, then wk and wv accumulate
+                            layers[1].backwardAccumulate(dyt, dx);
+                            layers[2].backwardAccumulate(dyt, dx);
+                            results.add(CPU.toDoubles(dx));
+                        }
+                        for (int i = 0; i < 3; i++) {
+                            results.add(CPU.toDoubles(y[i]));
+                            y[i].close();
+                            layers[i].endStep();
+                        }
+                    }
+                }
+                for (int i = firstFrozen ? 1 : 0; i < 3; i++) results.add(CPU.toDoubles(ps[i].grad()));
+                if (share)
+                    for (int i = 0; i < 3; i++) {
+                        boolean quantizes = i == 0 || (firstFrozen && i == 1);
+                        double recorded = Arrays.stream(CPU.toDoubles(layers[i].stepState().get("amax_history.x_rows"))).map(Math::abs).sum();
+                        assertEquals(quantizes, recorded > 0, "layer " + i + (firstFrozen ? " after a frozen first" : "") + " quantized x: " + recorded);
+                    }
+            }
+            assertEquals(want.size(), got.size());
+            for (int i = 0; i < want.size(); i++)
+                assertArrayEquals(want.get(i), got.get(i), scaling + (firstFrozen ? ", first frozen" : "") + ": result " + i + " differs");
+        }
+    }
+
+    /**
      * Tokens whose sizes span 2^0 .. 2^-19, as after a norm-free residual stream or with padding-like rows: one scale
      * per tensor pushes the small tokens below E4M3's subnormals (their outputs are mostly lost), one scale per row
      * (per token of x and dy, per channel of the weight) keeps every token at FP8's own rounding.
@@ -127,16 +186,16 @@ class Fp8LinearTest {
                     scaling.configName(), wy, wdx);
             worst[scaling == Scaling.ROWWISE ? 1 : 0] = new double[] {wy, wdx};
         }
-        assertTrue(worst[1][0] < 0.06 && worst[1][1] < 0.1, "rowwise scaling holds every token to FP8 rounding: " + java.util.Arrays.toString(worst[1]));
-        assertTrue(worst[0][0] > 0.5 && worst[0][1] > 0.5, "per-tensor scaling loses the small tokens: " + java.util.Arrays.toString(worst[0]));
+        assertTrue(worst[1][0] < 0.06 && worst[1][1] < 0.1, "rowwise scaling holds every token to FP8 rounding: " + Arrays.toString(worst[1]));
+        assertTrue(worst[0][0] > 0.5 && worst[0][1] > 0.5, "per-tensor scaling loses the small tokens: " + Arrays.toString(worst[0]));
     }
 
     /** The largest relative error of one row (a token) of a (rows, width) result. */
     static double worstRowError(double[] got, double[] want, int width) {
         double worst = 0;
         for (int r = 0; r < got.length / width; r++)
-            worst = Math.max(worst, relativeError(java.util.Arrays.copyOfRange(got, r * width, r * width + width),
-                    java.util.Arrays.copyOfRange(want, r * width, r * width + width)));
+            worst = Math.max(worst, relativeError(Arrays.copyOfRange(got, r * width, r * width + width),
+                    Arrays.copyOfRange(want, r * width, r * width + width)));
         return worst;
     }
 

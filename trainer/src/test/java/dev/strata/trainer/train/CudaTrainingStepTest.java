@@ -81,27 +81,30 @@ class CudaTrainingStepTest {
     }
 
     /**
-     * LoRA adapters over frozen FP8 linears (rotation all, delayed scaling) in bf16: eager steps, and steps replayed
-     * as graphs with every block recomputed, make the same losses, learn, and hold the same memory from step to step.
+     * FP8 linears (rotation all, delayed scaling; wq, wk, wv sharing x's operands, as w1 and w3 do) in bf16, trained
+     * in full or frozen under LoRA adapters: eager steps, and steps replayed as graphs with every block recomputed,
+     * make the same losses, learn, and hold the same memory from step to step.
      */
-    @org.junit.jupiter.api.Test
-    void loraOverFp8ReplaysGraphsWithRecomputation() {
-        assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA LoRA-on-FP8 step skipped: " + UNAVAILABLE);
-        double[] eager = loraSteps(false, ActivationCheckpointing.NONE), graphs = loraSteps(true, ActivationCheckpointing.FULL);
-        assertArrayEquals(eager, graphs, 2e-3, "LoRA over FP8: losses of recomputed, replayed steps vs eager ones");
-        assertTrue(eager[eager.length - 1] < eager[0] - 0.5, "LoRA over FP8 learns a repeated batch: " + java.util.Arrays.toString(eager));
-        System.out.printf("lora over fp8, bf16: eager %s%n  graphs + full recomputation %s%n", java.util.Arrays.toString(eager),
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void fp8ReplaysGraphsWithRecomputation(boolean lora) {
+        assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA FP8 step skipped: " + UNAVAILABLE);
+        double[] eager = fp8Steps(lora, false, ActivationCheckpointing.NONE), graphs = fp8Steps(lora, true, ActivationCheckpointing.FULL);
+        String what = lora ? "LoRA over FP8" : "FP8";
+        assertArrayEquals(eager, graphs, 2e-3, what + ": losses of recomputed, replayed steps vs eager ones");
+        assertTrue(eager[eager.length - 1] < eager[0] - 0.5, what + " learns a repeated batch: " + java.util.Arrays.toString(eager));
+        System.out.printf("%s, bf16: eager %s%n  graphs + full recomputation %s%n", what, java.util.Arrays.toString(eager),
                 java.util.Arrays.toString(graphs));
     }
 
-    static double[] loraSteps(boolean graphs, ActivationCheckpointing mode) {
+    static double[] fp8Steps(boolean lora, boolean graphs, ActivationCheckpointing mode) {
         try (CudaBackend gpu = CudaBackend.open(0)) {
             ModelConfig cfg = ModelConfig.llama(1000, 128, 2, 2, 1, 352, 96);
-            var fp8 = new dev.strata.quant.Fp8Plan(dev.strata.quant.Rotation.ALL, 32, dev.strata.quant.Scaling.DELAYED, 4, java.util.List.of("output"))
+            var linears = new dev.strata.quant.Fp8Plan(dev.strata.quant.Rotation.ALL, 32, dev.strata.quant.Scaling.DELAYED, 4, java.util.List.of("output"))
                     .maker(gpu, DType.F32, dev.strata.runtime.nn.DenseLinear.maker(gpu, DType.F32));
-            var lora = new dev.strata.runtime.nn.LoraPlan(8, 16, java.util.List.of("attention", "feed_forward")).maker(gpu, DType.F32, fp8);
-            Transformer model = new Transformer(cfg, gpu, DType.BF16, lora, Transformer.Stage.whole(cfg));
-            dev.strata.runtime.nn.LoraPlan.freezeAllButAdapters(model.parameters());
+            if (lora) linears = new dev.strata.runtime.nn.LoraPlan(8, 16, java.util.List.of("attention", "feed_forward")).maker(gpu, DType.F32, linears);
+            Transformer model = new Transformer(cfg, gpu, DType.BF16, linears, Transformer.Stage.whole(cfg));
+            if (lora) dev.strata.runtime.nn.LoraPlan.freezeAllButAdapters(model.parameters());
             model.checkpointActivations(mode);
             Initializer.initialize(model, 7);
             AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.0, false));
@@ -117,7 +120,7 @@ class CudaTrainingStepTest {
                 }
                 assertEquals(graphs, step.replaysGraphs(), "graphs in use");
             }
-            for (int s = 2; s < allocated.length; s++) assertEquals(allocated[1], allocated[s], "LoRA: device bytes held after step " + s);
+            for (int s = 2; s < allocated.length; s++) assertEquals(allocated[1], allocated[s], "device bytes held after step " + s);
             return losses;
         }
     }
