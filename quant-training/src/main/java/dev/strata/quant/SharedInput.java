@@ -6,8 +6,9 @@ import dev.strata.runtime.Tensor;
 /**
  * The FP8 operands of the input the last FP8 layer quantized, so the next layers that read the same tensor (wq, wk
  * and wv read one x; w1 and w3 another) use them instead of quantizing it again. Identical settings make identical
- * codes, so sharing changes no result. The row-wise operand lives until another input arrives or a backward
- * begins; the transposed one, which the weight gradients need, until every layer that took it lets go.
+ * codes, so sharing changes no result; the model writes no layer's input between the layers that read it. The
+ * row-wise operand lives until another input arrives or a backward begins; the transposed one, which the weight
+ * gradients need, until every layer that took it lets go.
  */
 final class SharedInput {
     /** The transposed operand, freed when its last holder releases it. */
