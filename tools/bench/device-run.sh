@@ -2,8 +2,9 @@
 # On the GPU machine, from the repository root with dist/strata-node carried (./strata dist --tests builds it):
 #   tools/bench/device-run.sh tests            the gpu-tagged tests
 #   tools/bench/device-run.sh parity           50 bf16 training steps of Strata and PyTorch from the same weights and data
-#   tools/bench/device-run.sh fp8              one linear at Llama-8B shapes, bf16 vs FP8 per rotation level; Llama-1B
-#                                              end to end in bf16 and FP8, full training and LoRA, and PyTorch bf16 eager
+#   tools/bench/device-run.sh fp8              one linear at Llama-8B shapes, bf16 vs FP8 per rotation level, one and
+#                                              four micro-batches a step; Llama-1B end to end in bf16 and FP8, full
+#                                              training and LoRA, and PyTorch bf16 eager
 #   tools/bench/device-run.sh bench [compile]  Strata's (with and without CUDA graphs) and PyTorch's training benchmarks
 #                                              (eager; compile too if asked)
 # Logs go to $OUT (or /tmp/strata-out); the last lines are the comparison tables.
@@ -27,9 +28,10 @@ case "${1:-}" in
     ;;
   fp8)
     $STRATA bench linear 2>&1 | tee "$LOGS/linear.log"
+    $STRATA bench linear --micro-batches 4 2>&1 | tee "$LOGS/linear-mb4.log"
     for linear in "--linear bf16" "--linear fp8 --rotation all --scaling current" "--linear fp8 --rotation all --scaling delayed" \
                   "--linear bf16 --lora-rank 16" "--linear fp8 --rotation all --scaling delayed --lora-rank 16"; do
-      $STRATA bench train --model llama-1b --batch 4 --seq 2048 $linear 2>&1 | grep -E "tokens/s|BENCH|^  (gemm|attention|other)" | tee -a "$LOGS/fp8-train.log"
+      $STRATA bench train --model llama-1b --batch 4 --seq 2048 $linear 2>&1 | tee -a "$LOGS/fp8-train-ops.log" | grep -E "tokens/s|BENCH|^  (gemm|attention|other)" | tee -a "$LOGS/fp8-train.log"
     done
     python3 tools/bench/torch_train.py --model llama-1b --batch 4 --seq 2048 --modes eager 2>&1 | grep BENCH | tee -a "$LOGS/fp8-train.log"
     python3 tools/bench/compare.py < "$LOGS/fp8-train.log"

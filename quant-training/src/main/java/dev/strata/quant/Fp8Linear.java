@@ -182,18 +182,9 @@ public final class Fp8Linear implements Linear {
         discard();
     }
 
-    /**
-     * A frozen weight needs no weight gradient, so x and dy need only their row-wise operands. The single-operand
-     * GPU kernels keep one scale per tensor, so rowwise scaling takes the both-operands kernel and drops the copy.
-     */
+    /** A frozen weight needs no weight gradient, so x and dy need only their row-wise operands. */
     private void quantizeRowsOnly(Tensor t, Fp8Target rows) {
-        if (settings.scaling() != Scaling.ROWWISE) {
-            backend.quantizeFp8(t, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
-            return;
-        }
-        try (Fp8Operand dropped = operand(t, rows.out().data().dtype(), true)) {
-            backend.quantizeFp8Both(t, rows, new Fp8Target(dropped, 0));
-        }
+        backend.quantizeFp8(t, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
     }
 
     private Fp8Operand weightForward() {

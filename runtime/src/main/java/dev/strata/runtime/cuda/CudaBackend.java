@@ -99,6 +99,9 @@ public final class CudaBackend implements Backend {
     /** Device milliseconds per op (kernel name, or "gemm MxNxK dtype") since the last call; waits for the stream. */
     public java.util.Map<String, Double> opTimes() { return timer.drain(); }
 
+    /** Device milliseconds from the first to the last op that {@code work} enqueues, by events; waits for them. */
+    public double deviceMs(Runnable work) { return timer.span(work); }
+
     static long address(Tensor t) {
         if (!(t.storage() instanceof DeviceBuffer b)) throw new IllegalArgumentException(t + " is not a CUDA tensor");
         return b.address();
@@ -489,13 +492,19 @@ public final class CudaBackend implements Backend {
 
     /**
      * Current scaling: two passes over x, the amax of the rotated values, then rotate and quantize at max_fp8 / amax;
-     * delayed scaling: one pass, the scale from the history, this amax recorded as it goes. Blocks of 32 to 256 (one
-     * warp holds a block: fp8.cu); without rotation the kernels still walk 128-element chunks. Larger blocks first
-     * mix their runs of 128 into an f32 copy of x ({@link #crossHadamard}), whose runs the kernels then rotate.
+     * delayed scaling: one pass, the scale from the history, this amax recorded as it goes. Where x fits fp8.cu's
+     * tiles (see {@link #fitsTiles}) one side of the both-operands kernels does it; otherwise the single kernels, for
+     * blocks of 32 to 256 (one warp holds a block); without rotation they still walk 128-element chunks. Larger blocks
+     * first mix their runs of 128 into an f32 copy of x ({@link #crossHadamard}), whose runs are then rotated.
      */
     @Override public void quantizeFp8(Tensor x, boolean transpose, int hadamardBlock, Fp8Operand out, Tensor amaxHistory, boolean fromHistory) {
         requireQuantizable(x, transpose, hadamardBlock, out, amaxHistory, fromHistory);
-        require(!out.perRow(), "per-row FP8 scales on the GPU come from quantizeFp8Both");
+        if (fitsTiles(x, hadamardBlock)) {
+            Fp8Target side = new Fp8Target(out, hadamardBlock, amaxHistory, fromHistory);
+            quantizeTiles(x, transpose ? null : side, transpose ? side : null);
+            return;
+        }
+        require(!out.perRow(), "per-row FP8 scales on the GPU take Hadamard blocks up to " + BOTH_TILE + " and a 16-byte aligned source with sides a multiple of 16");
         if (hadamardBlock > WARP_BLOCK) {
             try (Tensor mixed = crossHadamard(x, transpose, hadamardBlock)) {
                 quantizeFp8(mixed, transpose, CROSS_RUN, out, amaxHistory, fromHistory);
@@ -520,35 +529,48 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * One read of x for both operands (fp8.cu's "both" kernels, 128 x 128 tiles) when both Hadamard blocks are at
-     * most 128, x is 16-byte aligned and its sides are multiples of 16; otherwise the two single kernels.
+     * One read of x for both operands (fp8.cu's "both" kernels, 128 x 128 tiles) where x fits them (see {@link
+     * #fitsTiles}); otherwise the two single kernels.
      */
     @Override public void quantizeFp8Both(Tensor x, Fp8Target rows, Fp8Target cols) {
         requireQuantizable(x, false, rows.hadamardBlock(), rows.out(), rows.amaxHistory(), rows.fromHistory());
         requireQuantizable(x, true, cols.hadamardBlock(), cols.out(), cols.amaxHistory(), cols.fromHistory());
-        int br = rows.hadamardBlock() > 1 ? rows.hadamardBlock() : 0, bc = cols.hadamardBlock() > 1 ? cols.hadamardBlock() : 0; // 0: no rotation
-        boolean vr = rows.out().perRow(), vc = cols.out().perRow();
-        int r = x.size(0), c = x.size(1);
-        if (br > BOTH_TILE || bc > BOTH_TILE || address(x) % 16 != 0 || r % 16 != 0 || c % 16 != 0) {
-            require(!vr && !vc, "per-row FP8 scales on the GPU take Hadamard blocks up to " + BOTH_TILE + " and a 16-byte aligned source with sides a multiple of 16");
-            Backend.super.quantizeFp8Both(x, rows, cols);
-            return;
-        }
+        if (fitsTiles(x, rows.hadamardBlock()) && fitsTiles(x, cols.hadamardBlock())) quantizeTiles(x, rows, cols);
+        else Backend.super.quantizeFp8Both(x, rows, cols);
+    }
+
+    /** Whether fp8.cu's tile kernels take x: a Hadamard block of at most 128, 16-byte aligned, sides a multiple of 16. */
+    private static boolean fitsTiles(Tensor x, int hadamardBlock) {
+        return hadamardBlock <= BOTH_TILE && address(x) % 16 == 0 && x.size(0) % 16 == 0 && x.size(1) % 16 == 0;
+    }
+
+    /** The tile kernels over x for the row-wise and the transposed operand; a null target is a side not made. */
+    private void quantizeTiles(Tensor x, Fp8Target rows, Fp8Target cols) {
         String amaxKernel = "fp8_both_amax_" + suffix(x), quantizeKernel = "fp8_both_quantize_" + suffix(x);
+        int r = x.size(0), c = x.size(1);
         long tiles = (long) ceil(c, BOTH_TILE) * ceil(r, BOTH_TILE);
-        float nr = hadamardNorm(br), nc = hadamardNorm(bc);
-        boolean current = !rows.fromHistory() || !cols.fromHistory();
+        boolean vr = rows != null && rows.out().perRow(), vc = cols != null && cols.out().perRow();
+        boolean current = rows != null && !rows.fromHistory() || cols != null && !cols.fromHistory();
         int amaxesR = vr ? r : 1; // this tensor's amax, or each row's and each column's
         try (Tensor own = current ? zeros(DType.F32, amaxesR + (vc ? c : 1)) : null) {
             long ownR = current ? address(own) : 0, ownC = ownR + 4L * amaxesR;
             if (current)
-                kernels.launchWith("fp8.cu", amaxKernel, persistentGrid(amaxKernel, tiles), 1, 1, THREADS, 1, BOTH_SHARED, x, r, c, br, nr, vr ? 1 : 0, ownR,
-                        bc, nc, vc ? 1 : 0, ownC);
-            Object[] sr = scalingArgs(rows.out(), rows.amaxHistory(), rows.fromHistory(), ownR);
-            Object[] sc = scalingArgs(cols.out(), cols.amaxHistory(), cols.fromHistory(), ownC);
+                kernels.launchWith("fp8.cu", amaxKernel, persistentGrid(amaxKernel, tiles), 1, 1, THREADS, 1, BOTH_SHARED,
+                        concat(new Object[] {x, r, c}, sideArgs(rows, vr), new Object[] {ownR}, sideArgs(cols, vc), new Object[] {ownC}));
             kernels.launchWith("fp8.cu", quantizeKernel, persistentGrid(quantizeKernel, tiles), 1, 1, THREADS, 1, BOTH_SHARED,
-                    concat(new Object[] {x, r, c, br, nr, vr ? 1 : 0}, sr, new Object[] {bc, nc, vc ? 1 : 0}, sc));
+                    concat(new Object[] {x, r, c}, sideArgs(rows, vr), scalingArgs(rows, ownR), sideArgs(cols, vc), scalingArgs(cols, ownC)));
         }
+    }
+
+    /** A tile side's scaling arguments, all zero for a side not made. */
+    private Object[] scalingArgs(Fp8Target side, long ownAmax) {
+        return side == null ? new Object[] {0L, 0, 0L, 0f, 0, 0L, 0L} : scalingArgs(side.out(), side.amaxHistory(), side.fromHistory(), ownAmax);
+    }
+
+    /** A side's Hadamard block (0: none, -1: the side is not made), its norm and whether it scales per line. */
+    private static Object[] sideArgs(Fp8Target side, boolean perLine) {
+        int block = side == null ? -1 : side.hadamardBlock() > 1 ? side.hadamardBlock() : 0;
+        return new Object[] {block, hadamardNorm(block), perLine ? 1 : 0};
     }
 
     /** Blocks for a kernel whose blocks walk {@code tiles} work items: as many as are resident on the GPU at once. */

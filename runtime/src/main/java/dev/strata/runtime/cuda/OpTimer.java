@@ -16,6 +16,7 @@ final class OpTimer {
     private final CUstream_st stream;
     private final List<CUevent_st> events = new ArrayList<>();
     private final List<String> names = new ArrayList<>();
+    private CUevent_st spanStart, spanEnd;
     private boolean on;
 
     OpTimer(CUstream_st stream) { this.stream = stream; }
@@ -57,7 +58,28 @@ final class OpTimer {
         return ms;
     }
 
+    /** Device milliseconds of the work {@code work} enqueues, between two events of its own; waits for the stream. */
+    double span(Runnable work) {
+        if (spanStart == null) {
+            spanStart = new CUevent_st();
+            spanEnd = new CUevent_st();
+            Cuda.check(cudart.cudaEventCreate(spanStart), "cudaEventCreate");
+            Cuda.check(cudart.cudaEventCreate(spanEnd), "cudaEventCreate");
+        }
+        Cuda.check(cudart.cudaEventRecord(spanStart, stream), "cudaEventRecord");
+        work.run();
+        Cuda.check(cudart.cudaEventRecord(spanEnd, stream), "cudaEventRecord");
+        Cuda.check(cudart.cudaEventSynchronize(spanEnd), "cudaEventSynchronize");
+        float[] elapsed = new float[1];
+        Cuda.check(cudart.cudaEventElapsedTime(elapsed, spanStart, spanEnd), "cudaEventElapsedTime");
+        return elapsed[0];
+    }
+
     void close() {
+        if (spanStart != null) {
+            cudart.cudaEventDestroy(spanStart);
+            cudart.cudaEventDestroy(spanEnd);
+        }
         for (CUevent_st e : events) cudart.cudaEventDestroy(e);
         events.clear();
     }

@@ -288,7 +288,7 @@ __device__ __forceinline__ void split_square(const float* x, int R, int C, long 
     }
 }
 
-// The scaling of one side of the tiles: per line (vec: the amax pass records each line's amax into record[line],
+// The scaling of one side of the tiles (block < 0: the side is not wanted, as for a frozen weight's inputs): per line (vec: the amax pass records each line's amax into record[line],
 // the quantize pass scales each line by src[line]) or per tensor (the amax pass records the tensor's amax into
 // record[0]; the quantize pass scales by the max of src[0 .. count) and records the tensor's amax into record, an
 // amax history, which may be null).
@@ -296,7 +296,7 @@ struct Side { int block; float norm; int vec; const float* src; int count; float
 
 // The per-tensor scale (0 where the side scales per line), found once by each block and written by the first.
 template <bool QUANTIZE> __device__ __forceinline__ float tensor_scale(const Side& d) {
-    if (!QUANTIZE || d.vec) return 0.f;
+    if (!QUANTIZE || d.vec || d.block < 0) return 0.f;
     float scale = quant_scale(d.src, d.count, d.max_fp8);
     if (blockIdx.x == 0 && threadIdx.x == 0) *d.scale_inv = 1.f / scale;
     return scale;
@@ -418,7 +418,7 @@ template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinli
 
 // The tensor's amax from this warp's tiles: into the history, or the per-tensor amax pass.
 template <bool QUANTIZE> __device__ __forceinline__ void record_tensor_amax(const Side& d, float m) {
-    if (QUANTIZE || !d.vec) {
+    if (d.block >= 0 && (QUANTIZE || !d.vec)) {
         m = warp_max_abs(m);
         if ((threadIdx.x & 31) == 0 && d.record) atomic_max_abs(d.record, m);
     }
@@ -460,8 +460,8 @@ template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int
             tile += stage * TILE * TILE_STRIDE;
         }
         __syncthreads();
-        tile_side<QUANTIZE, false, F32 ? 2 : 1>(tile, R, C, r0, c0, rows, h16_r, scale_r, m_r, staging);
-        tile_side<QUANTIZE, true, F32 ? 2 : 1>(tile, R, C, r0, c0, cols, h16_c, scale_c, m_c, staging);
+        if (rows.block >= 0) tile_side<QUANTIZE, false, F32 ? 2 : 1>(tile, R, C, r0, c0, rows, h16_r, scale_r, m_r, staging);
+        if (cols.block >= 0) tile_side<QUANTIZE, true, F32 ? 2 : 1>(tile, R, C, r0, c0, cols, h16_c, scale_c, m_c, staging);
         __syncthreads(); // the tile's buffer is free for a later copy
     }
     record_tensor_amax<QUANTIZE>(rows, m_r);

@@ -313,21 +313,28 @@ class CudaBackendTest {
 
     /**
      * Quantized values agree within one FP8 step (the GPU rotates in f32, the CPU in f64); scales to f32 rounding.
-     * Blocks over 256 take the cross-run pass first: one pass of 4, 16 or 64 runs of 128, or two (16384 = 64·2·128).
+     * Sides that are multiples of 16 take one side of the tile kernels, with an f32 source or one scale per row too;
+     * others the single kernels. Blocks over 256 take the cross-run pass first: one pass of 4, 16 or 64 runs of 128,
+     * or two (16384 = 64·2·128).
      */
     @ParameterizedTest
-    @ValueSource(strings = {"rows 0", "rows 128", "cols 0", "cols 128", "cols 32", "rows 512 32x1536", "rows 8192 16x8192",
-            "rows 16384 8x16384", "cols 2048 2048x48", "cols 1024 3072x32"})
+    @ValueSource(strings = {"rows 0", "rows 128", "cols 0", "cols 128", "cols 32", "rows 128 f32", "rows 64 rowwise", "cols 128 f32 rowwise",
+            "rows 64 264x192", "cols 32 96x264", "rows 512 32x1536", "rows 8192 16x8192", "rows 16384 8x16384", "cols 2048 2048x48", "cols 1024 3072x32"})
     void quantizeFp8MatchesTheCpu(String mode) {
-        String[] f = mode.split(" ");
-        boolean transpose = f[0].equals("cols");
-        int block = Integer.parseInt(f[1]);
-        int r = f.length > 2 ? Integer.parseInt(f[2].split("x")[0]) : 256, c = f.length > 2 ? Integer.parseInt(f[2].split("x")[1]) : 384;
+        List<String> f = List.of(mode.split(" "));
+        boolean transpose = f.get(0).equals("cols"), rowwise = f.contains("rowwise");
+        int block = Integer.parseInt(f.get(1));
+        String shape = f.stream().filter(s -> s.contains("x")).findFirst().orElse("256x384");
+        int r = Integer.parseInt(shape.split("x")[0]), c = Integer.parseInt(shape.split("x")[1]);
         double[] data = random((long) r * c, 1);
         for (int row = 0; row < r; row++) data[row * c + 5] *= 100; // an outlier channel
-        Tensor[] x = pair(DType.BF16, data, r, c);
-        try (var want = CPU.quantizeFp8(x[0], DType.FP8_E4M3, transpose, block);
-             var got = gpu.quantizeFp8(x[1], DType.FP8_E4M3, transpose, block)) {
+        if (rowwise) for (int i = 0; i < data.length; i++) data[i] = Math.scalb(data[i], -((i / c) % 13)); // rows from 1 down to 2^-12
+        Tensor[] x = pair(f.contains("f32") ? DType.F32 : DType.BF16, data, r, c);
+        int rows = transpose ? c : r, k = transpose ? r : c;
+        try (var want = new Backend.Fp8Operand(CPU.empty(DType.FP8_E4M3, rows, k), CPU.empty(DType.F32, rowwise ? rows : 1));
+             var got = new Backend.Fp8Operand(gpu.empty(DType.FP8_E4M3, rows, k), gpu.empty(DType.F32, rowwise ? rows : 1))) {
+            CPU.quantizeFp8(x[0], transpose, block, want);
+            gpu.quantizeFp8(x[1], transpose, block, got);
             assertWithinOneStep(want, got, "quantize " + mode);
         }
     }

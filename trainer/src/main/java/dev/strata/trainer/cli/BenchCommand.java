@@ -115,8 +115,8 @@ final class BenchCommand extends CommandGroup {
                             block, microBatches, microBatches == 1 ? "" : "es", gpu.deviceName());
                     var rows = dev.strata.trainer.train.LinearBench.run(gpu, tokens, in, out, block, microBatches, 3, steps, System.out);
                     rows.values().forEach(r -> System.out.printf(Locale.ROOT,
-                            "BENCH_LINEAR {\"in\": %d, \"out\": %d, \"tokens\": %d, \"micro_batches\": %d, \"variant\": \"%s\", \"ms\": %.4f, \"speedup\": %.3f, \"quantize_share\": %.3f}%n",
-                            in, out, tokens, microBatches, r.variant(), r.medianMs(), r.speedup(), r.quantizeShare()));
+                            "BENCH_LINEAR {\"in\": %d, \"out\": %d, \"tokens\": %d, \"micro_batches\": %d, \"variant\": \"%s\", \"ms\": %.4f, \"eager_ms\": %.4f, \"speedup\": %.3f, \"quantize_share\": %.3f}%n",
+                            in, out, tokens, microBatches, r.variant(), r.medianMs(), r.eagerMs(), r.speedup(), r.quantizeShare()));
                 }
             }
             return 0;
