@@ -2,8 +2,10 @@
 // FlashAttention-2 manner: online softmax, only the log-sum-exp of each row kept, never a (T,T) matrix.
 // q, dq (B,T,H,D); k, v, dk, dv (B,T,Hkv,D); lse, delta (B,H,T) f32. Head size D = 64. A block of 4 warps owns
 // 64 rows (queries in the forward and dq kernels, keys in the dk/dv kernel), 16 per warp held in registers, and
-// walks the other side 64 rows at a time through shared memory, loaded once per block with 16-byte loads. Fragment
-// layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and g+8, columns 2t, 2t+1 (+8).
+// walks the other side 64 rows at a time through shared memory: two buffers, the next tile streaming in by cp.async
+// while the current one is worked on. Query blocks run last row first, so the causal mask's longest blocks start
+// first and the short ones fill the tail. Fragment layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and
+// g+8, columns 2t, 2t+1 (+8).
 #include "common.cuh"
 
 #define HD 64          // head size
@@ -44,26 +46,32 @@ __device__ __forceinline__ void load_a(unsigned (*a)[4], const bf16* base, long 
     }
 }
 
-// Rows [row0, row0 + TILE) x HD of a row-major matrix into a shared tile (TILE x SROW), zero past t_len. The whole
-// block takes part, each thread moving 16 bytes at a time.
+// Starts copying rows [row0, row0 + TILE) x HD of a row-major matrix into a shared tile (TILE x SROW), zeros past
+// t_len: the whole block takes part, 16 bytes a copy. Complete after copy_commit, copy_wait and __syncthreads.
 __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, long stride, int row0, int t_len) {
     for (int i = threadIdx.x; i < TILE * HD / 8; i += blockDim.x) {
         int r = i / (HD / 8), c = i % (HD / 8) * 8;
-        uint4 v = {0u, 0u, 0u, 0u};
-        if (row0 + r < t_len) v = *reinterpret_cast<const uint4*>(base + (long) (row0 + r) * stride + c);
-        *reinterpret_cast<uint4*>(tile + r * SROW + c) = v;
+        bool in = row0 + r < t_len;
+        copy16_async(tile + r * SROW + c, in ? base + (long) (row0 + r) * stride + c : base, in);
     }
 }
 
-// acc (16 x TILE) = A (16 x HD) · Bᵀ, B the shared tile (TILE rows x HD).
+__device__ __forceinline__ unsigned shared_address(const void* p) { return (unsigned) __cvta_generic_to_shared(p); }
+
+// acc (16 x TILE) = A (16 x HD) · Bᵀ, B the shared tile (TILE rows x HD). Its B fragments are 8x8 blocks of the tile
+// as stored (rows of B are columns of Bᵀ): one ldmatrix.x4 reads four, the k-steps ks and ks + 1 of 8 rows.
 __device__ __forceinline__ void scores(float (*acc)[4], const unsigned (*a)[4], const bf16* tile) {
-    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    int lane = threadIdx.x & 31;
     for (int nt = 0; nt < NTILES; nt++) {
         acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
-        const bf16* row = tile + (nt * 8 + g) * SROW;
-        for (int ks = 0; ks < KSTEPS; ks++)
-            mma(acc[nt], a[ks], *reinterpret_cast<const unsigned*>(row + ks * 16 + 2 * t),
-                *reinterpret_cast<const unsigned*>(row + ks * 16 + 2 * t + 8));
+        for (int ks = 0; ks < KSTEPS; ks += 2) {
+            unsigned b[4];
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                         : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+                         : "r"(shared_address(tile + (nt * 8 + (lane & 7)) * SROW + ks * 16 + (lane >> 3) * 8)));
+            mma(acc[nt], a[ks], b[0], b[1]);
+            mma(acc[nt], a[ks + 1], b[2], b[3]);
+        }
     }
 }
 
@@ -76,10 +84,9 @@ __device__ __forceinline__ void accumulate(float (*out)[4], const float (*p)[4],
                          pack(p[2 * ks + 1][0], p[2 * ks + 1][1]), pack(p[2 * ks + 1][2], p[2 * ks + 1][3])};
         for (int dt = 0; dt < DTILES; dt += 2) {
             const bf16* src = tile + (ks * 16 + (j & 1) * 8 + i) * SROW + dt * 8 + (j >> 1) * 8;
-            unsigned b[4], addr;
-            asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(addr) : "l"(src));
+            unsigned b[4];
             asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                         : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(addr));
+                         : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(shared_address(src)));
             mma(out[dt], a, b[0], b[1]);
             mma(out[dt + 1], a, b[2], b[3]);
         }
@@ -99,23 +106,30 @@ __device__ __forceinline__ float quad_sum(float v) {
 extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* q, const bf16* k, const bf16* v, bf16* out,
         float* lse, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __shared__ __align__(16) bf16 kTile[TILE * SROW], vTile[TILE * SROW];
+    __shared__ __align__(16) bf16 kTiles[2][TILE * SROW], vTiles[2][TILE * SROW];
     int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
-    int qBlock = blockIdx.x * TILE, q0 = qBlock + warp * 16; // warps past t_len still help load the tiles
+    int qBlock = (gridDim.x - 1 - blockIdx.x) * TILE, q0 = qBlock + warp * 16; // warps past t_len still help load the tiles
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* qb = q + (long) b * t_len * qs + head * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
     const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
+    load_tile(kTiles[0], kb, ks, 0, t_len);
+    load_tile(vTiles[0], vb, ks, 0, t_len);
+    copy_commit();
     unsigned qa[KSTEPS][4];
     load_a(qa, qb, qs, q0, t_len);
     float o[DTILES][4] = {}, s[NTILES][4];
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     int last = min(qBlock + TILE - 1, t_len - 1);
-    for (int k0 = 0; k0 <= last; k0 += TILE) {
-        __syncthreads(); // every warp is done with the previous tiles
-        load_tile(kTile, kb, ks, k0, t_len);
-        load_tile(vTile, vb, ks, k0, t_len);
+    for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
+        if (k0 + TILE <= last) {
+            load_tile(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
+            load_tile(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
+        }
+        copy_commit();
+        copy_wait<1>();
         __syncthreads();
+        const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
         scores(s, qa, kTile);
         // Only the diagonal tile needs the causal mask; key <= row also hides keys past t_len from every row written.
         bool diagonal = k0 == qBlock;
@@ -139,6 +153,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
             m[r] = mNew;
         }
         accumulate(o, s, vTile);
+        __syncthreads(); // every warp is done with these tiles before the next copy into them
     }
     for (int r = 0; r < 2; r++) {
         int row = q0 + g + 8 * r;
@@ -156,14 +171,17 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
 extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf16* dout, const bf16* q, const bf16* k,
         const bf16* v, const float* lse, const float* delta, bf16* dq, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __shared__ __align__(16) bf16 kTile[TILE * SROW], vTile[TILE * SROW];
+    __shared__ __align__(16) bf16 kTiles[2][TILE * SROW], vTiles[2][TILE * SROW];
     int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
-    int qBlock = blockIdx.x * TILE, q0 = qBlock + warp * 16;
+    int qBlock = (gridDim.x - 1 - blockIdx.x) * TILE, q0 = qBlock + warp * 16;
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* qb = q + (long) b * t_len * qs + head * HD;
     const bf16* ob = dout + (long) b * t_len * qs + head * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
     const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
+    load_tile(kTiles[0], kb, ks, 0, t_len);
+    load_tile(vTiles[0], vb, ks, 0, t_len);
+    copy_commit();
     unsigned qa[KSTEPS][4], da[KSTEPS][4];
     load_a(qa, qb, qs, q0, t_len);
     load_a(da, ob, qs, q0, t_len);
@@ -175,11 +193,15 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
     }
     float acc[DTILES][4] = {}, s[NTILES][4], dp[NTILES][4];
     int last = min(qBlock + TILE - 1, t_len - 1);
-    for (int k0 = 0; k0 <= last; k0 += TILE) {
+    for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
+        if (k0 + TILE <= last) {
+            load_tile(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
+            load_tile(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
+        }
+        copy_commit();
+        copy_wait<1>();
         __syncthreads();
-        load_tile(kTile, kb, ks, k0, t_len);
-        load_tile(vTile, vb, ks, k0, t_len);
-        __syncthreads();
+        const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
         scores(s, qa, kTile);
         scores(dp, da, vTile);
         bool diagonal = k0 == qBlock; // as in the forward; rows past t_len are never written
@@ -190,6 +212,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
                 s[nt][e] = p * (dp[nt][e] - rowDelta[r]);
             }
         accumulate(acc, s, kTile);
+        __syncthreads();
     }
     for (int r = 0; r < 2; r++) {
         int row = q0 + g + 8 * r;
@@ -204,46 +227,54 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
 extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf16* dout, const bf16* q, const bf16* k,
         const bf16* v, const float* lse, const float* delta, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __shared__ __align__(16) bf16 qTile[TILE * SROW], oTile[TILE * SROW];
-    __shared__ float lseTile[TILE], deltaTile[TILE];
+    __shared__ __align__(16) bf16 qTiles[2][TILE * SROW], oTiles[2][TILE * SROW];
+    __shared__ float lseTiles[2][TILE], deltaTiles[2][TILE];
     int kvh = blockIdx.y, b = blockIdx.z, group = h / hkv;
-    int kBlock = blockIdx.x * TILE, k0w = kBlock + warp * 16;
+    int kBlock = blockIdx.x * TILE, k0w = kBlock + warp * 16; // the first key blocks see the most queries: they start first
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
     const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
+    // Tile i: query head kvh·group + i / perHead, queries from kBlock + (i % perHead)·TILE.
+    int perHead = (t_len - kBlock + TILE - 1) / TILE, tiles = group * perHead;
+    auto fetch = [&](int i, int buf) {
+        int head = kvh * group + i / perHead, q0 = kBlock + i % perHead * TILE;
+        load_tile(qTiles[buf], q + (long) b * t_len * qs + head * HD, qs, q0, t_len);
+        load_tile(oTiles[buf], dout + (long) b * t_len * qs + head * HD, qs, q0, t_len);
+        // Queries past t_len get lse = +inf, so their P is 0 without a mask.
+        if (threadIdx.x < TILE) {
+            bool in = q0 + threadIdx.x < t_len;
+            long at = ((long) b * h + head) * t_len + q0 + threadIdx.x;
+            lseTiles[buf][threadIdx.x] = in ? lse[at] : INFINITY;
+            deltaTiles[buf][threadIdx.x] = in ? delta[at] : 0.f;
+        }
+    };
+    fetch(0, 0);
+    copy_commit();
     unsigned ka[KSTEPS][4], va[KSTEPS][4];
     load_a(ka, kb, ks, k0w, t_len);
     load_a(va, vb, ks, k0w, t_len);
     float dkAcc[DTILES][4] = {}, dvAcc[DTILES][4] = {}, s[NTILES][4], dp[NTILES][4];
-    for (int head = kvh * group; head < (kvh + 1) * group; head++) {
-        const bf16* qb = q + (long) b * t_len * qs + head * HD;
-        const bf16* ob = dout + (long) b * t_len * qs + head * HD;
-        const float* hl = lse + ((long) b * h + head) * t_len;
-        const float* hd = delta + ((long) b * h + head) * t_len;
-        for (int q0 = kBlock; q0 < t_len; q0 += TILE) {
-            __syncthreads();
-            load_tile(qTile, qb, qs, q0, t_len);
-            load_tile(oTile, ob, qs, q0, t_len);
-            // Queries past t_len get lse = +inf, so their P is 0 without a mask.
-            if (threadIdx.x < TILE) {
-                bool in = q0 + threadIdx.x < t_len;
-                lseTile[threadIdx.x] = in ? hl[q0 + threadIdx.x] : INFINITY;
-                deltaTile[threadIdx.x] = in ? hd[q0 + threadIdx.x] : 0.f;
+    for (int i = 0, cur = 0; i < tiles; i++, cur ^= 1) {
+        if (i + 1 < tiles) fetch(i + 1, cur ^ 1);
+        copy_commit();
+        copy_wait<1>();
+        __syncthreads();
+        int q0 = kBlock + i % perHead * TILE;
+        const bf16 *qTile = qTiles[cur], *oTile = oTiles[cur];
+        const float *lseTile = lseTiles[cur], *deltaTile = deltaTiles[cur];
+        scores(s, ka, qTile);   // Sᵀ: keys x queries
+        scores(dp, va, oTile);  // dPᵀ
+        bool diagonal = q0 == kBlock; // keys past t_len are never written
+        for (int nt = 0; nt < NTILES; nt++)
+            for (int e = 0; e < 4; e++) {
+                int key = k0w + g + 8 * (e >> 1), col = nt * 8 + 2 * t + (e & 1);
+                float p = !diagonal || q0 + col >= key ? __expf(s[nt][e] * scale - lseTile[col]) : 0.f;
+                s[nt][e] = p;
+                dp[nt][e] = p * (dp[nt][e] - deltaTile[col]);
             }
-            __syncthreads();
-            scores(s, ka, qTile);   // Sᵀ: keys x queries
-            scores(dp, va, oTile);  // dPᵀ
-            bool diagonal = q0 == kBlock; // keys past t_len are never written
-            for (int nt = 0; nt < NTILES; nt++)
-                for (int e = 0; e < 4; e++) {
-                    int key = k0w + g + 8 * (e >> 1), col = nt * 8 + 2 * t + (e & 1);
-                    float p = !diagonal || q0 + col >= key ? __expf(s[nt][e] * scale - lseTile[col]) : 0.f;
-                    s[nt][e] = p;
-                    dp[nt][e] = p * (dp[nt][e] - deltaTile[col]);
-                }
-            accumulate(dvAcc, s, oTile);
-            accumulate(dkAcc, dp, qTile);
-        }
+        accumulate(dvAcc, s, oTile);
+        accumulate(dkAcc, dp, qTile);
+        __syncthreads();
     }
     for (int r = 0; r < 2; r++) {
         int key = k0w + g + 8 * r;

@@ -56,6 +56,16 @@ __device__ __forceinline__ float block_max(float v, float* shared32) {
     return warp_max(v);
 }
 
+// Asynchronous copies into shared memory (cp.async, sm_80+): 16 bytes from src, or zeros where !valid (src is then
+// not read). A group of them is complete after copy_commit and copy_wait<PENDING> leaves at most PENDING groups
+// newer than it in flight; a __syncthreads then shows every thread's copies to the block.
+__device__ __forceinline__ void copy16_async(void* shared_dst, const void* src, bool valid) {
+    unsigned d = (unsigned) __cvta_generic_to_shared(shared_dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(d), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;"); }
+template <int PENDING> __device__ __forceinline__ void copy_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING)); }
+
 #define GRID_STRIDE(i, n) for (long i = (long) blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long) blockDim.x * gridDim.x)
 
 // Eight elements moved as one (16 bytes of bf16, 32 of f32): element-wise kernels read and write whole vectors.

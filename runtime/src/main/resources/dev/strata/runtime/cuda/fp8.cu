@@ -239,9 +239,6 @@ FOR_TYPES(FP8_CROSS_FOR_M)
 #define STAGE_STRIDE 144   // bytes a line of codes in the staging area
 #define TILE_BYTES (TILE * TILE_STRIDE * 2)
 
-__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;"); }
-template <int PENDING> __device__ __forceinline__ void copy_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING)); }
-
 // Starts copying the bf16 tile at rows r0.., columns c0.. into shared memory, 16 bytes a copy, zeros outside x (C is
 // a multiple of 8, so a copy is wholly inside or outside). Consecutive threads copy consecutive parts of a row.
 __device__ __forceinline__ void copy_square(const bf16* x, int R, int C, long r0, int c0, bf16* tile) {
@@ -250,8 +247,7 @@ __device__ __forceinline__ void copy_square(const bf16* x, int R, int C, long r0
     for (int tr = threadIdx.x / 16; tr < TILE; tr += 16) {
         long row = r0 + tr;
         bool inside = row < R && col < C;
-        unsigned d = (unsigned) __cvta_generic_to_shared(tile + tr * TILE_STRIDE + col - c0);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(d), "l"(inside ? x + row * C + col : x), "r"(inside ? 16 : 0));
+        copy16_async(tile + tr * TILE_STRIDE + col - c0, inside ? x + row * C + col : x, inside);
     }
 }
 
