@@ -392,7 +392,7 @@ public final class CudaBackend implements Backend {
         requireF32(weight);
         int c = x.size(-1), n = (int) (x.numel() / c);
         Tensor out = empty(x.dtype(), x.shape()), rstd = empty(DType.F32, n);
-        kernels.launch("norms.cu", "rmsnorm_fwd_" + suffix(x), n, 1, 1, rowThreads(c), x, weight, out, rstd, c, (float) eps);
+        kernels.launch("norms.cu", "rmsnorm_fwd_" + suffix(x), n, 1, 1, rmsThreads(c), x, weight, out, rstd, c, (float) eps);
         return new NormOutput(out, null, rstd);
     }
 
@@ -400,7 +400,7 @@ public final class CudaBackend implements Backend {
         int c = x.size(-1), n = (int) (x.numel() / c);
         requireSame(dout, x);
         Tensor dx = empty(x.dtype(), x.shape());
-        kernels.launch("norms.cu", "rmsnorm_bwd_" + suffix(x), n, 1, 1, rowThreads(c), dout, x, weight, rstd, dx, c);
+        kernels.launch("norms.cu", "rmsnorm_bwd_" + suffix(x), n, 1, 1, rmsThreads(c), dout, x, weight, rstd, dx, c);
         columnSums(dout, x, null, rstd, dweight, null);
         return dx;
     }
@@ -440,7 +440,8 @@ public final class CudaBackend implements Backend {
         requireF32(cos, sin);
         int bt = x.size(0) * x.size(1), t = x.size(1), h = x.size(2), d = x.size(3);
         Tensor out = empty(x.dtype(), x.shape());
-        elementwise("rope_" + suffix(x), (long) bt * h * d / 2, x, cos, sin, out, (long) bt, t, h, d, inverse ? -1f : 1f);
+        long threads = (long) bt * h * (d % 16 == 0 ? d / 16 : d / 2); // eight pairs a thread where d/2 is a multiple of 8
+        elementwise("rope_" + suffix(x), threads, x, cos, sin, out, (long) bt, t, h, d, inverse ? -1f : 1f);
         return out;
     }
 
@@ -465,7 +466,9 @@ public final class CudaBackend implements Backend {
         Tensor dq = empty(q.dtype(), q.shape()), dk = empty(k.dtype(), k.shape()), dv = empty(v.dtype(), v.shape());
         String sfx = suffix(q);
         try (Tensor delta = empty(DType.F32, b, h, t)) {
-            kernels.launch("attention.cu", "attention_delta_" + sfx, t, h, b, 32, dout, out, delta, t, h, d);
+            long rows = (long) b * t * h; // eight threads a row
+            kernels.launch("attention.cu", "attention_delta_" + sfx, (int) Math.min(ceil(rows * 8, THREADS), (long) multiprocessors * 16), 1, 1, THREADS,
+                    dout, out, delta, b, t, h, d);
             if (tensorCoreAttention(q)) {
                 kernels.launch("attention_mma.cu", "attention_mma_bwd_dq", ceil(t, 64), h, b, 128, dout, q, k, v, lse, delta, dq, t, h, hkv, (float) scale);
                 kernels.launch("attention_mma.cu", "attention_mma_bwd_dkv", ceil(t, 64), hkv, b, 128, dout, q, k, v, lse, delta, dk, dv, t, h, hkv, (float) scale);
@@ -827,6 +830,9 @@ public final class CudaBackend implements Backend {
     }
 
     private static int rowThreads(int c) { return Math.min(1024, Math.max(32, (c + 31) / 32 * 32)); }
+
+    /** RMSNorm's kernels take rows whose length is a multiple of 8 as vectors of eight, a thread each. */
+    private static int rmsThreads(int c) { return rowThreads(c % 8 == 0 ? c / 8 : c); }
 
     private static int ceil(long n, int d) { return (int) ((n + d - 1) / d); }
 

@@ -108,6 +108,26 @@ FOR_TYPES(EMBEDDING_BWD)
 // x (B,T,H,D) rotated in pairs (i, i + D/2) by f32 cos/sin (T, D/2); sign = -1 for the inverse.
 template <typename T> __device__ void rope(const T* x, const float* cos_t, const float* sin_t, T* out, long bt, int t, int h, int d, float sign) {
     int half = d / 2;
+    if (half % 8 == 0) { // eight pairs a thread, 16- or 32-byte vectors: x[i..i+8) with x[half+i..), cos and sin alike
+        int chunks = half / 8;
+        GRID_STRIDE(idx, bt * h * chunks) {
+            long rh = idx / chunks; // (row, head)
+            int j = (int) (idx - rh * chunks), pos = (int) (rh / h % t);
+            const T* xr = x + rh * d;
+            T* orow = out + rh * d;
+            Vec8<T> x1 = load8(xr, j), x2 = load8(xr, chunks + j), y1, y2;
+            Vec8<float> c = load8(cos_t + (long) pos * half, j), s = load8(sin_t + (long) pos * half, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float a = to_float(x1.v[e]), b = to_float(x2.v[e]), sn = sign * s.v[e];
+                y1.v[e] = from_float<T>(a * c.v[e] - b * sn);
+                y2.v[e] = from_float<T>(b * c.v[e] + a * sn);
+            }
+            store8(orow, j, y1);
+            store8(orow, chunks + j, y2);
+        }
+        return;
+    }
     GRID_STRIDE(idx, bt * h * half) {
         long row = idx / (h * half);
         int rem = idx % (h * half), head = rem / half, i = rem % half, pos = row % t;

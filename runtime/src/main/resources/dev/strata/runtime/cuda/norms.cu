@@ -40,14 +40,33 @@ template <typename T> __device__ void layernorm_bwd(const T* dout, const T* x, c
     const float* mean, const float* rstd, T* dx, int c) { layernorm_bwd<T>(dout, x, w, mean, rstd, dx, c); }
 FOR_TYPES(LN_BWD)
 
+// RMSNorm moves a row as 16- or 32-byte vectors of eight where its length c is a multiple of 8 (the launch then
+// gives a thread per vector, not per element); otherwise element by element.
 template <typename T> __device__ void rmsnorm_fwd(const T* x, const float* w, T* out, float* rstd, int c, float eps) {
     __shared__ float shared[32];
     const T* xr = x + (long) blockIdx.x * c;
-    float s = 0.f;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) { float v = to_float(xr[j]); s += v * v; }
-    float r = rsqrtf(block_sum(s, shared) / c + eps);
     T* o = out + (long) blockIdx.x * c;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = from_float<T>(to_float(xr[j]) * r * w[j]);
+    bool vec = c % 8 == 0;
+    float s = 0.f;
+    if (vec)
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
+            Vec8<T> v = load8(xr, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += to_float(v.v[e]) * to_float(v.v[e]);
+        }
+    else
+        for (int j = threadIdx.x; j < c; j += blockDim.x) { float v = to_float(xr[j]); s += v * v; }
+    float r = rsqrtf(block_sum(s, shared) / c + eps);
+    if (vec)
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
+            Vec8<T> v = load8(xr, j), y;
+            Vec8<float> wv = load8(w, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) y.v[e] = from_float<T>(to_float(v.v[e]) * r * wv.v[e]);
+            store8(o, j, y);
+        }
+    else
+        for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = from_float<T>(to_float(xr[j]) * r * w[j]);
     if (threadIdx.x == 0) rstd[blockIdx.x] = r;
 }
 #define RMS_FWD(T, S) extern "C" __global__ void rmsnorm_fwd_##S(const T* x, const float* w, T* out, float* rstd, int c, \
@@ -57,11 +76,30 @@ FOR_TYPES(RMS_FWD)
 template <typename T> __device__ void rmsnorm_bwd(const T* dout, const T* x, const float* w, const float* rstd, T* dx, int c) {
     __shared__ float shared[32];
     long base = (long) blockIdx.x * c;
+    const T *dr = dout + base, *xr = x + base;
+    T* dxr = dx + base;
+    bool vec = c % 8 == 0;
     float r = rstd[blockIdx.x], s = 0.f;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) s += to_float(dout[base + j]) * w[j] * to_float(x[base + j]) * r;
+    if (vec)
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
+            Vec8<T> d = load8(dr, j), v = load8(xr, j);
+            Vec8<float> wv = load8(w, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += to_float(d.v[e]) * wv.v[e] * to_float(v.v[e]) * r;
+        }
+    else
+        for (int j = threadIdx.x; j < c; j += blockDim.x) s += to_float(dr[j]) * w[j] * to_float(xr[j]) * r;
     float meanDN = block_sum(s, shared) / c;
-    for (int j = threadIdx.x; j < c; j += blockDim.x)
-        dx[base + j] = from_float<T>(r * (to_float(dout[base + j]) * w[j] - to_float(x[base + j]) * r * meanDN));
+    if (vec)
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
+            Vec8<T> d = load8(dr, j), v = load8(xr, j), y;
+            Vec8<float> wv = load8(w, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) y.v[e] = from_float<T>(r * (to_float(d.v[e]) * wv.v[e] - to_float(v.v[e]) * r * meanDN));
+            store8(dxr, j, y);
+        }
+    else
+        for (int j = threadIdx.x; j < c; j += blockDim.x) dxr[j] = from_float<T>(r * (to_float(dr[j]) * w[j] - to_float(xr[j]) * r * meanDN));
 }
 #define RMS_BWD(T, S) extern "C" __global__ void rmsnorm_bwd_##S(const T* dout, const T* x, const float* w, \
     const float* rstd, T* dx, int c) { rmsnorm_bwd<T>(dout, x, w, rstd, dx, c); }

@@ -178,7 +178,7 @@ class CudaBackendTest {
     @ValueSource(strings = {"f32", "bf16"})
     void normsForwardAndBackward(String dtype) {
         DType dt = DType.parse(dtype);
-        for (int c : new int[] {37, 769, 1531}) {
+        for (int c : new int[] {37, 769, 1531, 2048}) { // RMSNorm moves rows whose length is a multiple of 8 as vectors
             int rows = c == 769 ? 1037 : 13;
             Tensor[] x = pair(dt, random((long) rows * c, 2), rows, c), w = pair(random(c, 1), c), b = pair(random(c, 1), c);
             Tensor[] dout = pair(dt, random((long) rows * c, 1), rows, c);
@@ -202,19 +202,24 @@ class CudaBackendTest {
     @ValueSource(strings = {"f32", "bf16"})
     void ropeForwardAndInverse(String dtype) {
         DType dt = DType.parse(dtype);
-        int b = 2, t = 7, h = 3, d = 10;
-        Tensor[] x = pair(dt, random((long) b * t * h * d, 1), b, t, h, d);
-        Tensor[] cos = pair(random(t * d / 2, 1), t, d / 2), sin = pair(random(t * d / 2, 1), t, d / 2);
-        for (boolean inverse : new boolean[] {false, true})
-            close(CPU.rope(x[0], cos[0], sin[0], inverse), gpu.rope(x[1], cos[1], sin[1], inverse), "rope inverse=" + inverse);
+        int b = 2, t = 7, h = 3;
+        for (int d : new int[] {10, 16, 64}) { // pairs one by one, or eight at a time where d is a multiple of 16
+            Tensor[] x = pair(dt, random((long) b * t * h * d, 1), b, t, h, d);
+            Tensor[] cos = pair(random(t * d / 2, 1), t, d / 2), sin = pair(random(t * d / 2, 1), t, d / 2);
+            for (boolean inverse : new boolean[] {false, true})
+                close(CPU.rope(x[0], cos[0], sin[0], inverse), gpu.rope(x[1], cos[1], sin[1], inverse), "rope d=" + d + " inverse=" + inverse);
+        }
     }
 
-    /** Shapes (b, t, h, hkv, d): head sizes other than 64 take the reference kernels, 64 in bf16 the tensor cores. */
+    /**
+     * Shapes (b, t, h, hkv, d): head sizes other than 64 take the reference kernels, 64 in bf16 the tensor cores;
+     * a head size not a multiple of 8 takes delta's element-wise path.
+     */
     @ParameterizedTest
     @ValueSource(strings = {"f32", "bf16"})
     void attentionForwardAndBackwardWithGroupedHeads(String dtype) {
         DType dt = DType.parse(dtype);
-        for (int[] s : new int[][] {{2, 37, 6, 2, 24}, {1, 65, 4, 4, 64}, {2, 19, 8, 1, 128}, {2, 131, 4, 2, 64}, {1, 200, 2, 1, 64}}) {
+        for (int[] s : new int[][] {{2, 37, 6, 2, 24}, {1, 65, 4, 4, 64}, {2, 19, 8, 1, 128}, {2, 131, 4, 2, 64}, {1, 200, 2, 1, 64}, {2, 9, 3, 1, 20}}) {
             int b = s[0], t = s[1], h = s[2], hkv = s[3], d = s[4];
             double scale = 1 / Math.sqrt(d);
             Tensor[] q = pair(dt, random((long) b * t * h * d, 1), b, t, h, d), k = pair(dt, random((long) b * t * hkv * d, 1), b, t, hkv, d);
