@@ -454,7 +454,7 @@ public final class CudaBackend implements Backend {
         require(d <= 128 && h % hkv == 0, "attention needs head_dim <= 128 and n_heads a multiple of n_kv_heads: " + q + ", " + k);
         Tensor out = empty(q.dtype(), q.shape()), lse = empty(DType.F32, b, h, t);
         if (tensorCoreAttention(q))
-            kernels.launch("attention_mma.cu", "attention_mma_fwd", ceil(t, 64), h, b, 128, q, k, v, out, lse, t, h, hkv, (float) scale);
+            kernels.launch("attention_mma.cu", "attention_mma_fwd", ceil(t, 128), h, b, 128, q, k, v, out, lse, t, h, hkv, (float) scale); // 128 queries a block
         else
             kernels.launch("attention.cu", "attention_fwd_" + suffix(q), t, h, b, 32, q, k, v, out, lse, t, h, hkv, d, (float) scale);
         return new AttentionOutput(out, lse);

@@ -1,9 +1,9 @@
 // Causal attention with grouped-query heads on bf16 tensor cores (mma.sync m16n8k16, f32 accumulation), in the
 // FlashAttention-2 manner: online softmax, only the log-sum-exp of each row kept, never a (T,T) matrix.
 // q, dq (B,T,H,D); k, v, dk, dv (B,T,Hkv,D); lse, delta (B,H,T) f32. Head size D = 64. A block of 4 warps owns
-// 64 rows (queries in the forward and dq kernels, keys in the dk/dv kernel), 16 per warp held in registers, and
-// walks the other side 64 rows at a time through shared memory: two buffers, the next tile streaming in by cp.async
-// while the current one is worked on. Query blocks run last row first, so the causal mask's longest blocks start
+// 128 queries in the forward (32 per warp), 64 queries in the dq kernel and 64 keys in the dk/dv kernel (16 per
+// warp: their registers hold more per row), in registers, and walks the other side 64 rows at a time through
+// shared memory: two buffers, the next tile streaming in by cp.async while the current one is worked on. Query blocks run last row first, so the causal mask's longest blocks start
 // first and the short ones fill the tail. Fragment layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and
 // g+8, columns 2t, 2t+1 (+8).
 #include "common.cuh"
@@ -15,7 +15,7 @@
 #define NTILES (TILE / 8)
 
 __device__ __forceinline__ void mma(float* c, const unsigned* a, unsigned b0, unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
@@ -58,37 +58,55 @@ __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, long str
 
 __device__ __forceinline__ unsigned shared_address(const void* p) { return (unsigned) __cvta_generic_to_shared(p); }
 
-// acc (16 x TILE) = A (16 x HD) · Bᵀ, B the shared tile (TILE rows x HD). Its B fragments are 8x8 blocks of the tile
-// as stored (rows of B are columns of Bᵀ): one ldmatrix.x4 reads four, the k-steps ks and ks + 1 of 8 rows.
-__device__ __forceinline__ void scores(float (*acc)[4], const unsigned (*a)[4], const bf16* tile) {
+// acc (16M x TILE) = A (16M x HD) · Bᵀ, B the shared tile (TILE rows x HD), A as M fragments of 16 rows. B's
+// fragments are 8x8 blocks of the tile as stored (rows of B are columns of Bᵀ): one ldmatrix.x4 reads four, the
+// k-steps ks and ks + 1 of 8 rows, and serves all M row fragments.
+template <int M> __device__ __forceinline__ void scores(float (&acc)[M][NTILES][4], const unsigned (&a)[M][KSTEPS][4], const bf16* tile) {
     int lane = threadIdx.x & 31;
+#pragma unroll
     for (int nt = 0; nt < NTILES; nt++) {
-        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+#pragma unroll
+        for (int m = 0; m < M; m++) acc[m][nt][0] = acc[m][nt][1] = acc[m][nt][2] = acc[m][nt][3] = 0.f;
+#pragma unroll
         for (int ks = 0; ks < KSTEPS; ks += 2) {
             unsigned b[4];
             asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                          : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
                          : "r"(shared_address(tile + (nt * 8 + (lane & 7)) * SROW + ks * 16 + (lane >> 3) * 8)));
-            mma(acc[nt], a[ks], b[0], b[1]);
-            mma(acc[nt], a[ks + 1], b[2], b[3]);
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                mma(acc[m][nt], a[m][ks], b[0], b[1]);
+                mma(acc[m][nt], a[m][ks + 1], b[2], b[3]);
+            }
         }
     }
 }
 
-// out (16 x HD) += P (16 x TILE, in C layout) · M, M the shared tile (TILE rows x HD). The B fragments are columns
-// of M: ldmatrix.trans reads four 8x8 blocks (rows +0/+8, columns +0/+8) and hands each lane its column pairs.
-__device__ __forceinline__ void accumulate(float (*out)[4], const float (*p)[4], const bf16* tile) {
+// out (16M x HD) += P (16M x TILE, in C layout) · V, V the shared tile (TILE rows x HD). The B fragments are columns
+// of V: ldmatrix.trans reads four 8x8 blocks (rows +0/+8, columns +0/+8) and hands each lane its column pairs.
+template <int M> __device__ __forceinline__ void accumulate(float (&out)[M][DTILES][4], const float (&p)[M][NTILES][4], const bf16* tile) {
     int lane = threadIdx.x & 31, j = lane >> 3, i = lane & 7;
+#pragma unroll
     for (int ks = 0; ks < TILE / 16; ks++) {
-        unsigned a[4] = {pack(p[2 * ks][0], p[2 * ks][1]), pack(p[2 * ks][2], p[2 * ks][3]),
-                         pack(p[2 * ks + 1][0], p[2 * ks + 1][1]), pack(p[2 * ks + 1][2], p[2 * ks + 1][3])};
+        unsigned a[M][4];
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            a[m][0] = pack(p[m][2 * ks][0], p[m][2 * ks][1]);
+            a[m][1] = pack(p[m][2 * ks][2], p[m][2 * ks][3]);
+            a[m][2] = pack(p[m][2 * ks + 1][0], p[m][2 * ks + 1][1]);
+            a[m][3] = pack(p[m][2 * ks + 1][2], p[m][2 * ks + 1][3]);
+        }
+#pragma unroll
         for (int dt = 0; dt < DTILES; dt += 2) {
             const bf16* src = tile + (ks * 16 + (j & 1) * 8 + i) * SROW + dt * 8 + (j >> 1) * 8;
             unsigned b[4];
             asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                          : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3]) : "r"(shared_address(src)));
-            mma(out[dt], a, b[0], b[1]);
-            mma(out[dt + 1], a, b[2], b[3]);
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                mma(out[m][dt], a[m], b[0], b[1]);
+                mma(out[m][dt + 1], a[m], b[2], b[3]);
+            }
         }
     }
 }
@@ -103,12 +121,17 @@ __device__ __forceinline__ float quad_sum(float v) {
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
+// The forward: 32 queries a warp (two row fragments share every K and V fragment read from shared memory, which
+// bounds these kernels), 128 a block.
+#define FWD_M 2
+#define FWD_ROWS (4 * 16 * FWD_M)
+
 extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* q, const bf16* k, const bf16* v, bf16* out,
         float* lse, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     __shared__ __align__(16) bf16 kTiles[2][TILE * SROW], vTiles[2][TILE * SROW];
     int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
-    int qBlock = (gridDim.x - 1 - blockIdx.x) * TILE, q0 = qBlock + warp * 16; // warps past t_len still help load the tiles
+    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0 = qBlock + warp * 16 * FWD_M; // warps past t_len still help load the tiles
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* qb = q + (long) b * t_len * qs + head * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
@@ -116,11 +139,14 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
     load_tile(kTiles[0], kb, ks, 0, t_len);
     load_tile(vTiles[0], vb, ks, 0, t_len);
     copy_commit();
-    unsigned qa[KSTEPS][4];
-    load_a(qa, qb, qs, q0, t_len);
-    float o[DTILES][4] = {}, s[NTILES][4];
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-    int last = min(qBlock + TILE - 1, t_len - 1);
+    unsigned qa[FWD_M][KSTEPS][4];
+#pragma unroll
+    for (int m = 0; m < FWD_M; m++) load_a(qa[m], qb, qs, q0 + 16 * m, t_len);
+    float o[FWD_M][DTILES][4] = {}, s[FWD_M][NTILES][4];
+    float mx[FWD_M][2], l[FWD_M][2] = {};
+#pragma unroll
+    for (int m = 0; m < FWD_M; m++) mx[m][0] = mx[m][1] = -INFINITY;
+    int last = min(qBlock + FWD_ROWS - 1, t_len - 1);
     for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
         if (k0 + TILE <= last) {
             load_tile(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
@@ -131,40 +157,52 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
         __syncthreads();
         const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
         scores(s, qa, kTile);
-        // Only the diagonal tile needs the causal mask; key <= row also hides keys past t_len from every row written.
-        bool diagonal = k0 == qBlock;
-        float tileMax[2] = {-INFINITY, -INFINITY};
-        for (int nt = 0; nt < NTILES; nt++)
-            for (int e = 0; e < 4; e++) {
-                int row = q0 + g + (e >> 1) * 8, key = k0 + nt * 8 + 2 * t + (e & 1);
-                s[nt][e] = !diagonal || key <= row ? s[nt][e] * scale : -INFINITY;
-                tileMax[e >> 1] = fmaxf(tileMax[e >> 1], s[nt][e]);
+        // Only tiles reaching past the warp's first query need the causal mask; key <= row also hides keys past
+        // t_len from every row written.
+        bool masked = k0 + TILE > q0;
+#pragma unroll
+        for (int m = 0; m < FWD_M; m++) {
+            float tileMax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+            for (int nt = 0; nt < NTILES; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int row = q0 + 16 * m + g + (e >> 1) * 8, key = k0 + nt * 8 + 2 * t + (e & 1);
+                    s[m][nt][e] = !masked || key <= row ? s[m][nt][e] * scale : -INFINITY;
+                    tileMax[e >> 1] = fmaxf(tileMax[e >> 1], s[m][nt][e]);
+                }
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float mNew = fmaxf(mx[m][r], quad_max(tileMax[r]));
+                float base = mNew == -INFINITY ? 0.f : mNew, corr = __expf(mx[m][r] - base);
+                l[m][r] *= corr;
+#pragma unroll
+                for (int dt = 0; dt < DTILES; dt++) { o[m][dt][2 * r] *= corr; o[m][dt][2 * r + 1] *= corr; }
+#pragma unroll
+                for (int nt = 0; nt < NTILES; nt++) {
+                    s[m][nt][2 * r] = __expf(s[m][nt][2 * r] - base);
+                    s[m][nt][2 * r + 1] = __expf(s[m][nt][2 * r + 1] - base);
+                    l[m][r] += s[m][nt][2 * r] + s[m][nt][2 * r + 1];
+                }
+                mx[m][r] = mNew;
             }
-        for (int r = 0; r < 2; r++) {
-            float mNew = fmaxf(m[r], quad_max(tileMax[r]));
-            float base = mNew == -INFINITY ? 0.f : mNew, corr = __expf(m[r] - base);
-            l[r] *= corr;
-            for (int dt = 0; dt < DTILES; dt++) { o[dt][2 * r] *= corr; o[dt][2 * r + 1] *= corr; }
-            for (int nt = 0; nt < NTILES; nt++) {
-                s[nt][2 * r] = __expf(s[nt][2 * r] - base);
-                s[nt][2 * r + 1] = __expf(s[nt][2 * r + 1] - base);
-                l[r] += s[nt][2 * r] + s[nt][2 * r + 1];
-            }
-            m[r] = mNew;
         }
         accumulate(o, s, vTile);
         __syncthreads(); // every warp is done with these tiles before the next copy into them
     }
-    for (int r = 0; r < 2; r++) {
-        int row = q0 + g + 8 * r;
-        float sum = quad_sum(l[r]);
-        if (row >= t_len) continue;
-        bf16* orow = out + ((long) b * t_len + row) * qs + head * HD;
-        for (int dt = 0; dt < DTILES; dt++) {
-            *reinterpret_cast<unsigned*>(orow + dt * 8 + 2 * t) = pack(o[dt][2 * r] / sum, o[dt][2 * r + 1] / sum);
+#pragma unroll
+    for (int m = 0; m < FWD_M; m++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            int row = q0 + 16 * m + g + 8 * r;
+            float sum = quad_sum(l[m][r]);
+            if (row >= t_len) continue;
+            bf16* orow = out + ((long) b * t_len + row) * qs + head * HD;
+#pragma unroll
+            for (int dt = 0; dt < DTILES; dt++)
+                *reinterpret_cast<unsigned*>(orow + dt * 8 + 2 * t) = pack(o[m][dt][2 * r] / sum, o[m][dt][2 * r + 1] / sum);
+            if (t == 0) lse[((long) b * h + head) * t_len + row] = mx[m][r] + logf(sum);
         }
-        if (t == 0) lse[((long) b * h + head) * t_len + row] = m[r] + logf(sum);
-    }
 }
 
 // dq for 16 queries per warp: dq = scale · Σ_keys P∘(dP − delta) · K, with dP = dO·Vᵀ.
@@ -182,16 +220,17 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
     load_tile(kTiles[0], kb, ks, 0, t_len);
     load_tile(vTiles[0], vb, ks, 0, t_len);
     copy_commit();
-    unsigned qa[KSTEPS][4], da[KSTEPS][4];
-    load_a(qa, qb, qs, q0, t_len);
-    load_a(da, ob, qs, q0, t_len);
+    unsigned qa[1][KSTEPS][4], da[1][KSTEPS][4]; // one row fragment a warp: registers hold dq, P and dP
+    load_a(qa[0], qb, qs, q0, t_len);
+    load_a(da[0], ob, qs, q0, t_len);
     float rowLse[2], rowDelta[2];
     for (int r = 0; r < 2; r++) {
         int row = min(q0 + g + 8 * r, t_len - 1);
         rowLse[r] = lse[((long) b * h + head) * t_len + row];
         rowDelta[r] = delta[((long) b * h + head) * t_len + row];
     }
-    float acc[DTILES][4] = {}, s[NTILES][4], dp[NTILES][4];
+    float acc[1][DTILES][4] = {}, st[1][NTILES][4], dpt[1][NTILES][4];
+    auto &s = st[0], &dp = dpt[0];
     int last = min(qBlock + TILE - 1, t_len - 1);
     for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
         if (k0 + TILE <= last) {
@@ -202,8 +241,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
         copy_wait<1>();
         __syncthreads();
         const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
-        scores(s, qa, kTile);
-        scores(dp, da, vTile);
+        scores(st, qa, kTile);
+        scores(dpt, da, vTile);
         bool diagonal = k0 == qBlock; // as in the forward; rows past t_len are never written
         for (int nt = 0; nt < NTILES; nt++)
             for (int e = 0; e < 4; e++) {
@@ -211,7 +250,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
                 float p = !diagonal || key <= row ? __expf(s[nt][e] * scale - rowLse[r]) : 0.f;
                 s[nt][e] = p * (dp[nt][e] - rowDelta[r]);
             }
-        accumulate(acc, s, kTile);
+        accumulate(acc, st, kTile);
         __syncthreads();
     }
     for (int r = 0; r < 2; r++) {
@@ -219,7 +258,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
         if (row >= t_len) continue;
         bf16* drow = dq + ((long) b * t_len + row) * qs + head * HD;
         for (int dt = 0; dt < DTILES; dt++)
-            *reinterpret_cast<unsigned*>(drow + dt * 8 + 2 * t) = pack(acc[dt][2 * r] * scale, acc[dt][2 * r + 1] * scale);
+            *reinterpret_cast<unsigned*>(drow + dt * 8 + 2 * t) = pack(acc[0][dt][2 * r] * scale, acc[0][dt][2 * r + 1] * scale);
     }
 }
 
@@ -250,10 +289,11 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
     };
     fetch(0, 0);
     copy_commit();
-    unsigned ka[KSTEPS][4], va[KSTEPS][4];
-    load_a(ka, kb, ks, k0w, t_len);
-    load_a(va, vb, ks, k0w, t_len);
-    float dkAcc[DTILES][4] = {}, dvAcc[DTILES][4] = {}, s[NTILES][4], dp[NTILES][4];
+    unsigned ka[1][KSTEPS][4], va[1][KSTEPS][4];
+    load_a(ka[0], kb, ks, k0w, t_len);
+    load_a(va[0], vb, ks, k0w, t_len);
+    float dkAcc[1][DTILES][4] = {}, dvAcc[1][DTILES][4] = {}, st[1][NTILES][4], dpt[1][NTILES][4];
+    auto &s = st[0], &dp = dpt[0];
     for (int i = 0, cur = 0; i < tiles; i++, cur ^= 1) {
         if (i + 1 < tiles) fetch(i + 1, cur ^ 1);
         copy_commit();
@@ -262,8 +302,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
         int q0 = kBlock + i % perHead * TILE;
         const bf16 *qTile = qTiles[cur], *oTile = oTiles[cur];
         const float *lseTile = lseTiles[cur], *deltaTile = deltaTiles[cur];
-        scores(s, ka, qTile);   // Sᵀ: keys x queries
-        scores(dp, va, oTile);  // dPᵀ
+        scores(st, ka, qTile);   // Sᵀ: keys x queries
+        scores(dpt, va, oTile);  // dPᵀ
         bool diagonal = q0 == kBlock; // keys past t_len are never written
         for (int nt = 0; nt < NTILES; nt++)
             for (int e = 0; e < 4; e++) {
@@ -272,8 +312,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
                 s[nt][e] = p;
                 dp[nt][e] = p * (dp[nt][e] - deltaTile[col]);
             }
-        accumulate(dvAcc, s, oTile);
-        accumulate(dkAcc, dp, qTile);
+        accumulate(dvAcc, st, oTile);
+        accumulate(dkAcc, dpt, qTile);
         __syncthreads();
     }
     for (int r = 0; r < 2; r++) {
@@ -282,8 +322,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
         bf16* krow = dk + ((long) b * t_len + key) * ks + kvh * HD;
         bf16* vrow = dv + ((long) b * t_len + key) * ks + kvh * HD;
         for (int dt = 0; dt < DTILES; dt++) {
-            *reinterpret_cast<unsigned*>(krow + dt * 8 + 2 * t) = pack(dkAcc[dt][2 * r] * scale, dkAcc[dt][2 * r + 1] * scale);
-            *reinterpret_cast<unsigned*>(vrow + dt * 8 + 2 * t) = pack(dvAcc[dt][2 * r], dvAcc[dt][2 * r + 1]);
+            *reinterpret_cast<unsigned*>(krow + dt * 8 + 2 * t) = pack(dkAcc[0][dt][2 * r] * scale, dkAcc[0][dt][2 * r + 1] * scale);
+            *reinterpret_cast<unsigned*>(vrow + dt * 8 + 2 * t) = pack(dvAcc[0][dt][2 * r], dvAcc[0][dt][2 * r + 1]);
         }
     }
 }
