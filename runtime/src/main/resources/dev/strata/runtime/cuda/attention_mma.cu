@@ -56,6 +56,19 @@ __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, long str
     }
 }
 
+// Before the K and V tiles at k0 (in buffers cur) are worked on: starts copying the next ones, up to key `last`,
+// into the other buffers, and waits until the current ones are in shared memory for the whole block.
+__device__ __forceinline__ void next_kv(bf16 (*kTiles)[TILE * SROW], bf16 (*vTiles)[TILE * SROW], const bf16* kb, const bf16* vb,
+        long ks, int k0, int cur, int last, int t_len) {
+    if (k0 + TILE <= last) {
+        load_tile(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
+        load_tile(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
+    }
+    copy_commit();
+    copy_wait<1>();
+    __syncthreads();
+}
+
 __device__ __forceinline__ unsigned shared_address(const void* p) { return (unsigned) __cvta_generic_to_shared(p); }
 
 // acc (16M x TILE) = A (16M x HD) · Bᵀ, B the shared tile (TILE rows x HD), A as M fragments of 16 rows. B's
@@ -148,13 +161,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
     for (int m = 0; m < FWD_M; m++) mx[m][0] = mx[m][1] = -INFINITY;
     int last = min(qBlock + FWD_ROWS - 1, t_len - 1);
     for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
-        if (k0 + TILE <= last) {
-            load_tile(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
-            load_tile(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
-        }
-        copy_commit();
-        copy_wait<1>();
-        __syncthreads();
+        next_kv(kTiles, vTiles, kb, vb, ks, k0, cur, last, t_len);
         const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
         scores(s, qa, kTile);
         // Only tiles reaching past the warp's first query need the causal mask; key <= row also hides keys past
@@ -233,13 +240,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf1
     auto &s = st[0], &dp = dpt[0];
     int last = min(qBlock + TILE - 1, t_len - 1);
     for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
-        if (k0 + TILE <= last) {
-            load_tile(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
-            load_tile(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
-        }
-        copy_commit();
-        copy_wait<1>();
-        __syncthreads();
+        next_kv(kTiles, vTiles, kb, vb, ks, k0, cur, last, t_len);
         const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
         scores(st, qa, kTile);
         scores(dpt, da, vTile);
