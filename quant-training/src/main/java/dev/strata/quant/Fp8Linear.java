@@ -131,10 +131,18 @@ public final class Fp8Linear implements Linear {
     }
 
     @Override public Tensor forward(Tensor x) {
+        Tensor y = backend.empty(x.dtype(), x.size(0), weight.shape()[0]); // (N,out)
+        forward(x, y, 0);
+        return y;
+    }
+
+    @Override public void forwardAccumulate(Tensor x, Tensor yAcc) { forward(x, yAcc, 1); }
+
+    /** y = x·Wᵀ + b + beta·y. */
+    private void forward(Tensor x, Tensor y, double beta) {
         int n = x.size(0);
         requireFp8Dimension(n, "token count (batch x seq)");
         if (settings.rotation().wgrad() && weight.trainable()) requireBlockDivides(n, "token count (batch x seq)");
-        Tensor y = backend.empty(x.dtype(), n, weight.shape()[0]); // (N,out)
         discard();
         boolean trainable = weight.trainable();
         Fp8Operand xq = inputs.rows(x, settings, trainable);
@@ -151,9 +159,8 @@ public final class Fp8Linear implements Linear {
             }
             inputs.put(x, settings, xq, xT == null ? null : xT.hold());
         }
-        backend.matmulFp8(xq, weightForward(), y, 0);
+        backend.matmulFp8(xq, weightForward(), y, beta);
         if (bias != null) backend.addBias(y, bias.value());
-        return y;
     }
 
     @Override public Tensor backward(Tensor dy) {

@@ -30,10 +30,17 @@ public final class DenseLinear implements Linear {
 
     @Override public Tensor forward(Tensor x) {
         Tensor y = backend.empty(x.dtype(), x.size(0), weight.value().size(0)); // (N,out)
-        backend.matmul(x, false, weight.valueAs(x.dtype()), true, y, 1, 0);
+        forward(x, y, 0);
+        return y;
+    }
+
+    @Override public void forwardAccumulate(Tensor x, Tensor yAcc) { forward(x, yAcc, 1); }
+
+    /** y = x·Wᵀ + b + beta·y. */
+    private void forward(Tensor x, Tensor y, double beta) {
+        backend.matmul(x, false, weight.valueAs(x.dtype()), true, y, 1, beta);
         if (bias != null) backend.addBias(y, bias.value());
         this.x = x;
-        return y;
     }
 
     @Override public Tensor backward(Tensor dy) {

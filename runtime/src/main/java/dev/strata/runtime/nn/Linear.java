@@ -13,6 +13,12 @@ public interface Linear {
     /** x (N,in) -> y (N,out); keeps what backward needs. */
     Tensor forward(Tensor x);
 
+    /**
+     * As {@link #forward}, adding y into {@code yAcc} (N,out) inside the GEMM (its epilogue reads yAcc while the
+     * product is computed), as a LoRA adapter wants for the part it wrote first.
+     */
+    void forwardAccumulate(Tensor x, Tensor yAcc);
+
     /** dy (N,out) -> dx (N,in); adds into the parameters' gradients. */
     Tensor backward(Tensor dy);
 

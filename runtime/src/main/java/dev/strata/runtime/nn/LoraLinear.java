@@ -9,7 +9,8 @@ import java.util.Map;
 /**
  * A LoRA adapter on a linear layer (Hu et al., 2021): y = base(x) + (alpha/r)·(x·Aᵀ)·Bᵀ with A (r,in) and B (out,r).
  * The base, dense or FP8, is used as it is; when its weight is frozen it skips its own weight gradient. The
- * adapter's two thin GEMMs run in the activations' dtype (bf16 on the GPU) whatever the base runs in.
+ * adapter's two thin GEMMs run in the activations' dtype (bf16 on the GPU) whatever the base runs in. The adapter
+ * writes its part of y (and of dx) first and the base's GEMM adds into it, so y and dx take no pass of their own.
  */
 public final class LoraLinear implements Linear {
     private final Backend backend;
@@ -31,33 +32,42 @@ public final class LoraLinear implements Linear {
     }
 
     @Override public Tensor forward(Tensor x) {
-        Tensor y = base.forward(x);                                                            // (N,out)
-        discardAdapter();
-        h = backend.empty(x.dtype(), x.size(0), a.shape()[0]);                                 // (N,r)
-        backend.matmul(x, false, a.valueAs(x.dtype()), true, h, 1, 0);                        // h = x·Aᵀ
-        backend.matmul(h, false, b.valueAs(x.dtype()), true, y, scale, 1);                    // y += s·h·Bᵀ
-        this.x = x;
+        Tensor y = backend.empty(x.dtype(), x.size(0), b.shape()[0]);                          // (N,out)
+        forward(x, y, 0);
         return y;
     }
 
+    @Override public void forwardAccumulate(Tensor x, Tensor yAcc) { forward(x, yAcc, 1); }
+
+    /** y = s·(x·Aᵀ)·Bᵀ + beta·y, then the base adds x·Wᵀ + b. */
+    private void forward(Tensor x, Tensor y, double beta) {
+        discardAdapter();
+        h = backend.empty(x.dtype(), x.size(0), a.shape()[0]);                                 // (N,r)
+        backend.matmul(x, false, a.valueAs(x.dtype()), true, h, 1, 0);                        // h = x·Aᵀ
+        backend.matmul(h, false, b.valueAs(x.dtype()), true, y, scale, beta);                 // y = s·h·Bᵀ + beta·y
+        base.forwardAccumulate(x, y);
+        this.x = x;
+    }
+
     @Override public Tensor backward(Tensor dy) {
-        Tensor dx = base.backward(dy);
-        adapterBackward(dy, dx);
+        Tensor dx = backend.empty(dy.dtype(), dy.size(0), a.shape()[1]);                      // (N,in)
+        adapterBackward(dy, dx, 0);
+        base.backwardAccumulate(dy, dx);
         return dx;
     }
 
     @Override public void backwardAccumulate(Tensor dy, Tensor dxAcc) {
+        adapterBackward(dy, dxAcc, 1);
         base.backwardAccumulate(dy, dxAcc);
-        adapterBackward(dy, dxAcc);
     }
 
-    /** dB += s·dyᵀ·h; dh = s·dy·B; dA += dhᵀ·x; dx += dh·A. */
-    private void adapterBackward(Tensor dy, Tensor dx) {
+    /** dB += s·dyᵀ·h; dh = s·dy·B; dA += dhᵀ·x; dx = dh·A + beta·dx. */
+    private void adapterBackward(Tensor dy, Tensor dx, double beta) {
         try (Tensor dh = backend.empty(dy.dtype(), dy.size(0), a.shape()[0])) {             // (N,r)
             if (b.trainable()) backend.matmul(dy, true, h, false, b.grad(), scale, 1);
             backend.matmul(dy, false, b.valueAs(dy.dtype()), false, dh, scale, 0);
             if (a.trainable()) backend.matmul(dh, true, x, false, a.grad(), 1, 1);
-            backend.matmul(dh, false, a.valueAs(dh.dtype()), false, dx, 1, 1);
+            backend.matmul(dh, false, a.valueAs(dh.dtype()), false, dx, 1, beta);
         }
         discardAdapter();
     }
