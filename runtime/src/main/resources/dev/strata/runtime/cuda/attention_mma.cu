@@ -3,9 +3,9 @@
 // q, dq (B,T,H,D); k, v, dk, dv (B,T,Hkv,D); lse, delta (B,H,T) f32. Head size D = 64. A block of 4 warps owns
 // 128 queries in the forward (32 per warp), 64 queries in the dq kernel and 64 keys in the dk/dv kernel (16 per
 // warp: their registers hold more per row), in registers, and walks the other side 64 rows at a time through
-// shared memory: two buffers, the next tile streaming in by cp.async while the current one is worked on. Query blocks run last row first, so the causal mask's longest blocks start
-// first and the short ones fill the tail. Fragment layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and
-// g+8, columns 2t, 2t+1 (+8).
+// shared memory: two buffers, the next tile streaming in by cp.async while the current one is worked on. Query
+// blocks run last row first, so the causal mask's longest blocks start first and the short ones fill the tail.
+// Fragment layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and g+8, columns 2t, 2t+1 (+8).
 #include "common.cuh"
 
 #define HD 64          // head size
@@ -58,8 +58,8 @@ __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, long str
 
 // Before the K and V tiles at k0 (in buffers cur) are worked on: starts copying the next ones, up to key `last`,
 // into the other buffers, and waits until the current ones are in shared memory for the whole block.
-__device__ __forceinline__ void next_kv(bf16 (*kTiles)[TILE * SROW], bf16 (*vTiles)[TILE * SROW], const bf16* kb, const bf16* vb,
-        long ks, int k0, int cur, int last, int t_len) {
+__device__ __forceinline__ void next_kv(bf16 (*kTiles)[TILE * SROW], bf16 (*vTiles)[TILE * SROW], const bf16* kb,
+        const bf16* vb, long ks, int k0, int cur, int last, int t_len) {
     if (k0 + TILE <= last) {
         load_tile(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
         load_tile(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
@@ -74,7 +74,8 @@ __device__ __forceinline__ unsigned shared_address(const void* p) { return (unsi
 // acc (16M x TILE) = A (16M x HD) · Bᵀ, B the shared tile (TILE rows x HD), A as M fragments of 16 rows. B's
 // fragments are 8x8 blocks of the tile as stored (rows of B are columns of Bᵀ): one ldmatrix.x4 reads four, the
 // k-steps ks and ks + 1 of 8 rows, and serves all M row fragments.
-template <int M> __device__ __forceinline__ void scores(float (&acc)[M][NTILES][4], const unsigned (&a)[M][KSTEPS][4], const bf16* tile) {
+template <int M>
+__device__ __forceinline__ void scores(float (&acc)[M][NTILES][4], const unsigned (&a)[M][KSTEPS][4], const bf16* tile) {
     int lane = threadIdx.x & 31;
 #pragma unroll
     for (int nt = 0; nt < NTILES; nt++) {
@@ -97,7 +98,8 @@ template <int M> __device__ __forceinline__ void scores(float (&acc)[M][NTILES][
 
 // out (16M x HD) += P (16M x TILE, in C layout) · V, V the shared tile (TILE rows x HD). The B fragments are columns
 // of V: ldmatrix.trans reads four 8x8 blocks (rows +0/+8, columns +0/+8) and hands each lane its column pairs.
-template <int M> __device__ __forceinline__ void accumulate(float (&out)[M][DTILES][4], const float (&p)[M][NTILES][4], const bf16* tile) {
+template <int M>
+__device__ __forceinline__ void accumulate(float (&out)[M][DTILES][4], const float (&p)[M][NTILES][4], const bf16* tile) {
     int lane = threadIdx.x & 31, j = lane >> 3, i = lane & 7;
 #pragma unroll
     for (int ks = 0; ks < TILE / 16; ks++) {
@@ -144,7 +146,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     __shared__ __align__(16) bf16 kTiles[2][TILE * SROW], vTiles[2][TILE * SROW];
     int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
-    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0 = qBlock + warp * 16 * FWD_M; // warps past t_len still help load the tiles
+    // warps past t_len still help load the tiles
+    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0 = qBlock + warp * 16 * FWD_M;
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* qb = q + (long) b * t_len * qs + head * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
