@@ -130,16 +130,11 @@ public final class Fp8Linear implements Linear {
         backend.rollAmaxHistories(rolled);
     }
 
-    @Override public Tensor forward(Tensor x) {
-        Tensor y = backend.empty(x.dtype(), x.size(0), weight.shape()[0]); // (N,out)
-        forward(x, y, 0);
-        return y;
-    }
+    @Override public int inFeatures() { return weight.shape()[1]; }
 
-    @Override public void forwardAccumulate(Tensor x, Tensor yAcc) { forward(x, yAcc, 1); }
+    @Override public int outFeatures() { return weight.shape()[0]; }
 
-    /** y = x·Wᵀ + b + beta·y. */
-    private void forward(Tensor x, Tensor y, double beta) {
+    @Override public void forward(Tensor x, Tensor y, double beta) {
         int n = x.size(0);
         requireFp8Dimension(n, "token count (batch x seq)");
         if (settings.rotation().wgrad() && weight.trainable()) requireBlockDivides(n, "token count (batch x seq)");
@@ -163,16 +158,8 @@ public final class Fp8Linear implements Linear {
         if (bias != null) backend.addBias(y, bias.value());
     }
 
-    @Override public Tensor backward(Tensor dy) {
-        Tensor dx = backend.empty(dy.dtype(), dy.size(0), weight.shape()[1]); // (N,in)
-        backward(dy, dx, 0);
-        return dx;
-    }
-
-    @Override public void backwardAccumulate(Tensor dy, Tensor dxAcc) { backward(dy, dxAcc, 1); }
-
     /** dx = dy·W + beta·dx; dW += dyᵀ·x unless the weight is frozen; db += Σ_rows dy. */
-    private void backward(Tensor dy, Tensor dx, double beta) {
+    @Override public void backward(Tensor dy, Tensor dx, double beta) {
         inputs.clear(); // forward is over: no layer reads the last input again
         try (Fp8Operand dyq = operand(dy, DType.FP8_E5M2, false)) { // (N,out)
             if (weight.trainable()) {

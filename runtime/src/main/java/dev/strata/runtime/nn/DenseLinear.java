@@ -28,31 +28,17 @@ public final class DenseLinear implements Linear {
                 hasBias ? new Parameter(name + ".bias", Parameter.Kind.BIAS, backend.zeros(dtype, out)) : null);
     }
 
-    @Override public Tensor forward(Tensor x) {
-        Tensor y = backend.empty(x.dtype(), x.size(0), weight.value().size(0)); // (N,out)
-        forward(x, y, 0);
-        return y;
-    }
+    @Override public int inFeatures() { return weight.shape()[1]; }
 
-    @Override public void forwardAccumulate(Tensor x, Tensor yAcc) { forward(x, yAcc, 1); }
+    @Override public int outFeatures() { return weight.shape()[0]; }
 
-    /** y = x·Wᵀ + b + beta·y. */
-    private void forward(Tensor x, Tensor y, double beta) {
+    @Override public void forward(Tensor x, Tensor y, double beta) {
         backend.matmul(x, false, weight.valueAs(x.dtype()), true, y, 1, beta);
         if (bias != null) backend.addBias(y, bias.value());
         this.x = x;
     }
 
-    @Override public Tensor backward(Tensor dy) {
-        Tensor dx = backend.empty(dy.dtype(), dy.size(0), weight.value().size(1)); // (N,in)
-        backward(dy, dx, 0);
-        return dx;
-    }
-
-    @Override public void backwardAccumulate(Tensor dy, Tensor dxAcc) { backward(dy, dxAcc, 1); }
-
-    /** dx = dy·W + beta·dx. */
-    private void backward(Tensor dy, Tensor dx, double beta) {
+    @Override public void backward(Tensor dy, Tensor dx, double beta) {
         if (weight.trainable()) backend.matmul(dy, true, x, false, weight.grad(), 1, 1);        // dW (out,in) += dyᵀ·x
         if (bias != null && bias.trainable()) backend.sumRowsAccumulate(dy, bias.grad());       // db (out) += Σ_rows dy
         backend.matmul(dy, false, weight.valueAs(dy.dtype()), false, dx, 1, beta);

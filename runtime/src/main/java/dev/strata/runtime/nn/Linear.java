@@ -10,20 +10,39 @@ import java.util.Map;
  */
 public interface Linear {
 
-    /** x (N,in) -> y (N,out); keeps what backward needs. */
-    Tensor forward(Tensor x);
+    /** Features in and out: W is (out,in). */
+    int inFeatures();
+
+    int outFeatures();
 
     /**
-     * As {@link #forward}, adding y into {@code yAcc} (N,out) inside the GEMM (its epilogue reads yAcc while the
-     * product is computed), as a LoRA adapter wants for the part it wrote first.
+     * y (N,out) = x (N,in)·Wᵀ + b + beta·y, beta 0 or 1; keeps what backward needs. The GEMM adds beta·y in its
+     * epilogue, while the product is computed, so accumulating costs no pass of its own.
      */
-    void forwardAccumulate(Tensor x, Tensor yAcc);
+    void forward(Tensor x, Tensor y, double beta);
 
-    /** dy (N,out) -> dx (N,in); adds into the parameters' gradients. */
-    Tensor backward(Tensor dy);
+    /** dx (N,in) = dy (N,out)·W + beta·dx, beta 0 or 1; adds into the parameters' gradients. */
+    void backward(Tensor dy, Tensor dx, double beta);
 
-    /** As {@link #backward}, adding dx into {@code dxAcc} (N,in): layers that share an input sum their dx for free. */
-    void backwardAccumulate(Tensor dy, Tensor dxAcc);
+    /** x (N,in) -> a new y (N,out). */
+    default Tensor forward(Tensor x) {
+        Tensor y = x.backend().empty(x.dtype(), x.size(0), outFeatures());
+        forward(x, y, 0);
+        return y;
+    }
+
+    /** As {@link #forward(Tensor)}, adding y into {@code yAcc}: a LoRA adapter writes its part first. */
+    default void forwardAccumulate(Tensor x, Tensor yAcc) { forward(x, yAcc, 1); }
+
+    /** dy (N,out) -> a new dx (N,in). */
+    default Tensor backward(Tensor dy) {
+        Tensor dx = dy.backend().empty(dy.dtype(), dy.size(0), inFeatures());
+        backward(dy, dx, 0);
+        return dx;
+    }
+
+    /** As {@link #backward(Tensor)}, adding dx into {@code dxAcc}: layers that share an input sum their dx for free. */
+    default void backwardAccumulate(Tensor dy, Tensor dxAcc) { backward(dy, dxAcc, 1); }
 
     List<Parameter> parameters();
 

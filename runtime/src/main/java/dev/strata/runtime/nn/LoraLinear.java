@@ -31,34 +31,23 @@ public final class LoraLinear implements Linear {
         this.scale = scale;
     }
 
-    @Override public Tensor forward(Tensor x) {
-        Tensor y = backend.empty(x.dtype(), x.size(0), b.shape()[0]);                          // (N,out)
-        forward(x, y, 0);
-        return y;
-    }
+    @Override public int inFeatures() { return base.inFeatures(); }
 
-    @Override public void forwardAccumulate(Tensor x, Tensor yAcc) { forward(x, yAcc, 1); }
+    @Override public int outFeatures() { return base.outFeatures(); }
 
     /** y = s·(x·Aᵀ)·Bᵀ + beta·y, then the base adds x·Wᵀ + b. */
-    private void forward(Tensor x, Tensor y, double beta) {
+    @Override public void forward(Tensor x, Tensor y, double beta) {
         discardAdapter();
         h = backend.empty(x.dtype(), x.size(0), a.shape()[0]);                                 // (N,r)
         backend.matmul(x, false, a.valueAs(x.dtype()), true, h, 1, 0);                        // h = x·Aᵀ
         backend.matmul(h, false, b.valueAs(x.dtype()), true, y, scale, beta);                 // y = s·h·Bᵀ + beta·y
-        base.forwardAccumulate(x, y);
+        base.forward(x, y, 1);
         this.x = x;
     }
 
-    @Override public Tensor backward(Tensor dy) {
-        Tensor dx = backend.empty(dy.dtype(), dy.size(0), a.shape()[1]);                      // (N,in)
-        adapterBackward(dy, dx, 0);
-        base.backwardAccumulate(dy, dx);
-        return dx;
-    }
-
-    @Override public void backwardAccumulate(Tensor dy, Tensor dxAcc) {
-        adapterBackward(dy, dxAcc, 1);
-        base.backwardAccumulate(dy, dxAcc);
+    @Override public void backward(Tensor dy, Tensor dx, double beta) {
+        adapterBackward(dy, dx, beta);
+        base.backward(dy, dx, 1);
     }
 
     /** dB += s·dyᵀ·h; dh = s·dy·B; dA += dhᵀ·x; dx = dh·A + beta·dx. */
