@@ -470,8 +470,10 @@ public final class CudaBackend implements Backend {
             kernels.launch("attention.cu", "attention_delta_" + sfx, (int) Math.min(ceil(rows * 8, THREADS), (long) multiprocessors * 16), 1, 1, THREADS,
                     dout, out, delta, b, t, h, d);
             if (tensorCoreAttention(q)) {
-                kernels.launch("attention_mma.cu", "attention_mma_bwd_dq", ceil(t, 64), h, b, 128, dout, q, k, v, lse, delta, dq, t, h, hkv, (float) scale);
-                kernels.launch("attention_mma.cu", "attention_mma_bwd_dkv", ceil(t, 64), hkv, b, 128, dout, q, k, v, lse, delta, dk, dv, t, h, hkv, (float) scale);
+                try (Tensor dqAcc = zeros(DType.F32, q.shape())) { // the key blocks add their shares of dq into it
+                    kernels.launch("attention_mma.cu", "attention_mma_bwd", ceil(t, 64), hkv, b, 128, dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale);
+                    elementwiseIn("attention_mma.cu", "attention_dq_finish", dq.numel(), dqAcc, dq, dq.numel(), (float) scale);
+                }
             } else {
                 kernels.launch("attention.cu", "attention_bwd_dq_" + sfx, t, h, b, 32, dout, q, k, v, lse, delta, dq, t, h, hkv, d, (float) scale);
                 kernels.launch("attention.cu", "attention_bwd_dkv_" + sfx, t, hkv, b, 32, dout, q, k, v, lse, delta, dk, dv, t, h, hkv, d, (float) scale);

@@ -1,10 +1,10 @@
 // Causal attention with grouped-query heads on bf16 tensor cores (mma.sync m16n8k16, f32 accumulation), in the
 // FlashAttention-2 manner: online softmax, only the log-sum-exp of each row kept, never a (T,T) matrix.
 // q, dq (B,T,H,D); k, v, dk, dv (B,T,Hkv,D); lse, delta (B,H,T) f32. Head size D = 64. A block of 4 warps owns
-// 128 queries in the forward (32 per warp), 64 queries in the dq kernel and 64 keys in the dk/dv kernel (16 per
-// warp: their registers hold more per row), in registers, and walks the other side 64 rows at a time through
-// shared memory: two buffers, the next tile streaming in by cp.async while the current one is worked on. Query
-// blocks run last row first, so the causal mask's longest blocks start first and the short ones fill the tail.
+// 128 queries in the forward (32 per warp) and 64 keys in the backward (16 per warp: its registers hold more per
+// row), in registers, and walks the other side 64 rows at a time through shared memory: two buffers, the next tile
+// streaming in by cp.async while the current one is worked on. Forward query blocks run last row first, so the
+// causal mask's longest blocks start first and the short ones fill the tail.
 // Fragment layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and g+8, columns 2t, 2t+1 (+8).
 #include "common.cuh"
 
@@ -215,62 +215,15 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
         }
 }
 
-// dq for 16 queries per warp: dq = scale · Σ_keys P∘(dP − delta) · K, with dP = dO·Vᵀ.
-extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dq(const bf16* dout, const bf16* q, const bf16* k,
-        const bf16* v, const float* lse, const float* delta, bf16* dq, int t_len, int h, int hkv, float scale) {
+// The backward, FlashAttention-2's way: a block owns 64 keys (16 a warp) and walks the queries of every head in its
+// group, accumulating dk = scale · Σ dSᵀ·Q and dv = Σ Pᵀ·dO in registers, where dS = P∘(dP − delta), dP = dO·Vᵀ.
+// dq = scale · Σ_keys dS·K takes a share of every query tile's dS through shared memory and is added, unscaled,
+// into the f32 dq_acc (B,T,H,D) by vector atomics; attention_dq_finish scales it into dq. One pass over Q and dO
+// instead of a second kernel recomputing QKᵀ and dO·Vᵀ for dq.
+extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* dout, const bf16* q, const bf16* k,
+        const bf16* v, const float* lse, const float* delta, float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __shared__ __align__(16) bf16 kTiles[2][TILE * SROW], vTiles[2][TILE * SROW];
-    int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
-    int qBlock = (gridDim.x - 1 - blockIdx.x) * TILE, q0 = qBlock + warp * 16;
-    long qs = (long) h * HD, ks = (long) hkv * HD;
-    const bf16* qb = q + (long) b * t_len * qs + head * HD;
-    const bf16* ob = dout + (long) b * t_len * qs + head * HD;
-    const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
-    const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
-    load_tile(kTiles[0], kb, ks, 0, t_len);
-    load_tile(vTiles[0], vb, ks, 0, t_len);
-    copy_commit();
-    unsigned qa[1][KSTEPS][4], da[1][KSTEPS][4]; // one row fragment a warp: registers hold dq, P and dP
-    load_a(qa[0], qb, qs, q0, t_len);
-    load_a(da[0], ob, qs, q0, t_len);
-    float rowLse[2], rowDelta[2];
-    for (int r = 0; r < 2; r++) {
-        int row = min(q0 + g + 8 * r, t_len - 1);
-        rowLse[r] = lse[((long) b * h + head) * t_len + row];
-        rowDelta[r] = delta[((long) b * h + head) * t_len + row];
-    }
-    float acc[1][DTILES][4] = {}, st[1][NTILES][4], dpt[1][NTILES][4];
-    auto &s = st[0], &dp = dpt[0];
-    int last = min(qBlock + TILE - 1, t_len - 1);
-    for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
-        next_kv(kTiles, vTiles, kb, vb, ks, k0, cur, last, t_len);
-        const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
-        scores(st, qa, kTile);
-        scores(dpt, da, vTile);
-        bool diagonal = k0 == qBlock; // as in the forward; rows past t_len are never written
-        for (int nt = 0; nt < NTILES; nt++)
-            for (int e = 0; e < 4; e++) {
-                int r = e >> 1, row = q0 + g + 8 * r, key = k0 + nt * 8 + 2 * t + (e & 1);
-                float p = !diagonal || key <= row ? __expf(s[nt][e] * scale - rowLse[r]) : 0.f;
-                s[nt][e] = p * (dp[nt][e] - rowDelta[r]);
-            }
-        accumulate(acc, st, kTile);
-        __syncthreads();
-    }
-    for (int r = 0; r < 2; r++) {
-        int row = q0 + g + 8 * r;
-        if (row >= t_len) continue;
-        bf16* drow = dq + ((long) b * t_len + row) * qs + head * HD;
-        for (int dt = 0; dt < DTILES; dt++)
-            *reinterpret_cast<unsigned*>(drow + dt * 8 + 2 * t) = pack(acc[0][dt][2 * r] * scale, acc[0][dt][2 * r + 1] * scale);
-    }
-}
-
-// dk, dv for 16 keys per warp, summed over the query heads of the group: dv = Σ Pᵀ·dO, dk = scale · Σ dSᵀ·Q.
-extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf16* dout, const bf16* q, const bf16* k,
-        const bf16* v, const float* lse, const float* delta, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __shared__ __align__(16) bf16 qTiles[2][TILE * SROW], oTiles[2][TILE * SROW];
+    __shared__ __align__(16) bf16 qTiles[2][TILE * SROW], oTiles[2][TILE * SROW], dsTile[TILE * SROW]; // dsTile: dSᵀ, keys x queries
     __shared__ float lseTiles[2][TILE], deltaTiles[2][TILE];
     int kvh = blockIdx.y, b = blockIdx.z, group = h / hkv;
     int kBlock = blockIdx.x * TILE, k0w = kBlock + warp * 16; // the first key blocks see the most queries: they start first
@@ -296,6 +249,20 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
     unsigned ka[1][KSTEPS][4], va[1][KSTEPS][4];
     load_a(ka[0], kb, ks, k0w, t_len);
     load_a(va[0], vb, ks, k0w, t_len);
+    // This warp's share of dq: head dimensions 16·warp to 16·warp + 15, so its B fragments are K's block of 64 keys
+    // by those 16 columns (k = key pairs, n = dimension), zero past t_len, held for the whole walk.
+    unsigned kf[KSTEPS][2][2];
+#pragma unroll
+    for (int s = 0; s < KSTEPS; s++)
+#pragma unroll
+        for (int n = 0; n < 2; n++)
+#pragma unroll
+            for (int half = 0; half < 2; half++) {
+                int key = kBlock + s * 16 + half * 8 + 2 * t, col = warp * 16 + n * 8 + g;
+                float lo = key < t_len ? to_float(kb[(long) key * ks + col]) : 0.f;
+                float hi = key + 1 < t_len ? to_float(kb[(long) (key + 1) * ks + col]) : 0.f;
+                kf[s][n][half] = pack(lo, hi);
+            }
     float dkAcc[1][DTILES][4] = {}, dvAcc[1][DTILES][4] = {}, st[1][NTILES][4], dpt[1][NTILES][4];
     auto &s = st[0], &dp = dpt[0];
     for (int i = 0, cur = 0; i < tiles; i++, cur ^= 1) {
@@ -303,22 +270,54 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
         copy_commit();
         copy_wait<1>();
         __syncthreads();
-        int q0 = kBlock + i % perHead * TILE;
+        int head = kvh * group + i / perHead, q0 = kBlock + i % perHead * TILE;
         const bf16 *qTile = qTiles[cur], *oTile = oTiles[cur];
         const float *lseTile = lseTiles[cur], *deltaTile = deltaTiles[cur];
         scores(st, ka, qTile);   // Sᵀ: keys x queries
         scores(dpt, va, oTile);  // dPᵀ
         bool diagonal = q0 == kBlock; // keys past t_len are never written
-        for (int nt = 0; nt < NTILES; nt++)
+#pragma unroll
+        for (int nt = 0; nt < NTILES; nt++) {
+#pragma unroll
             for (int e = 0; e < 4; e++) {
                 int key = k0w + g + 8 * (e >> 1), col = nt * 8 + 2 * t + (e & 1);
                 float p = !diagonal || q0 + col >= key ? __expf(s[nt][e] * scale - lseTile[col]) : 0.f;
                 s[nt][e] = p;
                 dp[nt][e] = p * (dp[nt][e] - deltaTile[col]);
             }
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+                *reinterpret_cast<unsigned*>(dsTile + (warp * 16 + g + 8 * r) * SROW + nt * 8 + 2 * t) = pack(dp[nt][2 * r], dp[nt][2 * r + 1]);
+        }
         accumulate(dvAcc, st, oTile);
         accumulate(dkAcc, dpt, qTile);
-        __syncthreads();
+        __syncthreads(); // dsTile holds every warp's keys
+        // dq (64 queries x this warp's 16 columns) += dS · K: A fragments are dSᵀ read transposed, 16 queries at a time.
+        float* qAcc = dq_acc + ((long) b * t_len + q0) * qs + head * HD + warp * 16;
+        int j = lane >> 3, l8 = lane & 7;
+#pragma unroll
+        for (int m = 0; m < TILE / 16; m++) {
+            float c[2][4] = {};
+#pragma unroll
+            for (int s4 = 0; s4 < KSTEPS; s4++) {
+                unsigned a[4];
+                asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                             : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+                             : "r"(shared_address(dsTile + (s4 * 16 + (j >> 1) * 8 + l8) * SROW + m * 16 + (j & 1) * 8)));
+                mma(c[0], a, kf[s4][0][0], kf[s4][0][1]);
+                mma(c[1], a, kf[s4][1][0], kf[s4][1][1]);
+            }
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int row = m * 16 + g + 8 * r;
+                if (q0 + row >= t_len) continue;
+#pragma unroll
+                for (int n = 0; n < 2; n++)
+                    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};"
+                                 :: "l"(qAcc + (long) row * qs + n * 8 + 2 * t), "f"(c[n][2 * r]), "f"(c[n][2 * r + 1]) : "memory");
+            }
+        }
+        __syncthreads(); // every warp is done with these tiles and dsTile before they are written again
     }
     for (int r = 0; r < 2; r++) {
         int key = k0w + g + 8 * r;
@@ -330,4 +329,9 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd_dkv(const bf
             *reinterpret_cast<unsigned*>(vrow + dt * 8 + 2 * t) = pack(dvAcc[0][dt][2 * r], dvAcc[0][dt][2 * r + 1]);
         }
     }
+}
+
+// dq = scale · dq_acc, into the activations' bf16.
+extern "C" __global__ void attention_dq_finish(const float* dq_acc, bf16* dq, long n, float scale) {
+    map1(dq_acc, dq, n, [=](float x) { return x * scale; });
 }
