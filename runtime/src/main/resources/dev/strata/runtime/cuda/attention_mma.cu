@@ -126,6 +126,15 @@ __device__ __forceinline__ void accumulate(float (&out)[M][DTILES][4], const flo
     }
 }
 
+// 2^x in one MUFU instruction. Softmax runs in base 2 with log2(e) folded into the scale, so each probability is
+// one FFMA and one EX2.
+#define LOG2E 1.4426950408889634f
+__device__ __forceinline__ float exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 __device__ __forceinline__ float quad_max(float v) {
     v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
     return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
@@ -159,7 +168,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
 #pragma unroll
     for (int m = 0; m < FWD_M; m++) load_a(qa[m], qb, qs, q0 + 16 * m, t_len);
     float o[FWD_M][DTILES][4] = {}, s[FWD_M][NTILES][4];
-    float mx[FWD_M][2], l[FWD_M][2] = {};
+    float mx[FWD_M][2], l[FWD_M][2] = {}, scale2 = scale * LOG2E; // mx: the rows' largest unscaled scores
 #pragma unroll
     for (int m = 0; m < FWD_M; m++) mx[m][0] = mx[m][1] = -INFINITY;
     int last = min(qBlock + FWD_ROWS - 1, t_len - 1);
@@ -168,30 +177,33 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
         const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
         scores(s, qa, kTile);
         // Only tiles reaching past the warp's first query need the causal mask; key <= row also hides keys past
-        // t_len from every row written.
-        bool masked = k0 + TILE > q0;
+        // t_len from every row written. Scores stay unscaled (scale > 0 keeps their order) until the exponent.
+        if (k0 + TILE > q0)
+#pragma unroll
+            for (int m = 0; m < FWD_M; m++)
+#pragma unroll
+                for (int nt = 0; nt < NTILES; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        if (k0 + nt * 8 + 2 * t + (e & 1) > q0 + 16 * m + g + (e >> 1) * 8) s[m][nt][e] = -INFINITY;
 #pragma unroll
         for (int m = 0; m < FWD_M; m++) {
             float tileMax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
             for (int nt = 0; nt < NTILES; nt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int row = q0 + 16 * m + g + (e >> 1) * 8, key = k0 + nt * 8 + 2 * t + (e & 1);
-                    s[m][nt][e] = !masked || key <= row ? s[m][nt][e] * scale : -INFINITY;
-                    tileMax[e >> 1] = fmaxf(tileMax[e >> 1], s[m][nt][e]);
-                }
+                for (int e = 0; e < 4; e++) tileMax[e >> 1] = fmaxf(tileMax[e >> 1], s[m][nt][e]);
 #pragma unroll
             for (int r = 0; r < 2; r++) {
                 float mNew = fmaxf(mx[m][r], quad_max(tileMax[r]));
-                float base = mNew == -INFINITY ? 0.f : mNew, corr = __expf(mx[m][r] - base);
+                float base = (mNew == -INFINITY ? 0.f : mNew) * scale2, corr = exp2_approx(fmaf(mx[m][r], scale2, -base));
                 l[m][r] *= corr;
 #pragma unroll
                 for (int dt = 0; dt < DTILES; dt++) { o[m][dt][2 * r] *= corr; o[m][dt][2 * r + 1] *= corr; }
 #pragma unroll
                 for (int nt = 0; nt < NTILES; nt++) {
-                    s[m][nt][2 * r] = __expf(s[m][nt][2 * r] - base);
-                    s[m][nt][2 * r + 1] = __expf(s[m][nt][2 * r + 1] - base);
+                    s[m][nt][2 * r] = exp2_approx(fmaf(s[m][nt][2 * r], scale2, -base));
+                    s[m][nt][2 * r + 1] = exp2_approx(fmaf(s[m][nt][2 * r + 1], scale2, -base));
                     l[m][r] += s[m][nt][2 * r] + s[m][nt][2 * r + 1];
                 }
                 mx[m][r] = mNew;
@@ -211,7 +223,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
 #pragma unroll
             for (int dt = 0; dt < DTILES; dt++)
                 *reinterpret_cast<unsigned*>(orow + dt * 8 + 2 * t) = pack(o[m][dt][2 * r] / sum, o[m][dt][2 * r + 1] / sum);
-            if (t == 0) lse[((long) b * h + head) * t_len + row] = mx[m][r] + logf(sum);
+            if (t == 0) lse[((long) b * h + head) * t_len + row] = mx[m][r] * scale + logf(sum);
         }
 }
 
@@ -224,7 +236,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
         const bf16* v, const float* lse, const float* delta, float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     __shared__ __align__(16) bf16 qTiles[2][TILE * SROW], oTiles[2][TILE * SROW], dsTile[TILE * SROW]; // dsTile: dSᵀ, keys x queries
-    __shared__ float lseTiles[2][TILE], deltaTiles[2][TILE];
+    __shared__ __align__(8) float lseTiles[2][TILE], deltaTiles[2][TILE]; // lse in base 2
     int kvh = blockIdx.y, b = blockIdx.z, group = h / hkv;
     int kBlock = blockIdx.x * TILE, k0w = kBlock + warp * 16; // the first key blocks see the most queries: they start first
     long qs = (long) h * HD, ks = (long) hkv * HD;
@@ -240,7 +252,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
         if (threadIdx.x < TILE) {
             bool in = q0 + threadIdx.x < t_len;
             long at = ((long) b * h + head) * t_len + q0 + threadIdx.x;
-            lseTiles[buf][threadIdx.x] = in ? lse[at] : INFINITY;
+            lseTiles[buf][threadIdx.x] = in ? lse[at] * LOG2E : INFINITY;
             deltaTiles[buf][threadIdx.x] = in ? delta[at] : 0.f;
         }
     };
@@ -263,7 +275,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
                 float hi = key + 1 < t_len ? to_float(kb[(long) (key + 1) * ks + col]) : 0.f;
                 kf[s][n][half] = pack(lo, hi);
             }
-    float dkAcc[1][DTILES][4] = {}, dvAcc[1][DTILES][4] = {}, st[1][NTILES][4], dpt[1][NTILES][4];
+    float dkAcc[1][DTILES][4] = {}, dvAcc[1][DTILES][4] = {}, st[1][NTILES][4], dpt[1][NTILES][4], scale2 = scale * LOG2E;
     auto &s = st[0], &dp = dpt[0];
     for (int i = 0, cur = 0; i < tiles; i++, cur ^= 1) {
         if (i + 1 < tiles) fetch(i + 1, cur ^ 1);
@@ -275,15 +287,21 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
         const float *lseTile = lseTiles[cur], *deltaTile = deltaTiles[cur];
         scores(st, ka, qTile);   // Sᵀ: keys x queries
         scores(dpt, va, oTile);  // dPᵀ
-        bool diagonal = q0 == kBlock; // keys past t_len are never written
+        if (q0 == kBlock) // the diagonal tile; keys past t_len see no query
+#pragma unroll
+            for (int nt = 0; nt < NTILES; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    if (q0 + nt * 8 + 2 * t + (e & 1) < k0w + g + 8 * (e >> 1)) s[nt][e] = -INFINITY;
 #pragma unroll
         for (int nt = 0; nt < NTILES; nt++) {
+            float2 rowLse = *reinterpret_cast<const float2*>(lseTile + nt * 8 + 2 * t);
+            float2 rowDelta = *reinterpret_cast<const float2*>(deltaTile + nt * 8 + 2 * t);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                int key = k0w + g + 8 * (e >> 1), col = nt * 8 + 2 * t + (e & 1);
-                float p = !diagonal || q0 + col >= key ? __expf(s[nt][e] * scale - lseTile[col]) : 0.f;
+                float p = exp2_approx(fmaf(s[nt][e], scale2, -(e & 1 ? rowLse.y : rowLse.x)));
                 s[nt][e] = p;
-                dp[nt][e] = p * (dp[nt][e] - deltaTile[col]);
+                dp[nt][e] = p * (dp[nt][e] - (e & 1 ? rowDelta.y : rowDelta.x));
             }
 #pragma unroll
             for (int r = 0; r < 2; r++)
