@@ -224,8 +224,13 @@ public interface Backend extends AutoCloseable {
 
     // ---- optimizer ----------------------------------------------------------------------------------------------
 
-    /** One parameter of a multi-tensor AdamW update: its value, gradient and moments (one shape) and weight decay. */
-    record AdamWSlot(Tensor param, Tensor grad, Tensor m, Tensor v, double weightDecay) {}
+    /**
+     * One parameter of a multi-tensor AdamW update: its value, gradient and moments (one shape), weight decay, and
+     * the copy of the value that GEMMs read in a lower precision, written with the update (null: none).
+     */
+    record AdamWSlot(Tensor param, Tensor grad, Tensor m, Tensor v, double weightDecay, Tensor copy) {
+        public AdamWSlot(Tensor param, Tensor grad, Tensor m, Tensor v, double weightDecay) { this(param, grad, m, v, weightDecay, null); }
+    }
 
     /** What stays fixed from one AdamW step to the next; maxGradNorm = 0 turns clipping off. */
     record AdamWSettings(double beta1, double beta2, double eps, double maxGradNorm) {}

@@ -600,6 +600,7 @@ public final class CpuBackend implements Backend {
                 vb.set(i, vi);
                 p.set(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) / bc2Sqrt + st.eps()));
             });
+            if (slot.copy() != null) copyInto(slot.param(), slot.copy());
         }
     }
 

@@ -340,7 +340,7 @@ public final class CudaBackend implements Backend {
         List<Slot> slots = new ArrayList<>();
         for (Tensor t : tensors) {
             requireF32(t);
-            slots.add(new Slot(t, null, null, null, 0));
+            slots.add(new Slot(t, null, null, null, null, 0));
         }
         SlotTable table = slotTable(slots);
         if (table.chunkCount() == 0) {
@@ -638,7 +638,7 @@ public final class CudaBackend implements Backend {
         List<Slot> slots = new ArrayList<>();
         for (Tensor h : histories) {
             requireF32(h);
-            slots.add(new Slot(h, null, null, null, 0));
+            slots.add(new Slot(h, null, null, null, null, 0));
         }
         if (slots.isEmpty()) return;
         kernels.launch("fp8.cu", "fp8_roll_histories", ceil(slots.size(), THREADS), 1, 1, THREADS, slotTable(slots).slots(), slots.size());
@@ -694,9 +694,11 @@ public final class CudaBackend implements Backend {
         List<Slot> table = new ArrayList<>();
         for (AdamWSlot a : slots) {
             requireF32(a.param(), a.grad(), a.m(), a.v());
+            require(a.copy() == null || a.copy().dtype() == DType.BF16 && a.copy().numel() == a.param().numel(),
+                    "adamw writes a bf16 copy of " + a.param() + ", not " + a.copy());
             require(a.param().numel() == a.grad().numel() && a.param().numel() == a.m().numel() && a.param().numel() == a.v().numel(),
                     "adamw slot tensors differ in size: " + a);
-            table.add(new Slot(a.param(), a.grad(), a.m(), a.v(), a.weightDecay()));
+            table.add(new Slot(a.param(), a.grad(), a.m(), a.v(), a.copy(), a.weightDecay()));
         }
         SlotTable t = slotTable(table);
         if (t.chunkCount() == 0) return;
@@ -704,14 +706,16 @@ public final class CudaBackend implements Backend {
                 (float) st.beta2(), (float) st.eps(), schedule, gradSumSquares, (float) st.maxGradNorm());
     }
 
-    /** One tensor of a multi-tensor op (optimizer.cu's Slot): p is read or updated; g, m, v may be null. */
-    private record Slot(Tensor p, Tensor g, Tensor m, Tensor v, double weightDecay) {}
+    /** One tensor of a multi-tensor op (optimizer.cu's Slot): p is read or updated; g, m, v, copy may be null. */
+    private record Slot(Tensor p, Tensor g, Tensor m, Tensor v, Tensor copy, double weightDecay) {}
+
+    private static final int SLOT_WORDS = 7; // optimizer.cu's Slot, in 8-byte words
 
     /** A slot table on the device: the slots' words, then the chunk list that hands CHUNK elements to a block. */
     private record SlotTable(Tensor memory, int slotCount, long chunkCount) {
         long slots() { return address(memory); }
 
-        long chunks() { return address(memory) + 8L * 6 * slotCount; }
+        long chunks() { return address(memory) + 8L * SLOT_WORDS * slotCount; }
     }
 
     private static final int CHUNK = 32768; // optimizer.cu's CHUNK
@@ -724,7 +728,7 @@ public final class CudaBackend implements Backend {
         List<Long> words = new ArrayList<>();
         for (Slot s : slots)
             for (long w : new long[] {address(s.p()), addressOrZero(s.g()), addressOrZero(s.m()), addressOrZero(s.v()),
-                    s.p().numel(), Double.doubleToRawLongBits(s.weightDecay())}) words.add(w);
+                    addressOrZero(s.copy()), s.p().numel(), Double.doubleToRawLongBits(s.weightDecay())}) words.add(w);
         return slotTables.computeIfAbsent(words, w -> {
             List<Long> chunks = new ArrayList<>();
             for (int i = 0; i < slots.size(); i++)

@@ -8,8 +8,8 @@ import java.util.List;
 /**
  * A trainable tensor, its gradient (same shape and dtype) and what kind of weight it is (for decay groups). Under
  * mixed precision a GEMM reads the weight in the activations' dtype: {@link #valueAs} makes that copy on first use
- * and {@link #markUpdated} rewrites it right after each update, so micro-batches between optimizer steps share one
- * conversion and a captured optimizer step captures the conversion too. Layers that keep other copies of a weight
+ * and {@link #markUpdated} rewrites it right after each update (unless the update wrote it as it went), so
+ * micro-batches between optimizer steps share one conversion and a captured optimizer step captures it too. Layers that keep other copies of a weight
  * (FP8 codes) register them with {@link #onUpdate} and are refreshed the same way. A frozen parameter (the base
  * weights under LoRA) has no gradient: layers skip computing it and the optimizer leaves it alone.
  */
@@ -69,9 +69,15 @@ public final class Parameter {
         return compute;
     }
 
+    /** The value's copy in the GEMMs' dtype made by {@link #valueAs}, or null before one is asked for. */
+    public Tensor copy() { return compute; }
+
     /** Says the value was written (an optimizer step, a load): copies of it are made again now. */
-    public void markUpdated() {
-        if (compute != null) value.backend().copyInto(value, compute);
+    public void markUpdated() { markUpdated(false); }
+
+    /** As {@link #markUpdated()}; {@code copyWritten}: the update also wrote {@link #copy}, which is then kept. */
+    public void markUpdated(boolean copyWritten) {
+        if (compute != null && !copyWritten) value.backend().copyInto(value, compute);
         refreshers.forEach(Runnable::run);
     }
 

@@ -505,7 +505,7 @@ FOR_TYPES(FP8_OUTER_SCALE)
 
 // A new step for each amax history (one slot per table entry of optimizer.cu's kind, p = the history of n floats):
 // every slot moves one place back, the oldest drops out, slot 0 starts again at zero.
-struct History { float* h; void* unused[3]; long n; double unused_decay; };
+struct History { float* h; void* unused[4]; long n; double unused_decay; }; // optimizer.cu's Slot
 extern "C" __global__ void fp8_roll_histories(const History* histories, int count) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= count) return;

@@ -6,7 +6,8 @@
 
 #define CHUNK 32768
 
-struct Slot { float* p; float* g; float* m; float* v; long n; double weight_decay; };
+// copy: the parameter's bf16 copy for the GEMMs, written as p is updated, or null
+struct Slot { float* p; float* g; float* m; float* v; bf16* copy; long n; double weight_decay; };
 
 __device__ __forceinline__ const Slot& chunk_slot(const Slot* slots, const long* chunks, long& begin, long& end) {
     long c = chunks[blockIdx.x];
@@ -43,6 +44,7 @@ extern "C" __global__ void sum_partials(const double* partials, long count, doub
 
 // PyTorch's AdamW. schedule: lr, 1 - beta1^t, sqrt(1 - beta2^t); grad_sum_squares: the squared global norm, which
 // scales every gradient by min(1, max_norm / (norm + 1e-6)) when max_norm > 0. A non-finite norm skips the update.
+// Writing the bf16 copy here saves the GEMMs' copy a second pass over every weight.
 extern "C" __global__ void multi_adamw(const Slot* slots, const long* chunks, float beta1, float beta2, float eps,
                                        const double* schedule, const double* grad_sum_squares, float max_norm) {
     if (!isfinite(grad_sum_squares[0])) return;
@@ -57,6 +59,8 @@ extern "C" __global__ void multi_adamw(const Slot* slots, const long* chunks, fl
         float vi = beta2 * s.v[i] + (1.f - beta2) * gi * gi;
         s.m[i] = mi;
         s.v[i] = vi;
-        s.p[i] = s.p[i] * decay - step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
+        float pi = s.p[i] * decay - step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
+        s.p[i] = pi;
+        if (s.copy) s.copy[i] = from_float<bf16>(pi);
     }
 }

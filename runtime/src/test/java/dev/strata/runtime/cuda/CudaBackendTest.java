@@ -262,8 +262,9 @@ class CudaBackendTest {
             int n = sizes[i];
             Tensor[] p = pair(random(n, 1), n), g = pair(random(n, 1), n), m = pair(random(n, 0.1), n), v = pair(random(n, 0.1), n);
             for (Tensor t : new Tensor[] {v[0], v[1]}) t.backend().scale(t, 0); // second moments start at zero
+            // the middle one also writes the bf16 copy GEMMs read
             cpuSlots.add(new Backend.AdamWSlot(p[0], g[0], m[0], v[0], i == 1 ? 0 : 0.1));
-            gpuSlots.add(new Backend.AdamWSlot(p[1], g[1], m[1], v[1], i == 1 ? 0 : 0.1));
+            gpuSlots.add(new Backend.AdamWSlot(p[1], g[1], m[1], v[1], i == 1 ? 0 : 0.1, i == 1 ? gpu.zeros(DType.BF16, n) : null));
             all.add(p);
             all.add(m);
             all.add(v);
@@ -278,6 +279,10 @@ class CudaBackendTest {
             }
         }
         for (Tensor[] pair : all) close(pair[0], pair[1], "adamw " + pair[0]);
+        Tensor copy = gpuSlots.get(1).copy(), param = gpuSlots.get(1).param();
+        double[] updated = gpu.toDoubles(param), rounded = new double[updated.length];
+        for (int i = 0; i < updated.length; i++) rounded[i] = Float.intBitsToFloat(HostTensor.toBf16((float) updated[i]) << 16);
+        assertArrayEquals(rounded, gpu.toDoubles(copy), 0, "the bf16 copy is the updated weight, rounded to nearest even");
     }
 
     @ParameterizedTest

@@ -33,7 +33,6 @@ public final class AdamW implements AutoCloseable {
     private final Map<String, Parameter> params;
     private final Settings settings;
     private final Map<String, Tensor> expAvg = new LinkedHashMap<>(), expAvgSq = new LinkedHashMap<>();
-    private final List<Backend.AdamWSlot> slots = new ArrayList<>();
     private final List<Tensor> grads = new ArrayList<>();
     private final Tensor schedule, gradSumSquares; // (3): lr, 1-b1^t, sqrt(1-b2^t); (1): squared global grad norm
     private long step;
@@ -49,7 +48,6 @@ public final class AdamW implements AutoCloseable {
             Tensor m = backend.zeros(stateType, p.shape()), v = backend.zeros(stateType, p.shape());
             expAvg.put(p.name(), m);
             expAvgSq.put(p.name(), v);
-            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), m, v, decayOf(p)));
             grads.add(p.grad());
         }
         schedule = backend.zeros(DType.F64, 3);
@@ -69,13 +67,22 @@ public final class AdamW implements AutoCloseable {
     }
 
     /**
-     * Enqueues one update: the global gradient norm, then clipped AdamW on every parameter (one multi-tensor op),
-     * then the parameters' low-precision copies. maxGradNorm = 0 turns clipping off.
+     * Enqueues one update: the global gradient norm, then clipped AdamW on every parameter (one multi-tensor op,
+     * which also writes the bf16 copies the GEMMs read), then the parameters' other copies. maxGradNorm = 0 turns
+     * clipping off.
      */
     public void enqueueUpdate(double maxGradNorm) {
         backend.sumOfSquares(grads, gradSumSquares);
+        List<Backend.AdamWSlot> slots = new ArrayList<>();
+        for (Parameter p : params.values())
+            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), expAvg.get(p.name()), expAvgSq.get(p.name()), decayOf(p), bf16Copy(p)));
         backend.adamw(slots, new Backend.AdamWSettings(settings.beta1(), settings.beta2(), settings.eps(), maxGradNorm), schedule, gradSumSquares);
-        for (Parameter p : params.values()) p.markUpdated();
+        for (Parameter p : params.values()) p.markUpdated(bf16Copy(p) != null);
+    }
+
+    private static Tensor bf16Copy(Parameter p) {
+        Tensor copy = p.copy();
+        return copy != null && copy.dtype() == DType.BF16 && p.value().dtype() == DType.F32 ? copy : null;
     }
 
     /** The global L2 norm of the gradients the last update saw (waits for it); not finite when it was skipped. */

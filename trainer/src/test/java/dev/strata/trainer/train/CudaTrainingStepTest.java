@@ -155,4 +155,29 @@ class CudaTrainingStepTest {
             return new Run(losses, gpu.allocator().stats().peakAllocatedBytes());
         }
     }
+
+    /** AdamW writes the bf16 copies the GEMMs read as it updates the f32 weights; they are current after each step. */
+    @org.junit.jupiter.api.Test
+    void anUpdateLeavesTheBf16CopyOfEachWeightCurrent() {
+        assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA AdamW skipped: " + UNAVAILABLE);
+        SplittableRandom rng = new SplittableRandom(3);
+        try (CudaBackend gpu = CudaBackend.open(0)) {
+            var w = new dev.strata.runtime.nn.Parameter("w", dev.strata.runtime.nn.Parameter.Kind.LINEAR_WEIGHT,
+                    gpu.fromDoubles(rng.doubles(4096, -1, 1).toArray(), DType.F32, 64, 64));
+            Tensor copy = w.valueAs(DType.BF16);
+            try (Tensor grad = gpu.fromDoubles(rng.doubles(4096, -1, 1).toArray(), DType.F32, 64, 64)) {
+                gpu.copyInto(grad, w.grad());
+            }
+            double[] before = gpu.toDoubles(copy);
+            try (AdamW opt = new AdamW(java.util.Map.of("w", w), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false))) {
+                opt.step(1e-2, 0);
+            }
+            assertTrue(copy == w.copy(), "the update writes the copy in place");
+            try (Tensor rounded = gpu.empty(DType.BF16, 64, 64)) {
+                gpu.copyInto(w.value(), rounded);
+                assertArrayEquals(gpu.toDoubles(rounded), gpu.toDoubles(copy), 0, "copy = bf16(updated weight)");
+            }
+            assertTrue(!java.util.Arrays.equals(before, gpu.toDoubles(copy)), "the copy moved with the weight");
+        }
+    }
 }
