@@ -31,7 +31,7 @@ class CudaTrainingStepTest {
     void stepsFreeTheirActivationsAndLearn(String family) {
         assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA training step skipped: " + UNAVAILABLE);
         Run none = train(family, ActivationCheckpointing.NONE), full = train(family, ActivationCheckpointing.FULL);
-        // Not bit-identical on the GPU: the embedding backward adds with atomics, in no fixed order.
+        // Not bit-identical on the GPU: the embedding backward and attention's dq add with atomics, in no fixed order.
         assertArrayEquals(none.losses(), full.losses(), 2e-3, family + ": losses with full activation checkpointing");
         assertTrue(full.peakBytes() < none.peakBytes(), family + ": peak " + full.peakBytes() + " with full checkpointing vs " + none.peakBytes());
         System.out.printf("%s bf16 steps: loss %.4f -> %.4f; peak device memory %d KiB, with full activation checkpointing %d KiB%n",
@@ -43,7 +43,7 @@ class CudaTrainingStepTest {
     void replayedGraphsTrainAsEagerStepsDo(String family) {
         assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA graph test skipped: " + UNAVAILABLE);
         double[] eager = trainSteps(family, false), graphs = trainSteps(family, true);
-        // Not bit-identical: the embedding backward adds with atomics, in no fixed order.
+        // Not bit-identical: the embedding backward and attention's dq add with atomics, in no fixed order.
         assertArrayEquals(eager, graphs, 2e-3, family + ": losses of replayed graphs vs eager steps");
         System.out.printf("%s bf16, 2 micro-batches per step, warm-up + cosine lr: eager %s%n  graphs %s%n", family,
                 java.util.Arrays.toString(eager), java.util.Arrays.toString(graphs));
