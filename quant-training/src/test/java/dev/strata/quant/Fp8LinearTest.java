@@ -252,4 +252,43 @@ class Fp8LinearTest {
             for (int i = 0; i < 3; i++)
                 assertTrue(Math.abs(e[i] / errs[0][i] - 1) < 0.1, "rotated and unrotated FP8 errors differ by more than 10%: " + e[i] + " vs " + errs[0][i]);
     }
+
+    /**
+     * The same outliers on an integer grid (symmetric per-tensor INT8, the format HALO's published results use),
+     * Y = X·Wᵀ only: a uniform step set by the outliers' amax wipes out the ordinary channels, and rotating both
+     * operands along in-features (blocks of 64, as above) shrinks the amax and with it the error. This is what the
+     * rotations are for; the FP8 test above shows why FP8 does not need them at 100x.
+     */
+    @Test
+    void onAnIntegerGridRotationLowersTheOutlierError() {
+        SplittableRandom rng = new SplittableRandom(11);
+        double[] w = gaussian(rng, OUT * IN, 0.05), x = gaussian(rng, N * IN, 1);
+        for (int c : new int[] {3, 77, 130, 201}) for (int r = 0; r < N; r++) x[r * IN + c] *= 100;
+        double[] want = matmulNT(x, w);
+        double plain = relativeError(matmulNT(int8(x), int8(w)), want);
+        double[] xr = x.clone(), wr = w.clone();
+        dev.strata.runtime.cpu.Hadamard.rotate(xr, 64);
+        dev.strata.runtime.cpu.Hadamard.rotate(wr, 64);
+        double rotated = relativeError(matmulNT(int8(xr), int8(wr)), want);
+        System.out.printf(Locale.ROOT, "int8 with 100x outlier channels: Y error %.4f unrotated, %.4f rotated (%.1fx lower)%n", plain, rotated, plain / rotated);
+        assertTrue(plain / rotated > 2, "rotation should lower INT8's outlier error clearly: " + plain + " -> " + rotated);
+    }
+
+    /** v quantized to 255 levels per tensor (scale amax / 127, round half to even) and back. */
+    static double[] int8(double[] v) {
+        double amax = Arrays.stream(v).map(Math::abs).max().orElse(0), scale = amax / 127;
+        return Arrays.stream(v).map(e -> Math.rint(e / scale) * scale).toArray();
+    }
+
+    /** (N,IN)·(OUT,IN)ᵀ in F64. */
+    static double[] matmulNT(double[] x, double[] w) {
+        double[] y = new double[N * OUT];
+        for (int r = 0; r < N; r++)
+            for (int o = 0; o < OUT; o++) {
+                double acc = 0;
+                for (int i = 0; i < IN; i++) acc += x[r * IN + i] * w[o * IN + i];
+                y[r * OUT + o] = acc;
+            }
+        return y;
+    }
 }
