@@ -12,6 +12,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * y = x·Wᵀ + b with all three GEMMs in FP8 (HALO). Each operand is rotated along the GEMM's contracted dimension by
@@ -110,20 +111,20 @@ public final class Fp8Linear implements Linear {
      * weight's histories step with its updates instead, so that its copies are scaled from the step before.
      */
     @Override public void endStep() {
-        newStep(false);
-        if (!weight.trainable()) newStep(true); // no updates step them: a NaN loaded into it is reported once, then gone
+        // a frozen weight's sites too, in the same launch: no updates step them (a NaN loaded into it is reported once, then gone)
+        newStep(site -> !site.weight() || !weight.trainable());
     }
 
     /** After each update of the weight (an optimizer step, a load): a new step in its histories, its FP8 copies made again. */
     private void afterUpdate() {
-        newStep(true);
+        newStep(Site::weight);
         if (wFwd != null) quantizeWeight();
     }
 
-    private void newStep(boolean weightSites) {
+    private void newStep(Predicate<Site> sites) {
         List<Tensor> rolled = new ArrayList<>();
         for (Site site : Site.values())
-            if (site.weight() == weightSites) {
+            if (sites.test(site)) {
                 rolled.add(histories.get(site.ordinal()));
                 ready[site.ordinal()] |= recorded[site.ordinal()];
             }

@@ -9,9 +9,10 @@ import java.util.List;
  * A trainable tensor, its gradient (same shape and dtype) and what kind of weight it is (for decay groups). Under
  * mixed precision a GEMM reads the weight in the activations' dtype: {@link #valueAs} makes that copy on first use
  * and {@link #markUpdated} rewrites it right after each update (unless the update wrote it as it went), so
- * micro-batches between optimizer steps share one conversion and a captured optimizer step captures it too. Layers that keep other copies of a weight
- * (FP8 codes) register them with {@link #onUpdate} and are refreshed the same way. A frozen parameter (the base
- * weights under LoRA) has no gradient: layers skip computing it and the optimizer leaves it alone.
+ * micro-batches between optimizer steps share one conversion and a captured optimizer step captures it too. Layers
+ * that keep other copies of a weight (FP8 codes) register them with {@link #onUpdate} and are refreshed the same
+ * way. A frozen parameter (the base weights under LoRA) has no gradient: layers skip computing it and the optimizer
+ * leaves it alone.
  */
 public final class Parameter {
     /** LORA_A (rank,in) and LORA_B (out,rank) are a LoRA adapter's down and up projections. */
