@@ -2,18 +2,24 @@ package dev.strata.trainer.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cuda.CudaBackend;
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.model.ActivationCheckpointing;
 import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
 import dev.strata.trainer.model.Transformer;
+import java.util.Arrays;
+import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -46,7 +52,7 @@ class CudaTrainingStepTest {
         // Not bit-identical: the embedding backward and attention's dq add with atomics, in no fixed order.
         assertArrayEquals(eager, graphs, 2e-3, family + ": losses of replayed graphs vs eager steps");
         System.out.printf("%s bf16, 2 micro-batches per step, warm-up + cosine lr: eager %s%n  graphs %s%n", family,
-                java.util.Arrays.toString(eager), java.util.Arrays.toString(graphs));
+                Arrays.toString(eager), Arrays.toString(graphs));
     }
 
     /** Eight steps of two micro-batches at a changing learning rate; every step after the first replays graphs when asked. */
@@ -67,8 +73,8 @@ class CudaTrainingStepTest {
                     int[][] inputs = new int[2][], targets = new int[2][];
                     for (int micro = 0; micro < 2; micro++) {
                         int[] tokens = rng.ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
-                        inputs[micro] = java.util.Arrays.copyOfRange(tokens, 0, b * t);
-                        targets[micro] = java.util.Arrays.copyOfRange(tokens, 1, b * t + 1);
+                        inputs[micro] = Arrays.copyOfRange(tokens, 0, b * t);
+                        targets[micro] = Arrays.copyOfRange(tokens, 1, b * t + 1);
                     }
                     losses[s] = step.run(inputs, targets, schedule.at(s)).loss();
                     allocated[s] = gpu.allocator().stats().allocatedBytes();
@@ -92,9 +98,9 @@ class CudaTrainingStepTest {
         double[] eager = fp8Steps(lora, false, ActivationCheckpointing.NONE), graphs = fp8Steps(lora, true, ActivationCheckpointing.FULL);
         String what = lora ? "LoRA over FP8" : "FP8";
         assertArrayEquals(eager, graphs, 2e-3, what + ": losses of recomputed, replayed steps vs eager ones");
-        assertTrue(eager[eager.length - 1] < eager[0] - 0.5, what + " learns a repeated batch: " + java.util.Arrays.toString(eager));
-        System.out.printf("%s, bf16: eager %s%n  graphs + full recomputation %s%n", what, java.util.Arrays.toString(eager),
-                java.util.Arrays.toString(graphs));
+        assertTrue(eager[eager.length - 1] < eager[0] - 0.5, what + " learns a repeated batch: " + Arrays.toString(eager));
+        System.out.printf("%s, bf16: eager %s%n  graphs + full recomputation %s%n", what, Arrays.toString(eager),
+                Arrays.toString(graphs));
     }
 
     static double[] fp8Steps(boolean lora, boolean graphs, ActivationCheckpointing mode) {
@@ -110,7 +116,7 @@ class CudaTrainingStepTest {
             AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.0, false));
             int b = 4, t = 64; // FP8 GEMMs take token counts that are multiples of 16
             int[] tokens = new SplittableRandom(3).ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
-            int[][] inputs = {java.util.Arrays.copyOfRange(tokens, 0, b * t)}, targets = {java.util.Arrays.copyOfRange(tokens, 1, b * t + 1)};
+            int[][] inputs = {Arrays.copyOfRange(tokens, 0, b * t)}, targets = {Arrays.copyOfRange(tokens, 1, b * t + 1)};
             double[] losses = new double[8];
             long[] allocated = new long[losses.length];
             try (TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, graphs)) {
@@ -137,7 +143,7 @@ class CudaTrainingStepTest {
             AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
             int b = 3, t = 77;
             int[] tokens = new SplittableRandom(3).ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
-            int[] inputs = java.util.Arrays.copyOfRange(tokens, 0, b * t), targets = java.util.Arrays.copyOfRange(tokens, 1, b * t + 1);
+            int[] inputs = Arrays.copyOfRange(tokens, 0, b * t), targets = Arrays.copyOfRange(tokens, 1, b * t + 1);
             long[] allocated = new long[8];
             double[] losses = new double[allocated.length];
             for (int step = 0; step < allocated.length; step++) {
@@ -157,27 +163,26 @@ class CudaTrainingStepTest {
     }
 
     /** AdamW writes the bf16 copies the GEMMs read as it updates the f32 weights; they are current after each step. */
-    @org.junit.jupiter.api.Test
+    @Test
     void anUpdateLeavesTheBf16CopyOfEachWeightCurrent() {
         assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA AdamW skipped: " + UNAVAILABLE);
         SplittableRandom rng = new SplittableRandom(3);
         try (CudaBackend gpu = CudaBackend.open(0)) {
-            var w = new dev.strata.runtime.nn.Parameter("w", dev.strata.runtime.nn.Parameter.Kind.LINEAR_WEIGHT,
-                    gpu.fromDoubles(rng.doubles(4096, -1, 1).toArray(), DType.F32, 64, 64));
+            var w = new Parameter("w", Parameter.Kind.LINEAR_WEIGHT, gpu.fromDoubles(rng.doubles(4096, -1, 1).toArray(), DType.F32, 64, 64));
             Tensor copy = w.valueAs(DType.BF16);
             try (Tensor grad = gpu.fromDoubles(rng.doubles(4096, -1, 1).toArray(), DType.F32, 64, 64)) {
                 gpu.copyInto(grad, w.grad());
             }
             double[] before = gpu.toDoubles(copy);
-            try (AdamW opt = new AdamW(java.util.Map.of("w", w), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false))) {
+            try (AdamW opt = new AdamW(Map.of("w", w), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false))) {
                 opt.step(1e-2, 0);
             }
-            assertTrue(copy == w.copy(), "the update writes the copy in place");
+            assertSame(copy, w.copy(), "the update writes the copy in place");
             try (Tensor rounded = gpu.empty(DType.BF16, 64, 64)) {
                 gpu.copyInto(w.value(), rounded);
                 assertArrayEquals(gpu.toDoubles(rounded), gpu.toDoubles(copy), 0, "copy = bf16(updated weight)");
             }
-            assertTrue(!java.util.Arrays.equals(before, gpu.toDoubles(copy)), "the copy moved with the weight");
+            assertFalse(Arrays.equals(before, gpu.toDoubles(copy)), "the copy moved with the weight");
         }
     }
 }
