@@ -63,7 +63,8 @@ final class BenchCommand extends CommandGroup {
                     + (cudaGraphs ? "" : "-no-graphs");
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %s TFLOP/s, MFU %s, peak memory %s%n",
-                    r.model(), r.dtype(), r.device(), r.tokensPerSecond(), r.medianStepMs(),
+                    r.model(), r.dtype() + (linear.equals("fp8") ? " with fp8 linears" : "") + (loraRank > 0 ? ", LoRA rank " + loraRank : ""),
+                    r.device(), r.tokensPerSecond(), r.medianStepMs(),
                     Double.isNaN(r.achievedTflops()) ? "n/a" : String.format(Locale.ROOT, "%.1f", r.achievedTflops()),
                     Double.isNaN(r.mfu()) ? "n/a" : String.format(Locale.ROOT, "%.1f%%", 100 * r.mfu()),
                     Double.isNaN(r.peakMemoryGiB()) ? "n/a" : String.format(Locale.ROOT, "%.2f GiB", r.peakMemoryGiB()));
