@@ -706,10 +706,10 @@ public final class CudaBackend implements Backend {
                 (float) st.beta2(), (float) st.eps(), schedule, gradSumSquares, (float) st.maxGradNorm());
     }
 
-    /** One tensor of a multi-tensor op (optimizer.cu's Slot): p is read or updated; g, m, v, copy may be null. */
+    /** One tensor of a multi-tensor op (common.cuh's Slot): p is read or updated; g, m, v, copy may be null. */
     private record Slot(Tensor p, Tensor g, Tensor m, Tensor v, Tensor copy, double weightDecay) {}
 
-    private static final int SLOT_WORDS = 7; // optimizer.cu's Slot, in 8-byte words
+    private static final int SLOT_WORDS = 7; // common.cuh's Slot, in 8-byte words
 
     /** A slot table on the device: the slots' words, then the chunk list that hands CHUNK elements to a block. */
     private record SlotTable(Tensor memory, int slotCount, long chunkCount) {

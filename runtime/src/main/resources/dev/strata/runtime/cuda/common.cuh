@@ -66,6 +66,10 @@ __device__ __forceinline__ void copy16_async(void* shared_dst, const void* src, 
 __device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;"); }
 template <int PENDING> __device__ __forceinline__ void copy_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING)); }
 
+// One tensor of a multi-tensor op (CudaBackend's slot table): p of n floats; g, m, v (AdamW's gradient and moments)
+// and copy (the bf16 copy the GEMMs read, written as p is updated) may be null.
+struct Slot { float* p; float* g; float* m; float* v; bf16* copy; long n; double weight_decay; };
+
 #define GRID_STRIDE(i, n) for (long i = (long) blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long) blockDim.x * gridDim.x)
 
 // Eight elements moved as one (16 bytes of bf16, 32 of f32): element-wise kernels read and write whole vectors.

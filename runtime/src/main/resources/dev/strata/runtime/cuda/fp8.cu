@@ -503,13 +503,12 @@ template <typename T> __device__ void outer_scale(const float* p, const float* s
         { outer_scale<T>(p, sa, sb, m, n, beta, c); }
 FOR_TYPES(FP8_OUTER_SCALE)
 
-// A new step for each amax history (one slot per table entry of optimizer.cu's kind, p = the history of n floats):
-// every slot moves one place back, the oldest drops out, slot 0 starts again at zero.
-struct History { float* h; void* unused[4]; long n; double unused_decay; }; // optimizer.cu's Slot
-extern "C" __global__ void fp8_roll_histories(const History* histories, int count) {
+// A new step for each amax history (one slot per history, p = its n floats): every entry moves one place back, the
+// oldest drops out, entry 0 starts again at zero.
+extern "C" __global__ void fp8_roll_histories(const Slot* histories, int count) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= count) return;
-    float* h = histories[i].h;
+    float* h = histories[i].p;
     for (long j = histories[i].n - 1; j > 0; j--) h[j] = h[j - 1];
     h[0] = 0.f;
 }

@@ -6,9 +6,6 @@
 
 #define CHUNK 32768
 
-// copy: the parameter's bf16 copy for the GEMMs, written as p is updated, or null
-struct Slot { float* p; float* g; float* m; float* v; bf16* copy; long n; double weight_decay; };
-
 __device__ __forceinline__ const Slot& chunk_slot(const Slot* slots, const long* chunks, long& begin, long& end) {
     long c = chunks[blockIdx.x];
     const Slot& s = slots[c >> 32];

@@ -3,10 +3,14 @@ package dev.strata.runtime.cpu;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
+import java.util.List;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -98,5 +102,21 @@ class CpuBackendTest {
         assertEquals(true, e.getMessage().contains("do not agree"), e.getMessage());
         assertThrows(IndexOutOfBoundsException.class, () -> CPU.embeddingForward(CPU.fromInts(new int[] {7}, 1), CPU.zeros(dtype, 5, 2), dtype));
         assertThrows(UnsupportedOperationException.class, () -> CPU.zeros(DType.BF16, 2));
+    }
+
+    /** An AdamW slot's copy (here f32 of an f64 parameter) holds the updated value, converted, after the update. */
+    @Test
+    void adamwWritesTheSlotsCopy() {
+        SplittableRandom rng = new SplittableRandom(5);
+        int n = 100;
+        Tensor p = CPU.fromDoubles(rng.doubles(n, -1, 1).toArray(), DType.F64, n), g = CPU.fromDoubles(rng.doubles(n, -1, 1).toArray(), DType.F64, n);
+        Tensor m = CPU.zeros(DType.F64, n), v = CPU.zeros(DType.F64, n), copy = CPU.zeros(DType.F32, n);
+        double before = CPU.toDoubles(p)[0];
+        CPU.adamw(List.of(new Backend.AdamWSlot(p, g, m, v, 0.1, copy)),
+                new Backend.AdamWSettings(0.9, 0.95, 1e-8, 0),
+                CPU.fromDoubles(new double[] {1e-2, 0.1, Math.sqrt(0.05)}, DType.F64, 3), CPU.fromDoubles(new double[] {1}, DType.F64, 1));
+        double[] updated = CPU.toDoubles(p), copied = CPU.toDoubles(copy);
+        assertTrue(updated[0] != before, "the update moved the parameter");
+        for (int i = 0; i < n; i++) assertEquals((float) updated[i], copied[i], 0, "copy[" + i + "]");
     }
 }

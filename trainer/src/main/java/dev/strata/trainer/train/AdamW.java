@@ -77,7 +77,8 @@ public final class AdamW implements AutoCloseable {
         for (Parameter p : params.values())
             slots.add(new Backend.AdamWSlot(p.value(), p.grad(), expAvg.get(p.name()), expAvgSq.get(p.name()), decayOf(p), bf16Copy(p)));
         backend.adamw(slots, new Backend.AdamWSettings(settings.beta1(), settings.beta2(), settings.eps(), maxGradNorm), schedule, gradSumSquares);
-        for (Parameter p : params.values()) p.markUpdated(bf16Copy(p) != null);
+        int i = 0;
+        for (Parameter p : params.values()) p.markUpdated(slots.get(i++).copy() != null);
     }
 
     private static Tensor bf16Copy(Parameter p) {
