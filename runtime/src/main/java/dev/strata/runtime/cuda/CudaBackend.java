@@ -641,7 +641,7 @@ public final class CudaBackend implements Backend {
             slots.add(new Slot(h, null, null, null, null, 0));
         }
         if (slots.isEmpty()) return;
-        kernels.launch("fp8.cu", "fp8_roll_histories", ceil(slots.size(), THREADS), 1, 1, THREADS, slotTable(slots).slots(), slots.size());
+        kernels.launch("fp8.cu", "fp8_roll_histories", ceil(32 * slots.size(), THREADS), 1, 1, THREADS, slotTable(slots).slots(), slots.size());
     }
 
     /**

@@ -20,13 +20,6 @@ __device__ __forceinline__ void mma(float* c, const unsigned* a, unsigned b0, un
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Two floats as bf16 (round to nearest even) in one register, lo in the lower half.
-__device__ __forceinline__ unsigned pack(float lo, float hi) {
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
 #define SROW (HD + 8) // a shared tile's row in bf16: 144 bytes, so the fragment reads below hit 32 distinct banks
 
 // Two consecutive bf16 of a row as one register, zero past the sequence end.
@@ -106,10 +99,10 @@ __device__ __forceinline__ void accumulate(float (&out)[M][DTILES][4], const flo
         unsigned a[M][4];
 #pragma unroll
         for (int m = 0; m < M; m++) {
-            a[m][0] = pack(p[m][2 * ks][0], p[m][2 * ks][1]);
-            a[m][1] = pack(p[m][2 * ks][2], p[m][2 * ks][3]);
-            a[m][2] = pack(p[m][2 * ks + 1][0], p[m][2 * ks + 1][1]);
-            a[m][3] = pack(p[m][2 * ks + 1][2], p[m][2 * ks + 1][3]);
+            a[m][0] = bf16x2(p[m][2 * ks][0], p[m][2 * ks][1]);
+            a[m][1] = bf16x2(p[m][2 * ks][2], p[m][2 * ks][3]);
+            a[m][2] = bf16x2(p[m][2 * ks + 1][0], p[m][2 * ks + 1][1]);
+            a[m][3] = bf16x2(p[m][2 * ks + 1][2], p[m][2 * ks + 1][3]);
         }
 #pragma unroll
         for (int dt = 0; dt < DTILES; dt += 2) {
@@ -222,7 +215,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
             bf16* orow = out + ((long) b * t_len + row) * qs + head * HD;
 #pragma unroll
             for (int dt = 0; dt < DTILES; dt++)
-                *reinterpret_cast<unsigned*>(orow + dt * 8 + 2 * t) = pack(o[m][dt][2 * r] / sum, o[m][dt][2 * r + 1] / sum);
+                *reinterpret_cast<unsigned*>(orow + dt * 8 + 2 * t) = bf16x2(o[m][dt][2 * r] / sum, o[m][dt][2 * r + 1] / sum);
             if (t == 0) lse[((long) b * h + head) * t_len + row] = mx[m][r] * scale + logf(sum);
         }
 }
@@ -273,7 +266,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
                 int key = kBlock + s * 16 + half * 8 + 2 * t, col = warp * 16 + n * 8 + g;
                 float lo = key < t_len ? to_float(kb[(long) key * ks + col]) : 0.f;
                 float hi = key + 1 < t_len ? to_float(kb[(long) (key + 1) * ks + col]) : 0.f;
-                kf[s][n][half] = pack(lo, hi);
+                kf[s][n][half] = bf16x2(lo, hi);
             }
     float dkAcc[1][DTILES][4] = {}, dvAcc[1][DTILES][4] = {}, st[1][NTILES][4], dpt[1][NTILES][4], scale2 = scale * LOG2E;
     auto &s = st[0], &dp = dpt[0];
@@ -305,7 +298,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
             }
 #pragma unroll
             for (int r = 0; r < 2; r++)
-                *reinterpret_cast<unsigned*>(dsTile + (warp * 16 + g + 8 * r) * SROW + nt * 8 + 2 * t) = pack(dp[nt][2 * r], dp[nt][2 * r + 1]);
+                *reinterpret_cast<unsigned*>(dsTile + (warp * 16 + g + 8 * r) * SROW + nt * 8 + 2 * t) = bf16x2(dp[nt][2 * r], dp[nt][2 * r + 1]);
         }
         accumulate(dvAcc, st, oTile);
         accumulate(dkAcc, dpt, qTile);
@@ -343,8 +336,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
         bf16* krow = dk + ((long) b * t_len + key) * ks + kvh * HD;
         bf16* vrow = dv + ((long) b * t_len + key) * ks + kvh * HD;
         for (int dt = 0; dt < DTILES; dt++) {
-            *reinterpret_cast<unsigned*>(krow + dt * 8 + 2 * t) = pack(dkAcc[0][dt][2 * r] * scale, dkAcc[0][dt][2 * r + 1] * scale);
-            *reinterpret_cast<unsigned*>(vrow + dt * 8 + 2 * t) = pack(dvAcc[0][dt][2 * r], dvAcc[0][dt][2 * r + 1]);
+            *reinterpret_cast<unsigned*>(krow + dt * 8 + 2 * t) = bf16x2(dkAcc[0][dt][2 * r] * scale, dkAcc[0][dt][2 * r + 1] * scale);
+            *reinterpret_cast<unsigned*>(vrow + dt * 8 + 2 * t) = bf16x2(dvAcc[0][dt][2 * r], dvAcc[0][dt][2 * r + 1]);
         }
     }
 }

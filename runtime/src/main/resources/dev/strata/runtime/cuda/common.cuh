@@ -22,6 +22,13 @@ template <> __device__ __forceinline__ bf16 from_float<bf16>(float f) {
     return r;
 }
 
+// Two floats as bf16 (round to nearest even) in one register, lo in the lower half.
+__device__ __forceinline__ unsigned bf16x2(float lo, float hi) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
 // Stamps a kernel wrapper for each activation type: X(T, suffix).
 #define FOR_TYPES(X) X(float, f32) X(bf16, bf16)
 

@@ -251,13 +251,6 @@ __device__ __forceinline__ void copy_square(const bf16* x, int R, int C, long r0
     }
 }
 
-// bf16 pair of (a, b): a in the low half.
-__device__ __forceinline__ unsigned bf16x2(float a, float b) {
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(b), "f"(a));
-    return r;
-}
-
 // The f32 tile at rows r0.., columns c0.. as hi (tile) + lo (tile + TILE * TILE_STRIDE), every load in flight at once.
 __device__ __forceinline__ void split_square(const float* x, int R, int C, long r0, int c0, bf16* tile) {
     int col = c0 + 4 * (threadIdx.x % 32);
@@ -504,13 +497,20 @@ template <typename T> __device__ void outer_scale(const float* p, const float* s
 FOR_TYPES(FP8_OUTER_SCALE)
 
 // A new step for each amax history (one slot per history, p = its n floats): every entry moves one place back, the
-// oldest drops out, entry 0 starts again at zero.
+// oldest drops out, entry 0 starts again at zero. A warp takes a history 32 entries at a time from the top, so a
+// history of 1024 (Transformer Engine's default length) costs 32 round trips to memory, not 1024: each lane reads
+// its entry's predecessor before any lane of the group writes, and a lower group reads only entries below those
+// written above it.
 extern "C" __global__ void fp8_roll_histories(const Slot* histories, int count) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    int i = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x & 31;
     if (i >= count) return;
     float* h = histories[i].p;
-    for (long j = histories[i].n - 1; j > 0; j--) h[j] = h[j - 1];
-    h[0] = 0.f;
+    for (long top = histories[i].n - 1; top >= 0; top -= 32) {
+        long j = top - lane;
+        float previous = j > 0 ? h[j - 1] : 0.f;
+        __syncwarp();
+        if (j >= 0) h[j] = previous;
+    }
 }
 
 // Codes of the values in x, at scale 1 (tests compare them with Fp8.encode bit for bit).

@@ -443,6 +443,25 @@ class CudaBackendTest {
         close(new double[] {0, CPU.toDoubles(history[0])[0], 3.5, 2.0}, gpu.toDoubles(history[1]), 1e-6, "rolled history");
     }
 
+    /** One launch rolls histories of any length (a warp takes 32 entries at a time), as the CPU does. */
+    @Test
+    void amaxHistoriesOfEveryLengthRollLikeTheCpus() {
+        int[] lengths = {2, 16, 32, 33, 70, 1024};
+        List<Tensor> cpu = new java.util.ArrayList<>(), cuda = new java.util.ArrayList<>();
+        for (int n : lengths) {
+            double[] h = random(n, 5);
+            cpu.add(CPU.fromDoubles(h, DType.F32, n));
+            cuda.add(gpu.fromDoubles(h, DType.F32, n));
+        }
+        CPU.rollAmaxHistories(cpu);
+        gpu.rollAmaxHistories(cuda);
+        for (int i = 0; i < lengths.length; i++) {
+            double[] want = CPU.toDoubles(cpu.get(i));
+            assertEquals(0, want[0], "slot 0 starts again at zero");
+            assertArrayEquals(want, gpu.toDoubles(cuda.get(i)), 0, "history of " + lengths[i] + " rolled");
+        }
+    }
+
     /** A NaN in x shows in the recorded amax (so its layer can be named); a NaN in the history does not set the scale. */
     @ParameterizedTest
     @ValueSource(ints = {0, 256})

@@ -3,10 +3,12 @@ package dev.strata.trainer.cli;
 import dev.strata.config.JobConfig;
 import dev.strata.trainer.train.TrainBench;
 import java.util.Comparator;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -52,15 +54,23 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--scaling", defaultValue = "delayed", description = "FP8 scaling: current, delayed or rowwise (default ${DEFAULT-VALUE}).")
         String scaling;
 
+        @Option(names = "--exclude", defaultValue = "output", split = ",",
+                description = "Layers kept dense under --linear fp8, by name part; 'none' for none (default ${DEFAULT-VALUE}: the LM head).")
+        String[] exclude;
+
+        @Option(names = "--top", defaultValue = "16", description = "Ops listed by device time (default ${DEFAULT-VALUE}).")
+        int top;
+
         @Option(names = "--lora-rank", defaultValue = "0", description = "LoRA adapters of this rank on attention and feed-forward, the rest frozen; 0: full training (default ${DEFAULT-VALUE}).")
         int loraRank;
 
         @Override public Integer call() {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
                     + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs + "\nlora.rank = " + loraRank
-                    + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\", scaling = " + scaling + " }", "strata bench train --model " + model);
-            String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata") + (loraRank > 0 ? "-lora" + loraRank : "")
-                    + (cudaGraphs ? "" : "-no-graphs");
+                    + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\", scaling = " + scaling + ", exclude = " + excludeList() + " }", "strata bench train --model " + model);
+            String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata")
+                    + (linear.equals("fp8") && !List.of(exclude).equals(List.of("output")) ? "-exclude-" + String.join("+", exclude) : "")
+                    + (loraRank > 0 ? "-lora" + loraRank : "") + (cudaGraphs ? "" : "-no-graphs");
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %s TFLOP/s, MFU %s, peak memory %s%n",
                     r.model(), r.dtype() + (linear.equals("fp8") ? " with fp8 linears" : "") + (loraRank > 0 ? ", LoRA rank " + loraRank : ""),
@@ -72,7 +82,7 @@ final class BenchCommand extends CommandGroup {
                 double total = r.opMs().values().stream().mapToDouble(Double::doubleValue).sum();
                 TrainBench.byCategory(r.opMs()).forEach((k, v) ->
                         System.out.printf(Locale.ROOT, "  %-10s %8.2f ms  %5.1f%% of device time%n", k, v, 100 * v / total));
-                r.opMs().entrySet().stream().sorted(Map.Entry.<String, Double>comparingByValue(Comparator.reverseOrder())).limit(16)
+                r.opMs().entrySet().stream().sorted(Map.Entry.<String, Double>comparingByValue(Comparator.reverseOrder())).limit(top)
                         .forEach(e -> System.out.printf(Locale.ROOT, "    %-32s %8.2f ms%n", e.getKey(), e.getValue()));
             }
             // One machine-readable line, for tools/bench/compare.py.
@@ -82,6 +92,10 @@ final class BenchCommand extends CommandGroup {
                     TrainBench.byCategory(r.opMs()).entrySet().stream().map(e -> String.format(Locale.ROOT, "\"%s\": %.3f", e.getKey(), e.getValue()))
                             .collect(Collectors.joining(", ")));
             return 0;
+        }
+
+        private String excludeList() {
+            return List.of(exclude).equals(List.of("none")) ? "[]" : Stream.of(exclude).map(e -> "\"" + e + "\"").collect(Collectors.joining(", ", "[", "]"));
         }
     }
 
