@@ -1,7 +1,11 @@
 """The PyTorch side of `strata bench train`: the same model, batch and sequence, BF16 autocast over FP32 weights,
 fused AdamW, gradient clipping; eager and torch.compile. Prints one `BENCH {json}` line per run.
 
-    python3 torch_train.py --model gpt2-124m --batch 16 --seq 1024 [--modes eager,compile]
+    python3 torch_train.py --model gpt2-124m --batch 16 --seq 1024 [--modes eager,compile] [--linear fp8]
+
+--linear fp8 runs every linear but the LM head through torch._scaled_mm with per-tensor current scaling (E4M3
+activations and weights, E5M2 gradients), torchao.float8's "tensorwise" recipe written out, for machines where
+torchao is not installed; under torch.compile the amax, scale and cast fuse as they do with torchao.
 """
 import argparse
 import json
@@ -18,6 +22,76 @@ PRESETS = {
                                                      num_key_value_heads=8, intermediate_size=5632, max_position_embeddings=2048,
                                                      rope_theta=10000.0, tie_word_embeddings=False)),
 }
+E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
+
+
+def to_fp8(t, dtype):
+    """t's codes at per-tensor current scaling, and the inverse scale _scaled_mm multiplies back."""
+    fmax = torch.finfo(dtype).max
+    scale = fmax / t.abs().max().float().clamp(min=1e-12)
+    return (t.float() * scale).clamp(-fmax, fmax).to(dtype), scale.reciprocal()
+
+
+def column_major(t):
+    """The same matrix stored column by column, the layout _scaled_mm wants for its second operand."""
+    return t.t().contiguous().t()
+
+
+class Fp8Matmul(torch.autograd.Function):
+    """y = x·wᵀ with its three GEMMs in FP8: y and dx in bf16, dw in f32 for the f32 master weight."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        shape = x.shape
+        xq, xs = to_fp8(x.reshape(-1, shape[-1]), E4M3)
+        wq, ws = to_fp8(w, E4M3)
+        ctx.save_for_backward(xq, xs, wq, ws)
+        ctx.shape = shape
+        return torch._scaled_mm(xq, wq.t(), scale_a=xs, scale_b=ws, out_dtype=torch.bfloat16).reshape(*shape[:-1], -1)
+
+    @staticmethod
+    def backward(ctx, dy):
+        xq, xs, wq, ws = ctx.saved_tensors
+        dyq, dys = to_fp8(dy.reshape(-1, dy.shape[-1]), E5M2)
+        dx = torch._scaled_mm(dyq, column_major(wq), scale_a=dys, scale_b=ws, out_dtype=torch.bfloat16)
+        dw = torch._scaled_mm(dyq.t().contiguous(), column_major(xq), scale_a=dys, scale_b=xs, out_dtype=torch.float32)
+        return dx.reshape(ctx.shape), dw
+
+
+class Fp8Linear(torch.nn.Module):
+    def __init__(self, linear):
+        super().__init__()
+        self.weight = linear.weight
+
+    def forward(self, x):
+        return Fp8Matmul.apply(x, self.weight)
+
+
+def check_fp8():
+    """Correct before fast: y, dx and dw of Fp8Matmul against the bf16 product, within FP8's few percent."""
+    g = torch.Generator(device="cuda").manual_seed(2)
+    x = torch.randn(256, 512, device="cuda", generator=g, dtype=torch.bfloat16, requires_grad=True)
+    w = torch.randn(384, 512, device="cuda", generator=g, requires_grad=True)
+    dy = torch.randn(256, 384, device="cuda", generator=g, dtype=torch.bfloat16)
+    got = [Fp8Matmul.apply(x, w)]
+    got += torch.autograd.grad(got[0], (x, w), dy)
+    want = [x.float() @ w.t()]
+    want += torch.autograd.grad(want[0], (x, w), dy.float())
+    for name, a, b in zip(("y", "dx", "dw"), got, want):
+        err = ((a.float() - b).norm() / b.norm()).item()
+        assert err < 0.08, f"FP8 {name} is {err:.3f} off the bf16 product"
+
+
+def to_fp8_linears(model):
+    """Every bias-free linear of the decoder layers in FP8; the LM head stays bf16, as in Strata's default."""
+    for block in model.model.layers:
+        for parent in block.modules():
+            for name, child in list(parent.named_children()):
+                if isinstance(child, torch.nn.Linear) and child.bias is None:
+                    setattr(parent, name, Fp8Linear(child))
+    return model
+
+
 BF16_PEAK_TFLOPS = {"H100 PCIe": 756, "H100": 989.4, "H200": 989.4, "A100": 312}
 
 
@@ -33,9 +107,12 @@ def flops_per_token(model, seq):
     return 6.0 * weights + 12.0 * layers * q * seq
 
 
-def bench(name, mode, batch, seq, warmup, steps):
+def bench(name, mode, batch, seq, warmup, steps, linear):
     torch.manual_seed(0)
     model = PRESETS[name]().cuda().train()
+    if linear == "fp8":
+        check_fp8()
+        model = to_fp8_linears(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
     gen = torch.Generator(device="cuda").manual_seed(1)
     batches = [torch.randint(0, model.config.vocab_size, (batch, seq + 1), device="cuda", generator=gen) for _ in range(4)]
@@ -68,7 +145,7 @@ def bench(name, mode, batch, seq, warmup, steps):
     dev = torch.cuda.get_device_name()
     peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if all(w in dev for w in k.split())), float("nan"))
     mfu = flops_per_token(model, seq) * tps / 1e12 / peak
-    print("BENCH " + json.dumps({"impl": f"torch-{mode}", "model": name, "batch": batch, "seq": seq, "tokens_per_s": round(tps, 1),
+    print("BENCH " + json.dumps({"impl": f"torch-{'fp8-' if linear == 'fp8' else ''}{mode}", "model": name, "batch": batch, "seq": seq, "tokens_per_s": round(tps, 1),
                                  "step_ms": round(ms, 3), "mfu": round(mfu, 4),
                                  "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3)}), flush=True)
     del model, opt, fwd, batches
@@ -83,6 +160,7 @@ if __name__ == "__main__":
     p.add_argument("--modes", default="eager,compile")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--linear", default="bf16", choices=["bf16", "fp8"])
     a = p.parse_args()
     for m in a.modes.split(","):
-        bench(a.model, m, a.batch, a.seq, a.warmup, a.steps)
+        bench(a.model, m, a.batch, a.seq, a.warmup, a.steps, a.linear)
