@@ -311,7 +311,8 @@ public final class CudaBackend implements Backend {
         long n = dout.numel() / c;
         int rows = (int) Math.max(8, ceil(n, 128)), chunks = ceil(n, rows);
         try (Tensor pw = dw == null ? null : empty(DType.F32, chunks, c); Tensor pb = db == null ? null : empty(DType.F32, chunks, c)) {
-            kernels.launch2d("reduce.cu", "column_partials_" + suffix(dout), ceil(c, 32), chunks, 1, 32, 8,
+            int v = c % 8 == 0 ? 8 : 1; // columns a thread
+            kernels.launch2d("reduce.cu", (v == 8 ? "column_partials8_" : "column_partials_") + suffix(dout), ceil(c, 32 * v), chunks, 1, 32, 8,
                     dout, x, mean, rstd, pw, pb, n, c, rows);
             if (dw != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, pw, chunks, c, dw);
             if (db != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, pb, chunks, c, db);
@@ -400,6 +401,15 @@ public final class CudaBackend implements Backend {
         int c = x.size(-1), n = (int) (x.numel() / c);
         requireSame(dout, x);
         Tensor dx = empty(x.dtype(), x.shape());
+        if (dweight != null && c % 8 == 0 && c / 8 <= 1024) { // a block spans a row: dw's partials come with dx
+            requireF32(dweight);
+            int rows = 16, chunks = ceil(n, rows);
+            try (Tensor partials = empty(DType.F32, chunks, c)) {
+                kernels.launch("norms.cu", "rmsnorm_bwd_dw_" + suffix(x), chunks, 1, 1, rmsThreads(c), dout, x, weight, rstd, dx, partials, (long) n, c, rows);
+                kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, partials, chunks, c, dweight);
+            }
+            return dx;
+        }
         kernels.launch("norms.cu", "rmsnorm_bwd_" + suffix(x), n, 1, 1, rmsThreads(c), dout, x, weight, rstd, dx, c);
         columnSums(dout, x, null, rstd, dweight, null);
         return dx;
@@ -489,7 +499,8 @@ public final class CudaBackend implements Backend {
         require(targets.numel() == n, "targets " + targets + " do not match logits " + logits);
         require(dlogits == null || dlogits.dtype() == logits.dtype(), "dlogits " + dlogits + " must have the logits' dtype");
         Tensor losses = empty(DType.F32, n);
-        kernels.launch("cross_entropy.cu", "cross_entropy_" + suffix(logits), n, 1, 1, 1024, logits, targets, dlogits, losses, v, (float) gradScale);
+        kernels.launch("cross_entropy.cu", (v % 8 == 0 ? "cross_entropy8_" : "cross_entropy_") + suffix(logits), n, 1, 1, 1024,
+                logits, targets, dlogits, losses, v, (float) gradScale);
         return losses;
     }
 

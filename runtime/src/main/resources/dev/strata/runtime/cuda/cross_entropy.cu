@@ -2,8 +2,23 @@
 // written over the logits, so no second (N,V) buffer exists and nothing (N,V) is ever held in f32.
 #include "common.cuh"
 
-template <typename T> __device__ void cross_entropy(const T* logits, const int* targets, T* dlogits, float* losses,
-                                                    int v, float grad_scale) {
+// e^x as 2^(x·log2 e) in one FFMA and one MUFU instruction; the accurate expf made these kernels issue-bound.
+#define LOG2E 1.4426950408889634f
+__device__ __forceinline__ float exp_shifted(float x, float shift2) { // e^(x - shift), shift2 = shift·log2 e
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(fmaf(x, LOG2E, -shift2)));
+    return y;
+}
+
+// Online softmax over one thread's logits: s is the sum of e^(x - mx) so far.
+__device__ __forceinline__ void softmax_step(float x, float& mx, float& s) {
+    if (x > mx) { s = s * exp_shifted(mx, x * LOG2E) + 1.f; mx = x; }
+    else s += exp_shifted(x, mx * LOG2E);
+}
+
+// Rows whose length is a multiple of 8 move as vectors of eight (VEC), others element by element.
+template <typename T, bool VEC> __device__ void cross_entropy(const T* logits, const int* targets, T* dlogits, float* losses,
+                                                              int v, float grad_scale) {
     __shared__ float shared[32];
     long base = (long) blockIdx.x * v;
     int target = targets[blockIdx.x];
@@ -14,23 +29,36 @@ template <typename T> __device__ void cross_entropy(const T* logits, const int* 
     }
     // One pass for the max and the sum of exponentials (online softmax), a second for the gradient.
     float mx = -INFINITY, s = 0.f;
-    for (int j = threadIdx.x; j < v; j += blockDim.x) {
-        float x = to_float(logits[base + j]);
-        if (x > mx) { s = s * expf(mx - x) + 1.f; mx = x; }
-        else s += expf(x - mx);
-    }
+    if (VEC)
+        for (int j = threadIdx.x; j < v / 8; j += blockDim.x) {
+            Vec8<T> x = load8(logits + base, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) softmax_step(to_float(x.v[e]), mx, s);
+        }
+    else
+        for (int j = threadIdx.x; j < v; j += blockDim.x) softmax_step(to_float(logits[base + j]), mx, s);
     float rowMax = block_max(mx, shared);
-    s = block_sum(mx == -INFINITY ? 0.f : s * expf(mx - rowMax), shared);
+    s = block_sum(mx == -INFINITY ? 0.f : s * exp_shifted(mx, rowMax * LOG2E), shared);
     mx = rowMax;
     float target_logit = to_float(logits[base + target]);
     __syncthreads(); // every thread has read the target logit before any overwrites it
     if (threadIdx.x == 0) losses[blockIdx.x] = logf(s) + mx - target_logit;
-    if (dlogits) {
-        float inv = grad_scale / s;
+    if (!dlogits) return;
+    float inv = grad_scale / s, mx2 = mx * LOG2E;
+    if (VEC)
+        for (int j = threadIdx.x; j < v / 8; j += blockDim.x) {
+            Vec8<T> x = load8(logits + base, j), d;
+#pragma unroll
+            for (int e = 0; e < 8; e++) d.v[e] = from_float<T>(exp_shifted(to_float(x.v[e]), mx2) * inv - (8 * j + e == target ? grad_scale : 0.f));
+            store8(dlogits + base, j, d);
+        }
+    else
         for (int j = threadIdx.x; j < v; j += blockDim.x)
-            dlogits[base + j] = from_float<T>(expf(to_float(logits[base + j]) - mx) * inv - (j == target ? grad_scale : 0.f));
-    }
+            dlogits[base + j] = from_float<T>(exp_shifted(to_float(logits[base + j]), mx2) * inv - (j == target ? grad_scale : 0.f));
 }
-#define CE(T, S) extern "C" __global__ void cross_entropy_##S(const T* logits, const int* targets, T* dlogits, \
-    float* losses, int v, float grad_scale) { cross_entropy<T>(logits, targets, dlogits, losses, v, grad_scale); }
+#define CE(T, S) \
+    extern "C" __global__ void cross_entropy_##S(const T* logits, const int* targets, T* dlogits, float* losses, int v, float grad_scale) \
+        { cross_entropy<T, false>(logits, targets, dlogits, losses, v, grad_scale); } \
+    extern "C" __global__ void cross_entropy8_##S(const T* logits, const int* targets, T* dlogits, float* losses, int v, float grad_scale) \
+        { cross_entropy<T, true>(logits, targets, dlogits, losses, v, grad_scale); }
 FOR_TYPES(CE)

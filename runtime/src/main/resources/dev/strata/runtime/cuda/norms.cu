@@ -1,5 +1,6 @@
 // LayerNorm and RMSNorm, forward and backward, on activations of type T with f32 weights and statistics.
-// One block per row; weight gradients are column sums, in reduce.cu.
+// One block per row; weight gradients are column sums, in reduce.cu, except RMSNorm's where rows are vectors of
+// eight that one block spans: its backward then walks a chunk of rows and writes the chunk's partial sums too.
 #include "common.cuh"
 
 template <typename T> __device__ void layernorm_fwd(const T* x, const float* w, const float* b, T* out, float* mean,
@@ -104,3 +105,39 @@ template <typename T> __device__ void rmsnorm_bwd(const T* dout, const T* x, con
 #define RMS_BWD(T, S) extern "C" __global__ void rmsnorm_bwd_##S(const T* dout, const T* x, const float* w, \
     const float* rstd, T* dx, int c) { rmsnorm_bwd<T>(dout, x, w, rstd, dx, c); }
 FOR_TYPES(RMS_BWD)
+
+// RMSNorm's backward over rows [r0, r0 + rows) with its weight gradient's partial sums: a thread holds eight columns
+// of dw = Σ dout·x·rstd in registers across the chunk and writes them to pw (chunks, C) at the end, so dout and x
+// are read once for dx and dw (the column sums in reduce.cu read them again). c % 8 == 0 and c / 8 <= blockDim.x.
+template <typename T> __device__ void rmsnorm_bwd_dw(const T* dout, const T* x, const float* w, const float* rstd, T* dx,
+                                                     float* pw, long n, int c, int rows) {
+    __shared__ float shared[32];
+    int j = threadIdx.x;
+    bool in = j < c / 8;
+    Vec8<float> wv = in ? load8(w, j) : Vec8<float>{};
+    Vec8<float> dw{};
+    long r0 = (long) blockIdx.x * rows, r1 = min(r0 + rows, n);
+    for (long r = r0; r < r1; r++) {
+        float rs = rstd[r], s = 0.f;
+        Vec8<T> d, v, y;
+        if (in) {
+            d = load8(dout + r * c, j);
+            v = load8(x + r * c, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += to_float(d.v[e]) * wv.v[e] * to_float(v.v[e]) * rs;
+        }
+        float meanDN = block_sum(s, shared) / c;
+        if (!in) continue;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            float g = to_float(d.v[e]), xe = to_float(v.v[e]);
+            y.v[e] = from_float<T>(rs * (g * wv.v[e] - xe * rs * meanDN));
+            dw.v[e] += g * xe * rs;
+        }
+        store8(dx + r * c, j, y);
+    }
+    if (in) store8(pw + (long) blockIdx.x * c, j, dw);
+}
+#define RMS_BWD_DW(T, S) extern "C" __global__ void rmsnorm_bwd_dw_##S(const T* dout, const T* x, const float* w, \
+    const float* rstd, T* dx, float* pw, long n, int c, int rows) { rmsnorm_bwd_dw<T>(dout, x, w, rstd, dx, pw, n, c, rows); }
+FOR_TYPES(RMS_BWD_DW)

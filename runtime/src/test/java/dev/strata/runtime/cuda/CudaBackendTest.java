@@ -145,17 +145,17 @@ class CudaBackendTest {
     @ValueSource(strings = {"f32", "bf16"})
     void biasAndColumnSums(String dtype) {
         DType dt = DType.parse(dtype);
-        for (int rows : new int[] {37, 2049}) {
-            int c = 301;
-            Tensor[] x = pair(dt, random((long) rows * c, 1), rows, c), b = pair(random(c, 1), c), db = pair(random(c, 1), c);
-            CPU.addBias(x[0], b[0]);
-            gpu.addBias(x[1], b[1]);
-            close(x[0], x[1], "addBias rows=" + rows);
-            x[0] = CPU.fromDoubles(gpu.toDoubles(x[1]), DType.F32, rows, c); // sum what the GPU holds: f32 sums of bf16 values
-            CPU.sumRowsAccumulate(x[0], db[0]);
-            gpu.sumRowsAccumulate(x[1], db[1]);
-            close(db[0], db[1], "sumRowsAccumulate rows=" + rows);
-        }
+        for (int rows : new int[] {37, 2049})
+            for (int c : new int[] {301, 304}) { // 304: eight columns a thread, the last block partly outside
+                Tensor[] x = pair(dt, random((long) rows * c, 1), rows, c), b = pair(random(c, 1), c), db = pair(random(c, 1), c);
+                CPU.addBias(x[0], b[0]);
+                gpu.addBias(x[1], b[1]);
+                close(x[0], x[1], "addBias rows=" + rows);
+                x[0] = CPU.fromDoubles(gpu.toDoubles(x[1]), DType.F32, rows, c); // sum what the GPU holds: f32 sums of bf16 values
+                CPU.sumRowsAccumulate(x[0], db[0]);
+                gpu.sumRowsAccumulate(x[1], db[1]);
+                close(db[0], db[1], "sumRowsAccumulate rows=" + rows + " c=" + c);
+            }
     }
 
     @ParameterizedTest
@@ -178,8 +178,10 @@ class CudaBackendTest {
     @ValueSource(strings = {"f32", "bf16"})
     void normsForwardAndBackward(String dtype) {
         DType dt = DType.parse(dtype);
-        for (int c : new int[] {37, 769, 1531, 2048}) { // RMSNorm moves rows whose length is a multiple of 8 as vectors
-            int rows = c == 769 ? 1037 : 13;
+        // RMSNorm moves rows whose length is a multiple of 8 as vectors; up to 8192 a block spans a row and its
+        // backward sums dw over chunks of 16 rows as it goes (1037 rows: the last chunk partly filled)
+        for (int c : new int[] {37, 769, 1531, 2048, 8200}) {
+            int rows = c == 769 || c == 2048 ? 1037 : 13;
             Tensor[] x = pair(dt, random((long) rows * c, 2), rows, c), w = pair(random(c, 1), c), b = pair(random(c, 1), c);
             Tensor[] dout = pair(dt, random((long) rows * c, 1), rows, c);
             var lc = CPU.layerNormForward(x[0], w[0], b[0], 1e-5);
@@ -243,14 +245,17 @@ class CudaBackendTest {
     @ValueSource(strings = {"f32", "bf16"})
     void crossEntropyInPlaceGradientAndIgnoredRows(String dtype) {
         DType dt = DType.parse(dtype);
-        int n = 23, v = 50257;
-        int[] targets = rng.ints(n, 0, v).toArray();
-        targets[5] = -1;
-        Tensor[] lc = pair(dt, random((long) n * v, 4), n, v);
-        Tensor tc = CPU.fromInts(targets, n), tg = gpu.fromInts(targets, n);
-        Tensor lossC = CPU.crossEntropy(lc[0], tc, lc[0], 1.0 / 22), lossG = gpu.crossEntropy(lc[1], tg, lc[1], 1.0 / 22);
-        close(CPU.toDoubles(lossC), gpu.toDoubles(lossG), dt == DType.BF16 ? 1e-4 : 1e-5, "cross-entropy loss " + dtype);
-        close(lc[0], lc[1], "cross-entropy gradient written over the logits");
+        int n = 23;
+        for (int v : new int[] {50257, 32000}) { // 32000: rows move as vectors of eight
+            int[] targets = rng.ints(n, 0, v).toArray();
+            targets[5] = -1;
+            targets[6] = v - 1;
+            Tensor[] lc = pair(dt, random((long) n * v, 4), n, v);
+            Tensor tc = CPU.fromInts(targets, n), tg = gpu.fromInts(targets, n);
+            Tensor lossC = CPU.crossEntropy(lc[0], tc, lc[0], 1.0 / 22), lossG = gpu.crossEntropy(lc[1], tg, lc[1], 1.0 / 22);
+            close(CPU.toDoubles(lossC), gpu.toDoubles(lossG), dt == DType.BF16 ? 1e-4 : 1e-5, "cross-entropy loss " + dtype + " v=" + v);
+            close(lc[0], lc[1], "cross-entropy gradient written over the logits, v=" + v);
+        }
     }
 
     @Test
