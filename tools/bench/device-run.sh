@@ -4,7 +4,7 @@
 #   tools/bench/device-run.sh parity           50 bf16 training steps of Strata and PyTorch from the same weights and data
 #   tools/bench/device-run.sh fp8              one linear at Llama-8B shapes, bf16 vs FP8 per rotation level, one and
 #                                              four micro-batches a step; Llama-1B end to end in bf16 and FP8, full
-#                                              training and LoRA, and PyTorch bf16 eager
+#                                              training and LoRA, and PyTorch bf16 (eager, compile) and FP8 (compile)
 #   tools/bench/device-run.sh bench [compile]  Strata's (with and without CUDA graphs) and PyTorch's training benchmarks
 #                                              (eager; compile too if asked)
 # Logs go to $OUT (or /tmp/strata-out); the last lines are the comparison tables.
@@ -33,7 +33,8 @@ case "${1:-}" in
                   "--linear bf16 --lora-rank 16" "--linear fp8 --rotation all --scaling delayed --lora-rank 16"; do
       $STRATA bench train --model llama-1b --batch 4 --seq 2048 $linear 2>&1 | tee -a "$LOGS/fp8-train-ops.log" | grep -E "tokens/s|BENCH|^  (gemm|attention|other)" | tee -a "$LOGS/fp8-train.log"
     done
-    python3 tools/bench/torch_train.py --model llama-1b --batch 4 --seq 2048 --modes eager 2>&1 | grep BENCH | tee -a "$LOGS/fp8-train.log"
+    python3 tools/bench/torch_train.py --model llama-1b --batch 4 --seq 2048 --modes eager,compile 2>&1 | grep BENCH | tee -a "$LOGS/fp8-train.log"
+    python3 tools/bench/torch_train.py --model llama-1b --batch 4 --seq 2048 --modes compile --linear fp8 2>&1 | grep BENCH | tee -a "$LOGS/fp8-train.log"
     python3 tools/bench/compare.py < "$LOGS/fp8-train.log"
     ;;
   bench)
