@@ -401,12 +401,12 @@ public final class CudaBackend implements Backend {
         int c = x.size(-1), n = (int) (x.numel() / c);
         requireSame(dout, x);
         Tensor dx = empty(x.dtype(), x.shape());
-        if (dweight != null && c % 8 == 0 && c / 8 <= 1024) { // a block spans a row: dw's partials come with dx
-            requireF32(dweight);
+        if (c % 8 == 0 && c / 8 <= 1024) { // a block spans a row: dw's partial sums come with dx, chunk by chunk
+            if (dweight != null) requireF32(dweight);
             int rows = 16, chunks = ceil(n, rows);
-            try (Tensor partials = empty(DType.F32, chunks, c)) {
+            try (Tensor partials = dweight == null ? null : empty(DType.F32, chunks, c)) {
                 kernels.launch("norms.cu", "rmsnorm_bwd_dw_" + suffix(x), chunks, 1, 1, rmsThreads(c), dout, x, weight, rstd, dx, partials, (long) n, c, rows);
-                kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, partials, chunks, c, dweight);
+                if (dweight != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, partials, chunks, c, dweight);
             }
             return dx;
         }

@@ -119,15 +119,6 @@ __device__ __forceinline__ void accumulate(float (&out)[M][DTILES][4], const flo
     }
 }
 
-// 2^x in one MUFU instruction. Softmax runs in base 2 with log2(e) folded into the scale, so each probability is
-// one FFMA and one EX2.
-#define LOG2E 1.4426950408889634f
-__device__ __forceinline__ float exp2_approx(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
 __device__ __forceinline__ float quad_max(float v) {
     v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
     return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));

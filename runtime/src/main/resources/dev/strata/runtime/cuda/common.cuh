@@ -29,6 +29,15 @@ __device__ __forceinline__ unsigned bf16x2(float lo, float hi) {
     return r;
 }
 
+// 2^x in one MUFU instruction. Softmaxes run in base 2 with log2(e) folded into their scale, so e^x costs one FFMA
+// and one EX2 (the accurate expf is several times that).
+#define LOG2E 1.4426950408889634f
+__device__ __forceinline__ float exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 // Stamps a kernel wrapper for each activation type: X(T, suffix).
 #define FOR_TYPES(X) X(float, f32) X(bf16, bf16)
 

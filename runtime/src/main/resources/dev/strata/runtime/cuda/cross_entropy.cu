@@ -2,13 +2,8 @@
 // written over the logits, so no second (N,V) buffer exists and nothing (N,V) is ever held in f32.
 #include "common.cuh"
 
-// e^x as 2^(x·log2 e) in one FFMA and one MUFU instruction; the accurate expf made these kernels issue-bound.
-#define LOG2E 1.4426950408889634f
-__device__ __forceinline__ float exp_shifted(float x, float shift2) { // e^(x - shift), shift2 = shift·log2 e
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(fmaf(x, LOG2E, -shift2)));
-    return y;
-}
+// e^(x - shift) for shift2 = shift·log2 e: the accurate expf, twice an element, made this kernel issue-bound.
+__device__ __forceinline__ float exp_shifted(float x, float shift2) { return exp2_approx(fmaf(x, LOG2E, -shift2)); }
 
 // Online softmax over one thread's logits: s is the sum of e^(x - mx) so far.
 __device__ __forceinline__ void softmax_step(float x, float& mx, float& s) {

@@ -108,7 +108,8 @@ FOR_TYPES(RMS_BWD)
 
 // RMSNorm's backward over rows [r0, r0 + rows) with its weight gradient's partial sums: a thread holds eight columns
 // of dw = Σ dout·x·rstd in registers across the chunk and writes them to pw (chunks, C) at the end, so dout and x
-// are read once for dx and dw (the column sums in reduce.cu read them again). c % 8 == 0 and c / 8 <= blockDim.x.
+// are read once for dx and dw (the column sums in reduce.cu read them again); pw is null for a frozen weight.
+// c % 8 == 0 and c / 8 <= blockDim.x.
 template <typename T> __device__ void rmsnorm_bwd_dw(const T* dout, const T* x, const float* w, const float* rstd, T* dx,
                                                      float* pw, long n, int c, int rows) {
     __shared__ float shared[32];
@@ -136,7 +137,7 @@ template <typename T> __device__ void rmsnorm_bwd_dw(const T* dout, const T* x, 
         }
         store8(dx + r * c, j, y);
     }
-    if (in) store8(pw + (long) blockIdx.x * c, j, dw);
+    if (in && pw) store8(pw + (long) blockIdx.x * c, j, dw);
 }
 #define RMS_BWD_DW(T, S) extern "C" __global__ void rmsnorm_bwd_dw_##S(const T* dout, const T* x, const float* w, \
     const float* rstd, T* dx, float* pw, long n, int c, int rows) { rmsnorm_bwd_dw<T>(dout, x, w, rstd, dx, pw, n, c, rows); }

@@ -197,6 +197,8 @@ class CudaBackendTest {
             close(rc.out(), rg.out(), "rmsnorm c=" + c);
             close(CPU.rmsNormBackward(dout[0], x[0], w[0], rc.rstd(), dw[0]), gpu.rmsNormBackward(dout[1], x[1], w[1], rg.rstd(), dw[1]), "rmsnorm dx");
             close(dw[0], dw[1], "rmsnorm dw c=" + c);
+            close(CPU.rmsNormBackward(dout[0], x[0], w[0], rc.rstd(), null), gpu.rmsNormBackward(dout[1], x[1], w[1], rg.rstd(), null),
+                    "rmsnorm dx, frozen weight c=" + c);
         }
     }
 
