@@ -89,14 +89,17 @@ public interface Backend extends AutoCloseable {
     /** LayerNorm over the last dim: x (N,C), weight, bias (C) -> out (N,C), mean (N), rstd (N) in F32/F64. */
     NormOutput layerNormForward(Tensor x, Tensor weight, Tensor bias, double eps);
 
-    /** Returns dx (N,C); dweight and dbias (C) accumulate, each unless null (a frozen parameter). */
-    Tensor layerNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dweight, Tensor dbias);
+    /**
+     * Returns dx (N,C), plus residual (N,C) unless null: the gradient a skip connection around the norm adds, in the
+     * same pass. dweight and dbias (C) accumulate, each unless null (a frozen parameter).
+     */
+    Tensor layerNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dweight, Tensor dbias, Tensor residual);
 
     /** RMSNorm: x (N,C), weight (C) -> out (N,C), rstd (N); mean is null. */
     NormOutput rmsNormForward(Tensor x, Tensor weight, double eps);
 
-    /** Returns dx (N,C); dweight (C) accumulates unless null (a frozen weight). */
-    Tensor rmsNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor rstd, Tensor dweight);
+    /** Returns dx (N,C), plus residual unless null, as {@link #layerNormBackward}; dweight (C) accumulates unless null. */
+    Tensor rmsNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor rstd, Tensor dweight, Tensor residual);
 
     // ---- activations --------------------------------------------------------------------------------------------
 

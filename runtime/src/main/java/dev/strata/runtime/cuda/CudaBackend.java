@@ -380,11 +380,13 @@ public final class CudaBackend implements Backend {
         return new NormOutput(out, mean, rstd);
     }
 
-    @Override public Tensor layerNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dweight, Tensor dbias) {
+    @Override public Tensor layerNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor mean, Tensor rstd, Tensor dweight, Tensor dbias,
+                                              Tensor residual) {
         int c = x.size(-1), n = (int) (x.numel() / c);
         requireSame(dout, x);
+        requireResidual(residual, x);
         Tensor dx = empty(x.dtype(), x.shape());
-        kernels.launch("norms.cu", "layernorm_bwd_" + suffix(x), n, 1, 1, rowThreads(c), dout, x, weight, mean, rstd, dx, c);
+        kernels.launch("norms.cu", "layernorm_bwd_" + suffix(x), n, 1, 1, rowThreads(c), dout, x, weight, mean, rstd, residual, dx, c);
         columnSums(dout, x, mean, rstd, dweight, dbias);
         return dx;
     }
@@ -397,20 +399,21 @@ public final class CudaBackend implements Backend {
         return new NormOutput(out, null, rstd);
     }
 
-    @Override public Tensor rmsNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor rstd, Tensor dweight) {
+    @Override public Tensor rmsNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor rstd, Tensor dweight, Tensor residual) {
         int c = x.size(-1), n = (int) (x.numel() / c);
         requireSame(dout, x);
+        requireResidual(residual, x);
         Tensor dx = empty(x.dtype(), x.shape());
         if (c % 8 == 0 && c / 8 <= 1024) { // a block spans a row: dw's partial sums come with dx, chunk by chunk
             if (dweight != null) requireF32(dweight);
             int rows = 16, chunks = ceil(n, rows);
             try (Tensor partials = dweight == null ? null : empty(DType.F32, chunks, c)) {
-                kernels.launch("norms.cu", "rmsnorm_bwd_dw_" + suffix(x), chunks, 1, 1, rmsThreads(c), dout, x, weight, rstd, dx, partials, (long) n, c, rows);
+                kernels.launch("norms.cu", "rmsnorm_bwd_dw_" + suffix(x), chunks, 1, 1, rmsThreads(c), dout, x, weight, rstd, residual, dx, partials, (long) n, c, rows);
                 if (dweight != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, partials, chunks, c, dweight);
             }
             return dx;
         }
-        kernels.launch("norms.cu", "rmsnorm_bwd_" + suffix(x), n, 1, 1, rmsThreads(c), dout, x, weight, rstd, dx, c);
+        kernels.launch("norms.cu", "rmsnorm_bwd_" + suffix(x), n, 1, 1, rmsThreads(c), dout, x, weight, rstd, residual, dx, c);
         columnSums(dout, x, null, rstd, dweight, null);
         return dx;
     }
@@ -839,6 +842,13 @@ public final class CudaBackend implements Backend {
             case FP8_E5M2 -> cudart.CUDA_R_8F_E5M2;
             default -> cudart.CUDA_R_32F;
         };
+    }
+
+    /** A norm backward's residual, when given, is another tensor like x. */
+    private static void requireResidual(Tensor residual, Tensor x) {
+        if (residual == null) return;
+        requireSame(residual, x);
+        require(residual.numel() == x.numel(), "residual " + residual + " does not match " + x);
     }
 
     private static void requireSame(Tensor... ts) {

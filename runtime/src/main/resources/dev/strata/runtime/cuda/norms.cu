@@ -1,6 +1,7 @@
 // LayerNorm and RMSNorm, forward and backward, on activations of type T with f32 weights and statistics.
 // One block per row; weight gradients are column sums, in reduce.cu, except RMSNorm's where rows are vectors of
 // eight that one block spans: its backward then walks a chunk of rows and writes the chunk's partial sums too.
+// A backward adds `residual` (the gradient of a skip connection around the norm) into dx unless it is null.
 #include "common.cuh"
 
 template <typename T> __device__ void layernorm_fwd(const T* x, const float* w, const float* b, T* out, float* mean,
@@ -22,7 +23,7 @@ template <typename T> __device__ void layernorm_fwd(const T* x, const float* w, 
 FOR_TYPES(LN_FWD)
 
 template <typename T> __device__ void layernorm_bwd(const T* dout, const T* x, const float* w, const float* mean,
-                                                    const float* rstd, T* dx, int c) {
+                                                    const float* rstd, const T* residual, T* dx, int c) {
     __shared__ float shared[32];
     long base = (long) blockIdx.x * c;
     float m = mean[blockIdx.x], r = rstd[blockIdx.x], sd = 0.f, sdn = 0.f;
@@ -34,11 +35,11 @@ template <typename T> __device__ void layernorm_bwd(const T* dout, const T* x, c
     float meanD = block_sum(sd, shared) / c, meanDN = block_sum(sdn, shared) / c;
     for (int j = threadIdx.x; j < c; j += blockDim.x) {
         float norm = (to_float(x[base + j]) - m) * r, dn = to_float(dout[base + j]) * w[j];
-        dx[base + j] = from_float<T>(r * (dn - meanD - norm * meanDN));
+        dx[base + j] = from_float<T>(r * (dn - meanD - norm * meanDN) + (residual ? to_float(residual[base + j]) : 0.f));
     }
 }
 #define LN_BWD(T, S) extern "C" __global__ void layernorm_bwd_##S(const T* dout, const T* x, const float* w, \
-    const float* mean, const float* rstd, T* dx, int c) { layernorm_bwd<T>(dout, x, w, mean, rstd, dx, c); }
+    const float* mean, const float* rstd, const T* residual, T* dx, int c) { layernorm_bwd<T>(dout, x, w, mean, rstd, residual, dx, c); }
 FOR_TYPES(LN_BWD)
 
 // RMSNorm moves a row as 16- or 32-byte vectors of eight where its length c is a multiple of 8 (the launch then
@@ -74,7 +75,8 @@ template <typename T> __device__ void rmsnorm_fwd(const T* x, const float* w, T*
     float eps) { rmsnorm_fwd<T>(x, w, out, rstd, c, eps); }
 FOR_TYPES(RMS_FWD)
 
-template <typename T> __device__ void rmsnorm_bwd(const T* dout, const T* x, const float* w, const float* rstd, T* dx, int c) {
+template <typename T> __device__ void rmsnorm_bwd(const T* dout, const T* x, const float* w, const float* rstd, const T* residual,
+                                                  T* dx, int c) {
     __shared__ float shared[32];
     long base = (long) blockIdx.x * c;
     const T *dr = dout + base, *xr = x + base;
@@ -93,25 +95,28 @@ template <typename T> __device__ void rmsnorm_bwd(const T* dout, const T* x, con
     float meanDN = block_sum(s, shared) / c;
     if (vec)
         for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
-            Vec8<T> d = load8(dr, j), v = load8(xr, j), y;
+            Vec8<T> d = load8(dr, j), v = load8(xr, j), y, res;
             Vec8<float> wv = load8(w, j);
+            if (residual) res = load8(residual + base, j);
 #pragma unroll
-            for (int e = 0; e < 8; e++) y.v[e] = from_float<T>(r * (to_float(d.v[e]) * wv.v[e] - to_float(v.v[e]) * r * meanDN));
+            for (int e = 0; e < 8; e++)
+                y.v[e] = from_float<T>(r * (to_float(d.v[e]) * wv.v[e] - to_float(v.v[e]) * r * meanDN) + (residual ? to_float(res.v[e]) : 0.f));
             store8(dxr, j, y);
         }
     else
-        for (int j = threadIdx.x; j < c; j += blockDim.x) dxr[j] = from_float<T>(r * (to_float(dr[j]) * w[j] - to_float(xr[j]) * r * meanDN));
+        for (int j = threadIdx.x; j < c; j += blockDim.x)
+            dxr[j] = from_float<T>(r * (to_float(dr[j]) * w[j] - to_float(xr[j]) * r * meanDN) + (residual ? to_float(residual[base + j]) : 0.f));
 }
 #define RMS_BWD(T, S) extern "C" __global__ void rmsnorm_bwd_##S(const T* dout, const T* x, const float* w, \
-    const float* rstd, T* dx, int c) { rmsnorm_bwd<T>(dout, x, w, rstd, dx, c); }
+    const float* rstd, const T* residual, T* dx, int c) { rmsnorm_bwd<T>(dout, x, w, rstd, residual, dx, c); }
 FOR_TYPES(RMS_BWD)
 
 // RMSNorm's backward over rows [r0, r0 + rows) with its weight gradient's partial sums: a thread holds eight columns
 // of dw = Σ dout·x·rstd in registers across the chunk and writes them to pw (chunks, C) at the end, so dout and x
 // are read once for dx and dw (the column sums in reduce.cu read them again); pw is null for a frozen weight.
 // c % 8 == 0 and c / 8 <= blockDim.x.
-template <typename T> __device__ void rmsnorm_bwd_dw(const T* dout, const T* x, const float* w, const float* rstd, T* dx,
-                                                     float* pw, long n, int c, int rows) {
+template <typename T> __device__ void rmsnorm_bwd_dw(const T* dout, const T* x, const float* w, const float* rstd,
+                                                     const T* residual, T* dx, float* pw, long n, int c, int rows) {
     __shared__ float shared[32];
     int j = threadIdx.x;
     bool in = j < c / 8;
@@ -120,7 +125,7 @@ template <typename T> __device__ void rmsnorm_bwd_dw(const T* dout, const T* x, 
     long r0 = (long) blockIdx.x * rows, r1 = min(r0 + rows, n);
     for (long r = r0; r < r1; r++) {
         float rs = rstd[r], s = 0.f;
-        Vec8<T> d, v, y;
+        Vec8<T> d, v, y, res;
         if (in) {
             d = load8(dout + r * c, j);
             v = load8(x + r * c, j);
@@ -129,10 +134,11 @@ template <typename T> __device__ void rmsnorm_bwd_dw(const T* dout, const T* x, 
         }
         float meanDN = block_sum(s, shared) / c;
         if (!in) continue;
+        if (residual) res = load8(residual + r * c, j);
 #pragma unroll
         for (int e = 0; e < 8; e++) {
             float g = to_float(d.v[e]), xe = to_float(v.v[e]);
-            y.v[e] = from_float<T>(rs * (g * wv.v[e] - xe * rs * meanDN));
+            y.v[e] = from_float<T>(rs * (g * wv.v[e] - xe * rs * meanDN) + (residual ? to_float(res.v[e]) : 0.f));
             dw.v[e] += g * xe * rs;
         }
         store8(dx + r * c, j, y);
@@ -140,5 +146,6 @@ template <typename T> __device__ void rmsnorm_bwd_dw(const T* dout, const T* x, 
     if (in && pw) store8(pw + (long) blockIdx.x * c, j, dw);
 }
 #define RMS_BWD_DW(T, S) extern "C" __global__ void rmsnorm_bwd_dw_##S(const T* dout, const T* x, const float* w, \
-    const float* rstd, T* dx, float* pw, long n, int c, int rows) { rmsnorm_bwd_dw<T>(dout, x, w, rstd, dx, pw, n, c, rows); }
+    const float* rstd, const T* residual, T* dx, float* pw, long n, int c, int rows) \
+    { rmsnorm_bwd_dw<T>(dout, x, w, rstd, residual, dx, pw, n, c, rows); }
 FOR_TYPES(RMS_BWD_DW)

@@ -188,17 +188,21 @@ class CudaBackendTest {
             var lg = gpu.layerNormForward(x[1], w[1], b[1], 1e-5);
             close(lc.out(), lg.out(), "layernorm c=" + c);
             Tensor[] dw = pair(random(c, 1), c), dbias = pair(random(c, 1), c);
-            close(CPU.layerNormBackward(dout[0], x[0], w[0], lc.mean(), lc.rstd(), dw[0], dbias[0]),
-                    gpu.layerNormBackward(dout[1], x[1], w[1], lg.mean(), lg.rstd(), dw[1], dbias[1]), "layernorm dx c=" + c);
+            Tensor[] residual = pair(dt, random((long) rows * c, 1), rows, c);
+            close(CPU.layerNormBackward(dout[0], x[0], w[0], lc.mean(), lc.rstd(), dw[0], dbias[0], null),
+                    gpu.layerNormBackward(dout[1], x[1], w[1], lg.mean(), lg.rstd(), dw[1], dbias[1], null), "layernorm dx c=" + c);
+            close(CPU.layerNormBackward(dout[0], x[0], w[0], lc.mean(), lc.rstd(), null, null, residual[0]),
+                    gpu.layerNormBackward(dout[1], x[1], w[1], lg.mean(), lg.rstd(), null, null, residual[1]), "layernorm dx + residual c=" + c);
             close(dw[0], dw[1], "layernorm dw c=" + c);
             close(dbias[0], dbias[1], "layernorm db c=" + c);
             var rc = CPU.rmsNormForward(x[0], w[0], 1e-6);
             var rg = gpu.rmsNormForward(x[1], w[1], 1e-6);
             close(rc.out(), rg.out(), "rmsnorm c=" + c);
-            close(CPU.rmsNormBackward(dout[0], x[0], w[0], rc.rstd(), dw[0]), gpu.rmsNormBackward(dout[1], x[1], w[1], rg.rstd(), dw[1]), "rmsnorm dx");
+            close(CPU.rmsNormBackward(dout[0], x[0], w[0], rc.rstd(), dw[0], null), gpu.rmsNormBackward(dout[1], x[1], w[1], rg.rstd(), dw[1], null),
+                    "rmsnorm dx");
             close(dw[0], dw[1], "rmsnorm dw c=" + c);
-            close(CPU.rmsNormBackward(dout[0], x[0], w[0], rc.rstd(), null), gpu.rmsNormBackward(dout[1], x[1], w[1], rg.rstd(), null),
-                    "rmsnorm dx, frozen weight c=" + c);
+            close(CPU.rmsNormBackward(dout[0], x[0], w[0], rc.rstd(), null, residual[0]), gpu.rmsNormBackward(dout[1], x[1], w[1], rg.rstd(), null, residual[1]),
+                    "rmsnorm dx + residual, frozen weight c=" + c);
         }
     }
 

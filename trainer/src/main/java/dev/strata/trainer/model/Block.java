@@ -42,17 +42,16 @@ public final class Block {
         }
     }
 
+    /** dout (B*T,C) -> dx; each norm's backward adds the gradient its skip connection carries around it. */
     public Tensor backward(Tensor dout) {
         Tensor dh;
         try (Tensor df = feedForward.backward(dout)) {
-            dh = ffnNorm.backward(df);
+            dh = ffnNorm.backward(df, dout);
         }
-        backend.addInPlace(dh, dout); // residual
         Tensor dx;
         try (Tensor da = attention.backward(dh)) {
-            dx = attentionNorm.backward(da);
+            dx = attentionNorm.backward(da, dh);
         }
-        backend.addInPlace(dx, dh);
         dh.close();
         discard();
         return dx;

@@ -28,8 +28,8 @@ public final class LayerNorm implements Norm {
         return r.out();
     }
 
-    @Override public Tensor backward(Tensor dout) {
-        Tensor dx = backend.layerNormBackward(dout, x, weight.value(), mean, rstd, weight.grad(), bias.grad());
+    @Override public Tensor backward(Tensor dout, Tensor residual) {
+        Tensor dx = backend.layerNormBackward(dout, x, weight.value(), mean, rstd, weight.grad(), bias.grad(), residual);
         discard();
         return dx;
     }

@@ -8,7 +8,8 @@ import java.util.List;
 public sealed interface Norm permits LayerNorm, RmsNorm {
     Tensor forward(Tensor x);
 
-    Tensor backward(Tensor dout);
+    /** dx (N,C) from dout (N,C), plus residual unless null: a skip connection's gradient, added in the same pass. */
+    Tensor backward(Tensor dout, Tensor residual);
 
     /** Frees what forward kept for backward, when backward will not run (evaluation, recomputation). */
     void discard();

@@ -26,8 +26,8 @@ public final class RmsNorm implements Norm {
         return r.out();
     }
 
-    @Override public Tensor backward(Tensor dout) {
-        Tensor dx = backend.rmsNormBackward(dout, x, weight.value(), rstd, weight.grad());
+    @Override public Tensor backward(Tensor dout, Tensor residual) {
+        Tensor dx = backend.rmsNormBackward(dout, x, weight.value(), rstd, weight.grad(), residual);
         discard();
         return dx;
     }

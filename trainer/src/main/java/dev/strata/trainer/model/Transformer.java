@@ -130,7 +130,7 @@ public final class Transformer {
         Tensor dx = dout;
         if (stage.head()) {
             try (Tensor dxn = output.backward(dout)) {
-                dx = norm.backward(dxn);
+                dx = norm.backward(dxn, null);
             }
         }
         for (int i = layers.size() - 1; i >= 0; i--) {
