@@ -319,7 +319,7 @@ public final class CpuBackend implements Backend {
     @Override public Tensor layerNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor mean, Tensor rstd,
                                               Tensor dweight, Tensor dbias, Tensor residual) {
         int c = x.size(-1), n = (int) (x.numel() / c);
-        Tensor dx = residual == null ? zeros(x.dtype(), x.shape()) : copy(residual);
+        Tensor dx = zeros(x.dtype(), x.shape());
         CpuBuffer d = buf(dout), xb = buf(x), w = buf(weight), mb = buf(mean), rb = buf(rstd), dxb = buf(dx);
         parallelRows(n, c, r -> {
             int base = r * c;
@@ -333,7 +333,7 @@ public final class CpuBackend implements Backend {
             meanDN /= c;
             for (int j = 0; j < c; j++) {
                 double norm = (xb.get(base + j) - m) * s, dnorm = d.get(base + j) * w.get(j);
-                dxb.set(base + j, dxb.get(base + j) + s * (dnorm - meanD - norm * meanDN));
+                dxb.set(base + j, s * (dnorm - meanD - norm * meanDN));
             }
         });
         double[] dw = new double[c], db = new double[c];
@@ -347,6 +347,8 @@ public final class CpuBackend implements Backend {
         }
         accumulate(dweight, dw);
         accumulate(dbias, db);
+        // after dx is rounded to its dtype: CPU runs stay bit for bit what they were before the CUDA kernels fused the add
+        if (residual != null) addInPlace(dx, residual);
         return dx;
     }
 
@@ -367,7 +369,7 @@ public final class CpuBackend implements Backend {
 
     @Override public Tensor rmsNormBackward(Tensor dout, Tensor x, Tensor weight, Tensor rstd, Tensor dweight, Tensor residual) {
         int c = x.size(-1), n = (int) (x.numel() / c);
-        Tensor dx = residual == null ? zeros(x.dtype(), x.shape()) : copy(residual);
+        Tensor dx = zeros(x.dtype(), x.shape());
         CpuBuffer d = buf(dout), xb = buf(x), w = buf(weight), rb = buf(rstd), dxb = buf(dx);
         parallelRows(n, c, r -> {
             int base = r * c;
@@ -375,7 +377,7 @@ public final class CpuBackend implements Backend {
             for (int j = 0; j < c; j++) meanDN += d.get(base + j) * w.get(j) * xb.get(base + j) * s;
             meanDN /= c;
             for (int j = 0; j < c; j++)
-                dxb.set(base + j, dxb.get(base + j) + s * (d.get(base + j) * w.get(j) - xb.get(base + j) * s * meanDN));
+                dxb.set(base + j, s * (d.get(base + j) * w.get(j) - xb.get(base + j) * s * meanDN));
         });
         double[] dw = new double[c];
         for (int r = 0; r < n; r++) {
@@ -383,6 +385,7 @@ public final class CpuBackend implements Backend {
             for (int j = 0; j < c; j++) dw[j] += d.get(r * c + j) * xb.get(r * c + j) * s;
         }
         accumulate(dweight, dw);
+        if (residual != null) addInPlace(dx, residual);
         return dx;
     }
 
