@@ -45,6 +45,7 @@ public final class CudaBackend implements Backend {
     /** A device f32 1.0: the scale of an FP8 GEMM whose per-row scales are applied after it. */
     private final Tensor unitScale;
     private final int multiprocessors, computeCapability;
+    boolean wgmmaAttention; // Hopper's wgmma (sm_90 alone); tests turn it off to check the mma.sync kernels there too
     private final String name;
     private final Map<List<Long>, SlotTable> slotTables = new HashMap<>();
 
@@ -63,6 +64,7 @@ public final class CudaBackend implements Backend {
         this.name = prop.name().getString();
         this.multiprocessors = prop.multiProcessorCount();
         this.computeCapability = prop.major() * 10 + prop.minor();
+        this.wgmmaAttention = computeCapability == 90;
         this.device = Device.cuda(index);
         Cuda.check(cudart.cudaStreamCreateWithFlags(stream, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
         this.kernels = new Kernels(prop.major(), prop.minor(), stream, timer);
@@ -458,7 +460,10 @@ public final class CudaBackend implements Backend {
         return out;
     }
 
-    /** bf16 with head size 64 runs on tensor cores (attention_mma.cu); everything else on the reference kernels. */
+    /**
+     * bf16 with head size 64 runs on tensor cores (attention_mma.cu: wgmma on Hopper, mma.sync elsewhere); everything
+     * else on the reference kernels.
+     */
     private static boolean tensorCoreAttention(Tensor q) { return q.dtype() == DType.BF16 && q.size(3) == 64; }
 
     @Override public AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale) {
@@ -467,7 +472,8 @@ public final class CudaBackend implements Backend {
         require(d <= 128 && h % hkv == 0, "attention needs head_dim <= 128 and n_heads a multiple of n_kv_heads: " + q + ", " + k);
         Tensor out = empty(q.dtype(), q.shape()), lse = empty(DType.F32, b, h, t);
         if (tensorCoreAttention(q))
-            kernels.launch("attention_mma.cu", "attention_mma_fwd", ceil(t, 128), h, b, 128, q, k, v, out, lse, t, h, hkv, (float) scale); // 128 queries a block
+            kernels.launch("attention_mma.cu", wgmmaAttention ? "attention_wgmma_fwd" : "attention_mma_fwd", ceil(t, 128), h, b, 128,
+                    q, k, v, out, lse, t, h, hkv, (float) scale); // 128 queries a block
         else
             kernels.launch("attention.cu", "attention_fwd_" + suffix(q), t, h, b, 32, q, k, v, out, lse, t, h, hkv, d, (float) scale);
         return new AttentionOutput(out, lse);
@@ -484,7 +490,8 @@ public final class CudaBackend implements Backend {
                     dout, out, delta, b, t, h, d);
             if (tensorCoreAttention(q)) {
                 try (Tensor dqAcc = zeros(DType.F32, q.shape())) { // the key blocks add their shares of dq into it
-                    kernels.launch("attention_mma.cu", "attention_mma_bwd", ceil(t, 64), hkv, b, 128, dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale);
+                    String kernel = wgmmaAttention ? "attention_wgmma_bwd" : "attention_mma_bwd";
+                    kernels.launch("attention_mma.cu", kernel, ceil(t, 64), hkv, b, 128, dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale);
                     elementwiseIn("attention_mma.cu", "attention_dq_finish", dq.numel(), dqAcc, dq, dq.numel(), (float) scale);
                 }
             } else {

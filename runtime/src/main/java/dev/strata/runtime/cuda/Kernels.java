@@ -51,7 +51,7 @@ final class Kernels {
 
     Kernels(int major, int minor, CUstream_st stream, OpTimer timer) {
         for (int i = 0; i < ARG_SLOTS; i++) argPointers.put(i, argSlots[i] = new LongPointer(1));
-        this.arch = "sm_" + major + minor;
+        this.arch = "sm_" + major + minor + (major == 9 ? "a" : ""); // sm_90a: Hopper's wgmma needs the arch-specific target
         this.stream = stream;
         this.timer = timer;
         String configured = System.getProperty("strata.kernel_cache");

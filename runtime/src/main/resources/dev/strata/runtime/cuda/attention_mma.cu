@@ -49,20 +49,130 @@ __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, long str
     }
 }
 
+__device__ __forceinline__ unsigned shared_address(const void* p) { return (unsigned) __cvta_generic_to_shared(p); }
+
+// ---- Hopper's warpgroup MMA ---------------------------------------------------------------------------------------
+// A block's four warps form one warpgroup, and wgmma.m64n64k16 multiplies its 64 rows (warp w: rows 16w.., A in
+// mma.sync's fragment layout, accumulators as above) by a 16 x 64 B that the tensor cores read from shared memory
+// themselves, once for all four warps. With mma.sync every warp loads every B fragment into registers, and those
+// shared-memory reads bounded the kernels. B tiles are 64 rows of 128 bytes in the 128-byte swizzle that wgmma's
+// descriptors name (mode 1): the 16-byte chunk c of row r sits at chunk c ^ (r % 8), tiles aligned to 1024 bytes.
+// Only sm_90a has wgmma: elsewhere these compile to nothing and the mma.sync kernels run.
+#define SWIZZLED_TILE (TILE * HD)
+
+// Starts copying rows [row0, row0 + TILE) x HD into a swizzled tile, as load_tile does into a padded one.
+__device__ __forceinline__ void load_swizzled(bf16* tile, const bf16* base, long stride, int row0, int t_len) {
+    for (int i = threadIdx.x; i < TILE * HD / 8; i += blockDim.x) {
+        int r = i / (HD / 8), c = i % (HD / 8);
+        bool in = row0 + r < t_len;
+        copy16_async(tile + r * HD + (c ^ (r & 7)) * 8, in ? base + (long) (row0 + r) * stride + c * 8 : base, in);
+    }
+}
+
+// The descriptor of k-step ks of a swizzled tile as B: contracted along its rows (K-major, as for Q·Kᵀ: a step is 16
+// columns, 32 bytes on) or down its columns (MN-major, as for P·V: a step is 16 rows, 2 KB on). Groups of 8 rows lie
+// 1024 bytes apart; the leading offset is unused by both (one 128-byte row spans the 64 columns).
+__device__ __forceinline__ unsigned long long tile_desc(const bf16* tile, bool mnMajor, int ks) {
+    unsigned long long start = (shared_address(tile) + (mnMajor ? ks * 2048 : ks * 32)) >> 4;
+    return (start & 0x3fff) | (unsigned long long) (mnMajor ? 64 : 1) << 16 | 64ull << 32 | 1ull << 62;
+}
+
+// acc (this warp's 16 rows x 64) = or += A (16 x 16) · B (16 x 64 from shared memory), asynchronously: complete after
+// wgmma_wait.
+template <int MN_MAJOR> __device__ __forceinline__ void wgmma64(float (&acc)[NTILES][4], const unsigned (&a)[4], unsigned long long desc, int accumulate) {
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                 "{%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]),
+                   "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]),
+                   "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]),
+                   "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(MN_MAJOR), "r"(accumulate));
+#endif
+}
+
+// An empty volatile asm that claims to change r: the compiler keeps every access to r on its side of the wgmma
+// fences and waits, which are volatile too.
+template <int N, int M> __device__ __forceinline__ void pin(float (&r)[N][M]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int j = 0; j < M; j++) asm volatile("" : "+f"(r[i][j]) :: "memory");
+}
+
+template <int N, int M> __device__ __forceinline__ void pin(unsigned (&r)[N][M]) {
+#pragma unroll
+    for (int i = 0; i < N; i++)
+#pragma unroll
+        for (int j = 0; j < M; j++) asm volatile("" : "+r"(r[i][j]) :: "memory");
+}
+
+// Registers written before it are what the wgmma after it read (accumulators and A fragments).
+__device__ __forceinline__ void wgmma_fence() {
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#endif
+}
+
+// Waits for every wgmma this thread issued, then for accumulators a and b to be read.
+__device__ __forceinline__ void wgmma_wait(float (&a)[NTILES][4], float (&b)[NTILES][4]) {
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;" ::: "memory");
+#endif
+    pin(a);
+    pin(b);
+}
+
+// Copies written through the generic proxy (cp.async, st.shared) become visible to wgmma's reads.
+__device__ __forceinline__ void fence_async_shared() {
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#endif
+}
+
+// acc = A (this warp's 16 rows x HD, as KSTEPS fragments) · Bᵀ, B the swizzled tile (TILE rows x HD): scores on wgmma.
+__device__ __forceinline__ void wg_scores(float (&acc)[NTILES][4], const unsigned (&a)[KSTEPS][4], const bf16* tile) {
+#pragma unroll
+    for (int ks = 0; ks < KSTEPS; ks++) wgmma64<0>(acc, a[ks], tile_desc(tile, false, ks), ks > 0);
+}
+
+// out += P (this warp's 16 rows x TILE, in C layout) · V, V the swizzled tile (TILE rows x HD): accumulate on wgmma.
+// The A fragments are built into `a`, which must stay untouched until the wait.
+__device__ __forceinline__ void wg_accumulate(float (&out)[DTILES][4], const float (&p)[NTILES][4], unsigned (&a)[TILE / 16][4], const bf16* tile) {
+#pragma unroll
+    for (int ks = 0; ks < TILE / 16; ks++) {
+        a[ks][0] = bf16x2(p[2 * ks][0], p[2 * ks][1]);
+        a[ks][1] = bf16x2(p[2 * ks][2], p[2 * ks][3]);
+        a[ks][2] = bf16x2(p[2 * ks + 1][0], p[2 * ks + 1][1]);
+        a[ks][3] = bf16x2(p[2 * ks + 1][2], p[2 * ks + 1][3]);
+    }
+    pin(a);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < TILE / 16; ks++) wgmma64<1>(out, a[ks], tile_desc(tile, true, ks), 1);
+}
+
+// A tile for mma.sync's fragment loads (padded rows) or for wgmma (swizzled).
+template <bool WG> __device__ __forceinline__ void load_tile_for(bf16* tile, const bf16* base, long stride, int row0, int t_len) {
+    if (WG) load_swizzled(tile, base, stride, row0, t_len);
+    else load_tile(tile, base, stride, row0, t_len);
+}
+
 // Before the K and V tiles at k0 (in buffers cur) are worked on: starts copying the next ones, up to key `last`,
 // into the other buffers, and waits until the current ones are in shared memory for the whole block.
-__device__ __forceinline__ void next_kv(bf16 (*kTiles)[TILE * SROW], bf16 (*vTiles)[TILE * SROW], const bf16* kb,
+template <bool WG, int SIZE> __device__ __forceinline__ void next_kv(bf16 (*kTiles)[SIZE], bf16 (*vTiles)[SIZE], const bf16* kb,
         const bf16* vb, long ks, int k0, int cur, int last, int t_len) {
     if (k0 + TILE <= last) {
-        load_tile(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
-        load_tile(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
+        load_tile_for<WG>(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
+        load_tile_for<WG>(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
     }
     copy_commit();
     copy_wait<1>();
+    if (WG) fence_async_shared();
     __syncthreads();
 }
-
-__device__ __forceinline__ unsigned shared_address(const void* p) { return (unsigned) __cvta_generic_to_shared(p); }
 
 // acc (16M x TILE) = A (16M x HD) · Bᵀ, B the shared tile (TILE rows x HD), A as M fragments of 16 rows. B's
 // fragments are 8x8 blocks of the tile as stored (rows of B are columns of Bᵀ): one ldmatrix.x4 reads four, the
@@ -134,42 +244,55 @@ __device__ __forceinline__ float quad_sum(float v) {
 #define FWD_M 2
 #define FWD_ROWS (4 * 16 * FWD_M)
 
-extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* q, const bf16* k, const bf16* v, bf16* out,
+// WG: the products run on wgmma (sm_90a); fragment m of warp w then holds queries 64m + 16w.. of the block, as a
+// warpgroup's 64 rows, instead of 32w + 16m...
+template <bool WG> __device__ __forceinline__ void attention_fwd(const bf16* q, const bf16* k, const bf16* v, bf16* out,
         float* lse, int t_len, int h, int hkv, float scale) {
+    constexpr int KVTILE = WG ? SWIZZLED_TILE : TILE * SROW;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __shared__ __align__(16) bf16 kTiles[2][TILE * SROW], vTiles[2][TILE * SROW];
+    __shared__ __align__(1024) bf16 kTiles[2][KVTILE], vTiles[2][KVTILE];
     int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
     // warps past t_len still help load the tiles
-    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0 = qBlock + warp * 16 * FWD_M;
+    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0[FWD_M]; // q0[m]: fragment m's first query
+#pragma unroll
+    for (int m = 0; m < FWD_M; m++) q0[m] = qBlock + (WG ? 64 * m + 16 * warp : 16 * (FWD_M * warp + m));
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* qb = q + (long) b * t_len * qs + head * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
     const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
-    load_tile(kTiles[0], kb, ks, 0, t_len);
-    load_tile(vTiles[0], vb, ks, 0, t_len);
+    load_tile_for<WG>(kTiles[0], kb, ks, 0, t_len);
+    load_tile_for<WG>(vTiles[0], vb, ks, 0, t_len);
     copy_commit();
-    unsigned qa[FWD_M][KSTEPS][4];
+    unsigned qa[FWD_M][KSTEPS][4], pa[FWD_M][TILE / 16][4];
 #pragma unroll
-    for (int m = 0; m < FWD_M; m++) load_a(qa[m], qb, qs, q0 + 16 * m, t_len);
+    for (int m = 0; m < FWD_M; m++) load_a(qa[m], qb, qs, q0[m], t_len);
     float o[FWD_M][DTILES][4] = {}, s[FWD_M][NTILES][4];
     float mx[FWD_M][2], l[FWD_M][2] = {}, scale2 = scale * LOG2E; // mx: the rows' largest unscaled scores
 #pragma unroll
     for (int m = 0; m < FWD_M; m++) mx[m][0] = mx[m][1] = -INFINITY;
     int last = min(qBlock + FWD_ROWS - 1, t_len - 1);
     for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
-        next_kv(kTiles, vTiles, kb, vb, ks, k0, cur, last, t_len);
+        next_kv<WG>(kTiles, vTiles, kb, vb, ks, k0, cur, last, t_len);
         const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
-        scores(s, qa, kTile);
-        // Only tiles reaching past the warp's first query need the causal mask; key <= row also hides keys past
+        if (WG) {
+            pin(s[0]); // the last tile's softmax wrote them
+            pin(s[1]);
+            wgmma_fence();
+            for (int m = 0; m < FWD_M; m++) wg_scores(s[m], qa[m], kTile);
+            wgmma_wait(s[0], s[1]);
+        } else {
+            scores(s, qa, kTile);
+        }
+        // Only tiles reaching past a fragment's first query need the causal mask; key <= row also hides keys past
         // t_len from every row written. Scores stay unscaled (scale > 0 keeps their order) until the exponent.
-        if (k0 + TILE > q0)
 #pragma unroll
-            for (int m = 0; m < FWD_M; m++)
+        for (int m = 0; m < FWD_M; m++)
+            if (k0 + TILE > q0[m])
 #pragma unroll
                 for (int nt = 0; nt < NTILES; nt++)
 #pragma unroll
                     for (int e = 0; e < 4; e++)
-                        if (k0 + nt * 8 + 2 * t + (e & 1) > q0 + 16 * m + g + (e >> 1) * 8) s[m][nt][e] = -INFINITY;
+                        if (k0 + nt * 8 + 2 * t + (e & 1) > q0[m] + g + (e >> 1) * 8) s[m][nt][e] = -INFINITY;
 #pragma unroll
         for (int m = 0; m < FWD_M; m++) {
             float tileMax[2] = {-INFINITY, -INFINITY};
@@ -193,14 +316,23 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
                 mx[m][r] = mNew;
             }
         }
-        accumulate(o, s, vTile);
+        if (WG) {
+            pin(o[0]); // rescaled above
+            pin(o[1]);
+            for (int m = 0; m < FWD_M; m++) wg_accumulate(o[m], s[m], pa[m], vTile);
+            wgmma_wait(o[0], o[1]);
+            pin(pa[0]);
+            pin(pa[1]);
+        } else {
+            accumulate(o, s, vTile);
+        }
         __syncthreads(); // every warp is done with these tiles before the next copy into them
     }
 #pragma unroll
     for (int m = 0; m < FWD_M; m++)
 #pragma unroll
         for (int r = 0; r < 2; r++) {
-            int row = q0 + 16 * m + g + 8 * r;
+            int row = q0[m] + g + 8 * r;
             float sum = quad_sum(l[m][r]);
             if (row >= t_len) continue;
             bf16* orow = out + ((long) b * t_len + row) * qs + head * HD;
@@ -211,15 +343,26 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(const bf16* 
         }
 }
 
+#define ATTENTION_FWD_ARGS const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int t_len, int h, int hkv, float scale
+extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(ATTENTION_FWD_ARGS)
+    { attention_fwd<false>(q, k, v, out, lse, t_len, h, hkv, scale); }
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+extern "C" __global__ void __launch_bounds__(128) attention_wgmma_fwd(ATTENTION_FWD_ARGS)
+    { attention_fwd<true>(q, k, v, out, lse, t_len, h, hkv, scale); }
+#endif
+
 // The backward, FlashAttention-2's way: a block owns 64 keys (16 a warp) and walks the queries of every head in its
 // group, accumulating dk = scale · Σ dSᵀ·Q and dv = Σ Pᵀ·dO in registers, where dS = P∘(dP − delta), dP = dO·Vᵀ.
 // dq = scale · Σ_keys dS·K takes a share of every query tile's dS through shared memory and is added, unscaled,
 // into the f32 dq_acc (B,T,H,D) by vector atomics; attention_dq_finish scales it into dq. One pass over Q and dO
-// instead of a second kernel recomputing QKᵀ and dO·Vᵀ for dq.
-extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* dout, const bf16* q, const bf16* k,
+// instead of a second kernel recomputing QKᵀ and dO·Vᵀ for dq. WG: the four products with Q and dO tiles run on
+// wgmma (sm_90a), which reads the tiles from shared memory once for the block instead of once a warp.
+template <bool WG> __device__ __forceinline__ void attention_bwd(const bf16* dout, const bf16* q, const bf16* k,
         const bf16* v, const float* lse, const float* delta, float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale) {
+    constexpr int QTILE = WG ? SWIZZLED_TILE : TILE * SROW;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __shared__ __align__(16) bf16 qTiles[2][TILE * SROW], oTiles[2][TILE * SROW], dsTile[TILE * SROW]; // dsTile: dSᵀ, keys x queries
+    __shared__ __align__(1024) bf16 qTiles[2][QTILE], oTiles[2][QTILE];
+    __shared__ __align__(16) bf16 dsTile[TILE * SROW]; // dSᵀ, keys x queries
     __shared__ __align__(8) float lseTiles[2][TILE], deltaTiles[2][TILE]; // lse in base 2
     int kvh = blockIdx.y, b = blockIdx.z, group = h / hkv;
     int kBlock = blockIdx.x * TILE, k0w = kBlock + warp * 16; // the first key blocks see the most queries: they start first
@@ -230,8 +373,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
     int perHead = (t_len - kBlock + TILE - 1) / TILE, tiles = group * perHead;
     auto fetch = [&](int i, int buf) {
         int head = kvh * group + i / perHead, q0 = kBlock + i % perHead * TILE;
-        load_tile(qTiles[buf], q + (long) b * t_len * qs + head * HD, qs, q0, t_len);
-        load_tile(oTiles[buf], dout + (long) b * t_len * qs + head * HD, qs, q0, t_len);
+        load_tile_for<WG>(qTiles[buf], q + (long) b * t_len * qs + head * HD, qs, q0, t_len);
+        load_tile_for<WG>(oTiles[buf], dout + (long) b * t_len * qs + head * HD, qs, q0, t_len);
         // Queries past t_len get lse = +inf, so their P is 0 without a mask.
         if (threadIdx.x < TILE) {
             bool in = q0 + threadIdx.x < t_len;
@@ -265,12 +408,22 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
         if (i + 1 < tiles) fetch(i + 1, cur ^ 1);
         copy_commit();
         copy_wait<1>();
+        if (WG) fence_async_shared();
         __syncthreads();
         int head = kvh * group + i / perHead, q0 = kBlock + i % perHead * TILE;
         const bf16 *qTile = qTiles[cur], *oTile = oTiles[cur];
         const float *lseTile = lseTiles[cur], *deltaTile = deltaTiles[cur];
-        scores(st, ka, qTile);   // Sᵀ: keys x queries
-        scores(dpt, va, oTile);  // dPᵀ
+        if (WG) {
+            pin(s); // the last tile's softmax wrote them
+            pin(dp);
+            wgmma_fence();
+            wg_scores(s, ka[0], qTile); // Sᵀ: keys x queries
+            wg_scores(dp, va[0], oTile); // dPᵀ
+            wgmma_wait(s, dp);
+        } else {
+            scores(st, ka, qTile);
+            scores(dpt, va, oTile);
+        }
         if (q0 == kBlock) // the diagonal tile; keys past t_len see no query
 #pragma unroll
             for (int nt = 0; nt < NTILES; nt++)
@@ -291,8 +444,14 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
             for (int r = 0; r < 2; r++)
                 *reinterpret_cast<unsigned*>(dsTile + (warp * 16 + g + 8 * r) * SROW + nt * 8 + 2 * t) = bf16x2(dp[nt][2 * r], dp[nt][2 * r + 1]);
         }
-        accumulate(dvAcc, st, oTile);
-        accumulate(dkAcc, dpt, qTile);
+        unsigned pa[TILE / 16][4], dsa[TILE / 16][4];
+        if (WG) {
+            wg_accumulate(dvAcc[0], s, pa, oTile);
+            wg_accumulate(dkAcc[0], dp, dsa, qTile);
+        } else {
+            accumulate(dvAcc, st, oTile);
+            accumulate(dkAcc, dpt, qTile);
+        }
         __syncthreads(); // dsTile holds every warp's keys
         // dq (64 queries x this warp's 16 columns) += dS · K: A fragments are dSᵀ read transposed, 16 queries at a time.
         float* qAcc = dq_acc + ((long) b * t_len + q0) * qs + head * HD + warp * 16;
@@ -314,10 +473,21 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
                 int row = m * 16 + g + 8 * r;
                 if (q0 + row >= t_len) continue;
 #pragma unroll
-                for (int n = 0; n < 2; n++)
-                    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};"
-                                 :: "l"(qAcc + (long) row * qs + n * 8 + 2 * t), "f"(c[n][2 * r]), "f"(c[n][2 * r + 1]) : "memory");
+                for (int n = 0; n < 2; n++) {
+                    float* at = qAcc + (long) row * qs + n * 8 + 2 * t;
+#if __CUDA_ARCH__ >= 900
+                    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(at), "f"(c[n][2 * r]), "f"(c[n][2 * r + 1]) : "memory");
+#else // vector atomics came with sm_90
+                    atomicAdd(at, c[n][2 * r]);
+                    atomicAdd(at + 1, c[n][2 * r + 1]);
+#endif
+                }
             }
+        }
+        if (WG) { // dq's products ran beside dV's and dK's; pa and dsa stayed untouched
+            wgmma_wait(dvAcc[0], dkAcc[0]);
+            pin(pa);
+            pin(dsa);
         }
         __syncthreads(); // every warp is done with these tiles and dsTile before they are written again
     }
@@ -332,6 +502,15 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(const bf16* 
         }
     }
 }
+
+#define ATTENTION_BWD_ARGS const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse, const float* delta, \
+        float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale
+extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BWD_ARGS)
+    { attention_bwd<false>(dout, q, k, v, lse, delta, dq_acc, dk, dv, t_len, h, hkv, scale); }
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+extern "C" __global__ void __launch_bounds__(128) attention_wgmma_bwd(ATTENTION_BWD_ARGS)
+    { attention_bwd<true>(dout, q, k, v, lse, delta, dq_acc, dk, dv, t_len, h, hkv, scale); }
+#endif
 
 // dq = scale · dq_acc, into the activations' bf16.
 extern "C" __global__ void attention_dq_finish(const float* dq_acc, bf16* dq, long n, float scale) {

@@ -224,9 +224,19 @@ class CudaBackendTest {
      * a head size not a multiple of 8 takes delta's element-wise path.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"f32", "bf16"})
-    void attentionForwardAndBackwardWithGroupedHeads(String dtype) {
-        DType dt = DType.parse(dtype);
+    @ValueSource(strings = {"f32", "bf16", "bf16 mma.sync"})
+    void attentionForwardAndBackwardWithGroupedHeads(String variant) {
+        DType dt = DType.parse(variant.split(" ")[0]);
+        boolean wgmma = gpu.wgmmaAttention;
+        gpu.wgmmaAttention &= !variant.endsWith("mma.sync"); // Hopper runs wgmma; this checks its mma.sync kernels too
+        try {
+            attentionMatchesTheCpu(dt);
+        } finally {
+            gpu.wgmmaAttention = wgmma;
+        }
+    }
+
+    private void attentionMatchesTheCpu(DType dt) {
         for (int[] s : new int[][] {{2, 37, 6, 2, 24}, {1, 65, 4, 4, 64}, {2, 19, 8, 1, 128}, {2, 131, 4, 2, 64}, {1, 200, 2, 1, 64}, {2, 9, 3, 1, 20}}) {
             int b = s[0], t = s[1], h = s[2], hkv = s[3], d = s[4];
             double scale = 1 / Math.sqrt(d);
