@@ -471,11 +471,13 @@ public final class CudaBackend implements Backend {
         int b = q.size(0), t = q.size(1), h = q.size(2), hkv = k.size(2), d = q.size(3);
         require(d <= 128 && h % hkv == 0, "attention needs head_dim <= 128 and n_heads a multiple of n_kv_heads: " + q + ", " + k);
         Tensor out = empty(q.dtype(), q.shape()), lse = empty(DType.F32, b, h, t);
-        if (tensorCoreAttention(q))
-            kernels.launch("attention_mma.cu", wgmmaAttention ? "attention_wgmma_fwd" : "attention_mma_fwd", ceil(t, 128), h, b, 128,
-                    q, k, v, out, lse, t, h, hkv, (float) scale); // 128 queries a block
-        else
+        if (tensorCoreAttention(q)) { // 128 queries a block
+            Object[] args = {q, k, v, out, lse, t, h, hkv, (float) scale};
+            if (wgmmaAttention) kernels.launchWith("attention_mma.cu", "attention_wgmma_fwd", ceil(t, 128), h, b, 128, 1, WGMMA_FWD_SHARED, args);
+            else kernels.launch("attention_mma.cu", "attention_mma_fwd", ceil(t, 128), h, b, 128, args);
+        } else {
             kernels.launch("attention.cu", "attention_fwd_" + suffix(q), t, h, b, 32, q, k, v, out, lse, t, h, hkv, d, (float) scale);
+        }
         return new AttentionOutput(out, lse);
     }
 
@@ -490,8 +492,9 @@ public final class CudaBackend implements Backend {
                     dout, out, delta, b, t, h, d);
             if (tensorCoreAttention(q)) {
                 try (Tensor dqAcc = zeros(DType.F32, q.shape())) { // the key blocks add their shares of dq into it
-                    String kernel = wgmmaAttention ? "attention_wgmma_bwd" : "attention_mma_bwd";
-                    kernels.launch("attention_mma.cu", kernel, ceil(t, 64), hkv, b, 128, dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale);
+                    Object[] args = {dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale};
+                    if (wgmmaAttention) kernels.launchWith("attention_mma.cu", "attention_wgmma_bwd", ceil(t, 64), hkv, b, 128, 1, WGMMA_BWD_SHARED, args);
+                    else kernels.launch("attention_mma.cu", "attention_mma_bwd", ceil(t, 64), hkv, b, 128, args);
                     elementwiseIn("attention_mma.cu", "attention_dq_finish", dq.numel(), dqAcc, dq, dq.numel(), (float) scale);
                 }
             } else {
@@ -605,6 +608,11 @@ public final class CudaBackend implements Backend {
     }
 
     /** fp8.cu's both kernels: two bf16 tiles with rows of 136 elements, and 16 lines of 144 bytes of codes a warp. */
+    /**
+     * Shared memory of the wgmma attention kernels (64 x 64 bf16 tiles and 1 KB to align them): forward Q (two tiles),
+     * K and V (two each); backward K, V, Q and dO (two each), dSᵀ, and lse and delta for two query tiles.
+     */
+    private static final int WGMMA_FWD_SHARED = 6 * 64 * 64 * 2 + 1024, WGMMA_BWD_SHARED = 7 * 64 * 64 * 2 + 4 * 64 * 4 + 1024;
     private static final int BOTH_TILE = 128, BOTH_SHARED = 2 * BOTH_TILE * 136 * 2 + THREADS / 32 * 16 * 144, MAX_GRID_Y = 65535;
     private static final int WARP_BLOCK = 256, CROSS_RUN = 128, CROSS_MAX = 64, MAX_BLOCK = CROSS_RUN * CROSS_MAX * CROSS_MAX;
 

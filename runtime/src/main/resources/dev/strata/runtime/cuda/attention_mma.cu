@@ -77,8 +77,8 @@ __device__ __forceinline__ unsigned long long tile_desc(const bf16* tile, bool m
     return (start & 0x3fff) | (unsigned long long) (mnMajor ? 64 : 1) << 16 | 64ull << 32 | 1ull << 62;
 }
 
-// acc (this warp's 16 rows x 64) = or += A (16 x 16) · B (16 x 64 from shared memory), asynchronously: complete after
-// wgmma_wait.
+// acc (this warp's 16 rows x 64) = or += A (16 x 16, this warp's rows, in registers) · B (16 x 64 from shared
+// memory), asynchronously: complete after wgmma_commit and wgmma_wait.
 template <int MN_MAJOR> __device__ __forceinline__ void wgmma64(float (&acc)[NTILES][4], const unsigned (&a)[4], unsigned long long desc, int accumulate) {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
@@ -110,19 +110,40 @@ template <int N, int M> __device__ __forceinline__ void pin(unsigned (&r)[N][M])
 }
 
 // Registers written before it are what the wgmma after it read (accumulators and A fragments).
+// acc = or += A (64 x 16 from shared memory: this warp's 16 rows of it) · B (16 x 64 from shared memory).
+template <int A_MN_MAJOR, int B_MN_MAJOR> __device__ __forceinline__ void wgmma64ss(float (&acc)[NTILES][4], unsigned long long descA,
+        unsigned long long descB, int accumulate) {
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %36, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+                 "%32, %33, p, 1, 1, %34, %35;\n}\n"
+                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]),
+                   "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]),
+                   "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]),
+                   "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3])
+                 : "l"(descA), "l"(descB), "n"(A_MN_MAJOR), "n"(B_MN_MAJOR), "r"(accumulate));
+#endif
+}
+
 __device__ __forceinline__ void wgmma_fence() {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
 #endif
 }
 
-// Waits for every wgmma this thread issued, then for accumulators a and b to be read.
-__device__ __forceinline__ void wgmma_wait(float (&a)[NTILES][4], float (&b)[NTILES][4]) {
+// Closes the group of wgmma this thread issued since the last commit.
+__device__ __forceinline__ void wgmma_commit() {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
-    asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;" ::: "memory");
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
 #endif
-    pin(a);
-    pin(b);
+}
+
+// Waits until at most PENDING committed groups are in flight (they complete in order); pin the accumulators read next.
+template <int PENDING> __device__ __forceinline__ void wgmma_wait() {
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+    asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(PENDING) : "memory");
+#endif
 }
 
 // Copies written through the generic proxy (cp.async, st.shared) become visible to wgmma's reads.
@@ -130,12 +151,6 @@ __device__ __forceinline__ void fence_async_shared() {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 #endif
-}
-
-// acc = A (this warp's 16 rows x HD, as KSTEPS fragments) · Bᵀ, B the swizzled tile (TILE rows x HD): scores on wgmma.
-__device__ __forceinline__ void wg_scores(float (&acc)[NTILES][4], const unsigned (&a)[KSTEPS][4], const bf16* tile) {
-#pragma unroll
-    for (int ks = 0; ks < KSTEPS; ks++) wgmma64<0>(acc, a[ks], tile_desc(tile, false, ks), ks > 0);
 }
 
 // out += P (this warp's 16 rows x TILE, in C layout) · V, V the swizzled tile (TILE rows x HD): accumulate on wgmma.
@@ -158,20 +173,6 @@ __device__ __forceinline__ void wg_accumulate(float (&out)[DTILES][4], const flo
 template <bool WG> __device__ __forceinline__ void load_tile_for(bf16* tile, const bf16* base, long stride, int row0, int t_len) {
     if (WG) load_swizzled(tile, base, stride, row0, t_len);
     else load_tile(tile, base, stride, row0, t_len);
-}
-
-// Before the K and V tiles at k0 (in buffers cur) are worked on: starts copying the next ones, up to key `last`,
-// into the other buffers, and waits until the current ones are in shared memory for the whole block.
-template <bool WG, int SIZE> __device__ __forceinline__ void next_kv(bf16 (*kTiles)[SIZE], bf16 (*vTiles)[SIZE], const bf16* kb,
-        const bf16* vb, long ks, int k0, int cur, int last, int t_len) {
-    if (k0 + TILE <= last) {
-        load_tile_for<WG>(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
-        load_tile_for<WG>(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
-    }
-    copy_commit();
-    copy_wait<1>();
-    if (WG) fence_async_shared();
-    __syncthreads();
 }
 
 // acc (16M x TILE) = A (16M x HD) · Bᵀ, B the shared tile (TILE rows x HD), A as M fragments of 16 rows. B's
@@ -239,151 +240,277 @@ __device__ __forceinline__ float quad_sum(float v) {
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-// The forward: 32 queries a warp (two row fragments share every K and V fragment read from shared memory, which
-// bounds these kernels), 128 a block.
+// The forward: 128 queries a block, 32 a warp (two row fragments m, so mma.sync's warps share every K and V
+// fragment they read from shared memory between two; wgmma reads them once for the block anyway).
+
 #define FWD_M 2
 #define FWD_ROWS (4 * 16 * FWD_M)
 
-// WG: the products run on wgmma (sm_90a); fragment m of warp w then holds queries 64m + 16w.. of the block, as a
-// warpgroup's 64 rows, instead of 32w + 16m...
-template <bool WG> __device__ __forceinline__ void attention_fwd(const bf16* q, const bf16* k, const bf16* v, bf16* out,
-        float* lse, int t_len, int h, int hkv, float scale) {
-    constexpr int KVTILE = WG ? SWIZZLED_TILE : TILE * SROW;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __shared__ __align__(1024) bf16 kTiles[2][KVTILE], vTiles[2][KVTILE];
+// Hides keys after each row's query (and so keys past t_len from every row written); s holds one tile's scores
+// from key k0 for the 16 queries from q0. Only tiles reaching past q0 need it.
+__device__ __forceinline__ void causal_mask(float (&s)[NTILES][4], int k0, int q0) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    if (k0 + TILE > q0)
+#pragma unroll
+        for (int nt = 0; nt < NTILES; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                if (k0 + nt * 8 + 2 * t + (e & 1) > q0 + g + (e >> 1) * 8) s[nt][e] = -INFINITY;
+}
+
+// Online softmax over one tile of a fragment's scores: rows' running max mx (unscaled: scale > 0 keeps the order)
+// and sum l move on, the output o is rescaled, s becomes the tile's probabilities (base 2, log2 e in scale2).
+__device__ __forceinline__ void online_softmax(float (&s)[NTILES][4], float (&mx)[2], float (&l)[2], float (&o)[DTILES][4], float scale2) {
+    float tileMax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < NTILES; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) tileMax[e >> 1] = fmaxf(tileMax[e >> 1], s[nt][e]);
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float mNew = fmaxf(mx[r], quad_max(tileMax[r]));
+        float base = (mNew == -INFINITY ? 0.f : mNew) * scale2, corr = exp2_approx(fmaf(mx[r], scale2, -base));
+        l[r] *= corr;
+#pragma unroll
+        for (int dt = 0; dt < DTILES; dt++) { o[dt][2 * r] *= corr; o[dt][2 * r + 1] *= corr; }
+#pragma unroll
+        for (int nt = 0; nt < NTILES; nt++) {
+            s[nt][2 * r] = exp2_approx(fmaf(s[nt][2 * r], scale2, -base));
+            s[nt][2 * r + 1] = exp2_approx(fmaf(s[nt][2 * r + 1], scale2, -base));
+            l[r] += s[nt][2 * r] + s[nt][2 * r + 1];
+        }
+        mx[r] = mNew;
+    }
+}
+
+// A fragment's 16 output rows from q0 (o / l) and their log-sum-exp (natural base).
+__device__ __forceinline__ void store_rows(const float (&o)[DTILES][4], const float (&mx)[2], const float (&l)[2], bf16* out,
+        float* lse, int b, int head, int q0, int t_len, int h, float scale) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int row = q0 + g + 8 * r;
+        float sum = quad_sum(l[r]);
+        if (row >= t_len) continue;
+        bf16* orow = out + ((long) b * t_len + row) * h * HD + head * HD;
+#pragma unroll
+        for (int dt = 0; dt < DTILES; dt++)
+            *reinterpret_cast<unsigned*>(orow + dt * 8 + 2 * t) = bf16x2(o[dt][2 * r] / sum, o[dt][2 * r + 1] / sum);
+        if (t == 0) lse[((long) b * h + head) * t_len + row] = mx[r] * scale + logf(sum);
+    }
+}
+
+#define ATTENTION_FWD_ARGS const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int t_len, int h, int hkv, float scale
+
+// Query blocks run last row first, so the causal mask's longest blocks start first and the short ones fill the tail.
+// mma.sync: warp w holds queries 32w.. of the block (fragment m: 32w + 16m..), Q as A fragments in registers.
+extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(ATTENTION_FWD_ARGS) {
+    int warp = threadIdx.x >> 5;
+    __shared__ __align__(16) bf16 kTiles[2][TILE * SROW], vTiles[2][TILE * SROW];
     int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
     // warps past t_len still help load the tiles
-    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0[FWD_M]; // q0[m]: fragment m's first query
-#pragma unroll
-    for (int m = 0; m < FWD_M; m++) q0[m] = qBlock + (WG ? 64 * m + 16 * warp : 16 * (FWD_M * warp + m));
+    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0 = qBlock + warp * 16 * FWD_M;
     long qs = (long) h * HD, ks = (long) hkv * HD;
-    const bf16* qb = q + (long) b * t_len * qs + head * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
     const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
-    load_tile_for<WG>(kTiles[0], kb, ks, 0, t_len);
-    load_tile_for<WG>(vTiles[0], vb, ks, 0, t_len);
+    load_tile(kTiles[0], kb, ks, 0, t_len);
+    load_tile(vTiles[0], vb, ks, 0, t_len);
     copy_commit();
-    unsigned qa[FWD_M][KSTEPS][4], pa[FWD_M][TILE / 16][4];
+    unsigned qa[FWD_M][KSTEPS][4];
 #pragma unroll
-    for (int m = 0; m < FWD_M; m++) load_a(qa[m], qb, qs, q0[m], t_len);
-    float o[FWD_M][DTILES][4] = {}, s[FWD_M][NTILES][4];
-    float mx[FWD_M][2], l[FWD_M][2] = {}, scale2 = scale * LOG2E; // mx: the rows' largest unscaled scores
+    for (int m = 0; m < FWD_M; m++) load_a(qa[m], q + (long) b * t_len * qs + head * HD, qs, q0 + 16 * m, t_len);
+    float o[FWD_M][DTILES][4] = {}, s[FWD_M][NTILES][4], mx[FWD_M][2], l[FWD_M][2] = {}, scale2 = scale * LOG2E;
 #pragma unroll
     for (int m = 0; m < FWD_M; m++) mx[m][0] = mx[m][1] = -INFINITY;
     int last = min(qBlock + FWD_ROWS - 1, t_len - 1);
     for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
-        next_kv<WG>(kTiles, vTiles, kb, vb, ks, k0, cur, last, t_len);
-        const bf16 *kTile = kTiles[cur], *vTile = vTiles[cur];
-        if (WG) {
-            pin(s[0]); // the last tile's softmax wrote them
-            pin(s[1]);
-            wgmma_fence();
-            for (int m = 0; m < FWD_M; m++) wg_scores(s[m], qa[m], kTile);
-            wgmma_wait(s[0], s[1]);
-        } else {
-            scores(s, qa, kTile);
+        if (k0 + TILE <= last) { // the next tiles stream in while these are worked on
+            load_tile(kTiles[cur ^ 1], kb, ks, k0 + TILE, t_len);
+            load_tile(vTiles[cur ^ 1], vb, ks, k0 + TILE, t_len);
         }
-        // Only tiles reaching past a fragment's first query need the causal mask; key <= row also hides keys past
-        // t_len from every row written. Scores stay unscaled (scale > 0 keeps their order) until the exponent.
-#pragma unroll
-        for (int m = 0; m < FWD_M; m++)
-            if (k0 + TILE > q0[m])
-#pragma unroll
-                for (int nt = 0; nt < NTILES; nt++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        if (k0 + nt * 8 + 2 * t + (e & 1) > q0[m] + g + (e >> 1) * 8) s[m][nt][e] = -INFINITY;
+        copy_commit();
+        copy_wait<1>();
+        __syncthreads();
+        scores(s, qa, kTiles[cur]);
 #pragma unroll
         for (int m = 0; m < FWD_M; m++) {
-            float tileMax[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-            for (int nt = 0; nt < NTILES; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) tileMax[e >> 1] = fmaxf(tileMax[e >> 1], s[m][nt][e]);
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                float mNew = fmaxf(mx[m][r], quad_max(tileMax[r]));
-                float base = (mNew == -INFINITY ? 0.f : mNew) * scale2, corr = exp2_approx(fmaf(mx[m][r], scale2, -base));
-                l[m][r] *= corr;
-#pragma unroll
-                for (int dt = 0; dt < DTILES; dt++) { o[m][dt][2 * r] *= corr; o[m][dt][2 * r + 1] *= corr; }
-#pragma unroll
-                for (int nt = 0; nt < NTILES; nt++) {
-                    s[m][nt][2 * r] = exp2_approx(fmaf(s[m][nt][2 * r], scale2, -base));
-                    s[m][nt][2 * r + 1] = exp2_approx(fmaf(s[m][nt][2 * r + 1], scale2, -base));
-                    l[m][r] += s[m][nt][2 * r] + s[m][nt][2 * r + 1];
-                }
-                mx[m][r] = mNew;
-            }
+            causal_mask(s[m], k0, q0 + 16 * m);
+            online_softmax(s[m], mx[m], l[m], o[m], scale2);
         }
-        if (WG) {
-            pin(o[0]); // rescaled above
-            pin(o[1]);
-            for (int m = 0; m < FWD_M; m++) wg_accumulate(o[m], s[m], pa[m], vTile);
-            wgmma_wait(o[0], o[1]);
-            pin(pa[0]);
-            pin(pa[1]);
-        } else {
-            accumulate(o, s, vTile);
-        }
+        accumulate(o, s, vTiles[cur]);
         __syncthreads(); // every warp is done with these tiles before the next copy into them
     }
 #pragma unroll
-    for (int m = 0; m < FWD_M; m++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            int row = q0[m] + g + 8 * r;
-            float sum = quad_sum(l[m][r]);
-            if (row >= t_len) continue;
-            bf16* orow = out + ((long) b * t_len + row) * qs + head * HD;
-#pragma unroll
-            for (int dt = 0; dt < DTILES; dt++)
-                *reinterpret_cast<unsigned*>(orow + dt * 8 + 2 * t) = bf16x2(o[m][dt][2 * r] / sum, o[m][dt][2 * r + 1] / sum);
-            if (t == 0) lse[((long) b * h + head) * t_len + row] = mx[m][r] * scale + logf(sum);
-        }
+    for (int m = 0; m < FWD_M; m++) store_rows(o[m], mx[m], l[m], out, lse, b, head, q0 + 16 * m, t_len, h, scale);
 }
 
-#define ATTENTION_FWD_ARGS const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int t_len, int h, int hkv, float scale
-extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(ATTENTION_FWD_ARGS)
-    { attention_fwd<false>(q, k, v, out, lse, t_len, h, hkv, scale); }
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
-extern "C" __global__ void __launch_bounds__(128) attention_wgmma_fwd(ATTENTION_FWD_ARGS)
-    { attention_fwd<true>(q, k, v, out, lse, t_len, h, hkv, scale); }
+// wgmma: fragment m of warp w holds queries 64m + 16w.. of the block (a warpgroup's 64 rows); Q, K and V as swizzled
+// tiles in shared memory, so only the accumulators and P stay in registers, few enough for three blocks an SM.
+// Dynamic shared memory (CudaBackend's WGMMA_FWD_SHARED): Q (128 rows), two K and two V tiles, 1 KB to align.
+extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_fwd(ATTENTION_FWD_ARGS) {
+    extern __shared__ unsigned char shared[];
+    bf16* qTile = (bf16*) (shared + ((1024 - (shared_address(shared) & 1023)) & 1023));
+    bf16 *kTiles = qTile + FWD_M * SWIZZLED_TILE, *vTiles = kTiles + 2 * SWIZZLED_TILE; // two buffers each
+    int warp = threadIdx.x >> 5;
+    int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
+    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0[FWD_M]; // q0[m]: fragment m's first query
+#pragma unroll
+    for (int m = 0; m < FWD_M; m++) q0[m] = qBlock + 64 * m + 16 * warp;
+    long qs = (long) h * HD, ks = (long) hkv * HD;
+    const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
+    const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
+#pragma unroll
+    for (int m = 0; m < FWD_M; m++) load_swizzled(qTile + m * SWIZZLED_TILE, q + (long) b * t_len * qs + head * HD, qs, qBlock + 64 * m, t_len);
+    load_swizzled(kTiles, kb, ks, 0, t_len);
+    load_swizzled(vTiles, vb, ks, 0, t_len);
+    copy_commit();
+    float o[FWD_M][DTILES][4] = {}, s[FWD_M][NTILES][4], mx[FWD_M][2], l[FWD_M][2] = {}, scale2 = scale * LOG2E;
+    unsigned pa[FWD_M][TILE / 16][4];
+#pragma unroll
+    for (int m = 0; m < FWD_M; m++) mx[m][0] = mx[m][1] = -INFINITY;
+    int last = min(qBlock + FWD_ROWS - 1, t_len - 1);
+    for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
+        copy_wait<0>();
+        fence_async_shared();
+        __syncthreads(); // these tiles are in; every warp is done with the last ones, whose buffers are next
+        if (k0 + TILE <= last) {
+            load_swizzled(kTiles + (cur ^ 1) * SWIZZLED_TILE, kb, ks, k0 + TILE, t_len);
+            load_swizzled(vTiles + (cur ^ 1) * SWIZZLED_TILE, vb, ks, k0 + TILE, t_len);
+        }
+        copy_commit();
+        const bf16 *kTile = kTiles + cur * SWIZZLED_TILE, *vTile = vTiles + cur * SWIZZLED_TILE;
+        pin(s[0]); // the last tile's softmax wrote them
+        pin(s[1]);
+        wgmma_fence();
+#pragma unroll
+        for (int m = 0; m < FWD_M; m++)
+#pragma unroll
+            for (int kk = 0; kk < KSTEPS; kk++) wgmma64ss<0, 0>(s[m], tile_desc(qTile + m * SWIZZLED_TILE, false, kk), tile_desc(kTile, false, kk), kk > 0);
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin(s[0]);
+        pin(s[1]);
+#pragma unroll
+        for (int m = 0; m < FWD_M; m++) {
+            causal_mask(s[m], k0, q0[m]);
+            online_softmax(s[m], mx[m], l[m], o[m], scale2);
+        }
+        pin(o[0]); // rescaled
+        pin(o[1]);
+#pragma unroll
+        for (int m = 0; m < FWD_M; m++) wg_accumulate(o[m], s[m], pa[m], vTile);
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin(o[0]);
+        pin(o[1]);
+        pin(pa[0]);
+        pin(pa[1]);
+    }
+#pragma unroll
+    for (int m = 0; m < FWD_M; m++) store_rows(o[m], mx[m], l[m], out, lse, b, head, q0[m], t_len, h, scale);
+}
 #endif
 
 // The backward, FlashAttention-2's way: a block owns 64 keys (16 a warp) and walks the queries of every head in its
 // group, accumulating dk = scale · Σ dSᵀ·Q and dv = Σ Pᵀ·dO in registers, where dS = P∘(dP − delta), dP = dO·Vᵀ.
 // dq = scale · Σ_keys dS·K takes a share of every query tile's dS through shared memory and is added, unscaled,
 // into the f32 dq_acc (B,T,H,D) by vector atomics; attention_dq_finish scales it into dq. One pass over Q and dO
-// instead of a second kernel recomputing QKᵀ and dO·Vᵀ for dq. WG: the four products with Q and dO tiles run on
-// wgmma (sm_90a), which reads the tiles from shared memory once for the block instead of once a warp.
-template <bool WG> __device__ __forceinline__ void attention_bwd(const bf16* dout, const bf16* q, const bf16* k,
-        const bf16* v, const float* lse, const float* delta, float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale) {
-    constexpr int QTILE = WG ? SWIZZLED_TILE : TILE * SROW;
+// instead of a second kernel recomputing QKᵀ and dO·Vᵀ for dq. Two kernels share the pieces below: mma.sync's and
+// Hopper's wgmma.
+
+// Tile i of a key block's walk: query head kvh·group + i / perHead, queries from kBlock + (i % perHead)·TILE.
+struct QueryWalk {
+    int kBlock, kvh, group, perHead, tiles;
+    __device__ QueryWalk(int kBlock, int kvh, int group, int t_len)
+        : kBlock(kBlock), kvh(kvh), group(group), perHead((t_len - kBlock + TILE - 1) / TILE), tiles(group * perHead) {}
+    __device__ int head(int i) const { return kvh * group + i / perHead; }
+    __device__ int q0(int i) const { return kBlock + i % perHead * TILE; }
+};
+
+// Starts copying query tile i's Q and dO, and loads its lse (in base 2) and delta. Queries past t_len get lse = +inf,
+// so their P is 0 without a mask.
+template <bool WG> __device__ __forceinline__ void fetch_queries(const QueryWalk& w, int i, const bf16* q, const bf16* dout,
+        const float* lse, const float* delta, int b, int t_len, int h, bf16* qTile, bf16* oTile, float* lseTile, float* deltaTile) {
+    long qs = (long) h * HD;
+    int head = w.head(i), q0 = w.q0(i);
+    load_tile_for<WG>(qTile, q + (long) b * t_len * qs + head * HD, qs, q0, t_len);
+    load_tile_for<WG>(oTile, dout + (long) b * t_len * qs + head * HD, qs, q0, t_len);
+    if (threadIdx.x < TILE) {
+        bool in = q0 + threadIdx.x < t_len;
+        long at = ((long) b * h + head) * t_len + q0 + threadIdx.x;
+        lseTile[threadIdx.x] = in ? lse[at] * LOG2E : INFINITY;
+        deltaTile[threadIdx.x] = in ? delta[at] : 0.f;
+    }
+}
+
+// From a warp's Sᵀ and dPᵀ (16 keys from k0w x the tile's queries from q0): P into s, dS = P∘(dP − delta) into dp.
+// On the diagonal tile a key sees only the queries at or after it; keys past t_len see none.
+__device__ __forceinline__ void probabilities(float (&s)[NTILES][4], float (&dp)[NTILES][4], const float* lseTile, const float* deltaTile,
+        int q0, int kBlock, int k0w, float scale2) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    if (q0 == kBlock)
+#pragma unroll
+        for (int nt = 0; nt < NTILES; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                if (q0 + nt * 8 + 2 * t + (e & 1) < k0w + g + 8 * (e >> 1)) s[nt][e] = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < NTILES; nt++) {
+        float2 rowLse = *reinterpret_cast<const float2*>(lseTile + nt * 8 + 2 * t);
+        float2 rowDelta = *reinterpret_cast<const float2*>(deltaTile + nt * 8 + 2 * t);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float p = exp2_approx(fmaf(s[nt][e], scale2, -(e & 1 ? rowLse.y : rowLse.x)));
+            s[nt][e] = p;
+            dp[nt][e] = p * (dp[nt][e] - (e & 1 ? rowDelta.y : rowDelta.x));
+        }
+    }
+}
+
+// dq_acc row += two values at column col.
+__device__ __forceinline__ void add_dq(float* at, float x, float y) {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(at), "f"(x), "f"(y) : "memory");
+#else // vector atomics came with sm_90
+    atomicAdd(at, x);
+    atomicAdd(at + 1, y);
+#endif
+}
+
+// This warp's rows of dk (scaled) and dv, keys from k0w.
+__device__ __forceinline__ void store_dkdv(const float (&dkAcc)[DTILES][4], const float (&dvAcc)[DTILES][4], bf16* dk, bf16* dv,
+        int b, int k0w, int kvh, int t_len, int hkv, float scale) {
+    int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
+    long ks = (long) hkv * HD;
+    for (int r = 0; r < 2; r++) {
+        int key = k0w + g + 8 * r;
+        if (key >= t_len) continue;
+        bf16* krow = dk + ((long) b * t_len + key) * ks + kvh * HD;
+        bf16* vrow = dv + ((long) b * t_len + key) * ks + kvh * HD;
+        for (int dt = 0; dt < DTILES; dt++) {
+            *reinterpret_cast<unsigned*>(krow + dt * 8 + 2 * t) = bf16x2(dkAcc[dt][2 * r] * scale, dkAcc[dt][2 * r + 1] * scale);
+            *reinterpret_cast<unsigned*>(vrow + dt * 8 + 2 * t) = bf16x2(dvAcc[dt][2 * r], dvAcc[dt][2 * r + 1]);
+        }
+    }
+}
+
+#define ATTENTION_BWD_ARGS const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse, const float* delta, \
+        float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale
+
+// mma.sync: K and V of the warp's 16 keys in registers as A fragments; every product reads its B fragments from
+// shared memory into registers, a warp at a time.
+extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BWD_ARGS) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    __shared__ __align__(1024) bf16 qTiles[2][QTILE], oTiles[2][QTILE];
-    __shared__ __align__(16) bf16 dsTile[TILE * SROW]; // dSᵀ, keys x queries
+    __shared__ __align__(16) bf16 qTiles[2][TILE * SROW], oTiles[2][TILE * SROW], dsTile[TILE * SROW]; // dsTile: dSᵀ, keys x queries
     __shared__ __align__(8) float lseTiles[2][TILE], deltaTiles[2][TILE]; // lse in base 2
-    int kvh = blockIdx.y, b = blockIdx.z, group = h / hkv;
-    int kBlock = blockIdx.x * TILE, k0w = kBlock + warp * 16; // the first key blocks see the most queries: they start first
+    int kvh = blockIdx.y, b = blockIdx.z;
+    QueryWalk walk(blockIdx.x * TILE, kvh, h / hkv, t_len); // the first key blocks see the most queries: they start first
+    int k0w = walk.kBlock + warp * 16;
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
     const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
-    // Tile i: query head kvh·group + i / perHead, queries from kBlock + (i % perHead)·TILE.
-    int perHead = (t_len - kBlock + TILE - 1) / TILE, tiles = group * perHead;
-    auto fetch = [&](int i, int buf) {
-        int head = kvh * group + i / perHead, q0 = kBlock + i % perHead * TILE;
-        load_tile_for<WG>(qTiles[buf], q + (long) b * t_len * qs + head * HD, qs, q0, t_len);
-        load_tile_for<WG>(oTiles[buf], dout + (long) b * t_len * qs + head * HD, qs, q0, t_len);
-        // Queries past t_len get lse = +inf, so their P is 0 without a mask.
-        if (threadIdx.x < TILE) {
-            bool in = q0 + threadIdx.x < t_len;
-            long at = ((long) b * h + head) * t_len + q0 + threadIdx.x;
-            lseTiles[buf][threadIdx.x] = in ? lse[at] * LOG2E : INFINITY;
-            deltaTiles[buf][threadIdx.x] = in ? delta[at] : 0.f;
-        }
-    };
-    fetch(0, 0);
+    fetch_queries<false>(walk, 0, q, dout, lse, delta, b, t_len, h, qTiles[0], oTiles[0], lseTiles[0], deltaTiles[0]);
     copy_commit();
     unsigned ka[1][KSTEPS][4], va[1][KSTEPS][4];
     load_a(ka[0], kb, ks, k0w, t_len);
@@ -397,61 +524,31 @@ template <bool WG> __device__ __forceinline__ void attention_bwd(const bf16* dou
         for (int n = 0; n < 2; n++)
 #pragma unroll
             for (int half = 0; half < 2; half++) {
-                int key = kBlock + s * 16 + half * 8 + 2 * t, col = warp * 16 + n * 8 + g;
+                int key = walk.kBlock + s * 16 + half * 8 + 2 * t, col = warp * 16 + n * 8 + g;
                 float lo = key < t_len ? to_float(kb[(long) key * ks + col]) : 0.f;
                 float hi = key + 1 < t_len ? to_float(kb[(long) (key + 1) * ks + col]) : 0.f;
                 kf[s][n][half] = bf16x2(lo, hi);
             }
     float dkAcc[1][DTILES][4] = {}, dvAcc[1][DTILES][4] = {}, st[1][NTILES][4], dpt[1][NTILES][4], scale2 = scale * LOG2E;
     auto &s = st[0], &dp = dpt[0];
-    for (int i = 0, cur = 0; i < tiles; i++, cur ^= 1) {
-        if (i + 1 < tiles) fetch(i + 1, cur ^ 1);
+    for (int i = 0, cur = 0; i < walk.tiles; i++, cur ^= 1) {
+        if (i + 1 < walk.tiles)
+            fetch_queries<false>(walk, i + 1, q, dout, lse, delta, b, t_len, h, qTiles[cur ^ 1], oTiles[cur ^ 1], lseTiles[cur ^ 1], deltaTiles[cur ^ 1]);
         copy_commit();
         copy_wait<1>();
-        if (WG) fence_async_shared();
         __syncthreads();
-        int head = kvh * group + i / perHead, q0 = kBlock + i % perHead * TILE;
+        int head = walk.head(i), q0 = walk.q0(i);
         const bf16 *qTile = qTiles[cur], *oTile = oTiles[cur];
-        const float *lseTile = lseTiles[cur], *deltaTile = deltaTiles[cur];
-        if (WG) {
-            pin(s); // the last tile's softmax wrote them
-            pin(dp);
-            wgmma_fence();
-            wg_scores(s, ka[0], qTile); // Sᵀ: keys x queries
-            wg_scores(dp, va[0], oTile); // dPᵀ
-            wgmma_wait(s, dp);
-        } else {
-            scores(st, ka, qTile);
-            scores(dpt, va, oTile);
-        }
-        if (q0 == kBlock) // the diagonal tile; keys past t_len see no query
+        scores(st, ka, qTile);   // Sᵀ: keys x queries
+        scores(dpt, va, oTile);  // dPᵀ
+        probabilities(s, dp, lseTiles[cur], deltaTiles[cur], q0, walk.kBlock, k0w, scale2);
 #pragma unroll
-            for (int nt = 0; nt < NTILES; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    if (q0 + nt * 8 + 2 * t + (e & 1) < k0w + g + 8 * (e >> 1)) s[nt][e] = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < NTILES; nt++) {
-            float2 rowLse = *reinterpret_cast<const float2*>(lseTile + nt * 8 + 2 * t);
-            float2 rowDelta = *reinterpret_cast<const float2*>(deltaTile + nt * 8 + 2 * t);
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float p = exp2_approx(fmaf(s[nt][e], scale2, -(e & 1 ? rowLse.y : rowLse.x)));
-                s[nt][e] = p;
-                dp[nt][e] = p * (dp[nt][e] - (e & 1 ? rowDelta.y : rowDelta.x));
-            }
+        for (int nt = 0; nt < NTILES; nt++)
 #pragma unroll
             for (int r = 0; r < 2; r++)
                 *reinterpret_cast<unsigned*>(dsTile + (warp * 16 + g + 8 * r) * SROW + nt * 8 + 2 * t) = bf16x2(dp[nt][2 * r], dp[nt][2 * r + 1]);
-        }
-        unsigned pa[TILE / 16][4], dsa[TILE / 16][4];
-        if (WG) {
-            wg_accumulate(dvAcc[0], s, pa, oTile);
-            wg_accumulate(dkAcc[0], dp, dsa, qTile);
-        } else {
-            accumulate(dvAcc, st, oTile);
-            accumulate(dkAcc, dpt, qTile);
-        }
+        accumulate(dvAcc, st, oTile);
+        accumulate(dkAcc, dpt, qTile);
         __syncthreads(); // dsTile holds every warp's keys
         // dq (64 queries x this warp's 16 columns) += dS · K: A fragments are dSᵀ read transposed, 16 queries at a time.
         float* qAcc = dq_acc + ((long) b * t_len + q0) * qs + head * HD + warp * 16;
@@ -473,43 +570,100 @@ template <bool WG> __device__ __forceinline__ void attention_bwd(const bf16* dou
                 int row = m * 16 + g + 8 * r;
                 if (q0 + row >= t_len) continue;
 #pragma unroll
-                for (int n = 0; n < 2; n++) {
-                    float* at = qAcc + (long) row * qs + n * 8 + 2 * t;
-#if __CUDA_ARCH__ >= 900
-                    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(at), "f"(c[n][2 * r]), "f"(c[n][2 * r + 1]) : "memory");
-#else // vector atomics came with sm_90
-                    atomicAdd(at, c[n][2 * r]);
-                    atomicAdd(at + 1, c[n][2 * r + 1]);
-#endif
-                }
+                for (int n = 0; n < 2; n++) add_dq(qAcc + (long) row * qs + n * 8 + 2 * t, c[n][2 * r], c[n][2 * r + 1]);
             }
-        }
-        if (WG) { // dq's products ran beside dV's and dK's; pa and dsa stayed untouched
-            wgmma_wait(dvAcc[0], dkAcc[0]);
-            pin(pa);
-            pin(dsa);
         }
         __syncthreads(); // every warp is done with these tiles and dsTile before they are written again
     }
-    for (int r = 0; r < 2; r++) {
-        int key = k0w + g + 8 * r;
-        if (key >= t_len) continue;
-        bf16* krow = dk + ((long) b * t_len + key) * ks + kvh * HD;
-        bf16* vrow = dv + ((long) b * t_len + key) * ks + kvh * HD;
-        for (int dt = 0; dt < DTILES; dt++) {
-            *reinterpret_cast<unsigned*>(krow + dt * 8 + 2 * t) = bf16x2(dkAcc[0][dt][2 * r] * scale, dkAcc[0][dt][2 * r + 1] * scale);
-            *reinterpret_cast<unsigned*>(vrow + dt * 8 + 2 * t) = bf16x2(dvAcc[0][dt][2 * r], dvAcc[0][dt][2 * r + 1]);
-        }
-    }
+    store_dkdv(dkAcc[0], dvAcc[0], dk, dv, b, k0w, kvh, t_len, hkv, scale);
 }
 
-#define ATTENTION_BWD_ARGS const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse, const float* delta, \
-        float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale
-extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BWD_ARGS)
-    { attention_bwd<false>(dout, q, k, v, lse, delta, dq_acc, dk, dv, t_len, h, hkv, scale); }
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
-extern "C" __global__ void __launch_bounds__(128) attention_wgmma_bwd(ATTENTION_BWD_ARGS)
-    { attention_bwd<true>(dout, q, k, v, lse, delta, dq_acc, dk, dv, t_len, h, hkv, scale); }
+// wgmma: all five products on the warpgroup, K, V, Q, dO and dSᵀ as swizzled tiles in shared memory, read by the
+// tensor cores once for the block. Only the accumulators and P's A fragments stay in registers (few enough for
+// three blocks an SM), and dq's products (dS · K, both operands transposed) run beside dV's and dK's.
+// Dynamic shared memory: K, V, two Q and two dO tiles, dSᵀ, then lse and delta for two query tiles (CudaBackend's
+// WGMMA_BWD_SHARED, with 1 KB for alignment).
+#define WG_BWD_TILES 7
+extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_bwd(ATTENTION_BWD_ARGS) {
+    extern __shared__ unsigned char shared[];
+    // swizzled tiles start on 1024-byte boundaries: the launch asks for 1 KB more than the tiles take
+    bf16* tiles = (bf16*) (shared + ((1024 - (shared_address(shared) & 1023)) & 1023));
+    bf16 *kTile = tiles, *vTile = tiles + SWIZZLED_TILE, *dsTile = tiles + 6 * SWIZZLED_TILE; // dsTile: dSᵀ, keys x queries
+    bf16 *qTiles = tiles + 2 * SWIZZLED_TILE, *oTiles = tiles + 4 * SWIZZLED_TILE; // two buffers each
+    float* lseTiles = (float*) (tiles + WG_BWD_TILES * SWIZZLED_TILE); // [2][TILE], lse in base 2, then deltaTiles [2][TILE]
+    float* deltaTiles = lseTiles + 2 * TILE;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int kvh = blockIdx.y, b = blockIdx.z;
+    QueryWalk walk(blockIdx.x * TILE, kvh, h / hkv, t_len); // the first key blocks see the most queries: they start first
+    int k0w = walk.kBlock + warp * 16;
+    long qs = (long) h * HD, ks = (long) hkv * HD;
+    load_swizzled(kTile, k + (long) b * t_len * ks + kvh * HD, ks, walk.kBlock, t_len);
+    load_swizzled(vTile, v + (long) b * t_len * ks + kvh * HD, ks, walk.kBlock, t_len);
+    fetch_queries<true>(walk, 0, q, dout, lse, delta, b, t_len, h, qTiles, oTiles, lseTiles, deltaTiles);
+    copy_commit();
+    float dkAcc[DTILES][4] = {}, dvAcc[DTILES][4] = {}, s[NTILES][4], dp[NTILES][4], dq[DTILES][4], scale2 = scale * LOG2E;
+    unsigned pa[TILE / 16][4];
+    for (int i = 0, cur = 0; i < walk.tiles; i++, cur ^= 1) {
+        copy_wait<0>();
+        fence_async_shared();
+        __syncthreads(); // tile i is in; every warp is done with tile i - 1, whose buffers are next
+        if (i + 1 < walk.tiles)
+            fetch_queries<true>(walk, i + 1, q, dout, lse, delta, b, t_len, h, qTiles + (cur ^ 1) * SWIZZLED_TILE,
+                    oTiles + (cur ^ 1) * SWIZZLED_TILE, lseTiles + (cur ^ 1) * TILE, deltaTiles + (cur ^ 1) * TILE);
+        copy_commit();
+        int head = walk.head(i), q0 = walk.q0(i);
+        const bf16 *qTile = qTiles + cur * SWIZZLED_TILE, *oTile = oTiles + cur * SWIZZLED_TILE;
+        pin(s); // the last tile's softmax wrote them
+        pin(dp);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < KSTEPS; kk++) { // Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ: keys x queries, contracted over the head
+            wgmma64ss<0, 0>(s, tile_desc(kTile, false, kk), tile_desc(qTile, false, kk), kk > 0);
+            wgmma64ss<0, 0>(dp, tile_desc(vTile, false, kk), tile_desc(oTile, false, kk), kk > 0);
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin(s);
+        pin(dp);
+        probabilities(s, dp, lseTiles + cur * TILE, deltaTiles + cur * TILE, q0, walk.kBlock, k0w, scale2);
+#pragma unroll
+        for (int nt = 0; nt < NTILES; nt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int key = warp * 16 + g + 8 * r;
+                *reinterpret_cast<unsigned*>(dsTile + key * HD + (nt ^ (key & 7)) * 8 + 2 * t) = bf16x2(dp[nt][2 * r], dp[nt][2 * r + 1]);
+            }
+        fence_async_shared();
+        __syncthreads(); // dsTile holds every warp's keys
+        pin(dq); // the last tile's atomics read it
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < TILE / 16; kk++) // dq = dS·K, dSᵀ and K read transposed: first, so its atomics overlap the rest
+            wgmma64ss<1, 1>(dq, tile_desc(dsTile, true, kk), tile_desc(kTile, true, kk), kk > 0);
+        wgmma_commit();
+#pragma unroll
+        for (int kk = 0; kk < TILE / 16; kk++) // dK += dSᵀ·Q
+            wgmma64ss<0, 1>(dkAcc, tile_desc(dsTile, false, kk), tile_desc(qTile, true, kk), 1);
+        wg_accumulate(dvAcc, s, pa, oTile); // dV += Pᵀ·dO
+        wgmma_commit();
+        wgmma_wait<1>();
+        pin(dq);
+        // dq: this warp's 16 queries from q0 + 16·warp, all 64 head columns
+        float* qAcc = dq_acc + ((long) b * t_len + q0 + warp * 16) * qs + head * HD;
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            if (q0 + warp * 16 + g + 8 * r >= t_len) continue;
+#pragma unroll
+            for (int dt = 0; dt < DTILES; dt++) add_dq(qAcc + (long) (g + 8 * r) * qs + dt * 8 + 2 * t, dq[dt][2 * r], dq[dt][2 * r + 1]);
+        }
+        wgmma_wait<0>();
+        pin(dkAcc);
+        pin(dvAcc);
+        pin(pa);
+    }
+    store_dkdv(dkAcc, dvAcc, dk, dv, b, k0w, kvh, t_len, hkv, scale);
+}
 #endif
 
 // dq = scale · dq_acc, into the activations' bf16.
