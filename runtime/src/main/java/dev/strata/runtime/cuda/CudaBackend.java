@@ -473,8 +473,8 @@ public final class CudaBackend implements Backend {
         Tensor out = empty(q.dtype(), q.shape()), lse = empty(DType.F32, b, h, t);
         if (tensorCoreAttention(q)) { // 128 queries a block
             Object[] args = {q, k, v, out, lse, t, h, hkv, (float) scale};
-            if (wgmmaAttention) kernels.launchWith("attention_mma.cu", "attention_wgmma_fwd", ceil(t, 128), h, b, 128, 1, WGMMA_FWD_SHARED, args);
-            else kernels.launch("attention_mma.cu", "attention_mma_fwd", ceil(t, 128), h, b, 128, args);
+            if (wgmmaAttention) kernels.launchWith("attention_mma.cu", "attention_wgmma_fwd", h * b, ceil(t, 128), 1, 128, 1, WGMMA_FWD_SHARED, args);
+            else kernels.launch("attention_mma.cu", "attention_mma_fwd", h * b, ceil(t, 128), 1, 128, args);
         } else {
             kernels.launch("attention.cu", "attention_fwd_" + suffix(q), t, h, b, 32, q, k, v, out, lse, t, h, hkv, d, (float) scale);
         }
@@ -493,8 +493,8 @@ public final class CudaBackend implements Backend {
             if (tensorCoreAttention(q)) {
                 try (Tensor dqAcc = zeros(DType.F32, q.shape())) { // the key blocks add their shares of dq into it
                     Object[] args = {dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale};
-                    if (wgmmaAttention) kernels.launchWith("attention_mma.cu", "attention_wgmma_bwd", ceil(t, 64), hkv, b, 128, 1, WGMMA_BWD_SHARED, args);
-                    else kernels.launch("attention_mma.cu", "attention_mma_bwd", ceil(t, 64), hkv, b, 128, args);
+                    if (wgmmaAttention) kernels.launchWith("attention_mma.cu", "attention_wgmma_bwd", hkv * b, ceil(t, 64), 1, 128, 1, WGMMA_BWD_SHARED, args);
+                    else kernels.launch("attention_mma.cu", "attention_mma_bwd", hkv * b, ceil(t, 64), 1, 128, args);
                     elementwiseIn("attention_mma.cu", "attention_dq_finish", dq.numel(), dqAcc, dq, dq.numel(), (float) scale);
                 }
             } else {

@@ -302,14 +302,17 @@ __device__ __forceinline__ void store_rows(const float (&o)[DTILES][4], const fl
 
 #define ATTENTION_FWD_ARGS const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int t_len, int h, int hkv, float scale
 
-// Query blocks run last row first, so the causal mask's longest blocks start first and the short ones fill the tail.
+// Grids of both passes are (heads x batch, blocks along the sequence): the GPU starts blocks in the order of their
+// linear index, x fastest, so every head's longest block (under the causal mask: the forward's last queries, the
+// backward's first keys) starts before any shorter one, and the short ones fill the tail. With the sequence along
+// x, the long blocks of the last heads started last and a quarter of the backward's SM time went idle.
 // mma.sync: warp w holds queries 32w.. of the block (fragment m: 32w + 16m..), Q as A fragments in registers.
 extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(ATTENTION_FWD_ARGS) {
     int warp = threadIdx.x >> 5;
     __shared__ __align__(16) bf16 kTiles[2][TILE * SROW], vTiles[2][TILE * SROW];
-    int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
+    int head = blockIdx.x % h, b = blockIdx.x / h, kvh = head / (h / hkv);
     // warps past t_len still help load the tiles
-    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0 = qBlock + warp * 16 * FWD_M;
+    int qBlock = (gridDim.y - 1 - blockIdx.y) * FWD_ROWS, q0 = qBlock + warp * 16 * FWD_M;
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
     const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
@@ -353,8 +356,8 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_fwd(ATTENTI
     bf16* qTile = (bf16*) (shared + ((1024 - (shared_address(shared) & 1023)) & 1023));
     bf16 *kTiles = qTile + FWD_M * SWIZZLED_TILE, *vTiles = kTiles + 2 * SWIZZLED_TILE; // two buffers each
     int warp = threadIdx.x >> 5;
-    int head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
-    int qBlock = (gridDim.x - 1 - blockIdx.x) * FWD_ROWS, q0[FWD_M]; // q0[m]: fragment m's first query
+    int head = blockIdx.x % h, b = blockIdx.x / h, kvh = head / (h / hkv);
+    int qBlock = (gridDim.y - 1 - blockIdx.y) * FWD_ROWS, q0[FWD_M]; // q0[m]: fragment m's first query
 #pragma unroll
     for (int m = 0; m < FWD_M; m++) q0[m] = qBlock + 64 * m + 16 * warp;
     long qs = (long) h * HD, ks = (long) hkv * HD;
@@ -504,8 +507,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BW
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     __shared__ __align__(16) bf16 qTiles[2][TILE * SROW], oTiles[2][TILE * SROW], dsTile[TILE * SROW]; // dsTile: dSᵀ, keys x queries
     __shared__ __align__(8) float lseTiles[2][TILE], deltaTiles[2][TILE]; // lse in base 2
-    int kvh = blockIdx.y, b = blockIdx.z;
-    QueryWalk walk(blockIdx.x * TILE, kvh, h / hkv, t_len); // the first key blocks see the most queries: they start first
+    int kvh = blockIdx.x % hkv, b = blockIdx.x / hkv;
+    QueryWalk walk(blockIdx.y * TILE, kvh, h / hkv, t_len);
     int k0w = walk.kBlock + warp * 16;
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
@@ -594,8 +597,8 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_bwd(ATTENTI
     float* lseTiles = (float*) (tiles + WG_BWD_TILES * SWIZZLED_TILE); // [2][TILE], lse in base 2, then deltaTiles [2][TILE]
     float* deltaTiles = lseTiles + 2 * TILE;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    int kvh = blockIdx.y, b = blockIdx.z;
-    QueryWalk walk(blockIdx.x * TILE, kvh, h / hkv, t_len); // the first key blocks see the most queries: they start first
+    int kvh = blockIdx.x % hkv, b = blockIdx.x / hkv;
+    QueryWalk walk(blockIdx.y * TILE, kvh, h / hkv, t_len);
     int k0w = walk.kBlock + warp * 16;
     long qs = (long) h * HD, ks = (long) hkv * HD;
     load_swizzled(kTile, k + (long) b * t_len * ks + kvh * HD, ks, walk.kBlock, t_len);
