@@ -75,6 +75,25 @@ template <typename T> __device__ void rmsnorm_fwd(const T* x, const float* w, T*
     float eps) { rmsnorm_fwd<T>(x, w, out, rstd, c, eps); }
 FOR_TYPES(RMS_FWD)
 
+// Eight columns of one row of RMSNorm's backward, in both kernels below: Σ dout·w·x·rstd, the row's share of meanDN,
+// and dx = rstd·(dout·w − x·rstd·meanDN) + residual, resRow being the row's residual or null.
+template <typename T> __device__ __forceinline__ float rms_dot8(const Vec8<T>& d, const Vec8<T>& v, const Vec8<float>& wv, float r) {
+    float s = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; e++) s += to_float(d.v[e]) * wv.v[e] * to_float(v.v[e]) * r;
+    return s;
+}
+
+template <typename T> __device__ __forceinline__ Vec8<T> rms_dx8(const Vec8<T>& d, const Vec8<T>& v, const Vec8<float>& wv, float r,
+        float meanDN, const T* resRow, int j) {
+    Vec8<T> y, res;
+    if (resRow) res = load8(resRow, j);
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+        y.v[e] = from_float<T>(r * (to_float(d.v[e]) * wv.v[e] - to_float(v.v[e]) * r * meanDN) + (resRow ? to_float(res.v[e]) : 0.f));
+    return y;
+}
+
 template <typename T> __device__ void rmsnorm_bwd(const T* dout, const T* x, const float* w, const float* rstd, const T* residual,
                                                   T* dx, int c) {
     __shared__ float shared[32];
@@ -84,25 +103,13 @@ template <typename T> __device__ void rmsnorm_bwd(const T* dout, const T* x, con
     bool vec = c % 8 == 0;
     float r = rstd[blockIdx.x], s = 0.f;
     if (vec)
-        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
-            Vec8<T> d = load8(dr, j), v = load8(xr, j);
-            Vec8<float> wv = load8(w, j);
-#pragma unroll
-            for (int e = 0; e < 8; e++) s += to_float(d.v[e]) * wv.v[e] * to_float(v.v[e]) * r;
-        }
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) s += rms_dot8(load8(dr, j), load8(xr, j), load8(w, j), r);
     else
         for (int j = threadIdx.x; j < c; j += blockDim.x) s += to_float(dr[j]) * w[j] * to_float(xr[j]) * r;
     float meanDN = block_sum(s, shared) / c;
     if (vec)
-        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
-            Vec8<T> d = load8(dr, j), v = load8(xr, j), y, res;
-            Vec8<float> wv = load8(w, j);
-            if (residual) res = load8(residual + base, j);
-#pragma unroll
-            for (int e = 0; e < 8; e++)
-                y.v[e] = from_float<T>(r * (to_float(d.v[e]) * wv.v[e] - to_float(v.v[e]) * r * meanDN) + (residual ? to_float(res.v[e]) : 0.f));
-            store8(dxr, j, y);
-        }
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x)
+            store8(dxr, j, rms_dx8(load8(dr, j), load8(xr, j), load8(w, j), r, meanDN, residual ? residual + base : (const T*) nullptr, j));
     else
         for (int j = threadIdx.x; j < c; j += blockDim.x)
             dxr[j] = from_float<T>(r * (to_float(dr[j]) * w[j] - to_float(xr[j]) * r * meanDN) + (residual ? to_float(residual[base + j]) : 0.f));
@@ -125,23 +132,17 @@ template <typename T> __device__ void rmsnorm_bwd_dw(const T* dout, const T* x, 
     long r0 = (long) blockIdx.x * rows, r1 = min(r0 + rows, n);
     for (long r = r0; r < r1; r++) {
         float rs = rstd[r], s = 0.f;
-        Vec8<T> d, v, y, res;
+        Vec8<T> d, v;
         if (in) {
             d = load8(dout + r * c, j);
             v = load8(x + r * c, j);
-#pragma unroll
-            for (int e = 0; e < 8; e++) s += to_float(d.v[e]) * wv.v[e] * to_float(v.v[e]) * rs;
+            s = rms_dot8(d, v, wv, rs);
         }
         float meanDN = block_sum(s, shared) / c;
         if (!in) continue;
-        if (residual) res = load8(residual + r * c, j);
+        store8(dx + r * c, j, rms_dx8(d, v, wv, rs, meanDN, residual ? residual + r * c : (const T*) nullptr, j));
 #pragma unroll
-        for (int e = 0; e < 8; e++) {
-            float g = to_float(d.v[e]), xe = to_float(v.v[e]);
-            y.v[e] = from_float<T>(rs * (g * wv.v[e] - xe * rs * meanDN) + (residual ? to_float(res.v[e]) : 0.f));
-            dw.v[e] += g * xe * rs;
-        }
-        store8(dx + r * c, j, y);
+        for (int e = 0; e < 8; e++) dw.v[e] += to_float(d.v[e]) * to_float(v.v[e]) * rs;
     }
     if (in && pw) store8(pw + (long) blockIdx.x * c, j, dw);
 }
