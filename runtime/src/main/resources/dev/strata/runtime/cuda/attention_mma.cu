@@ -77,19 +77,32 @@ __device__ __forceinline__ unsigned long long tile_desc(const bf16* tile, bool m
     return (start & 0x3fff) | (unsigned long long) (mnMajor ? 64 : 1) << 16 | 64ull << 32 | 1ull << 62;
 }
 
+// wgmma.m64n64k16 with f32 accumulators: a thread's 32, acc[n][e] for the eight 8-column tiles n, laid out as
+// mma.sync's C fragments; operands %0..%31 of the asm.
+#define WGMMA_D "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}"
+#define WGMMA_ACC(acc) \
+    "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]), \
+    "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]), \
+    "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]), \
+    "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3])
+
 // acc (this warp's 16 rows x 64) = or += A (16 x 16, this warp's rows, in registers) · B (16 x 64 from shared
 // memory), asynchronously: complete after wgmma_commit and wgmma_wait.
 template <int MN_MAJOR> __device__ __forceinline__ void wgmma64(float (&acc)[NTILES][4], const unsigned (&a)[4], unsigned long long desc, int accumulate) {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %38, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
-                 "{%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"
-                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]),
-                   "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]),
-                   "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]),
-                   "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(MN_MAJOR), "r"(accumulate));
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WGMMA_D ", {%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"
+                 : WGMMA_ACC(acc) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(MN_MAJOR), "r"(accumulate));
+#endif
+}
+
+// acc = or += A (64 x 16 from shared memory: this warp's 16 rows of it) · B (16 x 64 from shared memory).
+template <int A_MN_MAJOR, int B_MN_MAJOR> __device__ __forceinline__ void wgmma64ss(float (&acc)[NTILES][4], unsigned long long descA,
+        unsigned long long descB, int accumulate) {
+#ifdef __CUDA_ARCH_FEAT_SM90_ALL
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %36, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WGMMA_D ", %32, %33, p, 1, 1, %34, %35;\n}\n"
+                 : WGMMA_ACC(acc) : "l"(descA), "l"(descB), "n"(A_MN_MAJOR), "n"(B_MN_MAJOR), "r"(accumulate));
 #endif
 }
 
@@ -110,22 +123,6 @@ template <int N, int M> __device__ __forceinline__ void pin(unsigned (&r)[N][M])
 }
 
 // Registers written before it are what the wgmma after it read (accumulators and A fragments).
-// acc = or += A (64 x 16 from shared memory: this warp's 16 rows of it) · B (16 x 64 from shared memory).
-template <int A_MN_MAJOR, int B_MN_MAJOR> __device__ __forceinline__ void wgmma64ss(float (&acc)[NTILES][4], unsigned long long descA,
-        unsigned long long descB, int accumulate) {
-#ifdef __CUDA_ARCH_FEAT_SM90_ALL
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %36, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
-                 "%32, %33, p, 1, 1, %34, %35;\n}\n"
-                 : "+f"(acc[0][0]), "+f"(acc[0][1]), "+f"(acc[0][2]), "+f"(acc[0][3]), "+f"(acc[1][0]), "+f"(acc[1][1]), "+f"(acc[1][2]), "+f"(acc[1][3]),
-                   "+f"(acc[2][0]), "+f"(acc[2][1]), "+f"(acc[2][2]), "+f"(acc[2][3]), "+f"(acc[3][0]), "+f"(acc[3][1]), "+f"(acc[3][2]), "+f"(acc[3][3]),
-                   "+f"(acc[4][0]), "+f"(acc[4][1]), "+f"(acc[4][2]), "+f"(acc[4][3]), "+f"(acc[5][0]), "+f"(acc[5][1]), "+f"(acc[5][2]), "+f"(acc[5][3]),
-                   "+f"(acc[6][0]), "+f"(acc[6][1]), "+f"(acc[6][2]), "+f"(acc[6][3]), "+f"(acc[7][0]), "+f"(acc[7][1]), "+f"(acc[7][2]), "+f"(acc[7][3])
-                 : "l"(descA), "l"(descB), "n"(A_MN_MAJOR), "n"(B_MN_MAJOR), "r"(accumulate));
-#endif
-}
-
 __device__ __forceinline__ void wgmma_fence() {
 #ifdef __CUDA_ARCH_FEAT_SM90_ALL
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
