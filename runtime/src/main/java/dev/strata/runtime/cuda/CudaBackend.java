@@ -607,12 +607,12 @@ public final class CudaBackend implements Backend {
         return (int) Math.min(tiles, (long) multiprocessors * kernels.residentBlocks("fp8.cu", kernel, THREADS, BOTH_SHARED));
     }
 
-    /** fp8.cu's both kernels: two bf16 tiles with rows of 136 elements, and 16 lines of 144 bytes of codes a warp. */
     /**
      * Shared memory of the wgmma attention kernels (64 x 64 bf16 tiles and 1 KB to align them): forward Q (two tiles),
      * K and V (two each); backward K, V, Q and dO (two each), dSᵀ, and lse and delta for two query tiles.
      */
     private static final int WGMMA_FWD_SHARED = 6 * 64 * 64 * 2 + 1024, WGMMA_BWD_SHARED = 7 * 64 * 64 * 2 + 4 * 64 * 4 + 1024;
+    /** fp8.cu's both kernels: two bf16 tiles with rows of 136 elements, and 16 lines of 144 bytes of codes a warp. */
     private static final int BOTH_TILE = 128, BOTH_SHARED = 2 * BOTH_TILE * 136 * 2 + THREADS / 32 * 16 * 144, MAX_GRID_Y = 65535;
     private static final int WARP_BLOCK = 256, CROSS_RUN = 128, CROSS_MAX = 64, MAX_BLOCK = CROSS_RUN * CROSS_MAX * CROSS_MAX;
 

@@ -1,10 +1,10 @@
-// Causal attention with grouped-query heads on bf16 tensor cores (mma.sync m16n8k16, f32 accumulation), in the
-// FlashAttention-2 manner: online softmax, only the log-sum-exp of each row kept, never a (T,T) matrix.
+// Causal attention with grouped-query heads on bf16 tensor cores with f32 accumulation, in the FlashAttention-2
+// manner: online softmax, only the log-sum-exp of each row kept, never a (T,T) matrix. Each pass comes twice: on
+// mma.sync m16n8k16 (sm_80 on) and on Hopper's wgmma (sm_90a), sharing everything but the products.
 // q, dq (B,T,H,D); k, v, dk, dv (B,T,Hkv,D); lse, delta (B,H,T) f32. Head size D = 64. A block of 4 warps owns
-// 128 queries in the forward (32 per warp) and 64 keys in the backward (16 per warp: its registers hold more per
-// row), in registers, and walks the other side 64 rows at a time through shared memory: two buffers, the next tile
-// streaming in by cp.async while the current one is worked on. Forward query blocks run last row first, so the
-// causal mask's longest blocks start first and the short ones fill the tail.
+// 128 queries in the forward (32 per warp) and 64 keys in the backward (16 per warp), and walks the other side 64
+// rows at a time through shared memory: two buffers, the next tile streaming in by cp.async while the current one
+// is worked on.
 // Fragment layouts are PTX's for m16n8k16: lane = 4·g + t holds rows g and g+8, columns 2t, 2t+1 (+8).
 #include "common.cuh"
 
@@ -52,11 +52,12 @@ __device__ __forceinline__ void load_tile(bf16* tile, const bf16* base, long str
 __device__ __forceinline__ unsigned shared_address(const void* p) { return (unsigned) __cvta_generic_to_shared(p); }
 
 // ---- Hopper's warpgroup MMA ---------------------------------------------------------------------------------------
-// A block's four warps form one warpgroup, and wgmma.m64n64k16 multiplies its 64 rows (warp w: rows 16w.., A in
-// mma.sync's fragment layout, accumulators as above) by a 16 x 64 B that the tensor cores read from shared memory
-// themselves, once for all four warps. With mma.sync every warp loads every B fragment into registers, and those
-// shared-memory reads bounded the kernels. B tiles are 64 rows of 128 bytes in the 128-byte swizzle that wgmma's
-// descriptors name (mode 1): the 16-byte chunk c of row r sits at chunk c ^ (r % 8), tiles aligned to 1024 bytes.
+// A block's four warps form one warpgroup, and wgmma.m64n64k16 multiplies its 64 rows of A (warp w: rows 16w..) by
+// 16 x 64 of B, which the tensor cores read from shared memory themselves, once for all four warps (A too, or from
+// registers in mma.sync's fragment layout; accumulators as above). With mma.sync every warp loads every B fragment
+// into registers, and those shared-memory reads bounded the kernels. Tiles are 64 rows of 128 bytes in the 128-byte
+// swizzle that wgmma's descriptors name (mode 1): the 16-byte chunk c of row r sits at chunk c ^ (r % 8), tiles
+// aligned to 1024 bytes.
 // Only sm_90a has wgmma: elsewhere these compile to nothing and the mma.sync kernels run.
 #define SWIZZLED_TILE (TILE * HD)
 
@@ -69,8 +70,9 @@ __device__ __forceinline__ void load_swizzled(bf16* tile, const bf16* base, long
     }
 }
 
-// The descriptor of k-step ks of a swizzled tile as B: contracted along its rows (K-major, as for Q·Kᵀ: a step is 16
-// columns, 32 bytes on) or down its columns (MN-major, as for P·V: a step is 16 rows, 2 KB on). Groups of 8 rows lie
+// The descriptor of k-step ks of a swizzled tile as an operand: contracted along its rows (K-major, as K and Q are
+// for Q·Kᵀ: a step is 16 columns, 32 bytes on) or down its columns (MN-major, as V is for P·V: a step is 16 rows,
+// 2 KB on). Groups of 8 rows lie
 // 1024 bytes apart; the leading offset is unused by both (one 128-byte row spans the 64 columns).
 __device__ __forceinline__ unsigned long long tile_desc(const bf16* tile, bool mnMajor, int ks) {
     unsigned long long start = (shared_address(tile) + (mnMajor ? ks * 2048 : ks * 32)) >> 4;
@@ -150,16 +152,19 @@ __device__ __forceinline__ void fence_async_shared() {
 #endif
 }
 
+// P's A fragment for k-step ks in bf16: its C tiles 2ks and 2ks + 1 are the A fragment's two column halves.
+__device__ __forceinline__ void p_fragment(unsigned (&a)[4], const float (&p)[NTILES][4], int ks) {
+    a[0] = bf16x2(p[2 * ks][0], p[2 * ks][1]);
+    a[1] = bf16x2(p[2 * ks][2], p[2 * ks][3]);
+    a[2] = bf16x2(p[2 * ks + 1][0], p[2 * ks + 1][1]);
+    a[3] = bf16x2(p[2 * ks + 1][2], p[2 * ks + 1][3]);
+}
+
 // out += P (this warp's 16 rows x TILE, in C layout) · V, V the swizzled tile (TILE rows x HD): accumulate on wgmma.
 // The A fragments are built into `a`, which must stay untouched until the wait.
 __device__ __forceinline__ void wg_accumulate(float (&out)[DTILES][4], const float (&p)[NTILES][4], unsigned (&a)[TILE / 16][4], const bf16* tile) {
 #pragma unroll
-    for (int ks = 0; ks < TILE / 16; ks++) {
-        a[ks][0] = bf16x2(p[2 * ks][0], p[2 * ks][1]);
-        a[ks][1] = bf16x2(p[2 * ks][2], p[2 * ks][3]);
-        a[ks][2] = bf16x2(p[2 * ks + 1][0], p[2 * ks + 1][1]);
-        a[ks][3] = bf16x2(p[2 * ks + 1][2], p[2 * ks + 1][3]);
-    }
+    for (int ks = 0; ks < TILE / 16; ks++) p_fragment(a[ks], p, ks);
     pin(a);
     wgmma_fence();
 #pragma unroll
@@ -206,12 +211,7 @@ __device__ __forceinline__ void accumulate(float (&out)[M][DTILES][4], const flo
     for (int ks = 0; ks < TILE / 16; ks++) {
         unsigned a[M][4];
 #pragma unroll
-        for (int m = 0; m < M; m++) {
-            a[m][0] = bf16x2(p[m][2 * ks][0], p[m][2 * ks][1]);
-            a[m][1] = bf16x2(p[m][2 * ks][2], p[m][2 * ks][3]);
-            a[m][2] = bf16x2(p[m][2 * ks + 1][0], p[m][2 * ks + 1][1]);
-            a[m][3] = bf16x2(p[m][2 * ks + 1][2], p[m][2 * ks + 1][3]);
-        }
+        for (int m = 0; m < M; m++) p_fragment(a[m], p[m], ks);
 #pragma unroll
         for (int dt = 0; dt < DTILES; dt += 2) {
             const bf16* src = tile + (ks * 16 + (j & 1) * 8 + i) * SROW + dt * 8 + (j >> 1) * 8;
