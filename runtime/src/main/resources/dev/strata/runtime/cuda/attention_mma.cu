@@ -468,7 +468,7 @@ __device__ __forceinline__ void probabilities(float (&s)[NTILES][4], float (&dp)
     }
 }
 
-// dq_acc row += two values at column col.
+// Two neighbouring values added into dq_acc at `at`, atomically: every key block adds its share.
 __device__ __forceinline__ void add_dq(float* at, float x, float y) {
 #if __CUDA_ARCH__ >= 900
     asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(at), "f"(x), "f"(y) : "memory");
