@@ -226,6 +226,7 @@ public final class CudaBackend implements Backend {
 
     /** The codes the GPU gives x (f32) in format, at scale 1: for comparing with {@link Fp8#encode} bit for bit. */
     public byte[] encodeFp8(Tensor x, DType format) {
+        requireFp8TensorCores();
         requireF32(x);
         try (Tensor codes = empty(format, x.shape())) {
             elementwiseIn("fp8.cu", "fp8_encode", x.numel(), x, x.numel(), format == DType.FP8_E5M2 ? 1 : 0, codes);
