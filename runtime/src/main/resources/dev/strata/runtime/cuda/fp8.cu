@@ -226,12 +226,12 @@ FOR_TYPES(FP8_CROSS_FOR_M)
 // rotates and quantizes the tile's rows, then its columns. Hadamard blocks up to 128 fit in a tile's line; each
 // side has its own block (0: none), scaling (per tensor or per line), amax record, format and output.
 //
-// The rotation runs on tensor cores: H_128 = H_8 (x) H_16, so a warp multiplies 16 lines by H_16 (by I_16 when
-// unrotated) with mma.sync, eight 16-wide sub-blocks a line, and the H_8 part is three butterfly stages between the
-// sub-blocks, in registers. bf16 sources are exact as mma operands; their tiles come in by cp.async, the next one
-// in flight while the current one is worked on. f32 sources (the weights) are split into bf16 hi + lo tiles
-// (x = hi + lo to 2^-17) whose products accumulate in f32, so codes match f32 arithmetic. Butterflies across lanes
-// (shuffles) had made these kernels issue-bound.
+// The rotation runs on tensor cores: H_128 = H_4 (x) H_32 and H_32 = H_2 (x) H_16, so a warp multiplies 16 lines by
+// H_32 (by I_16 when unrotated) with mma.sync, two 16-wide sub-blocks accumulated into each output, and the H_4 part
+// is two butterfly stages between the 32-wide pairs, in registers. bf16 sources are exact as mma operands; their
+// tiles come in by cp.async, the next one in flight while the current one is worked on. f32 sources (the weights)
+// are split into bf16 hi + lo tiles (x = hi + lo to 2^-17) whose products accumulate in f32, so codes match f32
+// arithmetic. Butterflies across lanes (shuffles) had made these kernels issue-bound.
 
 #define TILE 128
 #define TILE_STRIDE 136    // bf16 a tile row: 272 bytes, 16-byte aligned for cp.async and ldmatrix; the eight rows an
@@ -240,14 +240,17 @@ FOR_TYPES(FP8_CROSS_FOR_M)
 #define TILE_BYTES (TILE * TILE_STRIDE * 2)
 
 // Starts copying the bf16 tile at rows r0.., columns c0.. into shared memory, 16 bytes a copy, zeros outside x (C is
-// a multiple of 8, so a copy is wholly inside or outside). Consecutive threads copy consecutive parts of a row.
+// a multiple of 8, so a copy is wholly inside or outside). Consecutive threads copy consecutive parts of a row. The
+// pointer walks down the rows so the eight copies cost an add each, not 64-bit index arithmetic.
 __device__ __forceinline__ void copy_square(const bf16* x, int R, int C, long r0, int c0, bf16* tile) {
-    int col = c0 + 8 * (threadIdx.x % 16);
+    int tr = threadIdx.x / 16, col = 8 * (threadIdx.x % 16), rows_in = R - (int) r0 - tr; // this thread's rows in x: 16i < rows_in
+    bool cols_in = c0 + col < C;
+    const bf16* src = x + (r0 + tr) * C + c0 + col;
+    bf16* dst = tile + tr * TILE_STRIDE + col;
 #pragma unroll
-    for (int tr = threadIdx.x / 16; tr < TILE; tr += 16) {
-        long row = r0 + tr;
-        bool inside = row < R && col < C;
-        copy16_async(tile + tr * TILE_STRIDE + col - c0, inside ? x + row * C + col : x, inside);
+    for (int i = 0; i < TILE / 16; i++, src += 16L * C) {
+        bool inside = cols_in && 16 * i < rows_in;
+        copy16_async(dst + 16 * i * TILE_STRIDE, inside ? src : x, inside);
     }
 }
 
@@ -311,47 +314,72 @@ __device__ __forceinline__ unsigned h16_pair(int k, int n, bool rotate) {
     return lo | hi << 16;
 }
 
-// This lane's B fragments of the two 8-column halves of H_16 (I_16 when !rotate).
+// This lane's B fragments of the two 8-column halves of H_16 (I_16 when !rotate), and their negatives (for H_32).
+// The columns are permuted so that lane t's outputs, columns 2t, 2t + 1 of each half, are elements 4t .. 4t + 3 of
+// the sub-block: a lane's four codes of a line are one 32-bit word of staging. Output column c of half n is element
+// 4 (c >> 1) + 2n + (c & 1).
 struct H16 {
-    unsigned b[2][2];
+    unsigned b[2][2], neg[2][2];
     __device__ H16(bool rotate) {
         int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-        for (int n = 0; n < 2; n++) { b[n][0] = h16_pair(2 * t, 8 * n + g, rotate); b[n][1] = h16_pair(2 * t + 8, 8 * n + g, rotate); }
+        for (int n = 0; n < 2; n++) {
+            int col = 4 * (g >> 1) + 2 * n + (g & 1);
+            b[n][0] = h16_pair(2 * t, col, rotate);
+            b[n][1] = h16_pair(2 * t + 8, col, rotate);
+            for (int k = 0; k < 2; k++) neg[n][k] = b[n][k] ^ 0x80008000u;
+        }
     }
 };
 
-// One side of a tile (PARTS bf16 tiles summed: x, or hi + lo): warp w takes the 16 lines 16w.., as the A operand
-// (ldmatrix; transposed for COLS, whose lines are the tile's columns), times H_16 per sub-block j, then the
-// butterflies across sub-blocks. Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at elements 16j + 8n + 2t,
-// + 1 of acc[j][n]: measured and, with QUANTIZE, quantized. Codes go through the warp's 16 lines of `staging`, so
-// global stores are 16 bytes and coalesce.
+// The A fragment of 16 lines x 16 elements at sub-block j, part p: rows (ldmatrix), or the tile's columns (.trans).
+template <bool COLS> __device__ __forceinline__ void load_a(const bf16* tile, int p, int j, int l0, int lane, unsigned (&a)[4]) {
+    // rows: lane L addresses line l0 + (L & 15), elements 16j + 8 (L >> 4); cols: tile row 16j + (L & 7) + 8 (L >> 4), column l0 + 8 ((L >> 3) & 1)
+    int row = COLS ? 16 * j + (lane & 7) + 8 * (lane >> 4) : l0 + (lane & 15);
+    int col = COLS ? l0 + 8 * ((lane >> 3) & 1) : 16 * j + 8 * (lane >> 4);
+    unsigned addr = (unsigned) __cvta_generic_to_shared(tile + p * TILE * TILE_STRIDE + row * TILE_STRIDE + col);
+    if (COLS) asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
+    else asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
+}
 
+// One side of a tile (PARTS bf16 tiles summed: x, or hi + lo): warp w takes the 16 lines 16w.. as the A operand.
+// Rotated, each pair of sub-blocks j, j + 1 is multiplied by H_32 = H_2 (x) H_16 on the tensor cores (sub-block j's
+// product plus or minus j + 1's, accumulated in the MMA), then butterflies across the pairs make H_64 or H_128;
+// unrotated, each sub-block is multiplied by I_16. Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at
+// elements 16j + 4t + 2n, + 1 of acc[j][n]: measured and, with QUANTIZE, quantized. Codes go through the warp's 16
+// lines of `staging`, a 32-bit word a lane and line, so global stores are 16 bytes and coalesce.
 template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinline__ void mma_side(const bf16* tile, int R, int C, long r0, int c0,
         const Side& d, const H16& h16, float scale, float& m, unsigned char* staging) {
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3, l0 = 16 * warp;
     long first = COLS ? c0 : r0, lines = COLS ? C : R; // this tile's first line in the tensor, and the tensor's lines
     int valid = COLS ? (int) (R - r0) : C - c0;          // elements of a line inside the tensor, counted from this tile
     bool writes_scales = COLS ? r0 == 0 : c0 == 0;        // one tile along each line writes its scale
-    const unsigned (&b)[2][2] = h16.b;
     float acc[8][2][4];
 #pragma unroll
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < 8; j++)
 #pragma unroll
         for (int n = 0; n < 2; n++) acc[j][n][0] = acc[j][n][1] = acc[j][n][2] = acc[j][n][3] = 0.f;
-        // rows: lane L addresses line l0 + (L & 15), elements 16j + 8 (L >> 4); cols (.trans): tile row 16j + (L & 7) + 8 (L >> 4), column l0 + 8 ((L >> 3) & 1)
-        int row = COLS ? 16 * j + (lane & 7) + 8 * (lane >> 4) : l0 + (lane & 15);
-        int col = COLS ? l0 + 8 * ((lane >> 3) & 1) : 16 * j + 8 * (lane >> 4);
+#pragma unroll
+    for (int j = 0; j < 8; j += 2)
 #pragma unroll
         for (int p = 0; p < PARTS; p++) {
-            unsigned addr = (unsigned) __cvta_generic_to_shared(tile + p * TILE * TILE_STRIDE + row * TILE_STRIDE + col), a[4];
-            if (COLS) asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
-            else asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
+            unsigned a0[4], a1[4];
+            load_a<COLS>(tile, p, j, l0, lane, a0);
+            load_a<COLS>(tile, p, j + 1, l0, lane, a1);
 #pragma unroll
-            for (int n = 0; n < 2; n++) mma_bf16(acc[j][n], a, b[n][0], b[n][1]);
+            for (int n = 0; n < 2; n++) {
+                if (BLOCK >= 32) {
+                    mma_bf16(acc[j][n], a0, h16.b[n][0], h16.b[n][1]);
+                    mma_bf16(acc[j][n], a1, h16.b[n][0], h16.b[n][1]);
+                    mma_bf16(acc[j + 1][n], a0, h16.b[n][0], h16.b[n][1]);
+                    mma_bf16(acc[j + 1][n], a1, h16.neg[n][0], h16.neg[n][1]);
+                } else {
+                    mma_bf16(acc[j][n], a0, h16.b[n][0], h16.b[n][1]);
+                    mma_bf16(acc[j + 1][n], a1, h16.b[n][0], h16.b[n][1]);
+                }
+            }
         }
-    }
 #pragma unroll
-    for (int h = 1; 32 * h <= BLOCK; h <<= 1) // H_8 over the sub-blocks: blocks of 32, 64, 128
+    for (int h = 2; 32 * h <= BLOCK; h <<= 1) // H_4 over the pairs: blocks of 64, 128
 #pragma unroll
         for (int j = 0; j < 8; j++)
             if ((j & h) == 0)
@@ -386,21 +414,20 @@ template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinli
             if (d.vec && writes_scales && t == 0 && line < lines) d.scale_inv[line] = 1.f / s;
             s *= d.norm;
 #pragma unroll
-            for (int j = 0; j < 8; j++)
-#pragma unroll
-                for (int n = 0; n < 2; n++)
-                    *(unsigned short*) (stage + (g + 8 * half) * STAGE_STRIDE + 16 * j + 8 * n + 2 * t) =
-                            (unsigned short) to_fp8x2(acc[j][n][2 * half] * s, acc[j][n][2 * half + 1] * s, d.e5m2);
+            for (int j = 0; j < 8; j++) {
+                const float* lo = acc[j][0] + 2 * half, * hi = acc[j][1] + 2 * half;
+                *(unsigned*) (stage + (g + 8 * half) * STAGE_STRIDE + 16 * j + 4 * t) =
+                        to_fp8x2(lo[0] * s, lo[1] * s, d.e5m2) | to_fp8x2(hi[0] * s, hi[1] * s, d.e5m2) << 16;
+            }
         }
         __syncwarp();
-        int ld = COLS ? R : C; // 16 lines of ld codes stay within an int
-        unsigned char* out = d.out + (first + l0) * ld + (COLS ? r0 : c0);
+        // 16 lines of 128 codes, eight 16-byte parts a line: lane L stores part L & 7 of lines L / 8, + 4, + 8, + 12
+        int ld = COLS ? R : C, part = 16 * (lane & 7), ln = lane >> 3, lines_in = (int) (lines - first) - l0 - ln;
+        unsigned char* out = d.out + (first + l0 + ln) * ld + (COLS ? r0 : c0) + part;
+        const unsigned char* from = stage + ln * STAGE_STRIDE + part;
 #pragma unroll
-        for (int i = 0; i < 4; i++) { // 16 lines of 128 codes: eight 16-byte parts a line
-            int q = lane + 32 * i, ln = q >> 3, part = q & 7;
-            if (first + l0 + ln < lines && 16 * part < valid)
-                *(uint4*) (out + ln * ld + 16 * part) = *(const uint4*) (stage + ln * STAGE_STRIDE + 16 * part);
-        }
+        for (int i = 0; i < 4; i++, out += 4L * ld)
+            if (part < valid && 4 * i < lines_in) *(uint4*) out = *(const uint4*) (from + 4 * i * STAGE_STRIDE);
         __syncwarp(); // the staging area is free for the other side
     }
 }
@@ -441,17 +468,19 @@ template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int
         int next = t + gridDim.x, c0 = t % tiles_c * TILE;
         long r0 = (long) (t / tiles_c) * TILE;
         bf16* tile = tiles;
-        if (F32) split_square((const float*) x, R, C, r0, c0, tiles);
-        else { // the next tile streams in while this one is worked on
+        if (F32) {
+            split_square((const float*) x, R, C, r0, c0, tiles);
+            __syncthreads();
+        } else { // one barrier a tile: after it, this tile has landed and every warp is done with the other buffer
+            copy_wait<0>();
+            __syncthreads();
             if (next < count) copy_square((const bf16*) x, R, C, (long) (next / tiles_c) * TILE, next % tiles_c * TILE, tiles + (stage ^ 1) * TILE * TILE_STRIDE);
-            copy_commit();
-            copy_wait<1>();
+            copy_commit(); // the next tile streams in while this one is worked on
             tile += stage * TILE * TILE_STRIDE;
         }
-        __syncthreads();
         if (rows.block >= 0) tile_side<QUANTIZE, false, F32 ? 2 : 1>(tile, R, C, r0, c0, rows, h16_r, scale_r, m_r, staging);
         if (cols.block >= 0) tile_side<QUANTIZE, true, F32 ? 2 : 1>(tile, R, C, r0, c0, cols, h16_c, scale_c, m_c, staging);
-        __syncthreads(); // the tile's buffer is free for a later copy
+        if (F32) __syncthreads(); // the tile is free for the next split
     }
     record_tensor_amax<QUANTIZE>(rows, m_r);
     record_tensor_amax<QUANTIZE>(cols, m_c);

@@ -119,6 +119,10 @@ final class BenchCommand extends CommandGroup {
                 description = "Forwards and backwards per step, sharing the weight's quantized copies; times are per micro-batch (default ${DEFAULT-VALUE}).")
         int microBatches;
 
+        @Option(names = "--variants", split = ",",
+                description = "FP8 variants to time, by name (e.g. 'fp8 all delayed'); bf16, the baseline, always runs (default: all).")
+        List<String> variants;
+
         @Override public Integer call() {
             try (var gpu = dev.strata.runtime.cuda.CudaBackend.open(0)) {
                 for (String shape : shapes) {
@@ -128,7 +132,7 @@ final class BenchCommand extends CommandGroup {
                     if (microBatches < 1) throw new IllegalArgumentException("--micro-batches must be at least 1, got " + microBatches);
                     System.out.printf(Locale.ROOT, "linear %d -> %d, %d tokens, hadamard block %d, %d micro-batch%s a step, on %s%n", in, out, tokens,
                             block, microBatches, microBatches == 1 ? "" : "es", gpu.deviceName());
-                    var rows = dev.strata.trainer.train.LinearBench.run(gpu, tokens, in, out, block, microBatches, 3, steps, System.out);
+                    var rows = dev.strata.trainer.train.LinearBench.run(gpu, tokens, in, out, block, microBatches, variants, 3, steps, System.out);
                     rows.values().forEach(r -> System.out.printf(Locale.ROOT,
                             "BENCH_LINEAR {\"in\": %d, \"out\": %d, \"tokens\": %d, \"micro_batches\": %d, \"variant\": \"%s\", \"ms\": %.4f, \"eager_ms\": %.4f, \"speedup\": %.3f, \"quantize_share\": %.3f}%n",
                             in, out, tokens, microBatches, r.variant(), r.medianMs(), r.eagerMs(), r.speedup(), r.quantizeShare()));

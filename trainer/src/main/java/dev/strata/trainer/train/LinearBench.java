@@ -37,7 +37,9 @@ public final class LinearBench {
     /** One variant under test: its layer, the step captured as a graph, and the step times (ms a micro-batch). */
     private record Case(String name, Parameter weight, Linear layer, Backend.Graph graph, double[] ms, double[] eagerMs) {}
 
-    public static Map<String, Row> run(CudaBackend gpu, int n, int in, int out, int block, int microBatches, int warmup, int steps, PrintStream o) {
+    /** {@code only}: the FP8 variants to time, by name (null: all); bf16 always runs, as the baseline. */
+    public static Map<String, Row> run(CudaBackend gpu, int n, int in, int out, int block, int microBatches, List<String> only,
+            int warmup, int steps, PrintStream o) {
         SplittableRandom rng = new SplittableRandom(1);
         Map<String, Row> rows = new LinkedHashMap<>();
         try (Tensor x = gpu.fromDoubles(rng.doubles((long) n * in, -1, 1).toArray(), DType.BF16, n, in);
@@ -49,6 +51,11 @@ public final class LinearBench {
             variants.put("fp8 all delayed", new Fp8Linear.Settings(Rotation.ALL, block, true, Scaling.DELAYED, 16));
             variants.put("fp8 all rowwise", new Fp8Linear.Settings(Rotation.ALL, block, true, Scaling.ROWWISE, 0));
             variants.put("fp8 all full", new Fp8Linear.Settings(Rotation.ALL, Fp8Linear.FULL_BLOCK, true, Scaling.DELAYED, 16));
+            if (only != null) {
+                for (String name : only)
+                    if (!variants.containsKey(name.trim())) throw new IllegalArgumentException("--variants: no variant '" + name + "'; there are " + variants.keySet());
+                variants.keySet().removeIf(name -> !name.equals("bf16") && only.stream().noneMatch(v -> v.trim().equals(name)));
+            }
             List<Case> cases = new ArrayList<>();
             try {
                 for (var variant : variants.entrySet()) {
