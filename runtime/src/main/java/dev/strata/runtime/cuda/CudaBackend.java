@@ -577,7 +577,8 @@ public final class CudaBackend implements Backend {
     /** The tile kernels over x for the row-wise and the transposed operand; a null target is a side not made. */
     private void quantizeTiles(Tensor x, Fp8Target rows, Fp8Target cols) {
         String amaxKernel = "fp8_both_amax_" + suffix(x), quantizeKernel = "fp8_both_quantize_" + suffix(x);
-        int r = x.size(0), c = x.size(1);
+        boolean f32 = x.dtype() == DType.F32;
+        int r = x.size(0), c = x.size(1), threads = f32 ? BOTH_F32_THREADS : THREADS, shared = f32 ? BOTH_F32_SHARED : BOTH_SHARED;
         long tiles = (long) ceil(c, BOTH_TILE) * ceil(r, BOTH_TILE);
         boolean vr = rows != null && rows.out().perRow(), vc = cols != null && cols.out().perRow();
         boolean current = rows != null && !rows.fromHistory() || cols != null && !cols.fromHistory();
@@ -585,9 +586,9 @@ public final class CudaBackend implements Backend {
         try (Tensor own = current ? zeros(DType.F32, amaxesR + (vc ? c : 1)) : null) {
             long ownR = current ? address(own) : 0, ownC = ownR + 4L * amaxesR;
             if (current)
-                kernels.launchWith("fp8.cu", amaxKernel, persistentGrid(amaxKernel, tiles), 1, 1, THREADS, 1, BOTH_SHARED,
+                kernels.launchWith("fp8.cu", amaxKernel, persistentGrid(amaxKernel, tiles, threads, shared), 1, 1, threads, 1, shared,
                         concat(new Object[] {x, r, c}, sideArgs(rows, vr), new Object[] {ownR}, sideArgs(cols, vc), new Object[] {ownC}));
-            kernels.launchWith("fp8.cu", quantizeKernel, persistentGrid(quantizeKernel, tiles), 1, 1, THREADS, 1, BOTH_SHARED,
+            kernels.launchWith("fp8.cu", quantizeKernel, persistentGrid(quantizeKernel, tiles, threads, shared), 1, 1, threads, 1, shared,
                     concat(new Object[] {x, r, c}, sideArgs(rows, vr), scalingArgs(rows, ownR), sideArgs(cols, vc), scalingArgs(cols, ownC)));
         }
     }
@@ -604,8 +605,8 @@ public final class CudaBackend implements Backend {
     }
 
     /** Blocks for a kernel whose blocks walk {@code tiles} work items: as many as are resident on the GPU at once. */
-    private int persistentGrid(String kernel, long tiles) {
-        return (int) Math.min(tiles, (long) multiprocessors * kernels.residentBlocks("fp8.cu", kernel, THREADS, BOTH_SHARED));
+    private int persistentGrid(String kernel, long tiles, int threads, int shared) {
+        return (int) Math.min(tiles, (long) multiprocessors * kernels.residentBlocks("fp8.cu", kernel, threads, shared));
     }
 
     /**
@@ -613,8 +614,12 @@ public final class CudaBackend implements Backend {
      * K and V (two each); backward K, V, Q and dO (two each), dSᵀ, and lse and delta for two query tiles.
      */
     private static final int WGMMA_FWD_SHARED = 6 * 64 * 64 * 2 + 1024, WGMMA_BWD_SHARED = 7 * 64 * 64 * 2 + 4 * 64 * 4 + 1024;
-    /** fp8.cu's both kernels: two bf16 tiles with rows of 136 elements, and 16 lines of 144 bytes of codes a warp. */
-    private static final int BOTH_TILE = 128, BOTH_SHARED = 2 * BOTH_TILE * 136 * 2 + THREADS / 32 * 16 * 144, MAX_GRID_Y = 65535;
+    /**
+     * fp8.cu's both kernels: two bf16 tiles with rows of 136 elements, and 16 lines of 144 bytes of codes a warp; for
+     * an f32 source, blocks of 512 threads and four such tiles (two of hi and lo).
+     */
+    private static final int BOTH_TILE = 128, BOTH_SHARED = 2 * BOTH_TILE * 136 * 2 + THREADS / 32 * 16 * 144, BOTH_F32_THREADS = 512,
+            BOTH_F32_SHARED = 4 * BOTH_TILE * 136 * 2 + BOTH_F32_THREADS / 32 * 16 * 144, MAX_GRID_Y = 65535;
     private static final int WARP_BLOCK = 256, CROSS_RUN = 128, CROSS_MAX = 64, MAX_BLOCK = CROSS_RUN * CROSS_MAX * CROSS_MAX;
 
     /**

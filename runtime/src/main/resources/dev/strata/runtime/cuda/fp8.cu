@@ -222,9 +222,9 @@ FOR_TYPES(FP8_CROSS_FOR_M)
 
 // ---- both: x (R,C) into its rows codes (R,C) and its cols codes (C,R) in one read ---------------------------------
 // x and dy feed two GEMMs each (and the weight feeds two), so both operands are made from one read of the source.
-// The grid is persistent: each block of 256 threads walks 128 x 128 tiles of x, held in shared memory as bf16, and
-// rotates and quantizes the tile's rows, then its columns. Hadamard blocks up to 128 fit in a tile's line; each
-// side has its own block (0: none), scaling (per tensor or per line), amax record, format and output.
+// The grid is persistent: each block walks 128 x 128 tiles of x, held in shared memory as bf16, and rotates and
+// quantizes the tile's rows and its columns. Hadamard blocks up to 128 fit in a tile's line; each side has its own
+// block (0: none), scaling (per tensor or per line), amax record, format and output.
 //
 // The rotation runs on tensor cores: H_128 = H_4 (x) H_32 and H_32 = H_2 (x) H_16, so a warp multiplies 16 lines by
 // H_32 (by I_16 when unrotated) with mma.sync, two 16-wide sub-blocks accumulated into each output, and the H_4 part
@@ -254,17 +254,29 @@ __device__ __forceinline__ void copy_square(const bf16* x, int R, int C, long r0
     }
 }
 
-// The f32 tile at rows r0.., columns c0.. as hi (tile) + lo (tile + TILE * TILE_STRIDE), every load in flight at once.
-__device__ __forceinline__ void split_square(const float* x, int R, int C, long r0, int c0, bf16* tile) {
-    int col = c0 + 4 * (threadIdx.x % 32);
-    float4 v[TILE / 8];
+// Starts copying the f32 tile at rows r0.., columns c0.. into `raw` (128 x 128, unpadded), zeros outside x; 32
+// threads a row, so a block of 512 threads makes eight copies a thread.
+__device__ __forceinline__ void copy_square_f32(const float* x, int R, int C, long r0, int c0, float* raw) {
+    int tr = threadIdx.x / 32, col = 4 * (threadIdx.x % 32), rows_in = R - (int) r0 - tr;
+    bool cols_in = c0 + col < C;
+    const float* src = x + (r0 + tr) * C + c0 + col;
 #pragma unroll
-    for (int i = 0; i < TILE / 8; i++) {
-        long row = r0 + threadIdx.x / 32 + 8 * i;
-        v[i] = row < R && col < C ? *(const float4*) (x + row * C + col) : make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i = 0; i < TILE / 16; i++, src += 16L * C) {
+        bool inside = cols_in && 16 * i < rows_in;
+        copy16_async(raw + (tr + 16 * i) * TILE + col, inside ? src : x, inside);
     }
+}
+
+// The f32 tile at the start of `tile` (unpadded, as copy_square_f32 left it), split in place into bf16 hi (tile)
+// and lo (tile + TILE * TILE_STRIDE): x = hi + lo to 2^-17. The 512 threads read all of it, then write.
+__device__ __forceinline__ void split_square(bf16* tile) {
+    int col = 4 * (threadIdx.x % 32);
+    float4 v[TILE / 16];
 #pragma unroll
-    for (int i = 0; i < TILE / 8; i++) {
+    for (int i = 0; i < TILE / 16; i++) v[i] = *(const float4*) ((const float*) tile + (threadIdx.x / 32 + 16 * i) * TILE + col);
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < TILE / 16; i++) {
         float e[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
         unsigned hi[2], lo[2];
 #pragma unroll
@@ -274,10 +286,11 @@ __device__ __forceinline__ void split_square(const float* x, int R, int C, long 
             // a non-finite value is all hi, so it stays what it was (inf - inf would make it NaN)
             lo[k] = bf16x2(fabsf(h0) < INFINITY ? e[2 * k] - h0 : 0.f, fabsf(h1) < INFINITY ? e[2 * k + 1] - h1 : 0.f);
         }
-        int at = (threadIdx.x / 32 + 8 * i) * TILE_STRIDE + col - c0;
+        int at = (threadIdx.x / 32 + 16 * i) * TILE_STRIDE + col;
         *(uint2*) (tile + at) = make_uint2(hi[0], hi[1]);
         *(uint2*) (tile + TILE * TILE_STRIDE + at) = make_uint2(lo[0], lo[1]);
     }
+    __syncthreads();
 }
 
 // The scaling of one side of the tiles (block < 0: the side is not wanted, as for a frozen weight's inputs): per line (vec: the amax pass records each line's amax into record[line],
@@ -286,11 +299,12 @@ __device__ __forceinline__ void split_square(const float* x, int R, int C, long 
 // amax history, which may be null).
 struct Side { int block; float norm; int vec; const float* src; int count; float* record; float max_fp8; int e5m2; unsigned char* out; float* scale_inv; };
 
-// The per-tensor scale (0 where the side scales per line), found once by each block and written by the first.
-template <bool QUANTIZE> __device__ __forceinline__ float tensor_scale(const Side& d) {
+// The per-tensor scale (0 where the side scales per line), found by every thread of the side; `writer` (one thread
+// of the grid) writes its inverse.
+template <bool QUANTIZE> __device__ __forceinline__ float tensor_scale(const Side& d, bool writer) {
     if (!QUANTIZE || d.vec || d.block < 0) return 0.f;
     float scale = quant_scale(d.src, d.count, d.max_fp8);
-    if (blockIdx.x == 0 && threadIdx.x == 0) *d.scale_inv = 1.f / scale;
+    if (writer) *d.scale_inv = 1.f / scale;
     return scale;
 }
 
@@ -341,15 +355,16 @@ template <bool COLS> __device__ __forceinline__ void load_a(const bf16* tile, in
     else asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3]) : "r"(addr));
 }
 
-// One side of a tile (PARTS bf16 tiles summed: x, or hi + lo): warp w takes the 16 lines 16w.. as the A operand.
+// One side of a tile (PARTS bf16 tiles summed: x, or hi + lo): warp w of the side takes the 16 lines 16w.. as the A
+// operand and writes its codes through `stage`, 16 lines of staging of its own.
 // Rotated, each pair of sub-blocks j, j + 1 is multiplied by H_32 = H_2 (x) H_16 on the tensor cores (sub-block j's
 // product plus or minus j + 1's, accumulated in the MMA), then butterflies across the pairs make H_64 or H_128;
 // unrotated, each sub-block is multiplied by I_16. Lane (g, t) ends with line 16w + g (+ 8 in c[2], c[3]) at
-// elements 16j + 4t + 2n, + 1 of acc[j][n]: measured and, with QUANTIZE, quantized. Codes go through the warp's 16
-// lines of `staging`, a 32-bit word a lane and line, so global stores are 16 bytes and coalesce.
+// elements 16j + 4t + 2n, + 1 of acc[j][n]: measured and, with QUANTIZE, quantized. Codes go through staging, a
+// 32-bit word a lane and line, so global stores are 16 bytes and coalesce.
 template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinline__ void mma_side(const bf16* tile, int R, int C, long r0, int c0,
-        const Side& d, const H16& h16, float scale, float& m, unsigned char* staging) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3, l0 = 16 * warp;
+        const Side& d, const H16& h16, float scale, float& m, int w, unsigned char* stage) {
+    int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, l0 = 16 * w;
     long first = COLS ? c0 : r0, lines = COLS ? C : R; // this tile's first line in the tensor, and the tensor's lines
     int valid = COLS ? (int) (R - r0) : C - c0;          // elements of a line inside the tensor, counted from this tile
     bool writes_scales = COLS ? r0 == 0 : c0 == 0;        // one tile along each line writes its scale
@@ -406,7 +421,6 @@ template <bool QUANTIZE, bool COLS, int BLOCK, int PARTS> __device__ __forceinli
         }
     }
     if (QUANTIZE) {
-        unsigned char* stage = staging + warp * 16 * STAGE_STRIDE;
 #pragma unroll
         for (int half = 0; half < 2; half++) {
             long line = first + l0 + g + 8 * half;
@@ -441,63 +455,90 @@ template <bool QUANTIZE> __device__ __forceinline__ void record_tensor_amax(cons
 }
 
 template <bool QUANTIZE, bool COLS, int PARTS> __device__ __forceinline__ void tile_side(const bf16* tile, int R, int C, long r0, int c0,
-        const Side& d, const H16& h16, float scale, float& m, unsigned char* staging) {
+        const Side& d, const H16& h16, float scale, float& m, int w, unsigned char* stage) {
     switch (d.block) { // the launch checked the block is one of these
-        case 0: mma_side<QUANTIZE, COLS, 0, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, staging); break;
-        case 32: mma_side<QUANTIZE, COLS, 32, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, staging); break;
-        case 64: mma_side<QUANTIZE, COLS, 64, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, staging); break;
-        default: mma_side<QUANTIZE, COLS, 128, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, staging); break;
+        case 0: mma_side<QUANTIZE, COLS, 0, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, w, stage); break;
+        case 32: mma_side<QUANTIZE, COLS, 32, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, w, stage); break;
+        case 64: mma_side<QUANTIZE, COLS, 64, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, w, stage); break;
+        default: mma_side<QUANTIZE, COLS, 128, PARTS>(tile, R, C, r0, c0, d, h16, scale, m, w, stage); break;
     }
 }
 
-// QUANTIZE = false records the two sides' amaxes only (current scaling's first pass). Shared memory: two bf16 tiles
-// (bf16: this one and the next, copying; f32: hi and lo), then the codes' staging area.
-template <typename T, bool QUANTIZE> __device__ void both(const T* x, int R, int C, const Side& rows, const Side& cols) {
+// QUANTIZE = false records the two sides' amaxes only (current scaling's first pass). A bf16 source: blocks of 256
+// threads with two bf16 tiles (this one and the next, copying) and 16 lines of staging a warp, 88 KB, so two blocks
+// an SM; each warp does its 16 lines of the rows side, then of the columns side.
+template <bool QUANTIZE> __device__ void both_bf16(const bf16* x, int R, int C, const Side& rows, const Side& cols) {
     extern __shared__ __align__(16) unsigned char shared[];
-    const bool F32 = sizeof(T) == 4;
     bf16* tiles = (bf16*) shared;
-    unsigned char* staging = shared + 2 * TILE_BYTES;
+    int warp = threadIdx.x >> 5;
+    unsigned char* stage = shared + 2 * TILE_BYTES + warp * 16 * STAGE_STRIDE;
     int tiles_c = (C + TILE - 1) / TILE, count = tiles_c * ((R + TILE - 1) / TILE), t = blockIdx.x; // 32-bit: 64-bit division is a slow call
-    float scale_r = tensor_scale<QUANTIZE>(rows), scale_c = tensor_scale<QUANTIZE>(cols), m_r = 0.f, m_c = 0.f;
+    bool writer = blockIdx.x == 0 && threadIdx.x == 0;
+    float scale_r = tensor_scale<QUANTIZE>(rows, writer), scale_c = tensor_scale<QUANTIZE>(cols, writer), m_r = 0.f, m_c = 0.f;
     const H16 h16_r(rows.block > 0), h16_c(cols.block > 0);
-    if (!F32) {
-        if (t < count) copy_square((const bf16*) x, R, C, (long) (t / tiles_c) * TILE, t % tiles_c * TILE, tiles);
-        copy_commit();
-    }
-    for (int stage = 0; t < count; t += gridDim.x, stage ^= 1) {
+    if (t < count) copy_square(x, R, C, (long) (t / tiles_c) * TILE, t % tiles_c * TILE, tiles);
+    copy_commit();
+    for (int buffer = 0; t < count; t += gridDim.x, buffer ^= 1) {
         int next = t + gridDim.x, c0 = t % tiles_c * TILE;
         long r0 = (long) (t / tiles_c) * TILE;
-        bf16* tile = tiles;
-        if (F32) {
-            split_square((const float*) x, R, C, r0, c0, tiles);
-            __syncthreads();
-        } else { // one barrier a tile: after it, this tile has landed and every warp is done with the other buffer
-            copy_wait<0>();
-            __syncthreads();
-            if (next < count) copy_square((const bf16*) x, R, C, (long) (next / tiles_c) * TILE, next % tiles_c * TILE, tiles + (stage ^ 1) * TILE * TILE_STRIDE);
-            copy_commit(); // the next tile streams in while this one is worked on
-            tile += stage * TILE * TILE_STRIDE;
-        }
-        if (rows.block >= 0) tile_side<QUANTIZE, false, F32 ? 2 : 1>(tile, R, C, r0, c0, rows, h16_r, scale_r, m_r, staging);
-        if (cols.block >= 0) tile_side<QUANTIZE, true, F32 ? 2 : 1>(tile, R, C, r0, c0, cols, h16_c, scale_c, m_c, staging);
-        if (F32) __syncthreads(); // the tile is free for the next split
+        copy_wait<0>();
+        __syncthreads(); // one barrier a tile: this tile has landed, and every warp is done with the other buffer
+        if (next < count) copy_square(x, R, C, (long) (next / tiles_c) * TILE, next % tiles_c * TILE, tiles + (buffer ^ 1) * TILE * TILE_STRIDE);
+        copy_commit(); // the next tile streams in while this one is worked on
+        const bf16* tile = tiles + buffer * TILE * TILE_STRIDE;
+        if (rows.block >= 0) tile_side<QUANTIZE, false, 1>(tile, R, C, r0, c0, rows, h16_r, scale_r, m_r, warp, stage);
+        if (cols.block >= 0) tile_side<QUANTIZE, true, 1>(tile, R, C, r0, c0, cols, h16_c, scale_c, m_c, warp, stage);
     }
     record_tensor_amax<QUANTIZE>(rows, m_r);
     record_tensor_amax<QUANTIZE>(cols, m_c);
 }
 
-// Shared memory a block: two 34 KB tiles and 18 KB of staging, so two blocks an SM.
-#define FP8_BOTH(T, S) \
-    extern "C" __global__ void __launch_bounds__(256, 2) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
+// An f32 source (the weights): blocks of 512 threads, one an SM, with two buffers of a hi and a lo tile and 16 lines
+// of staging a warp, 168 KB. The next f32 tile streams into the other buffer (64 KB of f32 fit in 68 KB of hi and
+// lo) while this one is split in place and worked on: warps 0-7 do the rows side and warps 8-15 the columns side at
+// the same time. With the f32 tile loaded into registers and split in one go, the copies had waited on the work
+// and the work on the copies.
+template <bool QUANTIZE> __device__ void both_f32(const float* x, int R, int C, const Side& rows, const Side& cols) {
+    extern __shared__ __align__(16) unsigned char shared[];
+    bf16* tiles = (bf16*) shared;
+    int warp = threadIdx.x >> 5, w = warp & 7;
+    bool cols_side = warp >= 8;
+    unsigned char* stage = shared + 4 * TILE_BYTES + warp * 16 * STAGE_STRIDE;
+    int tiles_c = (C + TILE - 1) / TILE, count = tiles_c * ((R + TILE - 1) / TILE), t = blockIdx.x;
+    const Side d = cols_side ? cols : rows;
+    float scale = tensor_scale<QUANTIZE>(d, blockIdx.x == 0 && w == 0 && (threadIdx.x & 31) == 0), m = 0.f;
+    const H16 h16(d.block > 0);
+    if (t < count) copy_square_f32(x, R, C, (long) (t / tiles_c) * TILE, t % tiles_c * TILE, (float*) tiles);
+    copy_commit();
+    for (int buffer = 0; t < count; t += gridDim.x, buffer ^= 1) {
+        int next = t + gridDim.x, c0 = t % tiles_c * TILE;
+        long r0 = (long) (t / tiles_c) * TILE;
+        bf16* tile = tiles + buffer * 2 * TILE * TILE_STRIDE;
+        copy_wait<0>();
+        __syncthreads(); // this tile has landed, and every warp is done with the other buffer
+        if (next < count) copy_square_f32(x, R, C, (long) (next / tiles_c) * TILE, next % tiles_c * TILE, (float*) (tiles + (buffer ^ 1) * 2 * TILE * TILE_STRIDE));
+        copy_commit();
+        split_square(tile);
+        if (d.block >= 0) {
+            if (cols_side) tile_side<QUANTIZE, true, 2>(tile, R, C, r0, c0, d, h16, scale, m, w, stage);
+            else tile_side<QUANTIZE, false, 2>(tile, R, C, r0, c0, d, h16, scale, m, w, stage);
+        }
+    }
+    record_tensor_amax<QUANTIZE>(d, m);
+}
+
+#define FP8_BOTH(T, S, THREADS, BLOCKS_PER_SM) \
+    extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM) fp8_both_amax_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
         float* amax_r, int block_c, float norm_c, int vec_c, float* amax_c) \
-        { both<T, false>(x, r, c, Side{block_r, norm_r, vec_r, 0, 0, amax_r, 0.f, 0, 0, 0}, Side{block_c, norm_c, vec_c, 0, 0, amax_c, 0.f, 0, 0, 0}); } \
-    extern "C" __global__ void __launch_bounds__(256, 2) fp8_both_quantize_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
+        { both_##S<false>(x, r, c, Side{block_r, norm_r, vec_r, 0, 0, amax_r, 0.f, 0, 0, 0}, Side{block_c, norm_c, vec_c, 0, 0, amax_c, 0.f, 0, 0, 0}); } \
+    extern "C" __global__ void __launch_bounds__(THREADS, BLOCKS_PER_SM) fp8_both_quantize_##S(const T* x, int r, int c, int block_r, float norm_r, int vec_r, \
         const float* src_r, int count_r, float* record_r, float max_r, int e5m2_r, unsigned char* out_r, float* scale_inv_r, \
         int block_c, float norm_c, int vec_c, \
         const float* src_c, int count_c, float* record_c, float max_c, int e5m2_c, unsigned char* out_c, float* scale_inv_c) \
-        { both<T, true>(x, r, c, Side{block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r}, \
-                        Side{block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c}); }
-FOR_TYPES(FP8_BOTH)
+        { both_##S<true>(x, r, c, Side{block_r, norm_r, vec_r, src_r, count_r, record_r, max_r, e5m2_r, out_r, scale_inv_r}, \
+                         Side{block_c, norm_c, vec_c, src_c, count_c, record_c, max_c, e5m2_c, out_c, scale_inv_c}); }
+FP8_BOTH(bf16, bf16, 256, 2)
+FP8_BOTH(float, f32, 512, 1)
 
 // Per-row scales for FP8 GEMMs cuBLASLt will not scale per row itself (it refuses some output types and shapes):
 // the GEMM ran at unit scales into the f32 product p (m,n), and c = sa[i]*sb[j]*p + beta*c.
