@@ -239,35 +239,24 @@ FOR_TYPES(FP8_CROSS_FOR_M)
 #define STAGE_STRIDE 144   // bytes a line of codes in the staging area
 #define TILE_BYTES (TILE * TILE_STRIDE * 2)
 
-// Starts copying the bf16 tile at rows r0.., columns c0.. into shared memory, 16 bytes a copy, zeros outside x (C is
-// a multiple of 8, so a copy is wholly inside or outside). Consecutive threads copy consecutive parts of a row. The
-// pointer walks down the rows so the eight copies cost an add each, not 64-bit index arithmetic.
-__device__ __forceinline__ void copy_square(const bf16* x, int R, int C, long r0, int c0, bf16* tile) {
-    int tr = threadIdx.x / 16, col = 8 * (threadIdx.x % 16), rows_in = R - (int) r0 - tr; // this thread's rows in x: 16i < rows_in
+// Starts copying the tile at rows r0.., columns c0.. of x into shared memory (rows `stride` elements apart), 16 bytes
+// a copy, zeros outside x (C is a multiple of 8, so a copy is wholly inside or outside). Consecutive threads copy
+// consecutive parts of a row, 16 rows at a time: blocks of 256 threads for bf16, 512 for f32. The pointer walks down
+// the rows so the eight copies cost an add each, not 64-bit index arithmetic.
+template <typename T> __device__ __forceinline__ void copy_square(const T* x, int R, int C, long r0, int c0, T* tile, int stride) {
+    const int per_row = TILE * sizeof(T) / 16, e = 16 / sizeof(T); // copies a row, elements a copy
+    int tr = threadIdx.x / per_row, col = e * (threadIdx.x % per_row), rows_in = R - (int) r0 - tr; // this thread's rows in x: 16i < rows_in
     bool cols_in = c0 + col < C;
-    const bf16* src = x + (r0 + tr) * C + c0 + col;
-    bf16* dst = tile + tr * TILE_STRIDE + col;
+    const T* src = x + (r0 + tr) * C + c0 + col;
+    T* dst = tile + tr * stride + col;
 #pragma unroll
     for (int i = 0; i < TILE / 16; i++, src += 16L * C) {
         bool inside = cols_in && 16 * i < rows_in;
-        copy16_async(dst + 16 * i * TILE_STRIDE, inside ? src : x, inside);
+        copy16_async(dst + 16 * i * stride, inside ? src : x, inside);
     }
 }
 
-// Starts copying the f32 tile at rows r0.., columns c0.. into `raw` (128 x 128, unpadded), zeros outside x; 32
-// threads a row, so a block of 512 threads makes eight copies a thread.
-__device__ __forceinline__ void copy_square_f32(const float* x, int R, int C, long r0, int c0, float* raw) {
-    int tr = threadIdx.x / 32, col = 4 * (threadIdx.x % 32), rows_in = R - (int) r0 - tr;
-    bool cols_in = c0 + col < C;
-    const float* src = x + (r0 + tr) * C + c0 + col;
-#pragma unroll
-    for (int i = 0; i < TILE / 16; i++, src += 16L * C) {
-        bool inside = cols_in && 16 * i < rows_in;
-        copy16_async(raw + (tr + 16 * i) * TILE + col, inside ? src : x, inside);
-    }
-}
-
-// The f32 tile at the start of `tile` (unpadded, as copy_square_f32 left it), split in place into bf16 hi (tile)
+// The f32 tile at the start of `tile` (unpadded, as copy_square left it), split in place into bf16 hi (tile)
 // and lo (tile + TILE * TILE_STRIDE): x = hi + lo to 2^-17. The 512 threads read all of it, then write.
 __device__ __forceinline__ void split_square(bf16* tile) {
     int col = 4 * (threadIdx.x % 32);
@@ -476,14 +465,14 @@ template <bool QUANTIZE> __device__ void both_bf16(const bf16* x, int R, int C, 
     bool writer = blockIdx.x == 0 && threadIdx.x == 0;
     float scale_r = tensor_scale<QUANTIZE>(rows, writer), scale_c = tensor_scale<QUANTIZE>(cols, writer), m_r = 0.f, m_c = 0.f;
     const H16 h16_r(rows.block > 0), h16_c(cols.block > 0);
-    if (t < count) copy_square(x, R, C, (long) (t / tiles_c) * TILE, t % tiles_c * TILE, tiles);
+    if (t < count) copy_square(x, R, C, (long) (t / tiles_c) * TILE, t % tiles_c * TILE, tiles, TILE_STRIDE);
     copy_commit();
     for (int buffer = 0; t < count; t += gridDim.x, buffer ^= 1) {
         int next = t + gridDim.x, c0 = t % tiles_c * TILE;
         long r0 = (long) (t / tiles_c) * TILE;
         copy_wait<0>();
         __syncthreads(); // one barrier a tile: this tile has landed, and every warp is done with the other buffer
-        if (next < count) copy_square(x, R, C, (long) (next / tiles_c) * TILE, next % tiles_c * TILE, tiles + (buffer ^ 1) * TILE * TILE_STRIDE);
+        if (next < count) copy_square(x, R, C, (long) (next / tiles_c) * TILE, next % tiles_c * TILE, tiles + (buffer ^ 1) * TILE * TILE_STRIDE, TILE_STRIDE);
         copy_commit(); // the next tile streams in while this one is worked on
         const bf16* tile = tiles + buffer * TILE * TILE_STRIDE;
         if (rows.block >= 0) tile_side<QUANTIZE, false, 1>(tile, R, C, r0, c0, rows, h16_r, scale_r, m_r, warp, stage);
@@ -508,7 +497,7 @@ template <bool QUANTIZE> __device__ void both_f32(const float* x, int R, int C, 
     const Side d = cols_side ? cols : rows;
     float scale = tensor_scale<QUANTIZE>(d, blockIdx.x == 0 && w == 0 && (threadIdx.x & 31) == 0), m = 0.f;
     const H16 h16(d.block > 0);
-    if (t < count) copy_square_f32(x, R, C, (long) (t / tiles_c) * TILE, t % tiles_c * TILE, (float*) tiles);
+    if (t < count) copy_square(x, R, C, (long) (t / tiles_c) * TILE, t % tiles_c * TILE, (float*) tiles, TILE);
     copy_commit();
     for (int buffer = 0; t < count; t += gridDim.x, buffer ^= 1) {
         int next = t + gridDim.x, c0 = t % tiles_c * TILE;
@@ -516,7 +505,7 @@ template <bool QUANTIZE> __device__ void both_f32(const float* x, int R, int C, 
         bf16* tile = tiles + buffer * 2 * TILE * TILE_STRIDE;
         copy_wait<0>();
         __syncthreads(); // this tile has landed, and every warp is done with the other buffer
-        if (next < count) copy_square_f32(x, R, C, (long) (next / tiles_c) * TILE, next % tiles_c * TILE, (float*) (tiles + (buffer ^ 1) * 2 * TILE * TILE_STRIDE));
+        if (next < count) copy_square(x, R, C, (long) (next / tiles_c) * TILE, next % tiles_c * TILE, (float*) (tiles + (buffer ^ 1) * 2 * TILE * TILE_STRIDE), TILE);
         copy_commit();
         split_square(tile);
         if (d.block >= 0) {
