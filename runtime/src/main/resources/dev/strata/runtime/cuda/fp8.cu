@@ -485,8 +485,8 @@ template <bool QUANTIZE> __device__ void both_bf16(const bf16* x, int R, int C, 
 // An f32 source (the weights): blocks of 512 threads, one an SM, with two buffers of a hi and a lo tile and 16 lines
 // of staging a warp, 168 KB. The next f32 tile streams into the other buffer (64 KB of f32 fit in 68 KB of hi and
 // lo) while this one is split in place and worked on: warps 0-7 do the rows side and warps 8-15 the columns side at
-// the same time. With the f32 tile loaded into registers and split in one go, the copies had waited on the work
-// and the work on the copies.
+// the same time. (113 us for a 14336 x 4096 weight in ncu, 1.4x its floor; about as fast as loading each f32 tile
+// into registers and splitting it in one go, but with the copies off the chain.)
 template <bool QUANTIZE> __device__ void both_f32(const float* x, int R, int C, const Side& rows, const Side& cols) {
     extern __shared__ __align__(16) unsigned char shared[];
     bf16* tiles = (bf16*) shared;
