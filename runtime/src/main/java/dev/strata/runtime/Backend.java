@@ -137,12 +137,18 @@ public interface Backend extends AutoCloseable {
     // ---- loss ---------------------------------------------------------------------------------------------------
 
     /**
-     * Fused softmax cross-entropy. logits (N,V), targets (N) int32 where a negative target is ignored. Returns the
-     * per-row loss (N) in F32/F64 (0 for ignored rows). When dlogits is non-null it receives
-     * gradScale * (softmax - onehot) for every row (0 for ignored rows); it may be the logits tensor itself, so no
-     * second (N,V) buffer is needed.
+     * Fused softmax cross-entropy over the first {@code classes} columns of logits (N,W); the columns past them are
+     * padding (a vocabulary padded for aligned GEMMs), outside the softmax, with gradient 0. targets (N) int32, below
+     * classes, where a negative target is ignored. Returns the per-row loss (N) in F32/F64 (0 for ignored rows). When
+     * dlogits is non-null it receives gradScale * (softmax - onehot) for every row (0 for ignored rows); it may be the
+     * logits tensor itself, so no second (N,W) buffer is needed.
      */
-    Tensor crossEntropy(Tensor logits, Tensor targets, Tensor dlogits, double gradScale);
+    Tensor crossEntropy(Tensor logits, int classes, Tensor targets, Tensor dlogits, double gradScale);
+
+    /** {@link #crossEntropy(Tensor, int, Tensor, Tensor, double)} over every column of logits. */
+    default Tensor crossEntropy(Tensor logits, Tensor targets, Tensor dlogits, double gradScale) {
+        return crossEntropy(logits, logits.size(-1), targets, dlogits, gradScale);
+    }
 
     // ---- FP8 ----------------------------------------------------------------------------------------------------
 

@@ -89,6 +89,16 @@ public record HostTensor(DType dtype, int[] shape, ByteBuffer data) {
         return (short) ((bits + rounding) >>> 16);
     }
 
+    /** The first {@code count} rows (dim 0), or all of them followed by zero rows up to count. */
+    public HostTensor withRows(int count) {
+        int[] s = shape.clone();
+        s[0] = count;
+        long bytes = Tensor.numel(s) * dtype.byteSize();
+        if (count <= shape[0]) return new HostTensor(dtype, s, data.slice(0, Math.toIntExact(bytes)));
+        ByteBuffer padded = ByteBuffer.allocate(Math.toIntExact(bytes)).put(data.duplicate()).rewind();
+        return new HostTensor(dtype, s, padded);
+    }
+
     /** Uploads to a backend in the given dtype. */
     public Tensor to(Backend backend, DType target) {
         if (!target.isFloatingPoint()) return backend.fromInts(toInts(), shape);

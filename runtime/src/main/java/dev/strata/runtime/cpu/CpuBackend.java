@@ -542,40 +542,45 @@ public final class CpuBackend implements Backend {
 
     // ---- loss ---------------------------------------------------------------------------------------------------
 
-    @Override public Tensor crossEntropy(Tensor logits, Tensor targets, Tensor dlogits, double gradScale) {
-        int v = logits.size(-1), n = (int) (logits.numel() / v);
+    @Override public Tensor crossEntropy(Tensor logits, int classes, Tensor targets, Tensor dlogits, double gradScale) {
+        int w = logits.size(-1), n = (int) (logits.numel() / w);
         require(targets.numel() == n, "targets " + targets + " do not match logits " + logits);
+        require(classes > 0 && classes <= w, "cross-entropy over " + classes + " classes of logits " + logits);
         int[] tg = ints(targets);
         for (int r = 0; r < n; r++)
-            if (tg[r] >= v) throw new IndexOutOfBoundsException("target " + tg[r] + " at row " + r + " is outside the vocabulary of " + v);
+            if (tg[r] >= classes) throw new IndexOutOfBoundsException("target " + tg[r] + " at row " + r + " is outside the vocabulary of " + classes);
         Tensor losses = zeros(statsType(logits), n);
         CpuBuffer lg = buf(logits), lb = buf(losses), dl = dlogits == null ? null : buf(dlogits);
         if (lg instanceof CpuBuffer.F32 f && (dl == null || dl instanceof CpuBuffer.F32)) {
             float[] out = dl == null ? null : ((CpuBuffer.F32) dl).a();
             float[] rowLoss = ((CpuBuffer.F32) lb).a();
-            parallelRows(n, v, r -> rowLoss[r] = (float) VectorMath.crossEntropyRow(f.a(), out, r * v, v, tg[r], gradScale));
+            parallelRows(n, w, r -> {
+                rowLoss[r] = (float) VectorMath.crossEntropyRow(f.a(), out, r * w, classes, tg[r], gradScale);
+                if (out != null) Arrays.fill(out, r * w + classes, (r + 1) * w, 0f);
+            });
             return losses;
         }
-        parallelRows(n, v, r -> {
-            int base = r * v;
+        parallelRows(n, w, r -> {
+            int base = r * w;
+            if (dl != null) for (int j = classes; j < w; j++) dl.set(base + j, 0);
             if (tg[r] < 0) {
-                if (dl != null) for (int j = 0; j < v; j++) dl.set(base + j, 0);
+                if (dl != null) for (int j = 0; j < classes; j++) dl.set(base + j, 0);
                 return;
             }
             double max = Double.NEGATIVE_INFINITY;
-            for (int j = 0; j < v; j++) max = Math.max(max, lg.get(base + j));
+            for (int j = 0; j < classes; j++) max = Math.max(max, lg.get(base + j));
             double target = lg.get(base + tg[r]), sum = 0;
             if (dl == null) {
-                for (int j = 0; j < v; j++) sum += Math.exp(lg.get(base + j) - max);
+                for (int j = 0; j < classes; j++) sum += Math.exp(lg.get(base + j) - max);
             } else {
                 // One exp per element: keep exp(x - max) in dlogits (which may be the logits), normalise after.
-                for (int j = 0; j < v; j++) {
+                for (int j = 0; j < classes; j++) {
                     double e = Math.exp(lg.get(base + j) - max);
                     dl.set(base + j, e);
                     sum += e;
                 }
                 double scale = gradScale / sum;
-                for (int j = 0; j < v; j++) dl.set(base + j, dl.get(base + j) * scale);
+                for (int j = 0; j < classes; j++) dl.set(base + j, dl.get(base + j) * scale);
                 dl.set(base + tg[r], dl.get(base + tg[r]) - gradScale);
             }
             lb.set(r, Math.log(sum) + max - target);

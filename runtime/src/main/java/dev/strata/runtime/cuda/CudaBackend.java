@@ -508,13 +508,14 @@ public final class CudaBackend implements Backend {
 
     // ---- loss ---------------------------------------------------------------------------------------------------
 
-    @Override public Tensor crossEntropy(Tensor logits, Tensor targets, Tensor dlogits, double gradScale) {
-        int v = logits.size(-1), n = (int) (logits.numel() / v);
+    @Override public Tensor crossEntropy(Tensor logits, int classes, Tensor targets, Tensor dlogits, double gradScale) {
+        int w = logits.size(-1), n = (int) (logits.numel() / w);
         require(targets.numel() == n, "targets " + targets + " do not match logits " + logits);
+        require(classes > 0 && classes <= w, "cross-entropy over " + classes + " classes of logits " + logits);
         require(dlogits == null || dlogits.dtype() == logits.dtype(), "dlogits " + dlogits + " must have the logits' dtype");
         Tensor losses = empty(DType.F32, n);
-        kernels.launch("cross_entropy.cu", (v % 8 == 0 ? "cross_entropy8_" : "cross_entropy_") + suffix(logits), n, 1, 1, 1024,
-                logits, targets, dlogits, losses, v, (float) gradScale);
+        kernels.launch("cross_entropy.cu", (w % 8 == 0 ? "cross_entropy8_" : "cross_entropy_") + suffix(logits), n, 1, 1, 1024,
+                logits, targets, dlogits, losses, w, classes, (float) gradScale);
         return losses;
     }
 

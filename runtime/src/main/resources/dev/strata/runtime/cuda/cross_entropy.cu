@@ -1,5 +1,6 @@
-// Fused softmax cross-entropy: one block per row of logits (N,V) of type T; losses in f32. The gradient may be
-// written over the logits, so no second (N,V) buffer exists and nothing (N,V) is ever held in f32.
+// Fused softmax cross-entropy: one block per row of logits (N,W) of type T, over the row's first v columns (the
+// classes; the rest pad the vocabulary to aligned GEMMs and get gradient 0); losses in f32. The gradient may be
+// written over the logits, so no second (N,W) buffer exists and nothing (N,W) is ever held in f32.
 #include "common.cuh"
 
 // e^(x - shift) for shift2 = shift·log2 e: the accurate expf, twice an element, made this kernel issue-bound.
@@ -13,22 +14,23 @@ __device__ __forceinline__ void softmax_step(float x, float& mx, float& s) {
 
 // Rows whose length is a multiple of 8 move as vectors of eight (VEC), others element by element.
 template <typename T, bool VEC> __device__ void cross_entropy(const T* logits, const int* targets, T* dlogits, float* losses,
-                                                              int v, float grad_scale) {
+                                                              int w, int v, float grad_scale) {
     __shared__ float shared[32];
-    long base = (long) blockIdx.x * v;
+    long base = (long) blockIdx.x * w;
     int target = targets[blockIdx.x];
     if (target < 0) {
         if (threadIdx.x == 0) losses[blockIdx.x] = 0.f;
-        if (dlogits) for (int j = threadIdx.x; j < v; j += blockDim.x) dlogits[base + j] = from_float<T>(0.f);
+        if (dlogits) for (int j = threadIdx.x; j < w; j += blockDim.x) dlogits[base + j] = from_float<T>(0.f);
         return;
     }
     // One pass for the max and the sum of exponentials (online softmax), a second for the gradient.
     float mx = -INFINITY, s = 0.f;
     if (VEC)
-        for (int j = threadIdx.x; j < v / 8; j += blockDim.x) {
+        for (int j = threadIdx.x; j < w / 8; j += blockDim.x) {
             Vec8<T> x = load8(logits + base, j);
 #pragma unroll
-            for (int e = 0; e < 8; e++) softmax_step(to_float(x.v[e]), mx, s);
+            for (int e = 0; e < 8; e++)
+                if (8 * j + e < v) softmax_step(to_float(x.v[e]), mx, s);
         }
     else
         for (int j = threadIdx.x; j < v; j += blockDim.x) softmax_step(to_float(logits[base + j]), mx, s);
@@ -41,19 +43,20 @@ template <typename T, bool VEC> __device__ void cross_entropy(const T* logits, c
     if (!dlogits) return;
     float inv = grad_scale / s, mx2 = mx * LOG2E;
     if (VEC)
-        for (int j = threadIdx.x; j < v / 8; j += blockDim.x) {
+        for (int j = threadIdx.x; j < w / 8; j += blockDim.x) {
             Vec8<T> x = load8(logits + base, j), d;
 #pragma unroll
-            for (int e = 0; e < 8; e++) d.v[e] = from_float<T>(exp_shifted(to_float(x.v[e]), mx2) * inv - (8 * j + e == target ? grad_scale : 0.f));
+            for (int e = 0; e < 8; e++)
+                d.v[e] = from_float<T>(8 * j + e < v ? exp_shifted(to_float(x.v[e]), mx2) * inv - (8 * j + e == target ? grad_scale : 0.f) : 0.f);
             store8(dlogits + base, j, d);
         }
     else
-        for (int j = threadIdx.x; j < v; j += blockDim.x)
-            dlogits[base + j] = from_float<T>(exp_shifted(to_float(logits[base + j]), mx2) * inv - (j == target ? grad_scale : 0.f));
+        for (int j = threadIdx.x; j < w; j += blockDim.x)
+            dlogits[base + j] = from_float<T>(j < v ? exp_shifted(to_float(logits[base + j]), mx2) * inv - (j == target ? grad_scale : 0.f) : 0.f);
 }
 #define CE(T, S) \
-    extern "C" __global__ void cross_entropy_##S(const T* logits, const int* targets, T* dlogits, float* losses, int v, float grad_scale) \
-        { cross_entropy<T, false>(logits, targets, dlogits, losses, v, grad_scale); } \
-    extern "C" __global__ void cross_entropy8_##S(const T* logits, const int* targets, T* dlogits, float* losses, int v, float grad_scale) \
-        { cross_entropy<T, true>(logits, targets, dlogits, losses, v, grad_scale); }
+    extern "C" __global__ void cross_entropy_##S(const T* logits, const int* targets, T* dlogits, float* losses, int w, int v, float grad_scale) \
+        { cross_entropy<T, false>(logits, targets, dlogits, losses, w, v, grad_scale); } \
+    extern "C" __global__ void cross_entropy8_##S(const T* logits, const int* targets, T* dlogits, float* losses, int w, int v, float grad_scale) \
+        { cross_entropy<T, true>(logits, targets, dlogits, losses, w, v, grad_scale); }
 FOR_TYPES(CE)

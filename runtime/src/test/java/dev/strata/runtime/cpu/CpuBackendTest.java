@@ -80,6 +80,26 @@ class CpuBackendTest {
 
     @ParameterizedTest
     @CsvSource({"F64", "F32"})
+    void crossEntropyOverPaddedLogitsIgnoresThePadding(DType dtype) {
+        int n = 3, v = 37, w = 48; // the vocabulary padded from 37 to 48 columns, which hold large values
+        double[] padded = new SplittableRandom(4).doubles((long) n * w, -3, 3).toArray(), real = new double[n * v];
+        for (int r = 0; r < n; r++) {
+            System.arraycopy(padded, r * w, real, r * v, v);
+            for (int j = v; j < w; j++) padded[r * w + j] = 50;
+        }
+        int[] targets = {5, -1, 36};
+        Tensor pt = CPU.fromDoubles(padded, dtype, n, w), rt = CPU.fromDoubles(real, dtype, n, v);
+        double[] lossPadded = CPU.toDoubles(CPU.crossEntropy(pt, v, CPU.fromInts(targets, n), pt, 0.5));
+        double[] lossReal = CPU.toDoubles(CPU.crossEntropy(rt, CPU.fromInts(targets, n), rt, 0.5));
+        assertArrayEquals(lossReal, lossPadded, 0);
+        double[] gp = CPU.toDoubles(pt), gr = CPU.toDoubles(rt);
+        for (int r = 0; r < n; r++)
+            for (int j = 0; j < w; j++) assertEquals(j < v ? gr[r * v + j] : 0, gp[r * w + j], 0, "row " + r + " column " + j);
+        assertThrows(IndexOutOfBoundsException.class, () -> CPU.crossEntropy(pt, v, CPU.fromInts(new int[] {v, 0, 0}, n), null, 0));
+    }
+
+    @ParameterizedTest
+    @CsvSource({"F64", "F32"})
     void ropeInverseUndoesRope(DType dtype) {
         int b = 2, t = 5, h = 3, d = 6;
         double[] x = new SplittableRandom(9).doubles((long) b * t * h * d, -1, 1).toArray();

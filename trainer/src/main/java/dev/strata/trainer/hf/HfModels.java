@@ -46,7 +46,7 @@ public final class HfModels {
         Map<String, Parameter> params = model.parameters();
         for (TensorMapping m : mappings) {
             HostTensor t = hf.tensor(m.hfName());
-            List<int[]> shapes = m.ours().stream().map(n -> params.get(n).shape()).toList();
+            List<int[]> shapes = m.ours().stream().map(n -> storedShape(model, params.get(n))).toList();
             int[] expected = hfShape(shapes, m.transposed());
             if (!Arrays.equals(t.shape(), expected))
                 throw new IllegalArgumentException("model directory " + dir + ": tensor '" + m.hfName() + "' has shape "
@@ -54,7 +54,8 @@ public final class HfModels {
             List<double[]> parts = split(t.toDoubles(), shapes, m.transposed());
             for (int i = 0; i < parts.size(); i++) {
                 Parameter p = params.get(m.ours().get(i));
-                try (Tensor src = backend.fromDoubles(parts.get(i), p.value().dtype(), p.shape())) {
+                double[] rows = Arrays.copyOf(parts.get(i), Math.toIntExact(p.value().numel())); // zero rows past V
+                try (Tensor src = backend.fromDoubles(rows, p.value().dtype(), p.shape())) {
                     backend.copyInto(src, p.value());
                 }
             }
@@ -73,12 +74,20 @@ public final class HfModels {
             List<double[]> parts = new ArrayList<>();
             for (String n : m.ours()) {
                 Parameter p = params.get(n);
-                shapes.add(p.shape());
-                parts.add(backend.toDoubles(values.apply(p)));
+                int[] shape = storedShape(model, p);
+                shapes.add(shape);
+                parts.add(Arrays.copyOf(backend.toDoubles(values.apply(p)), Math.toIntExact(Tensor.numel(shape))));
             }
             out.put(m.hfName(), HostTensor.ofDoubles(join(parts, shapes, m.transposed()), stored, hfShape(shapes, m.transposed())));
         }
         return out;
+    }
+
+    /** A parameter's shape in a Hugging Face directory: the vocabulary's V rows of a padded table. */
+    private static int[] storedShape(Transformer model, Parameter p) {
+        int[] s = p.shape();
+        s[0] = model.storedRows(p.name(), s[0]);
+        return s;
     }
 
     public static void save(Transformer model, Map<String, Object> hfConfig, Path dir, DType stored, long maxShardBytes)

@@ -32,16 +32,24 @@ public final class ParityGrad {
         model.zeroGrad();
         try (Tensor idsT = backend.fromInts(ids, b, t); Tensor targetsT = backend.fromInts(targets, b, t);
              Tensor logits = model.forward(idsT, b, t)) {
-            out.put("logits", HostTensor.ofDoubles(backend.toDoubles(logits), stored, b, t, v));
+            out.put("logits", HostTensor.ofDoubles(realColumns(backend.toDoubles(logits), b * t, v), stored, b, t, v));
             long count = (long) b * (t - 1);
             double lossSum = 0;
-            try (Tensor losses = backend.crossEntropy(logits, targetsT, logits, 1.0 / count)) {
+            try (Tensor losses = backend.crossEntropy(logits, v, targetsT, logits, 1.0 / count)) {
                 for (double l : backend.toDoubles(losses)) lossSum += l;
             }
             model.backward(logits);
             out.put("loss", HostTensor.ofDoubles(new double[] {lossSum / count}, stored));
         }
         HfModels.toHf(model, loaded.mappings(), Parameter::grad, stored).forEach((name, g) -> out.put("grad." + name, g));
+        return out;
+    }
+
+    /** The first v columns of each of the n rows of the padded logits (n,Vp). */
+    static double[] realColumns(double[] logits, int n, int v) {
+        int vp = logits.length / n;
+        double[] out = new double[n * v];
+        for (int r = 0; r < n; r++) System.arraycopy(logits, r * vp, out, r * v, v);
         return out;
     }
 }

@@ -27,8 +27,9 @@ public final class Initializer {
         Backend backend = model.backend();
         for (Parameter p : model.parameters().values()) {
             if (!which.test(p)) continue;
-            int n = Math.toIntExact(p.value().numel());
-            double[] values = new double[n];
+            // the padded vocabulary's rows past V stay zero; the stream draws for the real rows only
+            int n = Math.toIntExact(p.value().numel() / p.shape()[0] * model.storedRows(p.name(), p.shape()[0]));
+            double[] values = new double[Math.toIntExact(p.value().numel())];
             SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
             switch (p.kind()) {
                 case NORM -> java.util.Arrays.fill(values, p.name().endsWith(".bias") ? 0 : 1);

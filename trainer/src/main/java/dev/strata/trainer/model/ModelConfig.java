@@ -45,6 +45,17 @@ public record ModelConfig(
                 1e-5, 10000, false, false, false);
     }
 
+    /** The padded vocabulary is a multiple of this many rows (as llm.c and Megatron-LM pad theirs). */
+    public static final int VOCAB_ALIGNMENT = 128;
+
+    /**
+     * Rows of the embedding and the LM head: the vocabulary rounded up to {@link #VOCAB_ALIGNMENT}, so that the
+     * head's three GEMMs, the largest of a small model, run on whole tiles (GPT-2's 50,257 becomes 50,304). The rows
+     * past vocab_size are zero, never a target and never in the loss's softmax, so they stay zero; checkpoints and
+     * Hugging Face directories hold the vocab_size real rows only.
+     */
+    public int paddedVocabSize() { return Math.ceilDiv(vocabSize, VOCAB_ALIGNMENT) * VOCAB_ALIGNMENT; }
+
     /** Parameters of the whole model, counting a tied head once. */
     public long parameterCount() {
         long c = dim, q = (long) nHeads * headDim, kv = (long) nKvHeads * headDim;

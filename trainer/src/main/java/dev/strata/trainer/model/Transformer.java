@@ -57,7 +57,8 @@ public final class Transformer {
         this.stage = stage;
         boolean gpt2 = cfg.family() == ModelConfig.Family.GPT2;
         DType params = precision.params(), activations = precision.activations();
-        tokEmbeddings = stage.embedding() ? new Embedding(backend, params, activations, "tok_embeddings", cfg.vocabSize(), cfg.dim()) : null;
+        int vocab = cfg.paddedVocabSize(); // Vp
+        tokEmbeddings = stage.embedding() ? new Embedding(backend, params, activations, "tok_embeddings", vocab, cfg.dim()) : null;
         posEmbeddings = stage.embedding() && gpt2 ? new Embedding(backend, params, activations, "pos_embeddings", cfg.maxSeqLen(), cfg.dim()) : null;
         Rope rope = gpt2 ? null : Rope.of(backend, params, cfg.maxSeqLen(), cfg.headDim(), cfg.ropeTheta());
         Linear.Maker maker = linears;
@@ -73,8 +74,8 @@ public final class Transformer {
         else if (cfg.tieEmbeddings() && tokEmbeddings != null) output = new DenseLinear(tokEmbeddings.weight(), null);
         else if (cfg.tieEmbeddings())
             output = new DenseLinear(new Parameter("tok_embeddings.weight", Parameter.Kind.EMBEDDING,
-                    backend.zeros(params, cfg.vocabSize(), cfg.dim())), null);
-        else output = linears.make("output", cfg.dim(), cfg.vocabSize(), false);
+                    backend.zeros(params, vocab, cfg.dim())), null);
+        else output = linears.make("output", cfg.dim(), vocab, false);
     }
 
     public ModelConfig config() { return cfg; }
@@ -96,7 +97,8 @@ public final class Transformer {
 
     /**
      * input: token ids (B,T) int32 when this stage has the embedding, else hidden states (B*T,C).
-     * Returns logits (B*T,V) when it has the head, else hidden states (B*T,C).
+     * Returns logits (B*T,Vp) over the padded vocabulary ({@link ModelConfig#paddedVocabSize}; the columns past V
+     * are padding) when it has the head, else hidden states (B*T,C).
      */
     public Tensor forward(Tensor input, int b, int t) {
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("sequence length " + t + " exceeds max_seq_len " + cfg.maxSeqLen());
@@ -125,7 +127,7 @@ public final class Transformer {
         return output.forward(xn);
     }
 
-    /** dout: dlogits (B*T,V) or dhidden (B*T,C). Returns dhidden of the input, or null when the embedding took it. */
+    /** dout: dlogits (B*T,Vp), zero past V, or dhidden (B*T,C). Returns dhidden of the input, or null when the embedding took it. */
     public Tensor backward(Tensor dout) {
         Tensor dx = dout;
         if (stage.head()) {
@@ -182,8 +184,8 @@ public final class Transformer {
      * instead of reading it back, so a step waits for nothing and can be captured.
      */
     public void forwardBackward(Tensor ids, Tensor targets, int b, int t, double gradScale, Tensor lossSum) {
-        try (Tensor logits = forward(ids, b, t)) {                    // (B*T,V)
-            try (Tensor losses = backend.crossEntropy(logits, targets, logits, gradScale)) {
+        try (Tensor logits = forward(ids, b, t)) {                    // (B*T,Vp)
+            try (Tensor losses = backend.crossEntropy(logits, cfg.vocabSize(), targets, logits, gradScale)) {
                 backend.sumRowsAccumulate(losses.view(b * t, 1), lossSum);
             }
             backward(logits);                                         // logits now hold dlogits
@@ -192,7 +194,7 @@ public final class Transformer {
 
     /** Forward only, for evaluation. */
     public LossSum loss(Tensor ids, Tensor targets, int b, int t) {
-        try (Tensor logits = forward(ids, b, t); Tensor losses = backend.crossEntropy(logits, targets, null, 0)) {
+        try (Tensor logits = forward(ids, b, t); Tensor losses = backend.crossEntropy(logits, cfg.vocabSize(), targets, null, 0)) {
             discardSaved();
             return sum(losses, targets);
         }
@@ -218,6 +220,18 @@ public final class Transformer {
         for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
         saved.clear();
     }
+
+    /**
+     * The rows of a tensor with these rows here that hold real tokens, and all that checkpoints and Hugging Face
+     * directories hold of it: V of the embedding's and the LM head's Vp (their parameters, gradients and optimizer
+     * state, named "tok_embeddings.weight", "exp_avg.output.weight", ...), all rows of anything else.
+     */
+    public int storedRows(String tensorName, int rows) {
+        boolean vocabulary = VOCABULARY_TABLES.stream().anyMatch(n -> tensorName.equals(n) || tensorName.endsWith("." + n));
+        return vocabulary && rows == cfg.paddedVocabSize() ? cfg.vocabSize() : rows;
+    }
+
+    private static final List<String> VOCABULARY_TABLES = List.of("tok_embeddings.weight", "output.weight");
 
     /** Every parameter once, in a stable order; a tied head shares the embedding's. */
     public Map<String, Parameter> parameters() {

@@ -12,7 +12,7 @@ public final class TextGenerator {
 
     public static int[] generate(Transformer model, int[] prompt, int count, double temperature, int topK, int context, long seed) {
         Backend backend = model.backend();
-        int v = model.config().vocabSize();
+        int v = model.config().vocabSize(), vp = model.config().paddedVocabSize();
         int[] tokens = Arrays.copyOf(prompt, prompt.length + count);
         SplittableRandom rng = new SplittableRandom(seed);
         for (int n = prompt.length; n < tokens.length; n++) {
@@ -22,7 +22,7 @@ public final class TextGenerator {
                  Tensor out = model.forward(ids, 1, t)) {
                 model.discardSaved();
                 double[] all = backend.toDoubles(out);
-                logits = Arrays.copyOfRange(all, (t - 1) * v, t * v);
+                logits = Arrays.copyOfRange(all, (t - 1) * vp, (t - 1) * vp + v); // the last position's real tokens
             }
             tokens[n] = sample(logits, temperature, topK, rng);
         }

@@ -211,14 +211,14 @@ public final class Trainer {
     static Map<String, HostTensor> hostTensors(Transformer model) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
         for (Parameter p : model.parameters().values())
-            if (p.trainable()) m.put(p.name(), HostTensor.of(p.value(), p.value().dtype()));
+            if (p.trainable()) m.put(p.name(), stored(model, p.name(), p.value()));
         return m;
     }
 
     /** AdamW's state, its step count, and the layers' step state ({@code step_state.<layer>.<name>}). */
     private static Map<String, HostTensor> hostOptimizer(Transformer model, AdamW opt) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
-        opt.state().forEach((k, v) -> m.put(k, HostTensor.of(v, v.dtype())));
+        opt.state().forEach((k, v) -> m.put(k, stored(model, k, v)));
         m.put("step", HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64));
         stepState(model).forEach((k, v) -> m.put(k, HostTensor.of(v, v.dtype())));
         return m;
@@ -245,26 +245,34 @@ public final class Trainer {
                     throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " holds LoRA adapters only (its base is the run's model.init_from): "
                             + "fine-tune from that base, or resume the LoRA run");
             }
-            load(backend, ckpt.model(), p.name(), p.value(), ckpt.dir());
+            load(model, ckpt.model(), p.name(), p.value(), ckpt.dir());
             p.markUpdated();
         }
         if (opt == null) return;
-        opt.state().forEach((name, t) -> load(backend, ckpt.optimizer(), name, t, ckpt.dir()));
-        stepState(model).forEach((name, t) -> load(backend, ckpt.optimizer(), name, t, ckpt.dir()));
+        opt.state().forEach((name, t) -> load(model, ckpt.optimizer(), name, t, ckpt.dir()));
+        stepState(model).forEach((name, t) -> load(model, ckpt.optimizer(), name, t, ckpt.dir()));
         model.linears().values().forEach(Linear::stepStateLoaded);
         HostTensor step = ckpt.optimizer().get("step");
         if (step == null) throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " has no optimizer step count");
         opt.restore(step.toInts()[0]);
     }
 
-    private static void load(Backend backend, Map<String, HostTensor> tensors, String name, Tensor into, String dir) {
+    /** A tensor as a checkpoint holds it: of the padded vocabulary's tables, the V real rows. */
+    private static HostTensor stored(Transformer model, String name, Tensor t) {
+        HostTensor h = HostTensor.of(t, t.dtype());
+        return t.rank() == 0 ? h : h.withRows(model.storedRows(name, t.size(0)));
+    }
+
+    private static void load(Transformer model, Map<String, HostTensor> tensors, String name, Tensor into, String dir) {
         HostTensor h = tensors.get(name);
         if (h == null) throw new IllegalArgumentException("checkpoint " + dir + " lacks tensor '" + name + "' that the model needs");
+        if (into.rank() > 0 && h.shape().length == into.rank() && h.shape()[0] == model.storedRows(name, into.size(0)))
+            h = h.withRows(into.size(0)); // the padded vocabulary's zero rows
         if (!java.util.Arrays.equals(h.shape(), into.shape()))
             throw new IllegalArgumentException("checkpoint " + dir + ": tensor '" + name + "' has shape "
                     + java.util.Arrays.toString(h.shape()) + ", the model needs " + java.util.Arrays.toString(into.shape()));
-        try (Tensor src = h.to(backend, into.dtype())) {
-            backend.copyInto(src, into);
+        try (Tensor src = h.to(model.backend(), into.dtype())) {
+            model.backend().copyInto(src, into);
         }
     }
 

@@ -30,18 +30,19 @@ class StageTest {
         int b = 2, t = 7;
         int[] ids = new SplittableRandom(1).ints(b * t, 0, cfg.vocabSize()).toArray();
         Tensor idsT = CPU.fromInts(ids, b, t);
-        double[] dlogits = new SplittableRandom(2).doubles((long) b * t * cfg.vocabSize(), -1, 1).toArray();
+        int vp = cfg.paddedVocabSize();
+        double[] dlogits = new SplittableRandom(2).doubles((long) b * t * vp, -1, 1).toArray();
 
         whole.zeroGrad();
         Tensor logits = whole.forward(idsT, b, t);
-        whole.backward(CPU.fromDoubles(dlogits, DType.F64, b * t, cfg.vocabSize()));
+        whole.backward(CPU.fromDoubles(dlogits, DType.F64, b * t, vp));
 
         first.zeroGrad();
         second.zeroGrad();
         Tensor hidden = first.forward(idsT, b, t);
         Tensor logits2 = second.forward(hidden, b, t);
         assertArrayEquals(CPU.toDoubles(logits), CPU.toDoubles(logits2), 1e-12);
-        Tensor dhidden = second.backward(CPU.fromDoubles(dlogits, DType.F64, b * t, cfg.vocabSize()));
+        Tensor dhidden = second.backward(CPU.fromDoubles(dlogits, DType.F64, b * t, vp));
         assertNull(first.backward(dhidden));
         for (Transformer stage : new Transformer[] {first, second})
             stage.parameters().forEach((name, p) -> {

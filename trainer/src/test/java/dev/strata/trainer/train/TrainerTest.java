@@ -39,7 +39,7 @@ class TrainerTest {
         return JobConfig.parse("""
                 run_dir = "%s"
                 data.dir = "%s"
-                model { family = %s, vocab_size = 128, dim = 32, n_layers = 2, n_heads = 4, n_kv_heads = 2, max_seq_len = 32 }
+                model { family = %s, vocab_size = 100, dim = 32, n_layers = 2, n_heads = 4, n_kv_heads = 2, max_seq_len = 32 }
                 training { steps = %d, batch_size = 4, seq_len = 16, grad_accum_steps = 2, lr = 3e-3, min_lr = 3e-4, warmup_steps = 3 }
                 eval { every = 5, batches = 2 }
                 checkpoint { every = 5, keep_last = 2 }
@@ -96,7 +96,11 @@ class TrainerTest {
         r.model().parameters().forEach((name, p) -> {
             double[] w = r.model().backend().toDoubles(p.value());
             if (name.contains(".lora_")) assertTrue(java.util.Arrays.stream(w).anyMatch(v -> v != 0), name + " trained");
-            else assertArrayEquals(base.model().get(name).toDoubles(), w, 0, name + " is frozen");
+            else { // the checkpoint holds the vocabulary's 100 real rows of the 128 the model pads it to
+                double[] stored = base.model().get(name).toDoubles();
+                assertArrayEquals(stored, java.util.Arrays.copyOf(w, stored.length), 0, name + " is frozen");
+                assertTrue(java.util.Arrays.stream(w, stored.length, w.length).allMatch(v -> v == 0), name + ": padding rows stay zero");
+            }
         });
         var tuned = Checkpointer.load(fs, r.checkpoint());
         assertEquals(2 * (2 * 7 + 1), tuned.model().size(), "the checkpoint holds A and B of 7 linears in each of 2 layers and of the LM head");
@@ -131,6 +135,14 @@ class TrainerTest {
             assertEquals(20, a.size());
             assertEquals(a, b, name + ": losses of the resumed run differ");
             assertTrue(a.get(19) < a.get(0) - 0.5, name + " learns: " + a);
+            // the model pads its 100 tokens to 128 rows; checkpoints hold the 100 real ones, and resuming restores the padding
+            var fs = new LocalStorage();
+            var ckpt = Checkpointer.load(fs, new Checkpointer(fs, split.toString(), 2).latest().orElseThrow());
+            List<String> tables = family.equals("gpt2") ? List.of("tok_embeddings.weight") : List.of("tok_embeddings.weight", "output.weight");
+            for (String table : tables) {
+                assertArrayEquals(new int[] {100, 32}, ckpt.model().get(table).shape(), table);
+                assertArrayEquals(new int[] {100, 32}, ckpt.optimizer().get("exp_avg." + table).shape(), "exp_avg." + table);
+            }
         }
     }
 
