@@ -45,6 +45,15 @@ public interface Backend extends AutoCloseable {
     /** c = alpha * op(a) @ op(b) + beta * c, all 2-D; op transposes when asked; c is a's dtype or f32. */
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, double alpha, double beta);
 
+    /**
+     * A linear layer's forward: c (m,n) = op(a)·op(b) + beta·c + bias, bias (n) in c's dtype added to every row. The
+     * CUDA backend adds it in the GEMM's epilogue, as the product is stored, instead of in a pass of its own.
+     */
+    default void matmulBias(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, double beta, Tensor bias) {
+        matmul(a, transA, b, transB, c, 1, beta);
+        addBias(c, bias);
+    }
+
     /** x (N,C) += bias (C), in place. */
     void addBias(Tensor x, Tensor bias);
 

@@ -27,7 +27,7 @@ final class CublasLtGemm implements AutoCloseable {
     private static final long WORKSPACE_BYTES = 32L << 20;
 
     private record Key(int m, int n, int k, boolean transA, boolean transB, int aType, int bType, int outputType, boolean fastAccum,
-                       boolean rowScales) {}
+                       boolean rowScales, boolean bias) {}
 
     private record Plan(cublasLtMatmulDescOpaque_t desc, cublasLtMatrixLayoutOpaque_t a, cublasLtMatrixLayoutOpaque_t b,
                         cublasLtMatrixLayoutOpaque_t c, cublasLtMatmulHeuristicResult_t heuristic) {}
@@ -48,12 +48,14 @@ final class CublasLtGemm implements AutoCloseable {
     }
 
     /**
-     * c = alpha·op(a)·op(b) + beta·c with row-major a (m×k, or k×m when transA), b (k×n, or n×k), c (m×n); a and b of
-     * {@code operandType}, c of {@code outputType} (CUDA_R_32F or CUDA_R_16BF), accumulation in f32.
+     * c = alpha·op(a)·op(b) + beta·c (+ bias) with row-major a (m×k, or k×m when transA), b (k×n, or n×k), c (m×n); a
+     * and b of {@code operandType}, c of {@code outputType} (CUDA_R_32F or CUDA_R_16BF), accumulation in f32; bias (n)
+     * of outputType added to every row in the epilogue, or 0 for none.
      */
     void matmul(long a, boolean transA, long b, boolean transB, long c, int m, int n, int k, float alphaValue,
-                float betaValue, int operandType, int outputType) {
-        Plan p = plans.computeIfAbsent(new Key(m, n, k, transA, transB, operandType, operandType, outputType, false, false), this::plan);
+                float betaValue, int operandType, int outputType, long bias) {
+        Plan p = plans.computeIfAbsent(new Key(m, n, k, transA, transB, operandType, operandType, outputType, false, false, bias != 0), this::plan);
+        if (bias != 0) setPointer(p.desc(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
         run(p, a, b, c, alphaValue, betaValue, m, n, k);
     }
 
@@ -65,7 +67,7 @@ final class CublasLtGemm implements AutoCloseable {
      */
     void matmulFp8(long a, int aType, long aScale, long b, int bType, long bScale, long c, int outputType, int m, int n, int k,
                    float betaValue, boolean fastAccum, boolean rowScales) {
-        Plan p = plans.computeIfAbsent(new Key(m, n, k, false, true, aType, bType, outputType, fastAccum, rowScales), this::plan);
+        Plan p = plans.computeIfAbsent(new Key(m, n, k, false, true, aType, bType, outputType, fastAccum, rowScales, false), this::plan);
         // cuBLASLt's "A" is our b (see the class comment).
         setPointer(p.desc(), CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, bScale);
         setPointer(p.desc(), CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, aScale);
@@ -74,7 +76,7 @@ final class CublasLtGemm implements AutoCloseable {
 
     /** Whether cuBLASLt has an algorithm that applies per-row scales itself to this FP8 GEMM (asked once per shape). */
     boolean scalesRows(int aType, int bType, int outputType, int m, int n, int k, boolean fastAccum) {
-        Key key = new Key(m, n, k, false, true, aType, bType, outputType, fastAccum, true);
+        Key key = new Key(m, n, k, false, true, aType, bType, outputType, fastAccum, true, false);
         if (plans.containsKey(key)) return true;
         if (refused.contains(key)) return false;
         try {
@@ -110,6 +112,10 @@ final class CublasLtGemm implements AutoCloseable {
                 try (IntPointer mode = new IntPointer(1).put(CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F)) {
                     check(cublasLtMatmulDescSetAttribute(desc, attribute, mode, 4), "cublasLtMatmulDescSetAttribute(SCALE_MODE)");
                 }
+        if (key.bias()) // cuBLASLt's rows are our columns, so its per-row bias is our per-column one
+            try (IntPointer epilogue = new IntPointer(1).put(CUBLASLT_EPILOGUE_BIAS)) {
+                check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue, 4), "cublasLtMatmulDescSetAttribute(EPILOGUE)");
+            }
         int m = key.m(), n = key.n(), k = key.k();
         // Column-major views: our B is (n×k) when not transposed, our A is (k×m); C is (n×m).
         var la = layout(key.bType(), key.transB() ? k : n, key.transB() ? n : k);
@@ -136,7 +142,7 @@ final class CublasLtGemm implements AutoCloseable {
 
     private static void setPointer(cublasLtMatmulDescOpaque_t desc, int attribute, long address) {
         try (LongPointer value = new LongPointer(1).put(address)) {
-            check(cublasLtMatmulDescSetAttribute(desc, attribute, value, 8), "cublasLtMatmulDescSetAttribute(scale pointer)");
+            check(cublasLtMatmulDescSetAttribute(desc, attribute, value, 8), "cublasLtMatmulDescSetAttribute(pointer)");
         }
     }
 

@@ -279,6 +279,16 @@ public final class CudaBackend implements Backend {
     // ---- dense algebra ------------------------------------------------------------------------------------------
 
     @Override public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, double alpha, double beta) {
+        gemm(a, transA, b, transB, c, alpha, beta, null);
+    }
+
+    /** The bias rides in cuBLASLt's epilogue (CUBLASLT_EPILOGUE_BIAS), in the output's dtype as cuBLASLt reads it. */
+    @Override public void matmulBias(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, double beta, Tensor bias) {
+        require(bias.rank() == 1 && bias.size(0) == c.size(1) && bias.dtype() == c.dtype(), "bias " + bias + " does not fit the product " + c);
+        gemm(a, transA, b, transB, c, 1, beta, bias);
+    }
+
+    private void gemm(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, double alpha, double beta, Tensor bias) {
         require(a.rank() == 2 && b.rank() == 2 && c.rank() == 2, "matmul needs 2-D tensors: " + a + ", " + b + ", " + c);
         int m = transA ? a.size(1) : a.size(0), k = transA ? a.size(0) : a.size(1);
         int kb = transB ? b.size(1) : b.size(0), n = transB ? b.size(0) : b.size(1);
@@ -286,12 +296,14 @@ public final class CudaBackend implements Backend {
                 "matmul shapes do not agree: " + a + (transA ? "ᵀ" : "") + " @ " + b + (transB ? "ᵀ" : "") + " -> " + c);
         require(a.dtype() == b.dtype() && floatOrBf16(a) && (c.dtype() == a.dtype() || c.dtype() == DType.F32),
                 "matmul takes f32 or bf16 operands of one dtype and writes theirs or f32: " + a + ", " + b + " -> " + c);
+        require(k > 0 || bias == null, "a biased product needs a contracted dimension, got " + a + " @ " + b);
         if (k == 0) {
             scale(c, beta);
             return;
         }
-        timer.time("gemm " + m + "x" + n + "x" + k + " " + c.dtype().configName(), () -> gemm.matmul(address(a), transA, address(b), transB, address(c), m, n, k, (float) alpha,
-                (float) beta, cudaType(a.dtype()), cudaType(c.dtype())));
+        String name = "gemm " + m + "x" + n + "x" + k + " " + c.dtype().configName() + (bias == null ? "" : " +bias");
+        timer.time(name, () -> gemm.matmul(address(a), transA, address(b), transB, address(c), m, n, k, (float) alpha, (float) beta,
+                cudaType(a.dtype()), cudaType(c.dtype()), bias == null ? 0 : address(bias)));
     }
 
     @Override public void addBias(Tensor x, Tensor bias) {

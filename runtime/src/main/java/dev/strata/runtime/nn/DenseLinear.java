@@ -33,8 +33,8 @@ public final class DenseLinear implements Linear {
     @Override public int outFeatures() { return weight.shape()[0]; }
 
     @Override public void forward(Tensor x, Tensor y, double beta) {
-        backend.matmul(x, false, weight.valueAs(x.dtype()), true, y, 1, beta);
-        if (bias != null) backend.addBias(y, bias.value());
+        if (bias == null) backend.matmul(x, false, weight.valueAs(x.dtype()), true, y, 1, beta);
+        else backend.matmulBias(x, false, weight.valueAs(x.dtype()), true, y, beta, bias.valueAs(y.dtype()));
         this.x = x;
     }
 

@@ -2,6 +2,7 @@ package dev.strata.runtime.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -101,6 +102,31 @@ class CudaBackendTest {
                         }
                     close(expected, gpu.toDoubles(gc), tolerance(out), "matmul " + dt.configName() + " ta=" + ta + " tb=" + tb + " -> " + out);
                 }
+    }
+
+    /** A linear layer's forward, y = x·Wᵀ + beta·y + bias, with the bias in the GEMM's epilogue. */
+    @ParameterizedTest
+    @ValueSource(strings = {"f32", "bf16"})
+    void matmulBiasAddsTheBiasAsTheProductIsStored(String dtype) {
+        DType dt = DType.parse(dtype);
+        int m = 67, k = 45;
+        for (DType out : dt == DType.F32 ? new DType[] {DType.F32} : new DType[] {DType.BF16, DType.F32})
+            for (int n : new int[] {129, 128})
+                for (double beta : new double[] {0, 1}) {
+                    double[] x = random((long) m * k, 1), w = random((long) n * k, 1), y0 = random((long) m * n, 1), bias = random(n, 1);
+                    Tensor gy = pair(out, y0, m, n)[1], gb = pair(out, bias, n)[1];
+                    gpu.matmulBias(pair(dt, x, m, k)[1], false, pair(dt, w, n, k)[1], true, gy, beta, gb);
+                    double[] b = gpu.toDoubles(gb), expected = new double[m * n]; // the bias as the GPU holds it
+                    for (int i = 0; i < m; i++)
+                        for (int j = 0; j < n; j++) {
+                            double s = 0;
+                            for (int p = 0; p < k; p++) s += x[i * k + p] * w[j * k + p];
+                            expected[i * n + j] = s + beta * y0[i * n + j] + b[j];
+                        }
+                    close(expected, gpu.toDoubles(gy), tolerance(out), "matmulBias " + dt.configName() + " -> " + out + " n=" + n + " beta=" + beta);
+                }
+        Tensor f32Bias = gpu.zeros(DType.F32, 8), y = gpu.zeros(DType.BF16, 4, 8), x = gpu.zeros(DType.BF16, 4, 16), w = gpu.zeros(DType.BF16, 8, 16);
+        assertThrows(IllegalArgumentException.class, () -> gpu.matmulBias(x, false, w, true, y, 0, f32Bias), "the bias is in the output's dtype");
     }
 
     @ParameterizedTest
