@@ -159,17 +159,14 @@ final class Kernels {
 
     private byte[] compile(String file, String source) {
         _nvrtcProgram program = new _nvrtcProgram();
-        try (PointerPointer<BytePointer> headers = new PointerPointer<>(HEADERS.size());
-             PointerPointer<BytePointer> names = new PointerPointer<>(HEADERS.size());
-             PointerPointer<BytePointer> opts = new PointerPointer<>(options().length)) {
-            for (int i = 0; i < HEADERS.size(); i++) {
-                headers.put(i, new BytePointer(resource(HEADERS.get(i))));
-                names.put(i, new BytePointer(HEADERS.get(i)));
-            }
+        // Built from strings, a PointerPointer keeps its strings reachable; put(i, pointer) keeps only the address, and
+        // a string the collector frees before NVRTC reads it made a cold-cache compile fail now and then.
+        String[] o = options();
+        try (PointerPointer<BytePointer> headers = new PointerPointer<>(HEADERS.stream().map(Kernels::resource).toArray(String[]::new));
+             PointerPointer<BytePointer> names = new PointerPointer<>(HEADERS.toArray(String[]::new));
+             PointerPointer<BytePointer> opts = new PointerPointer<>(o)) {
             check(nvrtc.nvrtcCreateProgram(program, new BytePointer(source), new BytePointer(file), HEADERS.size(), headers, names),
                     "nvrtcCreateProgram", file);
-            String[] o = options();
-            for (int i = 0; i < o.length; i++) opts.put(i, new BytePointer(o[i]));
             int status = nvrtc.nvrtcCompileProgram(program, o.length, opts);
             if (status != nvrtc.NVRTC_SUCCESS)
                 throw new CudaException("kernel " + RESOURCES + file + " does not compile for " + arch + ":\n" + log(program));
