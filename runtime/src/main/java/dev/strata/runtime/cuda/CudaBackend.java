@@ -391,7 +391,7 @@ public final class CudaBackend implements Backend {
         requireF32(weight, bias);
         int c = x.size(-1), n = (int) (x.numel() / c);
         Tensor out = empty(x.dtype(), x.shape()), mean = empty(DType.F32, n), rstd = empty(DType.F32, n);
-        kernels.launch("norms.cu", "layernorm_fwd_" + suffix(x), n, 1, 1, rowThreads(c), x, weight, bias, out, mean, rstd, c, (float) eps);
+        kernels.launch("norms.cu", "layernorm_fwd_" + suffix(x), n, 1, 1, normThreads(c), x, weight, bias, out, mean, rstd, c, (float) eps);
         return new NormOutput(out, mean, rstd);
     }
 
@@ -401,6 +401,10 @@ public final class CudaBackend implements Backend {
         requireSame(dout, x);
         requireResidual(residual, x);
         Tensor dx = empty(x.dtype(), x.shape());
+        if (spansRow(c)) {
+            backwardInChunks("layernorm_bwd_dw_" + suffix(x), new Object[] {dout, x, weight, mean, rstd, residual, dx}, n, c, dweight, dbias);
+            return dx;
+        }
         kernels.launch("norms.cu", "layernorm_bwd_" + suffix(x), n, 1, 1, rowThreads(c), dout, x, weight, mean, rstd, residual, dx, c);
         columnSums(dout, x, mean, rstd, dweight, dbias);
         return dx;
@@ -410,7 +414,7 @@ public final class CudaBackend implements Backend {
         requireF32(weight);
         int c = x.size(-1), n = (int) (x.numel() / c);
         Tensor out = empty(x.dtype(), x.shape()), rstd = empty(DType.F32, n);
-        kernels.launch("norms.cu", "rmsnorm_fwd_" + suffix(x), n, 1, 1, rmsThreads(c), x, weight, out, rstd, c, (float) eps);
+        kernels.launch("norms.cu", "rmsnorm_fwd_" + suffix(x), n, 1, 1, normThreads(c), x, weight, out, rstd, c, (float) eps);
         return new NormOutput(out, null, rstd);
     }
 
@@ -419,16 +423,11 @@ public final class CudaBackend implements Backend {
         requireSame(dout, x);
         requireResidual(residual, x);
         Tensor dx = empty(x.dtype(), x.shape());
-        if (c % 8 == 0 && c / 8 <= 1024) { // a block spans a row: dw's partial sums come with dx, chunk by chunk
-            if (dweight != null) requireF32(dweight);
-            int rows = 16, chunks = ceil(n, rows);
-            try (Tensor partials = dweight == null ? null : empty(DType.F32, chunks, c)) {
-                kernels.launch("norms.cu", "rmsnorm_bwd_dw_" + suffix(x), chunks, 1, 1, rmsThreads(c), dout, x, weight, rstd, residual, dx, partials, (long) n, c, rows);
-                if (dweight != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, partials, chunks, c, dweight);
-            }
+        if (spansRow(c)) {
+            backwardInChunks("rmsnorm_bwd_dw_" + suffix(x), new Object[] {dout, x, weight, rstd, residual, dx}, n, c, dweight);
             return dx;
         }
-        kernels.launch("norms.cu", "rmsnorm_bwd_" + suffix(x), n, 1, 1, rmsThreads(c), dout, x, weight, rstd, residual, dx, c);
+        kernels.launch("norms.cu", "rmsnorm_bwd_" + suffix(x), n, 1, 1, normThreads(c), dout, x, weight, rstd, residual, dx, c);
         columnSums(dout, x, null, rstd, dweight, null);
         return dx;
     }
@@ -892,8 +891,32 @@ public final class CudaBackend implements Backend {
 
     private static int rowThreads(int c) { return Math.min(1024, Math.max(32, (c + 31) / 32 * 32)); }
 
-    /** RMSNorm's kernels take rows whose length is a multiple of 8 as vectors of eight, a thread each. */
-    private static int rmsThreads(int c) { return rowThreads(c % 8 == 0 ? c / 8 : c); }
+    /** The norms' kernels take rows whose length is a multiple of 8 as vectors of eight, a thread each. */
+    private static int normThreads(int c) { return rowThreads(c % 8 == 0 ? c / 8 : c); }
+
+    /** Whether a norm's block spans a row as vectors of eight, so its backward can sum weight gradients as it goes. */
+    private static boolean spansRow(int c) { return c % 8 == 0 && c / 8 <= 1024; }
+
+    /**
+     * A norm's backward kernel over chunks of 16 rows ({@link #spansRow}): its arguments up to dx, then one partial
+     * sum (chunks, C) per gradient (null for a frozen parameter), summed here into the gradients in chunk order.
+     */
+    private void backwardInChunks(String kernel, Object[] rowArgs, int n, int c, Tensor... grads) {
+        int rows = 16, chunks = ceil(n, rows);
+        Tensor[] partials = new Tensor[grads.length];
+        try {
+            for (int i = 0; i < grads.length; i++)
+                if (grads[i] != null) {
+                    requireF32(grads[i]);
+                    partials[i] = empty(DType.F32, chunks, c);
+                }
+            kernels.launch("norms.cu", kernel, chunks, 1, 1, normThreads(c), concat(rowArgs, partials, new Object[] {(long) n, c, rows}));
+            for (int i = 0; i < grads.length; i++)
+                if (grads[i] != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, partials[i], chunks, c, grads[i]);
+        } finally {
+            for (Tensor p : partials) if (p != null) p.close();
+        }
+    }
 
     private static int ceil(long n, int d) { return (int) ((n + d - 1) / d); }
 

@@ -1,21 +1,46 @@
 // LayerNorm and RMSNorm, forward and backward, on activations of type T with f32 weights and statistics.
-// One block per row; weight gradients are column sums, in reduce.cu, except RMSNorm's where rows are vectors of
-// eight that one block spans: its backward then walks a chunk of rows and writes the chunk's partial sums too.
+// One block per row; weight gradients are column sums, in reduce.cu, except where rows are vectors of eight that
+// one block spans: a backward then walks a chunk of rows and writes the chunk's partial sums too.
 // A backward adds `residual` (the gradient of a skip connection around the norm) into dx unless it is null.
 #include "common.cuh"
 
+// Both norms move a row as 16- or 32-byte vectors of eight where its length c is a multiple of 8 (the launch then
+// gives a thread per vector, not per element); otherwise element by element.
 template <typename T> __device__ void layernorm_fwd(const T* x, const float* w, const float* b, T* out, float* mean,
                                                     float* rstd, int c, float eps) {
     __shared__ float shared[32];
     const T* xr = x + (long) blockIdx.x * c;
-    float s = 0.f;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) s += to_float(xr[j]);
-    float m = block_sum(s, shared) / c;
-    float v = 0.f;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) { float d = to_float(xr[j]) - m; v += d * d; }
-    float r = rsqrtf(block_sum(v, shared) / c + eps);
     T* o = out + (long) blockIdx.x * c;
-    for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = from_float<T>((to_float(xr[j]) - m) * r * w[j] + b[j]);
+    bool vec = c % 8 == 0;
+    float s = 0.f;
+    if (vec)
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
+            Vec8<T> v = load8(xr, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += to_float(v.v[e]);
+        }
+    else
+        for (int j = threadIdx.x; j < c; j += blockDim.x) s += to_float(xr[j]);
+    float m = block_sum(s, shared) / c, q = 0.f;
+    if (vec)
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
+            Vec8<T> v = load8(xr, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) { float d = to_float(v.v[e]) - m; q += d * d; }
+        }
+    else
+        for (int j = threadIdx.x; j < c; j += blockDim.x) { float d = to_float(xr[j]) - m; q += d * d; }
+    float r = rsqrtf(block_sum(q, shared) / c + eps);
+    if (vec)
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
+            Vec8<T> v = load8(xr, j), y;
+            Vec8<float> wv = load8(w, j), bv = load8(b, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) y.v[e] = from_float<T>((to_float(v.v[e]) - m) * r * wv.v[e] + bv.v[e]);
+            store8(o, j, y);
+        }
+    else
+        for (int j = threadIdx.x; j < c; j += blockDim.x) o[j] = from_float<T>((to_float(xr[j]) - m) * r * w[j] + b[j]);
     if (threadIdx.x == 0) { mean[blockIdx.x] = m; rstd[blockIdx.x] = r; }
 }
 #define LN_FWD(T, S) extern "C" __global__ void layernorm_fwd_##S(const T* x, const float* w, const float* b, T* out, \
@@ -42,8 +67,53 @@ template <typename T> __device__ void layernorm_bwd(const T* dout, const T* x, c
     const float* mean, const float* rstd, const T* residual, T* dx, int c) { layernorm_bwd<T>(dout, x, w, mean, rstd, residual, dx, c); }
 FOR_TYPES(LN_BWD)
 
-// RMSNorm moves a row as 16- or 32-byte vectors of eight where its length c is a multiple of 8 (the launch then
-// gives a thread per vector, not per element); otherwise element by element.
+// LayerNorm's backward over rows [r0, r0 + rows) with its weight and bias gradients' partial sums, as RMSNorm's
+// below: dx = rstd·(dn − mean(dn) − norm·mean(dn·norm)) + residual with dn = dout·w and norm = (x − mean)·rstd; a
+// thread keeps eight columns of Σ dout·norm and Σ dout across the chunk and writes them to pw and pb (chunks, C),
+// either null for a frozen parameter. c % 8 == 0 and c / 8 <= blockDim.x.
+template <typename T> __device__ void layernorm_bwd_dw(const T* dout, const T* x, const float* w, const float* mean,
+                                                       const float* rstd, const T* residual, T* dx, float* pw, float* pb,
+                                                       long n, int c, int rows) {
+    __shared__ float shared[32];
+    int j = threadIdx.x;
+    bool in = j < c / 8;
+    Vec8<float> wv = in ? load8(w, j) : Vec8<float>{};
+    Vec8<float> dw{}, db{};
+    long r0 = (long) blockIdx.x * rows, r1 = min(r0 + rows, n);
+    for (long r = r0; r < r1; r++) {
+        float m = mean[r], rs = rstd[r], sd = 0.f, sdn = 0.f, norm[8], dn[8];
+        Vec8<T> d;
+        if (in) {
+            Vec8<T> v = load8(x + r * c, j);
+            d = load8(dout + r * c, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                norm[e] = (to_float(v.v[e]) - m) * rs;
+                dn[e] = to_float(d.v[e]) * wv.v[e];
+                sd += dn[e];
+                sdn += dn[e] * norm[e];
+            }
+        }
+        float meanD = block_sum(sd, shared) / c, meanDN = block_sum(sdn, shared) / c;
+        if (!in) continue;
+        Vec8<T> y, res;
+        if (residual) res = load8(residual + r * c, j);
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            y.v[e] = from_float<T>(rs * (dn[e] - meanD - norm[e] * meanDN) + (residual ? to_float(res.v[e]) : 0.f));
+            dw.v[e] += to_float(d.v[e]) * norm[e];
+            db.v[e] += to_float(d.v[e]);
+        }
+        store8(dx + r * c, j, y);
+    }
+    if (in && pw) store8(pw + (long) blockIdx.x * c, j, dw);
+    if (in && pb) store8(pb + (long) blockIdx.x * c, j, db);
+}
+#define LN_BWD_DW(T, S) extern "C" __global__ void layernorm_bwd_dw_##S(const T* dout, const T* x, const float* w, \
+    const float* mean, const float* rstd, const T* residual, T* dx, float* pw, float* pb, long n, int c, int rows) \
+    { layernorm_bwd_dw<T>(dout, x, w, mean, rstd, residual, dx, pw, pb, n, c, rows); }
+FOR_TYPES(LN_BWD_DW)
+
 template <typename T> __device__ void rmsnorm_fwd(const T* x, const float* w, T* out, float* rstd, int c, float eps) {
     __shared__ float shared[32];
     const T* xr = x + (long) blockIdx.x * c;

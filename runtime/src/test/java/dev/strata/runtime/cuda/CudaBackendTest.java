@@ -204,8 +204,8 @@ class CudaBackendTest {
     @ValueSource(strings = {"f32", "bf16"})
     void normsForwardAndBackward(String dtype) {
         DType dt = DType.parse(dtype);
-        // RMSNorm moves rows whose length is a multiple of 8 as vectors; up to 8192 a block spans a row and its
-        // backward sums dw over chunks of 16 rows as it goes (1037 rows: the last chunk partly filled)
+        // Both norms move rows whose length is a multiple of 8 as vectors; up to 8192 a block spans a row and the
+        // backward sums dw (and LayerNorm's db) over chunks of 16 rows as it goes (1037 rows: the last chunk partly filled)
         for (int c : new int[] {37, 769, 1531, 2048, 8200}) {
             int rows = c == 769 || c == 2048 ? 1037 : 13;
             Tensor[] x = pair(dt, random((long) rows * c, 2), rows, c), w = pair(random(c, 1), c), b = pair(random(c, 1), c);
