@@ -329,8 +329,8 @@ public final class CudaBackend implements Backend {
             int v = c % 8 == 0 ? 8 : 1; // columns a thread
             kernels.launch2d("reduce.cu", (v == 8 ? "column_partials8_" : "column_partials_") + suffix(dout), ceil(c, 32 * v), chunks, 1, 32, 8,
                     dout, x, mean, rstd, pw, pb, n, c, rows);
-            if (dw != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, pw, chunks, c, dw);
-            if (db != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, pb, chunks, c, db);
+            if (dw != null) addColumnSums(pw, dw);
+            if (db != null) addColumnSums(pb, db);
         }
     }
 
@@ -894,6 +894,12 @@ public final class CudaBackend implements Backend {
     /** The norms' kernels take rows whose length is a multiple of 8 as vectors of eight, a thread each. */
     private static int normThreads(int c) { return rowThreads(c % 8 == 0 ? c / 8 : c); }
 
+    /** out (C) += the column sums of partials (chunks, C), in a fixed order. */
+    private void addColumnSums(Tensor partials, Tensor out) {
+        int chunks = partials.size(0), c = partials.size(1);
+        kernels.launch2d("reduce.cu", "column_sum_acc", ceil(c, 32), 1, 1, 32, 32, partials, chunks, c, out);
+    }
+
     /** Whether a norm's block spans a row as vectors of eight, so its backward can sum weight gradients as it goes. */
     private static boolean spansRow(int c) { return c % 8 == 0 && c / 8 <= 1024; }
 
@@ -912,7 +918,7 @@ public final class CudaBackend implements Backend {
                 }
             kernels.launch("norms.cu", kernel, chunks, 1, 1, normThreads(c), concat(rowArgs, partials, new Object[] {(long) n, c, rows}));
             for (int i = 0; i < grads.length; i++)
-                if (grads[i] != null) kernels.launch("reduce.cu", "column_sum_acc", ceil(c, THREADS), 1, 1, THREADS, partials[i], chunks, c, grads[i]);
+                if (grads[i] != null) addColumnSums(partials[i], grads[i]);
         } finally {
             for (Tensor p : partials) if (p != null) p.close();
         }
