@@ -6,31 +6,29 @@
 
 // Both norms move a row as 16- or 32-byte vectors of eight where its length c is a multiple of 8 (the launch then
 // gives a thread per vector, not per element); otherwise element by element.
+
+// This thread's share of Σ f(x) over the row xr.
+template <typename T, typename F> __device__ __forceinline__ float row_sum(const T* xr, int c, F f) {
+    float s = 0.f;
+    if (c % 8 == 0)
+        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
+            Vec8<T> v = load8(xr, j);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += f(to_float(v.v[e]));
+        }
+    else
+        for (int j = threadIdx.x; j < c; j += blockDim.x) s += f(to_float(xr[j]));
+    return s;
+}
+
 template <typename T> __device__ void layernorm_fwd(const T* x, const float* w, const float* b, T* out, float* mean,
                                                     float* rstd, int c, float eps) {
     __shared__ float shared[32];
     const T* xr = x + (long) blockIdx.x * c;
     T* o = out + (long) blockIdx.x * c;
     bool vec = c % 8 == 0;
-    float s = 0.f;
-    if (vec)
-        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
-            Vec8<T> v = load8(xr, j);
-#pragma unroll
-            for (int e = 0; e < 8; e++) s += to_float(v.v[e]);
-        }
-    else
-        for (int j = threadIdx.x; j < c; j += blockDim.x) s += to_float(xr[j]);
-    float m = block_sum(s, shared) / c, q = 0.f;
-    if (vec)
-        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
-            Vec8<T> v = load8(xr, j);
-#pragma unroll
-            for (int e = 0; e < 8; e++) { float d = to_float(v.v[e]) - m; q += d * d; }
-        }
-    else
-        for (int j = threadIdx.x; j < c; j += blockDim.x) { float d = to_float(xr[j]) - m; q += d * d; }
-    float r = rsqrtf(block_sum(q, shared) / c + eps);
+    float m = block_sum(row_sum(xr, c, [](float v) { return v; }), shared) / c;
+    float r = rsqrtf(block_sum(row_sum(xr, c, [m](float v) { return (v - m) * (v - m); }), shared) / c + eps);
     if (vec)
         for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
             Vec8<T> v = load8(xr, j), y;
@@ -119,16 +117,7 @@ template <typename T> __device__ void rmsnorm_fwd(const T* x, const float* w, T*
     const T* xr = x + (long) blockIdx.x * c;
     T* o = out + (long) blockIdx.x * c;
     bool vec = c % 8 == 0;
-    float s = 0.f;
-    if (vec)
-        for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
-            Vec8<T> v = load8(xr, j);
-#pragma unroll
-            for (int e = 0; e < 8; e++) s += to_float(v.v[e]) * to_float(v.v[e]);
-        }
-    else
-        for (int j = threadIdx.x; j < c; j += blockDim.x) { float v = to_float(xr[j]); s += v * v; }
-    float r = rsqrtf(block_sum(s, shared) / c + eps);
+    float r = rsqrtf(block_sum(row_sum(xr, c, [](float v) { return v * v; }), shared) / c + eps);
     if (vec)
         for (int j = threadIdx.x; j < c / 8; j += blockDim.x) {
             Vec8<T> v = load8(xr, j), y;
