@@ -237,7 +237,6 @@ public final class Trainer {
      * keeps the LoRA adapters it does not hold.
      */
     public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) {
-        Backend backend = model.backend();
         for (Parameter p : model.parameters().values()) {
             if (!ckpt.model().containsKey(p.name())) {
                 if (opt == null ? p.kind().adapter() : !p.trainable()) continue;
@@ -266,7 +265,7 @@ public final class Trainer {
     private static void load(Transformer model, Map<String, HostTensor> tensors, String name, Tensor into, String dir) {
         HostTensor h = tensors.get(name);
         if (h == null) throw new IllegalArgumentException("checkpoint " + dir + " lacks tensor '" + name + "' that the model needs");
-        if (into.rank() > 0 && h.shape().length == into.rank() && h.shape()[0] == model.storedRows(name, into.size(0)))
+        if (into.rank() > 0 && h.shape().length == into.rank() && h.shape()[0] != into.size(0) && h.shape()[0] == model.storedRows(name, into.size(0)))
             h = h.withRows(into.size(0)); // the padded vocabulary's zero rows
         if (!java.util.Arrays.equals(h.shape(), into.shape()))
             throw new IllegalArgumentException("checkpoint " + dir + ": tensor '" + name + "' has shape "
