@@ -86,7 +86,7 @@ public final class HfModels {
     /** A parameter's shape in a Hugging Face directory: the vocabulary's V rows of a padded table. */
     private static int[] storedShape(Transformer model, Parameter p) {
         int[] s = p.shape();
-        s[0] = model.storedRows(p.name(), s[0]);
+        s[0] = model.storedRows(p.name(), s);
         return s;
     }
 

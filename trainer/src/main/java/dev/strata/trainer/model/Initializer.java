@@ -28,7 +28,7 @@ public final class Initializer {
         for (Parameter p : model.parameters().values()) {
             if (!which.test(p)) continue;
             // the padded vocabulary's rows past V stay zero; the stream draws for the real rows only
-            int n = Math.toIntExact(p.value().numel() / p.shape()[0] * model.storedRows(p.name(), p.shape()[0]));
+            int n = Math.toIntExact(p.value().numel() / p.shape()[0] * model.storedRows(p.name(), p.shape()));
             double[] values = new double[Math.toIntExact(p.value().numel())];
             SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
             switch (p.kind()) {

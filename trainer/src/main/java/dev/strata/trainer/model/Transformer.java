@@ -222,16 +222,16 @@ public final class Transformer {
     }
 
     /**
-     * The rows of a tensor with these rows here that hold real tokens, and all that checkpoints and Hugging Face
-     * directories hold of it: V of the embedding's and the LM head's Vp (their parameters, gradients and optimizer
-     * state, named "tok_embeddings.weight", "exp_avg.output.weight", ...), all rows of anything else.
+     * The rows of a tensor of this shape here that hold real tokens, and all that checkpoints and Hugging Face
+     * directories hold of it: V of the Vp rows of a matrix of the embedding or the LM head (their weights, a LoRA
+     * adapter's B on the head, their gradients and optimizer state: "tok_embeddings.weight",
+     * "exp_avg.output.lora_b", ...), all rows of anything else.
      */
-    public int storedRows(String tensorName, int rows) {
-        boolean vocabulary = VOCABULARY_TABLES.stream().anyMatch(n -> tensorName.equals(n) || tensorName.endsWith("." + n));
-        return vocabulary && rows == cfg.paddedVocabSize() ? cfg.vocabSize() : rows;
+    public int storedRows(String tensorName, int[] shape) {
+        String path = "." + tensorName;
+        boolean vocabulary = shape.length == 2 && (path.contains(".tok_embeddings.") || path.contains(".output."));
+        return vocabulary && shape[0] == cfg.paddedVocabSize() ? cfg.vocabSize() : shape[0];
     }
-
-    private static final List<String> VOCABULARY_TABLES = List.of("tok_embeddings.weight", "output.weight");
 
     /** Every parameter once, in a stable order; a tied head shares the embedding's. */
     public Map<String, Parameter> parameters() {

@@ -259,13 +259,13 @@ public final class Trainer {
     /** A tensor as a checkpoint holds it: of the padded vocabulary's tables, the V real rows. */
     private static HostTensor stored(Transformer model, String name, Tensor t) {
         HostTensor h = HostTensor.of(t, t.dtype());
-        return t.rank() == 0 ? h : h.withRows(model.storedRows(name, t.size(0)));
+        return t.rank() == 2 ? h.withRows(model.storedRows(name, t.shape())) : h;
     }
 
     private static void load(Transformer model, Map<String, HostTensor> tensors, String name, Tensor into, String dir) {
         HostTensor h = tensors.get(name);
         if (h == null) throw new IllegalArgumentException("checkpoint " + dir + " lacks tensor '" + name + "' that the model needs");
-        if (into.rank() > 0 && h.shape().length == into.rank() && h.shape()[0] != into.size(0) && h.shape()[0] == model.storedRows(name, into.size(0)))
+        if (into.rank() == 2 && h.shape().length == 2 && h.shape()[0] != into.size(0) && h.shape()[0] == model.storedRows(name, into.shape()))
             h = h.withRows(into.size(0)); // the padded vocabulary's zero rows
         if (!java.util.Arrays.equals(h.shape(), into.shape()))
             throw new IllegalArgumentException("checkpoint " + dir + ": tensor '" + name + "' has shape "

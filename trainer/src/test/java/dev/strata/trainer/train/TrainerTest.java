@@ -105,6 +105,7 @@ class TrainerTest {
         var tuned = Checkpointer.load(fs, r.checkpoint());
         assertEquals(2 * (2 * 7 + 1), tuned.model().size(), "the checkpoint holds A and B of 7 linears in each of 2 layers and of the LM head");
         tuned.model().keySet().forEach(name -> assertTrue(name.contains(".lora_"), "a LoRA checkpoint holds adapters only: " + name));
+        assertArrayEquals(new int[] {100, 4}, tuned.model().get("output.lora_b").shape(), "the head's adapter B holds the vocabulary's real rows");
         for (String name : tuned.optimizer().keySet())
             assertTrue(name.equals("step") || name.startsWith("step_state.") || name.contains(".lora_"), "AdamW state only for adapters: " + name);
         assertTrue(tuned.optimizer().containsKey("step_state.layers.0.attention.wq.amax_history.x_rows"), "FP8 amax histories are checkpointed");
