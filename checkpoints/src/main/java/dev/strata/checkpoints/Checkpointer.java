@@ -17,6 +17,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.UUID;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Training checkpoints of one run: {@code run-dir/checkpoints/step-NNNNNNNN/} holding model.safetensors,
@@ -50,6 +52,12 @@ public final class Checkpointer {
 
     /** Writes and commits a checkpoint; returns its directory. */
     public String save(long step, Map<String, HostTensor> model, Map<String, HostTensor> optimizer, State state) throws IOException {
+        // A checkpoint of poisoned weights would push a good one out through keep_last.
+        for (var e : model.entrySet()) {
+            long bad = e.getValue().nonFiniteCount();
+            if (bad > 0) throw new IllegalStateException("not writing the checkpoint of step " + step + ": tensor '" + e.getKey() + "' holds "
+                    + bad + " non-finite values; the checkpoints in " + dir + " are kept as they are");
+        }
         fs.mkdirs(dir);
         removeStaleTemporaries();
         String name = stepDirName(step), target = fs.resolve(dir, name);
@@ -58,10 +66,10 @@ public final class Checkpointer {
             List<Manifest.TensorEntry> entries = new ArrayList<>();
             writeTensors(fs.resolve(tmp, MODEL), MODEL, model, entries);
             writeTensors(fs.resolve(tmp, OPTIMIZER), OPTIMIZER, optimizer, entries);
-            Manifest m = new Manifest(Manifest.FORMAT, step, Instant.now().toString(), state.config(), state.data(),
+            Manifest m = new Manifest(Manifest.FORMAT, UNSIGNED, step, Instant.now().toString(), state.config(), state.data(),
                     state.rng(), state.schedule(), state.metrics(), entries);
             try (OutputStream out = fs.create(fs.resolve(tmp, MANIFEST))) {
-                out.write(JSON.writeValueAsBytes(m));
+                out.write(signed(JSON.writeValueAsString(m)).getBytes(StandardCharsets.UTF_8));
             }
             if (fs.exists(target)) {
                 // Re-saving a step (after a resume): the old copy goes only once the new one is complete.
@@ -129,6 +137,9 @@ public final class Checkpointer {
             if (inFile == null) throw new IllegalArgumentException("checkpoint " + checkpointDir + ": manifest names unknown file " + t.file());
             HostTensor h = inFile.get(t.name());
             if (h == null) throw new IllegalArgumentException(path + " lacks tensor '" + t.name() + "' listed in the manifest");
+            if (!h.dtype().safetensorsName().equals(t.dtype()) || !java.util.Arrays.equals(h.shape(), t.shape()))
+                throw new IllegalArgumentException(path + ": tensor '" + t.name() + "' is " + h.dtype().safetensorsName()
+                        + java.util.Arrays.toString(h.shape()) + ", the manifest says " + t.dtype() + java.util.Arrays.toString(t.shape()));
             String actual = sha256(h.data());
             if (!actual.equals(t.sha256()))
                 throw new IllegalArgumentException(path + ": tensor '" + t.name() + "' fails its SHA-256 check (manifest "
@@ -143,6 +154,7 @@ public final class Checkpointer {
         return new Checkpoint(checkpointDir, m, model, optimizer);
     }
 
+    /** Reads and checks a manifest: its own checksum, its format, and that its step is the one its directory names. */
     public static Manifest readManifest(Storage fs, String checkpointDir) throws IOException {
         String path = fs.resolve(checkpointDir, MANIFEST);
         if (!fs.exists(path)) throw new IllegalArgumentException("checkpoint " + checkpointDir + " has no " + MANIFEST
@@ -150,14 +162,39 @@ public final class Checkpointer {
         ByteBuffer b = fs.read(path, 0, (int) fs.size(path));
         byte[] raw = new byte[b.remaining()];
         b.get(raw);
+        String text = new String(raw, StandardCharsets.UTF_8);
+        Manifest m;
         try {
-            Manifest m = JSON.readValue(raw, Manifest.class);
-            if (m.format() != Manifest.FORMAT) throw new IllegalArgumentException(path + " has format " + m.format() + ", expected " + Manifest.FORMAT);
-            if (m.tensors() == null) throw new IllegalArgumentException(path + " lists no tensors");
-            return m;
+            m = JSON.readValue(raw, Manifest.class);
         } catch (com.fasterxml.jackson.core.JacksonException e) {
             throw new IllegalArgumentException(path + " is not a valid manifest: " + e.getOriginalMessage());
         }
+        if (m.format() != Manifest.FORMAT)
+            throw new IllegalArgumentException(path + " has format " + m.format() + ", expected " + Manifest.FORMAT
+                    + (m.format() == 1 ? " (written before manifests carried their own checksum)" : ""));
+        Matcher field = CHECKSUM_FIELD.matcher(text);
+        if (!field.find()) throw new IllegalArgumentException(path + " has no \"manifestSha256\" field: it was edited or is corrupt, refusing it");
+        String actual = sha256(ByteBuffer.wrap((text.substring(0, field.start(1)) + UNSIGNED + text.substring(field.end(1)))
+                .getBytes(StandardCharsets.UTF_8)));
+        if (!actual.equals(field.group(1)))
+            throw new IllegalArgumentException(path + " fails its own SHA-256 check (recorded " + field.group(1).substring(0, 12)
+                    + "…, contents " + actual.substring(0, 12) + "…): it was edited or is corrupt, refusing it");
+        if (m.tensors() == null) throw new IllegalArgumentException(path + " lists no tensors");
+        String name = checkpointDir.substring(checkpointDir.lastIndexOf('/') + 1);
+        if (name.matches("step-\\d{8}") && !name.equals(stepDirName(m.step())))
+            throw new IllegalArgumentException(path + " records step " + m.step() + " but its directory is " + name);
+        return m;
+    }
+
+    private static final String UNSIGNED = "0".repeat(64);
+    private static final Pattern CHECKSUM_FIELD = Pattern.compile("\"manifestSha256\"\\s*:\\s*\"([0-9a-f]{64})\"");
+
+    /** The manifest's JSON with its checksum field filled in (the SHA-256 of the text with the field as zeros). */
+    private static String signed(String unsigned) {
+        String placeholder = "\"" + UNSIGNED + "\"";
+        int at = unsigned.indexOf(placeholder);
+        String sha = sha256(ByteBuffer.wrap(unsigned.getBytes(StandardCharsets.UTF_8)));
+        return unsigned.substring(0, at + 1) + sha + unsigned.substring(at + 1 + UNSIGNED.length());
     }
 
     private void removeStaleTemporaries() throws IOException {

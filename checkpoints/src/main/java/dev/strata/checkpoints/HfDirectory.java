@@ -19,7 +19,7 @@ import java.util.Map;
  * is renamed into place, so a failed export leaves nothing half-written.
  */
 public final class HfDirectory {
-    public static final String CONFIG = "config.json", SINGLE = "model.safetensors", INDEX = "model.safetensors.index.json";
+    public static final String CONFIG = "config.json", GENERATION = "generation_config.json", SINGLE = "model.safetensors", INDEX = "model.safetensors.index.json";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Path dir;
@@ -100,12 +100,19 @@ public final class HfDirectory {
      */
     public static void write(Path dir, Map<String, Object> config, Map<String, HostTensor> tensors, long maxShardBytes)
             throws IOException {
+        write(dir, config, null, tensors, maxShardBytes);
+    }
+
+    /** As above, with a generation_config.json when {@code generation} is not null. */
+    public static void write(Path dir, Map<String, Object> config, Map<String, Object> generation, Map<String, HostTensor> tensors,
+                             long maxShardBytes) throws IOException {
         if (Files.exists(dir)) throw new IllegalArgumentException("output directory " + dir + " already exists");
         Path parent = dir.toAbsolutePath().getParent();
         Files.createDirectories(parent);
         Path tmp = Files.createTempDirectory(parent, "." + dir.getFileName() + ".tmp-");
         try {
             JSON.writeValue(tmp.resolve(CONFIG).toFile(), config);
+            if (generation != null) JSON.writeValue(tmp.resolve(GENERATION).toFile(), generation);
             List<Map<String, HostTensor>> shards = new ArrayList<>(List.of(new LinkedHashMap<>()));
             long current = 0;
             for (var e : tensors.entrySet()) {

@@ -62,7 +62,10 @@ public final class Safetensors {
             }
             if (!(info.get("shape") instanceof List<?> shapeList) || !(info.get("data_offsets") instanceof List<?> offs) || offs.size() != 2)
                 throw bad(file, "tensor '" + name + "' lacks a shape or a [begin, end] data_offsets");
-            int[] shape = shapeList.stream().mapToInt(o -> ((Number) o).intValue()).toArray();
+            if (!shapeList.stream().allMatch(o -> o instanceof Integer n && n >= 0) || !offs.stream().allMatch(o -> o instanceof Number n && n.longValue() >= 0
+                    && !(o instanceof Double) && !(o instanceof Float)))
+                throw bad(file, "tensor '" + name + "' has shape " + shapeList + " and data_offsets " + offs + "; expected lists of non-negative integers");
+            int[] shape = shapeList.stream().mapToInt(o -> (Integer) o).toArray();
             long begin = ((Number) offs.get(0)).longValue(), end = ((Number) offs.get(1)).longValue();
             long expected = dtype.byteSize();
             for (int s : shape) expected *= s;

@@ -19,9 +19,19 @@ final class Fields {
 
     boolean bool(String key) { return read(key, () -> c.getBoolean(key)); }
 
-    long integer(String key) { return read(key, () -> c.getLong(key)); }
+    /** A whole number; 2.7 (which HOCON would truncate to 2) is refused. */
+    long integer(String key) {
+        double d = read(key, () -> c.getDouble(key));
+        require(d == Math.rint(d) && Math.abs(d) < 0x1p53, key + " must be a whole number, got " + c.getValue(key).unwrapped());
+        return read(key, () -> c.getLong(key));
+    }
 
-    double number(String key) { return read(key, () -> c.getDouble(key)); }
+    /** A finite number: Infinity and NaN, which HOCON reads from strings, are refused. */
+    double number(String key) {
+        double d = read(key, () -> c.getDouble(key));
+        require(Double.isFinite(d), key + " must be a finite number, got " + c.getValue(key).unwrapped());
+        return d;
+    }
 
     int positive(String key) {
         long v = integer(key);

@@ -17,13 +17,14 @@ import java.util.Map;
 public record JobConfig(
         String runDir, String backend, String dtype, boolean cudaGraphs, long seed,
         ModelSpec model, PrecisionSpec precision, LoraSpec lora, DataSpec data, TrainingSpec training, EvalSpec eval, CheckpointSpec checkpoint,
-        int logEvery, SampleSpec sample, String source, Config resolved) {
+        int logEvery, SampleSpec sample, String source, Config user, Config resolved) {
 
     /** Reads a job file over the defaults; every error names the file and the key. */
     public static JobConfig load(Path file) {
         if (!Files.isRegularFile(file)) throw new ConfigError("job file " + file + " does not exist");
         try {
-            return from(ConfigFactory.parseFile(file.toFile(), ConfigParseOptions.defaults().setAllowMissing(false)), file.toString());
+            ConfigParseOptions options = ConfigParseOptions.defaults().setAllowMissing(false).setIncluder(new RequiredIncluder(file));
+            return from(ConfigFactory.parseFile(file.toFile(), options), file.toString());
         } catch (ConfigException.Parse | ConfigException.IO e) {
             throw new ConfigError("job file " + file + " cannot be parsed: " + e.getMessage());
         }
@@ -38,10 +39,24 @@ public record JobConfig(
         }
     }
 
-    /** This job with some keys replaced, e.g. {@code withOverrides("run_dir = \"x\"")}. */
+    /** A job from settings as {@link #toMap} gives them (a checkpoint manifest's); {@code source} names them in errors. */
+    public static JobConfig fromMap(Map<String, Object> settings, String source) {
+        if (settings == null) throw new ConfigError(source + " records no job settings");
+        return from(ConfigFactory.parseMap(settings, source), source);
+    }
+
+    /**
+     * This job with some keys replaced, e.g. {@code withOverrides("run_dir = \"x\"")}, laid over the job file as
+     * written (so a new model.preset takes effect as if the file had said it).
+     */
     public JobConfig withOverrides(String hocon) {
-        Config over = ConfigFactory.parseString(hocon);
-        return from(over.withFallback(resolved.getConfig("strata").withoutPath("presets")), source);
+        Config over;
+        try {
+            over = ConfigFactory.parseString(hocon);
+        } catch (ConfigException.Parse e) {
+            throw new ConfigError("override '" + hocon.replace('\n', ' ') + "' cannot be parsed: " + e.getMessage().replaceFirst("^String: \\d+: ", ""));
+        }
+        return from(over.withFallback(user), source);
     }
 
     static JobConfig from(Config job, String source) {
@@ -69,7 +84,7 @@ public record JobConfig(
                 f.bool("cuda_graphs"), f.integer("seed"), ModelSpec.from(f), PrecisionSpec.from(f), LoraSpec.from(f), new DataSpec(f.string("data.dir")), TrainingSpec.from(f),
                 new EvalSpec(f.nonNegative("eval.every"), f.positive("eval.batches")),
                 new CheckpointSpec(f.nonNegative("checkpoint.every"), f.positive("checkpoint.keep_last")),
-                f.positive("log.every"), SampleSpec.from(f), source, resolved);
+                f.positive("log.every"), SampleSpec.from(f), source, job, resolved);
     }
 
     /** The job settings (preset applied, presets list left out) as JSON, as stored in run.json and manifests. */

@@ -15,6 +15,7 @@ public record ModelSpec(String preset, String initFrom, String family, int vocab
                 f.positive("model.max_seq_len"), f.number("model.norm_eps"), f.number("model.rope_theta"),
                 tie.equals("auto") ? null : Boolean.valueOf(tie));
         f.require(m.normEps > 0, "model.norm_eps must be positive, got " + m.normEps);
+        f.require(m.ropeTheta > 0, "model.rope_theta must be positive, got " + m.ropeTheta);
         f.require(m.dim % m.nHeads == 0, "model.dim (" + m.dim + ") must be a multiple of model.n_heads (" + m.nHeads + ")");
         f.require(m.nKvHeads == 0 || m.nHeads % m.nKvHeads == 0,
                 "model.n_heads (" + m.nHeads + ") must be a multiple of model.n_kv_heads (" + m.nKvHeads + ")");

@@ -143,6 +143,15 @@ public interface Backend extends AutoCloseable {
     /** Returns {dq, dk, dv} shaped like q, k, v. */
     Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, double scale);
 
+    /**
+     * Causal attention of new queries q (B,Tq,H,D) over the first {@code length} positions of key and value caches
+     * k, v (B,Tmax,Hkv,D), for generation: query i sits at position length - Tq + i and sees the keys up to it.
+     */
+    Tensor attentionCached(Tensor q, Tensor k, Tensor v, int length, double scale);
+
+    /** Writes src (B,T,...) into positions [at, at + T) of dimension 1 of dst (B,Tmax,...), as a KV cache takes new keys. */
+    void copyIntoPositions(Tensor src, Tensor dst, int at);
+
     // ---- loss ---------------------------------------------------------------------------------------------------
 
     /**

@@ -43,13 +43,34 @@ public record HostTensor(DType dtype, int[] shape, ByteBuffer data) {
         return out;
     }
 
+    /** How many elements are NaN or infinite (0 for integer and 8-bit float types, which hold neither here). */
+    public long nonFiniteCount() {
+        long n = numel(), bad = 0;
+        for (long i = 0; i < n; i++) {
+            int at = Math.toIntExact(i * dtype.byteSize());
+            boolean finite = switch (dtype) {
+                case F64 -> Double.isFinite(data.getDouble(at));
+                case F32 -> Float.isFinite(data.getFloat(at));
+                case BF16 -> (data.getShort(at) & 0x7f80) != 0x7f80;
+                case F16 -> (data.getShort(at) & 0x7c00) != 0x7c00;
+                default -> true;
+            };
+            if (!finite) bad++;
+        }
+        return bad;
+    }
+
     /** Integer elements (I64 must fit in an int, as token ids do). */
     public int[] toInts() {
         int n = Math.toIntExact(numel());
         int[] out = new int[n];
         for (int i = 0; i < n; i++) {
             out[i] = switch (dtype) {
-                case I64 -> Math.toIntExact(data.getLong(8 * i));
+                case I64 -> {
+                    long x = data.getLong(8 * i);
+                    if (x != (int) x) throw new IllegalArgumentException("element " + i + " = " + x + " does not fit a 32-bit integer");
+                    yield (int) x;
+                }
                 case I32 -> data.getInt(4 * i);
                 case U8 -> data.get(i) & 0xff;
                 default -> throw new IllegalArgumentException("expected an integer tensor, got " + dtype);

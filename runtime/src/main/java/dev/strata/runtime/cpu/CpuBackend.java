@@ -467,22 +467,51 @@ public final class CpuBackend implements Backend {
         IntStream.range(0, s.b * s.h).parallel().forEach(bh -> {
             int b = bh / s.h, h = bh % s.h, kvh = h / s.group();
             double[] p = new double[s.t], acc = new double[s.d];
-            for (int i = 0; i < s.t; i++) {
-                int qi = s.q(b, i, h);
-                double max = Double.NEGATIVE_INFINITY;
-                for (int j = 0; j <= i; j++) {
-                    p[j] = qb.dot(qi, kb, s.kv(b, j, kvh), s.d) * scale;
-                    max = Math.max(max, p[j]);
-                }
-                double sum = 0;
-                for (int j = 0; j <= i; j++) sum += p[j] = Math.exp(p[j] - max);
-                Arrays.fill(acc, 0);
-                for (int j = 0; j <= i; j++) vb.addScaledTo(acc, 0, p[j], s.kv(b, j, kvh), s.d);
-                for (int e = 0; e < s.d; e++) ob.set(qi + e, acc[e] / sum);
-                lb.set((b * s.h + h) * s.t + i, max + Math.log(sum));
-            }
+            for (int i = 0; i < s.t; i++)
+                lb.set((b * s.h + h) * s.t + i, attendRow(qb, s.q(b, i, h), kb, vb, j -> s.kv(b, j, kvh), i, s.d, scale, p, acc, ob));
         });
         return new AttentionOutput(out, lse);
+    }
+
+    @Override public Tensor attentionCached(Tensor q, Tensor k, Tensor v, int length, double scale) {
+        require(q.rank() == 4 && k.rank() == 4 && java.util.Arrays.equals(k.shape(), v.shape()) && k.size(0) == q.size(0) && k.size(3) == q.size(3),
+                "cached attention expects q (B,Tq,H,D) and caches (B,Tmax,Hkv,D): q " + q + ", k " + k + ", v " + v);
+        int b = q.size(0), tq = q.size(1), h = q.size(2), d = q.size(3), tmax = k.size(1), hkv = k.size(2), group = h / hkv;
+        require(h % hkv == 0 && tq <= length && length <= tmax, "cached attention of " + tq + " queries over " + length + " of " + tmax + " positions");
+        Tensor out = zeros(q.dtype(), q.shape());
+        CpuBuffer qb = buf(q), kb = buf(k), vb = buf(v), ob = buf(out);
+        IntStream.range(0, b * h).parallel().forEach(bh -> {
+            int bi = bh / h, hi = bh % h, kvh = hi / group;
+            double[] p = new double[length], acc = new double[d];
+            for (int i = 0; i < tq; i++)
+                attendRow(qb, ((bi * tq + i) * h + hi) * d, kb, vb, j -> ((bi * tmax + j) * hkv + kvh) * d, length - tq + i, d, scale, p, acc, ob);
+        });
+        return out;
+    }
+
+    /** Writes query row qi's softmax-weighted sum of values 0..last (rows kvAt(j) of k and v) into out; returns its log-sum-exp. */
+    private static double attendRow(CpuBuffer qb, int qi, CpuBuffer kb, CpuBuffer vb, java.util.function.IntUnaryOperator kvAt, int last,
+                                    int d, double scale, double[] p, double[] acc, CpuBuffer out) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int j = 0; j <= last; j++) {
+            p[j] = qb.dot(qi, kb, kvAt.applyAsInt(j), d) * scale;
+            max = Math.max(max, p[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j <= last; j++) sum += p[j] = Math.exp(p[j] - max);
+        Arrays.fill(acc, 0);
+        for (int j = 0; j <= last; j++) vb.addScaledTo(acc, 0, p[j], kvAt.applyAsInt(j), d);
+        for (int e = 0; e < d; e++) out.set(qi + e, acc[e] / sum);
+        return max + Math.log(sum);
+    }
+
+    @Override public void copyIntoPositions(Tensor src, Tensor dst, int at) {
+        int b = src.size(0), t = src.size(1), tmax = dst.size(1), row = (int) (src.numel() / ((long) b * t));
+        require(dst.size(0) == b && dst.numel() == (long) b * tmax * row && at >= 0 && at + t <= tmax && src.dtype() == dst.dtype(),
+                "cannot write " + src + " into positions " + at + ".." + (at + t) + " of " + dst);
+        CpuBuffer s = buf(src), d = buf(dst);
+        for (int bi = 0; bi < b; bi++)
+            for (int i = 0; i < t * row; i++) d.set((bi * tmax + at) * row + i, s.get(bi * t * row + i));
     }
 
     @Override public Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,

@@ -517,6 +517,25 @@ public final class CudaBackend implements Backend {
         return new Tensor[] {dq, dk, dv};
     }
 
+    @Override public Tensor attentionCached(Tensor q, Tensor k, Tensor v, int length, double scale) {
+        requireSame(q, k, v);
+        int b = q.size(0), tq = q.size(1), h = q.size(2), d = q.size(3), tmax = k.size(1), hkv = k.size(2);
+        require(d <= 128 && h % hkv == 0 && tq <= length && length <= tmax && k.size(0) == b && k.size(3) == d,
+                "cached attention of " + q + " over " + length + " positions of " + k);
+        Tensor out = empty(q.dtype(), q.shape());
+        kernels.launch("attention.cu", "attention_cached_" + suffix(q), tq, h, b, 32, q, k, v, out, tq, tmax, length, h, hkv, d, (float) scale);
+        return out;
+    }
+
+    @Override public void copyIntoPositions(Tensor src, Tensor dst, int at) {
+        int b = src.size(0), t = src.size(1), tmax = dst.size(1);
+        long row = src.numel() / ((long) b * t) * src.dtype().byteSize(); // bytes of one position
+        require(dst.size(0) == b && bytes(dst) == (long) b * tmax * row && at >= 0 && at + t <= tmax && src.dtype() == dst.dtype(),
+                "cannot write " + src + " into positions " + at + ".." + (at + t) + " of " + dst);
+        Cuda.check(cudart.cudaMemcpy2DAsync(Cuda.at(address(dst) + at * row), tmax * row, Cuda.at(address(src)), t * row, t * row, b,
+                cudart.cudaMemcpyDeviceToDevice, stream), "cudaMemcpy2DAsync D2D");
+    }
+
     // ---- loss ---------------------------------------------------------------------------------------------------
 
     @Override public Tensor crossEntropy(Tensor logits, int classes, Tensor targets, Tensor dlogits, double gradScale) {

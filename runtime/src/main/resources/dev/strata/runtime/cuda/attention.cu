@@ -12,15 +12,15 @@ template <typename T> __device__ __forceinline__ float dot_warp(const T* a, cons
     return warp_sum(s);
 }
 
-// q (B,T,H,D), k and v (B,T,Hkv,D) -> out (B,T,H,D), lse (B,H,T). grid (T, H, B), block 32.
-template <typename T> __device__ void attention_fwd(const T* q, const T* k, const T* v, T* out, float* lse,
-                                                    int t, int h, int hkv, int d, float scale) {
-    int i = blockIdx.x, head = blockIdx.y, b = blockIdx.z, lane = threadIdx.x, kvh = head / (h / hkv);
-    const T* qi = q + (((long) b * t + i) * h + head) * d;
+// One warp's online-softmax pass of query row qi over keys 0..last of k and v (B,Tk,Hkv,D), batch b and kv head kvh:
+// writes the row of out and returns its log-sum-exp. Training's forward and generation's cached attention share it.
+template <typename T> __device__ __forceinline__ float attend_row(const T* qi, const T* k, const T* v, T* oi, int b, int kvh,
+                                                                   int tk, int hkv, int last, int d, float scale) {
+    int lane = threadIdx.x;
     float acc[MAX_PER_LANE] = {0.f, 0.f, 0.f, 0.f};
     float m = -INFINITY, l = 0.f;
-    for (int j = 0; j <= i; j++) {
-        long kv = (((long) b * t + j) * hkv + kvh) * d;
+    for (int j = 0; j <= last; j++) {
+        long kv = (((long) b * tk + j) * hkv + kvh) * d;
         float s = dot_warp(qi, k + kv, d) * scale;
         float mNew = fmaxf(m, s), corr = expf(m - mNew), p = expf(s - mNew);
         l = l * corr + p;
@@ -30,16 +30,36 @@ template <typename T> __device__ void attention_fwd(const T* q, const T* k, cons
         }
         m = mNew;
     }
-    T* oi = out + (((long) b * t + i) * h + head) * d;
     for (int r = 0; r < MAX_PER_LANE; r++) {
         int e = lane + 32 * r;
         if (e < d) oi[e] = from_float<T>(acc[r] / l);
     }
-    if (lane == 0) lse[((long) b * h + head) * t + i] = m + logf(l);
+    return m + logf(l);
+}
+
+// q (B,T,H,D), k and v (B,T,Hkv,D) -> out (B,T,H,D), lse (B,H,T). grid (T, H, B), block 32.
+template <typename T> __device__ void attention_fwd(const T* q, const T* k, const T* v, T* out, float* lse,
+                                                    int t, int h, int hkv, int d, float scale) {
+    int i = blockIdx.x, head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
+    long row = (((long) b * t + i) * h + head) * d;
+    float rowLse = attend_row(q + row, k, v, out + row, b, kvh, t, hkv, i, d, scale);
+    if (threadIdx.x == 0) lse[((long) b * h + head) * t + i] = rowLse;
 }
 #define ATT_FWD(T, S) extern "C" __global__ void attention_fwd_##S(const T* q, const T* k, const T* v, T* out, float* lse, \
     int t, int h, int hkv, int d, float scale) { attention_fwd<T>(q, k, v, out, lse, t, h, hkv, d, scale); }
 FOR_TYPES(ATT_FWD)
+
+// Generation: q (B,Tq,H,D), the new queries at positions length-Tq .. length-1, over the first length positions of
+// caches k and v (B,Tmax,Hkv,D) -> out (B,Tq,H,D). grid (Tq, H, B), block 32.
+template <typename T> __device__ void attention_cached(const T* q, const T* k, const T* v, T* out, int tq, int tmax, int length,
+                                                       int h, int hkv, int d, float scale) {
+    int i = blockIdx.x, head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
+    long row = (((long) b * tq + i) * h + head) * d;
+    attend_row(q + row, k, v, out + row, b, kvh, tmax, hkv, length - tq + i, d, scale);
+}
+#define ATT_CACHED(T, S) extern "C" __global__ void attention_cached_##S(const T* q, const T* k, const T* v, T* out, int tq, \
+        int tmax, int length, int h, int hkv, int d, float scale) { attention_cached<T>(q, k, v, out, tq, tmax, length, h, hkv, d, scale); }
+FOR_TYPES(ATT_CACHED)
 
 // delta (B,H,T) = rowwise dot(dout, out), used by both backward kernels. Eight lanes a row (b, i, head), a warp's
 // four rows side by side in memory, 16 bytes a load where d is a multiple of 8 (rows then start 16-byte aligned).

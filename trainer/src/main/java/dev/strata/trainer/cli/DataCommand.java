@@ -26,8 +26,15 @@ final class DataCommand extends CommandGroup {
         @Option(names = "--shard-tokens", defaultValue = "100000000", description = "Tokens per shard file (default ${DEFAULT-VALUE}).")
         int shardTokens;
 
+        @Option(names = "--overwrite", description = "Replace the data set already in --out (its shards and meta.json only).")
+        boolean overwrite;
+
         @Override public Integer call() throws Exception {
-            var s = DataPrep.prepare(input, out, valFraction, shardTokens);
+            var s = DataPrep.prepare(input, out, valFraction, shardTokens, overwrite, p -> {
+                if (p.bytesRead() < p.bytesTotal())
+                    System.out.printf(Locale.ROOT, "tokenizing %s: %.0f%% (%,d of %,d bytes), %,d tokens%n", input,
+                            100.0 * p.bytesRead() / p.bytesTotal(), p.bytesRead(), p.bytesTotal(), p.tokens());
+            });
             System.out.printf(Locale.ROOT, "%s: %,d train tokens, %,d validation tokens, %d shard(s) in %s%n",
                     input, s.trainTokens(), s.valTokens(), s.shards(), out);
             return 0;

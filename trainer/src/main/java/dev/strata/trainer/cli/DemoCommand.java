@@ -2,11 +2,9 @@ package dev.strata.trainer.cli;
 
 import dev.strata.config.JobConfig;
 import dev.strata.trainer.data.DataPrep;
-import dev.strata.trainer.data.Gpt2Tokenizer;
 import dev.strata.trainer.data.TokenDataset;
 import dev.strata.trainer.data.UnigramBaseline;
 import dev.strata.trainer.train.RunDirectory;
-import dev.strata.trainer.train.TextGenerator;
 import dev.strata.trainer.train.Trainer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,10 +34,6 @@ final class DemoCommand implements Callable<Integer> {
 
         int t = job.training().seqLen();
         double unigram = UnigramBaseline.loss(new TokenDataset(data, "train", t), new TokenDataset(data, "val", t));
-        Gpt2Tokenizer tok = new Gpt2Tokenizer();
-        int[] sample = TextGenerator.generate(result.model(), tok.encode(job.sample().prompt()), Math.max(job.sample().tokens(), 1),
-                job.sample().temperature(), job.sample().topK(), t, job.seed());
-        System.out.println("\n---- sample ----\n" + job.sample().prompt() + tok.decode(sample) + "\n----------------");
         System.out.printf(Locale.ROOT, "train loss %.4f | val loss %.4f | unigram baseline %.4f | %,.0f tok/s | %.1f s%n",
                 result.trainLoss(), result.valLoss(), unigram, result.tokensPerSecond(), result.wallSeconds());
         System.out.println("checkpoint: " + result.checkpoint());

@@ -56,15 +56,26 @@ final class ModelCommand extends CommandGroup {
 
     /** The backend for --backend, refusing a dtype it does not compute in. */
     static Backend open(String backend, DType d) {
-        Backend b = switch (backend) {
+        Backend b = open(backend);
+        checkDtype(b, backend, d);
+        return b;
+    }
+
+    /** cpu, cuda, or auto (the GPU when one is usable). */
+    static Backend open(String backend) {
+        return switch (backend) {
             case "cpu" -> CpuBackend.INSTANCE;
             case "cuda" -> CudaBackend.open(0);
-            default -> throw new IllegalArgumentException("--backend must be cpu or cuda, got " + backend);
+            case "auto" -> CudaBackend.unavailableReason() == null ? CudaBackend.open(0) : CpuBackend.INSTANCE;
+            default -> throw new IllegalArgumentException("--backend must be cpu, cuda or auto, got " + backend);
         };
+    }
+
+    static DType checkDtype(Backend b, String backend, DType d) {
         boolean ok = b instanceof CpuBackend ? d == DType.F64 || d == DType.F32 : d == DType.F32 || d == DType.BF16;
         if (!ok) throw new IllegalArgumentException("--dtype " + d.configName() + " is not available on the " + backend + " backend"
                 + (b instanceof CpuBackend ? " (f64 or f32)" : " (f32 or bf16)"));
-        return b;
+        return d;
     }
 
     static HostTensor inputIds(Path tokens) throws java.io.IOException {

@@ -18,8 +18,11 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "Continue the run in run_dir from its latest checkpoint.")
     boolean resume;
 
-    @Option(names = "--overwrite", description = "Delete what run_dir holds and start again.")
+    @Option(names = "--overwrite", description = "Remove the run in run_dir (run.json, metrics.jsonl, checkpoints/, *.log; nothing else) and start again.")
     boolean overwrite;
+
+    @Option(names = "--allow-changes", description = "With --resume: accept changed batch size, sequence length, data, seed or schedule (recorded in metrics.jsonl).")
+    boolean allowChanges;
 
     @Option(names = "--exit-after", paramLabel = "STEP", description = "Checkpoint and stop after this step, as if interrupted.")
     long exitAfter;
@@ -29,12 +32,23 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override public Integer call() throws Exception {
         if (resume && overwrite) throw new IllegalArgumentException("--resume and --overwrite exclude each other");
-        JobConfig cfg = JobConfig.load(job);
-        if (!overrides.isEmpty()) cfg = cfg.withOverrides(String.join("\n", overrides));
+        if (allowChanges && !resume) throw new IllegalArgumentException("--allow-changes goes with --resume");
+        JobConfig cfg = withOverrides(JobConfig.load(job), overrides);
         var mode = resume ? RunDirectory.Mode.RESUME : overwrite ? RunDirectory.Mode.OVERWRITE : RunDirectory.Mode.FRESH;
-        var r = new Trainer(cfg, System.out).run(mode, exitAfter);
+        var r = new Trainer(cfg, System.out).run(mode, exitAfter, allowChanges);
         System.out.printf(Locale.ROOT, "done: step %d, train loss %.4f, val loss %.4f, %,.0f tok/s, %.1f s%n",
                 r.step(), r.trainLoss(), r.valLoss(), r.tokensPerSecond(), r.wallSeconds());
         return 0;
+    }
+
+    /** The job with each {@code --set KEY=VALUE} applied; one that is not of that form is refused by name. */
+    static JobConfig withOverrides(JobConfig cfg, java.util.List<String> overrides) {
+        for (String o : overrides) {
+            int eq = o.indexOf('=');
+            if (eq <= 0 || o.substring(0, eq).isBlank())
+                throw new IllegalArgumentException("--set '" + o + "': expected KEY=VALUE, e.g. --set training.steps=50");
+            cfg = cfg.withOverrides(o);
+        }
+        return cfg;
     }
 }

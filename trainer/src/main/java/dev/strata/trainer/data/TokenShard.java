@@ -61,7 +61,7 @@ public final class TokenShard {
     public static void write(Path path, int[] tokens, int from, int to, int vocabSize) throws IOException {
         int width = vocabSize <= 65536 ? 2 : 4;
         ByteBuffer buf = ByteBuffer.allocate(HEADER_BYTES + (to - from) * width).order(ByteOrder.LITTLE_ENDIAN);
-        buf.putLong(MAGIC).putInt(VERSION).putInt(width).putLong(to - from).putLong(0);
+        buf.put(header(width, to - from));
         for (int i = from; i < to; i++) {
             if (width == 2) buf.putShort((short) tokens[i]);
             else buf.putInt(tokens[i]);
@@ -71,6 +71,13 @@ public final class TokenShard {
             out.write(buf.array());
         }
         Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    /** The 32-byte header of a shard of {@code count} tokens of {@code width} bytes, ready to write. */
+    static ByteBuffer header(int width, long count) {
+        ByteBuffer h = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        h.putLong(MAGIC).putInt(VERSION).putInt(width).putLong(count).putLong(0);
+        return h.flip();
     }
 
     public long count() { return count; }

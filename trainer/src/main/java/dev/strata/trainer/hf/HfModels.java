@@ -90,6 +90,9 @@ public final class HfModels {
         return s;
     }
 
+    /** Shards of a saved directory hold at most this many bytes, as transformers' save_pretrained does by default. */
+    public static final long SHARD_BYTES = 5_000_000_000L;
+
     public static void save(Transformer model, Map<String, Object> hfConfig, Path dir, DType stored, long maxShardBytes)
             throws IOException {
         // Hugging Face names have no place for LoRA adapters: saving would silently drop what the fine-tune learned.
@@ -104,7 +107,18 @@ public final class HfModels {
         });
         String prefix = model.config().family() == ModelConfig.Family.GPT2 ? "transformer." : "";
         List<TensorMapping> mappings = mappings(model.config(), prefix);
-        HfDirectory.write(dir, config, toHf(model, mappings, Parameter::value, stored), maxShardBytes);
+        HfDirectory.write(dir, config, generationConfig(model.config()), toHf(model, mappings, Parameter::value, stored), maxShardBytes);
+    }
+
+    /** generation_config.json: GPT-2's tokenizer (which Strata's data uses) ends text with <|endoftext|> = 50256. */
+    static Map<String, Object> generationConfig(ModelConfig m) {
+        Map<String, Object> g = new LinkedHashMap<>();
+        if (m.vocabSize() >= 50257) {
+            g.put("bos_token_id", 50256);
+            g.put("eos_token_id", 50256);
+        }
+        g.put("transformers_version", "4.0.0");
+        return g;
     }
 
     // ---- config.json ----------------------------------------------------------------------------------------------

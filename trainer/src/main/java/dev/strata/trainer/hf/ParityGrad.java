@@ -26,6 +26,9 @@ public final class ParityGrad {
         Transformer model = loaded.model();
         int b = inputIds.shape()[0], t = inputIds.shape()[1], v = model.config().vocabSize();
         int[] ids = inputIds.toInts(), targets = new int[ids.length];
+        for (int i = 0; i < ids.length; i++)
+            if (ids[i] < 0 || ids[i] >= v)
+                throw new IllegalArgumentException("input_ids[" + i / t + ", " + i % t + "] = " + ids[i] + " is outside the model's vocabulary [0, " + v + ")");
         for (int i = 0; i < ids.length; i++) targets[i] = (i % t == t - 1) ? -1 : ids[i + 1];
         DType stored = dtype == DType.F64 ? DType.F64 : DType.F32;
         Map<String, HostTensor> out = new LinkedHashMap<>();

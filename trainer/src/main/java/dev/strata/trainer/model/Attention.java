@@ -41,13 +41,34 @@ public final class Attention {
         k = wk.forward(x).reshape(b, t, nKvHeads, headDim);
         v = wv.forward(x).reshape(b, t, nKvHeads, headDim);
         if (rope != null) {
-            q = rotate(q, false);
-            k = rotate(k, false);
+            q = rotate(q, rope, false);
+            k = rotate(k, rope, false);
         }
         var r = backend.attentionForward(q, k, v, scale);
         out = r.out();
         lse = r.lse();
         return wo.forward(out.view(b * t, nHeads * headDim));
+    }
+
+    /**
+     * Generation: x (B*T,C) of T new positions from {@code at} -> (B*T,C). Their keys and values go into the caches
+     * k, v (B,Tmax,Hkv,D); the queries attend over everything cached. {@code positions}: RoPE rows of [at, at + T).
+     */
+    public Tensor forwardCached(Tensor x, int b, int t, Tensor kCache, Tensor vCache, int at, Rope positions) {
+        Tensor q = wq.forward(x).reshape(b, t, nHeads, headDim);
+        Tensor k = wk.forward(x).reshape(b, t, nKvHeads, headDim);
+        Tensor v = wv.forward(x).reshape(b, t, nKvHeads, headDim);
+        if (positions != null) {
+            q = rotate(q, positions, false);
+            k = rotate(k, positions, false);
+        }
+        backend.copyIntoPositions(k, kCache, at);
+        backend.copyIntoPositions(v, vCache, at);
+        try (Tensor attended = backend.attentionCached(q, kCache, vCache, at + t, scale)) {
+            return wo.forward(attended.view(b * t, nHeads * headDim));
+        } finally {
+            for (Tensor y : new Tensor[] {q, k, v}) y.close();
+        }
     }
 
     public Tensor backward(Tensor dy) {
@@ -56,8 +77,8 @@ public final class Attention {
         Tensor[] g = backend.attentionBackward(dout, q, k, v, out, lse, scale);
         Tensor dq = g[0], dk = g[1], dv = g[2];
         if (rope != null) {
-            dq = rotate(dq, true);
-            dk = rotate(dk, true);
+            dq = rotate(dq, rope, true);
+            dk = rotate(dk, rope, true);
         }
         Tensor dx = wq.backward(dq.view(n, nHeads * headDim));
         wk.backwardAccumulate(dk.view(n, nKvHeads * headDim), dx);
@@ -74,8 +95,8 @@ public final class Attention {
         q = k = v = out = lse = null;
     }
 
-    private Tensor rotate(Tensor x, boolean inverse) {
-        Tensor r = backend.rope(x, rope.cos(), rope.sin(), inverse);
+    private Tensor rotate(Tensor x, Rope tables, boolean inverse) {
+        Tensor r = backend.rope(x, tables.cos(), tables.sin(), inverse);
         x.close();
         return r;
     }

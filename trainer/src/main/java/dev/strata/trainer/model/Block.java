@@ -31,9 +31,16 @@ public final class Block {
     }
 
     /** x (B*T,C) -> (B*T,C). */
-    public Tensor forward(Tensor x, int b, int t) {
+    public Tensor forward(Tensor x, int b, int t) { return forward(x, xn -> attention.forward(xn, b, t)); }
+
+    /** Generation: x (B*T,C) of T new positions from {@code at}, attending over the KV caches k, v (see {@link Attention#forwardCached}). */
+    public Tensor forwardCached(Tensor x, int b, int t, Tensor kCache, Tensor vCache, int at, Rope positions) {
+        return forward(x, xn -> attention.forwardCached(xn, b, t, kCache, vCache, at, positions));
+    }
+
+    private Tensor forward(Tensor x, java.util.function.UnaryOperator<Tensor> attend) {
         xn1 = attentionNorm.forward(x);
-        try (Tensor a = attention.forward(xn1, b, t)) {
+        try (Tensor a = attend.apply(xn1)) {
             h = backend.add(x, a);
         }
         xn2 = ffnNorm.forward(h);

@@ -127,6 +127,40 @@ public final class Transformer {
         return output.forward(xn);
     }
 
+    /**
+     * Generation: logits (B*T,Vp) of T new tokens ids (B,T) that follow the cache's positions, whose keys and values
+     * the cache takes. The whole model only; nothing is kept for backward.
+     */
+    public Tensor forwardCached(Tensor ids, int b, int t, KvCache cache) {
+        if (!stage.embedding() || !stage.head() || stage.firstLayer() != 0 || stage.endLayer() != cfg.nLayers())
+            throw new IllegalStateException("generation runs on the whole model, not on a pipeline stage");
+        int at = cache.length();
+        if (at + t > cache.capacity())
+            throw new IllegalArgumentException("positions " + at + ".." + (at + t) + " exceed the KV cache's " + cache.capacity());
+        Tensor x = tokEmbeddings.forward(ids.view(b * t));                         // (B*T,C)
+        if (posEmbeddings != null) {
+            int[] pos = new int[b * t];
+            for (int i = 0; i < pos.length; i++) pos[i] = at + i % t;
+            try (Tensor p = backend.fromInts(pos, b * t); Tensor pe = posEmbeddings.forward(p)) {
+                backend.addInPlace(x, pe);
+            }
+        }
+        try (Rope positions = cfg.family() == ModelConfig.Family.GPT2 ? null
+                : Rope.of(backend, precision.params(), at, t, cfg.headDim(), cfg.ropeTheta())) {
+            for (int i = 0; i < layers.size(); i++) {
+                Tensor next = layers.get(i).forwardCached(x, b, t, cache.keys(i), cache.values(i), at, positions);
+                x.close();
+                x = next;
+            }
+        }
+        try (Tensor h = x; Tensor xn = norm.forward(h)) {
+            Tensor logits = output.forward(xn);                                    // (B*T,Vp)
+            discardSaved();
+            cache.advance(t);
+            return logits;
+        }
+    }
+
     /** dout: dlogits (B*T,Vp), zero past V, or dhidden (B*T,C). Returns dhidden of the input, or null when the embedding took it. */
     public Tensor backward(Tensor dout) {
         Tensor dx = dout;

@@ -6,7 +6,8 @@ import java.util.Locale;
 /** The console's live progress line: step, loss, lr, tokens/s, ETA. Redrawn in place on a terminal. */
 final class ProgressLine {
     private final PrintStream out;
-    private final boolean live = System.console() != null;
+    // System.console() is not null on a pipe since JDK 22; the launcher says whether stdout is a terminal.
+    private final boolean live = Boolean.getBoolean("strata.tty") && !"dumb".equals(System.getenv("TERM"));
     private boolean open;
 
     ProgressLine(PrintStream out) { this.out = out; }

@@ -4,6 +4,7 @@ import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.checkpoints.Checkpointer;
 import dev.strata.checkpoints.LocalStorage;
+import dev.strata.checkpoints.Manifest;
 import dev.strata.checkpoints.Storage;
 import dev.strata.config.JobConfig;
 import dev.strata.config.TrainingSpec;
@@ -12,6 +13,7 @@ import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import dev.strata.trainer.data.BatchSampler;
+import dev.strata.trainer.data.Gpt2Tokenizer;
 import dev.strata.trainer.data.TokenDataset;
 import dev.strata.trainer.hf.HfModels;
 import dev.strata.trainer.model.ActivationCheckpointing;
@@ -51,9 +53,13 @@ public final class Trainer {
     }
 
     /** Trains until training.steps, or until step {@code exitAfter} (> 0) as if the job were interrupted there. */
-    public Result run(RunDirectory.Mode mode, long exitAfter) throws IOException {
+    public Result run(RunDirectory.Mode mode, long exitAfter) throws IOException { return run(mode, exitAfter, false); }
+
+    /** As {@link #run(RunDirectory.Mode, long)}; {@code allowChanges} resumes a run whose guarded settings changed. */
+    public Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         long started = System.nanoTime();
         TrainingSpec tr = job.training();
+        if (exitAfter < 0) throw new IllegalArgumentException("--exit-after must be a step number (1 or more), got " + exitAfter);
         Backend backend = Models.backend(job);
         DType dtype = Models.dtype(job, backend);
         Path dataDir = Path.of(job.data().dir());
@@ -61,7 +67,21 @@ public final class Trainer {
 
         // Whatever can refuse the job does so before the run directory is written: a fixed job then starts afresh.
         RunDirectory.check(job, mode);
-        Transformer model = buildModel(backend, dtype);
+        Storage fs = new LocalStorage();
+        Checkpointer checkpoints = new Checkpointer(fs, job.runDir(), job.checkpoint().keepLast());
+        Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
+        Map<String, List<Object>> changes = Map.of();
+        if (latest.isPresent()) {
+            Manifest m = Checkpointer.readManifest(fs, latest.get());
+            if (m.step() >= tr.steps())
+                throw new IllegalArgumentException("the run in " + job.runDir() + " is finished: its latest checkpoint is step " + m.step()
+                        + " of training.steps = " + tr.steps() + "; raise training.steps to train on, or pass --overwrite to start again");
+            changes = ResumeChanges.between(m.config(), job.toMap());
+            if (!changes.isEmpty() && !allowChanges)
+                throw new IllegalArgumentException(job.source() + " changes settings of the run in " + job.runDir() + " since " + latest.get()
+                        + ": " + ResumeChanges.describe(changes) + "; put them back, or pass --allow-changes to resume with them");
+        }
+        Transformer model = buildModel(job, backend, dtype);
         model.checkpointActivations(ActivationCheckpointing.parse(tr.activationCheckpointing()));
         ModelConfig cfg = model.config();
         if (tr.seqLen() > cfg.maxSeqLen())
@@ -69,23 +89,27 @@ public final class Trainer {
         train.checkVocabulary(cfg.vocabSize());
         val.checkVocabulary(cfg.vocabSize());
 
-        try (RunDirectory run = RunDirectory.open(job, mode)) {
-            Storage fs = new LocalStorage();
-            Checkpointer checkpoints = new Checkpointer(fs, run.dir().toString(), job.checkpoint().keepLast());
-            Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
+        long step = 0;
+        BatchSampler.Position position = new BatchSampler.Position(0, 0);
+        Checkpointer.Checkpoint resumed = null;
+        if (latest.isPresent()) {
+            resumed = Checkpointer.load(fs, latest.get());
+            step = resumed.manifest().step();
+            position = dataPosition(resumed, train);
+        }
+        if (mode == RunDirectory.Mode.RESUME) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
 
+        try (RunDirectory run = RunDirectory.open(job, mode)) {
             AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()));
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
-            long step = 0;
-            BatchSampler.Position position = new BatchSampler.Position(0, 0);
-            if (latest.isPresent()) {
-                var ckpt = Checkpointer.load(fs, latest.get());
-                restore(model, opt, ckpt);
-                step = ckpt.manifest().step();
-                position = new BatchSampler.Position(((Number) ckpt.manifest().data().get("epoch")).longValue(),
-                        ((Number) ckpt.manifest().data().get("cursor")).longValue());
+            if (resumed != null) {
+                restore(model, opt, resumed);
                 out.printf("resuming from %s (step %d)%n", latest.get(), step);
+                if (!changes.isEmpty()) {
+                    out.println("resuming with changed settings: " + ResumeChanges.describe(changes));
+                    run.log(record("step", step, "resumed_with_changes", changes));
+                }
             } else if (mode == RunDirectory.Mode.RESUME) {
                 out.println("nothing to resume in " + run.dir() + ": starting at step 0");
             }
@@ -105,6 +129,7 @@ public final class Trainer {
             ProgressLine progress = new ProgressLine(out);
             long timedSteps = 0, loopStart = System.nanoTime();
             int skippedInARow = 0;
+            boolean checkpointDue = false;
             try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs())) {
                 while (step < end) {
                     long t0 = System.nanoTime();
@@ -140,13 +165,18 @@ public final class Trainer {
                         progress.message(String.format(Locale.ROOT, "step %d: val loss %.4f", step, valLoss));
                         run.log(record("step", step, "val_loss", valLoss));
                     }
-                    if ((job.checkpoint().every() > 0 && step % job.checkpoint().every() == 0) || last || step == end) {
+                    checkpointDue |= (job.checkpoint().every() > 0 && step % job.checkpoint().every() == 0) || last || step == end;
+                    if (checkpointDue && r.skipped()) {
+                        progress.message("step " + step + ": checkpoint put off to the next step whose gradients are finite");
+                    } else if (checkpointDue) {
                         lastCheckpoint = checkpoints.save(step, hostTensors(model), hostOptimizer(model, opt), state(step, sampler, schedule, trainLoss, valLoss));
                         progress.message("checkpoint " + lastCheckpoint);
+                        checkpointDue = false;
                     }
                 }
             }
             double wall = (System.nanoTime() - started) / 1e9;
+            if (job.sample().tokens() > 0 && step == tr.steps()) printSample(model);
             return new Result(step, trainLoss, valLoss, tokPerSec, wall, lastCheckpoint, model);
         }
     }
@@ -156,7 +186,7 @@ public final class Trainer {
      * or a Strata checkpoint or run directory (its latest checkpoint; weights only, so fine-tuning starts at step 0
      * with fresh optimizer state).
      */
-    private Transformer buildModel(Backend backend, DType dtype) throws IOException {
+    static Transformer buildModel(JobConfig job, Backend backend, DType dtype) throws IOException {
         Path from = Path.of(job.model().initFrom());
         boolean checkpoint = java.nio.file.Files.isRegularFile(from.resolve("manifest.json"));
         if (!job.model().initFrom().isEmpty() && (checkpoint || java.nio.file.Files.isDirectory(from.resolve("checkpoints")))) {
@@ -194,6 +224,31 @@ public final class Trainer {
         }
         if (count == 0) throw new IllegalArgumentException("the validation split has fewer than " + b + " windows of " + (t + 1) + " tokens");
         return sum / count;
+    }
+
+    /** The job's sample {}: text from the trained model, to see what it learnt. */
+    private void printSample(Transformer model) {
+        var s = job.sample();
+        Gpt2Tokenizer tok = new Gpt2Tokenizer();
+        try {
+            int[] text = TextGenerator.generate(model, tok.encode(s.prompt()), s.tokens(),
+                    new TextGenerator.Sampling(s.temperature(), s.topK(), s.topP(), job.seed()), id -> {});
+            out.println("\n---- sample ----\n" + s.prompt() + tok.decode(text) + "\n----------------");
+        } catch (IllegalArgumentException e) {
+            out.println("no sample: " + e.getMessage());
+        }
+    }
+
+    /** Where a checkpoint's sampler stood, checked against the train split it will read. */
+    private static BatchSampler.Position dataPosition(Checkpointer.Checkpoint ckpt, TokenDataset train) {
+        Map<String, Object> data = ckpt.manifest().data();
+        String where = ckpt.dir() + "/" + Checkpointer.MANIFEST;
+        if (data == null || !(data.get("epoch") instanceof Number epoch) || !(data.get("cursor") instanceof Number cursor))
+            throw new IllegalArgumentException(where + ": data.epoch and data.cursor must be numbers, got " + data);
+        if (epoch.longValue() < 0 || cursor.longValue() < 0 || cursor.longValue() > train.windows())
+            throw new IllegalArgumentException(where + ": data position (epoch " + epoch + ", cursor " + cursor + ") lies outside the train split, which has "
+                    + train.windows() + " windows at this seq_len; the data changed since the checkpoint was written");
+        return new BatchSampler.Position(epoch.longValue(), cursor.longValue());
     }
 
     private Checkpointer.State state(long step, BatchSampler sampler, LrSchedule schedule, double trainLoss, double valLoss) {
@@ -236,10 +291,13 @@ public final class Trainer {
      * run's base, from model.init_from or the seed); loading weights alone (opt null: fine-tuning from a checkpoint)
      * keeps the LoRA adapters it does not hold.
      */
-    public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) {
+    public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) { restore(model, opt, ckpt, opt != null); }
+
+    /** keepFrozen: parameters the checkpoint lacks and the model does not train keep their values (a LoRA run's base). */
+    static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt, boolean keepFrozen) {
         for (Parameter p : model.parameters().values()) {
             if (!ckpt.model().containsKey(p.name())) {
-                if (opt == null ? p.kind().adapter() : !p.trainable()) continue;
+                if (keepFrozen ? !p.trainable() : p.kind().adapter()) continue;
                 if (opt == null && ckpt.model().keySet().stream().allMatch(name -> name.contains(".lora_")))
                     throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " holds LoRA adapters only (its base is the run's model.init_from): "
                             + "fine-tune from that base, or resume the LoRA run");

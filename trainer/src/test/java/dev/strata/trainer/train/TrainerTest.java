@@ -26,7 +26,9 @@ class TrainerTest {
     @TempDir static Path data;
 
     @BeforeAll
-    static void writeData() throws Exception {
+    static void writeData() throws Exception { writeData(data); }
+
+    static void writeData(Path data) throws Exception {
         // A learnable sequence: token i+1 follows token i (mod 97), with some noise.
         int[] tokens = new int[6000];
         java.util.SplittableRandom rng = new java.util.SplittableRandom(1);
@@ -35,7 +37,9 @@ class TrainerTest {
         TokenShard.write(data.resolve("val-00000.bin"), tokens, 5000, 6000, 128);
     }
 
-    static JobConfig job(Path runDir, String family, int steps) {
+    static JobConfig job(Path runDir, String family, int steps) { return job(runDir, data, family, steps); }
+
+    static JobConfig job(Path runDir, Path data, String family, int steps) {
         return JobConfig.parse("""
                 run_dir = "%s"
                 data.dir = "%s"
