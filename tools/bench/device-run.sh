@@ -7,6 +7,9 @@
 #                                              training and LoRA, and PyTorch bf16 (eager, compile) and FP8 (compile)
 #   tools/bench/device-run.sh bench [compile]  Strata's (with and without CUDA graphs) and PyTorch's training benchmarks
 #                                              (eager; compile too if asked)
+#   tools/bench/device-run.sh generate         GPT-2 124M trained a few steps, exported to a Hugging Face directory:
+#                                              transformers' float64 logits against Strata's, and generation tokens/s
+#                                              of Strata (bf16, f32) and transformers (bf16, f32), KV caches both
 # Logs go to $OUT (or /tmp/strata-out); the last lines are the comparison tables.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,5 +50,22 @@ case "${1:-}" in
     done
     python3 tools/bench/compare.py < "$LOGS/bench.log" | tee "$LOGS/table.txt"
     ;;
-  *) echo "usage: $0 tests | parity | fp8 | bench [compile]" >&2; exit 2 ;;
+  generate)
+    W=/tmp/strata-generate; rm -rf "$W"; mkdir -p "$W"
+    $STRATA data prepare --input examples/data/tinyshakespeare.txt --out "$W/data" | tail -1
+    $STRATA train examples/gpt2-124m-gpu.conf --set run_dir="$W/run" --set data.dir="$W/data" --set training.steps=30 \
+      --set eval.every=0 --set checkpoint.every=0 2>&1 | tail -2 | tee "$LOGS/generate.log"
+    for dt in bf16 f32; do
+      $STRATA generate --checkpoint "$W/run" --backend cuda --dtype $dt --prompt "ROMEO:" --tokens 512 --temperature 0 2>&1 | tail -1 | sed "s/^/GENERATE strata $dt /" | tee -a "$LOGS/generate.log"
+    done
+    $STRATA generate --checkpoint "$W/run" --backend cuda --prompt "ROMEO:" --tokens 60 --seed 1 2>&1 | tee -a "$LOGS/generate.log"
+    $STRATA ckpt export-hf "$W/run" --out "$W/hf" | tee -a "$LOGS/generate.log"
+    python3 tools/bench/hf_generate.py --model "$W/hf" --tokens-out "$W/ids.safetensors"
+    $STRATA model grad --model "$W/hf" --tokens "$W/ids.safetensors" --out "$W/grads.safetensors" --dtype f64 | tee -a "$LOGS/generate.log"
+    python3 tools/bench/hf_generate.py --model "$W/hf" --strata-logits "$W/grads.safetensors" 2>&1 | grep -v Warning | tee -a "$LOGS/generate.log"
+    for dt in bfloat16 float32; do
+      python3 tools/bench/hf_generate.py --model "$W/hf" --generate 512 --dtype $dt 2>&1 | grep GENERATE | tee -a "$LOGS/generate.log"
+    done
+    ;;
+  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | generate" >&2; exit 2 ;;
 esac
