@@ -92,4 +92,33 @@ class JobConfigTest {
         assertEquals(7, job.training().steps());
         assertTrue(job.toJson().contains("\"steps\":7"), job.toJson());
     }
+
+    /** An override of model.preset takes effect as if the file had said it (it used to lose to the old preset's fields). */
+    @Test
+    void aPresetSetFromOutsideReplacesTheFilesPreset() {
+        JobConfig job = JobConfig.parse("model.preset = gpt2-tiny\nmodel.max_seq_len = 128", "job.conf");
+        JobConfig big = job.withOverrides("model.preset = gpt2-124m");
+        assertEquals(768, big.model().dim());
+        assertEquals(12, big.model().nLayers());
+        assertEquals(128, big.model().maxSeqLen(), "the file's own model keys still win over the preset");
+        assertEquals("gpt2-124m", ((java.util.Map<?, ?>) big.toMap().get("model")).get("preset"));
+    }
+
+    @Test
+    void includesResolveBesideTheFileAndAMissingOneIsAnError(@TempDir Path dir) throws Exception {
+        Files.writeString(dir.resolve("base.conf"), "training.steps = 17");
+        Files.writeString(dir.resolve("job.conf"), "include \"base.conf\"\nrun_dir = \"r\"");
+        assertEquals(17, JobConfig.load(dir.resolve("job.conf")).training().steps());
+        Files.writeString(dir.resolve("bad.conf"), "include \"nope.conf\"");
+        var e = assertThrows(ConfigError.class, () -> JobConfig.load(dir.resolve("bad.conf")));
+        assertTrue(e.getMessage().contains("nope.conf") && e.getMessage().contains("does not exist"), e.getMessage());
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {"training.steps = 2.7|training.steps", "training.lr = Infinity|training.lr",
+            "model.norm_eps = Infinity|model.norm_eps", "model.rope_theta = NaN|model.rope_theta", "model.rope_theta = -1|model.rope_theta"})
+    void fractionalCountsAndNonFiniteNumbersAreRefused(String line, String key) {
+        var e = assertThrows(ConfigError.class, () -> JobConfig.parse(line, "job.conf"));
+        assertTrue(e.getMessage().startsWith("job.conf: " + key), e.getMessage());
+    }
 }

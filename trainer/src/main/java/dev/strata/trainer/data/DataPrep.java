@@ -54,9 +54,13 @@ public final class DataPrep {
         if (!previous.isEmpty() && !overwrite)
             throw new IllegalArgumentException("--out " + outDir + " already holds prepared data (" + previous.get(0).getFileName()
                     + (previous.size() > 1 ? " and " + (previous.size() - 1) + " more" : "") + "); pass --overwrite to replace it");
+        String name = input.getFileName().toString();
+        if (!name.endsWith(".txt") && !name.endsWith(".jsonl")) throw new IllegalArgumentException("input file " + input + " must end in .txt or .jsonl");
+        boolean created = !Files.exists(outDir);
         Files.createDirectories(outDir);
         Path tokens = Files.createTempFile(outDir, ".tokens-", ".tmp");
         Path staging = null;
+        boolean done = false;
         try {
             long total = tokenize(input, tokens, progress);
             long split = Math.round(total * (1 - valFraction));
@@ -76,6 +80,7 @@ public final class DataPrep {
             meta.put("val_tokens", total - split);
             JSON.writerWithDefaultPrettyPrinter().writeValue(staging.resolve(META).toFile(), meta);
             commit(staging, outDir, previous);
+            done = true;
             return new Summary(split, total - split, written);
         } finally {
             Files.deleteIfExists(tokens);
@@ -84,6 +89,7 @@ public final class DataPrep {
             } finally {
                 Files.deleteIfExists(staging);
             }
+            if (!done && created) Files.deleteIfExists(outDir); // a refused prepare leaves no trace; the directory is empty here
         }
     }
 
