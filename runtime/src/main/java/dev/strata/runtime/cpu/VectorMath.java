@@ -30,7 +30,13 @@ final class VectorMath {
         float max = maxV.reduceLanes(VectorOperators.MAX);
         for (; j < v; j++) max = Math.max(max, logits[base + j]);
         double targetLogit = logits[base + target], sum = 0;
-        for (j = 0; j < v; j++) {
+        // exp in vector lanes (the JDK's SVML intrinsics), each vector's sum added in double
+        for (j = 0; j < upper; j += S.length()) {
+            FloatVector e = FloatVector.fromArray(S, logits, base + j).sub(max).lanewise(VectorOperators.EXP);
+            if (dlogits != null) e.intoArray(dlogits, base + j);
+            sum += e.reduceLanes(VectorOperators.ADD);
+        }
+        for (; j < v; j++) {
             float e = (float) Math.exp(logits[base + j] - max);
             if (dlogits != null) dlogits[base + j] = e;
             sum += e;

@@ -24,7 +24,7 @@ final class DemoCommand implements Callable<Integer> {
         Path text = home.resolve("examples/data/tinyshakespeare.txt"), data = home.resolve("runs/demo/data");
         if (!Files.exists(data.resolve(DataPrep.META))) {
             System.out.println("tokenizing " + text + " -> " + data);
-            var s = DataPrep.prepare(text, data, 0.1, 1 << 20);
+            var s = DataPrep.prepare(text, data, 0.1, 1 << 20, true, p -> {});
             System.out.printf(Locale.ROOT, "%,d train and %,d validation tokens%n", s.trainTokens(), s.valTokens());
         }
         JobConfig job = JobConfig.load(home.resolve("examples/gpt-shakespeare.conf")).withOverrides(
