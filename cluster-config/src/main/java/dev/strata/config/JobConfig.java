@@ -21,6 +21,7 @@ public record JobConfig(
 
     /** Reads a job file over the defaults; every error names the file and the key. */
     public static JobConfig load(Path file) {
+        if (Files.isDirectory(file)) throw new ConfigError(file + " is a directory, not a job file (e.g. examples/gpt-shakespeare.conf)");
         if (!Files.isRegularFile(file)) throw new ConfigError("job file " + file + " does not exist");
         try {
             ConfigParseOptions options = ConfigParseOptions.defaults().setAllowMissing(false).setIncluder(new RequiredIncluder(file));

@@ -82,6 +82,9 @@ public final class Trainer {
                         + ": " + ResumeChanges.describe(changes) + "; put them back, or pass --allow-changes to resume with them");
         }
         Transformer model = buildModel(job, backend, dtype);
+        if (job.lora().enabled() && job.model().initFrom().isEmpty())
+            throw new IllegalArgumentException(job.source() + ": lora.rank = " + job.lora().rank() + " trains adapters over a frozen base, "
+                    + "but model.init_from is empty, so the base would be random; set model.init_from to a Hugging Face directory or a Strata run");
         model.checkpointActivations(ActivationCheckpointing.parse(tr.activationCheckpointing()));
         ModelConfig cfg = model.config();
         if (tr.seqLen() > cfg.maxSeqLen())

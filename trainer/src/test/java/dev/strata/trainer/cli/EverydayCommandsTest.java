@@ -36,7 +36,12 @@ class EverydayCommandsTest {
                 training { steps = 4, batch_size = 2, seq_len = 16, warmup_steps = 1 }
                 eval { every = 0, batches = 2 }
                 """.formatted(dir.resolve("run"), data, family, family.equals("llama") ? 2 : 0), "test.conf");
-        new Trainer(job, new PrintStream(new ByteArrayOutputStream())).run(RunDirectory.Mode.FRESH, 0);
+        var out = new ByteArrayOutputStream();
+        new Trainer(job.withOverrides("sample { tokens = 12, prompt = \"The quick\", temperature = 0 }"), new PrintStream(out, true))
+                .run(RunDirectory.Mode.FRESH, 0);
+        String printed = out.toString();
+        assertTrue(printed.contains("---- sample ----\nThe quick") && printed.indexOf("----------------") > printed.indexOf("The quick"),
+                "the job's sample {} prints text after training: " + printed);
         return dir.resolve("run");
     }
 

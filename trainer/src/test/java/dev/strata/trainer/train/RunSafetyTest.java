@@ -109,4 +109,26 @@ class RunSafetyTest {
         Files.writeString(manifest, original);
         new Trainer(job(dir, 10), TrainerTest.quiet()).run(RunDirectory.Mode.RESUME, 0);
     }
+
+    @Test
+    void aCheckpointWhoseDataPositionLiesPastTheDataIsNamed(@TempDir Path runs) throws Exception {
+        Path dir = runs.resolve("run"), small = runs.resolve("small");
+        JobConfig j = job(dir, 30).withOverrides("data.dir = \"" + small + "\"");
+        Files.createDirectories(small);
+        TrainerTest.writeData(small);
+        new Trainer(j, TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 20); // cursor 20 x 2 x 4 = 160 windows into the data
+        int[] few = new int[500];
+        for (int i = 0; i < few.length; i++) few[i] = i % 97;
+        dev.strata.trainer.data.TokenShard.write(small.resolve("train-00000.bin"), few, 0, few.length, 128); // 31 windows
+        var e = assertThrows(IllegalArgumentException.class, () -> new Trainer(j, TrainerTest.quiet()).run(RunDirectory.Mode.RESUME, 0));
+        assertTrue(e.getMessage().contains("data position") && e.getMessage().contains("manifest.json"), e.getMessage());
+    }
+
+    @Test
+    void loraWithoutABaseIsRefused(@TempDir Path runs) {
+        JobConfig j = job(runs.resolve("r"), 2).withOverrides("lora.rank = 2");
+        var e = assertThrows(IllegalArgumentException.class, () -> new Trainer(j, TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0));
+        assertTrue(e.getMessage().contains("model.init_from"), e.getMessage());
+        assertFalse(Files.exists(runs.resolve("r")), "nothing written");
+    }
 }
