@@ -1,17 +1,22 @@
 package dev.strata.runtime.cpu;
 
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * SIMD kernels for the F32 loops that dominate CPU training. Only lane-wise operations whose results do not depend on
- * JIT state are used (max, multiply, fused multiply-add); cross-lane sums are done in a fixed order and exp is scalar,
- * because the Vector API's reductions and transcendental functions may round differently once compiled, which would
- * make a resumed run drift from an uninterrupted one.
+ * JIT state are used (add, max, multiply, fused multiply-add, exact conversions); cross-lane sums are done in a fixed
+ * order and exp is our own polynomial ({@link #exp}), because the Vector API's reductions and transcendental functions
+ * round differently once compiled (the JIT's EXP is SVML's, the interpreter's StrictMath's): two runs of one job would
+ * drift apart from the step the JIT compiled them, and a resumed run from an uninterrupted one.
  */
 final class VectorMath {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+    private static final float LOG2E = 1.44269504f, LN2_HI = 0.693145751953125f, LN2_LO = 1.42860677e-6f;
 
     private VectorMath() {}
 
@@ -30,12 +35,14 @@ final class VectorMath {
         float max = maxV.reduceLanes(VectorOperators.MAX);
         for (; j < v; j++) max = Math.max(max, logits[base + j]);
         double targetLogit = logits[base + target], sum = 0;
-        // exp in vector lanes (the JDK's SVML intrinsics), each vector's sum added in double
+        DoubleVector acc = DoubleVector.zero(D);
         for (j = 0; j < upper; j += S.length()) {
-            FloatVector e = FloatVector.fromArray(S, logits, base + j).sub(max).lanewise(VectorOperators.EXP);
+            FloatVector e = exp(FloatVector.fromArray(S, logits, base + j).sub(max));
             if (dlogits != null) e.intoArray(dlogits, base + j);
-            sum += e.reduceLanes(VectorOperators.ADD);
+            for (int part = 0; part < S.length() / D.length(); part++)
+                acc = acc.add((DoubleVector) e.convertShape(VectorOperators.F2D, D, part));
         }
+        for (int lane = 0; lane < D.length(); lane++) sum += acc.lane(lane);
         for (; j < v; j++) {
             float e = (float) Math.exp(logits[base + j] - max);
             if (dlogits != null) dlogits[base + j] = e;
@@ -49,6 +56,30 @@ final class VectorMath {
             dlogits[base + target] -= (float) gradScale;
         }
         return Math.log(sum) + max - targetLogit;
+    }
+
+    /**
+     * e^x in each lane for x <= 0 (x is a logit minus the row's max), from basic IEEE operations only, so compiled and
+     * interpreted code agree bit for bit: x = n·ln2 + r with |r| <= ln2/2, e^r by its Taylor polynomial of degree 7
+     * (relative error below 2e-8, under float's rounding), times 2^n built in the exponent bits. Below -87.3 the
+     * result is about 1e-38 instead of less: nothing a softmax over float logits can tell apart.
+     */
+    static FloatVector exp(FloatVector x) {
+        x = x.max(-87.3f);
+        // n = round(x·log2 e): for these negative values, truncation of t - 0.5 rounds to nearest
+        IntVector n = (IntVector) x.mul(LOG2E).sub(0.5f).convert(VectorOperators.F2I, 0);
+        FloatVector nf = (FloatVector) n.convert(VectorOperators.I2F, 0);
+        FloatVector r = nf.fma(FloatVector.broadcast(S, -LN2_HI), x);
+        r = nf.fma(FloatVector.broadcast(S, -LN2_LO), r);
+        FloatVector p = r.fma(1f / 5040, 1f / 720);
+        p = p.fma(r, FloatVector.broadcast(S, 1f / 120));
+        p = p.fma(r, FloatVector.broadcast(S, 1f / 24));
+        p = p.fma(r, FloatVector.broadcast(S, 1f / 6));
+        p = p.fma(r, FloatVector.broadcast(S, 0.5f));
+        p = p.fma(r, FloatVector.broadcast(S, 1f));
+        p = p.fma(r, FloatVector.broadcast(S, 1f));
+        FloatVector twoToN = n.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        return p.mul(twoToN);
     }
 
     /** Σ a[i+e]·b[j+e], e < n, in F32 lanes summed in double. */
