@@ -40,6 +40,7 @@ final class ModelCommand extends CommandGroup {
         String backend;
 
         @Override public Integer call() throws Exception {
+            if (Files.isDirectory(out)) throw new IllegalArgumentException("--out " + out + " is a directory; give the safetensors file to write");
             DType d = DType.parse(dtype);
             Backend b = open(backend, d);
             HostTensor ids = inputIds(tokens);

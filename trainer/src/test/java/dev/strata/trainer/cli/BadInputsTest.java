@@ -114,6 +114,7 @@ class BadInputsTest {
                 new String[] {"model", "grad", "--model", m, "--tokens", t + "/outside.safetensors", "--out", t + "/g1", "vocabulary"},
                 new String[] {"model", "grad", "--model", m, "--tokens", t + "/padding.safetensors", "--out", t + "/g2", "vocabulary"},
                 new String[] {"model", "grad", "--model", m, "--tokens", t + "/strings.safetensors", "--out", t + "/g3", "strings.safetensors"},
+                new String[] {"model", "grad", "--model", m, "--tokens", t + "/outside.safetensors", "--out", d, "is a directory"},
                 new String[] {"model", "grad", "--model", t + "/none", "--tokens", t + "/outside.safetensors", "--out", t + "/g4", "does not exist"},
                 new String[] {"generate", "--checkpoint", r, "--tokens", "0", "--tokens"},
                 new String[] {"generate", "--checkpoint", r, "--top-p", "0", "top-p"},
