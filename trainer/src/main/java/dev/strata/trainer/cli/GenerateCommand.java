@@ -40,6 +40,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (model.config().vocabSize() < Gpt2Tokenizer.VOCAB_SIZE)
             throw new IllegalArgumentException(loaded.name() + " has a vocabulary of " + model.config().vocabSize()
                     + " tokens; generate encodes text with GPT-2's tokenizer, which needs " + Gpt2Tokenizer.VOCAB_SIZE);
+        if (source.choice.model != null) refuseOtherTokenizers(source.choice.model);
         Gpt2Tokenizer tok = new Gpt2Tokenizer();
         int[] ids = tok.encode(prompt);
         System.out.print(prompt);
@@ -51,6 +52,16 @@ final class GenerateCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "%n---- %d tokens in %.2f s: %.1f tokens/s (%s, prompt %d tokens) ----%n",
                 out.length, seconds, out.length / seconds, model.backend().device(), ids.length);
         return 0;
+    }
+
+    /** A Hugging Face directory whose tokenizer is not GPT-2's would get ids that mean other words. */
+    static void refuseOtherTokenizers(java.nio.file.Path dir) throws java.io.IOException {
+        java.nio.file.Path config = dir.resolve("tokenizer_config.json");
+        if (!java.nio.file.Files.isRegularFile(config)) return;
+        var tokenizer = new com.fasterxml.jackson.databind.ObjectMapper().readTree(config.toFile()).path("tokenizer_class").asText("");
+        if (!tokenizer.isEmpty() && !tokenizer.startsWith("GPT2Tokenizer"))
+            throw new IllegalArgumentException(config + " names tokenizer_class " + tokenizer
+                    + "; generate encodes text with GPT-2's tokenizer only (GPT2Tokenizer)");
     }
 
     /** Prints tokens as they come, holding back bytes that do not yet form whole UTF-8 characters. */
