@@ -45,6 +45,7 @@ public final class DataPrep {
     /** {@code overwrite} replaces a data set already in outDir (its shards and meta.json; nothing else there). */
     public static Summary prepare(Path input, Path outDir, double valFraction, int shardTokens, boolean overwrite,
                                   Consumer<Progress> progress) throws IOException {
+        if (Files.isDirectory(input)) throw new IllegalArgumentException("--input " + input + " is a directory; give a .txt or .jsonl file");
         if (!Files.isRegularFile(input)) throw new IllegalArgumentException("input file " + input + " does not exist");
         if (!(valFraction > 0 && valFraction < 1)) throw new IllegalArgumentException("--val-fraction must lie in (0, 1), got " + valFraction);
         if (shardTokens < 2) throw new IllegalArgumentException("--shard-tokens must be at least 2, got " + shardTokens);
