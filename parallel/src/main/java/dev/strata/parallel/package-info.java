@@ -1,2 +1,5 @@
-/** Device meshes, collectives, tensor/pipeline/data parallelism and the Pekko cluster control plane. Not built yet. */
+/**
+ * Parallelism applied from outside the model: the device mesh and its process groups ({@link dev.strata.parallel.DeviceMesh});
+ * collectives live in {@code comm}. Tensor, pipeline and data parallel layouts and the Pekko control plane build on these.
+ */
 package dev.strata.parallel;
