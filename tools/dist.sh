@@ -17,7 +17,7 @@ for jar in $(tr ':' '\n' < "$ROOT/trainer/target/classpath.txt"); do
     *) cp "$jar" "$OUT/lib/" ;;
   esac
 done
-for m in runtime quant-training checkpoints cluster-config trainer; do cp "$ROOT/$m/target/strata-$m-"*.jar "$OUT/lib/"; done
+for m in runtime quant-training parallel checkpoints cluster-config trainer; do cp "$ROOT/$m/target/strata-$m-"*.jar "$OUT/lib/"; done
 
 # The CUDA JNI jar carries bindings for every CUDA library; keep those Strata calls (runtime, cuBLAS(Lt), NVRTC,
 # NCCL, cuDNN, cuFile) and drop NPP, nvJPEG, cuFFT, cuSOLVER, cuSPARSE, nvCOMP, CUPTI, cuRAND.
@@ -48,7 +48,7 @@ chmod +x "$OUT/bin/strata"
 if [[ "${1:-}" == "--tests" ]]; then
   (cd "$ROOT" && mvn -B -q -DskipTests test-compile)
   mkdir -p "$OUT/tests"
-  for m in runtime quant-training checkpoints trainer; do cp -r "$ROOT/$m/target/test-classes" "$OUT/tests/$m"; done
+  for m in runtime quant-training parallel checkpoints trainer; do cp -r "$ROOT/$m/target/test-classes" "$OUT/tests/$m"; done
   junit=~/.m2/repository/org/junit/platform/junit-platform-console-standalone
   [[ -d "$junit" ]] || (cd "$ROOT" && mvn -B -q dependency:get -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.1)
   cp "$(find "$junit" -name '*.jar' | sort | tail -1)" "$OUT/tests/junit-console.jar"
@@ -57,7 +57,7 @@ if [[ "${1:-}" == "--tests" ]]; then
 # Runs the gpu-tagged tests with the bundled runtime (no JDK or Maven needed).
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export LD_LIBRARY_PATH="${CUDA_HOME:-/usr/local/cuda-13.0}/targets/x86_64-linux/lib:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-CP="$HERE/tests/runtime:$HERE/tests/quant-training:$HERE/tests/checkpoints:$HERE/tests/trainer"
+CP="$HERE/tests/runtime:$HERE/tests/quant-training:$HERE/tests/parallel:$HERE/tests/checkpoints:$HERE/tests/trainer"
 for jar in "$HERE"/lib/*.jar; do CP="$CP:$jar"; done
 exec "$HERE/runtime/bin/java" -Xss8m --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
   --sun-misc-unsafe-memory-access=allow -jar "$HERE/tests/junit-console.jar" execute -cp "$CP" \

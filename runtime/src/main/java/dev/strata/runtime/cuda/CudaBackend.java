@@ -104,6 +104,12 @@ public final class CudaBackend implements Backend {
     /** Device milliseconds from the first to the last op that {@code work} enqueues, by events; waits for them. */
     public double deviceMs(Runnable work) { return timer.span(work); }
 
+    /** The device address of a CUDA tensor, for libraries that take raw pointers (NCCL). */
+    public static long devicePointer(Tensor t) { return address(t); }
+
+    /** The stream every op of this backend is enqueued on; work on other streams orders itself against it with events. */
+    public CUstream_st stream() { return stream; }
+
     static long address(Tensor t) {
         if (!(t.storage() instanceof DeviceBuffer b)) throw new IllegalArgumentException(t + " is not a CUDA tensor");
         return b.address();
