@@ -33,6 +33,8 @@ final class Fields {
         return d;
     }
 
+    java.time.Duration duration(String key) { return read(key, () -> c.getDuration(key)); }
+
     int positive(String key) {
         long v = integer(key);
         require(v > 0 && v <= Integer.MAX_VALUE, key + " must be a positive integer, got " + v);

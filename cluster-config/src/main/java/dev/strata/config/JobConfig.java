@@ -17,7 +17,7 @@ import java.util.Map;
 public record JobConfig(
         String runDir, String backend, String dtype, boolean cudaGraphs, long seed,
         ModelSpec model, PrecisionSpec precision, LoraSpec lora, DataSpec data, TrainingSpec training, EvalSpec eval, CheckpointSpec checkpoint,
-        int logEvery, SampleSpec sample, String source, Config user, Config resolved) {
+        int logEvery, SampleSpec sample, ParallelSpec parallel, String source, Config user, Config resolved) {
 
     /** Reads a job file over the defaults; every error names the file and the key. */
     public static JobConfig load(Path file) {
@@ -85,7 +85,7 @@ public record JobConfig(
                 f.bool("cuda_graphs"), f.integer("seed"), ModelSpec.from(f), PrecisionSpec.from(f), LoraSpec.from(f), new DataSpec(f.string("data.dir")), TrainingSpec.from(f),
                 new EvalSpec(f.nonNegative("eval.every"), f.positive("eval.batches")),
                 new CheckpointSpec(f.nonNegative("checkpoint.every"), f.positive("checkpoint.keep_last")),
-                f.positive("log.every"), SampleSpec.from(f), source, job, resolved);
+                f.positive("log.every"), SampleSpec.from(f), ParallelSpec.from(f), source, job, resolved);
     }
 
     /** The job settings (preset applied, presets list left out) as JSON, as stored in run.json and manifests. */

@@ -9,7 +9,7 @@ import java.util.Map;
  * (the data it sees, the schedule it follows), so {@code --resume} names the change and asks for {@code --allow-changes}.
  */
 final class ResumeChanges {
-    static final List<String> GUARDED = List.of("data.dir", "seed", "training.batch_size", "training.seq_len",
+    static final List<String> GUARDED = List.of("data.dir", "seed", "training.seq_len",
             "training.grad_accum_steps", "training.lr", "training.min_lr", "training.warmup_steps", "training.weight_decay");
 
     private ResumeChanges() {}
@@ -17,6 +17,9 @@ final class ResumeChanges {
     /** Each guarded key whose value differs, with [before, now]. */
     static Map<String, List<Object>> between(Map<String, Object> before, Map<String, Object> now) {
         Map<String, List<Object>> changed = new LinkedHashMap<>();
+        // The batch that matters is the global one: dp may change as long as dp × batch_size does not.
+        long batchBefore = globalBatch(before), batchNow = globalBatch(now);
+        if (batchBefore != batchNow) changed.put("training.batch_size x parallel.dp", java.util.Arrays.asList(batchBefore, batchNow));
         for (String key : GUARDED) {
             Object a = lookup(before, key), b = lookup(now, key);
             if (!same(a, b)) changed.put(key, java.util.Arrays.asList(a, b));
@@ -34,6 +37,11 @@ final class ResumeChanges {
     private static boolean same(Object a, Object b) {
         if (a instanceof Number x && b instanceof Number y) return x.doubleValue() == y.doubleValue();
         return java.util.Objects.equals(a, b);
+    }
+
+    private static long globalBatch(Map<String, Object> settings) {
+        Object b = lookup(settings, "training.batch_size"), dp = lookup(settings, "parallel.dp");
+        return (b instanceof Number n ? n.longValue() : 0) * (dp instanceof Number d ? d.longValue() : 1);
     }
 
     private static Object lookup(Map<String, Object> m, String key) {

@@ -33,11 +33,17 @@ public final class RunDirectory implements AutoCloseable {
     private final Path dir;
     private final BufferedWriter metrics;
 
-    private RunDirectory(Path dir) throws IOException {
+    private RunDirectory(Path dir, BufferedWriter metrics) {
         this.dir = dir;
-        this.metrics = Files.newBufferedWriter(dir.resolve(METRICS), StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                StandardOpenOption.APPEND);
+        this.metrics = metrics;
     }
+
+    private RunDirectory(Path dir) throws IOException {
+        this(dir, Files.newBufferedWriter(dir.resolve(METRICS), StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND));
+    }
+
+    /** The run directory as a rank other than 0 sees it: it writes nothing there. */
+    static RunDirectory notWritten(JobConfig job) { return new RunDirectory(Path.of(job.runDir()), null); }
 
     /** Opens (after {@link #check}) the job's run directory: clears a run's files under OVERWRITE, records the run in run.json. */
     public static RunDirectory open(JobConfig job, Mode mode) throws IOException {
@@ -135,6 +141,7 @@ public final class RunDirectory implements AutoCloseable {
 
     /** Appends one JSON record to metrics.jsonl. */
     public void log(Map<String, Object> record) throws IOException {
+        if (metrics == null) return;
         metrics.write(JSON.writeValueAsString(record));
         metrics.newLine();
         metrics.flush();
@@ -163,5 +170,5 @@ public final class RunDirectory implements AutoCloseable {
         Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     }
 
-    @Override public void close() throws IOException { metrics.close(); }
+    @Override public void close() throws IOException { if (metrics != null) metrics.close(); }
 }

@@ -3,6 +3,7 @@ package dev.strata.trainer.train;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
+import dev.strata.runtime.nn.GradientSync;
 import dev.strata.trainer.model.Transformer;
 
 /**
@@ -27,23 +28,36 @@ public final class TrainStep implements AutoCloseable {
     private final double maxGradNorm, gradScale;
     private final Tensor inputs, targets, lossSum; // (B,T), (B,T) int32; (1) summed loss of the step
     private final boolean graphs;
+    private final GradientSync sync;
+    private final java.util.List<Tensor> grads = new java.util.ArrayList<>(); // trainable parameters' gradients, last layer first
     private Backend.Graph microGraph, updateGraph;
 
     /** maxGradNorm = 0 turns clipping off; graphs asks for CUDA graphs (ignored where the backend has none). */
     public TrainStep(Transformer model, AdamW opt, int b, int t, int accumSteps, double maxGradNorm, boolean graphs) {
+        this(model, opt, b, t, accumSteps, maxGradNorm, graphs, GradientSync.NONE);
+    }
+
+    /**
+     * With data parallelism: b is this rank's share of each micro-batch, and the gradients are scaled by the global
+     * token count (b·t·accum·replicas) so that the sync's sum is the global mean, as one process with the whole batch
+     * computes it.
+     */
+    public TrainStep(Transformer model, AdamW opt, int b, int t, int accumSteps, double maxGradNorm, boolean graphs, GradientSync sync) {
         this.model = model;
+        this.sync = sync;
         this.opt = opt;
         this.backend = model.backend();
         this.b = b;
         this.t = t;
         this.accumSteps = accumSteps;
         this.maxGradNorm = maxGradNorm;
-        this.gradScale = 1.0 / ((long) b * t * accumSteps);
+        this.gradScale = 1.0 / ((long) b * t * accumSteps * sync.replicas());
         this.graphs = graphs;
         this.inputs = backend.zeros(DType.I32, b, t);
         this.targets = backend.zeros(DType.I32, b, t);
         this.lossSum = backend.zeros(model.precision().params(), 1);
         model.zeroGrad();
+        for (var p : model.parameters().values()) if (p.trainable()) grads.add(0, p.grad());
     }
 
     /** inputs[i], targets[i]: the B*T token ids of micro-batch i (accumSteps of them); lr: this step's rate. */
@@ -58,6 +72,7 @@ public final class TrainStep implements AutoCloseable {
             if (microGraph != null) microGraph.replay();
             else microBatch();
         }
+        sync.reduce(grads, lossSum);
         if (updateGraph != null) updateGraph.replay();
         else update();
         Result r = new Result(backend.toDoubles(lossSum)[0] * gradScale, opt.lastGradNorm());

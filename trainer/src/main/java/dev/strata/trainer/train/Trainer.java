@@ -57,7 +57,17 @@ public final class Trainer {
 
     /** As {@link #run(RunDirectory.Mode, long)}; {@code allowChanges} resumes a run whose guarded settings changed. */
     public Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
+        if (job.parallel().dp() > 1) return ThreadRanks.run(job, out, mode, exitAfter, allowChanges);
+        return run(mode, exitAfter, allowChanges, Rank.SINGLE);
+    }
+
+    /**
+     * One rank's loop. Every rank builds the same model and reads the same global batches, taking its share of each;
+     * rank 0 alone writes the run directory, evaluates and checkpoints (the replicas hold the same weights).
+     */
+    Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges, Rank rank) throws IOException {
         long started = System.nanoTime();
+        boolean writer = rank.index() == 0;
         TrainingSpec tr = job.training();
         if (exitAfter < 0) throw new IllegalArgumentException("--exit-after must be a step number (1 or more), got " + exitAfter);
         Backend backend = Models.backend(job);
@@ -66,7 +76,7 @@ public final class Trainer {
         TokenDataset train = new TokenDataset(dataDir, "train", tr.seqLen()), val = new TokenDataset(dataDir, "val", tr.seqLen());
 
         // Whatever can refuse the job does so before the run directory is written: a fixed job then starts afresh.
-        RunDirectory.check(job, mode);
+        if (writer) RunDirectory.check(job, mode);
         Storage fs = new LocalStorage();
         Checkpointer checkpoints = new Checkpointer(fs, job.runDir(), job.checkpoint().keepLast());
         Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
@@ -100,9 +110,9 @@ public final class Trainer {
             step = resumed.manifest().step();
             position = dataPosition(resumed, train);
         }
-        if (mode == RunDirectory.Mode.RESUME) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
+        if (mode == RunDirectory.Mode.RESUME && writer) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
 
-        try (RunDirectory run = RunDirectory.open(job, mode)) {
+        try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job)) {
             AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()));
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
@@ -118,14 +128,17 @@ public final class Trainer {
             }
             BatchSampler sampler = new BatchSampler(train, job.seed(), position);
             long trainable = model.parameters().values().stream().filter(Parameter::trainable).mapToLong(p -> p.value().numel()).sum();
-            out.printf(Locale.ROOT, "model: %s, %,d parameters%s, %s on %s | batch %d x %d x %d accum | %d steps%n",
+            int dp = rank.sync().replicas();
+            out.printf(Locale.ROOT, "model: %s, %,d parameters%s, %s on %s | batch %d x %d x %d accum%s | %d steps%n",
                     cfg.family().name().toLowerCase(Locale.ROOT), cfg.parameterCount(),
                     job.lora().enabled() ? String.format(Locale.ROOT, " (LoRA rank %d: %,d trainable)", job.lora().rank(), trainable) : "",
-                    dtype.configName(), backend.device(), tr.batchSize(), tr.seqLen(), tr.gradAccumSteps(), tr.steps());
+                    dtype.configName(), backend.device(), tr.batchSize(), tr.seqLen(), tr.gradAccumSteps(),
+                    dp > 1 ? " x " + dp + " data-parallel ranks (" + job.parallel().launcher() + ")" : "", tr.steps());
 
             int b = tr.batchSize(), t = tr.seqLen();
             int[][] inputs = new int[tr.gradAccumSteps()][b * t], targets = new int[tr.gradAccumSteps()][b * t];
-            long tokensPerStep = (long) b * t * tr.gradAccumSteps();
+            int[] globalInputs = new int[dp * b * t], globalTargets = new int[dp * b * t]; // a micro-batch of every rank
+            long tokensPerStep = (long) dp * b * t * tr.gradAccumSteps();
             double trainLoss = Double.NaN, valLoss = Double.NaN, tokPerSec = 0, stepSeconds = 0;
             long end = exitAfter > 0 ? Math.min(exitAfter, tr.steps()) : tr.steps();
             String lastCheckpoint = latest.orElse(null);
@@ -133,10 +146,14 @@ public final class Trainer {
             long timedSteps = 0, loopStart = System.nanoTime();
             int skippedInARow = 0;
             boolean checkpointDue = false;
-            try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs())) {
+            try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs(), rank.sync())) {
                 while (step < end) {
                     long t0 = System.nanoTime();
-                    for (int micro = 0; micro < tr.gradAccumSteps(); micro++) sampler.next(b, inputs[micro], targets[micro]);
+                    for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {
+                        sampler.next(dp * b, globalInputs, globalTargets);
+                        System.arraycopy(globalInputs, rank.index() * b * t, inputs[micro], 0, b * t);
+                        System.arraycopy(globalTargets, rank.index() * b * t, targets[micro], 0, b * t);
+                    }
                     double lr = schedule.at(step);
                     TrainStep.Result r = trainStep.run(inputs, targets, lr);
                     double gradNorm = r.gradNorm();
@@ -163,7 +180,7 @@ public final class Trainer {
                                 "step_ms", stepSeconds * 1e3, "elapsed_s", (System.nanoTime() - started) / 1e9));
                     }
                     boolean last = step == tr.steps();
-                    if ((job.eval().every() > 0 && step % job.eval().every() == 0) || last) {
+                    if (writer && ((job.eval().every() > 0 && step % job.eval().every() == 0) || last)) {
                         valLoss = evaluate(model, val, b, t, job.eval().batches());
                         progress.message(String.format(Locale.ROOT, "step %d: val loss %.4f", step, valLoss));
                         run.log(record("step", step, "val_loss", valLoss));
@@ -171,7 +188,7 @@ public final class Trainer {
                     checkpointDue |= (job.checkpoint().every() > 0 && step % job.checkpoint().every() == 0) || last || step == end;
                     if (checkpointDue && r.skipped()) {
                         progress.message("step " + step + ": checkpoint put off to the next step whose gradients are finite");
-                    } else if (checkpointDue) {
+                    } else if (checkpointDue && writer) {
                         lastCheckpoint = checkpoints.save(step, hostTensors(model), hostOptimizer(model, opt), state(step, sampler, schedule, trainLoss, valLoss));
                         progress.message("checkpoint " + lastCheckpoint);
                         checkpointDue = false;
@@ -179,7 +196,7 @@ public final class Trainer {
                 }
             }
             double wall = (System.nanoTime() - started) / 1e9;
-            if (job.sample().tokens() > 0 && step == tr.steps()) printSample(model);
+            if (writer && job.sample().tokens() > 0 && step == tr.steps()) printSample(model);
             return new Result(step, trainLoss, valLoss, tokPerSec, wall, lastCheckpoint, model);
         }
     }

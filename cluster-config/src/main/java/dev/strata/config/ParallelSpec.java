@@ -1,0 +1,14 @@
+package dev.strata.config;
+
+import java.time.Duration;
+
+/** How the job is spread over ranks: data-parallel replicas, how their ranks are started, how long a collective may wait. */
+public record ParallelSpec(int dp, String launcher, Duration timeout) {
+    static ParallelSpec from(Fields f) {
+        var p = new ParallelSpec(f.positive("parallel.dp"), f.oneOf("parallel.launcher", "threads", "processes"), f.duration("parallel.timeout"));
+        f.require(!p.launcher.equals("processes") || p.dp == 1,
+                "parallel.launcher = processes (a worker JVM per rank) is not built yet; use parallel.launcher = threads");
+        f.require(p.timeout.toMillis() >= 100, "parallel.timeout must be at least 100 ms, got " + p.timeout.toMillis() + " ms");
+        return p;
+    }
+}
