@@ -20,6 +20,9 @@ public interface Communicator extends AutoCloseable {
     /** In place: every rank ends with the reduction of everyone's t. */
     Work allReduce(Tensor t, ReduceOp op);
 
+    /** In place: root ends with the reduction of everyone's t; the other ranks' t is left undefined. */
+    Work reduce(Tensor t, int root, ReduceOp op);
+
     /** input (size × n elements) reduced across ranks; rank r receives block r (n elements) in output. */
     Work reduceScatter(Tensor input, Tensor output, ReduceOp op);
 

@@ -50,6 +50,11 @@ public final class InProcessCommunicator implements Communicator {
         return collective("allReduce(" + op + ")", t, (all, b) -> write(b, t, reduce(all, op, 0, t.numel())));
     }
 
+    @Override public Work reduce(Tensor t, int root, ReduceOp op) {
+        requirePeer(root);
+        return collective("reduce(" + op + ", root " + root + ")", t, (all, b) -> { if (rank == root) write(b, t, reduce(all, op, 0, t.numel())); });
+    }
+
     @Override public Work reduceScatter(Tensor input, Tensor output, ReduceOp op) {
         requireBlocks(input, output, "reduceScatter");
         return collective("reduceScatter(" + op + ")", input, (all, b) -> write(b, output, reduce(all, op, rank * output.numel(), output.numel())));

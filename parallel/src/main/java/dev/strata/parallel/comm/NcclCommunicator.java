@@ -71,6 +71,12 @@ public final class NcclCommunicator implements Communicator {
         return enqueue("allReduce(" + op + ") of " + t, () -> check(nccl.ncclAllReduce(at(t), at(t), t.numel(), type(t), op(op), comm, stream), "ncclAllReduce", name));
     }
 
+    @Override public Work reduce(Tensor t, int root, ReduceOp op) {
+        requirePeer(root);
+        return enqueue("reduce(" + op + ", root " + root + ") of " + t, () -> check(nccl.ncclReduce(at(t), at(t), t.numel(), type(t), op(op), root, comm, stream),
+                "ncclReduce", name));
+    }
+
     @Override public Work reduceScatter(Tensor input, Tensor output, ReduceOp op) {
         requireBlocks(input, output, "reduceScatter");
         return enqueue("reduceScatter(" + op + ") of " + input, () -> check(nccl.ncclReduceScatter(at(input), at(output), output.numel(), type(output),

@@ -12,13 +12,14 @@ import java.util.List;
  * result taken from the wrong rank or block shows.
  */
 public final class CommunicatorContract {
-    public static final List<String> CASES = List.of("allReduce", "reduceScatter", "allGather", "broadcast", "sendRecv", "barrier", "ordering");
+    public static final List<String> CASES = List.of("allReduce", "reduce", "reduceScatter", "allGather", "broadcast", "sendRecv", "barrier", "ordering");
 
     private CommunicatorContract() {}
 
     public static void run(String name, Communicator c, Backend b, DType dtype) {
         switch (name) {
             case "allReduce" -> allReduce(c, b, dtype);
+            case "reduce" -> reduce(c, b, dtype);
             case "reduceScatter" -> reduceScatter(c, b, dtype);
             case "allGather" -> allGather(c, b, dtype);
             case "broadcast" -> broadcast(c, b, dtype);
@@ -45,6 +46,17 @@ public final class CommunicatorContract {
             try (Tensor t = b.fromDoubles(mine, dtype, 10, 100)) {
                 c.allReduce(t, op).await();
                 check(expected, b.toDoubles(t), c, "allReduce " + op);
+            }
+        }
+    }
+
+    /** Each rank in turn is the root of a sum. */
+    static void reduce(Communicator c, Backend b, DType dtype) {
+        int n = c.size();
+        for (int root = 0; root < n; root++) {
+            try (Tensor t = b.fromDoubles(new double[] {c.rank() + 1, 2, -1}, dtype, 3)) {
+                c.reduce(t, root, ReduceOp.SUM).await();
+                if (c.rank() == root) check(new double[] {n * (n + 1) / 2.0, 2 * n, -n}, b.toDoubles(t), c, "reduce to " + root);
             }
         }
     }

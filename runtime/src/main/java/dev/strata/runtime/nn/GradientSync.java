@@ -4,18 +4,29 @@ import dev.strata.runtime.Tensor;
 import java.util.List;
 
 /**
- * The phase of a step between its last backward and the update: on one rank nothing happens; data parallelism
- * reduces the gradients (and the step's summed loss) over its replicas, so every replica clips and updates alike.
+ * The phases of a step between its last backward and the next forward that data parallelism fills in: reduce the
+ * gradients (and the step's summed loss) over the replicas; under a sharded optimizer (ZeRO), say which parameters
+ * this rank updates, complete the gradient norm from every rank's share, and hand each updated parameter to the
+ * others. On one rank each phase does nothing.
  */
 public interface GradientSync {
-    /** grads: the trainable parameters' gradients in backward order (last layer first); lossSum: (1). Both hold every rank's sum on return. */
-    void reduce(List<Tensor> grads, Tensor lossSum);
+    /** params: the trainable parameters in backward order (last layer first); lossSum: (1), holding every rank's sum on return. */
+    void reduce(List<Parameter> params, Tensor lossSum);
 
     /** How many replicas the gradients are summed over (1: none). */
     int replicas();
 
+    /** Whether this rank's optimizer updates p (and so holds its state); every parameter unless the state is sharded. */
+    default boolean updates(Parameter p) { return true; }
+
+    /** sumSquares (1): the squared norm of the gradients this rank's update saw, made the norm's over every rank. */
+    default void reduceNormSquares(Tensor sumSquares) {}
+
+    /** After the update: the parameters other ranks updated arrive here. */
+    default void gatherParameters(List<Parameter> params) {}
+
     GradientSync NONE = new GradientSync() {
-        @Override public void reduce(List<Tensor> grads, Tensor lossSum) {}
+        @Override public void reduce(List<Parameter> params, Tensor lossSum) {}
 
         @Override public int replicas() { return 1; }
     };

@@ -1,5 +1,6 @@
 package dev.strata.trainer.train;
 
+import dev.strata.runtime.nn.GradientSync;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
@@ -35,16 +36,24 @@ public final class AdamW implements AutoCloseable {
     private final Map<String, Tensor> expAvg = new LinkedHashMap<>(), expAvgSq = new LinkedHashMap<>();
     private final List<Tensor> grads = new ArrayList<>();
     private final Tensor schedule, gradSumSquares; // (3): lr, 1-b1^t, sqrt(1-b2^t); (1): squared global grad norm
+    private final GradientSync sync;
     private long step;
 
-    public AdamW(Map<String, Parameter> params, Settings settings) {
+    public AdamW(Map<String, Parameter> params, Settings settings) { this(params, settings, GradientSync.NONE); }
+
+    /**
+     * Under a sharded optimizer (ZeRO) this rank's AdamW updates, and holds moments for, only the parameters
+     * {@code sync} gives it; the gradient norm adds every rank's share through the sync.
+     */
+    public AdamW(Map<String, Parameter> params, Settings settings, GradientSync sync) {
+        this.sync = sync;
         this.params = new LinkedHashMap<>();
-        params.forEach((name, p) -> { if (p.trainable()) this.params.put(name, p); });
-        if (this.params.isEmpty()) throw new IllegalArgumentException("AdamW has no trainable parameter to update");
+        params.forEach((name, p) -> { if (p.trainable() && sync.updates(p)) this.params.put(name, p); });
+        if (params.values().stream().noneMatch(Parameter::trainable)) throw new IllegalArgumentException("AdamW has no trainable parameter to update");
         this.settings = settings;
-        this.backend = this.params.values().iterator().next().value().backend();
+        this.backend = params.values().iterator().next().value().backend();
         for (Parameter p : this.params.values()) {
-            DType stateType = p.value().dtype() == DType.F64 ? DType.F64 : DType.F32;
+            DType stateType = stateType(p);
             Tensor m = backend.zeros(stateType, p.shape()), v = backend.zeros(stateType, p.shape());
             expAvg.put(p.name(), m);
             expAvgSq.put(p.name(), v);
@@ -73,6 +82,7 @@ public final class AdamW implements AutoCloseable {
      */
     public void enqueueUpdate(double maxGradNorm) {
         backend.sumOfSquares(grads, gradSumSquares);
+        sync.reduceNormSquares(gradSumSquares);
         List<Backend.AdamWSlot> slots = new ArrayList<>();
         for (Parameter p : params.values())
             slots.add(new Backend.AdamWSlot(p.value(), p.grad(), expAvg.get(p.name()), expAvgSq.get(p.name()), decayOf(p), bf16Copy(p)));
@@ -80,6 +90,9 @@ public final class AdamW implements AutoCloseable {
         int i = 0;
         for (Parameter p : params.values()) p.markUpdated(slots.get(i++).copy() != null);
     }
+
+    /** The moments' dtype: F64 for F64 parameters, else F32. */
+    static DType stateType(Parameter p) { return p.value().dtype() == DType.F64 ? DType.F64 : DType.F32; }
 
     private static Tensor bf16Copy(Parameter p) {
         Tensor copy = p.copy();

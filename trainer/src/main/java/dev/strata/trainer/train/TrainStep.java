@@ -29,7 +29,7 @@ public final class TrainStep implements AutoCloseable {
     private final Tensor inputs, targets, lossSum; // (B,T), (B,T) int32; (1) summed loss of the step
     private final boolean graphs;
     private final GradientSync sync;
-    private final java.util.List<Tensor> grads = new java.util.ArrayList<>(); // trainable parameters' gradients, last layer first
+    private final java.util.List<dev.strata.runtime.nn.Parameter> trainable = new java.util.ArrayList<>(); // last layer first
     private Backend.Graph microGraph, updateGraph;
 
     /** maxGradNorm = 0 turns clipping off; graphs asks for CUDA graphs (ignored where the backend has none). */
@@ -52,12 +52,12 @@ public final class TrainStep implements AutoCloseable {
         this.accumSteps = accumSteps;
         this.maxGradNorm = maxGradNorm;
         this.gradScale = 1.0 / ((long) b * t * accumSteps * sync.replicas());
-        this.graphs = graphs;
+        this.graphs = graphs && sync.replicas() == 1; // an in-process sync reads the gradients on the host: nothing to capture
         this.inputs = backend.zeros(DType.I32, b, t);
         this.targets = backend.zeros(DType.I32, b, t);
         this.lossSum = backend.zeros(model.precision().params(), 1);
         model.zeroGrad();
-        for (var p : model.parameters().values()) if (p.trainable()) grads.add(0, p.grad());
+        for (var p : model.parameters().values()) if (p.trainable()) trainable.add(0, p);
     }
 
     /** inputs[i], targets[i]: the B*T token ids of micro-batch i (accumSteps of them); lr: this step's rate. */
@@ -72,7 +72,7 @@ public final class TrainStep implements AutoCloseable {
             if (microGraph != null) microGraph.replay();
             else microBatch();
         }
-        sync.reduce(grads, lossSum);
+        sync.reduce(trainable, lossSum);
         if (updateGraph != null) updateGraph.replay();
         else update();
         Result r = new Result(backend.toDoubles(lossSum)[0] * gradScale, opt.lastGradNorm());
@@ -92,6 +92,7 @@ public final class TrainStep implements AutoCloseable {
     private void update() {
         model.endStep();
         opt.enqueueUpdate(maxGradNorm);
+        sync.gatherParameters(trainable);
         model.zeroGrad();
     }
 

@@ -113,7 +113,9 @@ public final class Trainer {
         if (mode == RunDirectory.Mode.RESUME && writer) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
 
         try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job)) {
-            AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()));
+            if (rank.dataParallel() != null) rank.dataParallel().plan(trainable(model));
+            AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()),
+                    rank.sync());
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
             if (resumed != null) {
@@ -188,9 +190,12 @@ public final class Trainer {
                     checkpointDue |= (job.checkpoint().every() > 0 && step % job.checkpoint().every() == 0) || last || step == end;
                     if (checkpointDue && r.skipped()) {
                         progress.message("step " + step + ": checkpoint put off to the next step whose gradients are finite");
-                    } else if (checkpointDue && writer) {
-                        lastCheckpoint = checkpoints.save(step, hostTensors(model), hostOptimizer(model, opt), state(step, sampler, schedule, trainLoss, valLoss));
-                        progress.message("checkpoint " + lastCheckpoint);
+                    } else if (checkpointDue) {
+                        Map<String, HostTensor> optimizer = hostOptimizer(model, opt, rank); // every rank: ZeRO gathers the state's shares
+                        if (writer) {
+                            lastCheckpoint = checkpoints.save(step, hostTensors(model), optimizer, state(step, sampler, schedule, trainLoss, valLoss));
+                            progress.message("checkpoint " + lastCheckpoint);
+                        }
                         checkpointDue = false;
                     }
                 }
@@ -290,10 +295,40 @@ public final class Trainer {
         return m;
     }
 
-    /** AdamW's state, its step count, and the layers' step state ({@code step_state.<layer>.<name>}). */
-    private static Map<String, HostTensor> hostOptimizer(Transformer model, AdamW opt) {
+    /** The trainable parameters, last layer first (the order backward finishes them in). */
+    static List<Parameter> trainable(Transformer model) {
+        List<Parameter> ps = new ArrayList<>();
+        for (Parameter p : model.parameters().values()) if (p.trainable()) ps.add(0, p);
+        return ps;
+    }
+
+    /**
+     * AdamW's state, its step count, and the layers' step state ({@code step_state.<layer>.<name>}). Under ZeRO each
+     * rank holds the moments of the parameters it owns; they are shared from their owners first, so a checkpoint
+     * holds whole tensors and resumes at any dp.
+     */
+    private static Map<String, HostTensor> hostOptimizer(Transformer model, AdamW opt, Rank rank) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
-        opt.state().forEach((k, v) -> m.put(k, stored(model, k, v)));
+        Map<String, Tensor> state = opt.state();
+        if (rank.shardedState()) {
+            Map<String, Tensor> whole = new LinkedHashMap<>();
+            List<Tensor> received = new ArrayList<>(), tensors = new ArrayList<>();
+            List<Parameter> owners = new ArrayList<>();
+            for (String moment : new String[] {"exp_avg.", "exp_avg_sq."})
+                for (Parameter p : model.parameters().values()) {
+                    if (!p.trainable()) continue;
+                    Tensor t = state.get(moment + p.name());
+                    if (t == null) received.add(t = model.backend().zeros(AdamW.stateType(p), p.shape()));
+                    whole.put(moment + p.name(), t);
+                    tensors.add(t);
+                    owners.add(p);
+                }
+            rank.dataParallel().shareFromOwners(tensors, owners);
+            whole.forEach((k, v) -> m.put(k, stored(model, k, v)));
+            received.forEach(Tensor::close);
+        } else {
+            state.forEach((k, v) -> m.put(k, stored(model, k, v)));
+        }
         m.put("step", HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64));
         stepState(model).forEach((k, v) -> m.put(k, HostTensor.of(v, v.dtype())));
         return m;

@@ -3,6 +3,8 @@ package dev.strata.trainer.train;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.strata.checkpoints.Checkpointer;
+import dev.strata.checkpoints.LocalStorage;
 import dev.strata.config.JobConfig;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.Parameter;
@@ -16,7 +18,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * N data-parallel ranks equal one process with the whole batch: with the same global batch (dp × batch_size ×
- * grad_accum_steps), 10 steps in F64 give the same losses within 1e-12 and the same weights within 1e-10.
+ * grad_accum_steps), 10 steps in F64 give the same losses within 1e-12 and the same weights within 1e-10, at every
+ * ZeRO level; and a checkpoint of a sharded run holds whole tensors, so it resumes at another dp.
  */
 class DataParallelTest {
     @TempDir static Path data;
@@ -24,21 +27,21 @@ class DataParallelTest {
     @BeforeAll
     static void writeData() throws Exception { TrainerTest.writeData(data); }
 
-    static JobConfig job(Path runDir, String family, int dp, int batch, int accum) {
+    static JobConfig job(Path runDir, String family, int dp, int zero, int batch, int accum) {
         return TrainerTest.job(runDir, data, family, 10).withOverrides("""
                 dtype = f64
                 training { batch_size = %d, grad_accum_steps = %d }
-                parallel { dp = %d, timeout = 60s }
+                parallel { dp = %d, zero = %d, timeout = 60s }
                 eval.every = 0
-                """.formatted(batch, accum, dp));
+                """.formatted(batch, accum, dp, zero));
     }
 
     @ParameterizedTest
-    @CsvSource({"gpt2, 2, 1", "gpt2, 4, 2", "llama, 2, 2", "llama, 4, 1"})
-    void ranksEqualOneProcessWithTheWholeBatch(String family, int dp, int accum, @TempDir Path runs) throws Exception {
+    @CsvSource({"gpt2, 2, 0, 1", "gpt2, 4, 1, 2", "gpt2, 2, 2, 2", "llama, 2, 1, 1", "llama, 4, 2, 1", "llama, 4, 0, 2"})
+    void ranksEqualOneProcessWithTheWholeBatch(String family, int dp, int zero, int accum, @TempDir Path runs) throws Exception {
         int global = 4;
-        var single = new Trainer(job(runs.resolve("single"), family, 1, global, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
-        var parallel = new Trainer(job(runs.resolve("dp"), family, dp, global / dp, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        var single = new Trainer(job(runs.resolve("single"), family, 1, 0, global, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        var parallel = new Trainer(job(runs.resolve("dp"), family, dp, zero, global / dp, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
         List<Double> a = TrainerTest.losses(runs.resolve("single")), b = TrainerTest.losses(runs.resolve("dp"));
         assertEquals(10, a.size());
         assertEquals(a.size(), b.size());
@@ -49,15 +52,53 @@ class DataParallelTest {
             double[] x = values(e.getValue().value()), y = values(pd.get(e.getKey()).value());
             for (int i = 0; i < x.length; i++) worstWeight = Math.max(worstWeight, Math.abs(x[i] - y[i]) / Math.max(1e-3, Math.abs(x[i])));
         }
-        System.out.printf("dp=%d accum=%d %s: worst loss difference %.2e, worst weight difference %.2e%n", dp, accum, family, worstLoss, worstWeight);
+        System.out.printf("dp=%d zero=%d accum=%d %s: worst loss difference %.2e, worst weight difference %.2e%n", dp, zero, accum, family,
+                worstLoss, worstWeight);
         assertTrue(worstLoss < 1e-12, "losses: " + a + " vs " + b);
         assertTrue(worstWeight < 1e-10, "weights differ by " + worstWeight);
         assertTrue(a.get(9) < a.get(0), "it trains: " + a);
-        // A data-parallel run resumes at another dp with the same global batch and goes on as the single run did.
-        var resumed = new Trainer(job(runs.resolve("dp"), family, 1, global, accum).withOverrides("training.steps = 12\ncheckpoint.every = 0"),
+        // The checkpoint holds the whole optimizer state, equal to the single run's: it resumes at any dp and ZeRO level.
+        var ckptSingle = Checkpointer.load(new LocalStorage(), single.checkpoint());
+        var ckptDp = Checkpointer.load(new LocalStorage(), parallel.checkpoint());
+        assertEquals(ckptSingle.optimizer().keySet(), ckptDp.optimizer().keySet());
+        for (var e : ckptSingle.optimizer().entrySet()) {
+            double[] x = e.getValue().toDoubles(), y = ckptDp.optimizer().get(e.getKey()).toDoubles();
+            for (int i = 0; i < x.length; i++)
+                assertTrue(Math.abs(x[i] - y[i]) <= 1e-9 * Math.max(1e-6, Math.abs(x[i])), e.getKey() + "[" + i + "]: " + x[i] + " vs " + y[i]);
+        }
+        int otherDp = dp == 2 ? 4 : 2;
+        var moved = new Trainer(job(runs.resolve("dp"), family, otherDp, 2 - zero, global / otherDp, accum).withOverrides("training.steps = 12"),
                 TrainerTest.quiet()).run(RunDirectory.Mode.RESUME, 0);
-        assertEquals(12, resumed.step());
+        var straight = new Trainer(job(runs.resolve("single"), family, 1, 0, global, accum).withOverrides("training.steps = 12"),
+                TrainerTest.quiet()).run(RunDirectory.Mode.RESUME, 0);
+        assertEquals(12, moved.step());
+        List<Double> la = TrainerTest.losses(runs.resolve("single")), lb = TrainerTest.losses(runs.resolve("dp"));
+        assertEquals(la.size(), lb.size());
+        for (int i = 10; i < la.size(); i++) assertEquals(la.get(i), lb.get(i), 1e-12 * Math.abs(la.get(i)), "step " + (i + 1) + " after moving to dp=" + otherDp);
+        assertEquals(12, straight.step());
     }
 
     static double[] values(Tensor t) { return t.backend().toDoubles(t); }
+
+    /** Under a sharded optimizer a rank's AdamW holds moments only for what it owns; together they hold each once. */
+    @org.junit.jupiter.api.Test
+    void zeroShardsTheOptimizerState() {
+        var cfg = new dev.strata.trainer.model.ModelConfig(dev.strata.trainer.model.ModelConfig.Family.LLAMA, 70, 32, 2, 4, 2, 8, 64, 16,
+                1e-5, 10000.0, false, false, false);
+        var model = new dev.strata.trainer.model.Transformer(cfg, dev.strata.runtime.cpu.CpuBackend.INSTANCE, dev.strata.runtime.DType.F64);
+        var comms = dev.strata.parallel.comm.InProcessCommunicator.group("dp", 3, java.time.Duration.ofSeconds(5));
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        int total = 0;
+        for (var c : comms) {
+            var sync = new dev.strata.parallel.DataParallelSync(c, 1);
+            sync.plan(Trainer.trainable(model));
+            var opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false), sync);
+            for (String k : opt.state().keySet()) assertTrue(seen.add(k), k + " held twice");
+            total += opt.state().size();
+            assertTrue(opt.state().size() < 2 * model.parameters().size(), "a share, not the whole");
+            opt.close();
+            c.close();
+        }
+        assertEquals(2 * model.parameters().size(), total, "every moment held once");
+    }
 }
