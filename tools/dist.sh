@@ -10,10 +10,11 @@ OUT="$ROOT/dist/strata-node"
 (cd "$ROOT" && mvn -B -q -DskipTests package)
 rm -rf "$OUT" && mkdir -p "$OUT/lib" "$OUT/bin"
 
-# The CPU backend's GEMM library and HDFS support stay out: a GPU node computes on the GPU.
+# The CPU backend's GEMM library and HDFS support stay out: a GPU node computes on the GPU. So does Pekko for now
+# (19 MB: multi-process CPU ranks only), which keeps the bundle under the device machine's 64 MiB.
 for jar in $(tr ':' '\n' < "$ROOT/trainer/target/classpath.txt"); do
   case "$(basename "$jar")" in
-    nd4j-*|openblas-*|hadoop-*|guava-*|protobuf-*|flatbuffers-*|oshi-*|jna-*|commons-*|byteunits-*|threetenbp-*|neoitertools-*|jackson-1.0.0-M2*) ;;
+    pekko-*|scala-*|agrona-*|ssl-config-*|nd4j-*|openblas-*|hadoop-*|guava-*|protobuf-*|flatbuffers-*|oshi-*|jna-*|commons-*|byteunits-*|threetenbp-*|neoitertools-*|jackson-1.0.0-M2*) ;;
     *) cp "$jar" "$OUT/lib/" ;;
   esac
 done

@@ -18,7 +18,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * round not complete within the timeout fails on every waiting rank with the operation, its size, the ranks that
  * did not arrive and each rank's last calls.
  */
-final class Rendezvous {
+final class Rendezvous implements Exchange {
     private static final int HISTORY = 4;
 
     private final String name;
@@ -50,12 +50,11 @@ final class Rendezvous {
         for (int i = 0; i < size; i++) history.add(new ArrayDeque<>());
     }
 
-    String name() { return name; }
+    @Override public String name() { return name; }
 
-    int size() { return size; }
+    @Override public int size() { return size; }
 
-    /** Contributes rank's values to round seq and waits for everyone's; returns them all, in rank order. */
-    double[][] meet(long seq, int rank, String what, double[] values) {
+    @Override public double[][] meet(long seq, int rank, String what, double[] values) {
         lock.lock();
         try {
             remember(rank, "#" + seq + " " + what);
@@ -82,8 +81,7 @@ final class Rendezvous {
         }
     }
 
-    /** Called by each rank once it has taken its result, so the round can go. */
-    void leave(long seq) {
+    @Override public void leave(long seq) {
         lock.lock();
         try {
             Round round = rounds.get(seq);
@@ -93,7 +91,7 @@ final class Rendezvous {
         }
     }
 
-    void post(int from, int to, double[] values) {
+    @Override public void post(int from, int to, double[] values) {
         lock.lock();
         try {
             remember(from, "send to " + to);
@@ -104,7 +102,7 @@ final class Rendezvous {
         }
     }
 
-    double[] take(int from, int to, long expected, String what) {
+    @Override public double[] take(int from, int to, long expected, String what) {
         lock.lock();
         try {
             remember(to, what);
