@@ -61,7 +61,8 @@ public record JobConfig(
     }
 
     static JobConfig from(Config job, String source) {
-        Config reference = ConfigFactory.parseResources(JobConfig.class, "/reference.conf");
+        // Beside this class, not at the root: Pekko's reference.conf lives there, and a root name would merge them.
+        Config reference = ConfigFactory.parseResources(JobConfig.class, "reference.conf");
         Config user = job.atPath("strata");
         KeyCheck.rejectUnknown(user, reference, source);
         // A preset sits between the job's own model keys and the defaults.

@@ -11,8 +11,6 @@ public record ParallelSpec(int dp, int zero, String launcher, Duration timeout) 
         var p = new ParallelSpec(f.positive("parallel.dp"), f.nonNegative("parallel.zero"), f.oneOf("parallel.launcher", "threads", "processes"),
                 f.duration("parallel.timeout"));
         f.require(p.zero <= 2, "parallel.zero must be 0, 1 or 2, got " + p.zero);
-        f.require(!p.launcher.equals("processes") || p.dp == 1,
-                "parallel.launcher = processes (a worker JVM per rank) is not built yet; use parallel.launcher = threads");
         f.require(p.timeout.toMillis() >= 100, "parallel.timeout must be at least 100 ms, got " + p.timeout.toMillis() + " ms");
         return p;
     }

@@ -33,6 +33,7 @@ final class PekkoExchange implements Exchange {
     private static final byte HELLO = 1, TABLE = 2, DATA = 3;
     private static final int FRAME_DOUBLES = 24 * 1024; // 192 KiB of values a frame
     private static final int HISTORY = 4;
+    private static final long JOIN_NANOS = TimeUnit.SECONDS.toNanos(120);
 
     private final String name, actorName;
     private final int rank, size;
@@ -102,10 +103,13 @@ final class PekkoExchange implements Exchange {
                 """.formatted(host, port)).withFallback(ConfigFactory.defaultReference(PekkoExchange.class.getClassLoader()));
     }
 
-    /** Rank 0 collects everyone's address and sends the table; the others announce themselves until it comes. */
+    /**
+     * Rank 0 collects everyone's address and sends the table; the others announce themselves until it comes. Joining
+     * waits at least JOIN_NANOS whatever the collectives' timeout: JVMs on a busy host take seconds to start.
+     */
     private void rendezvous(String host, int coordinatorPort) {
         String coordinator = "pekko://strata@" + host + ":" + coordinatorPort + "/user/" + actorName;
-        long deadline = System.nanoTime() + timeoutNanos;
+        long joinNanos = Math.max(timeoutNanos, JOIN_NANOS), deadline = System.nanoTime() + joinNanos;
         lock.lock();
         try {
             if (rank == 0) {
@@ -114,7 +118,7 @@ final class PekkoExchange implements Exchange {
                     List<Integer> missing = new ArrayList<>();
                     for (int r = 0; r < size; r++) if (addresses[r] == null) missing.add(r);
                     throw new CollectiveException(name + ": ranks " + missing + " of " + size + " did not join at " + host + ":" + coordinatorPort
-                            + " within " + seconds());
+                            + " within " + joinNanos / 1_000_000_000 + " s");
                 }
                 peers = selections();
                 byte[] table = table();
@@ -128,7 +132,7 @@ final class PekkoExchange implements Exchange {
                 }
                 if (peers == null)
                     throw new CollectiveException(name + ": rank " + rank + " found no coordinator (rank 0) at " + host + ":" + coordinatorPort
-                            + " within " + seconds());
+                            + " within " + joinNanos / 1_000_000_000 + " s");
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

@@ -26,6 +26,8 @@ import java.util.stream.Stream;
  */
 public final class RunDirectory implements AutoCloseable {
     public static final String RUN_JSON = "run.json", METRICS = "metrics.jsonl", CHECKPOINTS = "checkpoints";
+    /** Each rank's output under parallel.launcher = processes; the launcher replaces it, and it alone does not make a directory a run's. */
+    public static final String LOGS = "logs";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public enum Mode { FRESH, RESUME, OVERWRITE }
@@ -133,7 +135,7 @@ public final class RunDirectory implements AutoCloseable {
 
     private static boolean isEmpty(Path dir) throws IOException {
         try (Stream<Path> s = Files.list(dir)) {
-            return s.findAny().isEmpty();
+            return s.allMatch(p -> p.getFileName().toString().equals(LOGS) && Files.isDirectory(p));
         }
     }
 

@@ -57,8 +57,17 @@ public final class Trainer {
 
     /** As {@link #run(RunDirectory.Mode, long)}; {@code allowChanges} resumes a run whose guarded settings changed. */
     public Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
+        if (job.parallel().dp() > 1 && job.parallel().launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
         if (job.parallel().dp() > 1) return ThreadRanks.run(job, out, mode, exitAfter, allowChanges);
         return run(mode, exitAfter, allowChanges, Rank.SINGLE);
+    }
+
+    /** One rank of a multi-process job: joins the others through Pekko (rank 0 listening at host:port), then trains. */
+    public static void runWorker(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges, int rank,
+                                 String host, int port) throws IOException {
+        try (var dp = dev.strata.parallel.comm.PekkoCommunicator.join("dp", rank, job.parallel().dp(), host, port, job.parallel().timeout())) {
+            new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, new dev.strata.parallel.DataParallelSync(dp, job.parallel().zero())));
+        }
     }
 
     /**

@@ -101,4 +101,65 @@ class DataParallelTest {
         }
         assertEquals(2 * model.parameters().size(), total, "every moment held once");
     }
+
+    /** Ranks as worker JVMs over Pekko compute what one process does, and every rank's output is in run_dir/logs. */
+    @org.junit.jupiter.api.Test
+    void workerProcessesEqualOneProcess(@TempDir Path runs) throws Exception {
+        var single = new Trainer(job(runs.resolve("single"), "gpt2", 1, 0, 4, 1), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        var out = new java.io.ByteArrayOutputStream();
+        var processes = new Trainer(job(runs.resolve("procs"), "gpt2", 2, 1, 2, 1).withOverrides("parallel.launcher = processes"),
+                new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
+        assertEquals(10, processes.step());
+        assertTrue(out.toString().contains("x 2 data-parallel ranks (processes)"), "rank 0's output on the console: " + out);
+        for (int r = 0; r < 2; r++) assertTrue(java.nio.file.Files.exists(runs.resolve("procs/logs/rank-" + r + ".log")), "rank " + r + "'s log");
+        List<Double> a = TrainerTest.losses(runs.resolve("single")), b = TrainerTest.losses(runs.resolve("procs"));
+        assertEquals(a.size(), b.size());
+        for (int i = 0; i < a.size(); i++) assertEquals(a.get(i), b.get(i), 1e-12 * Math.abs(a.get(i)), "step " + (i + 1));
+        var x = Checkpointer.load(new LocalStorage(), single.checkpoint()).model();
+        var y = Checkpointer.load(new LocalStorage(), processes.checkpoint()).model();
+        for (var e : x.entrySet()) {
+            double[] u = e.getValue().toDoubles(), v = y.get(e.getKey()).toDoubles();
+            for (int i = 0; i < u.length; i++) assertEquals(u[i], v[i], 1e-10 * Math.max(1e-3, Math.abs(u[i])), e.getKey());
+        }
+    }
+
+    /** A worker killed mid-run: the launcher stops the others and names it; the last checkpoint is whole. */
+    @org.junit.jupiter.api.Test
+    void aKilledWorkerStopsTheRunAndIsNamed(@TempDir Path runs) throws Exception {
+        Path dir = runs.resolve("procs");
+        JobConfig j = job(dir, "gpt2", 2, 0, 2, 1).withOverrides("parallel { launcher = processes, timeout = 5s }\ntraining.steps = 100000\ncheckpoint.every = 5");
+        var failure = new java.util.concurrent.CompletableFuture<Throwable>();
+        Thread run = new Thread(() -> {
+            try {
+                new Trainer(j, TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+                failure.complete(null);
+            } catch (Throwable e) {
+                failure.complete(e);
+            }
+        });
+        run.start();
+        Path ckpts = dir.resolve("checkpoints");
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (System.nanoTime() < deadline && !(java.nio.file.Files.exists(ckpts.resolve("latest")))) Thread.sleep(100);
+        var victim = ProcessHandle.current().descendants().filter(p -> isRank(p, 1)).findFirst();
+        assertTrue(victim.isPresent(), "found rank 1's process among " + ProcessHandle.current().descendants().count());
+        victim.get().destroyForcibly();
+        Throwable e = failure.get(60, java.util.concurrent.TimeUnit.SECONDS);
+        assertTrue(e instanceof IllegalStateException && e.getMessage().contains("rank 1 of 2 exited"), String.valueOf(e));
+        assertEquals(0, ProcessHandle.current().descendants().count(), "every worker ended");
+        String latest = new Checkpointer(new LocalStorage(), dir.toString(), 2).latest().orElseThrow();
+        Checkpointer.load(new LocalStorage(), latest); // verifies every checksum
+    }
+
+    /** Whether p is a worker of the given rank, from its command line in /proc (ProcessHandle's arguments are empty here). */
+    static boolean isRank(ProcessHandle p, int rank) {
+        try {
+            String[] args = new String(java.nio.file.Files.readAllBytes(Path.of("/proc", "" + p.pid(), "cmdline"))).split("\0");
+            List<String> list = java.util.Arrays.asList(args);
+            int at = list.indexOf("--rank");
+            return at >= 0 && at + 1 < list.size() && list.get(at + 1).equals("" + rank);
+        } catch (java.io.IOException e) {
+            return false;
+        }
+    }
 }

@@ -1,0 +1,28 @@
+package dev.strata.trainer.cli;
+
+import dev.strata.config.JobConfig;
+import dev.strata.trainer.train.RunDirectory;
+import dev.strata.trainer.train.Trainer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** One rank of a job that {@code strata train} started with parallel.launcher = processes; not for users. */
+@Command(name = "worker", hidden = true, description = "One rank of a multi-process job (started by strata train).")
+final class WorkerCommand implements Callable<Integer> {
+    @Option(names = "--rank", required = true) int rank;
+    @Option(names = "--port", required = true) int port;
+    @Option(names = "--job", required = true) Path job;
+    @Option(names = "--source", required = true) String source;
+    @Option(names = "--mode", required = true) RunDirectory.Mode mode;
+    @Option(names = "--exit-after", defaultValue = "0") long exitAfter;
+    @Option(names = "--allow-changes") boolean allowChanges;
+
+    @Override public Integer call() throws Exception {
+        JobConfig cfg = JobConfig.parse(Files.readString(job), source);
+        Trainer.runWorker(cfg, System.out, mode, exitAfter, allowChanges, rank, "127.0.0.1", port);
+        return 0;
+    }
+}

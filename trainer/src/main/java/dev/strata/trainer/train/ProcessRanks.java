@@ -1,0 +1,146 @@
+package dev.strata.trainer.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.strata.config.JobConfig;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.lang.management.ManagementFactory;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+/**
+ * {@code parallel.launcher = processes}: torchrun's model on one host. This JVM starts one worker JVM per rank
+ * ({@code strata worker}), which find each other through Pekko at a port picked here (rank 0 is the rendezvous),
+ * writes each rank's output to {@code run_dir/logs/rank-N.log} and shows rank 0's on the console. When a rank exits
+ * with an error, the others are stopped and the error names the rank and its last line; every process started is
+ * ended before this returns.
+ */
+final class ProcessRanks {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private ProcessRanks() {}
+
+    static Trainer.Result run(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
+        long started = System.nanoTime();
+        RunDirectory.check(job, mode); // refuse before anything starts
+        int dp = job.parallel().dp();
+        Path runDir = Path.of(job.runDir()), logs = runDir.resolve(RunDirectory.LOGS);
+        Files.createDirectories(logs);
+        try (Stream<Path> old = Files.list(logs)) {
+            for (Path p : old.toList()) if (p.getFileName().toString().matches("rank-\\d+\\.log")) Files.delete(p);
+        }
+        Path jobFile = Files.createTempFile("strata-job-", ".conf");
+        Files.writeString(jobFile, job.toJson());
+        int port;
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        List<Process> ranks = new ArrayList<>();
+        Thread console = null;
+        try {
+            for (int r = 0; r < dp; r++) {
+                List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+                for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
+                    if (!a.startsWith("-agentlib") && !a.startsWith("-javaagent") && !a.startsWith("-XX:StartFlightRecording")) cmd.add(a);
+                cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.strata.trainer.cli.Main", "worker",
+                        "--rank", "" + r, "--port", "" + port, "--job", jobFile.toString(), "--source", job.source(),
+                        "--mode", mode.name(), "--exit-after", "" + exitAfter));
+                if (allowChanges) cmd.add("--allow-changes");
+                ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+                Path log = logs.resolve("rank-" + r + ".log");
+                if (r > 0) pb.redirectOutput(log.toFile());
+                Process p = pb.start();
+                ranks.add(p);
+                if (r == 0) console = echo(p, log, out);
+            }
+            waitForAll(ranks, logs);
+            if (console != null) console.join(10_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the ranks");
+        } finally {
+            for (Process p : ranks) if (p.isAlive()) p.destroyForcibly();
+            for (Process p : ranks) {
+                try {
+                    p.waitFor(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            Files.deleteIfExists(jobFile);
+        }
+        return result(runDir, (System.nanoTime() - started) / 1e9);
+    }
+
+    /** Rank 0's output to the console and to its log, line by line. */
+    private static Thread echo(Process p, Path log, PrintStream out) {
+        Thread t = new Thread(() -> {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+                 PrintWriter w = new PrintWriter(Files.newBufferedWriter(log, StandardCharsets.UTF_8), true)) {
+                String line;
+                while ((line = r.readLine()) != null) {
+                    out.println(line);
+                    w.println(line);
+                }
+            } catch (IOException e) {
+                out.println("rank 0's output stopped: " + e.getMessage());
+            }
+        }, "rank-0-output");
+        t.setDaemon(true);
+        t.start();
+        return t;
+    }
+
+    /** Waits until every rank has ended; the first to fail stops the others and names itself. */
+    private static void waitForAll(List<Process> ranks, Path logs) throws InterruptedException, IOException {
+        while (true) {
+            boolean running = false;
+            for (int r = 0; r < ranks.size(); r++) {
+                Process p = ranks.get(r);
+                if (p.isAlive()) {
+                    running = true;
+                } else if (p.exitValue() != 0) {
+                    for (Process other : ranks) other.destroyForcibly();
+                    throw new IllegalStateException("rank " + r + " of " + ranks.size() + " exited with code " + p.exitValue() + ": "
+                            + lastLine(logs.resolve("rank-" + r + ".log")) + " (every rank's output is in " + logs + ")");
+                }
+            }
+            if (!running) return;
+            Thread.sleep(100);
+        }
+    }
+
+    private static String lastLine(Path log) throws IOException {
+        if (!Files.exists(log)) return "no output";
+        List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8).stream().filter(l -> !l.isBlank()).toList();
+        for (int i = lines.size() - 1; i >= 0; i--) if (lines.get(i).startsWith("error: ")) return lines.get(i).substring(7);
+        return lines.isEmpty() ? "no output" : lines.get(lines.size() - 1);
+    }
+
+    /** What the ranks left in the run directory: the last step, losses and checkpoint (the model stays in the workers). */
+    private static Trainer.Result result(Path runDir, double wall) throws IOException {
+        long step = 0;
+        double loss = Double.NaN, val = Double.NaN, tokens = 0;
+        for (String line : Files.readAllLines(runDir.resolve(RunDirectory.METRICS), StandardCharsets.UTF_8)) {
+            JsonNode n = JSON.readTree(line);
+            if (n.has("loss") && !n.has("skipped")) {
+                step = n.get("step").asLong();
+                loss = n.get("loss").asDouble();
+                tokens = n.path("tokens_per_s").asDouble();
+            }
+            if (n.has("val_loss")) val = n.get("val_loss").asDouble();
+        }
+        var latest = new dev.strata.checkpoints.Checkpointer(new dev.strata.checkpoints.LocalStorage(), runDir.toString(), 1).latest();
+        return new Trainer.Result(step, loss, val, tokens, wall, latest.orElse(null), null);
+    }
+}
