@@ -21,8 +21,28 @@ final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--allow-changes") boolean allowChanges;
 
     @Override public Integer call() throws Exception {
+        exitWithParent();
         JobConfig cfg = JobConfig.parse(Files.readString(job), source);
         Trainer.runWorker(cfg, System.out, mode, exitAfter, allowChanges, rank, "127.0.0.1", port);
         return 0;
+    }
+
+    /** A worker whose launcher died (killed, crashed) stops too, instead of training on alone. */
+    private static void exitWithParent() {
+        ProcessHandle parent = ProcessHandle.current().parent().orElse(null);
+        if (parent == null) return;
+        Thread watch = new Thread(() -> {
+            while (parent.isAlive()) {
+                try {
+                    Thread.sleep(500);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+            System.err.println("error: the launcher (pid " + parent.pid() + ") is gone; stopping");
+            Runtime.getRuntime().halt(1);
+        }, "watch-launcher");
+        watch.setDaemon(true);
+        watch.start();
     }
 }

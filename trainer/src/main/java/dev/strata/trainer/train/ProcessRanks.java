@@ -47,6 +47,9 @@ final class ProcessRanks {
         }
         List<Process> ranks = new ArrayList<>();
         Thread console = null;
+        // Should this JVM go (Ctrl-C, a kill), its workers go with it; they also watch for it themselves.
+        Thread reaper = new Thread(() -> ranks.forEach(Process::destroyForcibly), "stop-ranks");
+        Runtime.getRuntime().addShutdownHook(reaper);
         try {
             for (int r = 0; r < dp; r++) {
                 List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
@@ -78,6 +81,11 @@ final class ProcessRanks {
                 }
             }
             Files.deleteIfExists(jobFile);
+            try {
+                Runtime.getRuntime().removeShutdownHook(reaper);
+            } catch (IllegalStateException e) {
+                // the JVM is already shutting down: the hook runs
+            }
         }
         return result(runDir, (System.nanoTime() - started) / 1e9);
     }

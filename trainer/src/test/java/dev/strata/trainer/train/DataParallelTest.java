@@ -138,6 +138,14 @@ class DataParallelTest {
             }
         });
         run.start();
+        try {
+            killRankOneMidRun(dir, failure);
+        } finally {
+            ProcessHandle.current().descendants().forEach(ProcessHandle::destroyForcibly); // also when an assertion failed
+        }
+    }
+
+    private static void killRankOneMidRun(Path dir, java.util.concurrent.CompletableFuture<Throwable> failure) throws Exception {
         Path ckpts = dir.resolve("checkpoints");
         long deadline = System.nanoTime() + 60_000_000_000L;
         while (System.nanoTime() < deadline && !(java.nio.file.Files.exists(ckpts.resolve("latest")))) Thread.sleep(100);
