@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/dist/strata-node"
 : "${JAVA_HOME:?JAVA_HOME must point at a JDK 21+ (the strata launcher sets it)}"
 
-(cd "$ROOT" && mvn -B -q -DskipTests package)
+(cd "$ROOT" && mvn -B -q -DskipTests package 2>&1 | sed -u 's/\x1b\[[0-9;]*m//g')  # without Maven's colour resets
 rm -rf "$OUT" && mkdir -p "$OUT/lib" "$OUT/bin"
 
 # The CPU backend's GEMM library and HDFS support stay out: a GPU node computes on the GPU. So does Pekko for now
@@ -28,7 +28,7 @@ cuda_jni="$(ls "$OUT"/lib/cuda-*-linux-x86_64.jar)"
 
 "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,jdk.incubator.vector,jdk.zipfs \
   --strip-java-debug-attributes --strip-native-debug-symbols=objcopy=/usr/bin/objcopy --no-header-files --no-man-pages --compress=zip-9 \
-  --output "$OUT/runtime"
+  --output "$OUT/runtime" 2>&1 | { grep -v "Using incubator modules" || true; }
 
 cat > "$OUT/bin/strata" <<'LAUNCH'
 #!/usr/bin/env bash
@@ -47,7 +47,7 @@ LAUNCH
 chmod +x "$OUT/bin/strata"
 
 if [[ "${1:-}" == "--tests" ]]; then
-  (cd "$ROOT" && mvn -B -q -DskipTests test-compile)
+  (cd "$ROOT" && mvn -B -q -DskipTests test-compile 2>&1 | sed -u 's/\x1b\[[0-9;]*m//g')
   mkdir -p "$OUT/tests"
   for m in runtime quant-training parallel checkpoints trainer; do cp -r "$ROOT/$m/target/test-classes" "$OUT/tests/$m"; done
   junit=~/.m2/repository/org/junit/platform/junit-platform-console-standalone
