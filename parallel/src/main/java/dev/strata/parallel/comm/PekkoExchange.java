@@ -176,8 +176,7 @@ final class PekkoExchange implements Exchange {
             for (int r = 0; r < size; r++) if (r != rank) all[r] = inbox.remove(new Key(seq, r)).values;
             return all;
         } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CollectiveException(name + ": rank " + rank + " was interrupted in " + what);
+            throw CollectiveException.interrupted(name, rank, what);
         } finally {
             lock.unlock();
         }
@@ -214,15 +213,11 @@ final class PekkoExchange implements Exchange {
             long left = timeoutNanos;
             while (left > 0 && !(inbox.containsKey(key) && inbox.get(key).complete())) left = changed.awaitNanos(left);
             Assembly a = inbox.remove(key);
-            if (a == null || !a.complete())
-                throw new CollectiveException(name + ": rank " + to + " waited " + seconds() + " for " + what + ", which rank " + from
-                        + " never sent; last calls of rank " + to + ": " + String.join(", ", history));
-            if (a.values.length != expected)
-                throw new CollectiveException(name + ": rank " + to + " expected " + expected + " elements in " + what + ", rank " + from + " sent " + a.values.length);
+            if (a == null || !a.complete()) throw CollectiveException.neverSent(name, to, from, what, seconds(), "rank " + to + ": " + String.join(", ", history));
+            if (a.values.length != expected) throw CollectiveException.wrongLength(name, to, from, what, expected, a.values.length);
             return a.values;
         } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CollectiveException(name + ": rank " + to + " was interrupted in " + what);
+            throw CollectiveException.interrupted(name, to, what);
         } finally {
             lock.unlock();
         }

@@ -74,8 +74,7 @@ final class Rendezvous implements Exchange {
             }
             return round.contributions;
         } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CollectiveException(name + ": rank " + rank + " was interrupted in " + what);
+            throw CollectiveException.interrupted(name, rank, what);
         } finally {
             lock.unlock();
         }
@@ -109,16 +108,12 @@ final class Rendezvous implements Exchange {
             Deque<double[]> box = mail.computeIfAbsent(key(from, to), k -> new ArrayDeque<>());
             long left = timeoutNanos;
             while (box.isEmpty() && left > 0) left = changed.awaitNanos(left);
-            if (box.isEmpty())
-                throw new CollectiveException(name + ": rank " + to + " waited " + seconds() + " for " + what + ", which rank " + from
-                        + " never sent; last calls: " + lastCalls());
+            if (box.isEmpty()) throw CollectiveException.neverSent(name, to, from, what, seconds(), lastCalls());
             double[] v = box.poll();
-            if (v.length != expected)
-                throw new CollectiveException(name + ": rank " + to + " expected " + expected + " elements in " + what + ", rank " + from + " sent " + v.length);
+            if (v.length != expected) throw CollectiveException.wrongLength(name, to, from, what, expected, v.length);
             return v;
         } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CollectiveException(name + ": rank " + to + " was interrupted in " + what);
+            throw CollectiveException.interrupted(name, to, what);
         } finally {
             lock.unlock();
         }
