@@ -45,6 +45,7 @@ final class PekkoExchange implements Exchange {
     private final String[] addresses;
     private final long[] sentTo, takenFrom; // point-to-point message counts per peer
     private final Deque<String> history = new ArrayDeque<>();
+    private final String[] lastSeen; // the last call of each peer that reached this rank
     private ActorSelection[] peers;
     private int joined = 1;
 
@@ -75,6 +76,7 @@ final class PekkoExchange implements Exchange {
         this.addresses = new String[size];
         this.sentTo = new long[size];
         this.takenFrom = new long[size];
+        this.lastSeen = new String[size];
         this.system = ActorSystem.create("strata", config(host, rank == 0 ? coordinatorPort : 0));
         system.actorOf(Props.create(Mailbox.class, () -> new Mailbox(this)), actorName);
         addresses[rank] = ((ExtendedActorSystem) system).provider().getDefaultAddress() + "/user/" + actorName;
@@ -172,7 +174,7 @@ final class PekkoExchange implements Exchange {
             }
             if (!missing.isEmpty())
                 throw new CollectiveException(name + ": collective #" + seq + " " + what + " timed out after " + seconds() + ": ranks " + missing
-                        + " of " + size + " did not arrive; last calls of rank " + rank + ": " + String.join(", ", history));
+                        + " of " + size + " did not arrive; last calls: " + lastCalls());
             for (int r = 0; r < size; r++) if (r != rank) all[r] = inbox.remove(new Key(seq, r)).values;
             return all;
         } catch (InterruptedException e) {
@@ -213,7 +215,7 @@ final class PekkoExchange implements Exchange {
             long left = timeoutNanos;
             while (left > 0 && !(inbox.containsKey(key) && inbox.get(key).complete())) left = changed.awaitNanos(left);
             Assembly a = inbox.remove(key);
-            if (a == null || !a.complete()) throw CollectiveException.neverSent(name, to, from, what, seconds(), "rank " + to + ": " + String.join(", ", history));
+            if (a == null || !a.complete()) throw CollectiveException.neverSent(name, to, from, what, seconds(), lastCalls());
             if (a.values.length != expected) throw CollectiveException.wrongLength(name, to, from, what, expected, a.values.length);
             return a.values;
         } catch (InterruptedException e) {
@@ -295,6 +297,7 @@ final class PekkoExchange implements Exchange {
                     int from = b.getInt(), frame = b.getInt(), frames = b.getInt(), length = b.getInt();
                     String what = string(b);
                     Assembly a = inbox.computeIfAbsent(new Key(tag, from), k -> new Assembly(what, length, frames));
+                    lastSeen[from] = (tag >= 0 ? "#" + tag + " " : "") + what;
                     int at = frame * FRAME_DOUBLES;
                     while (b.hasRemaining()) a.values[at++] = b.getDouble();
                     a.frames++;
@@ -311,6 +314,16 @@ final class PekkoExchange implements Exchange {
         byte[] s = new byte[b.getInt()];
         b.get(s);
         return new String(s, StandardCharsets.UTF_8);
+    }
+
+    /** This rank's last calls, and the last call each peer was seen making (what its messages said). */
+    private String lastCalls() {
+        StringBuilder sb = new StringBuilder("rank " + rank + ": ");
+        synchronized (history) {
+            sb.append(String.join(", ", history));
+        }
+        for (int r = 0; r < size; r++) if (r != rank) sb.append("; rank ").append(r).append(": ").append(lastSeen[r] == null ? "none seen" : lastSeen[r]);
+        return sb.toString();
     }
 
     private void remember(String call) {

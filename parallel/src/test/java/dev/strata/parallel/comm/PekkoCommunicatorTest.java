@@ -62,7 +62,8 @@ class PekkoCommunicatorTest {
         double seconds = (System.nanoTime() - t0) / 1e9;
         for (int r = 0; r < 2; r++) {
             String line = results.get(r);
-            assertTrue(line.startsWith("FAIL CollectiveException") && line.contains("ranks [2]") && line.contains("did not arrive"), "rank " + r + ": " + line);
+            assertTrue(line.startsWith("FAIL CollectiveException") && line.contains("ranks [2]") && line.contains("did not arrive")
+                    && line.contains("rank 2: #0 allReduce(SUM)"), "rank " + r + ": " + line);
         }
         assertTrue(results.get(2).startsWith("no result"), "rank 2 was killed: " + results.get(2));
         assertTrue(seconds < 40, "ended in " + seconds + " s");
