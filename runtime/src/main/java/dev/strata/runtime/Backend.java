@@ -28,6 +28,17 @@ public interface Backend extends AutoCloseable {
 
     double[] toDoubles(Tensor t);
 
+    /**
+     * A tensor from raw little-endian bytes in its own dtype (a {@link HostTensor}'s layout), moved as they are: a
+     * checkpoint's tensors cost their own size on the way, not 8 bytes an element. data is read from its position.
+     */
+    default Tensor fromBytes(java.nio.ByteBuffer data, DType dtype, int... shape) {
+        return fromDoubles(new HostTensor(dtype, shape, data).toDoubles(), dtype, shape);
+    }
+
+    /** The tensor's raw little-endian bytes in its own dtype. */
+    default java.nio.ByteBuffer toBytes(Tensor t) { return HostTensor.ofDoubles(toDoubles(t), t.dtype(), t.shape()).data(); }
+
     int[] toInts(Tensor t);
 
     Tensor copy(Tensor src);

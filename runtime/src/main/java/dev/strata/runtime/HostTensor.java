@@ -120,14 +120,16 @@ public record HostTensor(DType dtype, int[] shape, ByteBuffer data) {
         return new HostTensor(dtype, s, padded);
     }
 
-    /** Uploads to a backend in the given dtype. */
+    /** Uploads to a backend in the given dtype (as raw bytes when it is this tensor's own). */
     public Tensor to(Backend backend, DType target) {
+        if (target == dtype && dtype.isFloatingPoint()) return backend.fromBytes(data, dtype, shape);
         if (!target.isFloatingPoint()) return backend.fromInts(toInts(), shape);
         return backend.fromDoubles(toDoubles(), target, shape);
     }
 
-    /** Downloads a backend tensor, stored in the given dtype. */
+    /** Downloads a backend tensor, stored in the given dtype (as raw bytes when it is the tensor's own). */
     public static HostTensor of(Tensor t, DType stored) {
+        if (stored == t.dtype()) return new HostTensor(stored, t.shape(), t.backend().toBytes(t));
         if (!t.dtype().isFloatingPoint()) return ofInts(t.backend().toInts(t), stored, t.shape());
         return ofDoubles(t.backend().toDoubles(t), stored, t.shape());
     }

@@ -60,6 +60,34 @@ public final class CpuBackend implements Backend {
         return out;
     }
 
+    @Override public Tensor fromBytes(java.nio.ByteBuffer data, DType dtype, int... shape) {
+        Tensor t = zeros(dtype, shape);
+        java.nio.ByteBuffer b = data.slice().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        requireLength((int) (b.remaining() / Math.max(1, dtype.byteSize())), shape);
+        switch (buf(t)) {
+            case CpuBuffer.F64 d when dtype == DType.F64 -> b.asDoubleBuffer().get(d.a());
+            case CpuBuffer.F32 f when dtype == DType.F32 -> b.asFloatBuffer().get(f.a());
+            case CpuBuffer.I32 i -> b.asIntBuffer().get(i.a());
+            default -> {
+                t.close();
+                return Backend.super.fromBytes(data, dtype, shape); // FP8 codes held as their values
+            }
+        }
+        return t;
+    }
+
+    @Override public java.nio.ByteBuffer toBytes(Tensor t) {
+        int n = (int) t.numel();
+        java.nio.ByteBuffer out = java.nio.ByteBuffer.allocate(n * t.dtype().byteSize()).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        switch (buf(t)) {
+            case CpuBuffer.F64 d when t.dtype() == DType.F64 -> out.asDoubleBuffer().put(d.a(), 0, n);
+            case CpuBuffer.F32 f when t.dtype() == DType.F32 -> out.asFloatBuffer().put(f.a(), 0, n);
+            case CpuBuffer.I32 i -> out.asIntBuffer().put(i.a(), 0, n);
+            default -> { return Backend.super.toBytes(t); }
+        }
+        return out;
+    }
+
     @Override public int[] toInts(Tensor t) {
         if (!(buf(t) instanceof CpuBuffer.I32 ints)) throw new IllegalArgumentException("expected an i32 tensor, got " + t);
         return Arrays.copyOf(ints.a(), (int) t.numel());

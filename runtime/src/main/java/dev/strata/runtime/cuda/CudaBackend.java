@@ -162,6 +162,26 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    /** Device memory holds the same little-endian bytes a HostTensor does: one copy each way, through direct memory. */
+    @Override public Tensor fromBytes(java.nio.ByteBuffer data, DType dtype, int... shape) {
+        Tensor t = empty(dtype, shape);
+        java.nio.ByteBuffer b = data.slice();
+        require(b.remaining() == bytes(t), b.remaining() + " bytes do not fill " + t);
+        java.nio.ByteBuffer direct = b.isDirect() ? b : java.nio.ByteBuffer.allocateDirect(b.remaining()).put(b).flip();
+        try (BytePointer host = new BytePointer(direct)) {
+            upload(host, t);
+        }
+        return t;
+    }
+
+    @Override public java.nio.ByteBuffer toBytes(Tensor t) {
+        java.nio.ByteBuffer out = java.nio.ByteBuffer.allocateDirect(Math.toIntExact(bytes(t))).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        try (BytePointer host = new BytePointer(out)) {
+            download(t, host);
+        }
+        return out;
+    }
+
     private void upload(Pointer host, Tensor t) {
         Cuda.check(cudart.cudaMemcpyAsync(Cuda.at(address(t)), host, bytes(t), cudart.cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync H2D");
         synchronize();
