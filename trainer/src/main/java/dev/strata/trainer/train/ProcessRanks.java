@@ -54,7 +54,8 @@ final class ProcessRanks {
             for (int r = 0; r < dp; r++) {
                 List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
                 for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
-                    if (!a.startsWith("-agentlib") && !a.startsWith("-javaagent") && !a.startsWith("-XX:StartFlightRecording")) cmd.add(a);
+                    if (!a.startsWith("-agentlib") && !a.startsWith("-javaagent") && !a.startsWith("-XX:StartFlightRecording") && !a.startsWith("-Dstrata.tty"))
+                        cmd.add(a); // rank 0 prints plain lines, which its log keeps as they are
                 cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.strata.trainer.cli.Main", "worker",
                         "--rank", "" + r, "--port", "" + port, "--job", jobFile.toString(), "--source", job.source(),
                         "--mode", mode.name(), "--exit-after", "" + exitAfter));
@@ -97,6 +98,7 @@ final class ProcessRanks {
                  PrintWriter w = new PrintWriter(Files.newBufferedWriter(log, StandardCharsets.UTF_8), true)) {
                 String line;
                 while ((line = r.readLine()) != null) {
+                    if (line.startsWith("WARNING: Using incubator modules")) continue; // the JVM's, as the launcher script hides it
                     out.println(line);
                     w.println(line);
                 }
