@@ -4,6 +4,7 @@ import dev.strata.config.JobConfig;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.cuda.CudaBackend;
+import dev.strata.runtime.nn.AdamW;
 import dev.strata.trainer.model.ActivationCheckpointing;
 import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;

@@ -4,6 +4,7 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.GradientSync;
+import dev.strata.runtime.nn.Optimizer;
 import dev.strata.trainer.model.Transformer;
 
 /**
@@ -22,7 +23,7 @@ public final class TrainStep implements AutoCloseable {
     }
 
     private final Transformer model;
-    private final AdamW opt;
+    private final Optimizer opt;
     private final Backend backend;
     private final int b, t, accumSteps;
     private final double maxGradNorm, gradScale;
@@ -33,7 +34,7 @@ public final class TrainStep implements AutoCloseable {
     private Backend.Graph microGraph, updateGraph;
 
     /** maxGradNorm = 0 turns clipping off; graphs asks for CUDA graphs (ignored where the backend has none). */
-    public TrainStep(Transformer model, AdamW opt, int b, int t, int accumSteps, double maxGradNorm, boolean graphs) {
+    public TrainStep(Transformer model, Optimizer opt, int b, int t, int accumSteps, double maxGradNorm, boolean graphs) {
         this(model, opt, b, t, accumSteps, maxGradNorm, graphs, GradientSync.NONE);
     }
 
@@ -42,7 +43,7 @@ public final class TrainStep implements AutoCloseable {
      * token count (b·t·accum·replicas) so that the sync's sum is the global mean, as one process with the whole batch
      * computes it.
      */
-    public TrainStep(Transformer model, AdamW opt, int b, int t, int accumSteps, double maxGradNorm, boolean graphs, GradientSync sync) {
+    public TrainStep(Transformer model, Optimizer opt, int b, int t, int accumSteps, double maxGradNorm, boolean graphs, GradientSync sync) {
         this.model = model;
         this.sync = sync;
         this.opt = opt;

@@ -1,7 +1,5 @@
 package dev.strata.trainer.train;
 
-import dev.strata.runtime.nn.Linear;
-import dev.strata.runtime.nn.Parameter;
 import dev.strata.checkpoints.Checkpointer;
 import dev.strata.checkpoints.LocalStorage;
 import dev.strata.checkpoints.Manifest;
@@ -12,6 +10,10 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
+import dev.strata.runtime.nn.AdamW;
+import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.Optimizer;
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.data.BatchSampler;
 import dev.strata.trainer.data.Gpt2Tokenizer;
 import dev.strata.trainer.data.TokenDataset;
@@ -316,7 +318,7 @@ public final class Trainer {
      * rank holds the moments of the parameters it owns; they are shared from their owners first, so a checkpoint
      * holds whole tensors and resumes at any dp.
      */
-    private static Map<String, HostTensor> hostOptimizer(Transformer model, AdamW opt, Rank rank) {
+    private static Map<String, HostTensor> hostOptimizer(Transformer model, Optimizer opt, Rank rank) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
         Map<String, Tensor> state = opt.state();
         if (rank.shardedState()) {
@@ -355,10 +357,10 @@ public final class Trainer {
      * run's base, from model.init_from or the seed); loading weights alone (opt null: fine-tuning from a checkpoint)
      * keeps the LoRA adapters it does not hold.
      */
-    public static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt) { restore(model, opt, ckpt, opt != null); }
+    public static void restore(Transformer model, Optimizer opt, Checkpointer.Checkpoint ckpt) { restore(model, opt, ckpt, opt != null); }
 
     /** keepFrozen: parameters the checkpoint lacks and the model does not train keep their values (a LoRA run's base). */
-    static void restore(Transformer model, AdamW opt, Checkpointer.Checkpoint ckpt, boolean keepFrozen) {
+    static void restore(Transformer model, Optimizer opt, Checkpointer.Checkpoint ckpt, boolean keepFrozen) {
         for (Parameter p : model.parameters().values()) {
             if (!ckpt.model().containsKey(p.name())) {
                 if (keepFrozen ? !p.trainable() : p.kind().adapter()) continue;

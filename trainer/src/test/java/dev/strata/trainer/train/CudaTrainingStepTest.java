@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cuda.CudaBackend;
+import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.model.ActivationCheckpointing;
 import dev.strata.trainer.model.Initializer;

@@ -7,6 +7,7 @@ import dev.strata.checkpoints.Checkpointer;
 import dev.strata.checkpoints.LocalStorage;
 import dev.strata.config.JobConfig;
 import dev.strata.runtime.Tensor;
+import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.Parameter;
 import java.nio.file.Path;
 import java.util.List;

@@ -5,11 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.strata.quant.Fp8Plan;
+import dev.strata.quant.Rotation;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.cpu.CpuBackend;
-import dev.strata.quant.Fp8Plan;
-import dev.strata.quant.Rotation;
+import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;

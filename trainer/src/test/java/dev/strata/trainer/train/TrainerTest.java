@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.strata.checkpoints.Checkpointer;
 import dev.strata.checkpoints.LocalStorage;
 import dev.strata.config.JobConfig;
+import dev.strata.runtime.nn.AdamW;
 import dev.strata.trainer.data.TokenShard;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;

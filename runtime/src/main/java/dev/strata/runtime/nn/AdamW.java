@@ -1,7 +1,5 @@
-package dev.strata.trainer.train;
+package dev.strata.runtime.nn;
 
-import dev.strata.runtime.nn.GradientSync;
-import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
@@ -20,7 +18,7 @@ import java.util.Map;
  * come from a small device tensor written before the step, and the gradient norm stays on the device until asked
  * for, so a whole optimizer step can be captured as a CUDA graph.
  */
-public final class AdamW implements AutoCloseable {
+public final class AdamW implements Optimizer {
 
     public record Settings(double beta1, double beta2, double eps, double weightDecay, boolean decayEmbeddings) {
         public Settings {
@@ -67,7 +65,7 @@ public final class AdamW implements AutoCloseable {
      * Counts the next step and writes its learning rate and bias corrections to the device; call before
      * {@link #enqueueUpdate} (or before replaying a graph that holds it).
      */
-    public void prepareStep(double lr) {
+    @Override public void prepareStep(double lr) {
         step++;
         double bc1 = 1 - Math.pow(settings.beta1(), step), bc2Sqrt = Math.sqrt(1 - Math.pow(settings.beta2(), step));
         try (Tensor s = backend.fromDoubles(new double[] {lr, bc1, bc2Sqrt}, DType.F64, 3)) {
@@ -80,7 +78,7 @@ public final class AdamW implements AutoCloseable {
      * which also writes the bf16 copies the GEMMs read), then the parameters' other copies. maxGradNorm = 0 turns
      * clipping off.
      */
-    public void enqueueUpdate(double maxGradNorm) {
+    @Override public void enqueueUpdate(double maxGradNorm) {
         backend.sumOfSquares(grads, gradSumSquares);
         sync.reduceNormSquares(gradSumSquares);
         List<Backend.AdamWSlot> slots = new ArrayList<>();
@@ -92,7 +90,7 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** The moments' dtype: F64 for F64 parameters, else F32. */
-    static DType stateType(Parameter p) { return p.value().dtype() == DType.F64 ? DType.F64 : DType.F32; }
+    public static DType stateType(Parameter p) { return p.value().dtype() == DType.F64 ? DType.F64 : DType.F32; }
 
     private static Tensor bf16Copy(Parameter p) {
         Tensor copy = p.copy();
@@ -100,10 +98,10 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** The global L2 norm of the gradients the last update saw (waits for it); not finite when it was skipped. */
-    public double lastGradNorm() { return Math.sqrt(backend.toDoubles(gradSumSquares)[0]); }
+    @Override public double lastGradNorm() { return Math.sqrt(backend.toDoubles(gradSumSquares)[0]); }
 
     /** The last update was skipped (non-finite gradients): its step number goes to the next one. */
-    public void stepSkipped() { step--; }
+    @Override public void stepSkipped() { step--; }
 
     /** One whole update at learning rate lr, waiting for it; returns the gradient norm before clipping. */
     public double step(double lr, double maxGradNorm) {
@@ -120,12 +118,12 @@ public final class AdamW implements AutoCloseable {
         };
     }
 
-    public long stepCount() { return step; }
+    @Override public long stepCount() { return step; }
 
-    public void restore(long stepCount) { this.step = stepCount; }
+    @Override public void restore(long stepCount) { this.step = stepCount; }
 
     /** The optimizer's tensors by checkpoint name: {@code exp_avg.<param>} and {@code exp_avg_sq.<param>}. */
-    public Map<String, Tensor> state() {
+    @Override public Map<String, Tensor> state() {
         Map<String, Tensor> s = new LinkedHashMap<>();
         expAvg.forEach((k, v) -> s.put("exp_avg." + k, v));
         expAvgSq.forEach((k, v) -> s.put("exp_avg_sq." + k, v));

@@ -1,0 +1,33 @@
+package dev.strata.runtime.nn;
+
+import dev.strata.runtime.Tensor;
+import java.util.Map;
+
+/**
+ * What a training step needs of an optimizer, below the modules that supply one: AdamW here, ZeRO's sharded AdamW
+ * through a {@link GradientSync}, offloaded optimizers in {@code offload}. An update is enqueued without waiting for
+ * the device ({@link #enqueueUpdate}), so it can be captured in a CUDA graph; the norm is read back after.
+ */
+public interface Optimizer extends AutoCloseable {
+    /** Counts the next step and writes its learning rate (and whatever else the update reads) to the device. */
+    void prepareStep(double lr);
+
+    /** Enqueues one update of every parameter this optimizer holds, clipped to a global norm of maxGradNorm (0: off). */
+    void enqueueUpdate(double maxGradNorm);
+
+    /** The global gradient norm the last update saw (waits for it); not finite when the update was skipped. */
+    double lastGradNorm();
+
+    /** The last update was skipped (non-finite gradients): its step number goes to the next one. */
+    void stepSkipped();
+
+    long stepCount();
+
+    /** Resumes counting from a checkpoint's step count. */
+    void restore(long stepCount);
+
+    /** The optimizer's tensors by checkpoint name, e.g. {@code exp_avg.<param>}. */
+    Map<String, Tensor> state();
+
+    @Override void close();
+}
