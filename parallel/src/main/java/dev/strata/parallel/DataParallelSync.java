@@ -23,12 +23,16 @@ import java.util.Map;
  *       allocated per parameter on every rank).</li>
  * </ul>
  * Owners are whole parameters, balanced by size (largest first to the least loaded rank), as PyTorch's
- * ZeroRedundancyOptimizer partitions. All collectives of a phase are in flight at once and awaited together.
+ * ZeroRedundancyOptimizer partitions. A layer's gradients start reducing as soon as the step's last backward has
+ * finished that layer, on the communicator's stream, while backward goes on below it (one reduction per step under
+ * accumulation); the update waits for all of them.
  */
 public final class DataParallelSync implements GradientSync {
     private final Communicator dp;
     private final int zero;
     private Map<String, Integer> owners; // by parameter name, fixed at the first step
+    private boolean last;                // the step's last micro-batch is in backward
+    private final Map<Parameter, Work> started = new java.util.IdentityHashMap<>(); // reductions begun during it
 
     public DataParallelSync(Communicator dp, int zero) {
         if (zero < 0 || zero > 2) throw new IllegalArgumentException("parallel.zero must be 0, 1 or 2, got " + zero);
@@ -67,13 +71,24 @@ public final class DataParallelSync implements GradientSync {
 
     @Override public boolean updates(Parameter p) { return zero == 0 || owner(p) == dp.rank(); }
 
+    @Override public void lastMicroBatch() { last = true; }
+
+    /** During the last backward: a layer's gradients are final, so their reductions start while the layers below run. */
+    @Override public void gradientsDone(List<Parameter> params) {
+        if (!last) return;
+        for (Parameter p : params) if (p.trainable() && !started.containsKey(p)) started.put(p, start(p));
+    }
+
     @Override public void reduce(List<Parameter> params, Tensor lossSum) {
         List<Work> works = new ArrayList<>(params.size() + 1);
-        for (Parameter p : params)
-            works.add(zero == 2 ? dp.reduce(p.grad(), owner(p), ReduceOp.SUM) : dp.allReduce(p.grad(), ReduceOp.SUM));
+        for (Parameter p : params) works.add(started.containsKey(p) ? started.get(p) : start(p));
         works.add(dp.allReduce(lossSum, ReduceOp.SUM));
         works.forEach(Work::await);
+        started.clear();
+        last = false;
     }
+
+    private Work start(Parameter p) { return zero == 2 ? dp.reduce(p.grad(), owner(p), ReduceOp.SUM) : dp.allReduce(p.grad(), ReduceOp.SUM); }
 
     @Override public void reduceNormSquares(Tensor sumSquares) {
         if (zero > 0) dp.allReduce(sumSquares, ReduceOp.SUM).await();

@@ -10,7 +10,16 @@ import java.util.List;
  * others. On one rank each phase does nothing.
  */
 public interface GradientSync {
-    /** params: the trainable parameters in backward order (last layer first); lossSum: (1), holding every rank's sum on return. */
+    /** The next micro-batch is the step's last: the gradients its backward finishes are final. */
+    default void lastMicroBatch() {}
+
+    /** Backward has finished these parameters' gradients (a layer's): a sync may start reducing them now, overlapped with the rest. */
+    default void gradientsDone(List<Parameter> params) {}
+
+    /**
+     * After the step's last backward: every gradient reduced (those not yet started now), and lossSum (1) holding
+     * every rank's sum. params: the trainable parameters in backward order (last layer first).
+     */
     void reduce(List<Parameter> params, Tensor lossSum);
 
     /** How many replicas the gradients are summed over (1: none). */

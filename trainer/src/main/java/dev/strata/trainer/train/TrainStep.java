@@ -59,6 +59,7 @@ public final class TrainStep implements AutoCloseable {
         this.lossSum = backend.zeros(model.precision().params(), 1);
         model.zeroGrad();
         for (var p : model.parameters().values()) if (p.trainable()) trainable.add(0, p);
+        model.onGradientsDone(sync::gradientsDone);
     }
 
     /** inputs[i], targets[i]: the B*T token ids of micro-batch i (accumSteps of them); lr: this step's rate. */
@@ -68,6 +69,7 @@ public final class TrainStep implements AutoCloseable {
         backend.zero(lossSum);
         opt.prepareStep(lr);
         for (int i = 0; i < accumSteps; i++) {
+            if (i == accumSteps - 1) sync.lastMicroBatch();
             write(inputs[i], this.inputs);
             write(targets[i], this.targets);
             if (microGraph != null) microGraph.replay();
