@@ -56,7 +56,7 @@ class InProcessCommunicatorTest {
     @Test
     void aMissingRankIsNamedWithinTheTimeout() throws Exception {
         long t0 = System.nanoTime();
-        List<Throwable> failures = onEveryRank(3, Duration.ofMillis(300), c -> {
+        List<Throwable> failures = onEveryRank(3, Duration.ofSeconds(2), c -> {
             try (Tensor t = CpuBackend.INSTANCE.fromDoubles(new double[] {1, 2}, DType.F64, 2)) {
                 c.allReduce(t, ReduceOp.SUM).await(); // everyone meets once
                 if (c.rank() == 2) return;            // rank 2 "dies" before the second
@@ -64,7 +64,7 @@ class InProcessCommunicatorTest {
             }
         });
         double seconds = (System.nanoTime() - t0) / 1e9;
-        assertTrue(seconds < 5, "failed in " + seconds + " s");
+        assertTrue(seconds < 10, "failed in " + seconds + " s");
         for (int r = 0; r < 2; r++) {
             Throwable e = failures.get(r);
             assertTrue(e instanceof CollectiveException, "rank " + r + ": " + e);

@@ -23,7 +23,7 @@ public record TrainedModel(Transformer model, JobConfig job, String checkpoint) 
         JobConfig job = JobConfig.fromMap(ckpt.manifest().config(), dir + "/" + Checkpointer.MANIFEST);
         DType d = dtype != null ? dtype : defaultDtype(job, backend);
         Transformer model = Trainer.buildModel(job, backend, d);
-        Trainer.restore(model, null, ckpt, true);
+        TrainingState.restore(model, null, ckpt, true);
         return new TrainedModel(model, job, dir);
     }
 

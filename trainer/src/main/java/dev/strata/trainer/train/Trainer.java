@@ -11,8 +11,6 @@ import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.AdamW;
-import dev.strata.runtime.nn.Linear;
-import dev.strata.runtime.nn.Optimizer;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.data.BatchSampler;
 import dev.strata.trainer.data.Gpt2Tokenizer;
@@ -124,13 +122,13 @@ public final class Trainer {
         if (mode == RunDirectory.Mode.RESUME && writer) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
 
         try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job)) {
-            if (rank.dataParallel() != null) rank.dataParallel().plan(trainable(model));
+            if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model));
             AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()),
                     rank.sync());
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
             if (resumed != null) {
-                restore(model, opt, resumed);
+                TrainingState.restore(model, opt, resumed);
                 out.printf("resuming from %s (step %d)%n", latest.get(), step);
                 if (!changes.isEmpty()) {
                     out.println("resuming with changed settings: " + ResumeChanges.describe(changes));
@@ -202,9 +200,9 @@ public final class Trainer {
                     if (checkpointDue && r.skipped()) {
                         progress.message("step " + step + ": checkpoint put off to the next step whose gradients are finite");
                     } else if (checkpointDue) {
-                        Map<String, HostTensor> optimizer = hostOptimizer(model, opt, rank); // every rank: ZeRO gathers the state's shares
+                        Map<String, HostTensor> optimizer = TrainingState.hostOptimizer(model, opt, rank); // every rank: ZeRO gathers the state's shares
                         if (writer) {
-                            lastCheckpoint = checkpoints.save(step, hostTensors(model), optimizer, state(step, sampler, schedule, trainLoss, valLoss));
+                            lastCheckpoint = checkpoints.save(step, TrainingState.hostTensors(model), optimizer, state(step, sampler, schedule, trainLoss, valLoss));
                             progress.message("checkpoint " + lastCheckpoint);
                         }
                         checkpointDue = false;
@@ -231,7 +229,7 @@ public final class Trainer {
                     new IllegalArgumentException(job.source() + ": model.init_from = " + from + " is a run directory without a checkpoint"));
             Transformer model = Models.model(job, Models.config(job.model()), backend, dtype);
             Initializer.initializeAdapters(model, job.seed());
-            restore(model, null, Checkpointer.load(fs, dir));
+            TrainingState.restore(model, null, Checkpointer.load(fs, dir));
             return model;
         }
         if (!job.model().initFrom().isEmpty()) {
@@ -293,110 +291,6 @@ public final class Trainer {
                 record("seed", job.seed(), "sampler", "splitmix-fisher-yates per epoch"),
                 record("step", step, "next_lr", schedule.at(step), "warmup_steps", schedule.warmupSteps(), "total_steps", schedule.totalSteps()),
                 record("train_loss", trainLoss, "val_loss", Double.isNaN(valLoss) ? null : valLoss));
-    }
-
-    /**
-     * The trainable parameters. Frozen ones (a LoRA run's base) are left out: a resumed run rebuilds them from
-     * model.init_from or the seed, so a LoRA checkpoint holds its adapters only.
-     */
-    static Map<String, HostTensor> hostTensors(Transformer model) {
-        Map<String, HostTensor> m = new LinkedHashMap<>();
-        for (Parameter p : model.parameters().values())
-            if (p.trainable()) m.put(p.name(), stored(model, p.name(), p.value()));
-        return m;
-    }
-
-    /** The trainable parameters, last layer first (the order backward finishes them in). */
-    static List<Parameter> trainable(Transformer model) {
-        List<Parameter> ps = new ArrayList<>();
-        for (Parameter p : model.parameters().values()) if (p.trainable()) ps.add(0, p);
-        return ps;
-    }
-
-    /**
-     * AdamW's state, its step count, and the layers' step state ({@code step_state.<layer>.<name>}). Under ZeRO each
-     * rank holds the moments of the parameters it owns; they are shared from their owners first, so a checkpoint
-     * holds whole tensors and resumes at any dp.
-     */
-    private static Map<String, HostTensor> hostOptimizer(Transformer model, Optimizer opt, Rank rank) {
-        Map<String, HostTensor> m = new LinkedHashMap<>();
-        Map<String, Tensor> state = opt.state();
-        if (rank.shardedState()) {
-            Map<String, Tensor> whole = new LinkedHashMap<>();
-            List<Tensor> received = new ArrayList<>(), tensors = new ArrayList<>();
-            List<Parameter> owners = new ArrayList<>();
-            for (String moment : new String[] {"exp_avg.", "exp_avg_sq."})
-                for (Parameter p : model.parameters().values()) {
-                    if (!p.trainable()) continue;
-                    Tensor t = state.get(moment + p.name());
-                    if (t == null) received.add(t = model.backend().zeros(AdamW.stateType(p), p.shape()));
-                    whole.put(moment + p.name(), t);
-                    tensors.add(t);
-                    owners.add(p);
-                }
-            rank.dataParallel().shareFromOwners(tensors, owners);
-            whole.forEach((k, v) -> m.put(k, stored(model, k, v)));
-            received.forEach(Tensor::close);
-        } else {
-            state.forEach((k, v) -> m.put(k, stored(model, k, v)));
-        }
-        m.put("step", HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64));
-        stepState(model).forEach((k, v) -> m.put(k, HostTensor.of(v, v.dtype())));
-        return m;
-    }
-
-    private static Map<String, Tensor> stepState(Transformer model) {
-        Map<String, Tensor> m = new LinkedHashMap<>();
-        model.linears().forEach((layer, linear) -> linear.stepState().forEach((k, v) -> m.put("step_state." + layer + "." + k, v)));
-        return m;
-    }
-
-    /**
-     * Loads weights, optimizer state and the layers' step state, checking every name and shape against the model.
-     * Resuming (opt given) keeps the frozen parameters the checkpoint does not hold as the model was built (a LoRA
-     * run's base, from model.init_from or the seed); loading weights alone (opt null: fine-tuning from a checkpoint)
-     * keeps the LoRA adapters it does not hold.
-     */
-    public static void restore(Transformer model, Optimizer opt, Checkpointer.Checkpoint ckpt) { restore(model, opt, ckpt, opt != null); }
-
-    /** keepFrozen: parameters the checkpoint lacks and the model does not train keep their values (a LoRA run's base). */
-    static void restore(Transformer model, Optimizer opt, Checkpointer.Checkpoint ckpt, boolean keepFrozen) {
-        for (Parameter p : model.parameters().values()) {
-            if (!ckpt.model().containsKey(p.name())) {
-                if (keepFrozen ? !p.trainable() : p.kind().adapter()) continue;
-                if (opt == null && ckpt.model().keySet().stream().allMatch(name -> name.contains(".lora_")))
-                    throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " holds LoRA adapters only (its base is the run's model.init_from): "
-                            + "fine-tune from that base, or resume the LoRA run");
-            }
-            load(model, ckpt.model(), p.name(), p.value(), ckpt.dir());
-            p.markUpdated();
-        }
-        if (opt == null) return;
-        opt.state().forEach((name, t) -> load(model, ckpt.optimizer(), name, t, ckpt.dir()));
-        stepState(model).forEach((name, t) -> load(model, ckpt.optimizer(), name, t, ckpt.dir()));
-        model.linears().values().forEach(Linear::stepStateLoaded);
-        HostTensor step = ckpt.optimizer().get("step");
-        if (step == null) throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " has no optimizer step count");
-        opt.restore(step.toInts()[0]);
-    }
-
-    /** A tensor as a checkpoint holds it: of the padded vocabulary's tables, the V real rows. */
-    private static HostTensor stored(Transformer model, String name, Tensor t) {
-        HostTensor h = HostTensor.of(t, t.dtype());
-        return t.rank() == 2 ? h.withRows(model.storedRows(name, t.shape())) : h;
-    }
-
-    private static void load(Transformer model, Map<String, HostTensor> tensors, String name, Tensor into, String dir) {
-        HostTensor h = tensors.get(name);
-        if (h == null) throw new IllegalArgumentException("checkpoint " + dir + " lacks tensor '" + name + "' that the model needs");
-        if (into.rank() == 2 && h.shape().length == 2 && h.shape()[0] != into.size(0) && h.shape()[0] == model.storedRows(name, into.shape()))
-            h = h.withRows(into.size(0)); // the padded vocabulary's zero rows
-        if (!java.util.Arrays.equals(h.shape(), into.shape()))
-            throw new IllegalArgumentException("checkpoint " + dir + ": tensor '" + name + "' has shape "
-                    + java.util.Arrays.toString(h.shape()) + ", the model needs " + java.util.Arrays.toString(into.shape()));
-        try (Tensor src = h.to(model.backend(), into.dtype())) {
-            model.backend().copyInto(src, into);
-        }
     }
 
     static Map<String, Object> record(Object... kv) {

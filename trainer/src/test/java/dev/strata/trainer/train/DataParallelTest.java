@@ -92,7 +92,7 @@ class DataParallelTest {
         int total = 0;
         for (var c : comms) {
             var sync = new dev.strata.parallel.DataParallelSync(c, 1);
-            sync.plan(Trainer.trainable(model));
+            sync.plan(TrainingState.trainable(model));
             var opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false), sync);
             for (String k : opt.state().keySet()) assertTrue(seen.add(k), k + " held twice");
             total += opt.state().size();
