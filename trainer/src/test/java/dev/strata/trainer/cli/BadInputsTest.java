@@ -100,6 +100,7 @@ class BadInputsTest {
                 new String[] {"train", j, "--overwrite", "--set", "run_dir=\"/\"", "root"},
                 new String[] {"train", j, "--bogus", "--bogus"},
                 new String[] {"train", j, "--set", "parallel.dp=0", "parallel.dp"},
+                new String[] {"train", j, "--set", "parallel.dp=2", "--set", "backend=cuda", "parallel.dp = 2 on the GPU"},
                 new String[] {"train", j, "--set", "parallel.zero=3", "parallel.zero"},
                 new String[] {"train", j, "--set", "parallel.launcher=mpi", "parallel.launcher"},
                 new String[] {"train", j, "--set", "parallel.timeout=soon", "parallel.timeout"},
