@@ -29,12 +29,16 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--top-p", defaultValue = "1.0", description = "Sample among the likeliest tokens holding this much probability (default ${DEFAULT-VALUE}: off).")
     double topP;
 
+    @Option(names = "--repetition-penalty", defaultValue = "1.0",
+            description = "Above 1, tokens already in the context become less likely (default ${DEFAULT-VALUE}: off).")
+    double repetitionPenalty;
+
     @Option(names = "--seed", defaultValue = "1337", description = "Seed of the sampler (default ${DEFAULT-VALUE}).")
     long seed;
 
     @Override public Integer call() throws Exception {
         if (tokens < 1) throw new IllegalArgumentException("--tokens must be 1 or more, got " + tokens);
-        var sampling = new TextGenerator.Sampling(temperature, topK, topP, seed);
+        var sampling = new TextGenerator.Sampling(temperature, topK, topP, repetitionPenalty, seed);
         ModelSource.Loaded loaded = source.load();
         Transformer model = loaded.model();
         if (model.config().vocabSize() < Gpt2Tokenizer.VOCAB_SIZE)

@@ -15,9 +15,17 @@ import java.util.function.IntConsumer;
  */
 public final class TextGenerator {
 
-    /** temperature 0: greedy; topK 0: off; topP 1: off. */
-    public record Sampling(double temperature, int topK, double topP, long seed) {
+    /**
+     * temperature 0: greedy; topK 0: off; topP 1: off; repetitionPenalty 1: off, above 1 makes tokens already in the
+     * context less likely (CTRL's penalty, as transformers' repetition_penalty: positive logits divided by it,
+     * negative ones multiplied).
+     */
+    public record Sampling(double temperature, int topK, double topP, double repetitionPenalty, long seed) {
+        public Sampling(double temperature, int topK, double topP, long seed) { this(temperature, topK, topP, 1.0, seed); }
+
         public Sampling {
+            if (!(repetitionPenalty >= 1) || !Double.isFinite(repetitionPenalty))
+                throw new IllegalArgumentException("repetition penalty must be 1 (off) or more, got " + repetitionPenalty);
             if (!(temperature >= 0) || !Double.isFinite(temperature)) throw new IllegalArgumentException("temperature must be 0 (greedy) or positive, got " + temperature);
             if (topK < 0) throw new IllegalArgumentException("top-k must be 0 (off) or positive, got " + topK);
             if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("top-p must lie in (0, 1], got " + topP);
@@ -40,6 +48,7 @@ public final class TextGenerator {
             int n = prompt.length, from = Math.max(0, n - window);
             double[] logits = run(model, cache, Arrays.copyOfRange(tokens, from, n));
             for (; n < tokens.length; n++) {
+                penalize(logits, tokens, Math.max(0, n - window), n, sampling.repetitionPenalty());
                 tokens[n] = sample(logits, sampling, rng);
                 onToken.accept(tokens[n]);
                 if (n + 1 == tokens.length) break;
@@ -61,6 +70,18 @@ public final class TextGenerator {
         try (Tensor x = backend.fromInts(ids, 1, t); Tensor logits = model.forwardCached(x, 1, t, cache)) {
             double[] all = backend.toDoubles(logits);
             return Arrays.copyOfRange(all, (t - 1) * vp, (t - 1) * vp + model.config().vocabSize());
+        }
+    }
+
+    /** The repetition penalty over the tokens of the context, tokens[from, to), each token once. */
+    static void penalize(double[] logits, int[] tokens, int from, int to, double penalty) {
+        if (penalty == 1) return;
+        java.util.BitSet seen = new java.util.BitSet(logits.length);
+        for (int i = from; i < to; i++) {
+            int id = tokens[i];
+            if (id >= logits.length || seen.get(id)) continue;
+            seen.set(id);
+            logits[id] = logits[id] > 0 ? logits[id] / penalty : logits[id] * penalty;
         }
     }
 

@@ -270,7 +270,7 @@ public final class Trainer {
         Gpt2Tokenizer tok = new Gpt2Tokenizer();
         try {
             int[] text = TextGenerator.generate(model, tok.encode(s.prompt()), s.tokens(),
-                    new TextGenerator.Sampling(s.temperature(), s.topK(), s.topP(), job.seed()), id -> {});
+                    new TextGenerator.Sampling(s.temperature(), s.topK(), s.topP(), s.repetitionPenalty(), job.seed()), id -> {});
             out.println("\n---- sample ----\n" + s.prompt() + tok.decode(text) + "\n----------------");
         } catch (IllegalArgumentException e) {
             out.println("no sample: " + e.getMessage());
