@@ -37,17 +37,17 @@ final class HostCommunicator implements Communicator {
     @Override public String name() { return group.name(); }
 
     @Override public Work allReduce(Tensor t, ReduceOp op) {
-        return collective("allReduce(" + op + ")", t, (all, b) -> write(b, t, reduce(all, op, 0, t.numel())));
+        return collective("allReduce(" + op + ")", t, (all, b) -> write(b, t, combine(all, op, 0, t.numel())));
     }
 
     @Override public Work reduce(Tensor t, int root, ReduceOp op) {
         requirePeer(root);
-        return collective("reduce(" + op + ", root " + root + ")", t, (all, b) -> { if (rank == root) write(b, t, reduce(all, op, 0, t.numel())); });
+        return collective("reduce(" + op + ", root " + root + ")", t, (all, b) -> { if (rank == root) write(b, t, combine(all, op, 0, t.numel())); });
     }
 
     @Override public Work reduceScatter(Tensor input, Tensor output, ReduceOp op) {
         requireBlocks(input, output, "reduceScatter");
-        return collective("reduceScatter(" + op + ")", input, (all, b) -> write(b, output, reduce(all, op, rank * output.numel(), output.numel())));
+        return collective("reduceScatter(" + op + ")", input, (all, b) -> write(b, output, combine(all, op, rank * output.numel(), output.numel())));
     }
 
     @Override public Work allGather(Tensor input, Tensor output) {
@@ -128,7 +128,8 @@ final class HostCommunicator implements Communicator {
         };
     }
 
-    private double[] reduce(double[][] all, ReduceOp op, long from, long n) {
+    /** Elements [from, from + n) of every rank's values combined by op, in rank order. */
+    private double[] combine(double[][] all, ReduceOp op, long from, long n) {
         double[] out = new double[Math.toIntExact(n)];
         for (int i = 0; i < out.length; i++) {
             double acc = all[0][(int) (from + i)];

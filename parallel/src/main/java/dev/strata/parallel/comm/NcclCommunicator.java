@@ -251,12 +251,7 @@ public final class NcclCommunicator implements Communicator {
         };
     }
 
-    private static Pointer at(Tensor t) { return new DevicePointer(CudaBackend.devicePointer(t)); }
-
-    /** A raw device address as JavaCPP wants it; it owns nothing. */
-    private static final class DevicePointer extends Pointer {
-        DevicePointer(long address) { this.address = address; }
-    }
+    private static Pointer at(Tensor t) { return CudaBackend.devicePointer(t); }
 
     private void requireBlocks(Tensor whole, Tensor block, String op) {
         if (whole.numel() != block.numel() * size || whole.dtype() != block.dtype())

@@ -7,7 +7,6 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.List;
@@ -335,7 +334,6 @@ final class PekkoExchange implements Exchange {
 
     private String seconds() { return String.format(java.util.Locale.ROOT, "%.1f s", TimeUnit.NANOSECONDS.toMillis(timeoutNanos) / 1e3); }
 
-    @Override public String toString() { return name + Arrays.toString(new int[] {rank, size}); }
 
     /** The one actor of a rank: hands every byte array it gets to the exchange. */
     static final class Mailbox extends AbstractActor {

@@ -3,7 +3,6 @@ package dev.strata.parallel.comm;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.List;
@@ -143,5 +142,4 @@ final class Rendezvous implements Exchange {
 
     private long key(int from, int to) { return (long) from * size + to; }
 
-    @Override public String toString() { return name + Arrays.toString(new int[] {size}); }
 }

@@ -104,8 +104,8 @@ public final class CudaBackend implements Backend {
     /** Device milliseconds from the first to the last op that {@code work} enqueues, by events; waits for them. */
     public double deviceMs(Runnable work) { return timer.span(work); }
 
-    /** The device address of a CUDA tensor, for libraries that take raw pointers (NCCL). */
-    public static long devicePointer(Tensor t) { return address(t); }
+    /** A CUDA tensor's device memory as a JavaCPP pointer, for libraries that take raw pointers (NCCL); it owns nothing. */
+    public static Pointer devicePointer(Tensor t) { return Cuda.at(address(t)); }
 
     /** The stream every op of this backend is enqueued on; work on other streams orders itself against it with events. */
     public CUstream_st stream() { return stream; }

@@ -4,7 +4,6 @@ import dev.strata.checkpoints.LocalStorage;
 import dev.strata.checkpoints.Safetensors;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
-import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.cpu.CpuBackend;
 import dev.strata.trainer.hf.ParityGrad;
@@ -64,12 +63,9 @@ final class ModelCommand extends CommandGroup {
 
     /** cpu, cuda, or auto (the GPU when one is usable). */
     static Backend open(String backend) {
-        return switch (backend) {
-            case "cpu" -> CpuBackend.INSTANCE;
-            case "cuda" -> CudaBackend.open(0);
-            case "auto" -> CudaBackend.unavailableReason() == null ? CudaBackend.open(0) : CpuBackend.INSTANCE;
-            default -> throw new IllegalArgumentException("--backend must be cpu, cuda or auto, got " + backend);
-        };
+        if (!java.util.List.of("cpu", "cuda", "auto").contains(backend))
+            throw new IllegalArgumentException("--backend must be cpu, cuda or auto, got " + backend);
+        return dev.strata.trainer.train.Models.backend(backend);
     }
 
     static DType checkDtype(Backend b, String backend, DType d) {

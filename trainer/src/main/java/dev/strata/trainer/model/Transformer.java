@@ -39,7 +39,7 @@ public final class Transformer {
     private int positionsSeq;                             // the T of positions
     private ActivationCheckpointing checkpointing = ActivationCheckpointing.NONE;
     private int b, t;                                     // of the last forward, for recomputation
-    private java.util.function.Consumer<List<Parameter>> gradientsDone = done -> {};
+    private java.util.function.Consumer<List<Parameter>> gradientsDone; // null: nobody listens, backward builds no lists
 
     /** dtype is the training dtype: f64, f32, or bf16 (bf16 activations, f32 parameters; see {@link Precision}). */
     public Transformer(ModelConfig cfg, Backend backend, DType dtype) {
@@ -176,16 +176,18 @@ public final class Transformer {
             try (Tensor dxn = output.backward(dout)) {
                 dx = norm.backward(dxn, null);
             }
-            List<Parameter> head = new ArrayList<>(norm.parameters());
-            for (Parameter p : output.parameters()) if (tokEmbeddings == null || p != tokEmbeddings.weight()) head.add(p);
-            gradientsDone.accept(head);
+            if (gradientsDone != null) {
+                List<Parameter> head = new ArrayList<>(norm.parameters());
+                for (Parameter p : output.parameters()) if (tokEmbeddings == null || p != tokEmbeddings.weight()) head.add(p);
+                gradientsDone.accept(head);
+            }
         }
         for (int i = layers.size() - 1; i >= 0; i--) {
             if (checkpointing.recomputes(stage.firstLayer() + i)) layers.get(i).forward(saved.get(i), b, t).close();
             Tensor dPrev = layers.get(i).backward(dx);
             if (dx != dout) dx.close();
             dx = dPrev;
-            gradientsDone.accept(layers.get(i).parameters());
+            if (gradientsDone != null) gradientsDone.accept(layers.get(i).parameters());
         }
         // The first saved tensor is the stage's input when there is no embedding: the caller owns it.
         for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
@@ -193,7 +195,8 @@ public final class Transformer {
         if (tokEmbeddings == null) return dx;
         tokEmbeddings.backward(dx);
         if (posEmbeddings != null) posEmbeddings.backward(dx);
-        gradientsDone.accept(posEmbeddings == null ? List.of(tokEmbeddings.weight()) : List.of(tokEmbeddings.weight(), posEmbeddings.weight()));
+        if (gradientsDone != null)
+            gradientsDone.accept(posEmbeddings == null ? List.of(tokEmbeddings.weight()) : List.of(tokEmbeddings.weight(), posEmbeddings.weight()));
         if (dx != dout) dx.close();
         return null;
     }

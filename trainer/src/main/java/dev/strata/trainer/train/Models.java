@@ -34,12 +34,21 @@ public final class Models {
                 gpt2, gpt2);
     }
 
-    /** cpu, cuda (device 0; an error says what is missing), or auto: CUDA when a GPU is usable, else CPU. */
-    public static Backend backend(JobConfig job) {
-        return switch (job.backend()) {
-            case "cpu" -> CpuBackend.INSTANCE;
-            case "cuda" -> CudaBackend.open(0);
-            default -> CudaBackend.unavailableReason() == null ? CudaBackend.open(0) : CpuBackend.INSTANCE;
+    public static Backend backend(JobConfig job) { return backend(job.backend()); }
+
+    /**
+     * cpu, cuda (device 0; an error says what is missing), or auto: CUDA when a GPU is usable, else CPU; the names a
+     * job file and --backend take.
+     */
+    public static Backend backend(String name) { return onGpu(name) ? CudaBackend.open(0) : CpuBackend.INSTANCE; }
+
+    /** Whether the backend named so computes on the GPU. */
+    public static boolean onGpu(String name) {
+        return switch (name) {
+            case "cpu" -> false;
+            case "cuda" -> true;
+            case "auto" -> CudaBackend.unavailableReason() == null;
+            default -> throw new IllegalArgumentException("backend must be cpu, cuda or auto, got " + name);
         };
     }
 

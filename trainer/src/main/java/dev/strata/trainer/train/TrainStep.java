@@ -30,7 +30,7 @@ public final class TrainStep implements AutoCloseable {
     private final Tensor inputs, targets, lossSum; // (B,T), (B,T) int32; (1) summed loss of the step
     private final boolean graphs;
     private final GradientSync sync;
-    private final java.util.List<dev.strata.runtime.nn.Parameter> trainable = new java.util.ArrayList<>(); // last layer first
+    private final java.util.List<dev.strata.runtime.nn.Parameter> trainable; // last layer first
     private Backend.Graph microGraph, updateGraph;
 
     /** maxGradNorm = 0 turns clipping off; graphs asks for CUDA graphs (ignored where the backend has none). */
@@ -58,8 +58,8 @@ public final class TrainStep implements AutoCloseable {
         this.targets = backend.zeros(DType.I32, b, t);
         this.lossSum = backend.zeros(model.precision().params(), 1);
         model.zeroGrad();
-        for (var p : model.parameters().values()) if (p.trainable()) trainable.add(0, p);
-        model.onGradientsDone(sync::gradientsDone);
+        this.trainable = TrainingState.trainable(model);
+        if (sync.replicas() > 1) model.onGradientsDone(sync::gradientsDone);
     }
 
     /** inputs[i], targets[i]: the B*T token ids of micro-batch i (accumSteps of them); lr: this step's rate. */

@@ -57,8 +57,7 @@ public final class Trainer {
 
     /** As {@link #run(RunDirectory.Mode, long)}; {@code allowChanges} resumes a run whose guarded settings changed. */
     public Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
-        boolean gpu = job.backend().equals("cuda") || job.backend().equals("auto") && dev.strata.runtime.cuda.CudaBackend.unavailableReason() == null;
-        if (job.parallel().dp() > 1 && gpu)
+        if (job.parallel().dp() > 1 && Models.onGpu(job.backend()))
             throw new IllegalArgumentException(job.source() + ": parallel.dp = " + job.parallel().dp() + " on the GPU needs NCCL ranks, one GPU each, "
                     + "which the trainer does not start yet; data parallelism runs with backend = cpu");
         if (job.parallel().dp() > 1 && job.parallel().launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
