@@ -17,6 +17,11 @@ final class Fields {
 
     java.util.List<String> strings(String key) { return read(key, () -> c.getStringList(key)); }
 
+    java.util.List<Integer> integers(String key) { return read(key, () -> c.getIntList(key)); }
+
+    /** The kind of value at key (missing: an error naming it). */
+    com.typesafe.config.ConfigValueType type(String key) { return read(key, () -> c.getValue(key).valueType()); }
+
     boolean bool(String key) { return read(key, () -> c.getBoolean(key)); }
 
     /** A whole number; 2.7 (which HOCON would truncate to 2) is refused. */

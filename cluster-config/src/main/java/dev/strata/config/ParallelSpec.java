@@ -1,17 +1,42 @@
 package dev.strata.config;
 
+import com.typesafe.config.ConfigValueType;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * How the job is spread over ranks: data-parallel replicas, the ZeRO level (0: replicated optimizer state; 1: sharded
- * over dp; 2: gradients reduced to their shard's owner too), how ranks are started, how long a collective may wait.
+ * over dp; 2: gradients reduced to their shard's owner too), the gradient bucket size, how ranks are started, which
+ * GPUs they take (empty: every visible one), the rendezvous port (0: any free one), how long a collective may wait.
  */
-public record ParallelSpec(int dp, int zero, String launcher, Duration timeout) {
+public record ParallelSpec(int dp, int zero, double bucketMb, String launcher, List<Integer> gpus, int port, Duration timeout) {
+    public ParallelSpec {
+        gpus = List.copyOf(gpus);
+    }
+
+    /** The bucket size in bytes. */
+    public long bucketBytes() { return Math.max(1, Math.round(bucketMb * (1 << 20))); }
+
     static ParallelSpec from(Fields f) {
-        var p = new ParallelSpec(f.positive("parallel.dp"), f.nonNegative("parallel.zero"), f.oneOf("parallel.launcher", "threads", "processes"),
-                f.duration("parallel.timeout"));
+        var p = new ParallelSpec(f.positive("parallel.dp"), f.nonNegative("parallel.zero"), f.number("parallel.bucket_mb"),
+                f.oneOf("parallel.launcher", "threads", "processes"), gpus(f), f.nonNegative("parallel.port"), f.duration("parallel.timeout"));
         f.require(p.zero <= 2, "parallel.zero must be 0, 1 or 2, got " + p.zero);
+        f.require(p.bucketMb > 0 && p.bucketMb <= 4096, "parallel.bucket_mb must lie in (0, 4096], got " + p.bucketMb);
+        f.require(p.port <= 65535, "parallel.port must be a TCP port (1-65535), or 0 for any free one, got " + p.port);
         f.require(p.timeout.toMillis() >= 100, "parallel.timeout must be at least 100 ms, got " + p.timeout.toMillis() + " ms");
         return p;
+    }
+
+    /** "all", or a list of distinct device indices. */
+    private static List<Integer> gpus(Fields f) {
+        if (f.type("parallel.gpus") == ConfigValueType.STRING) {
+            f.require(f.string("parallel.gpus").equals("all"), "parallel.gpus must be \"all\" or a list of GPU indices like [0, 1], got \""
+                    + f.string("parallel.gpus") + "\"");
+            return List.of();
+        }
+        List<Integer> gpus = f.integers("parallel.gpus");
+        f.require(!gpus.isEmpty() && gpus.stream().allMatch(g -> g >= 0) && gpus.stream().distinct().count() == gpus.size(),
+                "parallel.gpus must be \"all\" or a list of distinct GPU indices like [0, 1], got " + gpus);
+        return gpus;
     }
 }

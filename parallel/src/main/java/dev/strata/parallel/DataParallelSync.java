@@ -8,55 +8,66 @@ import dev.strata.runtime.nn.GradientSync;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
  * Data parallelism's side of a step, at one of three ZeRO levels. The step's gradient scale already divides by the
- * global token count, so sums are means.
+ * global token count, so sums are means. Gradients travel in {@link Bucket}s of about {@code parallel.bucket_mb},
+ * each started on the communicator's stream as soon as backward has finished it, overlapped with the layers below.
  * <ul>
- *   <li>0: every gradient is summed on every rank (all-reduce); every rank updates everything.</li>
- *   <li>1: the same sums, but each parameter has one owner, whose optimizer alone holds its state and updates it;
- *       the owner then broadcasts the new value (ZeRO-1: optimizer state sharded over dp).</li>
- *   <li>2: each gradient is summed on its owner only (reduce), so the others' copies hold nothing useful after it;
- *       the norm is completed from every owner's share (ZeRO-2's communication; its gradient memory is still
- *       allocated per parameter on every rank).</li>
+ *   <li>0: every bucket is summed on every rank (all-reduce) in the step's last micro-batch, so gradient
+ *       accumulation costs one reduction per step; every rank updates everything.</li>
+ *   <li>1: the same sums, but each parameter has one owner, whose optimizer alone holds its moments and updates it;
+ *       owners then broadcast the new values, a bucket at a time (ZeRO-1: optimizer state sharded over dp).</li>
+ *   <li>2: each bucket is summed on its owner only (reduce) and the other ranks free those gradients as soon as
+ *       they are packed, so no rank holds every gradient: an owner keeps its shard, the others a few layers' worth
+ *       while backward runs. Under accumulation this reduces every micro-batch, as DeepSpeed's ZeRO-2 does: the
+ *       owner's gradient then carries the sum so far into the next micro-batch. The norm adds every owner's share.</li>
  * </ul>
- * Owners are whole parameters, balanced by size (largest first to the least loaded rank), as PyTorch's
- * ZeroRedundancyOptimizer partitions. A layer's gradients start reducing as soon as the step's last backward has
- * finished that layer, on the communicator's stream, while backward goes on below it (one reduction per step under
- * accumulation); the update waits for all of them.
+ * Owners are whole parameters in contiguous runs of the backward order, balanced by size (each goes to the rank
+ * its midpoint falls in), so a bucket never spans two owners.
  */
 public final class DataParallelSync implements GradientSync {
     private final Communicator dp;
     private final int zero;
-    private Map<String, Integer> owners; // by parameter name, fixed at the first step
-    private boolean last;                // the step's last micro-batch is in backward
-    private final Map<Parameter, Work> started = new java.util.IdentityHashMap<>(); // reductions begun during it
+    private final long bucketBytes;
+    private Map<String, Integer> owners;                            // by parameter name, fixed by plan()
+    private List<Bucket> buckets;
+    private final Map<Parameter, Bucket> bucketOf = new IdentityHashMap<>();
+    private final List<Bucket> inFlight = new ArrayList<>();
+    private boolean reducing;                                       // this micro-batch's backward starts buckets
+    private boolean midStep;                                        // a micro-batch of this step has run
 
-    public DataParallelSync(Communicator dp, int zero) {
+    public DataParallelSync(Communicator dp, int zero, long bucketBytes) {
         if (zero < 0 || zero > 2) throw new IllegalArgumentException("parallel.zero must be 0, 1 or 2, got " + zero);
+        if (bucketBytes <= 0) throw new IllegalArgumentException("parallel.bucket_mb must be positive, got " + bucketBytes + " bytes");
         this.dp = dp;
         this.zero = zero;
+        this.bucketBytes = bucketBytes;
     }
 
     public int zero() { return zero; }
 
-    /** Assigns every trainable parameter an owner; the same on every rank, since every rank sees the same list. */
+    /** Assigns owners and cuts buckets over params (trainable, backward order); the same on every rank, which sees the same list. */
     public void plan(List<Parameter> params) {
-        owners = balance(params, dp.size());
+        int[] of = contiguousOwners(params, dp.size());
+        owners = new HashMap<>();
+        for (int i = 0; i < params.size(); i++) owners.put(params.get(i).name(), of[i]);
+        buckets = Bucket.cut(params, of, bucketBytes);
+        bucketOf.clear();
+        for (Bucket b : buckets) for (Parameter p : b.params()) bucketOf.put(p, b);
     }
 
-    static Map<String, Integer> balance(List<Parameter> params, int ranks) {
-        List<Parameter> bySize = new ArrayList<>(params);
-        bySize.sort((a, b) -> Long.compare(b.value().numel(), a.value().numel())); // stable: ties keep backward order
-        long[] load = new long[ranks];
-        Map<String, Integer> owners = new HashMap<>();
-        for (Parameter p : bySize) {
-            int least = 0;
-            for (int r = 1; r < ranks; r++) if (load[r] < load[least]) least = r;
-            owners.put(p.name(), least);
-            load[least] += p.value().numel();
+    /** owners[i] of params[i]: the rank whose even share of the total size holds the parameter's midpoint. */
+    static int[] contiguousOwners(List<Parameter> params, int ranks) {
+        long total = params.stream().mapToLong(p -> p.value().numel()).sum(), before = 0;
+        int[] owners = new int[params.size()];
+        for (int i = 0; i < owners.length; i++) {
+            long n = params.get(i).value().numel();
+            owners[i] = (int) Math.min(ranks - 1, (2 * before + n) * ranks / Math.max(1, 2 * total));
+            before += n;
         }
         return owners;
     }
@@ -67,39 +78,61 @@ public final class DataParallelSync implements GradientSync {
         return o;
     }
 
+    /** The buckets' sizes in bytes, in the order backward fills them. */
+    public List<Long> bucketSizes() { return buckets.stream().map(Bucket::bytes).toList(); }
+
     @Override public int replicas() { return dp.size(); }
 
     @Override public boolean updates(Parameter p) { return zero == 0 || owner(p) == dp.rank(); }
 
-    @Override public void lastMicroBatch() { last = true; }
+    @Override public void startMicroBatch(boolean last) {
+        // ZeRO-2: the last micro-batch's sums reach their owners before this backward adds to the owners' gradients.
+        if (zero == 2 && midStep) flush();
+        midStep = true;
+        reducing = last || zero == 2;
+    }
 
-    /** During the last backward: a layer's gradients are final, so their reductions start while the layers below run. */
     @Override public void gradientsDone(List<Parameter> params) {
-        if (!last) return;
-        for (Parameter p : params) if (p.trainable() && !started.containsKey(p)) started.put(p, start(p));
+        if (!reducing) return;
+        for (Parameter p : params) {
+            Bucket b = bucketOf.get(p);
+            if (b != null && b.done(p)) start(b);
+        }
     }
 
     @Override public void reduce(List<Parameter> params, Tensor lossSum) {
-        List<Work> works = new ArrayList<>(params.size() + 1);
-        for (Parameter p : params) works.add(started.containsKey(p) ? started.get(p) : start(p));
-        works.add(dp.allReduce(lossSum, ReduceOp.SUM));
-        works.forEach(Work::await);
-        started.clear();
-        last = false;
+        Work loss = dp.allReduce(lossSum, ReduceOp.SUM);
+        flush();
+        loss.await();
+        reducing = midStep = false;
     }
 
-    private Work start(Parameter p) { return zero == 2 ? dp.reduce(p.grad(), owner(p), ReduceOp.SUM) : dp.allReduce(p.grad(), ReduceOp.SUM); }
+    /** Starts what backward did not (a parameter no layer reported), then waits for every bucket in flight. */
+    private void flush() {
+        for (Bucket b : buckets) if (!b.started()) start(b);
+        for (Bucket b : inFlight) b.finish(zero < 2 || b.owner() == dp.rank() ? Parameter::grad : null);
+        inFlight.clear();
+    }
+
+    private void start(Bucket b) {
+        b.start(Parameter::grad, flat -> zero == 2 ? dp.reduce(flat, b.owner(), ReduceOp.SUM) : dp.allReduce(flat, ReduceOp.SUM));
+        if (zero == 2 && b.owner() != dp.rank()) b.params().forEach(Parameter::releaseGrad);
+        inFlight.add(b);
+    }
 
     @Override public void reduceNormSquares(Tensor sumSquares) {
         if (zero > 0) dp.allReduce(sumSquares, ReduceOp.SUM).await();
     }
 
+    /** ZeRO-1/2: each owner's updated values reach every rank, a bucket per broadcast. */
     @Override public void gatherParameters(List<Parameter> params) {
         if (zero == 0) return;
-        List<Work> works = new ArrayList<>(params.size());
-        for (Parameter p : params) works.add(dp.broadcast(p.value(), owner(p)));
-        works.forEach(Work::await);
-        for (Parameter p : params) if (owner(p) != dp.rank()) p.markUpdated();
+        for (Bucket b : buckets) b.start(Parameter::value, flat -> dp.broadcast(flat, b.owner()));
+        for (Bucket b : buckets) {
+            boolean mine = b.owner() == dp.rank();
+            b.finish(mine ? null : Parameter::value);
+            if (!mine) b.params().forEach(Parameter::markUpdated);
+        }
     }
 
     /**

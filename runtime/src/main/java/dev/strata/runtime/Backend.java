@@ -46,6 +46,18 @@ public interface Backend extends AutoCloseable {
     /** Copies {@code src} into {@code dst}, converting the dtype if they differ. */
     void copyInto(Tensor src, Tensor dst);
 
+    /**
+     * Copies n elements of src, from element srcAt, into dst from element dstAt (one dtype, no conversion): how
+     * gradients are packed into one flat bucket for a collective and unpacked after.
+     */
+    void copyElements(Tensor src, long srcAt, Tensor dst, long dstAt, long n);
+
+    /** For {@link #copyElements}: both ranges lie inside their tensors, which share a dtype. */
+    static void requireRange(Tensor src, long srcAt, Tensor dst, long dstAt, long n) {
+        if (src.dtype() != dst.dtype() || n < 0 || srcAt < 0 || dstAt < 0 || srcAt + n > src.numel() || dstAt + n > dst.numel())
+            throw new IllegalArgumentException("cannot copy " + n + " elements from " + src + " at " + srcAt + " to " + dst + " at " + dstAt);
+    }
+
     void zero(Tensor t);
 
     /** Called by {@link Tensor#close()} on the owner; frees the memory behind it. */

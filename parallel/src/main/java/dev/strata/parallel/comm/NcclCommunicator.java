@@ -46,6 +46,26 @@ public final class NcclCommunicator implements Communicator {
         return bytes;
     }
 
+    /**
+     * This rank's NCCL communicator over the ranks of {@code rendezvous} (same ranks, same size): rank 0 makes the
+     * unique id and the rendezvous group (Pekko between processes, later between hosts) hands it to every rank.
+     */
+    public static NcclCommunicator join(CudaBackend backend, Communicator rendezvous, String name, Duration timeout) {
+        var cpu = dev.strata.runtime.cpu.CpuBackend.INSTANCE;
+        double[] id = new double[nccl.NCCL_UNIQUE_ID_BYTES];
+        if (rendezvous.rank() == 0) {
+            byte[] made = uniqueId();
+            for (int i = 0; i < id.length; i++) id[i] = made[i];
+        }
+        try (Tensor shared = cpu.fromDoubles(id, DType.F64, id.length)) {
+            rendezvous.broadcast(shared, 0).await();
+            double[] got = cpu.toDoubles(shared);
+            byte[] bytes = new byte[got.length];
+            for (int i = 0; i < bytes.length; i++) bytes[i] = (byte) got[i];
+            return new NcclCommunicator(backend, name, bytes, rendezvous.rank(), rendezvous.size(), timeout);
+        }
+    }
+
     public NcclCommunicator(CudaBackend backend, String name, byte[] uniqueId, int rank, int size, Duration timeout) {
         this.backend = backend;
         this.name = name;

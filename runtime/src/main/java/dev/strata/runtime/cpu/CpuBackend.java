@@ -108,6 +108,13 @@ public final class CpuBackend implements Backend {
         else for (int i = 0; i < n; i++) d.set(i, s.get(i));
     }
 
+    @Override public void copyElements(Tensor src, long srcAt, Tensor dst, long dstAt, long n) {
+        Backend.requireRange(src, srcAt, dst, dstAt, n);
+        Object from = switch (buf(src)) { case CpuBuffer.F64 b -> b.a(); case CpuBuffer.F32 b -> b.a(); case CpuBuffer.I32 b -> b.a(); };
+        Object to = switch (buf(dst)) { case CpuBuffer.F64 b -> b.a(); case CpuBuffer.F32 b -> b.a(); case CpuBuffer.I32 b -> b.a(); };
+        System.arraycopy(from, (int) srcAt, to, (int) dstAt, (int) n);
+    }
+
     @Override public void zero(Tensor t) {
         switch (buf(t)) {
             case CpuBuffer.F64 b -> Arrays.fill(b.a(), 0, (int) t.numel(), 0.0);

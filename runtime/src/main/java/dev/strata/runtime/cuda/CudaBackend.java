@@ -75,6 +75,17 @@ public final class CudaBackend implements Backend {
     /** Opens device {@code index}; fails with what was looked for when there is no driver, library or GPU. */
     public static CudaBackend open(int index) { return new CudaBackend(index); }
 
+    /** How many CUDA devices this process sees: 0 where CUDA cannot load. */
+    public static int deviceCount() {
+        try {
+            Cuda.load();
+            int[] count = new int[1];
+            return cudart.cudaGetDeviceCount(count) == 0 ? count[0] : 0;
+        } catch (CudaException | LinkageError e) {
+            return 0;
+        }
+    }
+
     /** Why a CUDA backend cannot be opened here, or null when it can. */
     public static String unavailableReason() {
         try {
@@ -291,6 +302,13 @@ public final class CudaBackend implements Backend {
         }
         Cuda.check(cudart.cudaMemcpyAsync(Cuda.at(address(dst)), Cuda.at(address(src)), bytes(src), cudart.cudaMemcpyDeviceToDevice, stream),
                 "cudaMemcpyAsync D2D");
+    }
+
+    @Override public void copyElements(Tensor src, long srcAt, Tensor dst, long dstAt, long n) {
+        Backend.requireRange(src, srcAt, dst, dstAt, n);
+        long e = src.dtype().byteSize();
+        Cuda.check(cudart.cudaMemcpyAsync(Cuda.at(address(dst) + dstAt * e), Cuda.at(address(src) + srcAt * e), n * e,
+                cudart.cudaMemcpyDeviceToDevice, stream), "cudaMemcpyAsync D2D");
     }
 
     @Override public void zero(Tensor t) {

@@ -10,8 +10,8 @@ import java.util.List;
  * others. On one rank each phase does nothing.
  */
 public interface GradientSync {
-    /** The next micro-batch is the step's last: the gradients its backward finishes are final. */
-    default void lastMicroBatch() {}
+    /** A micro-batch's forward and backward come next; last: the step's last, whose backward finishes the gradients. */
+    default void startMicroBatch(boolean last) {}
 
     /** Backward has finished these parameters' gradients (a layer's): a sync may start reducing them now, overlapped with the rest. */
     default void gradientsDone(List<Parameter> params) {}

@@ -50,11 +50,27 @@ public final class Parameter {
 
     public boolean trainable() { return !frozen; }
 
+    /** Zeroes the gradient for the next step; one that was released stays unallocated until backward asks for it. */
+    public void zeroGrad() {
+        if (grad != null) value.backend().zero(grad);
+    }
+
+    /**
+     * Frees the gradient now; the next {@link #grad} call starts from zeros. How ZeRO-2 drops a gradient this rank
+     * does not own once it is on its way to the owner, so no rank holds every gradient.
+     */
+    public void releaseGrad() {
+        if (grad != null) grad.close();
+        grad = null;
+    }
+
+    /** Whether a gradient is allocated now. */
+    public boolean holdsGrad() { return grad != null; }
+
     /** Stops training this parameter and frees its gradient. */
     public void freeze() {
         frozen = true;
-        if (grad != null) grad.close();
-        grad = null;
+        releaseGrad();
     }
 
     public int[] shape() { return value.shape(); }

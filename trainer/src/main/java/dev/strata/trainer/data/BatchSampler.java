@@ -26,14 +26,21 @@ public final class BatchSampler {
     public Position position() { return new Position(epoch, cursor); }
 
     /** Fills (B,T) inputs and targets with the next B windows. */
-    public void next(int batch, int[] inputs, int[] targets) {
+    public void next(int batch, int[] inputs, int[] targets) { next(batch, 0, batch, inputs, targets); }
+
+    /**
+     * A data-parallel rank's share: moves past the next {@code batch} windows (the global micro-batch, so every rank's
+     * position stays the global one) and reads only rows [from, from + rows) of them into (rows,T) inputs and targets.
+     */
+    public void next(int batch, int from, int rows, int[] inputs, int[] targets) {
         for (int row = 0; row < batch; row++) {
             if (cursor == order.length) {
                 epoch++;
                 cursor = 0;
                 order = permutation(epoch);
             }
-            data.window(order[(int) cursor++], inputs, targets, row);
+            int window = order[(int) cursor++];
+            if (row >= from && row < from + rows) data.window(window, inputs, targets, row - from);
         }
     }
 

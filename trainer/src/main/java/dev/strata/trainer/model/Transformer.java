@@ -298,6 +298,6 @@ public final class Transformer {
     public void endStep() { linearsByName.values().forEach(Linear::endStep); }
 
     public void zeroGrad() {
-        for (Parameter p : parameters().values()) if (p.trainable()) backend.zero(p.grad());
+        for (Parameter p : parameters().values()) p.zeroGrad();
     }
 }

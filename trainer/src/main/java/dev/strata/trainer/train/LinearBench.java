@@ -97,7 +97,7 @@ public final class LinearBench {
                 for (Case c : cases) {
                     c.graph().close();
                     c.weight().value().close();
-                    c.weight().grad().close();
+                    c.weight().releaseGrad();
                     c.layer().discard();
                 }
             }

@@ -32,8 +32,12 @@ final class ProcessRanks {
 
     static Trainer.Result run(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         long started = System.nanoTime();
-        RunDirectory.check(job, mode); // refuse before anything starts
         int dp = job.parallel().dp();
+        // Refuse before anything starts: the layout, then the run directory.
+        List<String> gpus = Models.onGpu(job.backend())
+                ? gpuPerRank(job, dev.strata.runtime.cuda.CudaBackend.deviceCount(), System.getenv("CUDA_VISIBLE_DEVICES")) : null;
+        int port = rendezvousPort(job);
+        RunDirectory.check(job, mode);
         Path runDir = Path.of(job.runDir()), logs = runDir.resolve(RunDirectory.LOGS);
         Files.createDirectories(logs);
         try (Stream<Path> old = Files.list(logs)) {
@@ -41,10 +45,6 @@ final class ProcessRanks {
         }
         Path jobFile = Files.createTempFile("strata-job-", ".conf");
         Files.writeString(jobFile, job.toJson());
-        int port;
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
         List<Process> ranks = new ArrayList<>();
         Thread console = null;
         // Should this JVM go (Ctrl-C, a kill), its workers go with it; they also watch for it themselves.
@@ -61,6 +61,10 @@ final class ProcessRanks {
                         "--mode", mode.name(), "--exit-after", "" + exitAfter));
                 if (allowChanges) cmd.add("--allow-changes");
                 ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+                if (gpus != null) {
+                    pb.environment().put("CUDA_VISIBLE_DEVICES", gpus.get(r)); // the rank's GPU is its device 0
+                    pb.environment().putIfAbsent("NCCL_NVLS_ENABLE", "0");     // no NVLink multicast (see NOTES)
+                }
                 Path log = logs.resolve("rank-" + r + ".log");
                 if (r > 0) pb.redirectOutput(log.toFile());
                 Process p = pb.start();
@@ -89,6 +93,44 @@ final class ProcessRanks {
             }
         }
         return result(runDir, (System.nanoTime() - started) / 1e9);
+    }
+
+    /**
+     * Each rank's GPU as the child's CUDA_VISIBLE_DEVICES value: parallel.gpus (default every visible one), taken in
+     * order, one per rank; indices count the GPUs this process sees, so under CUDA_VISIBLE_DEVICES they map through
+     * it. Too few GPUs, or an index past the last, is one line before anything starts.
+     */
+    static List<String> gpuPerRank(JobConfig job, int visible, String visibleDevices) {
+        int dp = job.parallel().dp();
+        List<Integer> asked = job.parallel().gpus();
+        if (asked.isEmpty()) asked = java.util.stream.IntStream.range(0, visible).boxed().toList();
+        for (int g : asked)
+            if (g >= visible)
+                throw new IllegalArgumentException(job.source() + ": parallel.gpus lists GPU " + g + ", but this host shows " + visible + " GPU"
+                        + (visible == 1 ? "" : "s") + (visible > 0 ? " (0.." + (visible - 1) + ")" : ""));
+        if (asked.size() < dp)
+            throw new IllegalArgumentException(job.source() + ": parallel.dp = " + dp + " on the GPU needs " + dp + " GPUs, one per rank, but "
+                    + (job.parallel().gpus().isEmpty() ? "this host shows " + visible : "parallel.gpus lists " + asked.size())
+                    + "; lower parallel.dp or run where more GPUs are visible");
+        String[] names = visibleDevices == null || visibleDevices.isBlank() ? null : visibleDevices.split(",");
+        List<String> perRank = new ArrayList<>();
+        for (int r = 0; r < dp; r++) {
+            int g = asked.get(r);
+            perRank.add(names != null && g < names.length ? names[g].trim() : Integer.toString(g));
+        }
+        return perRank;
+    }
+
+    /** parallel.port when it is free here (one line when it is not), else any free port. */
+    static int rendezvousPort(JobConfig job) throws IOException {
+        int asked = job.parallel().port();
+        try (ServerSocket s = new ServerSocket()) {
+            s.setReuseAddress(true);
+            s.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), asked));
+            return s.getLocalPort();
+        } catch (java.net.BindException e) {
+            throw new IllegalArgumentException(job.source() + ": parallel.port = " + asked + " is in use on this host; pick another, or 0 for any free one");
+        }
     }
 
     /** Rank 0's output to the console and to its log, line by line. */

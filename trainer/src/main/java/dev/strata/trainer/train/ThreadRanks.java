@@ -35,7 +35,7 @@ final class ThreadRanks {
         try {
             List<Future<Trainer.Result>> ranks = new ArrayList<>();
             for (int r = 0; r < dp; r++) {
-                Rank rank = new Rank(r, new DataParallelSync(comms.get(r), job.parallel().zero()));
+                Rank rank = new Rank(r, new DataParallelSync(comms.get(r), job.parallel().zero(), job.parallel().bucketBytes()));
                 ranks.add(pool.submit(() -> {
                     Thread.currentThread().setName("rank-" + rank.index());
                     try {

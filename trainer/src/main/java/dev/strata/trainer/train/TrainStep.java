@@ -69,7 +69,7 @@ public final class TrainStep implements AutoCloseable {
         backend.zero(lossSum);
         opt.prepareStep(lr);
         for (int i = 0; i < accumSteps; i++) {
-            if (i == accumSteps - 1) sync.lastMicroBatch();
+            sync.startMicroBatch(i == accumSteps - 1);
             write(inputs[i], this.inputs);
             write(targets[i], this.targets);
             if (microGraph != null) microGraph.replay();

@@ -6,10 +6,15 @@ import dev.strata.checkpoints.Manifest;
 import dev.strata.checkpoints.Storage;
 import dev.strata.config.JobConfig;
 import dev.strata.config.TrainingSpec;
+import dev.strata.parallel.DataParallelSync;
+import dev.strata.parallel.comm.Communicator;
+import dev.strata.parallel.comm.NcclCommunicator;
+import dev.strata.parallel.comm.PekkoCommunicator;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
+import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.data.BatchSampler;
@@ -57,19 +62,36 @@ public final class Trainer {
 
     /** As {@link #run(RunDirectory.Mode, long)}; {@code allowChanges} resumes a run whose guarded settings changed. */
     public Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
-        if (job.parallel().dp() > 1 && Models.onGpu(job.backend()))
-            throw new IllegalArgumentException(job.source() + ": parallel.dp = " + job.parallel().dp() + " on the GPU needs NCCL ranks, one GPU each, "
-                    + "which the trainer does not start yet; data parallelism runs with backend = cpu");
-        if (job.parallel().dp() > 1 && job.parallel().launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
-        if (job.parallel().dp() > 1) return ThreadRanks.run(job, out, mode, exitAfter, allowChanges);
-        return run(mode, exitAfter, allowChanges, Rank.SINGLE);
+        var p = job.parallel();
+        if (p.dp() == 1) return run(mode, exitAfter, allowChanges, Rank.SINGLE);
+        if (p.launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
+        if (Models.onGpu(job.backend()))
+            throw new IllegalArgumentException(job.source() + ": parallel.dp = " + p.dp() + " on the GPU runs one worker process per GPU, "
+                    + "but parallel.launcher = threads; set parallel.launcher = processes");
+        return ThreadRanks.run(job, out, mode, exitAfter, allowChanges);
     }
 
-    /** One rank of a multi-process job: joins the others through Pekko (rank 0 listening at host:port), then trains. */
+    /**
+     * One rank of a multi-process job: joins the others through Pekko (rank 0 listening at host:port), then trains.
+     * A GPU rank (the launcher left it one visible GPU) also joins an NCCL communicator, whose unique id rank 0 makes
+     * and the Pekko group hands round; gradients then travel over NCCL and Pekko carries only the rendezvous.
+     */
     public static void runWorker(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges, int rank,
                                  String host, int port) throws IOException {
-        try (var dp = dev.strata.parallel.comm.PekkoCommunicator.join("dp", rank, job.parallel().dp(), host, port, job.parallel().timeout())) {
-            new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, new dev.strata.parallel.DataParallelSync(dp, job.parallel().zero())));
+        var p = job.parallel();
+        try (Communicator control = PekkoCommunicator.join("dp", rank, p.dp(), host, port, p.timeout())) {
+            if (!Models.onGpu(job.backend())) {
+                new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, new DataParallelSync(control, p.zero(), p.bucketBytes())));
+                return;
+            }
+            CudaBackend gpu = CudaBackend.open(0);
+            try (Communicator nccl = NcclCommunicator.join(gpu, control, "dp", p.timeout())) {
+                out.printf("rank %d of %d: gradients over NCCL on %s (CUDA_VISIBLE_DEVICES=%s)%n", rank, p.dp(), gpu.device(),
+                        System.getenv("CUDA_VISIBLE_DEVICES"));
+                new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, new DataParallelSync(nccl, p.zero(), p.bucketBytes()), gpu));
+            } finally {
+                gpu.close();
+            }
         }
     }
 
@@ -82,7 +104,7 @@ public final class Trainer {
         boolean writer = rank.index() == 0;
         TrainingSpec tr = job.training();
         if (exitAfter < 0) throw new IllegalArgumentException("--exit-after must be a step number (1 or more), got " + exitAfter);
-        Backend backend = Models.backend(job);
+        Backend backend = rank.backend() != null ? rank.backend() : Models.backend(job);
         DType dtype = Models.dtype(job, backend);
         Path dataDir = Path.of(job.data().dir());
         TokenDataset train = new TokenDataset(dataDir, "train", tr.seqLen()), val = new TokenDataset(dataDir, "val", tr.seqLen());
@@ -151,12 +173,11 @@ public final class Trainer {
 
             int b = tr.batchSize(), t = tr.seqLen();
             int[][] inputs = new int[tr.gradAccumSteps()][b * t], targets = new int[tr.gradAccumSteps()][b * t];
-            int[] globalInputs = new int[dp * b * t], globalTargets = new int[dp * b * t]; // a micro-batch of every rank
             long tokensPerStep = (long) dp * b * t * tr.gradAccumSteps();
             double trainLoss = Double.NaN, valLoss = Double.NaN, tokPerSec = 0, stepSeconds = 0;
             long end = exitAfter > 0 ? Math.min(exitAfter, tr.steps()) : tr.steps();
             String lastCheckpoint = latest.orElse(null);
-            ProgressLine progress = new ProgressLine(out);
+            ProgressLine progress = new ProgressLine(out, dp);
             long timedSteps = 0, loopStart = System.nanoTime();
             int skippedInARow = 0;
             boolean checkpointDue = false;
@@ -164,9 +185,7 @@ public final class Trainer {
                 while (step < end) {
                     long t0 = System.nanoTime();
                     for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {
-                        sampler.next(dp * b, globalInputs, globalTargets);
-                        System.arraycopy(globalInputs, rank.index() * b * t, inputs[micro], 0, b * t);
-                        System.arraycopy(globalTargets, rank.index() * b * t, targets[micro], 0, b * t);
+                        sampler.next(dp * b, rank.index() * b, b, inputs[micro], targets[micro]); // this rank's rows of the global micro-batch
                     }
                     double lr = schedule.at(step);
                     TrainStep.Result r = trainStep.run(inputs, targets, lr);

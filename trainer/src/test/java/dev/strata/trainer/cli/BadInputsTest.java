@@ -30,9 +30,14 @@ import org.junit.jupiter.api.io.TempDir;
 class BadInputsTest {
     @TempDir static Path dir;
     static Path job, data, run, model;
+    static java.net.ServerSocket busyPort; // a port in use, for parallel.port
+
+    @org.junit.jupiter.api.AfterAll
+    static void freePort() throws Exception { busyPort.close(); }
 
     @BeforeAll
     static void fixtures() throws Exception {
+        busyPort = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
         Path text = dir.resolve("in.txt");
         Files.writeString(text, "The quick brown fox jumps over the lazy dog. ".repeat(200));
         data = dir.resolve("data");
@@ -105,6 +110,13 @@ class BadInputsTest {
                 new String[] {"train", j, "--set", "parallel.launcher=mpi", "parallel.launcher"},
                 new String[] {"train", j, "--set", "parallel.timeout=soon", "parallel.timeout"},
                 new String[] {"train", j, "--set", "parallel.timeout=5", "parallel.timeout"},
+                new String[] {"train", j, "--set", "parallel.dp=2", "--set", "backend=cuda", "--set", "parallel.launcher=threads", "set parallel.launcher = processes"},
+                new String[] {"train", j, "--set", "parallel.dp=2", "--set", "backend=cuda", "--set", "parallel.gpus=[0,5]", "parallel.gpus lists GPU"},
+                new String[] {"train", j, "--set", "parallel.gpus=[0,0]", "parallel.gpus must be"},
+                new String[] {"train", j, "--set", "parallel.gpus=some", "parallel.gpus must be"},
+                new String[] {"train", j, "--set", "parallel.bucket_mb=0", "parallel.bucket_mb"},
+                new String[] {"train", j, "--set", "parallel.port=70000", "parallel.port"},
+                new String[] {"train", j, "--set", "parallel.dp=2", "--set", "parallel.port=" + busyPort.getLocalPort(), "is in use"},
                 new String[] {"data", "prepare", "--input", t + "/none.txt", "--out", t + "/o1", "none.txt"},
                 new String[] {"data", "prepare", "--input", t + "/in.txt", "--out", t + "/o2", "--shard-tokens", "0", "--shard-tokens"},
                 new String[] {"data", "prepare", "--input", t + "/in.txt", "--out", t + "/o3", "--val-fraction", "2", "--val-fraction"},

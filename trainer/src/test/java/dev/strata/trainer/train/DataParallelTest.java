@@ -32,33 +32,56 @@ class DataParallelTest {
         return TrainerTest.job(runDir, data, family, 10).withOverrides("""
                 dtype = f64
                 training { batch_size = %d, grad_accum_steps = %d }
-                parallel { dp = %d, zero = %d, timeout = 60s }
+                parallel { dp = %d, zero = %d, bucket_mb = 0.02, launcher = threads, timeout = 60s }
                 eval.every = 0
                 """.formatted(batch, accum, dp, zero));
     }
 
+    /** The whole matrix: dp ∈ {2, 4} × ZeRO ∈ {0, 1, 2} × accumulation ∈ {1, 2} against dp = 1, threads as ranks. */
     @ParameterizedTest
-    @CsvSource({"gpt2, 2, 0, 1", "gpt2, 4, 1, 2", "gpt2, 2, 2, 2", "llama, 2, 1, 1", "llama, 4, 2, 1", "llama, 4, 0, 2"})
-    void ranksEqualOneProcessWithTheWholeBatch(String family, int dp, int zero, int accum, @TempDir Path runs) throws Exception {
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"gpt2", "llama"})
+    void everyLayoutEqualsOneProcessWithTheWholeBatch(String family, @TempDir Path runs) throws Exception {
         int global = 4;
-        var single = new Trainer(job(runs.resolve("single"), family, 1, 0, global, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
-        var parallel = new Trainer(job(runs.resolve("dp"), family, dp, zero, global / dp, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
-        List<Double> a = TrainerTest.losses(runs.resolve("single")), b = TrainerTest.losses(runs.resolve("dp"));
-        assertEquals(10, a.size());
-        assertEquals(a.size(), b.size());
+        for (int accum : new int[] {1, 2}) {
+            Path one = runs.resolve("single-" + accum);
+            var single = new Trainer(job(one, family, 1, 0, global, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+            for (int dp : new int[] {2, 4})
+                for (int zero = 0; zero <= 2; zero++) {
+                    Path dir = runs.resolve("dp" + dp + "-zero" + zero + "-accum" + accum);
+                    var parallel = new Trainer(job(dir, family, dp, zero, global / dp, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+                    assertSameRun(one, single, dir, parallel, String.format("dp=%d zero=%d accum=%d %s", dp, zero, accum, family));
+                }
+        }
+    }
+
+    /** Losses within 1e-12 and weights within 1e-10 (relative) of the single run's; it trains. */
+    static void assertSameRun(Path oneDir, Trainer.Result one, Path otherDir, Trainer.Result other, String layout) throws Exception {
+        List<Double> a = TrainerTest.losses(oneDir), b = TrainerTest.losses(otherDir);
+        assertEquals(10, a.size(), layout);
+        assertEquals(a.size(), b.size(), layout);
         double worstLoss = 0, worstWeight = 0;
         for (int i = 0; i < a.size(); i++) worstLoss = Math.max(worstLoss, Math.abs(a.get(i) - b.get(i)) / Math.abs(a.get(i)));
-        Map<String, Parameter> ps = single.model().parameters(), pd = parallel.model().parameters();
+        Map<String, Parameter> ps = one.model().parameters(), pd = other.model().parameters();
         for (var e : ps.entrySet()) {
             double[] x = values(e.getValue().value()), y = values(pd.get(e.getKey()).value());
             for (int i = 0; i < x.length; i++) worstWeight = Math.max(worstWeight, Math.abs(x[i] - y[i]) / Math.max(1e-3, Math.abs(x[i])));
         }
-        System.out.printf("dp=%d zero=%d accum=%d %s: worst loss difference %.2e, worst weight difference %.2e%n", dp, zero, accum, family,
-                worstLoss, worstWeight);
-        assertTrue(worstLoss < 1e-12, "losses: " + a + " vs " + b);
-        assertTrue(worstWeight < 1e-10, "weights differ by " + worstWeight);
+        System.out.printf("%s: worst loss difference %.2e, worst weight difference %.2e%n", layout, worstLoss, worstWeight);
+        assertTrue(worstLoss < 1e-12, layout + " losses: " + a + " vs " + b);
+        assertTrue(worstWeight < 1e-10, layout + " weights differ by " + worstWeight);
         assertTrue(a.get(9) < a.get(0), "it trains: " + a);
-        // The checkpoint holds the whole optimizer state, equal to the single run's: it resumes at any dp and ZeRO level.
+    }
+
+    /**
+     * A sharded run's checkpoint holds the whole optimizer state, equal to the single run's, so it resumes at another
+     * dp and ZeRO level and goes on as the single run does.
+     */
+    @ParameterizedTest
+    @CsvSource({"gpt2, 2, 0, 1", "gpt2, 4, 1, 2", "llama, 2, 2, 2", "llama, 4, 2, 1"})
+    void aCheckpointResumesAtAnotherDp(String family, int dp, int zero, int accum, @TempDir Path runs) throws Exception {
+        int global = 4;
+        var single = new Trainer(job(runs.resolve("single"), family, 1, 0, global, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        var parallel = new Trainer(job(runs.resolve("dp"), family, dp, zero, global / dp, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
         var ckptSingle = Checkpointer.load(new LocalStorage(), single.checkpoint());
         var ckptDp = Checkpointer.load(new LocalStorage(), parallel.checkpoint());
         assertEquals(ckptSingle.optimizer().keySet(), ckptDp.optimizer().keySet());
@@ -91,7 +114,7 @@ class DataParallelTest {
         java.util.Set<String> seen = new java.util.HashSet<>();
         int total = 0;
         for (var c : comms) {
-            var sync = new dev.strata.parallel.DataParallelSync(c, 1);
+            var sync = new dev.strata.parallel.DataParallelSync(c, 1, 1 << 20);
             sync.plan(TrainingState.trainable(model));
             var opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false), sync);
             for (String k : opt.state().keySet()) assertTrue(seen.add(k), k + " held twice");
@@ -104,15 +127,16 @@ class DataParallelTest {
     }
 
     /** Ranks as worker JVMs over Pekko compute what one process does, and every rank's output is in run_dir/logs. */
-    @org.junit.jupiter.api.Test
-    void workerProcessesEqualOneProcess(@TempDir Path runs) throws Exception {
-        var single = new Trainer(job(runs.resolve("single"), "gpt2", 1, 0, 4, 1), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+    @ParameterizedTest
+    @CsvSource({"gpt2, 2, 1, 1", "llama, 2, 2, 2"})
+    void workerProcessesEqualOneProcess(String family, int dp, int zero, int accum, @TempDir Path runs) throws Exception {
+        var single = new Trainer(job(runs.resolve("single"), family, 1, 0, 4, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
         var out = new java.io.ByteArrayOutputStream();
-        var processes = new Trainer(job(runs.resolve("procs"), "gpt2", 2, 1, 2, 1).withOverrides("parallel.launcher = processes"),
+        var processes = new Trainer(job(runs.resolve("procs"), family, dp, zero, 4 / dp, accum).withOverrides("parallel.launcher = processes"),
                 new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
         assertEquals(10, processes.step());
-        assertTrue(out.toString().contains("x 2 data-parallel ranks (processes)"), "rank 0's output on the console: " + out);
-        for (int r = 0; r < 2; r++) assertTrue(java.nio.file.Files.exists(runs.resolve("procs/logs/rank-" + r + ".log")), "rank " + r + "'s log");
+        assertTrue(out.toString().contains("x " + dp + " data-parallel ranks (processes)"), "rank 0's output on the console: " + out);
+        for (int r = 0; r < dp; r++) assertTrue(java.nio.file.Files.exists(runs.resolve("procs/logs/rank-" + r + ".log")), "rank " + r + "'s log");
         List<Double> a = TrainerTest.losses(runs.resolve("single")), b = TrainerTest.losses(runs.resolve("procs"));
         assertEquals(a.size(), b.size());
         for (int i = 0; i < a.size(); i++) assertEquals(a.get(i), b.get(i), 1e-12 * Math.abs(a.get(i)), "step " + (i + 1));
