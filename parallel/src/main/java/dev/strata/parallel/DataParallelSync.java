@@ -5,6 +5,7 @@ import dev.strata.parallel.comm.ReduceOp;
 import dev.strata.parallel.comm.Work;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.GradientSync;
+import dev.strata.runtime.nn.MeshDim;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -19,12 +20,14 @@ import java.util.Map;
  * <ul>
  *   <li>0: every bucket is summed on every rank (all-reduce) in the step's last micro-batch, so gradient
  *       accumulation costs one reduction per step; every rank updates everything.</li>
- *   <li>1: the same sums, but each parameter has one owner, whose optimizer alone holds its moments and updates it;
- *       owners then broadcast the new values, a bucket at a time (ZeRO-1: optimizer state sharded over dp).</li>
- *   <li>2: each bucket is summed on its owner only (reduce) and the other ranks free those gradients as soon as
- *       they are packed, so no rank holds every gradient: an owner keeps its shard, the others a few layers' worth
- *       while backward runs. Under accumulation this reduces every micro-batch, as DeepSpeed's ZeRO-2 does: the
- *       owner's gradient then carries the sum so far into the next micro-batch. The norm adds every owner's share.</li>
+ *   <li>1: each parameter has one owner, whose optimizer alone holds its moments and updates it: a bucket is summed
+ *       on its owner only (reduce: a reduce-scatter's traffic, at whole-parameter grain), the norm adds every owner's
+ *       share, and owners then broadcast the new values a bucket at a time (an all-gather's traffic). ZeRO-1: the
+ *       optimizer state is sharded over dp.</li>
+ *   <li>2: as 1, and the other ranks free a bucket's gradients as soon as they are packed, so no rank holds every
+ *       gradient: an owner keeps its shard, the others a few layers' worth while backward runs. Under accumulation
+ *       this reduces every micro-batch, as DeepSpeed's ZeRO-2 does: the owner's gradient then carries the sum so
+ *       far into the next micro-batch.</li>
  * </ul>
  * Owners are whole parameters in contiguous runs of the backward order, balanced by size (each goes to the rank
  * its midpoint falls in), so a bucket never spans two owners.
@@ -52,6 +55,9 @@ public final class DataParallelSync implements GradientSync {
 
     /** Assigns owners and cuts buckets over params (trainable, backward order); the same on every rank, which sees the same list. */
     public void plan(List<Parameter> params) {
+        for (Parameter p : params)
+            if (!p.placement().replicatedOver().contains(MeshDim.DP))
+                throw new IllegalArgumentException(p.name() + " is placed as " + p.placement() + ": data parallelism syncs only what every dp rank holds whole");
         int[] of = contiguousOwners(params, dp.size());
         owners = new HashMap<>();
         for (int i = 0; i < params.size(); i++) owners.put(params.get(i).name(), of[i]);
@@ -110,12 +116,12 @@ public final class DataParallelSync implements GradientSync {
     /** Starts what backward did not (a parameter no layer reported), then waits for every bucket in flight. */
     private void flush() {
         for (Bucket b : buckets) if (!b.started()) start(b);
-        for (Bucket b : inFlight) b.finish(zero < 2 || b.owner() == dp.rank() ? Parameter::grad : null);
+        for (Bucket b : inFlight) b.finish(zero == 0 || b.owner() == dp.rank() ? Parameter::grad : null);
         inFlight.clear();
     }
 
     private void start(Bucket b) {
-        b.start(Parameter::grad, flat -> zero == 2 ? dp.reduce(flat, b.owner(), ReduceOp.SUM) : dp.allReduce(flat, ReduceOp.SUM));
+        b.start(Parameter::grad, flat -> zero == 0 ? dp.allReduce(flat, ReduceOp.SUM) : dp.reduce(flat, b.owner(), ReduceOp.SUM));
         if (zero == 2 && b.owner() != dp.rank()) b.params().forEach(Parameter::releaseGrad);
         inFlight.add(b);
     }

@@ -1,5 +1,6 @@
 package dev.strata.parallel;
 
+import dev.strata.runtime.nn.MeshDim;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
@@ -13,11 +14,9 @@ import java.util.Set;
  */
 public record DeviceMesh(int dp, int pp, int tp) {
 
-    public enum Dim { DP, PP, TP }
-
     /** Where a rank sits along each dimension. */
     public record Coordinates(int dp, int pp, int tp) {
-        int along(Dim d) {
+        int along(MeshDim d) {
             return switch (d) {
                 case DP -> dp;
                 case PP -> pp;
@@ -30,7 +29,7 @@ public record DeviceMesh(int dp, int pp, int tp) {
      * The ranks of one group in order (the group's rank i is global rank {@code ranks[i]}), named by its dimensions
      * and the coordinates it shares, e.g. "dp[pp=0,tp=1]".
      */
-    public record Group(String name, Set<Dim> dims, int[] ranks) {
+    public record Group(String name, Set<MeshDim> dims, int[] ranks) {
         public int size() { return ranks.length; }
 
         /** This global rank's index within the group. */
@@ -48,7 +47,7 @@ public record DeviceMesh(int dp, int pp, int tp) {
 
     public int size() { return dp * pp * tp; }
 
-    public int size(Dim d) {
+    public int size(MeshDim d) {
         return switch (d) {
             case DP -> dp;
             case PP -> pp;
@@ -68,28 +67,28 @@ public record DeviceMesh(int dp, int pp, int tp) {
     }
 
     /** The group of {@code rank} along {@code dims}: every rank that agrees with it on the other dimensions. */
-    public Group group(int rank, Dim... dims) {
-        Set<Dim> along = dims.length == 0 ? EnumSet.noneOf(Dim.class) : EnumSet.of(dims[0], dims);
+    public Group group(int rank, MeshDim... dims) {
+        Set<MeshDim> along = dims.length == 0 ? EnumSet.noneOf(MeshDim.class) : EnumSet.of(dims[0], dims);
         Coordinates me = coordinates(rank);
         List<Integer> members = new ArrayList<>();
         for (int r = 0; r < size(); r++) {
             Coordinates c = coordinates(r);
             boolean same = true;
-            for (Dim d : Dim.values()) if (!along.contains(d) && c.along(d) != me.along(d)) same = false;
+            for (MeshDim d : MeshDim.values()) if (!along.contains(d) && c.along(d) != me.along(d)) same = false;
             if (same) members.add(r);
         }
         StringBuilder name = new StringBuilder();
-        for (Dim d : along) name.append(name.isEmpty() ? "" : "+").append(d.name().toLowerCase(java.util.Locale.ROOT));
+        for (MeshDim d : along) name.append(name.isEmpty() ? "" : "+").append(d.name().toLowerCase(java.util.Locale.ROOT));
         if (along.isEmpty()) name.append("self");
         StringBuilder fixed = new StringBuilder();
-        for (Dim d : Dim.values())
+        for (MeshDim d : MeshDim.values())
             if (!along.contains(d) && size(d) > 1) fixed.append(fixed.isEmpty() ? "" : ",").append(d.name().toLowerCase(java.util.Locale.ROOT)).append('=').append(me.along(d));
         if (!fixed.isEmpty()) name.append('[').append(fixed).append(']');
         return new Group(name.toString(), along, members.stream().mapToInt(Integer::intValue).toArray());
     }
 
     /** Every distinct group along {@code dims}, each once (for creating communicators). */
-    public List<Group> groups(Dim... dims) {
+    public List<Group> groups(MeshDim... dims) {
         List<Group> all = new ArrayList<>();
         boolean[] seen = new boolean[size()];
         for (int r = 0; r < size(); r++) {

@@ -68,8 +68,8 @@ class DataParallelSyncTest {
 
     /**
      * Three ranks, two micro-batches, buckets of 100 bytes, layers reporting in backward order: the gradients end as
-     * the sum over ranks and micro-batches (ZeRO-2: on the owner only, the others hold none of them), the loss as the
-     * sum of every rank's.
+     * the sum over ranks and micro-batches (ZeRO-1 and 2: on the owner; under 2 the others hold none of them), the
+     * loss as the sum of every rank's.
      */
     @ParameterizedTest
     @ValueSource(ints = {0, 1, 2})
@@ -102,9 +102,9 @@ class DataParallelSyncTest {
             List<Parameter> ps = results.get(r).get();
             assertTrue(syncs.get(r).bucketSizes().size() > ranks, "several buckets: " + syncs.get(r).bucketSizes());
             for (Parameter p : ps) {
-                boolean kept = zero < 2 || syncs.get(r).owner(p) == r;
-                assertEquals(kept, p.holdsGrad(), "rank " + r + " holds " + p.name() + "'s gradient");
-                if (!kept) continue;
+                boolean mine = zero == 0 || syncs.get(r).owner(p) == r;
+                assertEquals(mine || zero < 2, p.holdsGrad(), "rank " + r + " holds " + p.name() + "'s gradient");
+                if (!mine) continue; // ZeRO-1: the rank's own contribution, which it does not update with
                 double[] want = new double[(int) p.value().numel()];
                 for (int q = 0; q < ranks; q++)
                     for (int m = 0; m < micro; m++) {
@@ -156,6 +156,10 @@ class DataParallelSyncTest {
         var e = assertThrows(IllegalStateException.class, () -> sync.updates(p));
         assertTrue(e.getMessage().contains("no owner"), e.getMessage());
         assertFalse(p.holdsGrad());
+        var slice = new Parameter("wq", Parameter.Kind.LINEAR_WEIGHT, CPU.zeros(DType.F32, 2, 4));
+        slice.place(new dev.strata.runtime.nn.Placement(new int[] {4, 4}, 0, dev.strata.runtime.nn.MeshDim.DP, 0, 2, java.util.Set.of()));
+        var refused = assertThrows(IllegalArgumentException.class, () -> sync.plan(List.of(slice)));
+        assertTrue(refused.getMessage().contains("wq is placed as"), refused.getMessage());
         comm.close();
     }
 }

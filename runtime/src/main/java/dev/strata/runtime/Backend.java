@@ -315,5 +315,68 @@ public interface Backend extends AutoCloseable {
     /** Waits until every op queued so far has finished (a no-op where ops run synchronously). */
     default void synchronize() {}
 
+    // ---- events and asynchronous host transfers -----------------------------------------------------------------
+
+    /** A point in a stream's queue of work: the host waits for it ({@link #await}), another stream with {@link #waitFor}. */
+    interface Event extends AutoCloseable {
+        void await();
+
+        boolean done();
+
+        @Override default void close() {}
+    }
+
+    /** What ops that ran as they were called hand back. */
+    Event DONE = new Event() {
+        @Override public void await() {}
+
+        @Override public boolean done() { return true; }
+    };
+
+    /**
+     * Host memory the device copies to and from without staging (page-locked on CUDA); little-endian bytes laid out
+     * as a {@link HostTensor}'s. One buffer holds up to 2 GiB; larger state goes in several.
+     */
+    interface HostBuffer extends AutoCloseable {
+        java.nio.ByteBuffer bytes();
+
+        @Override void close();
+    }
+
+    /** A host buffer of {@code bytes} for {@link #copyToHost} and {@link #copyFromHost}. */
+    default HostBuffer hostBuffer(long bytes) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocateDirect(Math.toIntExact(bytes)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        return new HostBuffer() {
+            @Override public java.nio.ByteBuffer bytes() { return b; }
+
+            @Override public void close() {}
+        };
+    }
+
+    /** Marks the compute stream's work so far. */
+    default Event record() { return DONE; }
+
+    /** The compute stream waits for e before anything enqueued after this call; the host does not wait. */
+    default void waitFor(Event e) { e.await(); }
+
+    /**
+     * Copies t's bytes into the start of host once the compute stream's work so far is done, on a copy stream of its
+     * own, so compute enqueued after it overlaps the copy; the event says when the bytes have landed. Until then t
+     * must not be written nor host read, and both must live.
+     */
+    default Event copyToHost(Tensor t, HostBuffer host) {
+        host.bytes().duplicate().clear().put(toBytes(t));
+        return DONE;
+    }
+
+    /** Copies the first bytes of host into t on the copy stream; compute that reads t waits with {@link #waitFor}. */
+    default Event copyFromHost(HostBuffer host, Tensor t) {
+        long n = t.numel() * t.dtype().byteSize();
+        try (Tensor src = fromBytes(host.bytes().duplicate().clear().limit(Math.toIntExact(n)), t.dtype(), t.shape())) {
+            copyInto(src, t);
+        }
+        return DONE;
+    }
+
     @Override default void close() {}
 }

@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import org.bytedeco.cuda.cudart.CUevent_st;
 import org.bytedeco.cuda.cudart.CUgraphExec_st;
 import org.bytedeco.cuda.cudart.CUgraph_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
@@ -38,6 +39,7 @@ public final class CudaBackend implements Backend {
 
     private final Device device;
     private final CUstream_st stream = new CUstream_st();
+    private CUstream_st copyStream; // host transfers that overlap compute; made on first use
     private final DeviceAllocator allocator = new DeviceAllocator();
     private final OpTimer timer = new OpTimer(stream);
     private final Kernels kernels;
@@ -900,8 +902,80 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    // ---- events and asynchronous host transfers -----------------------------------------------------------------
+
+    /** A CUDA event recorded on a stream; closing it destroys it. */
+    private static final class CudaEvent implements Event {
+        private final CUevent_st event = new CUevent_st();
+        private boolean destroyed;
+
+        CudaEvent(CUstream_st on) {
+            Cuda.check(cudart.cudaEventCreateWithFlags(event, cudart.cudaEventDisableTiming), "cudaEventCreateWithFlags");
+            Cuda.check(cudart.cudaEventRecord(event, on), "cudaEventRecord");
+        }
+
+        @Override public void await() { Cuda.check(cudart.cudaEventSynchronize(event), "cudaEventSynchronize"); }
+
+        @Override public boolean done() { return cudart.cudaEventQuery(event) == cudart.cudaSuccess; }
+
+        @Override public void close() {
+            if (destroyed) return;
+            destroyed = true;
+            cudart.cudaEventDestroy(event);
+        }
+    }
+
+    /** Page-locked host memory: copies to and from it run asynchronously at the link's full speed. */
+    @Override public HostBuffer hostBuffer(long bytes) {
+        Pointer p = new Pointer();
+        Cuda.check(cudart.cudaHostAlloc(p, bytes, cudart.cudaHostAllocDefault), "cudaHostAlloc(" + bytes + " bytes)");
+        java.nio.ByteBuffer b = new BytePointer(p).capacity(bytes).asByteBuffer().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        return new HostBuffer() {
+            private boolean freed;
+
+            @Override public java.nio.ByteBuffer bytes() { return b; }
+
+            @Override public void close() {
+                if (freed) return;
+                freed = true;
+                cudart.cudaFreeHost(p);
+            }
+        };
+    }
+
+    @Override public Event record() { return new CudaEvent(stream); }
+
+    @Override public void waitFor(Event e) {
+        if (e instanceof CudaEvent c) Cuda.check(cudart.cudaStreamWaitEvent(stream, c.event, 0), "cudaStreamWaitEvent");
+        else e.await();
+    }
+
+    @Override public Event copyToHost(Tensor t, HostBuffer host) { return copyOnSide(t, host, true); }
+
+    @Override public Event copyFromHost(HostBuffer host, Tensor t) { return copyOnSide(t, host, false); }
+
+    /** A copy on the copy stream, after the compute stream's work so far (an event between them). */
+    private Event copyOnSide(Tensor t, HostBuffer host, boolean toHost) {
+        require(host.bytes().capacity() >= bytes(t), t + " does not fit in a host buffer of " + host.bytes().capacity() + " bytes");
+        if (copyStream == null) {
+            copyStream = new CUstream_st();
+            Cuda.check(cudart.cudaStreamCreateWithFlags(copyStream, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+        }
+        try (CudaEvent ready = new CudaEvent(stream)) {
+            Cuda.check(cudart.cudaStreamWaitEvent(copyStream, ready.event, 0), "cudaStreamWaitEvent");
+        }
+        Pointer h = new BytePointer(host.bytes()), d = Cuda.at(address(t));
+        Cuda.check(cudart.cudaMemcpyAsync(toHost ? h : d, toHost ? d : h, bytes(t),
+                toHost ? cudart.cudaMemcpyDeviceToHost : cudart.cudaMemcpyHostToDevice, copyStream), "cudaMemcpyAsync on the copy stream");
+        return new CudaEvent(copyStream);
+    }
+
     @Override public void close() {
         synchronize();
+        if (copyStream != null) {
+            Cuda.check(cudart.cudaStreamSynchronize(copyStream), "cudaStreamSynchronize");
+            cudart.cudaStreamDestroy(copyStream);
+        }
         unitScale.close();
         gemm.close();
         timer.close();

@@ -28,12 +28,14 @@ public final class Parameter {
     private Tensor grad; // allocated on first use, so a parameter frozen right after construction never holds one
     private boolean frozen;
     private Tensor compute; // value in another dtype, or null
+    private Placement placement;
     private final List<Runnable> refreshers = new ArrayList<>();
 
     public Parameter(String name, Kind kind, Tensor value) {
         this.name = name;
         this.kind = kind;
         this.value = value;
+        this.placement = Placement.replicated(value.shape());
     }
 
     public String name() { return name; }
@@ -41,6 +43,16 @@ public final class Parameter {
     public Kind kind() { return kind; }
 
     public Tensor value() { return value; }
+
+    /** Where this tensor sits among the ranks: the whole one on every rank until a parallel plan says otherwise. */
+    public Placement placement() { return placement; }
+
+    /** Set by a parallel plan from outside the model; the slice it describes must be the shape this rank holds. */
+    public void place(Placement p) {
+        if (!java.util.Arrays.equals(p.localShape(), value.shape()))
+            throw new IllegalArgumentException(name + " holds " + java.util.Arrays.toString(value.shape()) + ", not the slice " + p + " describes");
+        this.placement = p;
+    }
 
     /** The gradient (zeros at first), or null when the parameter is frozen. */
     public Tensor grad() {

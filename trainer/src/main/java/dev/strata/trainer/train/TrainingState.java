@@ -27,8 +27,12 @@ final class TrainingState {
      */
     static Map<String, HostTensor> hostTensors(Transformer model) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
-        for (Parameter p : model.parameters().values())
-            if (p.trainable()) m.put(p.name(), stored(model, p.name(), p.value()));
+        for (Parameter p : model.parameters().values()) {
+            if (!p.trainable()) continue;
+            if (!p.placement().whole())
+                throw new IllegalStateException(p.name() + " is a slice (" + p.placement() + "): this checkpoint format holds whole tensors only");
+            m.put(p.name(), stored(model, p.name(), p.value()));
+        }
         return m;
     }
 
