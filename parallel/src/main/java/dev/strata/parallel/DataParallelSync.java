@@ -126,13 +126,14 @@ public final class DataParallelSync implements GradientSync {
         inFlight.add(b);
     }
 
+    // Both run inside the update, which a single rank captures as a CUDA graph: there they have nothing to do.
     @Override public void reduceNormSquares(Tensor sumSquares) {
-        if (zero > 0) dp.allReduce(sumSquares, ReduceOp.SUM).await();
+        if (zero > 0 && dp.size() > 1) dp.allReduce(sumSquares, ReduceOp.SUM).await();
     }
 
     /** ZeRO-1/2: each owner's updated values reach every rank, a bucket per broadcast. */
     @Override public void gatherParameters(List<Parameter> params) {
-        if (zero == 0) return;
+        if (zero == 0 || dp.size() == 1) return;
         for (Bucket b : buckets) b.start(Parameter::value, flat -> dp.broadcast(flat, b.owner()));
         for (Bucket b : buckets) {
             boolean mine = b.owner() == dp.rank();

@@ -53,7 +53,7 @@ class CudaWorkerRankTest {
                 backend = cuda
                 dtype = f32
                 eval.every = 0
-                parallel.timeout = 60s
+                parallel { zero = 2, timeout = 60s }
                 """);
     }
 }

@@ -1,5 +1,6 @@
 package dev.strata.trainer.train;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -100,6 +101,19 @@ class DataParallelTest {
         assertEquals(la.size(), lb.size());
         for (int i = 10; i < la.size(); i++) assertEquals(la.get(i), lb.get(i), 1e-12 * Math.abs(la.get(i)), "step " + (i + 1) + " after moving to dp=" + otherDp);
         assertEquals(12, straight.step());
+    }
+
+    /** Interrupted at step 5 and resumed at the same dp and ZeRO level, a run repeats the uninterrupted one bit for bit. */
+    @ParameterizedTest
+    @CsvSource({"gpt2, 2, 2, 2", "llama, 4, 1, 1"})
+    void aResumedRunRepeatsTheUninterruptedOneBitForBit(String family, int dp, int zero, int accum, @TempDir Path runs) throws Exception {
+        var straight = new Trainer(job(runs.resolve("straight"), family, dp, zero, 4 / dp, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        JobConfig j = job(runs.resolve("resumed"), family, dp, zero, 4 / dp, accum);
+        assertEquals(5, new Trainer(j, TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 5).step());
+        var resumed = new Trainer(j, TrainerTest.quiet()).run(RunDirectory.Mode.RESUME, 0);
+        assertEquals(TrainerTest.losses(runs.resolve("straight")), TrainerTest.losses(runs.resolve("resumed")));
+        for (var e : straight.model().parameters().entrySet())
+            assertArrayEquals(values(e.getValue().value()), values(resumed.model().parameters().get(e.getKey()).value()), 0.0, e.getKey());
     }
 
     static double[] values(Tensor t) { return t.backend().toDoubles(t); }
