@@ -30,6 +30,7 @@ class TrainerTest {
     static void writeData() throws Exception { writeData(data); }
 
     static void writeData(Path data) throws Exception {
+        java.nio.file.Files.createDirectories(data);
         // A learnable sequence: token i+1 follows token i (mod 97), with some noise.
         int[] tokens = new int[6000];
         java.util.SplittableRandom rng = new java.util.SplittableRandom(1);
