@@ -28,7 +28,7 @@ cuda_jni="$(ls "$OUT"/lib/cuda-*-linux-x86_64.jar)"
 (cd "$OUT/lib" && zip -q -d "$cuda_jni" '*/libjninpp*' '*/libjninvjpeg*' '*/libjnicufft*' '*/libjnicusolver*' \
   '*/libjnicusparse*' '*/libjninvcomp*' '*/libjnicupti*' '*/libjnicurand*' '*/libjninvblas*' >/dev/null)
 
-"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,jdk.unsupported,jdk.incubator.vector,jdk.zipfs \
+"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,java.naming,java.sql,jdk.jfr,jdk.unsupported,jdk.incubator.vector,jdk.zipfs \
   --strip-java-debug-attributes --strip-native-debug-symbols=objcopy=/usr/bin/objcopy --no-header-files --no-man-pages --compress=zip-9 \
   --output "$OUT/runtime" 2>&1 | { grep -v "Using incubator modules" || true; }
 

@@ -41,7 +41,7 @@ final class ProcessRanks {
         Path runDir = Path.of(job.runDir()), logs = runDir.resolve(RunDirectory.LOGS);
         Files.createDirectories(logs);
         try (Stream<Path> old = Files.list(logs)) {
-            for (Path p : old.toList()) if (p.getFileName().toString().matches("rank-\\d+\\.log")) Files.delete(p);
+            for (Path p : old.toList()) if (p.getFileName().toString().matches("(hs_err_)?rank-\\d+\\.log")) Files.delete(p);
         }
         Path jobFile = Files.createTempFile("strata-job-", ".conf");
         Files.writeString(jobFile, job.toJson());
@@ -56,6 +56,8 @@ final class ProcessRanks {
                 for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
                     if (!a.startsWith("-agentlib") && !a.startsWith("-javaagent") && !a.startsWith("-XX:StartFlightRecording") && !a.startsWith("-Dstrata.tty"))
                         cmd.add(a); // rank 0 prints plain lines, which its log keeps as they are
+                // A JVM that crashes (a native library's abort) leaves its report beside the rank's log.
+                cmd.add("-XX:ErrorFile=" + logs.resolve("hs_err_rank-" + r + ".log"));
                 cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.strata.trainer.cli.Main", "worker",
                         "--rank", "" + r, "--port", "" + port, "--job", jobFile.toString(), "--source", job.source(),
                         "--mode", mode.name(), "--exit-after", "" + exitAfter));
@@ -176,6 +178,10 @@ final class ProcessRanks {
         if (!Files.exists(log)) return "no output";
         List<String> lines = Files.readAllLines(log, StandardCharsets.UTF_8).stream().filter(l -> !l.isBlank()).toList();
         for (int i = lines.size() - 1; i >= 0; i--) if (lines.get(i).startsWith("error: ")) return lines.get(i).substring(7);
+        for (int i = 0; i + 1 < lines.size(); i++) // the JVM's own crash banner: say where it stopped and where the report is
+            if (lines.get(i).startsWith("# Problematic frame:"))
+                return "the JVM crashed in " + lines.get(i + 1).substring(1).trim() + " (report: " + log.resolveSibling(log.getFileName().toString()
+                        .replace("rank-", "hs_err_rank-")) + ")";
         return lines.isEmpty() ? "no output" : lines.get(lines.size() - 1);
     }
 
