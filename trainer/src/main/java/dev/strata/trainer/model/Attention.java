@@ -26,11 +26,20 @@ public final class Attention {
         this.wk = linears.make(name + ".wk", cfg.dim(), kvDim, cfg.attentionBias());
         this.wv = linears.make(name + ".wv", cfg.dim(), kvDim, cfg.attentionBias());
         this.wo = linears.make(name + ".wo", qDim, cfg.dim(), cfg.attentionBias());
-        this.nHeads = cfg.nHeads();
-        this.nKvHeads = cfg.nKvHeads();
+        // The heads this rank computes, from its linears: a tensor-parallel plan gives each rank a share of them.
         this.headDim = cfg.headDim();
+        this.nHeads = heads(wq, name + ".wq");
+        this.nKvHeads = heads(wk, name + ".wk");
+        if (nKvHeads == 0 || nHeads % nKvHeads != 0 || heads(wv, name + ".wv") != nKvHeads || wo.inFeatures() != nHeads * headDim)
+            throw new IllegalArgumentException(name + ": " + nHeads + " query heads and " + nKvHeads + " key/value heads do not form groups");
         this.rope = rope;
         this.scale = 1.0 / Math.sqrt(headDim);
+    }
+
+    private int heads(Linear l, String name) {
+        if (l.outFeatures() % headDim != 0)
+            throw new IllegalArgumentException(name + " makes " + l.outFeatures() + " features, not whole heads of " + headDim);
+        return l.outFeatures() / headDim;
     }
 
     /** x (B*T,C) -> (B*T,C). */

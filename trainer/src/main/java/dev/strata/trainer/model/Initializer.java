@@ -1,6 +1,7 @@
 package dev.strata.trainer.model;
 
 import dev.strata.runtime.nn.Parameter;
+import dev.strata.runtime.nn.Placement;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.Tensor;
 import java.util.SplittableRandom;
@@ -27,15 +28,18 @@ public final class Initializer {
         Backend backend = model.backend();
         for (Parameter p : model.parameters().values()) {
             if (!which.test(p)) continue;
+            // A slice (tensor parallelism) draws the whole tensor and keeps its part, so every layout starts alike.
+            Placement where = p.placement();
+            int[] shape = where.globalShape();
             // the padded vocabulary's rows past V stay zero; the stream draws for the real rows only
-            int n = Math.toIntExact(p.value().numel() / p.shape()[0] * model.storedRows(p.name(), p.shape()));
-            double[] values = new double[Math.toIntExact(p.value().numel())];
+            int n = Math.toIntExact(Tensor.numel(shape) / shape[0] * model.storedRows(p.name(), shape));
+            double[] values = new double[Math.toIntExact(Tensor.numel(shape))];
             SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
             switch (p.kind()) {
                 case NORM -> java.util.Arrays.fill(values, p.name().endsWith(".bias") ? 0 : 1);
                 case BIAS, LORA_B -> { }
                 case LORA_A -> {
-                    double bound = 1 / Math.sqrt(p.shape()[1]);
+                    double bound = 1 / Math.sqrt(shape[1]);
                     for (int i = 0; i < n; i++) values[i] = bound * (2 * rng.nextDouble() - 1);
                 }
                 case LINEAR_WEIGHT, EMBEDDING -> {
@@ -44,10 +48,23 @@ public final class Initializer {
                     for (int i = 0; i < n; i++) values[i] = std * gaussian(rng);
                 }
             }
+            if (!where.whole()) values = slice(values, shape, where.shardedDim(), where.offset(), where.localShape());
             try (Tensor t = backend.fromDoubles(values, p.value().dtype(), p.shape())) {
                 backend.copyInto(t, p.value());
             }
         }
+    }
+
+    /** The block of a row-major tensor of shape global that starts at offset along dim and has the local shape. */
+    static double[] slice(double[] whole, int[] global, int dim, int offset, int[] local) {
+        long inner = 1;
+        for (int d = dim + 1; d < global.length; d++) inner *= global[d];
+        long outer = Tensor.numel(local) / (local[dim] * inner);
+        double[] out = new double[Math.toIntExact(Tensor.numel(local))];
+        int run = Math.toIntExact(local[dim] * inner);
+        for (long o = 0; o < outer; o++)
+            System.arraycopy(whole, Math.toIntExact((o * global[dim] + offset) * inner), out, Math.toIntExact(o * run), run);
+        return out;
     }
 
     /** Box–Muller: SplittableRandom has no nextGaussian before JDK 17's RandomGenerator default, which varies. */

@@ -1,0 +1,38 @@
+package dev.strata.parallel.tensor;
+
+import dev.strata.runtime.Tensor;
+import dev.strata.runtime.nn.DenseLinear;
+import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.Parameter;
+import java.util.List;
+
+/**
+ * A linear whose weight (out,in) is split by output rows over tp: this rank holds (out/tp, in) and its bias slice,
+ * reads the whole input and writes its slice of the output (N,out/tp), so {@link #outFeatures} is the local width.
+ * Backward leaves a partial input gradient, which the {@link SharedInput} it belongs to completes.
+ */
+public final class ColumnParallelLinear implements Linear {
+    private final DenseLinear local;
+    private final SharedInput input;
+
+    ColumnParallelLinear(Parameter weight, Parameter bias, SharedInput input) {
+        this.local = new DenseLinear(weight, bias);
+        this.input = input;
+        input.join();
+    }
+
+    @Override public int inFeatures() { return local.inFeatures(); }
+
+    @Override public int outFeatures() { return local.outFeatures(); }
+
+    @Override public void forward(Tensor x, Tensor y, double beta) { local.forward(x, y, beta); } // x (N,in) -> y (N,out/tp)
+
+    @Override public void backward(Tensor dy, Tensor dx, double beta) {
+        local.backward(dy, dx, beta); // dx (N,in) += dy (N,out/tp) · W_slice: this rank's part
+        input.added(dx);
+    }
+
+    @Override public List<Parameter> parameters() { return local.parameters(); }
+
+    @Override public void discard() { local.discard(); }
+}
