@@ -5,20 +5,23 @@ import java.time.Duration;
 import java.util.List;
 
 /**
- * How the job is spread over ranks: data-parallel replicas, the ZeRO level (0: replicated optimizer state; 1: sharded
+ * How the job is spread over ranks: data-parallel replicas and tensor-parallel ranks per replica, the ZeRO level (0: replicated optimizer state; 1: sharded
  * over dp; 2: gradients reduced to their shard's owner too), the gradient bucket size, how ranks are started, which
  * GPUs they take (empty: every visible one), the rendezvous port (0: any free one), how long a collective may wait.
  */
-public record ParallelSpec(int dp, int zero, double bucketMb, String launcher, List<Integer> gpus, int port, Duration timeout) {
+public record ParallelSpec(int dp, int tp, int zero, double bucketMb, String launcher, List<Integer> gpus, int port, Duration timeout) {
     public ParallelSpec {
         gpus = List.copyOf(gpus);
     }
+
+    /** How many ranks the job runs on: dp × tp. */
+    public int worldSize() { return dp * tp; }
 
     /** The bucket size in bytes. */
     public long bucketBytes() { return Math.max(1, Math.round(bucketMb * (1 << 20))); }
 
     static ParallelSpec from(Fields f) {
-        var p = new ParallelSpec(f.positive("parallel.dp"), f.nonNegative("parallel.zero"), f.number("parallel.bucket_mb"),
+        var p = new ParallelSpec(f.positive("parallel.dp"), f.positive("parallel.tp"), f.nonNegative("parallel.zero"), f.number("parallel.bucket_mb"),
                 f.oneOf("parallel.launcher", "threads", "processes"), gpus(f), f.nonNegative("parallel.port"), f.duration("parallel.timeout"));
         f.require(p.zero <= 2, "parallel.zero must be 0, 1 or 2, got " + p.zero);
         f.require(p.bucketMb > 0 && p.bucketMb <= 4096, "parallel.bucket_mb must lie in (0, 4096], got " + p.bucketMb);

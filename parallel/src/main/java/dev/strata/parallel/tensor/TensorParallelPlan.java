@@ -15,24 +15,33 @@ import java.util.Map;
  * Which linears are split over tp and how, keyed by the end of their names (torchtitan's parallelize plan):
  * Megatron-LM's layout makes attention.wq/wk/wv and feed_forward.w1/w3 column-parallel and attention.wo and
  * feed_forward.w2 row-parallel, so each block needs one all-reduce forward (after wo, after w2) and one backward (at
- * each region's input). Layers the plan does not name are made by the base maker, whole on every rank.
+ * each region's input). A split never cuts a grain (attention's heads): where a layer has fewer grains than tp
+ * ranks (grouped-query attention's key/value heads), each grain is held by tp/grains neighbouring ranks, whose
+ * gradients of it {@link TensorParallelSync} sums. Layers the plan does not name are made by the base maker, whole
+ * on every rank.
  */
-public record TensorParallelPlan(Map<String, Style> styles) {
+public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer> grains) {
     public enum Style { COLUMN, ROW }
 
     public TensorParallelPlan {
         styles = Map.copyOf(styles);
+        grains = Map.copyOf(grains);
     }
 
-    public static TensorParallelPlan megatron() {
+    /** Megatron-LM's layout for heads of headDim features. */
+    public static TensorParallelPlan megatron(int headDim) {
         Map<String, Style> s = new LinkedHashMap<>();
         for (String c : new String[] {"attention.wq", "attention.wk", "attention.wv", "feed_forward.w1", "feed_forward.w3"}) s.put(c, Style.COLUMN);
         for (String r : new String[] {"attention.wo", "feed_forward.w2"}) s.put(r, Style.ROW);
-        return new TensorParallelPlan(s);
+        Map<String, Integer> g = new LinkedHashMap<>();
+        for (String h : new String[] {"attention.wq", "attention.wk", "attention.wv", "attention.wo"}) g.put(h, headDim);
+        return new TensorParallelPlan(s, g);
     }
 
-    public Style styleOf(String layer) {
-        for (var e : styles.entrySet()) if (layer.equals(e.getKey()) || layer.endsWith("." + e.getKey())) return e.getValue();
+    public Style styleOf(String layer) { return byName(styles, layer); }
+
+    private static <V> V byName(Map<String, V> m, String layer) {
+        for (var e : m.entrySet()) if (layer.equals(e.getKey()) || layer.endsWith("." + e.getKey())) return e.getValue();
         return null;
     }
 
@@ -46,24 +55,27 @@ public record TensorParallelPlan(Map<String, Style> styles) {
         return (name, in, out, bias) -> {
             Style style = styleOf(name);
             if (style == null || size == 1) return base.make(name, in, out, bias);
-            int split = style == Style.COLUMN ? out : in;
-            if (split % size != 0)
+            int split = style == Style.COLUMN ? out : in, grain = java.util.Objects.requireNonNullElse(byName(grains, name), 1);
+            int units = split / grain;
+            boolean shared = style == Style.COLUMN && units < size && size % units == 0 && split % grain == 0;
+            if (split % grain != 0 || units % size != 0 && !shared)
                 throw new IllegalArgumentException("layer " + name + ": " + (style == Style.COLUMN ? "out" : "in") + " features " + split
-                        + " do not split over parallel.tp = " + size);
+                        + (grain > 1 ? " (" + units + " heads of " + grain + ")" : "") + " do not split over parallel.tp = " + size);
+            int shards = shared ? units : size, shard = rank / (size / shards);
             if (style == Style.COLUMN) {
-                Parameter w = slice(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend, dtype, new int[] {out, in}, 0, rank, size);
-                Parameter b = bias ? slice(name + ".bias", Parameter.Kind.BIAS, backend, dtype, new int[] {out}, 0, rank, size) : null;
+                Parameter w = slice(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend, dtype, new int[] {out, in}, 0, shard, shards);
+                Parameter b = bias ? slice(name + ".bias", Parameter.Kind.BIAS, backend, dtype, new int[] {out}, 0, shard, shards) : null;
                 String module = name.substring(0, Math.max(0, name.lastIndexOf('.')));
                 return new ColumnParallelLinear(w, b, regions.computeIfAbsent(module, m -> new SharedInput(tp)));
             }
-            Parameter w = slice(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend, dtype, new int[] {out, in}, 1, rank, size);
+            Parameter w = slice(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend, dtype, new int[] {out, in}, 1, shard, shards);
             Parameter b = bias ? new Parameter(name + ".bias", Parameter.Kind.BIAS, backend.zeros(dtype, out)) : null;
             return new RowParallelLinear(w, b, tp);
         };
     }
 
-    private static Parameter slice(String name, Parameter.Kind kind, Backend backend, DType dtype, int[] global, int dim, int rank, int size) {
-        Placement where = Placement.sharded(global, dim, MeshDim.TP, rank, size);
+    private static Parameter slice(String name, Parameter.Kind kind, Backend backend, DType dtype, int[] global, int dim, int shard, int shards) {
+        Placement where = Placement.sharded(global, dim, MeshDim.TP, shard, shards);
         Parameter p = new Parameter(name, kind, backend.zeros(dtype, where.localShape()));
         p.place(where);
         return p;

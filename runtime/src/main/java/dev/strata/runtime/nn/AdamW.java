@@ -32,7 +32,7 @@ public final class AdamW implements Optimizer {
     private final Map<String, Parameter> params;
     private final Settings settings;
     private final Map<String, Tensor> expAvg = new LinkedHashMap<>(), expAvgSq = new LinkedHashMap<>();
-    private final List<Tensor> grads = new ArrayList<>();
+    private final List<Tensor> normGrads = new ArrayList<>(); // the gradients this rank adds into the global norm
     private final Tensor schedule, gradSumSquares; // (3): lr, 1-b1^t, sqrt(1-b2^t); (1): squared global grad norm
     private final GradientSync sync;
     private long step;
@@ -55,7 +55,7 @@ public final class AdamW implements Optimizer {
             Tensor m = backend.zeros(stateType, p.shape()), v = backend.zeros(stateType, p.shape());
             expAvg.put(p.name(), m);
             expAvgSq.put(p.name(), v);
-            grads.add(p.grad());
+            if (sync.countsInNorm(p)) normGrads.add(p.grad());
         }
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
@@ -79,7 +79,7 @@ public final class AdamW implements Optimizer {
      * clipping off.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {
-        backend.sumOfSquares(grads, gradSumSquares);
+        backend.sumOfSquares(normGrads, gradSumSquares);
         sync.reduceNormSquares(gradSumSquares);
         List<Backend.AdamWSlot> slots = new ArrayList<>();
         for (Parameter p : params.values())

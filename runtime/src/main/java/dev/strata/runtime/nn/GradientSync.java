@@ -28,6 +28,12 @@ public interface GradientSync {
     /** Whether this rank's optimizer updates p (and so holds its state); every parameter unless the state is sharded. */
     default boolean updates(Parameter p) { return true; }
 
+    /**
+     * Whether this rank adds p's gradient into the global norm: a tensor held whole on several ranks of a group that
+     * does not reduce it (tensor parallelism's replicated weights) is counted on one of them only.
+     */
+    default boolean countsInNorm(Parameter p) { return true; }
+
     /** sumSquares (1): the squared norm of the gradients this rank's update saw, made the norm's over every rank. */
     default void reduceNormSquares(Tensor sumSquares) {}
 

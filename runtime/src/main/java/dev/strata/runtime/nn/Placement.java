@@ -7,7 +7,8 @@ import java.util.Set;
 /**
  * Where a parameter's tensor sits among the ranks: the whole (global) tensor's shape; the dimension split evenly
  * over one mesh dimension ({@code shardedDim}, -1 for none) and which of the {@code shards} slices this rank holds;
- * and the mesh dimensions whose ranks hold identical copies of it. Checkpoints, gradient clipping and ZeRO read this
+ * and the mesh dimensions whose ranks hold identical copies of it. Fewer shards than the mesh dimension has ranks
+ * means each slice is held by that many neighbouring ranks (a key/value head shared by several tp ranks). Checkpoints, gradient clipping and ZeRO read this
  * instead of guessing from names. Pipeline stages hold different layers, so no parameter is replicated over pp.
  */
 public record Placement(int[] globalShape, int shardedDim, MeshDim shardedOver, int shard, int shards, Set<MeshDim> replicatedOver) {

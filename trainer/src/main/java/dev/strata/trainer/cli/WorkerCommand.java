@@ -2,7 +2,7 @@ package dev.strata.trainer.cli;
 
 import dev.strata.config.JobConfig;
 import dev.strata.trainer.train.RunDirectory;
-import dev.strata.trainer.train.Trainer;
+import dev.strata.trainer.train.Worker;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
 @Command(name = "worker", hidden = true, description = "One rank of a multi-process job (started by strata train).")
 final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--rank", required = true) int rank;
-    @Option(names = "--port", required = true) int port;
+    @Option(names = "--ports", split = ",", description = "each group's rendezvous port, in MeshComms.groups order") java.util.List<Integer> ports = java.util.List.of();
     @Option(names = "--job", required = true) Path job;
     @Option(names = "--source", required = true) String source;
     @Option(names = "--mode", required = true) RunDirectory.Mode mode;
@@ -23,7 +23,7 @@ final class WorkerCommand implements Callable<Integer> {
     @Override public Integer call() throws Exception {
         exitWithParent();
         JobConfig cfg = JobConfig.parse(Files.readString(job), source);
-        Trainer.runWorker(cfg, System.out, mode, exitAfter, allowChanges, rank, "127.0.0.1", port);
+        Worker.run(cfg, System.out, mode, exitAfter, allowChanges, rank, "127.0.0.1", ports);
         return 0;
     }
 

@@ -36,6 +36,9 @@ public final class Attention {
         this.scale = 1.0 / Math.sqrt(headDim);
     }
 
+    /** The key/value heads this rank computes. */
+    int kvHeads() { return nKvHeads; }
+
     private int heads(Linear l, String name) {
         if (l.outFeatures() % headDim != 0)
             throw new IllegalArgumentException(name + " makes " + l.outFeatures() + " features, not whole heads of " + headDim);

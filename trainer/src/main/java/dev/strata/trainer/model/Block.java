@@ -74,6 +74,8 @@ public final class Block {
         xn1 = h = xn2 = null;
     }
 
+    int kvHeads() { return attention.kvHeads(); }
+
     public List<Parameter> parameters() {
         List<Parameter> ps = new ArrayList<>(attentionNorm.parameters());
         ps.addAll(attention.parameters());

@@ -13,14 +13,17 @@ public final class KvCache implements AutoCloseable {
     private final int capacity;
     private int length;
 
-    public KvCache(Backend backend, DType dtype, ModelConfig cfg, int b, int capacity) {
+    public KvCache(Backend backend, DType dtype, ModelConfig cfg, int b, int capacity) { this(backend, dtype, cfg, cfg.nKvHeads(), b, capacity); }
+
+    /** kvHeads: the key/value heads each layer computes here (a tensor-parallel rank's share). */
+    public KvCache(Backend backend, DType dtype, ModelConfig cfg, int kvHeads, int b, int capacity) {
         if (capacity > cfg.maxSeqLen()) throw new IllegalArgumentException("a KV cache of " + capacity + " positions exceeds max_seq_len " + cfg.maxSeqLen());
         this.capacity = capacity;
         keys = new Tensor[cfg.nLayers()];
         values = new Tensor[cfg.nLayers()];
         for (int i = 0; i < keys.length; i++) {
-            keys[i] = backend.zeros(dtype, b, capacity, cfg.nKvHeads(), cfg.headDim());
-            values[i] = backend.zeros(dtype, b, capacity, cfg.nKvHeads(), cfg.headDim());
+            keys[i] = backend.zeros(dtype, b, capacity, kvHeads, cfg.headDim());
+            values[i] = backend.zeros(dtype, b, capacity, kvHeads, cfg.headDim());
         }
     }
 

@@ -169,6 +169,11 @@ public final class Transformer {
         }
     }
 
+    /** A cache for {@link #forwardCached} of b rows and capacity positions, with this rank's key/value heads. */
+    public KvCache kvCache(int b, int capacity) {
+        return new KvCache(backend, precision.activations(), cfg, layers.isEmpty() ? cfg.nKvHeads() : layers.get(0).kvHeads(), b, capacity);
+    }
+
     /** dout: dlogits (B*T,Vp), zero past V, or dhidden (B*T,C). Returns dhidden of the input, or null when the embedding took it. */
     public Tensor backward(Tensor dout) {
         Tensor dx = dout;

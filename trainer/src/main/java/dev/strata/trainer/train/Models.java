@@ -5,6 +5,11 @@ import dev.strata.config.JobConfig;
 import dev.strata.config.LoraSpec;
 import dev.strata.config.ModelSpec;
 import dev.strata.config.PrecisionSpec;
+import dev.strata.checkpoints.Checkpointer;
+import dev.strata.checkpoints.LocalStorage;
+import dev.strata.checkpoints.Storage;
+import dev.strata.parallel.comm.Communicator;
+import dev.strata.parallel.tensor.TensorParallelPlan;
 import dev.strata.quant.Fp8Linear;
 import dev.strata.quant.Fp8Plan;
 import dev.strata.quant.Rotation;
@@ -18,9 +23,13 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.cpu.CpuBackend;
 import dev.strata.runtime.cuda.CudaBackend;
+import dev.strata.trainer.hf.HfModels;
+import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
+import java.io.IOException;
+import java.nio.file.Path;
 
-/** Turns a job's model and backend settings into a {@link ModelConfig}, a backend and a dtype. */
+/** Turns a job's model and backend settings into a {@link ModelConfig}, a backend, a dtype and the model itself. */
 public final class Models {
     private Models() {}
 
@@ -53,12 +62,13 @@ public final class Models {
     }
 
     /**
-     * The maker of the model's linear layers: dense in the job's dtype, or FP8 where the job's precision plan says,
-     * with LoRA adapters on top where the job's lora plan says.
+     * The maker of the model's linear layers: dense in the job's dtype, split over tp (null: whole) by Megatron-LM's
+     * plan, or FP8 where the job's precision plan says, with LoRA adapters on top where the job's lora plan says.
      */
-    public static Linear.Maker linears(JobConfig job, Backend backend, DType dtype) {
+    public static Linear.Maker linears(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp) {
         DType params = Precision.of(dtype).params();
         Linear.Maker linears = DenseLinear.maker(backend, params);
+        if (tp != null) linears = TensorParallelPlan.megatron(cfg.headDim()).maker(tp, backend, params, linears);
         PrecisionSpec p = job.precision();
         if (p.fp8())
             linears = new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock() == 0 ? Fp8Linear.FULL_BLOCK : p.hadamardBlock(),
@@ -73,8 +83,12 @@ public final class Models {
      * A freshly built model of the job (weights zero until initialised or loaded); under LoRA everything but the
      * adapters is frozen before any gradient is allocated.
      */
-    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype) {
-        Transformer model = new Transformer(cfg, backend, dtype, linears(job, backend, dtype), Transformer.Stage.whole(cfg));
+    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype) { return model(job, cfg, backend, dtype, null); }
+
+    /** As {@link #model(JobConfig, ModelConfig, Backend, DType)}, this rank's slices of it under tensor parallelism over tp. */
+    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp) {
+        if (tp != null) checkTensorParallel(job, cfg, tp.size());
+        Transformer model = new Transformer(cfg, backend, dtype, linears(job, cfg, backend, dtype, tp), Transformer.Stage.whole(cfg));
         if (job.lora().enabled()) {
             for (String target : job.lora().targets())
                 if (model.linears().keySet().stream().noneMatch(name -> name.contains(target)))
@@ -84,6 +98,49 @@ public final class Models {
             LoraPlan.freezeAllButAdapters(model.parameters());
         }
         return model;
+    }
+
+    /**
+     * The job's model: initialised from the seed, or with the weights of model.init_from: a Hugging Face directory,
+     * or a Strata checkpoint or run directory (its latest checkpoint; weights only, so fine-tuning starts at step 0
+     * with fresh optimizer state). tp: this rank's tensor-parallel group (null: the whole model), whose slice of
+     * every planned layer it builds.
+     */
+    static Transformer build(JobConfig job, Backend backend, DType dtype, Communicator tp) throws IOException {
+        Path from = Path.of(job.model().initFrom());
+        boolean checkpoint = java.nio.file.Files.isRegularFile(from.resolve("manifest.json"));
+        if (!job.model().initFrom().isEmpty() && (checkpoint || java.nio.file.Files.isDirectory(from.resolve("checkpoints")))) {
+            Storage fs = new LocalStorage();
+            String dir = checkpoint ? from.toString() : new Checkpointer(fs, from.toString(), 1).latest().orElseThrow(() ->
+                    new IllegalArgumentException(job.source() + ": model.init_from = " + from + " is a run directory without a checkpoint"));
+            Transformer model = model(job, config(job.model()), backend, dtype, tp);
+            Initializer.initializeAdapters(model, job.seed());
+            TrainingState.restore(model, null, Checkpointer.load(fs, dir));
+            return model;
+        }
+        if (!job.model().initFrom().isEmpty()) {
+            if (tp != null)
+                throw new ConfigError(job.source() + ": model.init_from = " + from + " is a Hugging Face directory, which loads into the whole model only; "
+                        + "set parallel.tp = 1, or import it first (strata train with model.init_from at tp = 1 writes a checkpoint any tp resumes)");
+            Transformer model = HfModels.load(Path.of(job.model().initFrom()), backend, dtype, cfg -> model(job, cfg, backend, dtype)).model();
+            Initializer.initializeAdapters(model, job.seed());
+            return model;
+        }
+        Transformer model = model(job, config(job.model()), backend, dtype, tp);
+        Initializer.initialize(model, job.seed());
+        return model;
+    }
+
+    /** A model that does not split over parallel.tp is refused in one line naming the setting and the numbers. */
+    static void checkTensorParallel(JobConfig job, ModelConfig cfg, int tp) {
+        String at = job.source() + ": parallel.tp = " + tp + " ";
+        if (cfg.nHeads() % tp != 0) throw new ConfigError(at + "does not divide model.n_heads = " + cfg.nHeads() + "; pick a tp that does");
+        if (cfg.nKvHeads() % tp != 0 && tp % cfg.nKvHeads() != 0)
+            throw new ConfigError(at + "neither divides nor is a multiple of model.n_kv_heads = " + cfg.nKvHeads()
+                    + " (key/value heads are split, or each shared by tp / n_kv_heads ranks)");
+        if (cfg.ffnDim() % tp != 0) throw new ConfigError(at + "does not divide model.ffn_dim = " + cfg.ffnDim());
+        if (job.precision().fp8()) throw new ConfigError(at + "with precision.fp8 = true is not supported yet; train FP8 at tp = 1");
+        if (job.lora().enabled()) throw new ConfigError(at + "with LoRA (lora.rank = " + job.lora().rank() + ") is not supported yet; fine-tune at tp = 1");
     }
 
     public static DType dtype(JobConfig job, Backend backend) {

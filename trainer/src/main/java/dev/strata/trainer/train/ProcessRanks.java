@@ -32,11 +32,11 @@ final class ProcessRanks {
 
     static Trainer.Result run(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         long started = System.nanoTime();
-        int dp = job.parallel().dp();
+        var mesh = new dev.strata.parallel.DeviceMesh(job.parallel().dp(), 1, job.parallel().tp());
         // Refuse before anything starts: the layout, then the run directory.
         List<String> gpus = Models.onGpu(job.backend())
                 ? gpuPerRank(job, dev.strata.runtime.cuda.CudaBackend.deviceCount(), System.getenv("CUDA_VISIBLE_DEVICES")) : null;
-        int port = rendezvousPort(job);
+        String ports = rendezvousPorts(job, dev.strata.parallel.MeshComms.groups(mesh).size());
         RunDirectory.check(job, mode);
         Path runDir = Path.of(job.runDir()), logs = runDir.resolve(RunDirectory.LOGS);
         Files.createDirectories(logs);
@@ -51,7 +51,7 @@ final class ProcessRanks {
         Thread reaper = new Thread(() -> ranks.forEach(Process::destroyForcibly), "stop-ranks");
         Runtime.getRuntime().addShutdownHook(reaper);
         try {
-            for (int r = 0; r < dp; r++) {
+            for (int r = 0; r < mesh.size(); r++) {
                 List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
                 for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
                     if (!a.startsWith("-agentlib") && !a.startsWith("-javaagent") && !a.startsWith("-XX:StartFlightRecording") && !a.startsWith("-Dstrata.tty"))
@@ -59,7 +59,7 @@ final class ProcessRanks {
                 // A JVM that crashes (a native library's abort) leaves its report beside the rank's log.
                 cmd.add("-XX:ErrorFile=" + logs.resolve("hs_err_rank-" + r + ".log"));
                 cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.strata.trainer.cli.Main", "worker",
-                        "--rank", "" + r, "--port", "" + port, "--job", jobFile.toString(), "--source", job.source(),
+                        "--rank", "" + r, "--ports", ports, "--job", jobFile.toString(), "--source", job.source(),
                         "--mode", mode.name(), "--exit-after", "" + exitAfter));
                 if (allowChanges) cmd.add("--allow-changes");
                 ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
@@ -103,35 +103,56 @@ final class ProcessRanks {
      * it. Too few GPUs, or an index past the last, is one line before anything starts.
      */
     static List<String> gpuPerRank(JobConfig job, int visible, String visibleDevices) {
-        int dp = job.parallel().dp();
+        int world = job.parallel().worldSize();
         List<Integer> asked = job.parallel().gpus();
         if (asked.isEmpty()) asked = java.util.stream.IntStream.range(0, visible).boxed().toList();
         for (int g : asked)
             if (g >= visible)
                 throw new IllegalArgumentException(job.source() + ": parallel.gpus lists GPU " + g + ", but this host shows " + visible + " GPU"
                         + (visible == 1 ? "" : "s") + (visible > 0 ? " (0.." + (visible - 1) + ")" : ""));
-        if (asked.size() < dp)
-            throw new IllegalArgumentException(job.source() + ": parallel.dp = " + dp + " on the GPU needs " + dp + " GPUs, one per rank, but "
+        if (asked.size() < world)
+            throw new IllegalArgumentException(job.source() + ": " + layout(job) + " on the GPU needs " + world + " GPUs, one per rank, but "
                     + (job.parallel().gpus().isEmpty() ? "this host shows " + visible : "parallel.gpus lists " + asked.size())
-                    + "; lower parallel.dp or run where more GPUs are visible");
+                    + "; lower parallel.dp or parallel.tp, or run where more GPUs are visible");
         String[] names = visibleDevices == null || visibleDevices.isBlank() ? null : visibleDevices.split(",");
         List<String> perRank = new ArrayList<>();
-        for (int r = 0; r < dp; r++) {
+        for (int r = 0; r < world; r++) {
             int g = asked.get(r);
             perRank.add(names != null && g < names.length ? names[g].trim() : Integer.toString(g));
         }
         return perRank;
     }
 
-    /** parallel.port when it is free here (one line when it is not), else any free port. */
-    static int rendezvousPort(JobConfig job) throws IOException {
+    /** "parallel.dp = 2 × parallel.tp = 2", naming only what is above 1. */
+    static String layout(JobConfig job) {
+        var p = job.parallel();
+        List<String> parts = new ArrayList<>();
+        if (p.dp() > 1 || p.tp() == 1) parts.add("parallel.dp = " + p.dp());
+        if (p.tp() > 1) parts.add("parallel.tp = " + p.tp());
+        return String.join(" × ", parts);
+    }
+
+    /**
+     * One port per group, comma-separated: the first parallel.port when it is free here (one line when it is not),
+     * else any free one; the others any free ones, held together until all are picked so none repeats.
+     */
+    static String rendezvousPorts(JobConfig job, int groups) throws IOException {
         int asked = job.parallel().port();
-        try (ServerSocket s = new ServerSocket()) {
-            s.setReuseAddress(true);
-            s.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), asked));
-            return s.getLocalPort();
-        } catch (java.net.BindException e) {
-            throw new IllegalArgumentException(job.source() + ": parallel.port = " + asked + " is in use on this host; pick another, or 0 for any free one");
+        List<ServerSocket> held = new ArrayList<>();
+        try {
+            for (int g = 0; g < groups; g++) {
+                ServerSocket s = new ServerSocket();
+                held.add(s);
+                s.setReuseAddress(true);
+                try {
+                    s.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), g == 0 ? asked : 0));
+                } catch (java.net.BindException e) {
+                    throw new IllegalArgumentException(job.source() + ": parallel.port = " + asked + " is in use on this host; pick another, or 0 for any free one");
+                }
+            }
+            return String.join(",", held.stream().map(s -> Integer.toString(s.getLocalPort())).toList());
+        } finally {
+            for (ServerSocket s : held) s.close();
         }
     }
 

@@ -1,20 +1,34 @@
 package dev.strata.trainer.train;
 
 import dev.strata.parallel.DataParallelSync;
+import dev.strata.parallel.DeviceMesh;
+import dev.strata.parallel.comm.Communicator;
+import dev.strata.parallel.tensor.TensorParallelSync;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.nn.GradientSync;
 
 /**
- * Which data-parallel rank a training loop is, its sync with the others (null on a single rank), and the backend it
- * computes on when the rank opened it already (a GPU rank, whose NCCL communicator shares it; null: the job's).
+ * Which rank of the mesh a training loop is; its data-parallel sync with the replicas holding the same slices (null:
+ * no other replica) and its tensor-parallel group (null: tp = 1); and the backend it computes on when the rank
+ * opened it already (a GPU rank, whose NCCL communicators share it; null: the job's).
  */
-record Rank(int index, DataParallelSync dataParallel, Backend backend) {
-    static final Rank SINGLE = new Rank(0, null, null);
+record Rank(int index, DeviceMesh mesh, DataParallelSync dataParallel, Communicator tensorParallel, Backend backend) {
+    static final Rank SINGLE = new Rank(0, new DeviceMesh(1, 1, 1), null, null, null);
 
-    Rank(int index, DataParallelSync dataParallel) { this(index, dataParallel, null); }
+    GradientSync sync() {
+        GradientSync dp = dataParallel == null ? GradientSync.NONE : dataParallel;
+        return tensorParallel == null ? dp : new TensorParallelSync(dp, tensorParallel);
+    }
 
-    GradientSync sync() { return dataParallel == null ? GradientSync.NONE : dataParallel; }
+    /** The replica this rank belongs to: which rows of each global batch it reads. */
+    int replica() { return mesh.coordinates(index).dp(); }
 
-    /** Whether the optimizer state is sharded over the ranks (ZeRO-1 or 2). */
+    /** Rank 0 writes the run directory, prints and checkpoints. */
+    boolean writes() { return index == 0; }
+
+    /** The first replica's ranks evaluate and sample, together when tp splits the model over them. */
+    boolean evaluates() { return replica() == 0; }
+
+    /** Whether the optimizer state is sharded over the replicas (ZeRO-1 or 2). */
     boolean shardedState() { return dataParallel != null && dataParallel.zero() > 0; }
 }

@@ -44,7 +44,7 @@ public final class TextGenerator {
         int window = model.config().maxSeqLen();
         int[] tokens = Arrays.copyOf(prompt, prompt.length + count);
         SplittableRandom rng = new SplittableRandom(sampling.seed());
-        try (KvCache cache = new KvCache(backend, model.precision().activations(), model.config(), 1, window)) {
+        try (KvCache cache = model.kvCache(1, window)) {
             int n = prompt.length, from = Math.max(0, n - window);
             double[] logits = run(model, cache, Arrays.copyOfRange(tokens, from, n));
             for (; n < tokens.length; n++) {

@@ -3,8 +3,8 @@ package dev.strata.trainer.train;
 import dev.strata.config.JobConfig;
 import dev.strata.parallel.DataParallelSync;
 import dev.strata.parallel.comm.CollectiveException;
-import dev.strata.parallel.comm.Communicator;
-import dev.strata.parallel.comm.InProcessCommunicator;
+import dev.strata.parallel.DeviceMesh;
+import dev.strata.parallel.MeshComms;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
@@ -16,17 +16,18 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 /**
- * {@code parallel.launcher = threads}: each data-parallel rank a thread of this JVM with its own replica of the model,
- * their gradients summed through an in-process communicator. Rank 0 prints and writes the run; when any rank fails
+ * {@code parallel.launcher = threads}: each rank of the dp × tp mesh a thread of this JVM with its own part of the
+ * model, its groups' tensors moving through in-process communicators. Rank 0 prints and writes the run; when any rank fails
  * the communicators close, so the others stop at their next collective instead of waiting out the timeout.
  */
 final class ThreadRanks {
     private ThreadRanks() {}
 
     static Trainer.Result run(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
-        int dp = job.parallel().dp();
-        List<Communicator> comms = InProcessCommunicator.group("dp", dp, job.parallel().timeout());
-        ExecutorService pool = Executors.newFixedThreadPool(dp, r -> {
+        var p = job.parallel();
+        DeviceMesh mesh = new DeviceMesh(p.dp(), 1, p.tp());
+        List<MeshComms> comms = MeshComms.inProcess(mesh, p.timeout());
+        ExecutorService pool = Executors.newFixedThreadPool(mesh.size(), r -> {
             Thread t = new Thread(r);
             t.setDaemon(true);
             return t;
@@ -34,14 +35,14 @@ final class ThreadRanks {
         PrintStream silent = new PrintStream(OutputStream.nullOutputStream());
         try {
             List<Future<Trainer.Result>> ranks = new ArrayList<>();
-            for (int r = 0; r < dp; r++) {
-                Rank rank = new Rank(r, new DataParallelSync(comms.get(r), job.parallel().zero(), job.parallel().bucketBytes()));
+            for (MeshComms c : comms) {
+                Rank rank = new Rank(c.rank(), mesh, c.dp() == null ? null : new DataParallelSync(c.dp(), p.zero(), p.bucketBytes()), c.tp(), null);
                 ranks.add(pool.submit(() -> {
                     Thread.currentThread().setName("rank-" + rank.index());
                     try {
                         return new Trainer(job, rank.index() == 0 ? out : silent).run(mode, exitAfter, allowChanges, rank);
                     } catch (Throwable e) {
-                        comms.forEach(Communicator::close); // the others' next collective fails at once
+                        comms.forEach(MeshComms::close); // the others' next collective fails at once
                         throw e;
                     }
                 }));
@@ -57,7 +58,7 @@ final class ThreadRanks {
                     if (first == null || first instanceof CollectiveException && !(e.getCause() instanceof CollectiveException)) first = e.getCause();
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted while waiting for the data-parallel ranks");
+                    throw new IllegalStateException("interrupted while waiting for the ranks");
                 }
             }
             if (first instanceof IOException io) throw io;
@@ -66,7 +67,7 @@ final class ThreadRanks {
             return result;
         } finally {
             pool.shutdownNow();
-            comms.forEach(Communicator::close);
+            comms.forEach(MeshComms::close);
         }
     }
 }

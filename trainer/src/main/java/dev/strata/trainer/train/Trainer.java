@@ -6,23 +6,16 @@ import dev.strata.checkpoints.Manifest;
 import dev.strata.checkpoints.Storage;
 import dev.strata.config.JobConfig;
 import dev.strata.config.TrainingSpec;
-import dev.strata.parallel.DataParallelSync;
-import dev.strata.parallel.comm.Communicator;
-import dev.strata.parallel.comm.NcclCommunicator;
-import dev.strata.parallel.comm.PekkoCommunicator;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
-import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.data.BatchSampler;
 import dev.strata.trainer.data.Gpt2Tokenizer;
 import dev.strata.trainer.data.TokenDataset;
-import dev.strata.trainer.hf.HfModels;
 import dev.strata.trainer.model.ActivationCheckpointing;
-import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
 import dev.strata.trainer.model.Transformer;
 import java.io.IOException;
@@ -63,45 +56,23 @@ public final class Trainer {
     /** As {@link #run(RunDirectory.Mode, long)}; {@code allowChanges} resumes a run whose guarded settings changed. */
     public Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         var p = job.parallel();
-        if (p.dp() == 1) return run(mode, exitAfter, allowChanges, Rank.SINGLE);
+        if (p.worldSize() == 1) return run(mode, exitAfter, allowChanges, Rank.SINGLE);
+        if (p.tp() > 1) Models.checkTensorParallel(job, Models.config(job.model()), p.tp()); // here, before any rank starts
         if (p.launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
         if (Models.onGpu(job.backend()))
-            throw new IllegalArgumentException(job.source() + ": parallel.dp = " + p.dp() + " on the GPU runs one worker process per GPU, "
+            throw new IllegalArgumentException(job.source() + ": " + ProcessRanks.layout(job) + " on the GPU runs one worker process per GPU, "
                     + "but parallel.launcher = threads; set parallel.launcher = processes");
         return ThreadRanks.run(job, out, mode, exitAfter, allowChanges);
     }
 
     /**
-     * One rank of a multi-process job: joins the others through Pekko (rank 0 listening at host:port), then trains.
-     * A GPU rank (the launcher left it one visible GPU) also joins an NCCL communicator, whose unique id rank 0 makes
-     * and the Pekko group hands round; gradients then travel over NCCL and Pekko carries only the rendezvous.
-     */
-    public static void runWorker(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges, int rank,
-                                 String host, int port) throws IOException {
-        var p = job.parallel();
-        try (Communicator control = PekkoCommunicator.join("dp", rank, p.dp(), host, port, p.timeout())) {
-            if (!Models.onGpu(job.backend())) {
-                new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, new DataParallelSync(control, p.zero(), p.bucketBytes())));
-                return;
-            }
-            CudaBackend gpu = CudaBackend.open(0);
-            try (Communicator nccl = NcclCommunicator.join(gpu, control, "dp", p.timeout())) {
-                out.printf("rank %d of %d: gradients over NCCL on %s (CUDA_VISIBLE_DEVICES=%s)%n", rank, p.dp(), gpu.device(),
-                        System.getenv("CUDA_VISIBLE_DEVICES"));
-                new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, new DataParallelSync(nccl, p.zero(), p.bucketBytes()), gpu));
-            } finally {
-                gpu.close();
-            }
-        }
-    }
-
-    /**
-     * One rank's loop. Every rank builds the same model and reads the same global batches, taking its share of each;
-     * rank 0 alone writes the run directory, evaluates and checkpoints (the replicas hold the same weights).
+     * One rank's loop. Every rank builds its part of the same model and reads the same global batches, its replica
+     * taking its share of each; rank 0 alone writes the run directory and checkpoints (gathered from every rank),
+     * the first replica's ranks evaluate (the replicas hold the same weights).
      */
     Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges, Rank rank) throws IOException {
         long started = System.nanoTime();
-        boolean writer = rank.index() == 0;
+        boolean writer = rank.writes();
         TrainingSpec tr = job.training();
         if (exitAfter < 0) throw new IllegalArgumentException("--exit-after must be a step number (1 or more), got " + exitAfter);
         Backend backend = rank.backend() != null ? rank.backend() : Models.backend(job);
@@ -125,7 +96,7 @@ public final class Trainer {
                 throw new IllegalArgumentException(job.source() + " changes settings of the run in " + job.runDir() + " since " + latest.get()
                         + ": " + ResumeChanges.describe(changes) + "; put them back, or pass --allow-changes to resume with them");
         }
-        Transformer model = buildModel(job, backend, dtype);
+        Transformer model = Models.build(job, backend, dtype, rank.tensorParallel());
         if (job.lora().enabled() && job.model().initFrom().isEmpty())
             throw new IllegalArgumentException(job.source() + ": lora.rank = " + job.lora().rank() + " trains adapters over a frozen base, "
                     + "but model.init_from is empty, so the base would be random; set model.init_from to a Hugging Face directory or a Strata run");
@@ -165,11 +136,13 @@ public final class Trainer {
             BatchSampler sampler = new BatchSampler(train, job.seed(), position);
             long trainable = model.parameters().values().stream().filter(Parameter::trainable).mapToLong(p -> p.value().numel()).sum();
             int dp = rank.sync().replicas();
-            out.printf(Locale.ROOT, "model: %s, %,d parameters%s, %s on %s | batch %d x %d x %d accum%s | %d steps%n",
+            out.printf(Locale.ROOT, "model: %s, %,d parameters%s, %s on %s | batch %d x %d x %d accum%s%s | %d steps%n",
                     cfg.family().name().toLowerCase(Locale.ROOT), cfg.parameterCount(),
                     job.lora().enabled() ? String.format(Locale.ROOT, " (LoRA rank %d: %,d trainable)", job.lora().rank(), trainable) : "",
                     dtype.configName(), backend.device(), tr.batchSize(), tr.seqLen(), tr.gradAccumSteps(),
-                    dp > 1 ? " x " + dp + " data-parallel ranks (" + job.parallel().launcher() + ")" : "", tr.steps());
+                    dp > 1 ? " x " + dp + " data-parallel replicas" : "",
+                    rank.mesh().size() > 1 ? " | " + rank.mesh().size() + " ranks (" + job.parallel().launcher() + ")"
+                            + (rank.mesh().tp() > 1 ? ", tensor-parallel over " + rank.mesh().tp() : "") : "", tr.steps());
 
             int b = tr.batchSize(), t = tr.seqLen();
             int[][] inputs = new int[tr.gradAccumSteps()][b * t], targets = new int[tr.gradAccumSteps()][b * t];
@@ -177,7 +150,7 @@ public final class Trainer {
             double trainLoss = Double.NaN, valLoss = Double.NaN, tokPerSec = 0, stepSeconds = 0;
             long end = exitAfter > 0 ? Math.min(exitAfter, tr.steps()) : tr.steps();
             String lastCheckpoint = latest.orElse(null);
-            ProgressLine progress = new ProgressLine(out, dp);
+            ProgressLine progress = new ProgressLine(out, rank.mesh().size());
             long timedSteps = 0, loopStart = System.nanoTime();
             int skippedInARow = 0;
             boolean checkpointDue = false;
@@ -185,7 +158,7 @@ public final class Trainer {
                 while (step < end) {
                     long t0 = System.nanoTime();
                     for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {
-                        sampler.next(dp * b, rank.index() * b, b, inputs[micro], targets[micro]); // this rank's rows of the global micro-batch
+                        sampler.next(dp * b, rank.replica() * b, b, inputs[micro], targets[micro]); // this replica's rows of the global micro-batch
                     }
                     double lr = schedule.at(step);
                     TrainStep.Result r = trainStep.run(inputs, targets, lr);
@@ -213,7 +186,7 @@ public final class Trainer {
                                 "step_ms", stepSeconds * 1e3, "elapsed_s", (System.nanoTime() - started) / 1e9));
                     }
                     boolean last = step == tr.steps();
-                    if (writer && ((job.eval().every() > 0 && step % job.eval().every() == 0) || last)) {
+                    if (rank.evaluates() && ((job.eval().every() > 0 && step % job.eval().every() == 0) || last)) {
                         valLoss = evaluate(model, val, b, t, job.eval().batches());
                         progress.message(String.format(Locale.ROOT, "step %d: val loss %.4f", step, valLoss));
                         run.log(record("step", step, "val_loss", valLoss));
@@ -222,9 +195,10 @@ public final class Trainer {
                     if (checkpointDue && r.skipped()) {
                         progress.message("step " + step + ": checkpoint put off to the next step whose gradients are finite");
                     } else if (checkpointDue) {
-                        Map<String, HostTensor> optimizer = TrainingState.hostOptimizer(model, opt, rank); // every rank: ZeRO gathers the state's shares
+                        // every rank: ZeRO shares the optimizer state from its owners, tp gathers the slices
+                        Map<String, HostTensor> weights = TrainingState.hostTensors(model, rank), optimizer = TrainingState.hostOptimizer(model, opt, rank);
                         if (writer) {
-                            lastCheckpoint = checkpoints.save(step, TrainingState.hostTensors(model), optimizer, state(step, sampler, schedule, trainLoss, valLoss));
+                            lastCheckpoint = checkpoints.save(step, weights, optimizer, state(step, sampler, schedule, trainLoss, valLoss));
                             progress.message("checkpoint " + lastCheckpoint);
                         }
                         checkpointDue = false;
@@ -232,36 +206,9 @@ public final class Trainer {
                 }
             }
             double wall = (System.nanoTime() - started) / 1e9;
-            if (writer && job.sample().tokens() > 0 && step == tr.steps()) printSample(model);
+            if (rank.evaluates() && job.sample().tokens() > 0 && step == tr.steps()) printSample(model);
             return new Result(step, trainLoss, valLoss, tokPerSec, wall, lastCheckpoint, model);
         }
-    }
-
-    /**
-     * The job's model: initialised from the seed, or with the weights of model.init_from: a Hugging Face directory,
-     * or a Strata checkpoint or run directory (its latest checkpoint; weights only, so fine-tuning starts at step 0
-     * with fresh optimizer state).
-     */
-    static Transformer buildModel(JobConfig job, Backend backend, DType dtype) throws IOException {
-        Path from = Path.of(job.model().initFrom());
-        boolean checkpoint = java.nio.file.Files.isRegularFile(from.resolve("manifest.json"));
-        if (!job.model().initFrom().isEmpty() && (checkpoint || java.nio.file.Files.isDirectory(from.resolve("checkpoints")))) {
-            Storage fs = new LocalStorage();
-            String dir = checkpoint ? from.toString() : new Checkpointer(fs, from.toString(), 1).latest().orElseThrow(() ->
-                    new IllegalArgumentException(job.source() + ": model.init_from = " + from + " is a run directory without a checkpoint"));
-            Transformer model = Models.model(job, Models.config(job.model()), backend, dtype);
-            Initializer.initializeAdapters(model, job.seed());
-            TrainingState.restore(model, null, Checkpointer.load(fs, dir));
-            return model;
-        }
-        if (!job.model().initFrom().isEmpty()) {
-            Transformer model = HfModels.load(Path.of(job.model().initFrom()), backend, dtype, cfg -> Models.model(job, cfg, backend, dtype)).model();
-            Initializer.initializeAdapters(model, job.seed());
-            return model;
-        }
-        Transformer model = Models.model(job, Models.config(job.model()), backend, dtype);
-        Initializer.initialize(model, job.seed());
-        return model;
     }
 
     /** Mean validation loss over the first eval.batches batches of the validation split, in order. */

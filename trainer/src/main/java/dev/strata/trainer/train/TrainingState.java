@@ -1,6 +1,7 @@
 package dev.strata.trainer.train;
 
 import dev.strata.checkpoints.Checkpointer;
+import dev.strata.parallel.tensor.Slices;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
@@ -8,6 +9,7 @@ import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Optimizer;
 import dev.strata.runtime.nn.Parameter;
+import dev.strata.runtime.nn.Placement;
 import dev.strata.trainer.model.Transformer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -22,18 +24,22 @@ final class TrainingState {
     private TrainingState() {}
 
     /**
-     * The trainable parameters. Frozen ones (a LoRA run's base) are left out: a resumed run rebuilds them from
-     * model.init_from or the seed, so a LoRA checkpoint holds its adapters only.
+     * The trainable parameters, whole: tensor-parallel slices are gathered from the rank's tp group (every rank of it
+     * calls this), so a checkpoint loads at any tp. Frozen ones (a LoRA run's base) are left out: a resumed run
+     * rebuilds them from model.init_from or the seed, so a LoRA checkpoint holds its adapters only.
      */
-    static Map<String, HostTensor> hostTensors(Transformer model) {
+    static Map<String, HostTensor> hostTensors(Transformer model, Rank rank) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
-        for (Parameter p : model.parameters().values()) {
-            if (!p.trainable()) continue;
-            if (!p.placement().whole())
-                throw new IllegalStateException(p.name() + " is a slice (" + p.placement() + "): this checkpoint format holds whole tensors only");
-            m.put(p.name(), stored(model, p.name(), p.value()));
-        }
+        for (Parameter p : model.parameters().values()) if (p.trainable()) m.put(p.name(), whole(model, rank, p, p.name(), p.value()));
         return m;
+    }
+
+    /** t (p's value or one of its moments) as a checkpoint holds it: whole, of a padded vocabulary the V real rows. */
+    private static HostTensor whole(Transformer model, Rank rank, Parameter p, String name, Tensor t) {
+        if (p.placement().whole()) return stored(model, name, t);
+        try (Tensor all = Slices.gather(rank.tensorParallel(), p.placement(), t)) {
+            return stored(model, name, all);
+        }
     }
 
     /** The trainable parameters, last layer first (the order backward finishes them in). */
@@ -51,6 +57,7 @@ final class TrainingState {
     static Map<String, HostTensor> hostOptimizer(Transformer model, Optimizer opt, Rank rank) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
         Map<String, Tensor> state = opt.state();
+        Map<String, Parameter> params = model.parameters();
         if (rank.shardedState()) {
             Map<String, Tensor> whole = new LinkedHashMap<>();
             List<Tensor> received = new ArrayList<>(), tensors = new ArrayList<>();
@@ -65,14 +72,21 @@ final class TrainingState {
                     owners.add(p);
                 }
             rank.dataParallel().shareFromOwners(tensors, owners);
-            whole.forEach((k, v) -> m.put(k, stored(model, k, v)));
+            whole.forEach((k, v) -> m.put(k, whole(model, rank, ofMoment(params, k), k, v)));
             received.forEach(Tensor::close);
         } else {
-            state.forEach((k, v) -> m.put(k, stored(model, k, v)));
+            state.forEach((k, v) -> m.put(k, whole(model, rank, ofMoment(params, k), k, v)));
         }
         m.put("step", HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64));
         stepState(model).forEach((k, v) -> m.put(k, HostTensor.of(v, v.dtype())));
         return m;
+    }
+
+    /** The parameter of an optimizer tensor "exp_avg.<param>". */
+    private static Parameter ofMoment(Map<String, Parameter> params, String name) {
+        Parameter p = params.get(name.substring(name.indexOf('.') + 1));
+        if (p == null) throw new IllegalStateException("optimizer tensor " + name + " belongs to no parameter of the model");
+        return p;
     }
 
     private static Map<String, Tensor> stepState(Transformer model) {
@@ -98,12 +112,13 @@ final class TrainingState {
                     throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " holds LoRA adapters only (its base is the run's model.init_from): "
                             + "fine-tune from that base, or resume the LoRA run");
             }
-            load(model, ckpt.model(), p.name(), p.value(), ckpt.dir());
+            load(model, ckpt.model(), p.name(), p.placement(), p.value(), ckpt.dir());
             p.markUpdated();
         }
         if (opt == null) return;
-        opt.state().forEach((name, t) -> load(model, ckpt.optimizer(), name, t, ckpt.dir()));
-        stepState(model).forEach((name, t) -> load(model, ckpt.optimizer(), name, t, ckpt.dir()));
+        Map<String, Parameter> params = model.parameters();
+        opt.state().forEach((name, t) -> load(model, ckpt.optimizer(), name, ofMoment(params, name).placement(), t, ckpt.dir()));
+        stepState(model).forEach((name, t) -> load(model, ckpt.optimizer(), name, Placement.replicated(t.shape()), t, ckpt.dir()));
         model.linears().values().forEach(Linear::stepStateLoaded);
         HostTensor step = ckpt.optimizer().get("step");
         if (step == null) throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " has no optimizer step count");
@@ -116,16 +131,18 @@ final class TrainingState {
         return t.rank() == 2 ? h.withRows(model.storedRows(name, t.shape())) : h;
     }
 
-    private static void load(Transformer model, Map<String, HostTensor> tensors, String name, Tensor into, String dir) {
+    /** Loads the whole tensor name into into, the part of it that where names (a tp slice, or all of it). */
+    private static void load(Transformer model, Map<String, HostTensor> tensors, String name, Placement where, Tensor into, String dir) {
         HostTensor h = tensors.get(name);
         if (h == null) throw new IllegalArgumentException("checkpoint " + dir + " lacks tensor '" + name + "' that the model needs");
-        if (into.rank() == 2 && h.shape().length == 2 && h.shape()[0] != into.size(0) && h.shape()[0] == model.storedRows(name, into.shape()))
-            h = h.withRows(into.size(0)); // the padded vocabulary's zero rows
-        if (!java.util.Arrays.equals(h.shape(), into.shape()))
+        int[] shape = where.globalShape();
+        if (shape.length == 2 && h.shape().length == 2 && h.shape()[0] != shape[0] && h.shape()[0] == model.storedRows(name, shape))
+            h = h.withRows(shape[0]); // the padded vocabulary's zero rows
+        if (!java.util.Arrays.equals(h.shape(), shape))
             throw new IllegalArgumentException("checkpoint " + dir + ": tensor '" + name + "' has shape "
-                    + java.util.Arrays.toString(h.shape()) + ", the model needs " + java.util.Arrays.toString(into.shape()));
+                    + java.util.Arrays.toString(h.shape()) + ", the model needs " + java.util.Arrays.toString(shape));
         try (Tensor src = h.to(model.backend(), into.dtype())) {
-            model.backend().copyInto(src, into);
+            Slices.take(where, src, into);
         }
     }
 

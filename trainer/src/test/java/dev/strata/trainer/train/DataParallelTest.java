@@ -149,7 +149,7 @@ class DataParallelTest {
         var processes = new Trainer(job(runs.resolve("procs"), family, dp, zero, 4 / dp, accum).withOverrides("parallel.launcher = processes"),
                 new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
         assertEquals(10, processes.step());
-        assertTrue(out.toString().contains("x " + dp + " data-parallel ranks (processes)"), "rank 0's output on the console: " + out);
+        assertTrue(out.toString().contains("x " + dp + " data-parallel replicas | " + dp + " ranks (processes)"), "rank 0's output on the console: " + out);
         for (int r = 0; r < dp; r++) assertTrue(java.nio.file.Files.exists(runs.resolve("procs/logs/rank-" + r + ".log")), "rank " + r + "'s log");
         List<Double> a = TrainerTest.losses(runs.resolve("single")), b = TrainerTest.losses(runs.resolve("procs"));
         assertEquals(a.size(), b.size());
