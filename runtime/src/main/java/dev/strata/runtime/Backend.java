@@ -113,6 +113,15 @@ public interface Backend extends AutoCloseable {
     /** dtable (V,C) += scatter of dout (N,C) by ids (N). */
     void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable);
 
+    /**
+     * A shard of a table (vocabulary parallelism): table (R,C) holds rows [firstRow, firstRow + R) of the whole;
+     * ids outside them give zero rows, so the shards' results sum to the whole lookup.
+     */
+    Tensor embeddingForward(Tensor ids, Tensor table, DType out, int firstRow);
+
+    /** dtable (R,C) += the rows of dout whose ids lie in [firstRow, firstRow + R); the others belong to other shards. */
+    void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable, int firstRow);
+
     // ---- normalisation ------------------------------------------------------------------------------------------
 
     /** Output of a normalisation forward: out like x, and per-row statistics kept for backward. */
@@ -190,6 +199,21 @@ public interface Backend extends AutoCloseable {
     default Tensor crossEntropy(Tensor logits, Tensor targets, Tensor dlogits, double gradScale) {
         return crossEntropy(logits, logits.size(-1), targets, dlogits, gradScale);
     }
+
+    /**
+     * Vocabulary-parallel cross-entropy, first half: logits (N,W) are this rank's columns, of which [0, classes) are
+     * the vocabulary's classes [firstClass, firstClass + classes). Returns stats (N,3) in F32/F64 per row: the max of
+     * those logits, the sum of e^(x - max) over them, and the target's logit when the target is one of them (else 0).
+     */
+    Tensor crossEntropyStats(Tensor logits, int classes, int firstClass, Tensor targets);
+
+    /**
+     * Second half: from every rank's stats (R,N,3), in rank order, the per-row loss (N) over the whole vocabulary
+     * (the same on every rank: log Σ_r s_r·e^(m_r - M) + M - Σ_r t_r, M the max of the m_r; 0 for ignored rows), and,
+     * when dlogits is non-null, gradScale · (softmax - onehot) for this rank's columns (0 past classes and for
+     * ignored rows); dlogits may be logits.
+     */
+    Tensor crossEntropyFromStats(Tensor logits, int classes, int firstClass, Tensor targets, Tensor stats, Tensor dlogits, double gradScale);
 
     // ---- FP8 ----------------------------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ import java.util.Map;
  * Which linears are split over tp and how, keyed by the end of their names (torchtitan's parallelize plan):
  * Megatron-LM's layout makes attention.wq/wk/wv and feed_forward.w1/w3 column-parallel and attention.wo and
  * feed_forward.w2 row-parallel, so each block needs one all-reduce forward (after wo, after w2) and one backward (at
- * each region's input). A split never cuts a grain (attention's heads): where a layer has fewer grains than tp
+ * each region's input); the LM head (output) is column-parallel over the vocabulary, its logits left split for
+ * {@link VocabParallel}'s loss. A split never cuts a grain (attention's heads): where a layer has fewer grains than tp
  * ranks (grouped-query attention's key/value heads), each grain is held by tp/grains neighbouring ranks, whose
  * gradients of it {@link TensorParallelSync} sums. Layers the plan does not name are made by the base maker, whole
  * on every rank.
@@ -31,7 +32,7 @@ public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer>
     /** Megatron-LM's layout for heads of headDim features. */
     public static TensorParallelPlan megatron(int headDim) {
         Map<String, Style> s = new LinkedHashMap<>();
-        for (String c : new String[] {"attention.wq", "attention.wk", "attention.wv", "feed_forward.w1", "feed_forward.w3"}) s.put(c, Style.COLUMN);
+        for (String c : new String[] {"attention.wq", "attention.wk", "attention.wv", "feed_forward.w1", "feed_forward.w3", "output"}) s.put(c, Style.COLUMN);
         for (String r : new String[] {"attention.wo", "feed_forward.w2"}) s.put(r, Style.ROW);
         Map<String, Integer> g = new LinkedHashMap<>();
         for (String h : new String[] {"attention.wq", "attention.wk", "attention.wv", "attention.wo"}) g.put(h, headDim);

@@ -327,6 +327,29 @@ public final class CpuBackend implements Backend {
             for (int j = 0; j < c; j++) g.set(idx[r] * c + j, g.get(idx[r] * c + j) + d.get(r * c + j));
     }
 
+    @Override public Tensor embeddingForward(Tensor ids, Tensor table, DType out, int firstRow) {
+        require(out == table.dtype(), "the CPU backend computes in the parameters' dtype " + table.dtype() + ", not " + out);
+        int n = (int) ids.numel(), rows = table.size(0), c = table.size(1);
+        int[] idx = ints(ids);
+        Tensor result = zeros(table.dtype(), n, c);
+        CpuBuffer tb = buf(table), ob = buf(result);
+        parallelRows(n, c, r -> {
+            int row = idx[r] - firstRow;
+            if (row >= 0 && row < rows) for (int j = 0; j < c; j++) ob.set(r * c + j, tb.get(row * c + j));
+        });
+        return result;
+    }
+
+    @Override public void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable, int firstRow) {
+        int n = (int) ids.numel(), rows = dtable.size(0), c = dtable.size(1);
+        int[] idx = ints(ids);
+        CpuBuffer d = buf(dout), g = buf(dtable);
+        for (int r = 0; r < n; r++) {
+            int row = idx[r] - firstRow;
+            if (row >= 0 && row < rows) for (int j = 0; j < c; j++) g.set(row * c + j, g.get(row * c + j) + d.get(r * c + j));
+        }
+    }
+
     // ---- normalisation ------------------------------------------------------------------------------------------
 
     @Override public NormOutput layerNormForward(Tensor x, Tensor weight, Tensor bias, double eps) {
@@ -648,6 +671,52 @@ public final class CpuBackend implements Backend {
                 dl.set(base + tg[r], dl.get(base + tg[r]) - gradScale);
             }
             lb.set(r, Math.log(sum) + max - target);
+        });
+        return losses;
+    }
+
+    @Override public Tensor crossEntropyStats(Tensor logits, int classes, int firstClass, Tensor targets) {
+        int w = logits.size(-1), n = (int) (logits.numel() / w);
+        require(targets.numel() == n && classes >= 0 && classes <= w, "cross-entropy stats over " + classes + " classes of logits " + logits);
+        int[] tg = ints(targets);
+        Tensor stats = zeros(statsType(logits), n, 3);
+        CpuBuffer lg = buf(logits), st = buf(stats);
+        parallelRows(n, w, r -> {
+            double max = Double.NEGATIVE_INFINITY, sum = 0;
+            for (int j = 0; j < classes; j++) max = Math.max(max, lg.get(r * w + j));
+            for (int j = 0; j < classes; j++) sum += Math.exp(lg.get(r * w + j) - max);
+            int local = tg[r] - firstClass;
+            st.set(3 * r, max);
+            st.set(3 * r + 1, sum);
+            st.set(3 * r + 2, local >= 0 && local < classes ? lg.get(r * w + local) : 0);
+        });
+        return stats;
+    }
+
+    @Override public Tensor crossEntropyFromStats(Tensor logits, int classes, int firstClass, Tensor targets, Tensor stats, Tensor dlogits,
+                                                  double gradScale) {
+        int w = logits.size(-1), n = (int) (logits.numel() / w), ranks = (int) (stats.numel() / (3L * n));
+        require(stats.numel() == 3L * n * ranks && targets.numel() == n, "stats " + stats + " do not hold (R," + n + ",3) for logits " + logits);
+        int[] tg = ints(targets);
+        Tensor losses = zeros(statsType(logits), n);
+        CpuBuffer lg = buf(logits), st = buf(stats), lb = buf(losses), dl = dlogits == null ? null : buf(dlogits);
+        parallelRows(n, w, r -> {
+            if (tg[r] < 0) {
+                if (dl != null) for (int j = 0; j < w; j++) dl.set(r * w + j, 0);
+                return;
+            }
+            double max = Double.NEGATIVE_INFINITY, sum = 0, target = 0;
+            for (int k = 0; k < ranks; k++) max = Math.max(max, st.get(3 * (k * n + r)));
+            for (int k = 0; k < ranks; k++) {
+                double m = st.get(3 * (k * n + r));
+                if (m != Double.NEGATIVE_INFINITY) sum += st.get(3 * (k * n + r) + 1) * Math.exp(m - max);
+                target += st.get(3 * (k * n + r) + 2);
+            }
+            lb.set(r, Math.log(sum) + max - target);
+            if (dl == null) return;
+            int local = tg[r] - firstClass;
+            for (int j = 0; j < w; j++)
+                dl.set(r * w + j, j < classes ? gradScale * (Math.exp(lg.get(r * w + j) - max) / sum - (j == local ? 1 : 0)) : 0);
         });
         return losses;
     }

@@ -431,6 +431,20 @@ public final class CudaBackend implements Backend {
         elementwise("embedding_bwd_" + suffix(dout), (long) n * c, ids, dout, dtable, (long) n, c);
     }
 
+    @Override public Tensor embeddingForward(Tensor ids, Tensor table, DType dtype, int firstRow) {
+        requireF32(table);
+        int n = (int) ids.numel(), c = table.size(1);
+        Tensor out = empty(dtype, n, c);
+        elementwise("embedding_shard_fwd_" + suffix(out), (long) n * c, ids, table, out, (long) n, c, firstRow, table.size(0));
+        return out;
+    }
+
+    @Override public void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable, int firstRow) {
+        requireF32(dtable);
+        int n = (int) ids.numel(), c = dtable.size(1);
+        elementwise("embedding_shard_bwd_" + suffix(dout), (long) n * c, ids, dout, dtable, (long) n, c, firstRow, dtable.size(0));
+    }
+
     // ---- normalisation ------------------------------------------------------------------------------------------
 
     @Override public NormOutput layerNormForward(Tensor x, Tensor weight, Tensor bias, double eps) {
@@ -592,6 +606,26 @@ public final class CudaBackend implements Backend {
         Tensor losses = empty(DType.F32, n);
         kernels.launch("cross_entropy.cu", (w % 8 == 0 ? "cross_entropy8_" : "cross_entropy_") + suffix(logits), n, 1, 1, 1024,
                 logits, targets, dlogits, losses, w, classes, (float) gradScale);
+        return losses;
+    }
+
+    @Override public Tensor crossEntropyStats(Tensor logits, int classes, int firstClass, Tensor targets) {
+        int w = logits.size(-1), n = (int) (logits.numel() / w);
+        require(targets.numel() == n && classes >= 0 && classes <= w, "cross-entropy stats over " + classes + " classes of logits " + logits);
+        Tensor stats = empty(DType.F32, n, 3);
+        kernels.launch("cross_entropy.cu", "ce_stats_" + suffix(logits), n, 1, 1, 1024, logits, targets, stats, w, classes, firstClass);
+        return stats;
+    }
+
+    @Override public Tensor crossEntropyFromStats(Tensor logits, int classes, int firstClass, Tensor targets, Tensor stats, Tensor dlogits,
+                                                  double gradScale) {
+        int w = logits.size(-1), n = (int) (logits.numel() / w), ranks = (int) (stats.numel() / (3L * n));
+        require(stats.numel() == 3L * n * ranks && stats.dtype() == DType.F32 && targets.numel() == n,
+                "stats " + stats + " do not hold (R," + n + ",3) f32 for logits " + logits);
+        require(dlogits == null || dlogits.dtype() == logits.dtype(), "dlogits " + dlogits + " must have the logits' dtype");
+        Tensor losses = empty(DType.F32, n);
+        kernels.launch("cross_entropy.cu", "ce_from_stats_" + suffix(logits), n, 1, 1, 1024, logits, targets, stats, dlogits, losses, w, classes,
+                firstClass, ranks, n, (float) gradScale);
         return losses;
     }
 

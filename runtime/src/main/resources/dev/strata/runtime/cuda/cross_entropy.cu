@@ -60,3 +60,52 @@ template <typename T, bool VEC> __device__ void cross_entropy(const T* logits, c
     extern "C" __global__ void cross_entropy8_##S(const T* logits, const int* targets, T* dlogits, float* losses, int w, int v, float grad_scale) \
         { cross_entropy<T, true>(logits, targets, dlogits, losses, w, v, grad_scale); }
 FOR_TYPES(CE)
+
+// Vocabulary-parallel cross-entropy: each rank holds columns [0, v) of its logits for classes [first, first + v).
+// First half, one block per row: stats (N,3) f32 = max, sum of e^(x - max), the target's logit where it is here.
+template <typename T> __device__ void ce_stats(const T* logits, const int* targets, float* stats, int w, int v, int first) {
+    __shared__ float shared[32];
+    long base = (long) blockIdx.x * w;
+    float mx = -INFINITY, s = 0.f;
+    for (int j = threadIdx.x; j < v; j += blockDim.x) softmax_step(to_float(logits[base + j]), mx, s);
+    float rowMax = block_max(mx, shared);
+    s = block_sum(mx == -INFINITY ? 0.f : s * exp_shifted(mx, rowMax * LOG2E), shared);
+    if (threadIdx.x == 0) {
+        int local = targets[blockIdx.x] - first;
+        stats[3 * blockIdx.x] = rowMax;
+        stats[3 * blockIdx.x + 1] = s;
+        stats[3 * blockIdx.x + 2] = local >= 0 && local < v ? to_float(logits[base + local]) : 0.f;
+    }
+}
+// Second half, one block per row: every rank's stats (R,N,3) give the loss over the whole vocabulary and this rank's
+// part of the gradient; dlogits may be the logits.
+template <typename T> __device__ void ce_from_stats(const T* logits, const int* targets, const float* stats, T* dlogits, float* losses,
+                                                    int w, int v, int first, int ranks, int n, float grad_scale) {
+    long base = (long) blockIdx.x * w;
+    int target = targets[blockIdx.x];
+    if (target < 0) {
+        if (threadIdx.x == 0) losses[blockIdx.x] = 0.f;
+        if (dlogits) for (int j = threadIdx.x; j < w; j += blockDim.x) dlogits[base + j] = from_float<T>(0.f);
+        return;
+    }
+    float mx = -INFINITY, s = 0.f, t = 0.f;
+    for (int r = 0; r < ranks; r++) mx = fmaxf(mx, stats[3 * ((long) r * n + blockIdx.x)]);
+    for (int r = 0; r < ranks; r++) {
+        const float* st = stats + 3 * ((long) r * n + blockIdx.x);
+        if (st[0] != -INFINITY) s += st[1] * exp_shifted(st[0], mx * LOG2E);
+        t += st[2];
+    }
+    if (threadIdx.x == 0) losses[blockIdx.x] = logf(s) + mx - t;
+    if (!dlogits) return;
+    float inv = grad_scale / s, mx2 = mx * LOG2E;
+    int local = target - first;
+    for (int j = threadIdx.x; j < w; j += blockDim.x)
+        dlogits[base + j] = from_float<T>(j < v ? exp_shifted(to_float(logits[base + j]), mx2) * inv - (j == local ? grad_scale : 0.f) : 0.f);
+}
+#define CE_SHARD(T, S) \
+    extern "C" __global__ void ce_stats_##S(const T* logits, const int* targets, float* stats, int w, int v, int first) \
+        { ce_stats<T>(logits, targets, stats, w, v, first); } \
+    extern "C" __global__ void ce_from_stats_##S(const T* logits, const int* targets, const float* stats, T* dlogits, float* losses, \
+        int w, int v, int first, int ranks, int n, float grad_scale) \
+        { ce_from_stats<T>(logits, targets, stats, dlogits, losses, w, v, first, ranks, n, grad_scale); }
+FOR_TYPES(CE_SHARD)

@@ -78,6 +78,62 @@ class CpuBackendTest {
         }
     }
 
+    /**
+     * Vocabulary-parallel cross-entropy: 48 padded columns (37 real) cut into 4 shards of 12, the last with one real
+     * class; each shard's stats, gathered, give every shard the whole loss and its columns of the whole gradient.
+     */
+    @ParameterizedTest
+    @CsvSource({"F64", "F32"})
+    void shardedCrossEntropyEqualsTheWhole(DType dtype) {
+        int n = 5, v = 37, w = 48, shards = 4, cols = w / shards;
+        double[] logits = new SplittableRandom(9).doubles((long) n * w, -4, 4).toArray();
+        int[] targets = {5, -1, 36, 12, 0};
+        Tensor whole = CPU.fromDoubles(logits, dtype, n, w), tg = CPU.fromInts(targets, n);
+        double[] loss = CPU.toDoubles(CPU.crossEntropy(whole, v, tg, whole, 0.5)), grad = CPU.toDoubles(whole);
+        Tensor[] parts = new Tensor[shards];
+        double[] stats = new double[shards * n * 3];
+        for (int k = 0; k < shards; k++) {
+            double[] part = new double[n * cols];
+            for (int r = 0; r < n; r++) System.arraycopy(logits, r * w + k * cols, part, r * cols, cols);
+            parts[k] = CPU.fromDoubles(part, dtype, n, cols);
+            int classes = Math.max(0, Math.min(cols, v - k * cols));
+            System.arraycopy(CPU.toDoubles(CPU.crossEntropyStats(parts[k], classes, k * cols, tg)), 0, stats, k * n * 3, n * 3);
+        }
+        for (int k = 0; k < shards; k++) {
+            int classes = Math.max(0, Math.min(cols, v - k * cols));
+            Tensor all = CPU.fromDoubles(stats, dtype, shards, n, 3);
+            assertArrayEquals(loss, CPU.toDoubles(CPU.crossEntropyFromStats(parts[k], classes, k * cols, tg, all, parts[k], 0.5)),
+                    dtype == DType.F64 ? 1e-12 : 1e-5, "loss from shard " + k);
+            double[] mine = CPU.toDoubles(parts[k]);
+            for (int r = 0; r < n; r++)
+                for (int j = 0; j < cols; j++)
+                    assertEquals(grad[r * w + k * cols + j], mine[r * cols + j], dtype == DType.F64 ? 1e-12 : 1e-6, "shard " + k + " row " + r + " column " + j);
+        }
+    }
+
+    /** Shards of a table: their lookups sum to the whole lookup, and each takes the gradient of its own rows. */
+    @org.junit.jupiter.api.Test
+    void shardedEmbeddingLookupsSumToTheWhole() {
+        int rows = 12, c = 3, shards = 3, per = rows / shards;
+        double[] table = new SplittableRandom(2).doubles(rows * c, -1, 1).toArray();
+        int[] ids = {0, 11, 4, 4, 7};
+        Tensor idt = CPU.fromInts(ids, ids.length);
+        double[] whole = CPU.toDoubles(CPU.embeddingForward(idt, CPU.fromDoubles(table, DType.F64, rows, c), DType.F64));
+        double[] dout = new SplittableRandom(3).doubles(ids.length * c, -1, 1).toArray();
+        Tensor wholeGrad = CPU.zeros(DType.F64, rows, c);
+        CPU.embeddingBackward(idt, CPU.fromDoubles(dout, DType.F64, ids.length, c), wholeGrad);
+        double[] sum = new double[whole.length], expectedGrad = CPU.toDoubles(wholeGrad);
+        for (int k = 0; k < shards; k++) {
+            Tensor shard = CPU.fromDoubles(java.util.Arrays.copyOfRange(table, k * per * c, (k + 1) * per * c), DType.F64, per, c);
+            double[] got = CPU.toDoubles(CPU.embeddingForward(idt, shard, DType.F64, k * per));
+            for (int i = 0; i < sum.length; i++) sum[i] += got[i];
+            Tensor grad = CPU.zeros(DType.F64, per, c);
+            CPU.embeddingBackward(idt, CPU.fromDoubles(dout, DType.F64, ids.length, c), grad, k * per);
+            assertArrayEquals(java.util.Arrays.copyOfRange(expectedGrad, k * per * c, (k + 1) * per * c), CPU.toDoubles(grad), 0, "shard " + k);
+        }
+        assertArrayEquals(whole, sum, 0);
+    }
+
     @ParameterizedTest
     @CsvSource({"F64", "F32"})
     void crossEntropyOverPaddedLogitsIgnoresThePadding(DType dtype) {

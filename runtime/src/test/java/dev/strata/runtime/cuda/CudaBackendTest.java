@@ -302,6 +302,39 @@ class CudaBackendTest {
         }
     }
 
+    /** Vocabulary-parallel cross-entropy's two halves (a shard holding classes [640, 1280) of 1000) and sharded lookups. */
+    @ParameterizedTest
+    @ValueSource(strings = {"f32", "bf16"})
+    void shardedCrossEntropyAndEmbeddingMatchTheCpu(String dtype) {
+        DType dt = DType.parse(dtype);
+        int n = 23, w = 640, first = 640, classes = 1000 - first;
+        int[] targets = rng.ints(n, 0, 1000).toArray();
+        targets[5] = -1;
+        targets[6] = first;
+        Tensor[] lc = pair(dt, random((long) n * w, 4), n, w);
+        Tensor tc = CPU.fromInts(targets, n), tg = gpu.fromInts(targets, n);
+        close(CPU.crossEntropyStats(lc[0], classes, first, tc), gpu.crossEntropyStats(lc[1], classes, first, tg), "cross-entropy stats " + dtype);
+        // the other shard, classes [0, 640), then this one: the stats both halves see, in rank order
+        double[] other = CPU.toDoubles(CPU.crossEntropyStats(CPU.fromDoubles(random((long) n * w, 4), DType.F32, n, w), w, 0, tc));
+        double[] stats = java.util.Arrays.copyOf(other, 2 * n * 3);
+        System.arraycopy(CPU.toDoubles(CPU.crossEntropyStats(lc[0], classes, first, tc)), 0, stats, n * 3, n * 3);
+        Tensor[] st = pair(stats, 2, n, 3);
+        Tensor lossC = CPU.crossEntropyFromStats(lc[0], classes, first, tc, st[0], lc[0], 1.0 / 22);
+        Tensor lossG = gpu.crossEntropyFromStats(lc[1], classes, first, tg, st[1], lc[1], 1.0 / 22);
+        close(CPU.toDoubles(lossC), gpu.toDoubles(lossG), dt == DType.BF16 ? 1e-4 : 1e-5, "sharded cross-entropy loss " + dtype);
+        close(lc[0], lc[1], "sharded cross-entropy gradient " + dtype);
+
+        int rows = 37, c = 65;
+        int[] ids = rng.ints(n, 0, 3 * rows).toArray();
+        Tensor[] table = pair(random((long) rows * c, 1), rows, c), dout = pair(dt, random((long) n * c, 1), n, c);
+        Tensor ic = CPU.fromInts(ids, n), ig = gpu.fromInts(ids, n);
+        close(CPU.embeddingForward(ic, table[0], DType.F32, rows), gpu.embeddingForward(ig, table[1], DType.F32, rows), "sharded lookup");
+        Tensor gc = CPU.zeros(DType.F32, rows, c), gg = gpu.zeros(DType.F32, rows, c);
+        CPU.embeddingBackward(ic, dout[0], gc, rows);
+        gpu.embeddingBackward(ig, dout[1], gg, rows);
+        close(gc, gg, "sharded lookup gradient " + dtype);
+    }
+
     @Test
     void multiTensorAdamwWithClippingMatchesTheCpuUpdate() {
         int[] sizes = {1001, 70001, 7}; // the middle one spans three chunks of optimizer.cu

@@ -3,6 +3,7 @@ package dev.strata.trainer.model;
 import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
+import dev.strata.runtime.nn.Vocabulary;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
@@ -33,6 +34,7 @@ public final class Transformer {
     private final List<Block> layers = new ArrayList<>();
     private final Norm norm;
     private final Linear output;                          // (V,C), the embedding itself when tied
+    private final Vocabulary vocabulary;                  // whole, or a shard of its rows per tp rank
     private final Map<String, Linear> linearsByName = new LinkedHashMap<>();
     private final List<Tensor> saved = new ArrayList<>(); // hidden states kept for backward, freed after it
     private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions, kept per shape
@@ -48,6 +50,11 @@ public final class Transformer {
 
     /** linears must make parameters in {@code Precision.of(dtype).params()}. */
     public Transformer(ModelConfig cfg, Backend backend, DType dtype, Linear.Maker linears, Stage stage) {
+        this(cfg, backend, dtype, linears, stage, Vocabulary.WHOLE);
+    }
+
+    /** As above, with the vocabulary-sized tensors (token embedding, LM head, loss) laid out as vocabulary says. */
+    public Transformer(ModelConfig cfg, Backend backend, DType dtype, Linear.Maker linears, Stage stage, Vocabulary vocabulary) {
         if (stage.firstLayer() < 0 || stage.endLayer() > cfg.nLayers() || stage.firstLayer() > stage.endLayer())
             throw new IllegalArgumentException("stage layers [" + stage.firstLayer() + ", " + stage.endLayer()
                     + ") are outside the model's " + cfg.nLayers() + " layers");
@@ -56,10 +63,11 @@ public final class Transformer {
         this.dtype = dtype;
         this.precision = Precision.of(dtype);
         this.stage = stage;
+        this.vocabulary = vocabulary;
         boolean gpt2 = cfg.family() == ModelConfig.Family.GPT2;
         DType params = precision.params(), activations = precision.activations();
         int vocab = cfg.paddedVocabSize(); // Vp
-        tokEmbeddings = stage.embedding() ? new Embedding(backend, params, activations, "tok_embeddings", vocab, cfg.dim()) : null;
+        tokEmbeddings = stage.embedding() ? new Embedding(backend, params, activations, "tok_embeddings", vocab, cfg.dim(), vocabulary) : null;
         posEmbeddings = stage.embedding() && gpt2 ? new Embedding(backend, params, activations, "pos_embeddings", cfg.maxSeqLen(), cfg.dim()) : null;
         Rope rope = gpt2 ? null : Rope.of(backend, params, cfg.maxSeqLen(), cfg.headDim(), cfg.ropeTheta());
         Linear.Maker maker = linears;
@@ -72,11 +80,12 @@ public final class Transformer {
             layers.add(new Block(backend, params, "layers." + i, cfg, linears, rope));
         norm = stage.head() ? Block.norm(backend, params, "norm", cfg) : null;
         if (!stage.head()) output = null;
-        else if (cfg.tieEmbeddings() && tokEmbeddings != null) output = new DenseLinear(tokEmbeddings.weight(), null);
-        else if (cfg.tieEmbeddings())
-            output = new DenseLinear(new Parameter("tok_embeddings.weight", Parameter.Kind.EMBEDDING,
-                    backend.zeros(params, vocab, cfg.dim())), null);
-        else output = linears.make("output", cfg.dim(), vocab, false);
+        else if (cfg.tieEmbeddings() && tokEmbeddings != null) output = vocabulary.tiedHead(tokEmbeddings.weight());
+        else if (cfg.tieEmbeddings()) {
+            Parameter table = new Parameter("tok_embeddings.weight", Parameter.Kind.EMBEDDING, backend.zeros(params, vocabulary.rows(vocab), cfg.dim()));
+            table.place(vocabulary.placement(vocab, cfg.dim()));
+            output = vocabulary.tiedHead(table);
+        } else output = linears.make("output", cfg.dim(), vocab, false);
     }
 
     public ModelConfig config() { return cfg; }
@@ -106,7 +115,8 @@ public final class Transformer {
     /**
      * input: token ids (B,T) int32 when this stage has the embedding, else hidden states (B*T,C).
      * Returns logits (B*T,Vp) over the padded vocabulary ({@link ModelConfig#paddedVocabSize}; the columns past V
-     * are padding) when it has the head, else hidden states (B*T,C).
+     * are padding), or this rank's columns of them under vocabulary parallelism, when it has the head, else hidden
+     * states (B*T,C).
      */
     public Tensor forward(Tensor input, int b, int t) {
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("sequence length " + t + " exceeds max_seq_len " + cfg.maxSeqLen());
@@ -162,7 +172,8 @@ public final class Transformer {
             }
         }
         try (Tensor h = x; Tensor xn = norm.forward(h)) {
-            Tensor logits = output.forward(xn);                                    // (B*T,Vp)
+            Tensor mine = output.forward(xn), logits = vocabulary.wholeLogits(mine); // (B*T,Vp)
+            if (mine != logits) mine.close();
             discardSaved();
             cache.advance(t);
             return logits;
@@ -240,7 +251,7 @@ public final class Transformer {
      */
     public void forwardBackward(Tensor ids, Tensor targets, int b, int t, double gradScale, Tensor lossSum) {
         try (Tensor logits = forward(ids, b, t)) {                    // (B*T,Vp)
-            try (Tensor losses = backend.crossEntropy(logits, cfg.vocabSize(), targets, logits, gradScale)) {
+            try (Tensor losses = vocabulary.crossEntropy(logits, cfg.vocabSize(), targets, logits, gradScale)) {
                 backend.sumRowsAccumulate(losses.view(b * t, 1), lossSum);
             }
             backward(logits);                                         // logits now hold dlogits
@@ -249,7 +260,7 @@ public final class Transformer {
 
     /** Forward only, for evaluation. */
     public LossSum loss(Tensor ids, Tensor targets, int b, int t) {
-        try (Tensor logits = forward(ids, b, t); Tensor losses = backend.crossEntropy(logits, cfg.vocabSize(), targets, null, 0)) {
+        try (Tensor logits = forward(ids, b, t); Tensor losses = vocabulary.crossEntropy(logits, cfg.vocabSize(), targets, null, 0)) {
             discardSaved();
             return sum(losses, targets);
         }

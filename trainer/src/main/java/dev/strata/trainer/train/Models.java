@@ -10,6 +10,8 @@ import dev.strata.checkpoints.LocalStorage;
 import dev.strata.checkpoints.Storage;
 import dev.strata.parallel.comm.Communicator;
 import dev.strata.parallel.tensor.TensorParallelPlan;
+import dev.strata.parallel.tensor.VocabParallel;
+import dev.strata.runtime.nn.Vocabulary;
 import dev.strata.quant.Fp8Linear;
 import dev.strata.quant.Fp8Plan;
 import dev.strata.quant.Rotation;
@@ -88,7 +90,8 @@ public final class Models {
     /** As {@link #model(JobConfig, ModelConfig, Backend, DType)}, this rank's slices of it under tensor parallelism over tp. */
     public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp) {
         if (tp != null) checkTensorParallel(job, cfg, tp.size());
-        Transformer model = new Transformer(cfg, backend, dtype, linears(job, cfg, backend, dtype, tp), Transformer.Stage.whole(cfg));
+        Transformer model = new Transformer(cfg, backend, dtype, linears(job, cfg, backend, dtype, tp), Transformer.Stage.whole(cfg),
+                tp == null ? Vocabulary.WHOLE : new VocabParallel(tp));
         if (job.lora().enabled()) {
             for (String target : job.lora().targets())
                 if (model.linears().keySet().stream().noneMatch(name -> name.contains(target)))
@@ -139,6 +142,8 @@ public final class Models {
             throw new ConfigError(at + "neither divides nor is a multiple of model.n_kv_heads = " + cfg.nKvHeads()
                     + " (key/value heads are split, or each shared by tp / n_kv_heads ranks)");
         if (cfg.ffnDim() % tp != 0) throw new ConfigError(at + "does not divide model.ffn_dim = " + cfg.ffnDim());
+        if (cfg.paddedVocabSize() % tp != 0)
+            throw new ConfigError(at + "does not divide the vocabulary padded to " + cfg.paddedVocabSize() + " rows (model.vocab_size = " + cfg.vocabSize() + ")");
         if (job.precision().fp8()) throw new ConfigError(at + "with precision.fp8 = true is not supported yet; train FP8 at tp = 1");
         if (job.lora().enabled()) throw new ConfigError(at + "with LoRA (lora.rank = " + job.lora().rank() + ") is not supported yet; fine-tune at tp = 1");
     }

@@ -9,6 +9,8 @@ import dev.strata.parallel.comm.Communicator;
 import dev.strata.parallel.comm.InProcessCommunicator;
 import dev.strata.parallel.tensor.TensorParallelPlan;
 import dev.strata.parallel.tensor.TensorParallelSync;
+import dev.strata.parallel.tensor.VocabParallel;
+import dev.strata.runtime.nn.MeshDim;
 import dev.strata.runtime.nn.GradientSync;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
@@ -40,22 +42,30 @@ class TensorParallelTest {
         Initializer.initialize(whole, 42);
         int b = 2, t = 7, vp = cfg.paddedVocabSize();
         int[] ids = new SplittableRandom(1).ints(b * t, 0, cfg.vocabSize()).toArray();
-        double[] dlogits = new SplittableRandom(2).doubles((long) b * t * vp, -1, 1).toArray();
+        int[] targets = new SplittableRandom(3).ints(b * t, 0, cfg.vocabSize()).toArray();
+        targets[5] = -1; // an ignored position
         double[] logits = CPU.toDoubles(whole.forward(CPU.fromInts(ids, b, t), b, t));
-        whole.backward(CPU.fromDoubles(dlogits, DType.F64, b * t, vp));
+        whole.discardSaved();
+        var loss = whole.forwardBackward(CPU.fromInts(ids, b, t), CPU.fromInts(targets, b, t), b, t, 0.37);
 
         List<Communicator> comms = InProcessCommunicator.group("tp", tp, Duration.ofSeconds(20));
         List<CompletableFuture<Transformer>> ranks = new ArrayList<>();
         for (Communicator c : comms)
             ranks.add(CompletableFuture.supplyAsync(() -> {
                 var linears = TensorParallelPlan.megatron(cfg.headDim()).maker(c, CPU, DType.F64, DenseLinear.maker(CPU, DType.F64));
-                Transformer m = new Transformer(cfg, CPU, DType.F64, linears, Transformer.Stage.whole(cfg));
+                Transformer m = new Transformer(cfg, CPU, DType.F64, linears, Transformer.Stage.whole(cfg), new VocabParallel(c));
                 Initializer.initialize(m, 42);
-                assertArrayEquals(logits, CPU.toDoubles(m.forward(CPU.fromInts(ids, b, t), b, t)), 1e-12, "logits on tp rank " + c.rank());
-                assertEquals(null, m.backward(CPU.fromDoubles(dlogits, DType.F64, b * t, vp)));
+                // the logits stay split by vocabulary rows: each rank has its columns
+                Placement columns = Placement.sharded(new int[] {b * t, vp}, 1, MeshDim.TP, c.rank(), tp);
+                assertArrayEquals(Initializer.slice(logits, columns.globalShape(), 1, columns.offset(), columns.localShape()),
+                        CPU.toDoubles(m.forward(CPU.fromInts(ids, b, t), b, t)), 1e-12, "logits on tp rank " + c.rank());
+                m.discardSaved();
+                var mine = m.forwardBackward(CPU.fromInts(ids, b, t), CPU.fromInts(targets, b, t), b, t, 0.37);
+                assertEquals(loss.sum(), mine.sum(), 1e-12 * Math.abs(loss.sum()), "loss on tp rank " + c.rank());
+                assertEquals(loss.count(), mine.count());
                 // a key/value head shared by several ranks has each one's part of its gradient until the sync sums them
-                try (Tensor loss = CPU.zeros(DType.F64, 1)) {
-                    new TensorParallelSync(GradientSync.NONE, c).reduce(List.copyOf(m.parameters().values()), loss);
+                try (Tensor sum = CPU.zeros(DType.F64, 1)) {
+                    new TensorParallelSync(GradientSync.NONE, c).reduce(List.copyOf(m.parameters().values()), sum);
                 }
                 return m;
             }));
@@ -71,8 +81,9 @@ class TensorParallelTest {
                 assertArrayEquals(part(full.grad(), where), CPU.toDoubles(p.grad()), 1e-12, p.name() + "'s gradient on tp rank " + r);
             }
         }
-        assertEquals(tp * cfg.nLayers() * (family.equals("GPT2") ? 3 * 2 + 2 + 1 + 1 : 4 + 3), sliced,
-                "every planned weight, and the column-parallel biases, is a slice");
+        int perLayer = family.equals("GPT2") ? 3 * 2 + 2 + 1 + 1 : 4 + 3, vocabulary = cfg.tieEmbeddings() ? 1 : 2;
+        assertEquals(tp * (cfg.nLayers() * perLayer + vocabulary), sliced,
+                "every planned weight, the column-parallel biases, the embedding and an untied head are slices");
         comms.forEach(Communicator::close);
     }
 
