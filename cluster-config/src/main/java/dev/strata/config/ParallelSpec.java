@@ -5,11 +5,12 @@ import java.time.Duration;
 import java.util.List;
 
 /**
- * How the job is spread over ranks: data-parallel replicas and tensor-parallel ranks per replica, the ZeRO level (0: replicated optimizer state; 1: sharded
+ * How the job is spread over ranks: data-parallel replicas and tensor-parallel ranks per replica (with the residual stream's rows sharded over them
+ * under sequence parallelism), the ZeRO level (0: replicated optimizer state; 1: sharded
  * over dp; 2: gradients reduced to their shard's owner too), the gradient bucket size, how ranks are started, which
  * GPUs they take (empty: every visible one), the rendezvous port (0: any free one), how long a collective may wait.
  */
-public record ParallelSpec(int dp, int tp, int zero, double bucketMb, String launcher, List<Integer> gpus, int port, Duration timeout) {
+public record ParallelSpec(int dp, int tp, boolean sequenceParallel, int zero, double bucketMb, String launcher, List<Integer> gpus, int port, Duration timeout) {
     public ParallelSpec {
         gpus = List.copyOf(gpus);
     }
@@ -21,8 +22,10 @@ public record ParallelSpec(int dp, int tp, int zero, double bucketMb, String lau
     public long bucketBytes() { return Math.max(1, Math.round(bucketMb * (1 << 20))); }
 
     static ParallelSpec from(Fields f) {
-        var p = new ParallelSpec(f.positive("parallel.dp"), f.positive("parallel.tp"), f.nonNegative("parallel.zero"), f.number("parallel.bucket_mb"),
+        var p = new ParallelSpec(f.positive("parallel.dp"), f.positive("parallel.tp"), f.bool("parallel.sequence_parallel"), f.nonNegative("parallel.zero"), f.number("parallel.bucket_mb"),
                 f.oneOf("parallel.launcher", "threads", "processes"), gpus(f), f.nonNegative("parallel.port"), f.duration("parallel.timeout"));
+        f.require(!p.sequenceParallel || p.tp > 1, "parallel.sequence_parallel = true shards the rows over the tensor-parallel ranks, "
+                + "but parallel.tp = 1; set parallel.tp = 2 or more, or sequence_parallel = false");
         f.require(p.zero <= 2, "parallel.zero must be 0, 1 or 2, got " + p.zero);
         f.require(p.bucketMb > 0 && p.bucketMb <= 4096, "parallel.bucket_mb must lie in (0, 4096], got " + p.bucketMb);
         f.require(p.port <= 65535, "parallel.port must be a TCP port (1-65535), or 0 for any free one, got " + p.port);

@@ -50,7 +50,10 @@ public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer>
      * Makes this rank's slices (parameters in dtype, zeros until initialised, each placed in the whole tensor, so an
      * initialiser can draw the whole weight once and keep its slice); other layers come from base.
      */
-    public Linear.Maker maker(Communicator tp, Backend backend, DType dtype, Linear.Maker base) {
+    public Linear.Maker maker(Communicator tp, Backend backend, DType dtype, Linear.Maker base) { return maker(tp, null, backend, dtype, base); }
+
+    /** As above, the regions' edges gathering and scattering row shards under sequence parallelism (sp; null: off). */
+    public Linear.Maker maker(Communicator tp, SequenceParallel sp, Backend backend, DType dtype, Linear.Maker base) {
         Map<String, SharedInput> regions = new HashMap<>(); // by the name of the module whose input they share
         int rank = tp.rank(), size = tp.size();
         return (name, in, out, bias) -> {
@@ -67,11 +70,11 @@ public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer>
                 Parameter w = slice(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend, dtype, new int[] {out, in}, 0, shard, shards);
                 Parameter b = bias ? slice(name + ".bias", Parameter.Kind.BIAS, backend, dtype, new int[] {out}, 0, shard, shards) : null;
                 String module = name.substring(0, Math.max(0, name.lastIndexOf('.')));
-                return new ColumnParallelLinear(w, b, regions.computeIfAbsent(module, m -> new SharedInput(tp)));
+                return new ColumnParallelLinear(w, b, regions.computeIfAbsent(module, m -> new SharedInput(tp, sp)));
             }
             Parameter w = slice(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend, dtype, new int[] {out, in}, 1, shard, shards);
             Parameter b = bias ? new Parameter(name + ".bias", Parameter.Kind.BIAS, backend.zeros(dtype, out)) : null;
-            return new RowParallelLinear(w, b, tp);
+            return new RowParallelLinear(w, b, tp, sp);
         };
     }
 

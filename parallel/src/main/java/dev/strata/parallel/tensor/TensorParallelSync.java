@@ -13,15 +13,27 @@ import java.util.List;
  * Tensor parallelism's side of a step, around the data-parallel sync of the rank's replica: the global gradient
  * norm counts each slice once and each weight the tp ranks all hold whole once (tp rank 0's), summed over tp; the
  * gradient of a slice several tp ranks hold (a shared key/value head) is summed over them before the update, as
- * each saw only its own query heads. Everything else is the data-parallel sync's.
+ * each saw only its own query heads. Under sequence parallelism the weights every tp rank holds whole that act on
+ * the row shard (norms and biases: the column-parallel biases are slices) have each rank's rows' part of their
+ * gradient, summed over tp here too. Everything else is the data-parallel sync's.
  */
 public final class TensorParallelSync implements GradientSync {
     private final GradientSync dataParallel;
     private final Communicator tp;
+    private final boolean sequenceParallel;
 
-    public TensorParallelSync(GradientSync dataParallel, Communicator tp) {
+    public TensorParallelSync(GradientSync dataParallel, Communicator tp) { this(dataParallel, tp, false); }
+
+    public TensorParallelSync(GradientSync dataParallel, Communicator tp, boolean sequenceParallel) {
         this.dataParallel = dataParallel;
         this.tp = tp;
+        this.sequenceParallel = sequenceParallel;
+    }
+
+    /** Under sequence parallelism, whether p's gradient holds only this rank's rows' part. */
+    boolean partialOverRows(Parameter p) {
+        return sequenceParallel && p.placement().whole() && p.placement().replicatedOver().contains(MeshDim.TP)
+                && (p.kind() == Parameter.Kind.NORM || p.kind() == Parameter.Kind.BIAS);
     }
 
     /** How many tp ranks hold the same copy of p: 1 for a slice of its own, tp for a whole tensor. */
@@ -36,7 +48,11 @@ public final class TensorParallelSync implements GradientSync {
 
     @Override public void reduce(List<Parameter> params, Tensor lossSum) {
         dataParallel.reduce(params, lossSum); // every tp rank computed the same loss: summed over dp only
-        for (Parameter p : params) if (p.placement().shardedOver() == MeshDim.TP && holders(p) > 1 && dataParallel.updates(p)) sumOverHolders(p);
+        for (Parameter p : params) {
+            if (!dataParallel.updates(p)) continue; // the tp ranks of one replica agree on it: their dp ranks match
+            if (p.placement().shardedOver() == MeshDim.TP && holders(p) > 1) sumOverHolders(p);
+            else if (partialOverRows(p)) tp.allReduce(p.grad(), ReduceOp.SUM).await();
+        }
     }
 
     /**

@@ -19,8 +19,14 @@ import dev.strata.runtime.nn.Vocabulary;
  */
 public final class VocabParallel implements Vocabulary {
     private final Communicator tp;
+    private final SequenceParallel sp; // null: off; a tied head then gathers its row-sharded input
 
-    public VocabParallel(Communicator tp) { this.tp = tp; }
+    public VocabParallel(Communicator tp) { this(tp, null); }
+
+    public VocabParallel(Communicator tp, SequenceParallel sp) {
+        this.tp = tp;
+        this.sp = sp;
+    }
 
     @Override public int firstRow(int vp) { return tp.rank() * rows(vp); }
 
@@ -33,7 +39,7 @@ public final class VocabParallel implements Vocabulary {
 
     @Override public void completeLookup(Tensor x) { tp.allReduce(x, ReduceOp.SUM).await(); }
 
-    @Override public Linear tiedHead(Parameter table) { return new ColumnParallelLinear(table, null, new SharedInput(tp)); }
+    @Override public Linear tiedHead(Parameter table) { return new ColumnParallelLinear(table, null, new SharedInput(tp, sp)); }
 
     @Override public Tensor crossEntropy(Tensor logits, int classes, Tensor targets, Tensor dlogits, double gradScale) {
         Backend backend = logits.backend();

@@ -3,6 +3,7 @@ package dev.strata.trainer.model;
 import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
+import dev.strata.runtime.nn.SequenceLayout;
 import dev.strata.runtime.nn.Vocabulary;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
@@ -35,6 +36,7 @@ public final class Transformer {
     private final Norm norm;
     private final Linear output;                          // (V,C), the embedding itself when tied
     private final Vocabulary vocabulary;                  // whole, or a shard of its rows per tp rank
+    private final SequenceLayout sequence;                // the residual stream's rows: all, or a shard per tp rank
     private final Map<String, Linear> linearsByName = new LinkedHashMap<>();
     private final List<Tensor> saved = new ArrayList<>(); // hidden states kept for backward, freed after it
     private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions, kept per shape
@@ -50,11 +52,15 @@ public final class Transformer {
 
     /** linears must make parameters in {@code Precision.of(dtype).params()}. */
     public Transformer(ModelConfig cfg, Backend backend, DType dtype, Linear.Maker linears, Stage stage) {
-        this(cfg, backend, dtype, linears, stage, Vocabulary.WHOLE);
+        this(cfg, backend, dtype, linears, stage, Vocabulary.WHOLE, SequenceLayout.WHOLE);
     }
 
-    /** As above, with the vocabulary-sized tensors (token embedding, LM head, loss) laid out as vocabulary says. */
-    public Transformer(ModelConfig cfg, Backend backend, DType dtype, Linear.Maker linears, Stage stage, Vocabulary vocabulary) {
+    /**
+     * As above, with the vocabulary-sized tensors (token embedding, LM head, loss) laid out as vocabulary says, and
+     * the residual stream's rows between the blocks' regions as sequence says.
+     */
+    public Transformer(ModelConfig cfg, Backend backend, DType dtype, Linear.Maker linears, Stage stage, Vocabulary vocabulary,
+                       SequenceLayout sequence) {
         if (stage.firstLayer() < 0 || stage.endLayer() > cfg.nLayers() || stage.firstLayer() > stage.endLayer())
             throw new IllegalArgumentException("stage layers [" + stage.firstLayer() + ", " + stage.endLayer()
                     + ") are outside the model's " + cfg.nLayers() + " layers");
@@ -64,6 +70,7 @@ public final class Transformer {
         this.precision = Precision.of(dtype);
         this.stage = stage;
         this.vocabulary = vocabulary;
+        this.sequence = sequence;
         boolean gpt2 = cfg.family() == ModelConfig.Family.GPT2;
         DType params = precision.params(), activations = precision.activations();
         int vocab = cfg.paddedVocabSize(); // Vp
@@ -128,6 +135,9 @@ public final class Transformer {
                     backend.addInPlace(x, pe);
                 }
             }
+            Tensor whole = x;
+            x = sequence.shard(whole); // (B*T,C), or this rank's rows of it
+            if (x != whole) whole.close();
         } else {
             x = input;
         }
@@ -155,6 +165,12 @@ public final class Transformer {
         int at = cache.length();
         if (at + t > cache.capacity())
             throw new IllegalArgumentException("positions " + at + ".." + (at + t) + " exceed the KV cache's " + cache.capacity());
+        try (SequenceLayout.Scope whole = sequence.wholeRows()) {
+            return forwardCached(ids, b, t, cache, at);
+        }
+    }
+
+    private Tensor forwardCached(Tensor ids, int b, int t, KvCache cache, int at) {
         Tensor x = tokEmbeddings.forward(ids.view(b * t));                         // (B*T,C)
         if (posEmbeddings != null) {
             int[] pos = new int[b * t];
@@ -209,6 +225,11 @@ public final class Transformer {
         for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
         saved.clear();
         if (tokEmbeddings == null) return dx;
+        Tensor whole = sequence.unshard(dx); // (B*T,C)
+        if (whole != dx) {
+            if (dx != dout) dx.close();
+            dx = whole;
+        }
         tokEmbeddings.backward(dx);
         if (posEmbeddings != null) posEmbeddings.backward(dx);
         if (gradientsDone != null)

@@ -9,8 +9,10 @@ import dev.strata.checkpoints.Checkpointer;
 import dev.strata.checkpoints.LocalStorage;
 import dev.strata.checkpoints.Storage;
 import dev.strata.parallel.comm.Communicator;
+import dev.strata.parallel.tensor.SequenceParallel;
 import dev.strata.parallel.tensor.TensorParallelPlan;
 import dev.strata.parallel.tensor.VocabParallel;
+import dev.strata.runtime.nn.SequenceLayout;
 import dev.strata.runtime.nn.Vocabulary;
 import dev.strata.quant.Fp8Linear;
 import dev.strata.quant.Fp8Plan;
@@ -67,10 +69,10 @@ public final class Models {
      * The maker of the model's linear layers: dense in the job's dtype, split over tp (null: whole) by Megatron-LM's
      * plan, or FP8 where the job's precision plan says, with LoRA adapters on top where the job's lora plan says.
      */
-    public static Linear.Maker linears(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp) {
+    public static Linear.Maker linears(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp, SequenceParallel sp) {
         DType params = Precision.of(dtype).params();
         Linear.Maker linears = DenseLinear.maker(backend, params);
-        if (tp != null) linears = TensorParallelPlan.megatron(cfg.headDim()).maker(tp, backend, params, linears);
+        if (tp != null) linears = TensorParallelPlan.megatron(cfg.headDim()).maker(tp, sp, backend, params, linears);
         PrecisionSpec p = job.precision();
         if (p.fp8())
             linears = new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock() == 0 ? Fp8Linear.FULL_BLOCK : p.hadamardBlock(),
@@ -90,8 +92,9 @@ public final class Models {
     /** As {@link #model(JobConfig, ModelConfig, Backend, DType)}, this rank's slices of it under tensor parallelism over tp. */
     public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp) {
         if (tp != null) checkTensorParallel(job, cfg, tp.size());
-        Transformer model = new Transformer(cfg, backend, dtype, linears(job, cfg, backend, dtype, tp), Transformer.Stage.whole(cfg),
-                tp == null ? Vocabulary.WHOLE : new VocabParallel(tp));
+        SequenceParallel sp = tp != null && job.parallel().sequenceParallel() ? new SequenceParallel(tp) : null;
+        Transformer model = new Transformer(cfg, backend, dtype, linears(job, cfg, backend, dtype, tp, sp), Transformer.Stage.whole(cfg),
+                tp == null ? Vocabulary.WHOLE : new VocabParallel(tp, sp), sp == null ? SequenceLayout.WHOLE : sp);
         if (job.lora().enabled()) {
             for (String target : job.lora().targets())
                 if (model.linears().keySet().stream().noneMatch(name -> name.contains(target)))
@@ -144,6 +147,9 @@ public final class Models {
         if (cfg.ffnDim() % tp != 0) throw new ConfigError(at + "does not divide model.ffn_dim = " + cfg.ffnDim());
         if (cfg.paddedVocabSize() % tp != 0)
             throw new ConfigError(at + "does not divide the vocabulary padded to " + cfg.paddedVocabSize() + " rows (model.vocab_size = " + cfg.vocabSize() + ")");
+        long rows = (long) job.training().batchSize() * job.training().seqLen();
+        if (job.parallel().sequenceParallel() && rows % tp != 0)
+            throw new ConfigError(at + "does not divide the " + rows + " rows (training.batch_size × seq_len) that parallel.sequence_parallel shards");
         if (job.precision().fp8()) throw new ConfigError(at + "with precision.fp8 = true is not supported yet; train FP8 at tp = 1");
         if (job.lora().enabled()) throw new ConfigError(at + "with LoRA (lora.rank = " + job.lora().rank() + ") is not supported yet; fine-tune at tp = 1");
     }

@@ -9,15 +9,16 @@ import dev.strata.runtime.nn.GradientSync;
 
 /**
  * Which rank of the mesh a training loop is; its data-parallel sync with the replicas holding the same slices (null:
- * no other replica) and its tensor-parallel group (null: tp = 1); and the backend it computes on when the rank
+ * no other replica) and its tensor-parallel group (null: tp = 1), whose ranks shard the rows under sequence
+ * parallelism; and the backend it computes on when the rank
  * opened it already (a GPU rank, whose NCCL communicators share it; null: the job's).
  */
-record Rank(int index, DeviceMesh mesh, DataParallelSync dataParallel, Communicator tensorParallel, Backend backend) {
-    static final Rank SINGLE = new Rank(0, new DeviceMesh(1, 1, 1), null, null, null);
+record Rank(int index, DeviceMesh mesh, DataParallelSync dataParallel, Communicator tensorParallel, boolean sequenceParallel, Backend backend) {
+    static final Rank SINGLE = new Rank(0, new DeviceMesh(1, 1, 1), null, null, false, null);
 
     GradientSync sync() {
         GradientSync dp = dataParallel == null ? GradientSync.NONE : dataParallel;
-        return tensorParallel == null ? dp : new TensorParallelSync(dp, tensorParallel);
+        return tensorParallel == null ? dp : new TensorParallelSync(dp, tensorParallel, sequenceParallel);
     }
 
     /** The replica this rank belongs to: which rows of each global batch it reads. */

@@ -36,7 +36,7 @@ final class ThreadRanks {
         try {
             List<Future<Trainer.Result>> ranks = new ArrayList<>();
             for (MeshComms c : comms) {
-                Rank rank = new Rank(c.rank(), mesh, c.dp() == null ? null : new DataParallelSync(c.dp(), p.zero(), p.bucketBytes()), c.tp(), null);
+                Rank rank = new Rank(c.rank(), mesh, c.dp() == null ? null : new DataParallelSync(c.dp(), p.zero(), p.bucketBytes()), c.tp(), p.sequenceParallel(), null);
                 ranks.add(pool.submit(() -> {
                     Thread.currentThread().setName("rank-" + rank.index());
                     try {

@@ -36,7 +36,7 @@ public final class Worker {
                 out.printf("rank %d of %d: %s over NCCL on %s (CUDA_VISIBLE_DEVICES=%s)%n", rank, mesh.size(), groups(comms), gpu.device(),
                         System.getenv("CUDA_VISIBLE_DEVICES"));
             DataParallelSync dp = comms.dp() == null ? null : new DataParallelSync(comms.dp(), p.zero(), p.bucketBytes());
-            new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, mesh, dp, comms.tp(), gpu));
+            new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, mesh, dp, comms.tp(), p.sequenceParallel(), gpu));
         } finally {
             controls.forEach(Communicator::close);
             if (gpu != null) gpu.close();

@@ -19,7 +19,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * tp × dp ranks train the model one process trains: the same global batch, 10 steps in F64, the same losses within
  * 1e-12 relative and, in the last checkpoint (which gathers every slice whole), the same weights and optimizer
- * moments within 1e-10. Llama's 2 key/value heads are split at tp = 2 and each shared by two ranks at tp = 4.
+ * moments within 1e-10, with and without sequence parallelism. Llama's 2 key/value heads are split at tp = 2 and
+ * each shared by two ranks at tp = 4.
  */
 class TensorParallelTrainingTest {
     @TempDir static Path data;
@@ -38,11 +39,13 @@ class TensorParallelTrainingTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"gpt2, 2, 1, 0, 2", "llama, 2, 1, 0, 1", "llama, 4, 1, 0, 2", "gpt2, 2, 2, 1, 1", "llama, 2, 2, 2, 2"})
-    void tensorParallelRanksEqualOneProcess(String family, int tp, int dp, int zero, int accum, @TempDir Path runs) throws Exception {
-        String layout = String.format("%s tp=%d dp=%d zero=%d accum=%d", family, tp, dp, zero, accum);
+    @CsvSource({"gpt2, 2, 1, 0, 2, false", "llama, 2, 1, 0, 1, false", "llama, 4, 1, 0, 2, false", "gpt2, 2, 2, 1, 1, false", "llama, 2, 2, 2, 2, false",
+            "gpt2, 2, 1, 0, 1, true", "llama, 4, 1, 0, 2, true", "gpt2, 2, 2, 1, 2, true", "llama, 2, 2, 2, 1, true"})
+    void tensorParallelRanksEqualOneProcess(String family, int tp, int dp, int zero, int accum, boolean sp, @TempDir Path runs) throws Exception {
+        String layout = String.format("%s tp=%d dp=%d zero=%d accum=%d%s", family, tp, dp, zero, accum, sp ? " sequence-parallel" : "");
         var one = new Trainer(job(runs.resolve("one"), family, 1, 1, 0, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
-        var split = new Trainer(job(runs.resolve("split"), family, tp, dp, zero, accum), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        var split = new Trainer(job(runs.resolve("split"), family, tp, dp, zero, accum).withOverrides("parallel.sequence_parallel = " + sp),
+                TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
         assertSameRun(runs.resolve("one"), one, runs.resolve("split"), split, layout);
     }
 
