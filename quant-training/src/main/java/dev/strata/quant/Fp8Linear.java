@@ -5,6 +5,7 @@ import dev.strata.runtime.Backend.Fp8Operand;
 import dev.strata.runtime.Backend.Fp8Target;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
+import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
@@ -78,7 +79,6 @@ public final class Fp8Linear implements Linear {
     private final Settings settings;
     private final SharedInput inputs; // shared with the other layers of a plan
     private Fp8Operand wFwd, wDgrad;  // (out,in) contracted over in; (in,out) contracted over out
-    private SharedInput.Held xT;      // (in,N): x contracted over tokens, kept from forward for dW
     // (H) per Site, amax of this step in slot 0 and of earlier steps after it; H = 2 under current and rowwise
     // scaling, where slot 1 only tells nonFiniteInputs what the last step saw
     private final List<Tensor> histories = new ArrayList<>();
@@ -141,6 +141,7 @@ public final class Fp8Linear implements Linear {
         if (settings.rotation().wgrad() && weight.trainable()) requireBlockDivides(n, "token count (batch x seq)");
         discard();
         boolean trainable = weight.trainable();
+        SharedInput.Held xT = null;       // (in,N): x contracted over tokens, kept for dW in the micro-batch's Activations
         Fp8Operand xq = inputs.rows(x, settings, trainable);
         if (xq != null) {
             if (trainable) xT = inputs.cols();
@@ -155,6 +156,7 @@ public final class Fp8Linear implements Linear {
             }
             inputs.put(x, settings, xq, xT == null ? null : xT.hold());
         }
+        if (xT != null) Activations.current().keep(this, xT);
         backend.matmulFp8(xq, weightForward(), y, beta);
         if (bias != null) backend.addBias(y, bias.value());
     }
@@ -162,6 +164,7 @@ public final class Fp8Linear implements Linear {
     /** dx = dy·W + beta·dx; dW += dyᵀ·x unless the weight is frozen; db += Σ_rows dy. */
     @Override public void backward(Tensor dy, Tensor dx, double beta) {
         inputs.clear(); // forward is over: no layer reads the last input again
+        SharedInput.Held xT = Activations.current().peek(this);
         try (Fp8Operand dyq = operand(dy, DType.FP8_E5M2, false)) { // (N,out)
             if (weight.trainable()) {
                 try (Fp8Operand dyT = operand(dy, DType.FP8_E5M2, true)) { // (out,N)
@@ -252,8 +255,8 @@ public final class Fp8Linear implements Linear {
 
     /** Lets go of the FP8 copy of x that forward kept (evaluation runs forward only). */
     @Override public void discard() {
+        SharedInput.Held xT = Activations.current().take(this);
         if (xT != null) xT.release();
-        xT = null;
     }
 
     @Override public List<Parameter> parameters() {

@@ -3,6 +3,7 @@ package dev.strata.parallel.tensor;
 import dev.strata.parallel.comm.Communicator;
 import dev.strata.parallel.comm.ReduceOp;
 import dev.strata.runtime.Tensor;
+import dev.strata.runtime.nn.Activations;
 
 /**
  * The column-parallel layers that read one input (wq, wk, wv; w1, w3; the LM head): Megatron's f operator at the
@@ -12,13 +13,15 @@ import dev.strata.runtime.Tensor;
  * reduce-scatter into the caller's row shard.
  */
 final class SharedInput {
+    /** Under sp, kept from forward to backward in the micro-batch's Activations: the shard forward saw and its whole rows (N,in). */
+    private record Gathered(Tensor from, Tensor whole) {}
+
     /** Where a member writes its partial input gradient, and with which beta. */
     record Target(Tensor dx, double beta) {}
 
     private final Communicator tp;
     private final SequenceParallel sp; // null: rows are not sharded
     private int members, added;
-    private Tensor gatheredFrom, gathered; // under sp: the shard forward saw and its whole rows (N,in)
     private Tensor partial;                // under sp: the members' summed partial dx (N,in) while backward runs
     private boolean overwrite;             // under sp: the first member was asked to write dx, not add to it
 
@@ -41,12 +44,13 @@ final class SharedInput {
     /** What a member multiplies: x, or its rows gathered from every rank. */
     Tensor input(Tensor x) {
         if (!sharded()) return x;
-        if (gatheredFrom != x) {
+        Gathered g = Activations.current().peek(this);
+        if (g == null || g.from() != x) {
             discard();
-            gathered = sp.gather(x);
-            gatheredFrom = x;
+            g = new Gathered(x, sp.gather(x));
+            Activations.current().keep(this, g);
         }
-        return gathered;
+        return g.whole();
     }
 
     /** Where a member writes its part of dx (the caller's, beta as asked): dx itself, or the region's whole-row sum. */
@@ -78,7 +82,7 @@ final class SharedInput {
 
     /** Frees the gathered input (after the region's backward, or when no backward follows). */
     void discard() {
-        if (gathered != null) gathered.close();
-        gathered = gatheredFrom = null;
+        Gathered g = Activations.current().take(this);
+        if (g != null) g.whole().close();
     }
 }

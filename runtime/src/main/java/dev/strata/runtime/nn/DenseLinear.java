@@ -12,8 +12,7 @@ import java.util.List;
 public final class DenseLinear implements Linear {
     private final Backend backend;
     private final Parameter weight; // (out,in)
-    private final Parameter bias;   // (out) or null
-    private Tensor x;               // (N,in), kept for dW
+    private final Parameter bias;   // (out) or null; forward keeps x (N,in) for dW in the micro-batch's Activations
 
     public DenseLinear(Parameter weight, Parameter bias) {
         this.backend = weight.value().backend();
@@ -35,15 +34,17 @@ public final class DenseLinear implements Linear {
     @Override public void forward(Tensor x, Tensor y, double beta) {
         if (bias == null) backend.matmul(x, false, weight.valueAs(x.dtype()), true, y, 1, beta);
         else backend.matmulBias(x, false, weight.valueAs(x.dtype()), true, y, beta, bias.valueAs(y.dtype()));
-        this.x = x;
+        Activations.current().keep(this, x);
     }
 
     @Override public void backward(Tensor dy, Tensor dx, double beta) {
+        Tensor x = Activations.current().take(this);
         if (weight.trainable()) backend.matmul(dy, true, x, false, weight.grad(), 1, 1);        // dW (out,in) += dyᵀ·x
         if (bias != null && bias.trainable()) backend.sumRowsAccumulate(dy, bias.grad());       // db (out) += Σ_rows dy
         backend.matmul(dy, false, weight.valueAs(dy.dtype()), false, dx, 1, beta);
-        x = null;
     }
+
+    @Override public void discard() { Activations.current().take(this); }
 
     @Override public List<Parameter> parameters() {
         List<Parameter> ps = new ArrayList<>(List.of(weight));

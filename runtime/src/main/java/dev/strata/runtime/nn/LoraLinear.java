@@ -18,8 +18,9 @@ public final class LoraLinear implements Linear {
     private final Parameter a;   // (r,in)
     private final Parameter b;   // (out,r)
     private final double scale;  // alpha / r
-    private Tensor x;            // (N,in), kept for dA
-    private Tensor h;            // (N,r) = x·Aᵀ, kept for dB
+
+    /** Kept for backward: x (N,in) for dA, h = x·Aᵀ (N,r) for dB. */
+    private record Saved(Tensor x, Tensor h) {}
 
     public LoraLinear(Linear base, Parameter a, Parameter b, double scale) {
         if (a.kind() != Parameter.Kind.LORA_A || b.kind() != Parameter.Kind.LORA_B || a.shape()[0] != b.shape()[1])
@@ -38,11 +39,11 @@ public final class LoraLinear implements Linear {
     /** y = s·(x·Aᵀ)·Bᵀ + beta·y, then the base adds x·Wᵀ + b. */
     @Override public void forward(Tensor x, Tensor y, double beta) {
         discardAdapter();
-        h = backend.empty(x.dtype(), x.size(0), a.shape()[0]);                                 // (N,r)
+        Tensor h = backend.empty(x.dtype(), x.size(0), a.shape()[0]);                          // (N,r)
         backend.matmul(x, false, a.valueAs(x.dtype()), true, h, 1, 0);                        // h = x·Aᵀ
         backend.matmul(h, false, b.valueAs(x.dtype()), true, y, scale, beta);                 // y = s·h·Bᵀ + beta·y
         base.forward(x, y, 1);
-        this.x = x;
+        Activations.current().keep(this, new Saved(x, h));
     }
 
     @Override public void backward(Tensor dy, Tensor dx, double beta) {
@@ -52,6 +53,8 @@ public final class LoraLinear implements Linear {
 
     /** dB += s·dyᵀ·h; dh = s·dy·B; dA += dhᵀ·x; dx = dh·A + beta·dx. */
     private void adapterBackward(Tensor dy, Tensor dx, double beta) {
+        Saved s = Activations.current().peek(this);
+        Tensor x = s.x(), h = s.h();
         try (Tensor dh = backend.empty(dy.dtype(), dy.size(0), a.shape()[0])) {             // (N,r)
             if (b.trainable()) backend.matmul(dy, true, h, false, b.grad(), scale, 1);
             backend.matmul(dy, false, b.valueAs(dy.dtype()), false, dh, scale, 0);
@@ -62,9 +65,8 @@ public final class LoraLinear implements Linear {
     }
 
     private void discardAdapter() {
-        if (h != null) h.close();
-        h = null;
-        x = null;
+        Saved s = Activations.current().take(this);
+        if (s != null) s.h().close();
     }
 
     @Override public void discard() {

@@ -1,5 +1,6 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
@@ -14,10 +15,9 @@ public final class Attention {
     private final int nHeads, nKvHeads, headDim;
     private final Rope rope; // null for GPT-2
     private final double scale;
-    // kept for backward
-    private int b, t;
-    private Tensor q, k, v;  // after RoPE: (B,T,H,D), (B,T,Hkv,D), (B,T,Hkv,D)
-    private Tensor out, lse; // (B,T,H,D), (B,H,T)
+
+    /** Kept for backward: q, k, v after RoPE (B,T,H,D), (B,T,Hkv,D), (B,T,Hkv,D); out (B,T,H,D); lse (B,H,T). */
+    private record Saved(int b, int t, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {}
 
     public Attention(Backend backend, String name, ModelConfig cfg, Linear.Maker linears, Rope rope) {
         this.backend = backend;
@@ -47,19 +47,16 @@ public final class Attention {
 
     /** x (B*T,C) -> (B*T,C). */
     public Tensor forward(Tensor x, int b, int t) {
-        this.b = b;
-        this.t = t;
-        q = wq.forward(x).reshape(b, t, nHeads, headDim);
-        k = wk.forward(x).reshape(b, t, nKvHeads, headDim);
-        v = wv.forward(x).reshape(b, t, nKvHeads, headDim);
+        Tensor q = wq.forward(x).reshape(b, t, nHeads, headDim);
+        Tensor k = wk.forward(x).reshape(b, t, nKvHeads, headDim);
+        Tensor v = wv.forward(x).reshape(b, t, nKvHeads, headDim);
         if (rope != null) {
             q = rotate(q, rope, false);
             k = rotate(k, rope, false);
         }
         var r = backend.attentionForward(q, k, v, scale);
-        out = r.out();
-        lse = r.lse();
-        return wo.forward(out.view(b * t, nHeads * headDim));
+        Activations.current().keep(this, new Saved(b, t, q, k, v, r.out(), r.lse()));
+        return wo.forward(r.out().view(b * t, nHeads * headDim));
     }
 
     /**
@@ -84,9 +81,10 @@ public final class Attention {
     }
 
     public Tensor backward(Tensor dy) {
-        int n = b * t;
-        Tensor dout = wo.backward(dy).reshape(b, t, nHeads, headDim);
-        Tensor[] g = backend.attentionBackward(dout, q, k, v, out, lse, scale);
+        Saved s = Activations.current().peek(this);
+        int n = s.b() * s.t();
+        Tensor dout = wo.backward(dy).reshape(s.b(), s.t(), nHeads, headDim);
+        Tensor[] g = backend.attentionBackward(dout, s.q(), s.k(), s.v(), s.out(), s.lse(), scale);
         Tensor dq = g[0], dk = g[1], dv = g[2];
         if (rope != null) {
             dq = rotate(dq, rope, true);
@@ -103,8 +101,8 @@ public final class Attention {
     /** Frees what forward kept for backward. */
     public void discard() {
         for (Linear l : List.of(wq, wk, wv, wo)) l.discard();
-        for (Tensor x : new Tensor[] {q, k, v, out, lse}) if (x != null) x.close();
-        q = k = v = out = lse = null;
+        Saved s = Activations.current().take(this);
+        if (s != null) for (Tensor x : new Tensor[] {s.q(), s.k(), s.v(), s.out(), s.lse()}) x.close();
     }
 
     private Tensor rotate(Tensor x, Rope tables, boolean inverse) {

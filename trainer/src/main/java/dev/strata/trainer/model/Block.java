@@ -1,5 +1,6 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
@@ -14,7 +15,9 @@ public final class Block {
     private final Norm attentionNorm, ffnNorm;
     private final Attention attention;
     private final FeedForward feedForward;
-    private Tensor xn1, h, xn2; // attention input, mid-block residual, MLP input (N,C); freed after backward
+
+    /** Kept for backward (N,C): the attention's input, the mid-block residual, the MLP's input; freed after backward. */
+    private record Saved(Tensor xn1, Tensor h, Tensor xn2) {}
 
     public Block(Backend backend, DType dtype, String name, ModelConfig cfg, Linear.Maker linears, Rope rope) {
         this.backend = backend;
@@ -39,11 +42,12 @@ public final class Block {
     }
 
     private Tensor forward(Tensor x, java.util.function.UnaryOperator<Tensor> attend) {
-        xn1 = attentionNorm.forward(x);
+        Tensor xn1 = attentionNorm.forward(x), h;
         try (Tensor a = attend.apply(xn1)) {
             h = backend.add(x, a);
         }
-        xn2 = ffnNorm.forward(h);
+        Tensor xn2 = ffnNorm.forward(h);
+        Activations.current().keep(this, new Saved(xn1, h, xn2));
         try (Tensor f = feedForward.forward(xn2)) {
             return backend.add(h, f);
         }
@@ -70,8 +74,8 @@ public final class Block {
         attention.discard();
         ffnNorm.discard();
         feedForward.discard();
-        for (Tensor x : new Tensor[] {xn1, h, xn2}) if (x != null) x.close();
-        xn1 = h = xn2 = null;
+        Saved s = Activations.current().take(this);
+        if (s != null) for (Tensor x : new Tensor[] {s.xn1(), s.h(), s.xn2()}) x.close();
     }
 
     int kvHeads() { return attention.kvHeads(); }

@@ -1,5 +1,6 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.nn.Vocabulary;
 import dev.strata.runtime.Backend;
@@ -15,8 +16,7 @@ public final class Embedding {
     private final Parameter weight; // (V,C), or this rank's (V/tp,C)
     private final DType activations;
     private final Vocabulary vocabulary;
-    private final int firstRow;
-    private Tensor ids;             // (N)
+    private final int firstRow;     // forward keeps ids (N) for backward in the micro-batch's Activations
 
     public Embedding(Backend backend, DType dtype, DType activations, String name, int count, int dim) {
         this(backend, dtype, activations, name, count, dim, Vocabulary.WHOLE);
@@ -32,7 +32,7 @@ public final class Embedding {
     }
 
     public Tensor forward(Tensor ids) {
-        this.ids = ids;
+        Activations.current().keep(this, ids);
         if (vocabulary == Vocabulary.WHOLE) return backend.embeddingForward(ids, weight.value(), activations);
         Tensor x = backend.embeddingForward(ids, weight.value(), activations, firstRow);
         vocabulary.completeLookup(x);
@@ -40,12 +40,15 @@ public final class Embedding {
     }
 
     public void backward(Tensor dout) {
+        Tensor ids = Activations.current().take(this);
         if (weight.trainable()) {
             if (vocabulary == Vocabulary.WHOLE) backend.embeddingBackward(ids, dout, weight.grad());
             else backend.embeddingBackward(ids, dout, weight.grad(), firstRow);
         }
-        ids = null;
     }
+
+    /** Forgets the ids forward kept (no backward follows). */
+    public void discard() { Activations.current().take(this); }
 
     public Parameter weight() { return weight; }
 }

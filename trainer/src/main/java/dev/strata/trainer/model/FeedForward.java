@@ -1,5 +1,6 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
@@ -14,7 +15,9 @@ import java.util.List;
 public final class FeedForward {
     private final Backend backend;
     private final Linear w1, w2, w3; // w3 is null without gating
-    private Tensor h1, h3, a;        // (N,F): pre-activation inputs and the activation w2 reads, kept for backward
+
+    /** Kept for backward (N,F): the pre-activation inputs h1, h3 (null without gating) and the activation a that w2 reads. */
+    private record Saved(Tensor h1, Tensor h3, Tensor a) {}
 
     public FeedForward(Backend backend, String name, ModelConfig cfg, Linear.Maker linears) {
         this.backend = backend;
@@ -25,24 +28,26 @@ public final class FeedForward {
     }
 
     public Tensor forward(Tensor x) {
-        h1 = w1.forward(x);
+        Tensor h1 = w1.forward(x), h3 = null, a;
         if (w3 == null) {
             a = backend.geluForward(h1);
         } else {
             h3 = w3.forward(x);
             a = backend.swigluForward(h1, h3);
         }
+        Activations.current().keep(this, new Saved(h1, h3, a));
         return w2.forward(a);
     }
 
     public Tensor backward(Tensor dy) {
+        Saved s = Activations.current().peek(this);
         Tensor da = w2.backward(dy), dx;
         if (w3 == null) {
-            try (Tensor dh1 = backend.geluBackward(da, h1)) {
+            try (Tensor dh1 = backend.geluBackward(da, s.h1())) {
                 dx = w1.backward(dh1);
             }
         } else {
-            Tensor[] g = backend.swigluBackward(da, h1, h3);
+            Tensor[] g = backend.swigluBackward(da, s.h1(), s.h3());
             dx = w1.backward(g[0]);
             w3.backwardAccumulate(g[1], dx);
             g[0].close();
@@ -58,8 +63,8 @@ public final class FeedForward {
         w1.discard();
         w2.discard();
         if (w3 != null) w3.discard();
-        for (Tensor x : new Tensor[] {h1, h3, a}) if (x != null) x.close();
-        h1 = h3 = a = null;
+        Saved s = Activations.current().take(this);
+        if (s != null) for (Tensor x : new Tensor[] {s.h1(), s.h3(), s.a()}) if (x != null) x.close();
     }
 
     public List<Parameter> parameters() {

@@ -1,5 +1,6 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
@@ -11,7 +12,9 @@ public final class LayerNorm implements Norm {
     private final Backend backend;
     private final Parameter weight, bias; // (C)
     private final double eps;
-    private Tensor x, mean, rstd;         // (N,C), (N), (N)
+
+    /** Kept for backward: x (N,C), mean (N), rstd (N). */
+    private record Saved(Tensor x, Tensor mean, Tensor rstd) {}
 
     public LayerNorm(Backend backend, DType dtype, String name, int dim, double eps) {
         this.backend = backend;
@@ -22,22 +25,22 @@ public final class LayerNorm implements Norm {
 
     @Override public Tensor forward(Tensor x) {
         var r = backend.layerNormForward(x, weight.value(), bias.value(), eps);
-        this.x = x;
-        this.mean = r.mean();
-        this.rstd = r.rstd();
+        Activations.current().keep(this, new Saved(x, r.mean(), r.rstd()));
         return r.out();
     }
 
     @Override public Tensor backward(Tensor dout, Tensor residual) {
-        Tensor dx = backend.layerNormBackward(dout, x, weight.value(), mean, rstd, weight.grad(), bias.grad(), residual);
+        Saved s = Activations.current().peek(this);
+        Tensor dx = backend.layerNormBackward(dout, s.x(), weight.value(), s.mean(), s.rstd(), weight.grad(), bias.grad(), residual);
         discard();
         return dx;
     }
 
     @Override public void discard() {
-        if (mean != null) mean.close();
-        if (rstd != null) rstd.close();
-        x = mean = rstd = null;
+        Saved s = Activations.current().take(this);
+        if (s == null) return;
+        s.mean().close();
+        s.rstd().close();
     }
 
     @Override public List<Parameter> parameters() { return List.of(weight, bias); }

@@ -1,5 +1,6 @@
 package dev.strata.trainer.model;
 
+import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
@@ -11,7 +12,9 @@ public final class RmsNorm implements Norm {
     private final Backend backend;
     private final Parameter weight; // (C)
     private final double eps;
-    private Tensor x, rstd;         // (N,C), (N)
+
+    /** Kept for backward: x (N,C), rstd (N). */
+    private record Saved(Tensor x, Tensor rstd) {}
 
     public RmsNorm(Backend backend, DType dtype, String name, int dim, double eps) {
         this.backend = backend;
@@ -21,20 +24,20 @@ public final class RmsNorm implements Norm {
 
     @Override public Tensor forward(Tensor x) {
         var r = backend.rmsNormForward(x, weight.value(), eps);
-        this.x = x;
-        this.rstd = r.rstd();
+        Activations.current().keep(this, new Saved(x, r.rstd()));
         return r.out();
     }
 
     @Override public Tensor backward(Tensor dout, Tensor residual) {
-        Tensor dx = backend.rmsNormBackward(dout, x, weight.value(), rstd, weight.grad(), residual);
+        Saved s = Activations.current().peek(this);
+        Tensor dx = backend.rmsNormBackward(dout, s.x(), weight.value(), s.rstd(), weight.grad(), residual);
         discard();
         return dx;
     }
 
     @Override public void discard() {
-        if (rstd != null) rstd.close();
-        x = rstd = null;
+        Saved s = Activations.current().take(this);
+        if (s != null) s.rstd().close();
     }
 
     @Override public List<Parameter> parameters() { return List.of(weight); }

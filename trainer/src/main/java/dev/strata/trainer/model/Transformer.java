@@ -2,6 +2,7 @@ package dev.strata.trainer.model;
 
 import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.nn.SequenceLayout;
 import dev.strata.runtime.nn.Vocabulary;
@@ -38,14 +39,18 @@ public final class Transformer {
     private final Vocabulary vocabulary;                  // whole, or a shard of its rows per tp rank
     private final SequenceLayout sequence;                // the residual stream's rows: all, or a shard per tp rank
     private final Map<String, Linear> linearsByName = new LinkedHashMap<>();
-    private final List<Tensor> saved = new ArrayList<>(); // hidden states kept for backward, freed after it
     private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions, kept per shape
     private int positionsSeq;                             // the T of positions
     private ActivationCheckpointing checkpointing = ActivationCheckpointing.NONE;
-    private int b, t;                                     // of the last forward, for recomputation
     private java.util.function.Consumer<List<Parameter>> gradientsDone; // null: nobody listens, backward builds no lists
 
     /** dtype is the training dtype: f64, f32, or bf16 (bf16 activations, f32 parameters; see {@link Precision}). */
+    /**
+     * Kept for backward in the micro-batch's {@link Activations}: each block's input hidden state, then the final
+     * norm's input and output (B*T,C); the shape, for recomputation.
+     */
+    private record Saved(List<Tensor> hidden, int b, int t) {}
+
     public Transformer(ModelConfig cfg, Backend backend, DType dtype) {
         this(cfg, backend, dtype, DenseLinear.maker(backend, Precision.of(dtype).params()), Stage.whole(cfg));
     }
@@ -141,8 +146,8 @@ public final class Transformer {
         } else {
             x = input;
         }
-        this.b = b;
-        this.t = t;
+        List<Tensor> saved = new ArrayList<>();
+        Activations.current().keep(this, new Saved(saved, b, t));
         for (int i = 0; i < layers.size(); i++) {
             saved.add(x);
             x = layers.get(i).forward(x, b, t);
@@ -203,6 +208,8 @@ public final class Transformer {
 
     /** dout: dlogits (B*T,Vp), zero past V, or dhidden (B*T,C). Returns dhidden of the input, or null when the embedding took it. */
     public Tensor backward(Tensor dout) {
+        Saved kept = Activations.current().take(this);
+        List<Tensor> saved = kept.hidden();
         Tensor dx = dout;
         if (stage.head()) {
             try (Tensor dxn = output.backward(dout)) {
@@ -215,15 +222,13 @@ public final class Transformer {
             }
         }
         for (int i = layers.size() - 1; i >= 0; i--) {
-            if (checkpointing.recomputes(stage.firstLayer() + i)) layers.get(i).forward(saved.get(i), b, t).close();
+            if (checkpointing.recomputes(stage.firstLayer() + i)) layers.get(i).forward(saved.get(i), kept.b(), kept.t()).close();
             Tensor dPrev = layers.get(i).backward(dx);
             if (dx != dout) dx.close();
             dx = dPrev;
             if (gradientsDone != null) gradientsDone.accept(layers.get(i).parameters());
         }
-        // The first saved tensor is the stage's input when there is no embedding: the caller owns it.
-        for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
-        saved.clear();
+        closeHidden(saved);
         if (tokEmbeddings == null) return dx;
         Tensor whole = sequence.unshard(dx); // (B*T,C)
         if (whole != dx) {
@@ -304,8 +309,15 @@ public final class Transformer {
         for (Block layer : layers) layer.discard();
         if (output != null) output.discard();
         if (norm != null) norm.discard();
+        if (tokEmbeddings != null) tokEmbeddings.discard();
+        if (posEmbeddings != null) posEmbeddings.discard();
+        Saved kept = Activations.current().take(this);
+        if (kept != null) closeHidden(kept.hidden());
+    }
+
+    /** The first hidden state is the stage's input when there is no embedding: the caller owns it. */
+    private void closeHidden(List<Tensor> saved) {
         for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
-        saved.clear();
     }
 
     /**
