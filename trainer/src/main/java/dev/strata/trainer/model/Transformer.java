@@ -5,6 +5,7 @@ import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.nn.SequenceLayout;
+import dev.strata.runtime.nn.StageModel;
 import dev.strata.runtime.nn.Vocabulary;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
@@ -20,7 +21,7 @@ import java.util.Map;
  * (a range of blocks, with or without the embedding and the head) so a pipeline stage holds only its part.
  * Parameters are created zeroed; {@link Initializer} or a checkpoint fills them.
  */
-public final class Transformer {
+public final class Transformer implements StageModel {
 
     /** Which part of the model this instance holds: blocks [firstLayer, endLayer), embedding, head. */
     public record Stage(int firstLayer, int endLayer, boolean embedding, boolean head) {
@@ -207,7 +208,7 @@ public final class Transformer {
     }
 
     /** dout: dlogits (B*T,Vp), zero past V, or dhidden (B*T,C). Returns dhidden of the input, or null when the embedding took it. */
-    public Tensor backward(Tensor dout) {
+    @Override public Tensor backward(Tensor dout) {
         Saved kept = Activations.current().take(this);
         List<Tensor> saved = kept.hidden();
         Tensor dx = dout;
@@ -282,6 +283,18 @@ public final class Transformer {
             }
             backward(logits);                                         // logits now hold dlogits
         }
+    }
+
+    @Override public Tensor forwardStage(Tensor input, Tensor targets, int b, int t, double gradScale, Tensor lossSum, boolean training) {
+        Tensor out = forward(input, b, t);
+        if (!training) discardSaved();
+        if (!stage.head()) return out;
+        try (Tensor losses = vocabulary.crossEntropy(out, cfg.vocabSize(), targets, training ? out : null, gradScale)) {
+            backend.sumRowsAccumulate(losses.view(b * t, 1), lossSum);
+        }
+        if (training) return out; // the logits now hold dlogits
+        out.close();
+        return null;
     }
 
     /** Forward only, for evaluation. */

@@ -9,6 +9,7 @@ import dev.strata.checkpoints.Checkpointer;
 import dev.strata.checkpoints.LocalStorage;
 import dev.strata.checkpoints.Storage;
 import dev.strata.parallel.comm.Communicator;
+import dev.strata.parallel.pipeline.StageSplit;
 import dev.strata.parallel.tensor.SequenceParallel;
 import dev.strata.parallel.tensor.TensorParallelPlan;
 import dev.strata.parallel.tensor.VocabParallel;
@@ -32,6 +33,7 @@ import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 
 /** Turns a job's model and backend settings into a {@link ModelConfig}, a backend, a dtype and the model itself. */
 public final class Models {
@@ -87,13 +89,18 @@ public final class Models {
      * A freshly built model of the job (weights zero until initialised or loaded); under LoRA everything but the
      * adapters is frozen before any gradient is allocated.
      */
-    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype) { return model(job, cfg, backend, dtype, null); }
+    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype) {
+        return model(job, cfg, backend, dtype, null, Transformer.Stage.whole(cfg));
+    }
 
-    /** As {@link #model(JobConfig, ModelConfig, Backend, DType)}, this rank's slices of it under tensor parallelism over tp. */
-    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp) {
+    /**
+     * As {@link #model(JobConfig, ModelConfig, Backend, DType)}: this rank's slices of its pipeline stage under
+     * tensor parallelism over tp (null: whole).
+     */
+    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp, Transformer.Stage stage) {
         if (tp != null) checkTensorParallel(job, cfg, tp.size());
         SequenceParallel sp = tp != null && job.parallel().sequenceParallel() ? new SequenceParallel(tp) : null;
-        Transformer model = new Transformer(cfg, backend, dtype, linears(job, cfg, backend, dtype, tp, sp), Transformer.Stage.whole(cfg),
+        Transformer model = new Transformer(cfg, backend, dtype, linears(job, cfg, backend, dtype, tp, sp), stage,
                 tp == null ? Vocabulary.WHOLE : new VocabParallel(tp, sp), sp == null ? SequenceLayout.WHOLE : sp);
         if (job.lora().enabled()) {
             for (String target : job.lora().targets())
@@ -112,29 +119,52 @@ public final class Models {
      * with fresh optimizer state). tp: this rank's tensor-parallel group (null: the whole model), whose slice of
      * every planned layer it builds.
      */
-    static Transformer build(JobConfig job, Backend backend, DType dtype, Communicator tp) throws IOException {
+    static Transformer build(JobConfig job, Backend backend, DType dtype, Communicator tp, Transformer.Stage stage) throws IOException {
         Path from = Path.of(job.model().initFrom());
         boolean checkpoint = java.nio.file.Files.isRegularFile(from.resolve("manifest.json"));
         if (!job.model().initFrom().isEmpty() && (checkpoint || java.nio.file.Files.isDirectory(from.resolve("checkpoints")))) {
             Storage fs = new LocalStorage();
             String dir = checkpoint ? from.toString() : new Checkpointer(fs, from.toString(), 1).latest().orElseThrow(() ->
                     new IllegalArgumentException(job.source() + ": model.init_from = " + from + " is a run directory without a checkpoint"));
-            Transformer model = model(job, config(job.model()), backend, dtype, tp);
+            Transformer model = model(job, config(job.model()), backend, dtype, tp, stage);
             Initializer.initializeAdapters(model, job.seed());
             TrainingState.restore(model, null, Checkpointer.load(fs, dir));
             return model;
         }
         if (!job.model().initFrom().isEmpty()) {
-            if (tp != null)
+            if (tp != null || !stage.equals(Transformer.Stage.whole(config(job.model()))))
                 throw new ConfigError(job.source() + ": model.init_from = " + from + " is a Hugging Face directory, which loads into the whole model only; "
-                        + "set parallel.tp = 1, or import it first (strata train with model.init_from at tp = 1 writes a checkpoint any tp resumes)");
+                        + "set parallel.tp = 1 and parallel.pp = 1, or import it first (a run at tp = pp = 1 writes a checkpoint any layout resumes)");
             Transformer model = HfModels.load(Path.of(job.model().initFrom()), backend, dtype, cfg -> model(job, cfg, backend, dtype)).model();
             Initializer.initializeAdapters(model, job.seed());
             return model;
         }
-        Transformer model = model(job, config(job.model()), backend, dtype, tp);
+        Transformer model = model(job, config(job.model()), backend, dtype, tp, stage);
         Initializer.initialize(model, job.seed());
         return model;
+    }
+
+    /**
+     * Pipeline stage stage of stages: its layers from parallel.pp_layers, or balanced by cost (per token, forward and
+     * backward: 6 flops per weight and 12·T·C for attention's scores a block; 6·V·C for the head and the loss; a
+     * lookup's C for the embedding), the first with the embedding, the last with the head.
+     */
+    static Transformer.Stage stage(JobConfig job, ModelConfig cfg, int stage, int stages) {
+        if (stages == 1) return Transformer.Stage.whole(cfg);
+        var p = job.parallel();
+        if (stages > cfg.nLayers())
+            throw new ConfigError(job.source() + ": parallel.pp = " + stages + " stages need as many layers, but model.n_layers = " + cfg.nLayers());
+        long c = cfg.dim(), attention = c * cfg.headDim() * (2L * cfg.nHeads() + 2L * cfg.nKvHeads());
+        long mlp = (cfg.family() == ModelConfig.Family.LLAMA ? 3L : 2L) * c * cfg.ffnDim();
+        double layer = 6.0 * (attention + mlp) + 12.0 * job.training().seqLen() * c, head = 6.0 * cfg.paddedVocabSize() * c;
+        List<Integer> counts = p.ppLayers().isEmpty() ? StageSplit.balanced(cfg.nLayers(), stages, layer, c, head) : p.ppLayers();
+        int[] first;
+        try {
+            first = StageSplit.firstLayers(counts, cfg.nLayers());
+        } catch (IllegalArgumentException e) {
+            throw new ConfigError(job.source() + ": " + e.getMessage());
+        }
+        return new Transformer.Stage(first[stage], first[stage + 1], stage == 0, stage == stages - 1);
     }
 
     /** A model that does not split over parallel.tp is refused in one line naming the setting and the numbers. */

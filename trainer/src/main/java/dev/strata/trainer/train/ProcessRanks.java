@@ -32,7 +32,7 @@ final class ProcessRanks {
 
     static Trainer.Result run(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         long started = System.nanoTime();
-        var mesh = new dev.strata.parallel.DeviceMesh(job.parallel().dp(), 1, job.parallel().tp());
+        var mesh = new dev.strata.parallel.DeviceMesh(job.parallel().dp(), job.parallel().pp(), job.parallel().tp());
         // Refuse before anything starts: the layout, then the run directory.
         List<String> gpus = Models.onGpu(job.backend())
                 ? gpuPerRank(job, dev.strata.runtime.cuda.CudaBackend.deviceCount(), System.getenv("CUDA_VISIBLE_DEVICES")) : null;
@@ -113,7 +113,7 @@ final class ProcessRanks {
         if (asked.size() < world)
             throw new IllegalArgumentException(job.source() + ": " + layout(job) + " on the GPU needs " + world + " GPUs, one per rank, but "
                     + (job.parallel().gpus().isEmpty() ? "this host shows " + visible : "parallel.gpus lists " + asked.size())
-                    + "; lower parallel.dp or parallel.tp, or run where more GPUs are visible");
+                    + "; lower parallel.dp, tp or pp, or run where more GPUs are visible");
         String[] names = visibleDevices == null || visibleDevices.isBlank() ? null : visibleDevices.split(",");
         List<String> perRank = new ArrayList<>();
         for (int r = 0; r < world; r++) {
@@ -129,6 +129,7 @@ final class ProcessRanks {
         List<String> parts = new ArrayList<>();
         if (p.dp() > 1 || p.tp() == 1) parts.add("parallel.dp = " + p.dp());
         if (p.tp() > 1) parts.add("parallel.tp = " + p.tp());
+        if (p.pp() > 1) parts.add("parallel.pp = " + p.pp());
         return String.join(" × ", parts);
     }
 

@@ -25,7 +25,7 @@ final class ThreadRanks {
 
     static Trainer.Result run(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         var p = job.parallel();
-        DeviceMesh mesh = new DeviceMesh(p.dp(), 1, p.tp());
+        DeviceMesh mesh = new DeviceMesh(p.dp(), p.pp(), p.tp());
         List<MeshComms> comms = MeshComms.inProcess(mesh, p.timeout());
         ExecutorService pool = Executors.newFixedThreadPool(mesh.size(), r -> {
             Thread t = new Thread(r);
@@ -36,7 +36,7 @@ final class ThreadRanks {
         try {
             List<Future<Trainer.Result>> ranks = new ArrayList<>();
             for (MeshComms c : comms) {
-                Rank rank = new Rank(c.rank(), mesh, c.dp() == null ? null : new DataParallelSync(c.dp(), p.zero(), p.bucketBytes()), c.tp(), p.sequenceParallel(), null);
+                Rank rank = new Rank(c.rank(), mesh, c.dp() == null ? null : new DataParallelSync(c.dp(), p.zero(), p.bucketBytes()), c.tp(), p.sequenceParallel(), c.pp(), null);
                 ranks.add(pool.submit(() -> {
                     Thread.currentThread().setName("rank-" + rank.index());
                     try {

@@ -1,5 +1,6 @@
 package dev.strata.trainer.train;
 
+import dev.strata.parallel.pipeline.PipelineRunner;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
@@ -31,6 +32,8 @@ public final class TrainStep implements AutoCloseable {
     private final boolean graphs;
     private final GradientSync sync;
     private final java.util.List<dev.strata.runtime.nn.Parameter> trainable; // last layer first
+    private final PipelineRunner pipeline;                                    // null: the whole model here
+    private final java.util.List<Tensor> stepInputs = new java.util.ArrayList<>(), stepTargets = new java.util.ArrayList<>(); // a pipeline's micro-batches
     private Backend.Graph microGraph, updateGraph;
 
     /** maxGradNorm = 0 turns clipping off; graphs asks for CUDA graphs (ignored where the backend has none). */
@@ -44,7 +47,14 @@ public final class TrainStep implements AutoCloseable {
      * computes it.
      */
     public TrainStep(Transformer model, Optimizer opt, int b, int t, int accumSteps, double maxGradNorm, boolean graphs, GradientSync sync) {
+        this(model, opt, b, t, accumSteps, maxGradNorm, graphs, sync, null);
+    }
+
+    /** As a pipeline stage: the runner takes the step's micro-batches through the schedule (no graphs). */
+    TrainStep(Transformer model, Optimizer opt, int b, int t, int accumSteps, double maxGradNorm, boolean graphs, GradientSync sync,
+              PipelineRunner pipeline) {
         this.model = model;
+        this.pipeline = pipeline;
         this.sync = sync;
         this.opt = opt;
         this.backend = model.backend();
@@ -53,7 +63,7 @@ public final class TrainStep implements AutoCloseable {
         this.accumSteps = accumSteps;
         this.maxGradNorm = maxGradNorm;
         this.gradScale = 1.0 / ((long) b * t * accumSteps * sync.replicas());
-        this.graphs = graphs && sync.replicas() == 1; // an in-process sync reads the gradients on the host: nothing to capture
+        this.graphs = graphs && sync.replicas() == 1 && pipeline == null; // a sync or a pipeline between micro-batches: nothing to capture
         this.inputs = backend.zeros(DType.I32, b, t);
         this.targets = backend.zeros(DType.I32, b, t);
         this.lossSum = backend.zeros(model.precision().params(), 1);
@@ -68,7 +78,18 @@ public final class TrainStep implements AutoCloseable {
             throw new IllegalArgumentException("a step takes " + accumSteps + " micro-batches, got " + inputs.length);
         backend.zero(lossSum);
         opt.prepareStep(lr);
-        for (int i = 0; i < accumSteps; i++) {
+        if (pipeline != null) {
+            for (int i = 0; i < accumSteps; i++) {
+                if (stepInputs.size() <= i) {
+                    stepInputs.add(backend.zeros(DType.I32, b, t));
+                    stepTargets.add(backend.zeros(DType.I32, b, t));
+                }
+                write(inputs[i], stepInputs.get(i));
+                write(targets[i], stepTargets.get(i));
+            }
+            pipeline.run(stepInputs, stepTargets, b, t, gradScale, lossSum);
+        }
+        for (int i = 0; pipeline == null && i < accumSteps; i++) {
             sync.startMicroBatch(i == accumSteps - 1);
             write(inputs[i], this.inputs);
             write(targets[i], this.targets);
@@ -111,5 +132,7 @@ public final class TrainStep implements AutoCloseable {
         inputs.close();
         targets.close();
         lossSum.close();
+        stepInputs.forEach(Tensor::close);
+        stepTargets.forEach(Tensor::close);
     }
 }

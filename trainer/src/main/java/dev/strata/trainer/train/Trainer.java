@@ -10,7 +10,9 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
+import dev.strata.parallel.pipeline.PipelineRunner;
 import dev.strata.runtime.nn.AdamW;
+import dev.strata.runtime.nn.GradientSync;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.data.BatchSampler;
 import dev.strata.trainer.data.Gpt2Tokenizer;
@@ -57,7 +59,9 @@ public final class Trainer {
     public Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         var p = job.parallel();
         if (p.worldSize() == 1) return run(mode, exitAfter, allowChanges, Rank.SINGLE);
-        if (p.tp() > 1) Models.checkTensorParallel(job, Models.config(job.model()), p.tp()); // here, before any rank starts
+        // here, before any rank starts
+        if (p.tp() > 1) Models.checkTensorParallel(job, Models.config(job.model()), p.tp());
+        if (p.pp() > 1) Pipeline.check(job, Models.config(job.model()));
         if (p.launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
         if (Models.onGpu(job.backend()))
             throw new IllegalArgumentException(job.source() + ": " + ProcessRanks.layout(job) + " on the GPU runs one worker process per GPU, "
@@ -96,7 +100,8 @@ public final class Trainer {
                 throw new IllegalArgumentException(job.source() + " changes settings of the run in " + job.runDir() + " since " + latest.get()
                         + ": " + ResumeChanges.describe(changes) + "; put them back, or pass --allow-changes to resume with them");
         }
-        Transformer model = Models.build(job, backend, dtype, rank.tensorParallel());
+        Transformer model = Models.build(job, backend, dtype, rank.tensorParallel(),
+                Models.stage(job, Models.config(job.model()), rank.stage(), rank.mesh().pp()));
         if (job.lora().enabled() && job.model().initFrom().isEmpty())
             throw new IllegalArgumentException(job.source() + ": lora.rank = " + job.lora().rank() + " trains adapters over a frozen base, "
                     + "but model.init_from is empty, so the base would be random; set model.init_from to a Hugging Face directory or a Strata run");
@@ -119,8 +124,9 @@ public final class Trainer {
 
         try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job)) {
             if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model));
+            GradientSync sync = rank.sync(Pipeline.tiedCopy(model));
             AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()),
-                    rank.sync());
+                    sync);
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
             if (resumed != null) {
@@ -135,7 +141,7 @@ public final class Trainer {
             }
             BatchSampler sampler = new BatchSampler(train, job.seed(), position);
             long trainable = model.parameters().values().stream().filter(Parameter::trainable).mapToLong(p -> p.value().numel()).sum();
-            int dp = rank.sync().replicas();
+            int dp = sync.replicas();
             out.printf(Locale.ROOT, "model: %s, %,d parameters%s, %s on %s | batch %d x %d x %d accum%s%s | %d steps%n",
                     cfg.family().name().toLowerCase(Locale.ROOT), cfg.parameterCount(),
                     job.lora().enabled() ? String.format(Locale.ROOT, " (LoRA rank %d: %,d trainable)", job.lora().rank(), trainable) : "",
@@ -143,8 +149,9 @@ public final class Trainer {
                     dp > 1 ? " x " + dp + " data-parallel replicas" : "",
                     rank.mesh().size() > 1 ? " | " + rank.mesh().size() + " ranks (" + job.parallel().launcher() + ")"
                             + (rank.mesh().tp() > 1 ? ", tensor-parallel over " + rank.mesh().tp() : "") : "", tr.steps());
-
             int b = tr.batchSize(), t = tr.seqLen();
+            PipelineRunner pipeline = rank.pipeline() == null ? null : Pipeline.runner(job, model, rank, sync, b, t, out);
+
             int[][] inputs = new int[tr.gradAccumSteps()][b * t], targets = new int[tr.gradAccumSteps()][b * t];
             long tokensPerStep = (long) dp * b * t * tr.gradAccumSteps();
             double trainLoss = Double.NaN, valLoss = Double.NaN, tokPerSec = 0, stepSeconds = 0;
@@ -154,7 +161,7 @@ public final class Trainer {
             long timedSteps = 0, loopStart = System.nanoTime();
             int skippedInARow = 0;
             boolean checkpointDue = false;
-            try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs(), rank.sync())) {
+            try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs(), sync, pipeline)) {
                 while (step < end) {
                     long t0 = System.nanoTime();
                     for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {
@@ -187,7 +194,9 @@ public final class Trainer {
                     }
                     boolean last = step == tr.steps();
                     if (rank.evaluates() && ((job.eval().every() > 0 && step % job.eval().every() == 0) || last)) {
-                        valLoss = evaluate(model, val, b, t, job.eval().batches());
+                        int batches = job.eval().batches() * dp; // as many windows as eval.batches global batches hold, whatever dp is
+                        valLoss = pipeline == null ? evaluate(model, val, b, t, batches)
+                                : evaluate(val, b, t, batches, backend, model.precision().params(), pipeline::evaluate);
                         progress.message(String.format(Locale.ROOT, "step %d: val loss %.4f", step, valLoss));
                         run.log(record("step", step, "val_loss", valLoss));
                     }
@@ -197,6 +206,10 @@ public final class Trainer {
                     } else if (checkpointDue) {
                         // every rank: ZeRO shares the optimizer state from its owners, tp gathers the slices
                         Map<String, HostTensor> weights = TrainingState.hostTensors(model, rank), optimizer = TrainingState.hostOptimizer(model, opt, rank);
+                        if (rank.pipeline() != null) { // the writer collects the other stages' tensors
+                            weights = Pipeline.collect(rank, backend, weights);
+                            optimizer = Pipeline.collect(rank, backend, optimizer);
+                        }
                         if (writer) {
                             lastCheckpoint = checkpoints.save(step, weights, optimizer, state(step, sampler, schedule, trainLoss, valLoss));
                             progress.message("checkpoint " + lastCheckpoint);
@@ -206,7 +219,11 @@ public final class Trainer {
                 }
             }
             double wall = (System.nanoTime() - started) / 1e9;
-            if (rank.evaluates() && job.sample().tokens() > 0 && step == tr.steps()) printSample(model);
+            if (pipeline != null) Pipeline.printBubble(job, rank, pipeline, out);
+            if (rank.evaluates() && job.sample().tokens() > 0 && step == tr.steps()) {
+                if (pipeline == null) printSample(model);
+                else out.println("no sample: generation runs on the whole model, and this run's is split into " + rank.mesh().pp() + " pipeline stages");
+            }
             return new Result(step, trainLoss, valLoss, tokPerSec, wall, lastCheckpoint, model);
         }
     }
@@ -214,15 +231,29 @@ public final class Trainer {
     /** Mean validation loss over the first eval.batches batches of the validation split, in order. */
     public static double evaluate(Transformer model, TokenDataset val, int b, int t, int batches) {
         Backend backend = model.backend();
+        return evaluate(val, b, t, batches, backend, model.precision().params(), (x, y, bb, tt, lossSum) -> {
+            try (Tensor sum = backend.fromDoubles(new double[] {model.loss(x, y, bb, tt).sum()}, lossSum.dtype(), 1)) {
+                backend.addInPlace(lossSum, sum);
+            }
+        });
+    }
+
+    /** Adds a batch's summed loss into lossSum (1): the whole model's, or a pipeline's through its stages. */
+    @FunctionalInterface
+    interface BatchLoss {
+        void add(Tensor ids, Tensor targets, int b, int t, Tensor lossSum);
+    }
+
+    static double evaluate(TokenDataset val, int b, int t, int batches, Backend backend, DType lossType, BatchLoss batchLoss) {
         double sum = 0;
         long count = 0;
         int[] inputs = new int[b * t], targets = new int[b * t];
         for (long w = 0; w + b <= val.windows() && w < (long) batches * b; w += b) {
             for (int row = 0; row < b; row++) val.window(w + row, inputs, targets, row);
-            try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t)) {
-                var loss = model.loss(x, y, b, t);
-                sum += loss.sum();
-                count += loss.count();
+            try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t); Tensor loss = backend.zeros(lossType, 1)) {
+                batchLoss.add(x, y, b, t, loss);
+                sum += backend.toDoubles(loss)[0];
+                for (int target : targets) if (target >= 0) count++;
             }
         }
         if (count == 0) throw new IllegalArgumentException("the validation split has fewer than " + b + " windows of " + (t + 1) + " tokens");

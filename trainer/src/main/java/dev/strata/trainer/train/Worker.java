@@ -24,7 +24,7 @@ public final class Worker {
     public static void run(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges, int rank,
                            String host, List<Integer> ports) throws IOException {
         var p = job.parallel();
-        DeviceMesh mesh = new DeviceMesh(p.dp(), 1, p.tp());
+        DeviceMesh mesh = new DeviceMesh(p.dp(), p.pp(), p.tp());
         List<Communicator> controls = new ArrayList<>(); // the Pekko groups under NCCL, closed last
         CudaBackend gpu = Models.onGpu(job.backend()) ? CudaBackend.open(0) : null;
         try (MeshComms comms = MeshComms.join(mesh, rank, host, ports, p.timeout(), (pekko, group) -> {
@@ -36,7 +36,7 @@ public final class Worker {
                 out.printf("rank %d of %d: %s over NCCL on %s (CUDA_VISIBLE_DEVICES=%s)%n", rank, mesh.size(), groups(comms), gpu.device(),
                         System.getenv("CUDA_VISIBLE_DEVICES"));
             DataParallelSync dp = comms.dp() == null ? null : new DataParallelSync(comms.dp(), p.zero(), p.bucketBytes());
-            new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, mesh, dp, comms.tp(), p.sequenceParallel(), gpu));
+            new Trainer(job, out).run(mode, exitAfter, allowChanges, new Rank(rank, mesh, dp, comms.tp(), p.sequenceParallel(), comms.pp(), gpu));
         } finally {
             controls.forEach(Communicator::close);
             if (gpu != null) gpu.close();
@@ -47,6 +47,7 @@ public final class Worker {
         List<String> names = new ArrayList<>();
         if (c.dp() != null) names.add("gradients (" + c.dp().name() + ")");
         if (c.tp() != null) names.add("activations (" + c.tp().name() + ")");
+        if (c.pp() != null) names.add("stage boundaries (" + c.pp().name() + ")");
         return names.isEmpty() ? "nothing to exchange" : String.join(" and ", names);
     }
 }

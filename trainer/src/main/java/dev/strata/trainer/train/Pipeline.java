@@ -1,0 +1,78 @@
+package dev.strata.trainer.train;
+
+import dev.strata.config.ConfigError;
+import dev.strata.config.JobConfig;
+import dev.strata.parallel.pipeline.PipelineRunner;
+import dev.strata.parallel.pipeline.PipelineSchedule;
+import dev.strata.parallel.pipeline.TensorTransfer;
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.HostTensor;
+import dev.strata.runtime.nn.GradientSync;
+import dev.strata.runtime.nn.Parameter;
+import dev.strata.trainer.model.ModelConfig;
+import dev.strata.trainer.model.Transformer;
+import java.io.PrintStream;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+
+/** The trainer's side of pipeline parallelism: what a layout refuses, a stage's runner, and the checkpoint's collection. */
+final class Pipeline {
+    private Pipeline() {}
+
+    /** Refuses, in one line, what pipeline stages cannot do (yet). */
+    static void check(JobConfig job, ModelConfig cfg) {
+        var p = job.parallel();
+        String at = job.source() + ": parallel.pp = " + p.pp() + " ";
+        if (p.pp() > cfg.nLayers()) throw new ConfigError(at + "stages need as many layers, but model.n_layers = " + cfg.nLayers());
+        if (cfg.tieEmbeddings() && p.zero() > 0)
+            throw new ConfigError(at + "with tied embeddings (the first and last stages share the table) needs parallel.zero = 0, got "
+                    + p.zero() + "; ZeRO with tied embeddings across stages is not supported yet");
+    }
+
+    /** This stage's copy of the tied embedding table, which the first stage (lookup) and the last (head) both hold; else null. */
+    static Parameter tiedCopy(Transformer model) {
+        var stage = model.stage();
+        if (!model.config().tieEmbeddings() || stage.embedding() && stage.head()) return null;
+        return stage.embedding() || stage.head() ? model.parameters().get("tok_embeddings.weight") : null;
+    }
+
+    /** The stage's runner; rank 0 prints the layout and the schedule's bubble. */
+    static PipelineRunner runner(JobConfig job, Transformer model, Rank rank, GradientSync sync, int b, int t, PrintStream out) {
+        var p = job.parallel();
+        PipelineSchedule schedule = PipelineSchedule.parse(p.schedule());
+        int m = job.training().gradAccumSteps(), tp = rank.mesh().tp();
+        int rows = p.sequenceParallel() ? b * t / tp : b * t;
+        var s = model.stage();
+        out.printf(Locale.ROOT, "pipeline: %d stages, stage %d holds layers [%d, %d)%s%s | %s over %d micro-batches, bubble %.1f%% (computed)%n",
+                rank.mesh().pp(), rank.stage(), s.firstLayer(), s.endLayer(), s.embedding() ? " and the embedding" : "",
+                s.head() ? " and the head" : "", schedule.configName(), m, 100 * schedule.bubble(rank.mesh().pp(), m));
+        return new PipelineRunner(model, model.backend(), rank.pipeline(), schedule, sync, rows, model.config().dim(), model.precision().activations());
+    }
+
+    /**
+     * The checkpoint's tensors of every stage at the writer: the first replica's first slice of each stage sends
+     * its own to stage 0's, which adds what it lacks (a tied table is on two stages); everyone else returns theirs.
+     */
+    static Map<String, HostTensor> collect(Rank rank, Backend backend, Map<String, HostTensor> mine) {
+        if (!rank.collectsCheckpoint()) return mine;
+        var pp = rank.pipeline();
+        if (pp.rank() > 0) {
+            Map<String, HostTensor> send = new LinkedHashMap<>(mine);
+            send.remove("step"); // the writer has its own
+            TensorTransfer.send(pp, 0, backend, send);
+            return mine;
+        }
+        Map<String, HostTensor> all = new LinkedHashMap<>(mine);
+        for (int s = 1; s < pp.size(); s++) TensorTransfer.receive(pp, s, backend).forEach(all::putIfAbsent);
+        return all;
+    }
+
+    /** The computed bubble against the one each stage measured; rank 0 prints its own stage's. */
+    static void printBubble(JobConfig job, Rank rank, PipelineRunner runner, PrintStream out) {
+        var schedule = PipelineSchedule.parse(job.parallel().schedule());
+        out.printf(Locale.ROOT, "pipeline bubble: %.1f%% computed, %.1f%% measured on stage %d; at most %d micro-batches in flight there%n",
+                100 * schedule.bubble(rank.mesh().pp(), job.training().gradAccumSteps()), 100 * runner.measuredBubble(), rank.stage(),
+                runner.peakInFlight());
+    }
+}

@@ -1,0 +1,74 @@
+package dev.strata.trainer.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.strata.parallel.comm.Communicator;
+import dev.strata.parallel.comm.InProcessCommunicator;
+import dev.strata.parallel.pipeline.PipelineRunner;
+import dev.strata.parallel.pipeline.PipelineSchedule;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import dev.strata.runtime.cpu.CpuBackend;
+import dev.strata.runtime.nn.DenseLinear;
+import dev.strata.runtime.nn.GradientSync;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Memory follows the schedule: over M = 6 micro-batches on 3 stages, counting the bytes each stage's micro-batch
+ * contexts hold at once, GPipe's first stage keeps all 6 micro-batches' activations and 1F1B's at most 3 (pp), the
+ * last stage's 1; and every context is empty again after the step.
+ */
+class PipelineMemoryTest {
+    static final CpuBackend CPU = CpuBackend.INSTANCE;
+
+    /** Each stage's (peak micro-batches in flight, peak activation bytes) after one step of m micro-batches. */
+    static long[][] step(PipelineSchedule schedule, int m) throws Exception {
+        ModelConfig cfg = ModelConfig.llama(29, 16, 3, 2, 1, 32, 16);
+        int b = 2, t = 8, stages = 3;
+        List<Communicator> pp = InProcessCommunicator.group("pp", stages, Duration.ofSeconds(20));
+        List<CompletableFuture<long[]>> ranks = new ArrayList<>();
+        for (Communicator c : pp)
+            ranks.add(CompletableFuture.supplyAsync(() -> {
+                int s = c.rank();
+                var stage = new Transformer.Stage(s, s + 1, s == 0, s == stages - 1);
+                Transformer model = new Transformer(cfg, CPU, DType.F64, DenseLinear.maker(CPU, DType.F64), stage);
+                Initializer.initialize(model, 7);
+                var runner = new PipelineRunner(model, CPU, c, schedule, GradientSync.NONE, b * t, cfg.dim(), DType.F64);
+                List<Tensor> ids = new ArrayList<>(), targets = new ArrayList<>();
+                for (int i = 0; i < m; i++) {
+                    ids.add(CPU.fromInts(new SplittableRandom(i).ints(b * t, 0, cfg.vocabSize()).toArray(), b, t));
+                    targets.add(CPU.fromInts(new SplittableRandom(100 + i).ints(b * t, 0, cfg.vocabSize()).toArray(), b, t));
+                }
+                try (Tensor loss = CPU.zeros(DType.F64, 1)) {
+                    runner.run(ids, targets, b, t, 1.0 / (m * b * t), loss);
+                }
+                assertTrue(dev.strata.runtime.nn.Activations.current().isEmpty(), "nothing left behind on stage " + s);
+                return new long[] {runner.peakInFlight(), runner.peakActivationBytes()};
+            }));
+        long[][] out = new long[stages][];
+        for (int s = 0; s < stages; s++) out[s] = ranks.get(s).get();
+        pp.forEach(Communicator::close);
+        return out;
+    }
+
+    @Test
+    void oneForwardOneBackwardKeepsAtMostPpMicroBatches() throws Exception {
+        long[][] one = step(PipelineSchedule.ONE_F_ONE_B, 1), gpipe = step(PipelineSchedule.GPIPE, 6), oneF1B = step(PipelineSchedule.ONE_F_ONE_B, 6);
+        for (int s = 0; s < 3; s++) {
+            long perMicroBatch = one[s][1];
+            assertTrue(perMicroBatch > 0);
+            System.out.printf("stage %d: one micro-batch %,d bytes; gpipe %d in flight, %,d bytes; 1f1b %d in flight, %,d bytes%n",
+                    s, perMicroBatch, gpipe[s][0], gpipe[s][1], oneF1B[s][0], oneF1B[s][1]);
+            assertEquals(6, gpipe[s][0], "gpipe keeps every micro-batch on stage " + s);
+            assertEquals(6 * perMicroBatch, gpipe[s][1], "gpipe's bytes on stage " + s);
+            assertEquals(3 - s, oneF1B[s][0], "1f1b keeps pp - s micro-batches on stage " + s);
+            assertEquals((3 - s) * perMicroBatch, oneF1B[s][1], "1f1b's bytes on stage " + s);
+        }
+    }
+}
