@@ -24,7 +24,7 @@ public record ParallelSpec(int dp, int tp, boolean sequenceParallel, int pp, Lis
 
     static ParallelSpec from(Fields f) {
         var p = new ParallelSpec(f.positive("parallel.dp"), f.positive("parallel.tp"), f.bool("parallel.sequence_parallel"),
-                f.positive("parallel.pp"), f.integers("parallel.pp_layers"), f.oneOf("parallel.schedule", "gpipe", "1f1b"), f.nonNegative("parallel.zero"), f.number("parallel.bucket_mb"),
+                f.positive("parallel.pp"), f.integers("parallel.pp_layers"), f.oneOf("parallel.schedule", "gpipe", "1f1b", "zero_bubble"), f.nonNegative("parallel.zero"), f.number("parallel.bucket_mb"),
                 f.oneOf("parallel.launcher", "threads", "processes"), gpus(f), f.nonNegative("parallel.port"), f.duration("parallel.timeout"));
         f.require(!p.sequenceParallel || p.tp > 1, "parallel.sequence_parallel = true shards the rows over the tensor-parallel ranks, "
                 + "but parallel.tp = 1; set parallel.tp = 2 or more, or sequence_parallel = false");

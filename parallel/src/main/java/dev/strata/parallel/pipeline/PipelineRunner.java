@@ -25,7 +25,7 @@ public final class PipelineRunner {
     private final int rows, dim;       // of the hidden state between stages: (rows, C), rows a shard's under sequence parallelism
     private final DType hidden;
     private int peakInFlight;
-    private long peakBytes, busyNanos, wallNanos;
+    private long peakBytes, busyNanos, wallNanos, weightGradients;
 
     public PipelineRunner(StageModel model, Backend backend, Communicator pp, PipelineSchedule schedule, GradientSync sync, int rows, int dim,
                           DType hidden) {
@@ -66,9 +66,16 @@ public final class PipelineRunner {
                 long bytes = 0;
                 for (Activations c : contexts) if (c != null) bytes += c.bytes();
                 peakBytes = Math.max(peakBytes, bytes);
+            } else if (a.pass() == PipelineSchedule.Pass.W) {
+                long t0 = System.nanoTime();
+                weightGradients += contexts[i].runDeferred();
+                busyNanos += System.nanoTime() - t0;
+                contexts[i] = null;
             } else {
-                sync.startMicroBatch(i == m - 1);
+                // Under zero_bubble the weight gradients land after the backward: the data-parallel buckets wait for reduce().
+                sync.startMicroBatch(i == m - 1 && schedule != PipelineSchedule.ZERO_BUBBLE);
                 Tensor dout = last() ? outputs[i] : receive(pp.rank() + 1);
+                if (schedule == PipelineSchedule.ZERO_BUBBLE) contexts[i].deferWeightGradients();
                 try (Activations.Scope bound = contexts[i].bind()) {
                     long t0 = System.nanoTime();
                     Tensor dx = model.backward(dout);
@@ -77,7 +84,7 @@ public final class PipelineRunner {
                     if (dx != null) send(dx, pp.rank() - 1);
                 }
                 if (!first()) inputs[i].close();
-                contexts[i] = null;
+                if (schedule != PipelineSchedule.ZERO_BUBBLE) contexts[i] = null;
                 live--;
             }
         }
@@ -105,6 +112,9 @@ public final class PipelineRunner {
         pp.send(x, to).await();
         x.close();
     }
+
+    /** How many weight-gradient GEMMs ran in zero-bubble W passes, put off from their backward. */
+    public long weightGradientsPutOff() { return weightGradients; }
 
     /** The most micro-batches this stage held activations of at once, over every step so far. */
     public int peakInFlight() { return peakInFlight; }

@@ -22,6 +22,15 @@ class PipelineScheduleTest {
         assertEquals(3.0 / 11, PipelineSchedule.ONE_F_ONE_B.bubble(4, 8), 1e-15);
     }
 
+    /** ZB-H1: each backward's weight half follows it, pp−1−s micro-batches late, so stage 0's drain runs weight halves. */
+    @Test
+    void zeroBubbleFillsTheDrainWithWeightGradients() {
+        assertEquals("[F0, F1, F2, B0, F3, B1, B2, W0, B3, W1, W2, W3]", PipelineSchedule.ZERO_BUBBLE.actions(0, 3, 4).toString());
+        assertEquals("[F0, B0, W0, F1, B1, W1, F2, B2, W2, F3, B3, W3]", PipelineSchedule.ZERO_BUBBLE.actions(2, 3, 4).toString());
+        for (int s = 0; s < 4; s++) assertEquals(PipelineSchedule.ONE_F_ONE_B.inFlight(s, 4, 8), PipelineSchedule.ZERO_BUBBLE.inFlight(s, 4, 8));
+        assertEquals(PipelineSchedule.ONE_F_ONE_B.bubble(4, 8) / PipelineSchedule.ZERO_BUBBLE.bubble(4, 8), 3 * (24 + 3.0) / (24 + 9), 1e-12);
+    }
+
     @Test
     void stagesBalanceTheHeadsCost() {
         assertEquals(List.of(2, 2), StageSplit.balanced(4, 2, 1, 0, 0));

@@ -16,6 +16,7 @@ public final class Activations {
     private static final ThreadLocal<Activations> CURRENT = ThreadLocal.withInitial(Activations::new);
 
     private final Map<Object, Object> kept = new IdentityHashMap<>();
+    private java.util.List<Runnable> deferred; // weight gradients put off to a later pass (zero-bubble), or null: computed at once
 
     /** The context of the micro-batch this thread computes now. */
     public static Activations current() { return CURRENT.get(); }
@@ -42,7 +43,29 @@ public final class Activations {
     @SuppressWarnings("unchecked")
     public <T> T peek(Object layer) { return (T) kept.get(layer); }
 
-    public boolean isEmpty() { return kept.isEmpty(); }
+    public boolean isEmpty() { return kept.isEmpty() && (deferred == null || deferred.isEmpty()); }
+
+    /**
+     * From now on the linears of this micro-batch put their weight gradients off (zero-bubble pipelines split a
+     * backward into its input-gradient half, which the stage before waits for, and its weight-gradient half, which
+     * fills the bubble): each files the GEMM with copies of what it reads, and {@link #runDeferred} runs them.
+     */
+    public void deferWeightGradients() { if (deferred == null) deferred = new java.util.ArrayList<>(); }
+
+    /** Whether weight gradients are being put off. */
+    public boolean defersWeightGradients() { return deferred != null; }
+
+    /** A weight gradient put off: it owns what it reads and frees it when it runs. */
+    public void defer(Runnable weightGradient) { deferred.add(weightGradient); }
+
+    /** Runs the weight gradients put off, in the order they were filed, and says how many; later ones are computed at once again. */
+    public int runDeferred() {
+        if (deferred == null) return 0;
+        for (Runnable r : deferred) r.run();
+        int n = deferred.size();
+        deferred = null;
+        return n;
+    }
 
     /** Bytes of the distinct tensors held here (records, arrays and lists of them are looked into): for memory accounting. */
     public long bytes() {

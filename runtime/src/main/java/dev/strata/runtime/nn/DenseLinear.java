@@ -38,13 +38,29 @@ public final class DenseLinear implements Linear {
     }
 
     @Override public void backward(Tensor dy, Tensor dx, double beta) {
-        Tensor x = Activations.current().take(this);
-        if (weight.trainable()) backend.matmul(dy, true, x, false, weight.grad(), 1, 1);        // dW (out,in) += dyᵀ·x
+        Activations ctx = Activations.current();
+        Tensor x = ctx.take(this);
+        if (weight.trainable() && ctx.defersWeightGradients()) {
+            Tensor dyKept = copy(dy), xKept = copy(x);                                       // the caller frees dy, its owner x
+            ctx.defer(() -> {
+                backend.matmul(dyKept, true, xKept, false, weight.grad(), 1, 1);
+                dyKept.close();
+                xKept.close();
+            });
+        } else if (weight.trainable()) {
+            backend.matmul(dy, true, x, false, weight.grad(), 1, 1);                          // dW (out,in) += dyᵀ·x
+        }
         if (bias != null && bias.trainable()) backend.sumRowsAccumulate(dy, bias.grad());       // db (out) += Σ_rows dy
         backend.matmul(dy, false, weight.valueAs(dy.dtype()), false, dx, 1, beta);
     }
 
     @Override public void discard() { Activations.current().take(this); }
+
+    private Tensor copy(Tensor t) {
+        Tensor c = backend.empty(t.dtype(), t.shape());
+        backend.copyInto(t, c);
+        return c;
+    }
 
     @Override public List<Parameter> parameters() {
         List<Parameter> ps = new ArrayList<>(List.of(weight));

@@ -22,7 +22,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Memory follows the schedule: over M = 6 micro-batches on 3 stages, counting the bytes each stage's micro-batch
  * contexts hold at once, GPipe's first stage keeps all 6 micro-batches' activations and 1F1B's at most 3 (pp), the
- * last stage's 1; and every context is empty again after the step.
+ * last stage's 1; zero-bubble keeps 1F1B's and puts every linear's weight gradient off to its W pass; and every context
+ * is empty again after the step.
  */
 class PipelineMemoryTest {
     static final CpuBackend CPU = CpuBackend.INSTANCE;
@@ -49,7 +50,7 @@ class PipelineMemoryTest {
                     runner.run(ids, targets, b, t, 1.0 / (m * b * t), loss);
                 }
                 assertTrue(dev.strata.runtime.nn.Activations.current().isEmpty(), "nothing left behind on stage " + s);
-                return new long[] {runner.peakInFlight(), runner.peakActivationBytes()};
+                return new long[] {runner.peakInFlight(), runner.peakActivationBytes(), runner.weightGradientsPutOff()};
             }));
         long[][] out = new long[stages][];
         for (int s = 0; s < stages; s++) out[s] = ranks.get(s).get();
@@ -69,6 +70,13 @@ class PipelineMemoryTest {
             assertEquals(6 * perMicroBatch, gpipe[s][1], "gpipe's bytes on stage " + s);
             assertEquals(3 - s, oneF1B[s][0], "1f1b keeps pp - s micro-batches on stage " + s);
             assertEquals((3 - s) * perMicroBatch, oneF1B[s][1], "1f1b's bytes on stage " + s);
+            assertEquals(0, oneF1B[s][2]);
+        }
+        // zero-bubble: 1F1B's micro-batches in flight; every linear's weight gradient (7 a block, one block a stage, and the head) put off
+        long[][] zb = step(PipelineSchedule.ZERO_BUBBLE, 6);
+        for (int s = 0; s < 3; s++) {
+            assertEquals(oneF1B[s][0], zb[s][0], "stage " + s);
+            assertEquals(6L * (7 + (s == 2 ? 1 : 0)), zb[s][2], "weight gradients put off on stage " + s);
         }
     }
 }

@@ -33,13 +33,14 @@ class PipelineParallelTest {
                 """.formatted(4 / dp, tp, pp, dp, zero, schedule, sp));
     }
 
-    /** Every tp, pp, dp ∈ {1, 2} layout with pp = 2 under 1F1B, GPipe, pp = 4, sequence parallelism, ZeRO-1. */
+    /** Every tp, pp, dp ∈ {1, 2} layout with pp = 2 under 1F1B, GPipe, zero-bubble, pp = 4, sequence parallelism, ZeRO-1. */
     @ParameterizedTest
     @CsvSource({
             "gpt2, 1, 2, 1, 0, 1f1b, false", "llama, 1, 2, 1, 0, 1f1b, false", "gpt2, 1, 2, 1, 0, gpipe, false",
             "llama, 2, 2, 1, 0, 1f1b, false", "gpt2, 1, 2, 2, 0, 1f1b, false", "llama, 2, 2, 2, 0, 1f1b, false",
             "llama, 1, 4, 1, 0, 1f1b, false", "gpt2, 1, 4, 1, 0, gpipe, false", "llama, 2, 2, 1, 0, 1f1b, true",
-            "llama, 1, 2, 2, 1, 1f1b, false"})
+            "llama, 1, 2, 2, 1, 1f1b, false",
+            "gpt2, 1, 2, 1, 0, zero_bubble, false", "llama, 2, 2, 2, 1, zero_bubble, false", "llama, 1, 4, 1, 0, zero_bubble, false"})
     void pipelineStagesEqualOneProcess(String family, int tp, int pp, int dp, int zero, String schedule, boolean sp, @TempDir Path runs)
             throws Exception {
         String layout = String.format("%s tp=%d pp=%d dp=%d zero=%d %s%s", family, tp, pp, dp, zero, schedule, sp ? " sp" : "");
