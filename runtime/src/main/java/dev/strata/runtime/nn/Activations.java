@@ -67,7 +67,7 @@ public final class Activations {
         return n;
     }
 
-    /** Bytes of the distinct tensors held here (records, arrays and lists of them are looked into): for memory accounting. */
+    /** Bytes of the distinct memory held here (records, arrays and lists are looked into; views count once): for memory accounting. */
     public long bytes() {
         Set<Object> seen = Collections.newSetFromMap(new IdentityHashMap<>());
         long total = 0;
@@ -77,7 +77,7 @@ public final class Activations {
 
     private static long bytes(Object o, Set<Object> seen) {
         if (o == null || !seen.add(o)) return 0;
-        if (o instanceof Tensor t) return t.numel() * t.dtype().byteSize();
+        if (o instanceof Tensor t) return seen.add(t.storage()) ? t.numel() * t.dtype().byteSize() : 0; // a view's memory is its base's
         long total = 0;
         if (o instanceof Iterable<?> it) for (Object e : it) total += bytes(e, seen);
         else if (o instanceof Object[] a) for (Object e : a) total += bytes(e, seen);

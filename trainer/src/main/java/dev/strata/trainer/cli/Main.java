@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
         description = {"Training and fine-tuning of transformer language models on the JVM.",
                 "Errors print one line; --debug (or STRATA_DEBUG=1) adds the stack trace."},
         subcommands = {TrainCommand.class, DemoCommand.class, DataCommand.class, ModelCommand.class, CkptCommand.class,
-                GenerateCommand.class, EvalCommand.class, BenchCommand.class, WorkerCommand.class, CommandLine.HelpCommand.class})
+                GenerateCommand.class, EvalCommand.class, BenchCommand.class, PlanCommand.class, WorkerCommand.class, CommandLine.HelpCommand.class})
 public final class Main extends CommandGroup {
 
     public static void main(String[] args) {

@@ -1,0 +1,161 @@
+package dev.strata.trainer.train;
+
+import dev.strata.config.JobConfig;
+import dev.strata.parallel.pipeline.PipelineSchedule;
+import dev.strata.trainer.model.ActivationCheckpointing;
+import dev.strata.trainer.model.ModelConfig;
+import dev.strata.trainer.model.Transformer;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+
+/**
+ * {@code strata plan}: the memory one rank needs, by kind, for a job's layout, counted from what Strata allocates —
+ * master weights and the bf16 copies GEMMs read, gradients, AdamW's moments (sharded by ZeRO), each micro-batch's
+ * saved activations times the schedule's micro-batches in flight, the last stage's logits, gradient buckets in flight
+ * and the largest backward's temporaries — on the stage that needs most; and the schedule's bubble.
+ */
+public final class MemoryPlan {
+    private MemoryPlan() {}
+
+    record Layout(int dp, int tp, int pp) {
+        int gpus() { return dp * tp * pp; }
+
+        @Override public String toString() { return "dp " + dp + " × tp " + tp + " × pp " + pp; }
+    }
+
+    /** Bytes per rank by kind, on the stage that needs most, and the predicted bubble. */
+    record Estimate(Layout layout, int stage, long weights, long gradients, long optimizer, long activations, long communication,
+                    long temporaries, double bubble) {
+        long total() { return weights + gradients + optimizer + activations + communication + temporaries; }
+    }
+
+    /** The sizes a rank's tensors take: parameters (and gradients), optimizer moments, activations, row statistics. */
+    record Bytes(int param, int state, int activation, int stats, boolean bf16Copies) {
+        static Bytes of(String dtype) {
+            return switch (dtype) {
+                case "bf16" -> new Bytes(4, 4, 2, 4, true);
+                case "f64" -> new Bytes(8, 8, 8, 8, false);
+                default -> new Bytes(4, 4, 4, 4, false);
+            };
+        }
+    }
+
+    /** The job's own layout. */
+    static Estimate estimate(JobConfig job, ModelConfig cfg) {
+        var p = job.parallel();
+        return estimate(job, cfg, new Layout(p.dp(), p.tp(), p.pp()));
+    }
+
+    static Estimate estimate(JobConfig job, ModelConfig cfg, Layout layout) {
+        Estimate worst = null;
+        for (int s = 0; s < layout.pp(); s++) {
+            Estimate e = stage(job, cfg, layout, s);
+            if (worst == null || e.total() > worst.total()) worst = e;
+        }
+        return worst;
+    }
+
+    private static Estimate stage(JobConfig job, ModelConfig cfg, Layout layout, int s) {
+        var tr = job.training();
+        var p = job.parallel();
+        Bytes by = Bytes.of(job.dtype());
+        int tp = layout.tp(), m = tr.gradAccumSteps();
+        JobConfig at = layout.pp() == p.pp() ? job : job.withOverrides("parallel { pp = " + layout.pp() + ", pp_layers = [] }");
+        Transformer.Stage stage = Models.stage(at, cfg, s, layout.pp());
+        int layers = stage.endLayer() - stage.firstLayer();
+        long c = cfg.dim(), vp = cfg.paddedVocabSize(), d = cfg.headDim();
+        long heads = cfg.nHeads() / tp, kvHeads = Math.max(1, cfg.nKvHeads() / tp), f = cfg.ffnDim() / tp;
+        boolean gpt2 = cfg.family() == ModelConfig.Family.GPT2, lora = job.lora().enabled();
+        // parameters of this rank: sliced linears, whole norms (and GPT-2's row-parallel biases)
+        long linear = c * d * (2 * heads + 2 * kvHeads) + (gpt2 ? 2 : 3) * c * f;
+        long small = (gpt2 ? 4 : 2) * c + (gpt2 ? d * (heads + 2 * kvHeads) + c + f + c : 0);
+        long table = vp / tp * c, linearWeights = layers * linear, others = layers * small;
+        if (stage.embedding()) others += table + (gpt2 ? (long) cfg.maxSeqLen() * c : 0);
+        if (stage.head()) {
+            others += (gpt2 ? 2 : 1) * c;
+            if (!cfg.tieEmbeddings()) linearWeights += table;
+            else if (!stage.embedding()) others += table; // the last stage's copy of the tied table
+        }
+        long params = linearWeights + others;
+        long trainable = lora ? 0 : params;
+        if (lora) trainable = (long) layers * job.lora().targets().size() * job.lora().rank() * 2 * c; // an adapter: about r·(in + out)
+        boolean headReadsTable = stage.head() && cfg.tieEmbeddings();
+        long weights = params * by.param() + (by.bf16Copies() ? (linearWeights + (headReadsTable ? table : 0)) * 2 : 0);
+        int dp = layout.dp(), zero = p.zero();
+        long gradients = trainable * by.param() / (zero == 2 ? dp : 1);
+        long optimizer = 2 * trainable * by.state() / (zero >= 1 ? dp : 1);
+        // activations one micro-batch keeps on this stage, times the schedule's micro-batches in flight
+        long n = (long) tr.batchSize() * tr.seqLen(), rows = p.sequenceParallel() ? n / tp : n;
+        int a = by.activation(), st = by.stats(), normStats = gpt2 ? 2 : 1;
+        long block = rows * c * a * 4                                   // the block's input, attention's and MLP's inputs, the mid-block residual
+                + 2L * normStats * rows * st                            // the two norms' row statistics
+                + n * d * (2 * heads + 2 * kvHeads) * a                 // q, k, v after RoPE, attention's output
+                + n * heads * st                                        // log-sum-exp per row and head
+                + (gpt2 ? 2 : 3) * n * f * a                            // the MLP's pre-activations and activation
+                + (p.sequenceParallel() ? 2 * n * c * a : 0);           // the gathered inputs of the two column-parallel regions
+        ActivationCheckpointing ac = ActivationCheckpointing.parse(tr.activationCheckpointing());
+        long perMicroBatch = 0;
+        for (int l = stage.firstLayer(); l < stage.endLayer(); l++) perMicroBatch += ac.recomputes(l) ? rows * c * a : block;
+        if (stage.embedding()) perMicroBatch += n * 4 * (gpt2 ? 2 : 1); // the token (and GPT-2's position) ids the lookups' backward reads
+        if (stage.head()) perMicroBatch += 2 * rows * c * a + normStats * rows * st + (p.sequenceParallel() ? n * c * a : 0);
+        PipelineSchedule schedule = PipelineSchedule.parse(p.schedule());
+        int inFlight = layout.pp() == 1 ? 1 : schedule.inFlight(s, layout.pp(), m);
+        long logits = stage.head() ? n * (vp / tp) * a * (layout.pp() == 1 ? 1 : inFlight) : 0;
+        long activations = perMicroBatch * inFlight + logits + (ac == ActivationCheckpointing.NONE ? 0 : block);
+        long communication = (dp > 1 ? trainable * by.param() : 0) // every bucket stays packed until the step's reduction completes
+                + (layout.pp() > 1 ? 2 * rows * c * a : 0);        // a received activation and a gradient on their way
+        long temporaries = n * (2 * heads * d + 2 * kvHeads * d + (gpt2 ? 2 : 3) * f) * a + 2 * rows * c * a;
+        double bubble = layout.pp() == 1 ? 0 : schedule.bubble(layout.pp(), m);
+        return new Estimate(layout, s, weights, gradients, optimizer, activations, communication, temporaries, bubble);
+    }
+
+    /** The layouts of gpus ranks the model splits into (tp up to 8, within a host), fewest bytes per rank first. */
+    /** The plan as printed: one layout by kind, or several in a table. */
+    public static String report(JobConfig job, int gpus, double gpuGiB) {
+        ModelConfig cfg = Models.config(job.model());
+        var tr = job.training();
+        StringBuilder out = new StringBuilder(String.format(java.util.Locale.ROOT, "plan: %s, %,d parameters, %s, batch %d x %d x %d accum, zero %d, schedule %s%s%s%n",
+                cfg.family().name().toLowerCase(java.util.Locale.ROOT), cfg.parameterCount(), job.dtype(), tr.batchSize(), tr.seqLen(), tr.gradAccumSteps(),
+                job.parallel().zero(), job.parallel().schedule(), job.parallel().sequenceParallel() ? ", sequence parallel" : "",
+                tr.activationCheckpointing().equals("none") ? "" : ", activation checkpointing " + tr.activationCheckpointing()));
+        if (gpus <= 0) {
+            Estimate e = estimate(job, cfg);
+            out.append(String.format(java.util.Locale.ROOT, "layout %s, per rank (stage %d needs most):%n", e.layout(), e.stage()));
+            String[] kinds = {"weights", "gradients", "optimizer state", "activations", "communication", "backward temporaries"};
+            long[] bytes = {e.weights(), e.gradients(), e.optimizer(), e.activations(), e.communication(), e.temporaries()};
+            for (int i = 0; i < kinds.length; i++) out.append(String.format(java.util.Locale.ROOT, "  %-22s %8.2f GiB%n", kinds[i], gib(bytes[i])));
+            out.append(String.format(java.util.Locale.ROOT, "  %-22s %8.2f GiB%s%n  %-22s %7.1f %%%n", "total", gib(e.total()), fits(e, gpuGiB), "bubble", 100 * e.bubble()));
+            return out.toString();
+        }
+        out.append(String.format(java.util.Locale.ROOT, "%-22s %9s %9s %9s %11s %9s %9s %7s%n", "layout (" + gpus + " GPUs)", "weights", "grads", "optim", "activations",
+                "other", "total", "bubble"));
+        List<Estimate> ranked = new ArrayList<>(layouts(job, cfg, gpus)); // what fits, then the smallest bubble, then the least memory
+        ranked.sort(Comparator.comparing((Estimate e) -> gpuGiB > 0 && gib(e.total()) > gpuGiB).thenComparingDouble(Estimate::bubble)
+                .thenComparingLong(Estimate::total));
+        for (Estimate e : ranked.subList(0, Math.min(6, ranked.size())))
+            out.append(String.format(java.util.Locale.ROOT, "%-22s %9.2f %9.2f %9.2f %11.2f %9.2f %9.2f %6.1f%%%s%n", e.layout(), gib(e.weights()), gib(e.gradients()),
+                    gib(e.optimizer()), gib(e.activations()), gib(e.communication() + e.temporaries()), gib(e.total()), 100 * e.bubble(), fits(e, gpuGiB)));
+        out.append("(the best " + Math.min(6, ranked.size()) + " of " + ranked.size() + " layouts; GiB per rank, on its stage that needs most)\n");
+        return out.toString();
+    }
+
+    private static double gib(long bytes) { return bytes / (double) (1L << 30); }
+
+    private static String fits(Estimate e, double gpuGiB) {
+        if (!(gpuGiB > 0)) return "";
+        return gib(e.total()) <= gpuGiB ? "  fits " + gpuGiB + " GiB" : "  does not fit " + gpuGiB + " GiB";
+    }
+
+    static List<Estimate> layouts(JobConfig job, ModelConfig cfg, int gpus) {
+        List<Estimate> all = new ArrayList<>();
+        for (int tp = 1; tp <= Math.min(8, gpus); tp *= 2)
+            for (int pp = 1; pp * tp <= gpus; pp++) {
+                if (gpus % (tp * pp) != 0 || cfg.nHeads() % tp != 0 || cfg.ffnDim() % tp != 0 || pp > cfg.nLayers()) continue;
+                if (cfg.nKvHeads() % tp != 0 && tp % cfg.nKvHeads() != 0) continue;
+                all.add(estimate(job, cfg, new Layout(gpus / (tp * pp), tp, pp)));
+            }
+        all.sort(Comparator.comparingLong(Estimate::total));
+        return all;
+    }
+}

@@ -1,0 +1,62 @@
+package dev.strata.trainer.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.strata.config.JobConfig;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import dev.strata.runtime.cpu.CpuBackend;
+import dev.strata.runtime.nn.Activations;
+import dev.strata.runtime.nn.AdamW;
+import dev.strata.runtime.nn.Parameter;
+import dev.strata.trainer.model.Initializer;
+import dev.strata.trainer.model.ModelConfig;
+import dev.strata.trainer.model.Transformer;
+import java.nio.file.Path;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The plan counts what a CPU run allocates, byte for byte: weights, gradients and AdamW's moments against the
+ * model's tensors, and one micro-batch's activations against what its forward files in its context plus the logits.
+ * (On the GPU, `strata plan` against the allocator's peak in `strata bench train`: docs/running.md.)
+ */
+class MemoryPlanTest {
+    @ParameterizedTest
+    @CsvSource({"gpt2, none", "llama, none", "llama, full"})
+    void thePlanCountsWhatTheCpuAllocates(String family, String checkpointing, @TempDir Path dir) {
+        JobConfig job = TrainerTest.job(dir, dir, family, 1).withOverrides("dtype = f64\ntraining { batch_size = 2, seq_len = 16, grad_accum_steps = 1, "
+                + "activation_checkpointing = " + checkpointing + " }");
+        ModelConfig cfg = Models.config(job.model());
+        var plan = MemoryPlan.estimate(job, cfg);
+        CpuBackend cpu = CpuBackend.INSTANCE;
+        Transformer model = Models.model(job, cfg, cpu, DType.F64);
+        model.checkpointActivations(dev.strata.trainer.model.ActivationCheckpointing.parse(checkpointing));
+        Initializer.initialize(model, 1);
+        long weights = 0;
+        for (Parameter p : model.parameters().values()) weights += p.value().numel() * 8;
+        assertEquals(weights, plan.weights(), "weights");
+        assertEquals(weights, plan.gradients(), "gradients");
+        try (AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0, false))) {
+            long moments = opt.state().values().stream().mapToLong(t -> t.numel() * 8).sum();
+            assertEquals(moments, plan.optimizer(), "optimizer state");
+        }
+        int b = 2, t = 16;
+        Activations context = new Activations();
+        try (Activations.Scope bound = context.bind();
+             Tensor ids = cpu.fromInts(new SplittableRandom(1).ints(b * t, 0, cfg.vocabSize()).toArray(), b, t);
+             Tensor logits = model.forward(ids, b, t)) {
+            long measured = context.bytes() + logits.numel() * 8;
+            long recomputed = checkpointing.equals("none") ? 0 : plan.activations() - measured; // one block's recomputation at a time
+            System.out.printf("%s, checkpointing %s: activations planned %,d bytes, filed %,d (+ %,d recomputed)%n", family, checkpointing,
+                    plan.activations(), measured, recomputed);
+            assertEquals(plan.activations() - recomputed, measured, "activations of one micro-batch");
+            assertTrue(recomputed >= 0);
+            model.discardSaved();
+        }
+        assertTrue(context.isEmpty());
+    }
+}
