@@ -78,6 +78,25 @@ public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer>
         };
     }
 
+    /**
+     * LoRA over a column-parallel layer: its B (out, r) splits with the layer's output rows; A (r, in) stays whole,
+     * each rank's gradient of it a part that {@link TensorParallelSync} sums. (A row-parallel layer's adapter would
+     * need its x·Aᵀ summed over tp before B: not supported.)
+     */
+    public static void placeAdapters(Iterable<Linear> linears) {
+        for (Linear l : linears) {
+            Parameter weight = null, b = null;
+            for (Parameter p : l.parameters()) {
+                if (p.kind() == Parameter.Kind.LINEAR_WEIGHT) weight = p;
+                if (p.kind() == Parameter.Kind.LORA_B) b = p;
+            }
+            if (b == null || weight == null || weight.placement().whole()) continue;
+            Placement w = weight.placement();
+            if (w.shardedDim() != 0) throw new IllegalArgumentException(weight.name() + " is row-parallel: a LoRA adapter on it is not supported");
+            b.place(Placement.sharded(new int[] {w.globalShape()[0], b.shape()[1]}, 0, MeshDim.TP, w.shard(), w.shards()));
+        }
+    }
+
     private static Parameter slice(String name, Parameter.Kind kind, Backend backend, DType dtype, int[] global, int dim, int shard, int shards) {
         Placement where = Placement.sharded(global, dim, MeshDim.TP, shard, shards);
         Parameter p = new Parameter(name, kind, backend.zeros(dtype, where.localShape()));

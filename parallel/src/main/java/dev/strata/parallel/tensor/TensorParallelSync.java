@@ -15,7 +15,7 @@ import java.util.List;
  * gradient of a slice several tp ranks hold (a shared key/value head) is summed over them before the update, as
  * each saw only its own query heads. Under sequence parallelism the weights every tp rank holds whole that act on
  * the row shard (norms and biases: the column-parallel biases are slices) have each rank's rows' part of their
- * gradient, summed over tp here too. Everything else is the data-parallel sync's.
+ * gradient, summed over tp here too, as is a LoRA A over a column-parallel layer. Everything else is the data-parallel sync's.
  */
 public final class TensorParallelSync implements GradientSync {
     private final GradientSync dataParallel;
@@ -30,10 +30,13 @@ public final class TensorParallelSync implements GradientSync {
         this.sequenceParallel = sequenceParallel;
     }
 
-    /** Under sequence parallelism, whether p's gradient holds only this rank's rows' part. */
-    boolean partialOverRows(Parameter p) {
-        return sequenceParallel && p.placement().whole() && p.placement().replicatedOver().contains(MeshDim.TP)
-                && (p.kind() == Parameter.Kind.NORM || p.kind() == Parameter.Kind.BIAS);
+    /**
+     * Whether p, whole on every tp rank, has only this rank's part of its gradient: under sequence parallelism the
+     * norms and biases (this rank's rows'), and a LoRA A over a column-parallel layer (this rank's output slice's).
+     */
+    boolean partialOverTp(Parameter p) {
+        if (!p.placement().whole() || !p.placement().replicatedOver().contains(MeshDim.TP)) return false;
+        return p.kind() == Parameter.Kind.LORA_A || sequenceParallel && (p.kind() == Parameter.Kind.NORM || p.kind() == Parameter.Kind.BIAS);
     }
 
     /** How many tp ranks hold the same copy of p: 1 for a slice of its own, tp for a whole tensor. */
@@ -51,7 +54,7 @@ public final class TensorParallelSync implements GradientSync {
         for (Parameter p : params) {
             if (!dataParallel.updates(p)) continue; // the tp ranks of one replica agree on it: their dp ranks match
             if (p.placement().shardedOver() == MeshDim.TP && holders(p) > 1) sumOverHolders(p);
-            else if (partialOverRows(p)) tp.allReduce(p.grad(), ReduceOp.SUM).await();
+            else if (partialOverTp(p)) tp.allReduce(p.grad(), ReduceOp.SUM).await();
         }
     }
 

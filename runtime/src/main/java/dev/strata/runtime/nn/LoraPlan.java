@@ -27,8 +27,9 @@ public record LoraPlan(int rank, double alpha, List<String> targets) {
             if (!targets(name)) return layer;
             if (rank > Math.min(in, out))
                 throw new IllegalArgumentException("layer " + name + ": LoRA rank " + rank + " exceeds its smaller dimension " + Math.min(in, out));
-            return new LoraLinear(layer, new Parameter(name + ".lora_a", Parameter.Kind.LORA_A, backend.zeros(dtype, rank, in)),
-                    new Parameter(name + ".lora_b", Parameter.Kind.LORA_B, backend.zeros(dtype, out, rank)), alpha / rank);
+            // the layer's own sizes: a tensor-parallel layer's slice is narrower than the whole layer
+            return new LoraLinear(layer, new Parameter(name + ".lora_a", Parameter.Kind.LORA_A, backend.zeros(dtype, rank, layer.inFeatures())),
+                    new Parameter(name + ".lora_b", Parameter.Kind.LORA_B, backend.zeros(dtype, layer.outFeatures(), rank)), alpha / rank);
         };
     }
 
