@@ -62,9 +62,10 @@ class PekkoCommunicatorTest {
         double seconds = (System.nanoTime() - t0) / 1e9;
         for (int r = 0; r < 2; r++) {
             String line = results.get(r);
-            // on a busy machine the other survivor may be late too, so rank 2 is among the missing, not always alone
+            // on a busy machine the other survivor may be late too, so rank 2 is among the missing, not always alone; and
+            // the killed rank's last message may not have left it, so a survivor may have seen nothing of it
             assertTrue(line.startsWith("FAIL CollectiveException") && line.matches(".*ranks \\[[0-9, ]*2\\] of 3 did not arrive.*")
-                    && line.contains("rank 2: #0 allReduce(SUM)"), "rank " + r + ": " + line);
+                    && (line.contains("rank 2: #0 allReduce(SUM)") || line.contains("rank 2: none seen")), "rank " + r + ": " + line);
         }
         assertTrue(results.get(2).startsWith("no result"), "rank 2 was killed: " + results.get(2));
         assertTrue(seconds < 50, "ended in " + seconds + " s");
