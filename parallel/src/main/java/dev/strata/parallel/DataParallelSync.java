@@ -89,6 +89,8 @@ public final class DataParallelSync implements GradientSync {
 
     @Override public int replicas() { return dp.size(); }
 
+    @Override public boolean capturable() { return dp.size() == 1; }
+
     @Override public boolean updates(Parameter p) { return zero == 0 || owner(p) == dp.rank(); }
 
     @Override public void startMicroBatch(boolean last) {

@@ -49,6 +49,8 @@ public final class PipelineSync implements GradientSync {
         other.close();
     }
 
+    @Override public boolean capturable() { return false; } // collectives inside layers and between stages
+
     @Override public int replicas() { return inner.replicas(); }
 
     @Override public boolean updates(Parameter p) { return inner.updates(p); }

@@ -1,24 +1,28 @@
 package dev.strata.parallel.tensor;
 
+import dev.strata.parallel.comm.Communicator;
 import dev.strata.runtime.Tensor;
-import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A linear whose weight (out,in) is split by output rows over tp: this rank holds (out/tp, in) and its bias slice,
  * reads the whole input and writes its slice of the output (N,out/tp), so {@link #outFeatures} is the local width.
  * Under sequence parallelism it reads a row shard, which its {@link SharedInput} gathers to all N rows first.
- * Backward leaves a partial input gradient, which the shared input completes.
+ * Backward leaves a partial input gradient, which the shared input completes. The slice itself is whatever the plan's
+ * base maker made at its size (dense, FP8); step state it keeps (FP8 amax histories) is made the same on every rank.
  */
 public final class ColumnParallelLinear implements Linear {
-    private final DenseLinear local;
+    private final Linear local;
     private final SharedInput input;
+    private final Communicator tp;
 
-    ColumnParallelLinear(Parameter weight, Parameter bias, SharedInput input) {
-        this.local = new DenseLinear(weight, bias);
+    ColumnParallelLinear(Linear local, SharedInput input, Communicator tp) {
+        this.local = local;
         this.input = input;
+        this.tp = tp;
         input.join();
     }
 
@@ -47,6 +51,17 @@ public final class ColumnParallelLinear implements Linear {
     }
 
     @Override public List<Parameter> parameters() { return local.parameters(); }
+
+    @Override public void endStep() {
+        TensorParallelPlan.syncStepState(tp, local);
+        local.endStep();
+    }
+
+    @Override public Map<String, Tensor> stepState() { return local.stepState(); }
+
+    @Override public void stepStateLoaded() { local.stepStateLoaded(); }
+
+    @Override public List<String> nonFiniteInputs() { return local.nonFiniteInputs(); }
 
     @Override public void discard() {
         local.discard();

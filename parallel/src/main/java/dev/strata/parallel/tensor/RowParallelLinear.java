@@ -4,11 +4,11 @@ import dev.strata.parallel.comm.Communicator;
 import dev.strata.parallel.comm.ReduceOp;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.Tensor;
-import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * A linear whose weight (out,in) is split by input columns over tp: this rank holds (out, in/tp), reads its slice of
@@ -21,12 +21,12 @@ public final class RowParallelLinear implements Linear {
     private final Backend backend;
     private final Communicator tp;
     private final SequenceParallel sp; // null: rows are not sharded
-    private final DenseLinear local;   // weight (out, in/tp), no bias: it must not be added tp times
+    private final Linear local;        // weight (out, in/tp), no bias: it must not be added tp times
     private final Parameter bias;      // (out) or null, replicated over tp
 
-    RowParallelLinear(Parameter weight, Parameter bias, Communicator tp, SequenceParallel sp) {
-        this.backend = weight.value().backend();
-        this.local = new DenseLinear(weight, null);
+    RowParallelLinear(Linear local, Parameter bias, Communicator tp, SequenceParallel sp) {
+        this.backend = local.parameters().get(0).value().backend();
+        this.local = local;
         this.bias = bias;
         this.tp = tp;
         this.sp = sp;
@@ -87,4 +87,15 @@ public final class RowParallelLinear implements Linear {
     }
 
     @Override public void discard() { local.discard(); }
+
+    @Override public void endStep() {
+        TensorParallelPlan.syncStepState(tp, local);
+        local.endStep();
+    }
+
+    @Override public Map<String, Tensor> stepState() { return local.stepState(); }
+
+    @Override public void stepStateLoaded() { local.stepStateLoaded(); }
+
+    @Override public List<String> nonFiniteInputs() { return local.nonFiniteInputs(); }
 }

@@ -47,8 +47,9 @@ public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer>
     }
 
     /**
-     * Makes this rank's slices (parameters in dtype, zeros until initialised, each placed in the whole tensor, so an
-     * initialiser can draw the whole weight once and keep its slice); other layers come from base.
+     * Makes this rank's slices through base (dense or FP8, at the slice's size; parameters zeros until initialised,
+     * each placed in the whole tensor, so an initialiser can draw the whole weight once and keep its slice); other
+     * layers come from base whole.
      */
     public Linear.Maker maker(Communicator tp, Backend backend, DType dtype, Linear.Maker base) { return maker(tp, null, backend, dtype, base); }
 
@@ -67,14 +68,15 @@ public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer>
                         + (grain > 1 ? " (" + units + " heads of " + grain + ")" : "") + " do not split over parallel.tp = " + size);
             int shards = shared ? units : size, shard = rank / (size / shards);
             if (style == Style.COLUMN) {
-                Parameter w = slice(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend, dtype, new int[] {out, in}, 0, shard, shards);
-                Parameter b = bias ? slice(name + ".bias", Parameter.Kind.BIAS, backend, dtype, new int[] {out}, 0, shard, shards) : null;
+                Linear local = base.make(name, in, out / shards, bias);
+                place(local, new int[] {out, in}, 0, shard, shards);
                 String module = name.substring(0, Math.max(0, name.lastIndexOf('.')));
-                return new ColumnParallelLinear(w, b, regions.computeIfAbsent(module, m -> new SharedInput(tp, sp)));
+                return new ColumnParallelLinear(local, regions.computeIfAbsent(module, m -> new SharedInput(tp, sp)), tp);
             }
-            Parameter w = slice(name + ".weight", Parameter.Kind.LINEAR_WEIGHT, backend, dtype, new int[] {out, in}, 1, shard, shards);
+            Linear local = base.make(name, in / shards, out, false); // the bias is added once, after the sum
+            place(local, new int[] {out, in}, 1, shard, shards);
             Parameter b = bias ? new Parameter(name + ".bias", Parameter.Kind.BIAS, backend.zeros(dtype, out)) : null;
-            return new RowParallelLinear(w, b, tp, sp);
+            return new RowParallelLinear(local, b, tp, sp);
         };
     }
 
@@ -97,10 +99,19 @@ public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer>
         }
     }
 
-    private static Parameter slice(String name, Parameter.Kind kind, Backend backend, DType dtype, int[] global, int dim, int shard, int shards) {
-        Placement where = Placement.sharded(global, dim, MeshDim.TP, shard, shards);
-        Parameter p = new Parameter(name, kind, backend.zeros(dtype, where.localShape()));
-        p.place(where);
-        return p;
+    /** Places a slice's weight (out,in) in the whole one, and a column slice's bias with it. */
+    private static void place(Linear local, int[] global, int dim, int shard, int shards) {
+        for (Parameter p : local.parameters()) {
+            if (p.kind() == Parameter.Kind.LINEAR_WEIGHT) p.place(Placement.sharded(global, dim, MeshDim.TP, shard, shards));
+            else if (p.kind() == Parameter.Kind.BIAS) p.place(Placement.sharded(new int[] {global[0]}, 0, MeshDim.TP, shard, shards));
+        }
+    }
+
+    /**
+     * Every tp rank ends with the largest of the ranks' values in each of a slice's step-state tensors (FP8 amax
+     * histories), so every shard of a layer scales alike from the next step on; called where the layers end a step.
+     */
+    static void syncStepState(Communicator tp, Linear local) {
+        for (var t : local.stepState().values()) tp.allReduce(t, dev.strata.parallel.comm.ReduceOp.MAX).await();
     }
 }

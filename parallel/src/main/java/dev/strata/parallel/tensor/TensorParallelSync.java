@@ -74,6 +74,8 @@ public final class TensorParallelSync implements GradientSync {
         }
     }
 
+    @Override public boolean capturable() { return false; } // collectives inside layers and between stages
+
     @Override public int replicas() { return dataParallel.replicas(); }
 
     @Override public boolean updates(Parameter p) { return dataParallel.updates(p); }

@@ -4,6 +4,7 @@ import dev.strata.parallel.comm.Communicator;
 import dev.strata.parallel.comm.ReduceOp;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.Tensor;
+import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.MeshDim;
 import dev.strata.runtime.nn.Parameter;
@@ -39,7 +40,7 @@ public final class VocabParallel implements Vocabulary {
 
     @Override public void completeLookup(Tensor x) { tp.allReduce(x, ReduceOp.SUM).await(); }
 
-    @Override public Linear tiedHead(Parameter table) { return new ColumnParallelLinear(table, null, new SharedInput(tp, sp)); }
+    @Override public Linear tiedHead(Parameter table) { return new ColumnParallelLinear(new DenseLinear(table, null), new SharedInput(tp, sp), tp); }
 
     @Override public Tensor crossEntropy(Tensor logits, int classes, Tensor targets, Tensor dlogits, double gradScale) {
         Backend backend = logits.backend();

@@ -22,6 +22,9 @@ public interface GradientSync {
      */
     void reduce(List<Parameter> params, Tensor lossSum);
 
+    /** Whether a step may be captured as a CUDA graph: nothing between its kernels waits on the host or another rank. */
+    default boolean capturable() { return true; }
+
     /** How many replicas the gradients are summed over (1: none). */
     int replicas();
 

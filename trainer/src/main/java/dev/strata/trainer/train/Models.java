@@ -74,12 +74,12 @@ public final class Models {
     public static Linear.Maker linears(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp, SequenceParallel sp) {
         DType params = Precision.of(dtype).params();
         Linear.Maker linears = DenseLinear.maker(backend, params);
-        if (tp != null) linears = TensorParallelPlan.megatron(cfg.headDim()).maker(tp, sp, backend, params, linears);
         PrecisionSpec p = job.precision();
-        if (p.fp8())
+        if (p.fp8()) // below tensor parallelism, which makes its slices through it
             linears = new Fp8Plan(Rotation.parse(p.rotation()), p.hadamardBlock() == 0 ? Fp8Linear.FULL_BLOCK : p.hadamardBlock(),
                     Scaling.parse(p.scaling()), p.amaxHistory(), p.exclude())
                     .maker(backend, params, linears);
+        if (tp != null) linears = TensorParallelPlan.megatron(cfg.headDim()).maker(tp, sp, backend, params, linears);
         LoraSpec lora = job.lora();
         if (lora.enabled()) linears = new LoraPlan(lora.rank(), lora.alpha(), lora.targets()).maker(backend, params, linears);
         return linears;
@@ -181,7 +181,17 @@ public final class Models {
         long rows = (long) job.training().batchSize() * job.training().seqLen();
         if (job.parallel().sequenceParallel() && rows % tp != 0)
             throw new ConfigError(at + "does not divide the " + rows + " rows (training.batch_size × seq_len) that parallel.sequence_parallel shards");
-        if (job.precision().fp8()) throw new ConfigError(at + "with precision.fp8 = true is not supported yet; train FP8 at tp = 1");
+        if (job.precision().fp8()) {
+            if (!job.precision().scaling().equals("delayed"))
+                throw new ConfigError(at + "with FP8 needs precision.scaling = delayed, whose amax histories the tp ranks share so every shard "
+                        + "of a layer scales alike; got " + job.precision().scaling());
+            int[] perRank = {cfg.nHeads() * cfg.headDim() / tp, Math.max(1, cfg.nKvHeads() / tp) * cfg.headDim(), cfg.ffnDim() / tp};
+            String[] what = {"the query heads' features", "the key/value heads' features", "model.ffn_dim"};
+            for (int i = 0; i < perRank.length; i++)
+                if (perRank[i] % 16 != 0)
+                    throw new ConfigError(at + "splits " + what[i] + " into " + perRank[i] + " a rank, and FP8 GEMMs need multiples of 16; "
+                            + "lower parallel.tp or exclude those layers with precision.exclude");
+        }
         if (job.lora().enabled()) {
             if (job.parallel().sequenceParallel())
                 throw new ConfigError(at + "with LoRA and parallel.sequence_parallel is not supported yet; set sequence_parallel = false");
