@@ -1,5 +1,5 @@
 /**
- * Parallelism applied from outside the model: the device mesh and its process groups ({@link dev.strata.parallel.DeviceMesh});
- * collectives live in {@code comm}. Tensor, pipeline and data parallel layouts and the Pekko control plane build on these.
+ * Parallelism applied from outside the model: the device mesh, each rank's process groups and data parallelism;
+ * collectives live in {@code comm}, tensor parallelism in {@code tensor}, pipeline stages in {@code pipeline}.
  */
 package dev.strata.parallel;
