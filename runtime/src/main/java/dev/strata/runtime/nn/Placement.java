@@ -25,6 +25,9 @@ public record Placement(int[] globalShape, int shardedDim, MeshDim shardedOver, 
         if (replicatedOver.contains(MeshDim.PP)) throw new IllegalArgumentException("pipeline stages hold different layers: nothing is replicated over pp");
     }
 
+    /** The whole tensor's shape (a copy: a placement never changes). */
+    @Override public int[] globalShape() { return globalShape.clone(); }
+
     /** The whole tensor on every rank: replicated over data and tensor parallelism (what a layer makes by default). */
     public static Placement replicated(int[] shape) { return new Placement(shape, -1, null, 0, 1, EnumSet.of(MeshDim.DP, MeshDim.TP)); }
 

@@ -2,6 +2,7 @@ package dev.strata.trainer.hf;
 
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.checkpoints.HfDirectory;
+import dev.strata.parallel.tensor.Slices;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
@@ -35,7 +36,10 @@ public final class HfModels {
         return load(dir, backend, dtype, cfg -> new Transformer(cfg, backend, dtype));
     }
 
-    /** As {@link #load(Path, Backend, DType)}, building the model with {@code build} (e.g. with FP8 linears). */
+    /**
+     * As {@link #load(Path, Backend, DType)}, building the model with {@code build} (e.g. with FP8 linears, or a
+     * rank's part of it: a pipeline stage's tensors only, a tensor-parallel slice of each).
+     */
     public static Loaded load(Path dir, Backend backend, DType dtype, java.util.function.Function<ModelConfig, Transformer> build) throws IOException {
         HfDirectory hf = HfDirectory.read(dir);
         ModelConfig cfg = configFromHf(hf.config(), dir.resolve(HfDirectory.CONFIG).toString());
@@ -45,6 +49,9 @@ public final class HfModels {
         List<TensorMapping> mappings = mappings(cfg, prefix);
         Map<String, Parameter> params = model.parameters();
         for (TensorMapping m : mappings) {
+            long here = m.ours().stream().filter(params::containsKey).count();
+            if (here == 0) continue; // another pipeline stage's
+            if (here < m.ours().size()) throw new IllegalStateException(m.hfName() + " feeds " + m.ours() + ", of which this model holds only some");
             HostTensor t = hf.tensor(m.hfName());
             List<int[]> shapes = m.ours().stream().map(n -> storedShape(model, params.get(n))).toList();
             int[] expected = hfShape(shapes, m.transposed());
@@ -54,9 +61,10 @@ public final class HfModels {
             List<double[]> parts = split(t.toDoubles(), shapes, m.transposed());
             for (int i = 0; i < parts.size(); i++) {
                 Parameter p = params.get(m.ours().get(i));
-                double[] rows = Arrays.copyOf(parts.get(i), Math.toIntExact(p.value().numel())); // zero rows past V
-                try (Tensor src = backend.fromDoubles(rows, p.value().dtype(), p.shape())) {
-                    backend.copyInto(src, p.value());
+                int[] whole = p.placement().globalShape();
+                double[] rows = Arrays.copyOf(parts.get(i), Math.toIntExact(Tensor.numel(whole))); // zero rows past V
+                try (Tensor src = backend.fromDoubles(rows, p.value().dtype(), whole)) {
+                    Slices.take(p.placement(), src, p.value());
                 }
             }
         }
@@ -83,9 +91,9 @@ public final class HfModels {
         return out;
     }
 
-    /** A parameter's shape in a Hugging Face directory: the vocabulary's V rows of a padded table. */
+    /** A parameter's (whole) shape in a Hugging Face directory: the vocabulary's V rows of a padded table. */
     private static int[] storedShape(Transformer model, Parameter p) {
-        int[] s = p.shape();
+        int[] s = p.placement().globalShape();
         s[0] = model.storedRows(p.name(), s);
         return s;
     }

@@ -120,7 +120,8 @@ public final class Models {
      * with fresh optimizer state). tp: this rank's tensor-parallel group (null: the whole model), whose slice of
      * every planned layer it builds.
      */
-    static Transformer build(JobConfig job, Backend backend, DType dtype, Communicator tp, Transformer.Stage stage) throws IOException {
+    static Transformer build(JobConfig job, Backend backend, DType dtype, Communicator tp, int stageIndex, int stages) throws IOException {
+        Transformer.Stage stage = stage(job, modelConfig(job), stageIndex, stages);
         Path from = Path.of(job.model().initFrom());
         boolean checkpoint = java.nio.file.Files.isRegularFile(from.resolve("manifest.json"));
         if (!job.model().initFrom().isEmpty() && (checkpoint || java.nio.file.Files.isDirectory(from.resolve("checkpoints")))) {
@@ -133,10 +134,7 @@ public final class Models {
             return model;
         }
         if (!job.model().initFrom().isEmpty()) {
-            if (tp != null || !stage.equals(Transformer.Stage.whole(config(job.model()))))
-                throw new ConfigError(job.source() + ": model.init_from = " + from + " is a Hugging Face directory, which loads into the whole model only; "
-                        + "set parallel.tp = 1 and parallel.pp = 1, or import it first (a run at tp = pp = 1 writes a checkpoint any layout resumes)");
-            Transformer model = HfModels.load(Path.of(job.model().initFrom()), backend, dtype, cfg -> model(job, cfg, backend, dtype)).model();
+            Transformer model = HfModels.load(Path.of(job.model().initFrom()), backend, dtype, cfg -> model(job, cfg, backend, dtype, tp, stage)).model();
             Initializer.initializeAdapters(model, job.seed());
             return model;
         }
@@ -201,6 +199,13 @@ public final class Models {
                     throw new ConfigError(at + "puts " + layer.substring(9) + " row-parallel, and LoRA adapters on row-parallel layers are not supported yet: "
                             + "narrow lora.targets to the column-parallel ones, e.g. [\"attention.wq\", \"attention.wv\", \"feed_forward.w1\", \"feed_forward.w3\"]");
         }
+    }
+
+    /** The model the job trains: model.init_from's config.json when that is a Hugging Face directory, else the job's model section. */
+    static ModelConfig modelConfig(JobConfig job) throws IOException {
+        Path hf = Path.of(job.model().initFrom()).resolve("config.json");
+        if (job.model().initFrom().isEmpty() || !java.nio.file.Files.isRegularFile(hf)) return config(job.model());
+        return HfModels.configFromHf(dev.strata.checkpoints.HfDirectory.read(hf.getParent()).config(), hf.toString());
     }
 
     public static DType dtype(JobConfig job, Backend backend) {

@@ -22,7 +22,7 @@ public record TrainedModel(Transformer model, JobConfig job, String checkpoint) 
         Checkpointer.Checkpoint ckpt = Checkpointer.load(fs, dir);
         JobConfig job = JobConfig.fromMap(ckpt.manifest().config(), dir + "/" + Checkpointer.MANIFEST);
         DType d = dtype != null ? dtype : defaultDtype(job, backend);
-        Transformer model = Models.build(job, backend, d, null, Transformer.Stage.whole(Models.config(job.model())));
+        Transformer model = Models.build(job, backend, d, null, 0, 1);
         TrainingState.restore(model, null, ckpt, true);
         return new TrainedModel(model, job, dir);
     }

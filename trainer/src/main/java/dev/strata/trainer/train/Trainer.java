@@ -60,8 +60,8 @@ public final class Trainer {
         var p = job.parallel();
         if (p.worldSize() == 1) return run(mode, exitAfter, allowChanges, Rank.SINGLE);
         // here, before any rank starts
-        if (p.tp() > 1) Models.checkTensorParallel(job, Models.config(job.model()), p.tp());
-        if (p.pp() > 1) Pipeline.check(job, Models.config(job.model()));
+        if (p.tp() > 1) Models.checkTensorParallel(job, Models.modelConfig(job), p.tp());
+        if (p.pp() > 1) Pipeline.check(job, Models.modelConfig(job));
         if (p.launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
         if (Models.onGpu(job.backend()))
             throw new IllegalArgumentException(job.source() + ": " + ProcessRanks.layout(job) + " on the GPU runs one worker process per GPU, "
@@ -100,8 +100,7 @@ public final class Trainer {
                 throw new IllegalArgumentException(job.source() + " changes settings of the run in " + job.runDir() + " since " + latest.get()
                         + ": " + ResumeChanges.describe(changes) + "; put them back, or pass --allow-changes to resume with them");
         }
-        Transformer model = Models.build(job, backend, dtype, rank.tensorParallel(),
-                Models.stage(job, Models.config(job.model()), rank.stage(), rank.mesh().pp()));
+        Transformer model = Models.build(job, backend, dtype, rank.tensorParallel(), rank.stage(), rank.mesh().pp());
         if (job.lora().enabled() && job.model().initFrom().isEmpty())
             throw new IllegalArgumentException(job.source() + ": lora.rank = " + job.lora().rank() + " trains adapters over a frozen base, "
                     + "but model.init_from is empty, so the base would be random; set model.init_from to a Hugging Face directory or a Strata run");

@@ -85,6 +85,23 @@ class PipelineParallelTest {
         TensorParallelTrainingTest.assertSameRun(runs.resolve("one"), one, runs.resolve("procs"), procs, "llama tp=2 pp=2 in processes");
     }
 
+    /** Fine-tuning from a Hugging Face directory at tp = 2 × pp = 2: each rank loads its stage's slices, and trains as one process does. */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"gpt2", "llama"})
+    void aHuggingFaceDirectoryLoadsIntoSlicesAndStages(String family, @TempDir Path runs) throws Exception {
+        var pre = new Trainer(job(runs.resolve("pre"), family, 1, 1, 1, 0, "1f1b", false).withOverrides("training.steps = 3"), TrainerTest.quiet())
+                .run(RunDirectory.Mode.FRESH, 0);
+        Path hf = runs.resolve("hf");
+        dev.strata.trainer.hf.HfModels.save(pre.model(), dev.strata.trainer.hf.HfModels.configToHf(pre.model().config()), hf,
+                dev.strata.runtime.DType.F64, 1L << 30);
+        String from = "model.init_from = \"" + hf + "\"";
+        var one = new Trainer(job(runs.resolve("one"), family, 1, 1, 1, 0, "1f1b", false).withOverrides(from), TrainerTest.quiet())
+                .run(RunDirectory.Mode.FRESH, 0);
+        var split = new Trainer(job(runs.resolve("split"), family, 2, 2, 1, 0, "1f1b", false).withOverrides(from), TrainerTest.quiet())
+                .run(RunDirectory.Mode.FRESH, 0);
+        TensorParallelTrainingTest.assertSameRun(runs.resolve("one"), one, runs.resolve("split"), split, family + " from Hugging Face at tp=2 pp=2");
+    }
+
     /** Stages split as parallel.pp_layers says; a split that does not add up is one line. */
     @Test
     void stagesFollowPpLayers(@TempDir Path runs) throws Exception {
