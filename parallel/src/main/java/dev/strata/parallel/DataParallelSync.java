@@ -37,6 +37,7 @@ public final class DataParallelSync implements GradientSync {
     private final int zero;
     private final long bucketBytes;
     private Map<String, Integer> owners;                            // by parameter name, fixed by plan()
+    private java.util.Set<Parameter> unowned = java.util.Set.of();  // every rank updates these; the caller reduces their gradients
     private List<Bucket> buckets;
     private final Map<Parameter, Bucket> bucketOf = new IdentityHashMap<>();
     private final List<Bucket> inFlight = new ArrayList<>();
@@ -54,7 +55,17 @@ public final class DataParallelSync implements GradientSync {
     public int zero() { return zero; }
 
     /** Assigns owners and cuts buckets over params (trainable, backward order); the same on every rank, which sees the same list. */
-    public void plan(List<Parameter> params) {
+    public void plan(List<Parameter> params) { plan(params, java.util.Set.of()); }
+
+    /**
+     * As {@link #plan(List)}, leaving out unowned: parameters every rank updates itself, with replicated state, whose
+     * gradients the caller sums over the replicas ({@link #sumOverReplicas}) before the update: a tied table whose two
+     * pipeline copies must first meet.
+     */
+    public void plan(List<Parameter> all, java.util.Set<Parameter> unowned) {
+        this.unowned = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+        this.unowned.addAll(unowned);
+        List<Parameter> params = all.stream().filter(p -> !this.unowned.contains(p)).toList();
         for (Parameter p : params)
             if (!p.placement().replicatedOver().contains(MeshDim.DP))
                 throw new IllegalArgumentException(p.name() + " is placed as " + p.placement() + ": data parallelism syncs only what every dp rank holds whole");
@@ -91,7 +102,13 @@ public final class DataParallelSync implements GradientSync {
 
     @Override public boolean capturable() { return dp.size() == 1; }
 
-    @Override public boolean updates(Parameter p) { return zero == 0 || owner(p) == dp.rank(); }
+    @Override public boolean updates(Parameter p) { return zero == 0 || unowned.contains(p) || owner(p) == dp.rank(); }
+
+    // Sharded state: the norm adds every rank's share; an unowned parameter, updated everywhere, is counted on rank 0.
+    @Override public boolean countsInNorm(Parameter p) { return zero == 0 || !unowned.contains(p) || dp.rank() == 0; }
+
+    /** In place: t summed over the replicas (an unowned parameter's gradient). */
+    public void sumOverReplicas(Tensor t) { dp.allReduce(t, ReduceOp.SUM).await(); }
 
     @Override public void startMicroBatch(boolean last) {
         // ZeRO-2: the last micro-batch's sums reach their owners before this backward adds to the owners' gradients.
@@ -151,7 +168,8 @@ public final class DataParallelSync implements GradientSync {
     public void shareFromOwners(List<Tensor> tensors, List<Parameter> ofParameter) {
         if (zero == 0) return;
         List<Work> works = new ArrayList<>(tensors.size());
-        for (int i = 0; i < tensors.size(); i++) works.add(dp.broadcast(tensors.get(i), owner(ofParameter.get(i))));
+        for (int i = 0; i < tensors.size(); i++)
+            if (!unowned.contains(ofParameter.get(i))) works.add(dp.broadcast(tensors.get(i), owner(ofParameter.get(i))));
         works.forEach(Work::await);
     }
 }

@@ -11,18 +11,22 @@ import java.util.List;
  * Pipeline parallelism's side of a step, around the stage's tensor- and data-parallel sync: only the last stage has
  * a loss, summed over pp so every stage reports it; each stage holds different layers, so the gradient norm's
  * squares are summed over pp. Tied embeddings (GPT-2) live on the first stage (the lookup) and the last (the head)
- * as two copies of one weight, which stay equal: after the data-parallel reduction the two stages swap their
- * gradients and both add them, so both updates see the whole gradient; the norm counts the first stage's copy.
+ * as two copies of one weight, which stay equal: each copy's gradient is summed over the replicas (the
+ * data-parallel sync leaves it out of its buckets and owners), then the two stages swap their gradients and both add
+ * them, so both updates see the whole gradient; the norm counts the first stage's copy.
  */
 public final class PipelineSync implements GradientSync {
     private final GradientSync inner;
     private final Communicator pp;
     private final Parameter tied; // this stage's copy of a weight the first and last stages share, or null
+    private final java.util.function.Consumer<Tensor> sumOverReplicas;
 
-    public PipelineSync(GradientSync inner, Communicator pp, Parameter tied) {
+    /** sumOverReplicas: sums a tensor over the data-parallel replicas (nothing to do without them). */
+    public PipelineSync(GradientSync inner, Communicator pp, Parameter tied, java.util.function.Consumer<Tensor> sumOverReplicas) {
         this.inner = inner;
         this.pp = pp;
         this.tied = tied;
+        this.sumOverReplicas = sumOverReplicas;
     }
 
     private boolean last() { return pp.rank() == pp.size() - 1; }
@@ -35,6 +39,7 @@ public final class PipelineSync implements GradientSync {
         inner.reduce(params, lossSum);
         pp.allReduce(lossSum, ReduceOp.SUM).await();
         if (tied == null || pp.size() == 1 || !tied.trainable()) return;
+        sumOverReplicas.accept(tied.grad());
         // first: send, then receive; last: receive, then send; each adds the other's: g_first + g_last either way
         Tensor g = tied.grad(), other = g.backend().empty(g.dtype(), g.shape());
         int peer = last() ? 0 : pp.size() - 1;

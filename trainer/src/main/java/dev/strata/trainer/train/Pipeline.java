@@ -25,9 +25,6 @@ final class Pipeline {
         var p = job.parallel();
         String at = job.source() + ": parallel.pp = " + p.pp() + " ";
         if (p.pp() > cfg.nLayers()) throw new ConfigError(at + "stages need as many layers, but model.n_layers = " + cfg.nLayers());
-        if (cfg.tieEmbeddings() && p.zero() > 0)
-            throw new ConfigError(at + "with tied embeddings (the first and last stages share the table) needs parallel.zero = 0, got "
-                    + p.zero() + "; ZeRO with tied embeddings across stages is not supported yet");
         if (p.schedule().equals("zero_bubble") && p.zero() == 2)
             throw new ConfigError(at + "with parallel.schedule = zero_bubble puts weight gradients off past the backward that ZeRO-2 reduces them in; "
                     + "use parallel.zero = 0 or 1 with it");

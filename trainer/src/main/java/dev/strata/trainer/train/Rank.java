@@ -23,7 +23,7 @@ record Rank(int index, DeviceMesh mesh, DataParallelSync dataParallel, Communica
     GradientSync sync(Parameter tied) {
         GradientSync dp = dataParallel == null ? GradientSync.NONE : dataParallel;
         GradientSync tp = tensorParallel == null ? dp : new TensorParallelSync(dp, tensorParallel, sequenceParallel);
-        return pipeline == null ? tp : new PipelineSync(tp, pipeline, tied);
+        return pipeline == null ? tp : new PipelineSync(tp, pipeline, tied, dataParallel == null ? t -> {} : dataParallel::sumOverReplicas);
     }
 
     /** This rank's pipeline stage (0 without pipeline parallelism). */

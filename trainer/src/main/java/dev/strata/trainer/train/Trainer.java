@@ -29,6 +29,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * The training loop of one host: micro-batches with gradient accumulation, AdamW with clipping on a warm-up +
@@ -122,8 +123,9 @@ public final class Trainer {
         if (mode == RunDirectory.Mode.RESUME && writer) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
 
         try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job)) {
-            if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model));
-            GradientSync sync = rank.sync(Pipeline.tiedCopy(model));
+            Parameter tied = rank.pipeline() == null ? null : Pipeline.tiedCopy(model); // its replicas' sum waits for the other copy's
+            if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model), tied == null ? Set.of() : Set.of(tied));
+            GradientSync sync = rank.sync(tied);
             AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()),
                     sync);
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());

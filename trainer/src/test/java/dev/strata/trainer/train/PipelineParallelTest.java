@@ -39,7 +39,7 @@ class PipelineParallelTest {
             "gpt2, 1, 2, 1, 0, 1f1b, false", "llama, 1, 2, 1, 0, 1f1b, false", "gpt2, 1, 2, 1, 0, gpipe, false",
             "llama, 2, 2, 1, 0, 1f1b, false", "gpt2, 1, 2, 2, 0, 1f1b, false", "llama, 2, 2, 2, 0, 1f1b, false",
             "llama, 1, 4, 1, 0, 1f1b, false", "gpt2, 1, 4, 1, 0, gpipe, false", "llama, 2, 2, 1, 0, 1f1b, true",
-            "llama, 1, 2, 2, 1, 1f1b, false",
+            "llama, 1, 2, 2, 1, 1f1b, false", "gpt2, 1, 2, 2, 1, 1f1b, false", "gpt2, 2, 2, 2, 2, gpipe, false",
             "gpt2, 1, 2, 1, 0, zero_bubble, false", "llama, 2, 2, 2, 1, zero_bubble, false", "llama, 1, 4, 1, 0, zero_bubble, false"})
     void pipelineStagesEqualOneProcess(String family, int tp, int pp, int dp, int zero, String schedule, boolean sp, @TempDir Path runs)
             throws Exception {
