@@ -81,21 +81,26 @@ public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer>
     }
 
     /**
-     * LoRA over a column-parallel layer: its B (out, r) splits with the layer's output rows; A (r, in) stays whole,
-     * each rank's gradient of it a part that {@link TensorParallelSync} sums. (A row-parallel layer's adapter would
-     * need its x·Aᵀ summed over tp before B: not supported.)
+     * LoRA over tensor-parallel layers. Column-parallel: B (out, r) splits with the layer's output rows; A (r, in)
+     * stays whole, each rank's gradient of it a part that {@link TensorParallelSync} sums. Row-parallel: A splits
+     * with the layer's input columns, x·Aᵀ is summed over tp before B, and B (out, r) stays whole with a whole gradient.
      */
-    public static void placeAdapters(Iterable<Linear> linears) {
+    public static void placeAdapters(Iterable<Linear> linears, Communicator tp) {
         for (Linear l : linears) {
-            Parameter weight = null, b = null;
+            Parameter weight = null, a = null, b = null;
             for (Parameter p : l.parameters()) {
                 if (p.kind() == Parameter.Kind.LINEAR_WEIGHT) weight = p;
+                if (p.kind() == Parameter.Kind.LORA_A) a = p;
                 if (p.kind() == Parameter.Kind.LORA_B) b = p;
             }
             if (b == null || weight == null || weight.placement().whole()) continue;
             Placement w = weight.placement();
-            if (w.shardedDim() != 0) throw new IllegalArgumentException(weight.name() + " is row-parallel: a LoRA adapter on it is not supported");
-            b.place(Placement.sharded(new int[] {w.globalShape()[0], b.shape()[1]}, 0, MeshDim.TP, w.shard(), w.shards()));
+            if (w.shardedDim() == 0) {
+                b.place(Placement.sharded(new int[] {w.globalShape()[0], b.shape()[1]}, 0, MeshDim.TP, w.shard(), w.shards()));
+            } else {
+                a.place(Placement.sharded(new int[] {a.shape()[0], w.globalShape()[1]}, 1, MeshDim.TP, w.shard(), w.shards()));
+                ((dev.strata.runtime.nn.LoraLinear) l).completeProjection(h -> tp.allReduce(h, dev.strata.parallel.comm.ReduceOp.SUM).await());
+            }
         }
     }
 

@@ -18,6 +18,7 @@ public final class LoraLinear implements Linear {
     private final Parameter a;   // (r,in)
     private final Parameter b;   // (out,r)
     private final double scale;  // alpha / r
+    private java.util.function.Consumer<Tensor> completeProjection = h -> {}; // a row-parallel base's slice: x·Aᵀ summed over tp
 
     /** Kept for backward: x (N,in) for dA, h = x·Aᵀ (N,r) for dB. */
     private record Saved(Tensor x, Tensor h) {}
@@ -32,6 +33,12 @@ public final class LoraLinear implements Linear {
         this.scale = scale;
     }
 
+    /**
+     * Over a layer that reads a slice of its input (row-parallel), A holds the same slice and x·Aᵀ is a partial sum:
+     * complete (in place, e.g. an all-reduce over tp) makes it whole before B, so y gets the whole adapter's output.
+     */
+    public void completeProjection(java.util.function.Consumer<Tensor> complete) { this.completeProjection = complete; }
+
     @Override public int inFeatures() { return base.inFeatures(); }
 
     @Override public int outFeatures() { return base.outFeatures(); }
@@ -41,6 +48,7 @@ public final class LoraLinear implements Linear {
         discardAdapter();
         Tensor h = backend.empty(x.dtype(), x.size(0), a.shape()[0]);                          // (N,r)
         backend.matmul(x, false, a.valueAs(x.dtype()), true, h, 1, 0);                        // h = x·Aᵀ
+        completeProjection.accept(h);
         backend.matmul(h, false, b.valueAs(x.dtype()), true, y, scale, beta);                 // y = s·h·Bᵀ + beta·y
         base.forward(x, y, 1);
         Activations.current().keep(this, new Saved(x, h));

@@ -109,7 +109,7 @@ public final class Models {
                             + (cfg.tieEmbeddings() ? " (a tied LM head is the embedding, which takes no adapter)" : "")
                             + "; its linears are named like " + String.join(", ", model.linears().keySet().stream().limit(8).toList()));
             LoraPlan.freezeAllButAdapters(model.parameters());
-            if (tp != null) TensorParallelPlan.placeAdapters(model.linears().values());
+            if (tp != null) TensorParallelPlan.placeAdapters(model.linears().values(), tp);
         }
         return model;
     }
@@ -193,11 +193,6 @@ public final class Models {
         if (job.lora().enabled()) {
             if (job.parallel().sequenceParallel())
                 throw new ConfigError(at + "with LoRA and parallel.sequence_parallel is not supported yet; set sequence_parallel = false");
-            var plan = TensorParallelPlan.megatron(cfg.headDim());
-            for (String layer : new String[] {"layers.0.attention.wo", "layers.0.feed_forward.w2"})
-                if (new LoraPlan(job.lora().rank(), job.lora().alpha(), job.lora().targets()).targets(layer) && plan.styleOf(layer) == TensorParallelPlan.Style.ROW)
-                    throw new ConfigError(at + "puts " + layer.substring(9) + " row-parallel, and LoRA adapters on row-parallel layers are not supported yet: "
-                            + "narrow lora.targets to the column-parallel ones, e.g. [\"attention.wq\", \"attention.wv\", \"feed_forward.w1\", \"feed_forward.w3\"]");
         }
     }
 
