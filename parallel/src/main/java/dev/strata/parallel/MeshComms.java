@@ -39,8 +39,8 @@ public record MeshComms(DeviceMesh mesh, int rank, Communicator dp, Communicator
     }
 
     /**
-     * This process's communicators, ranks as processes on one host: each group's first rank listens at the port
-     * {@code portOf} gives the group's index in {@link #groups}; wrap turns each joined group into the communicator
+     * This process's communicators, ranks as processes on one host: each group's first rank listens at
+     * {@code ports[i]}, i the group's index in {@link #groups}; wrap turns each joined group into the communicator
      * kept (NCCL over it, on GPUs).
      */
     public static MeshComms join(DeviceMesh mesh, int rank, String host, List<Integer> ports, Duration timeout,

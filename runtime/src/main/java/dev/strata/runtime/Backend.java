@@ -108,10 +108,10 @@ public interface Backend extends AutoCloseable {
     // ---- embedding ----------------------------------------------------------------------------------------------
 
     /** ids (N) int32, table (V,C) -> rows (N,C) in dtype {@code out} (bf16 activations from an f32 table). */
-    Tensor embeddingForward(Tensor ids, Tensor table, DType out);
+    default Tensor embeddingForward(Tensor ids, Tensor table, DType out) { return embeddingForward(ids, table, out, 0); }
 
     /** dtable (V,C) += scatter of dout (N,C) by ids (N). */
-    void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable);
+    default void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable) { embeddingBackward(ids, dout, dtable, 0); }
 
     /**
      * A shard of a table (vocabulary parallelism): table (R,C) holds rows [firstRow, firstRow + R) of the whole;

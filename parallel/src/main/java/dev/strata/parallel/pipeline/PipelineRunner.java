@@ -24,6 +24,7 @@ public final class PipelineRunner {
     private final GradientSync sync;
     private final int rows, dim;       // of the hidden state between stages: (rows, C), rows a shard's under sequence parallelism
     private final DType hidden;
+    private boolean countBytes;        // walking the contexts costs host time every forward: only when asked
     private int peakInFlight;
     private long peakBytes, busyNanos, wallNanos, weightGradients;
 
@@ -63,9 +64,11 @@ public final class PipelineRunner {
                     else send(out, pp.rank() + 1);
                 }
                 peakInFlight = Math.max(peakInFlight, ++live);
-                long bytes = 0;
-                for (Activations c : contexts) if (c != null) bytes += c.bytes();
-                peakBytes = Math.max(peakBytes, bytes);
+                if (countBytes) {
+                    long bytes = 0;
+                    for (Activations c : contexts) if (c != null) bytes += c.bytes();
+                    peakBytes = Math.max(peakBytes, bytes);
+                }
             } else if (a.pass() == PipelineSchedule.Pass.W) {
                 long t0 = System.nanoTime();
                 weightGradients += contexts[i].runDeferred();
@@ -119,7 +122,10 @@ public final class PipelineRunner {
     /** The most micro-batches this stage held activations of at once, over every step so far. */
     public int peakInFlight() { return peakInFlight; }
 
-    /** The most bytes of activations (distinct tensors in the micro-batches' contexts) this stage held at once. */
+    /** From now on, count the bytes of activations held (for {@link #peakActivationBytes}; it costs host time). */
+    public void countActivationBytes() { countBytes = true; }
+
+    /** The most bytes of activations (distinct tensors in the micro-batches' contexts) this stage held at once, while counted. */
     public long peakActivationBytes() { return peakBytes; }
 
     /** The share of the steps' wall time this stage did not compute: the bubble as measured, waits for peers included. */

@@ -5,30 +5,22 @@ import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import java.util.List;
-import java.util.Map;
 
 /**
  * A linear whose weight (out,in) is split by output rows over tp: this rank holds (out/tp, in) and its bias slice,
  * reads the whole input and writes its slice of the output (N,out/tp), so {@link #outFeatures} is the local width.
  * Under sequence parallelism it reads a row shard, which its {@link SharedInput} gathers to all N rows first.
  * Backward leaves a partial input gradient, which the shared input completes. The slice itself is whatever the plan's
- * base maker made at its size (dense, FP8); step state it keeps (FP8 amax histories) is made the same on every rank.
+ * base maker made at its size (dense, FP8; see {@link SlicedLinear}).
  */
-public final class ColumnParallelLinear implements Linear {
-    private final Linear local;
+public final class ColumnParallelLinear extends SlicedLinear {
     private final SharedInput input;
-    private final Communicator tp;
 
     ColumnParallelLinear(Linear local, SharedInput input, Communicator tp) {
-        this.local = local;
+        super(local, tp);
         this.input = input;
-        this.tp = tp;
         input.join();
     }
-
-    @Override public int inFeatures() { return local.inFeatures(); }
-
-    @Override public int outFeatures() { return local.outFeatures(); }
 
     @Override public void forward(Tensor x, Tensor y, double beta) { local.forward(input.input(x), y, beta); } // x (N,in) -> y (N,out/tp)
 
@@ -51,17 +43,6 @@ public final class ColumnParallelLinear implements Linear {
     }
 
     @Override public List<Parameter> parameters() { return local.parameters(); }
-
-    @Override public void endStep() {
-        TensorParallelPlan.syncStepState(tp, local);
-        local.endStep();
-    }
-
-    @Override public Map<String, Tensor> stepState() { return local.stepState(); }
-
-    @Override public void stepStateLoaded() { local.stepStateLoaded(); }
-
-    @Override public List<String> nonFiniteInputs() { return local.nonFiniteInputs(); }
 
     @Override public void discard() {
         local.discard();

@@ -8,7 +8,6 @@ import dev.strata.runtime.nn.Linear;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 
 /**
  * A linear whose weight (out,in) is split by input columns over tp: this rank holds (out, in/tp), reads its slice of
@@ -17,26 +16,19 @@ import java.util.Map;
  * on every rank, is added once after the sum. Its input gradient is this rank's slice already: dy is whole on every
  * rank (gathered from the row shards under sequence parallelism).
  */
-public final class RowParallelLinear implements Linear {
+public final class RowParallelLinear extends SlicedLinear {
     private final Backend backend;
-    private final Communicator tp;
     private final SequenceParallel sp; // null: rows are not sharded
-    private final Linear local;        // weight (out, in/tp), no bias: it must not be added tp times
-    private final Parameter bias;      // (out) or null, replicated over tp
+    private final Parameter bias;      // (out) or null, replicated over tp; the slice (out, in/tp) has none: it must not be added tp times
 
     RowParallelLinear(Linear local, Parameter bias, Communicator tp, SequenceParallel sp) {
+        super(local, tp);
         this.backend = local.parameters().get(0).value().backend();
-        this.local = local;
         this.bias = bias;
-        this.tp = tp;
         this.sp = sp;
     }
 
     private boolean sharded() { return sp != null && sp.active(); }
-
-    @Override public int inFeatures() { return local.inFeatures(); }
-
-    @Override public int outFeatures() { return local.outFeatures(); }
 
     @Override public void forward(Tensor x, Tensor y, double beta) {
         Tensor sum;
@@ -87,15 +79,4 @@ public final class RowParallelLinear implements Linear {
     }
 
     @Override public void discard() { local.discard(); }
-
-    @Override public void endStep() {
-        TensorParallelPlan.syncStepState(tp, local);
-        local.endStep();
-    }
-
-    @Override public Map<String, Tensor> stepState() { return local.stepState(); }
-
-    @Override public void stepStateLoaded() { local.stepStateLoaded(); }
-
-    @Override public List<String> nonFiniteInputs() { return local.nonFiniteInputs(); }
 }

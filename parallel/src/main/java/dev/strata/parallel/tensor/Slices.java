@@ -6,9 +6,8 @@ import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.Placement;
 
 /**
- * Between a tensor-parallel slice and its whole tensor, the way checkpoints see them: a checkpoint holds whole
- * tensors, so it loads at any tp. A slice is a block of whole rows of the sharded dimension: per index of the
- * dimensions before it ("outer"), a run of local × inner elements.
+ * A tensor-parallel slice's whole tensor, the way checkpoints see it: a checkpoint holds whole tensors, so it loads
+ * at any tp ({@link Placement#take} goes the other way).
  */
 public final class Slices {
     private Slices() {}
@@ -25,30 +24,8 @@ public final class Slices {
         int holders = tp.size() / where.shards();
         try (Tensor all = backend.empty(slice.dtype(), Math.toIntExact(n * tp.size()))) { // rank r's slice at r·n
             tp.allGather(slice.view(Math.toIntExact(n)), all).await();
-            for (int s = 0; s < where.shards(); s++) copyRuns(backend, where, all, s * holders * n, whole, s, true);
+            for (int s = 0; s < where.shards(); s++) where.move(s, all, s * holders * n, whole, true);
         }
         return whole;
-    }
-
-    /** Copies the slice of whole that where names into slice. */
-    public static void take(Placement where, Tensor whole, Tensor slice) {
-        Backend backend = slice.backend();
-        if (where.whole()) backend.copyInto(whole, slice);
-        else copyRuns(backend, where, slice, 0, whole, where.shard(), false);
-    }
-
-    /** Moves shard's runs between a packed slice (from element at) and whole, in the direction toWhole says. */
-    private static void copyRuns(Backend backend, Placement where, Tensor packed, long at, Tensor whole, int shard, boolean toWhole) {
-        int[] global = where.globalShape(), local = where.localShape();
-        int dim = where.shardedDim();
-        long inner = 1, outer = 1;
-        for (int d = dim + 1; d < global.length; d++) inner *= global[d];
-        for (int d = 0; d < dim; d++) outer *= global[d];
-        long run = local[dim] * inner;
-        for (long o = 0; o < outer; o++) {
-            long w = (o * global[dim] + (long) shard * local[dim]) * inner, p = at + o * run;
-            if (toWhole) backend.copyElements(packed, p, whole, w, run);
-            else backend.copyElements(whole, w, packed, p, run);
-        }
     }
 }

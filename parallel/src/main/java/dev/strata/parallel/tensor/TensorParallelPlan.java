@@ -112,11 +112,4 @@ public record TensorParallelPlan(Map<String, Style> styles, Map<String, Integer>
         }
     }
 
-    /**
-     * Every tp rank ends with the largest of the ranks' values in each of a slice's step-state tensors (FP8 amax
-     * histories), so every shard of a layer scales alike from the next step on; called where the layers end a step.
-     */
-    static void syncStepState(Communicator tp, Linear local) {
-        for (var t : local.stepState().values()) tp.allReduce(t, dev.strata.parallel.comm.ReduceOp.MAX).await();
-    }
 }

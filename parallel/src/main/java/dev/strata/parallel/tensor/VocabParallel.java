@@ -20,7 +20,7 @@ import dev.strata.runtime.nn.Vocabulary;
  */
 public final class VocabParallel implements Vocabulary {
     private final Communicator tp;
-    private final SequenceParallel sp; // null: off; a tied head then gathers its row-sharded input
+    private final SequenceParallel sp; // null: off; else a tied head gathers its row-sharded input
 
     public VocabParallel(Communicator tp) { this(tp, null); }
 

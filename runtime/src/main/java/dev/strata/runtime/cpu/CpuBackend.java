@@ -304,27 +304,13 @@ public final class CpuBackend implements Backend {
 
     // ---- embedding ----------------------------------------------------------------------------------------------
 
+    /** The whole table: an id outside it is an error here, where a shard would give its row zeros. */
     @Override public Tensor embeddingForward(Tensor ids, Tensor table, DType out) {
-        require(out == table.dtype(), "the CPU backend computes in the parameters' dtype " + table.dtype() + ", not " + out);
-        int n = (int) ids.numel(), v = table.size(0), c = table.size(1);
         int[] idx = ints(ids);
-        for (int i = 0; i < n; i++)
-            if (idx[i] < 0 || idx[i] >= v)
-                throw new IndexOutOfBoundsException("token id " + idx[i] + " at position " + i + " is outside the vocabulary of " + v);
-        Tensor rows = zeros(table.dtype(), n, c);
-        CpuBuffer tb = buf(table), ob = buf(rows);
-        parallelRows(n, c, r -> {
-            for (int j = 0; j < c; j++) ob.set(r * c + j, tb.get(idx[r] * c + j));
-        });
-        return rows;
-    }
-
-    @Override public void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable) {
-        int n = (int) ids.numel(), c = dtable.size(1);
-        int[] idx = ints(ids);
-        CpuBuffer d = buf(dout), g = buf(dtable);
-        for (int r = 0; r < n; r++)
-            for (int j = 0; j < c; j++) g.set(idx[r] * c + j, g.get(idx[r] * c + j) + d.get(r * c + j));
+        for (int i = 0; i < idx.length; i++)
+            if (idx[i] < 0 || idx[i] >= table.size(0))
+                throw new IndexOutOfBoundsException("token id " + idx[i] + " at position " + i + " is outside the vocabulary of " + table.size(0));
+        return embeddingForward(ids, table, out, 0);
     }
 
     @Override public Tensor embeddingForward(Tensor ids, Tensor table, DType out, int firstRow) {

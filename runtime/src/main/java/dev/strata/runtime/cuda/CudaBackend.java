@@ -417,32 +417,18 @@ public final class CudaBackend implements Backend {
 
     // ---- embedding ----------------------------------------------------------------------------------------------
 
-    @Override public Tensor embeddingForward(Tensor ids, Tensor table, DType dtype) {
-        requireF32(table);
-        int n = (int) ids.numel(), c = table.size(1);
-        Tensor out = empty(dtype, n, c);
-        elementwise("embedding_fwd_" + suffix(out), (long) n * c, ids, table, out, (long) n, c);
-        return out;
-    }
-
-    @Override public void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable) {
-        requireF32(dtable);
-        int n = (int) ids.numel(), c = dtable.size(1);
-        elementwise("embedding_bwd_" + suffix(dout), (long) n * c, ids, dout, dtable, (long) n, c);
-    }
-
     @Override public Tensor embeddingForward(Tensor ids, Tensor table, DType dtype, int firstRow) {
         requireF32(table);
         int n = (int) ids.numel(), c = table.size(1);
         Tensor out = empty(dtype, n, c);
-        elementwise("embedding_shard_fwd_" + suffix(out), (long) n * c, ids, table, out, (long) n, c, firstRow, table.size(0));
+        elementwise("embedding_fwd_" + suffix(out), (long) n * c, ids, table, out, (long) n, c, firstRow, table.size(0));
         return out;
     }
 
     @Override public void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable, int firstRow) {
         requireF32(dtable);
         int n = (int) ids.numel(), c = dtable.size(1);
-        elementwise("embedding_shard_bwd_" + suffix(dout), (long) n * c, ids, dout, dtable, (long) n, c, firstRow, dtable.size(0));
+        elementwise("embedding_bwd_" + suffix(dout), (long) n * c, ids, dout, dtable, (long) n, c, firstRow, dtable.size(0));
     }
 
     // ---- normalisation ------------------------------------------------------------------------------------------

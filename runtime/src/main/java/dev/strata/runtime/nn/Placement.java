@@ -1,5 +1,6 @@
 package dev.strata.runtime.nn;
 
+import dev.strata.runtime.Tensor;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.Set;
@@ -44,6 +45,29 @@ public record Placement(int[] globalShape, int shardedDim, MeshDim shardedOver, 
         int[] s = globalShape.clone();
         if (shardedDim >= 0) s[shardedDim] /= shards;
         return s;
+    }
+
+    /** Copies the part of whole (the global shape) that this rank holds into slice (the local shape). */
+    public void take(Tensor whole, Tensor slice) {
+        if (whole()) slice.backend().copyInto(whole, slice);
+        else move(shard, slice, 0, whole, false);
+    }
+
+    /**
+     * Moves slice {@code of}'s elements between a packed slice (local shape, from element at of packed) and whole:
+     * per index of the dimensions before the sharded one, a run of local × inner elements.
+     */
+    public void move(int of, Tensor packed, long at, Tensor whole, boolean intoWhole) {
+        int[] local = localShape();
+        long inner = 1, outer = 1;
+        for (int d = shardedDim + 1; d < globalShape.length; d++) inner *= globalShape[d];
+        for (int d = 0; d < shardedDim; d++) outer *= globalShape[d];
+        long run = local[shardedDim] * inner;
+        for (long o = 0; o < outer; o++) {
+            long w = (o * globalShape[shardedDim] + (long) of * local[shardedDim]) * inner, p = at + o * run;
+            if (intoWhole) packed.backend().copyElements(packed, p, whole, w, run);
+            else packed.backend().copyElements(whole, w, packed, p, run);
+        }
     }
 
     /** Where this rank's slice starts along the sharded dimension (0 when whole). */

@@ -12,17 +12,19 @@ __device__ __forceinline__ void softmax_step(float x, float& mx, float& s) {
     else s += exp_shifted(x, mx * LOG2E);
 }
 
+// An ignored row (negative target): loss 0, gradient 0.
+template <typename T> __device__ void ignore_row(T* dlogits, float* losses, long base, int w) {
+    if (threadIdx.x == 0) losses[blockIdx.x] = 0.f;
+    if (dlogits) for (int j = threadIdx.x; j < w; j += blockDim.x) dlogits[base + j] = from_float<T>(0.f);
+}
+
 // Rows whose length is a multiple of 8 move as vectors of eight (VEC), others element by element.
 template <typename T, bool VEC> __device__ void cross_entropy(const T* logits, const int* targets, T* dlogits, float* losses,
                                                               int w, int v, float grad_scale) {
     __shared__ float shared[32];
     long base = (long) blockIdx.x * w;
     int target = targets[blockIdx.x];
-    if (target < 0) {
-        if (threadIdx.x == 0) losses[blockIdx.x] = 0.f;
-        if (dlogits) for (int j = threadIdx.x; j < w; j += blockDim.x) dlogits[base + j] = from_float<T>(0.f);
-        return;
-    }
+    if (target < 0) return ignore_row(dlogits, losses, base, w);
     // One pass for the max and the sum of exponentials (online softmax), a second for the gradient.
     float mx = -INFINITY, s = 0.f;
     if (VEC)
@@ -83,11 +85,7 @@ template <typename T> __device__ void ce_from_stats(const T* logits, const int* 
                                                     int w, int v, int first, int ranks, int n, float grad_scale) {
     long base = (long) blockIdx.x * w;
     int target = targets[blockIdx.x];
-    if (target < 0) {
-        if (threadIdx.x == 0) losses[blockIdx.x] = 0.f;
-        if (dlogits) for (int j = threadIdx.x; j < w; j += blockDim.x) dlogits[base + j] = from_float<T>(0.f);
-        return;
-    }
+    if (target < 0) return ignore_row(dlogits, losses, base, w);
     float mx = -INFINITY, s = 0.f, t = 0.f;
     for (int r = 0; r < ranks; r++) mx = fmaxf(mx, stats[3 * ((long) r * n + blockIdx.x)]);
     for (int r = 0; r < ranks; r++) {

@@ -89,42 +89,27 @@ template <typename T> __device__ void swiglu_bwd(const T* dout, const T* gate, c
     { swiglu_bwd<T>(d, g, u, dg, du, n); }
 FOR_TYPES(SWIGLU_BWD)
 
-// ids (N) -> rows of an f32 table (V,C), as T
-template <typename T> __device__ void embedding_fwd(const int* ids, const float* table, T* out, long n, int c) {
-    GRID_STRIDE(i, n * c) out[i] = from_float<T>(table[(long) ids[i / c] * c + i % c]);
-}
-#define EMBEDDING_FWD(T, S) extern "C" __global__ void embedding_fwd_##S(const int* ids, const float* table, T* out, long n, int c) \
-    { embedding_fwd<T>(ids, table, out, n, c); }
-FOR_TYPES(EMBEDDING_FWD)
-
-// dtable (V,C) f32 += scatter of dout (N,C); rows with the same id meet in atomicAdd.
-template <typename T> __device__ void embedding_bwd(const int* ids, const T* dout, float* dtable, long n, int c) {
-    GRID_STRIDE(i, n * c) atomicAdd(&dtable[(long) ids[i / c] * c + i % c], to_float(dout[i]));
-}
-#define EMBEDDING_BWD(T, S) extern "C" __global__ void embedding_bwd_##S(const int* ids, const T* dout, float* dtable, long n, int c) \
-    { embedding_bwd<T>(ids, dout, dtable, n, c); }
-FOR_TYPES(EMBEDDING_BWD)
-
-// A shard of a table holding rows [first, first + rows): ids outside it give zero rows (vocabulary parallelism).
-template <typename T> __device__ void embedding_shard_fwd(const int* ids, const float* table, T* out, long n, int c, int first, int rows) {
+// ids (N) -> rows of an f32 table (rows,C), as T: a shard holding rows [first, first + rows) of the vocabulary (the
+// whole table: first 0); ids outside it give zero rows. Backward: rows with the same id meet in atomicAdd.
+template <typename T> __device__ void embedding_fwd(const int* ids, const float* table, T* out, long n, int c, int first, int rows) {
     GRID_STRIDE(i, n * c) {
         int row = ids[i / c] - first;
         out[i] = from_float<T>(row >= 0 && row < rows ? table[(long) row * c + i % c] : 0.f);
     }
 }
-#define EMBEDDING_SHARD_FWD(T, S) extern "C" __global__ void embedding_shard_fwd_##S(const int* ids, const float* table, T* out, long n, int c, \
-    int first, int rows) { embedding_shard_fwd<T>(ids, table, out, n, c, first, rows); }
-FOR_TYPES(EMBEDDING_SHARD_FWD)
+#define EMBEDDING_FWD(T, S) extern "C" __global__ void embedding_fwd_##S(const int* ids, const float* table, T* out, long n, int c, \
+    int first, int rows) { embedding_fwd<T>(ids, table, out, n, c, first, rows); }
+FOR_TYPES(EMBEDDING_FWD)
 
-template <typename T> __device__ void embedding_shard_bwd(const int* ids, const T* dout, float* dtable, long n, int c, int first, int rows) {
+template <typename T> __device__ void embedding_bwd(const int* ids, const T* dout, float* dtable, long n, int c, int first, int rows) {
     GRID_STRIDE(i, n * c) {
         int row = ids[i / c] - first;
         if (row >= 0 && row < rows) atomicAdd(&dtable[(long) row * c + i % c], to_float(dout[i]));
     }
 }
-#define EMBEDDING_SHARD_BWD(T, S) extern "C" __global__ void embedding_shard_bwd_##S(const int* ids, const T* dout, float* dtable, long n, int c, \
-    int first, int rows) { embedding_shard_bwd<T>(ids, dout, dtable, n, c, first, rows); }
-FOR_TYPES(EMBEDDING_SHARD_BWD)
+#define EMBEDDING_BWD(T, S) extern "C" __global__ void embedding_bwd_##S(const int* ids, const T* dout, float* dtable, long n, int c, \
+    int first, int rows) { embedding_bwd<T>(ids, dout, dtable, n, c, first, rows); }
+FOR_TYPES(EMBEDDING_BWD)
 
 // x (B,T,H,D) rotated in pairs (i, i + D/2) by f32 cos/sin (T, D/2); sign = -1 for the inverse.
 template <typename T> __device__ void rope(const T* x, const float* cos_t, const float* sin_t, T* out, long bt, int t, int h, int d, float sign) {

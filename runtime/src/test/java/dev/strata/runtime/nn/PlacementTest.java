@@ -43,4 +43,22 @@ class PlacementTest {
         assertThrows(IllegalArgumentException.class, () -> new Placement(new int[] {6}, 0, MeshDim.TP, 0, 2, EnumSet.of(MeshDim.TP)));
         assertThrows(IllegalArgumentException.class, () -> new Placement(new int[] {6}, -1, null, 0, 1, EnumSet.of(MeshDim.PP)));
     }
+
+    /** take copies a slice's block out of the whole; move puts packed slices back: a (2,3,4) tensor split along dim 1 and dim 2. */
+    @Test
+    void slicesComeOutOfAndGoBackIntoTheWhole() {
+        CpuBackend cpu = CpuBackend.INSTANCE;
+        double[] values = new double[24];
+        for (int i = 0; i < values.length; i++) values[i] = i;
+        var whole = cpu.fromDoubles(values, DType.F64, 2, 3, 4);
+        Placement rows = Placement.sharded(new int[] {2, 3, 4}, 1, MeshDim.TP, 2, 3), cols = Placement.sharded(new int[] {2, 3, 4}, 2, MeshDim.TP, 1, 2);
+        dev.strata.runtime.Tensor r = cpu.zeros(DType.F64, rows.localShape()), c = cpu.zeros(DType.F64, cols.localShape());
+        rows.take(whole, r);
+        cols.take(whole, c);
+        assertArrayEquals(new double[] {8, 9, 10, 11, 20, 21, 22, 23}, cpu.toDoubles(r));
+        assertArrayEquals(new double[] {2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23}, cpu.toDoubles(c));
+        var back = cpu.zeros(DType.F64, 2, 3, 4);
+        cols.move(1, c, 0, back, true);
+        for (int i = 0; i < 24; i++) assertEquals(i % 4 >= 2 ? i : 0, cpu.toDoubles(back)[i], "element " + i);
+    }
 }

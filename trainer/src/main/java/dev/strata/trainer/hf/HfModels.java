@@ -2,7 +2,6 @@ package dev.strata.trainer.hf;
 
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.checkpoints.HfDirectory;
-import dev.strata.parallel.tensor.Slices;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
@@ -64,7 +63,7 @@ public final class HfModels {
                 int[] whole = p.placement().globalShape();
                 double[] rows = Arrays.copyOf(parts.get(i), Math.toIntExact(Tensor.numel(whole))); // zero rows past V
                 try (Tensor src = backend.fromDoubles(rows, p.value().dtype(), whole)) {
-                    Slices.take(p.placement(), src, p.value());
+                    p.placement().take(src, p.value());
                 }
             }
         }

@@ -48,23 +48,10 @@ public final class Initializer {
                     for (int i = 0; i < n; i++) values[i] = std * gaussian(rng);
                 }
             }
-            if (!where.whole()) values = slice(values, shape, where.shardedDim(), where.offset(), where.localShape());
-            try (Tensor t = backend.fromDoubles(values, p.value().dtype(), p.shape())) {
-                backend.copyInto(t, p.value());
+            try (Tensor t = backend.fromDoubles(values, p.value().dtype(), shape)) {
+                where.take(t, p.value());
             }
         }
-    }
-
-    /** The block of a row-major tensor of shape global that starts at offset along dim and has the local shape. */
-    static double[] slice(double[] whole, int[] global, int dim, int offset, int[] local) {
-        long inner = 1;
-        for (int d = dim + 1; d < global.length; d++) inner *= global[d];
-        long outer = Tensor.numel(local) / (local[dim] * inner);
-        double[] out = new double[Math.toIntExact(Tensor.numel(local))];
-        int run = Math.toIntExact(local[dim] * inner);
-        for (long o = 0; o < outer; o++)
-            System.arraycopy(whole, Math.toIntExact((o * global[dim] + offset) * inner), out, Math.toIntExact(o * run), run);
-        return out;
     }
 
     /** Box–Muller: SplittableRandom has no nextGaussian before JDK 17's RandomGenerator default, which varies. */

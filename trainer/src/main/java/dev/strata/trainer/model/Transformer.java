@@ -277,11 +277,8 @@ public final class Transformer implements StageModel {
      * instead of reading it back, so a step waits for nothing and can be captured.
      */
     public void forwardBackward(Tensor ids, Tensor targets, int b, int t, double gradScale, Tensor lossSum) {
-        try (Tensor logits = forward(ids, b, t)) {                    // (B*T,Vp)
-            try (Tensor losses = vocabulary.crossEntropy(logits, cfg.vocabSize(), targets, logits, gradScale)) {
-                backend.sumRowsAccumulate(losses.view(b * t, 1), lossSum);
-            }
-            backward(logits);                                         // logits now hold dlogits
+        try (Tensor dlogits = forwardStage(ids, targets, b, t, gradScale, lossSum, true)) { // (B*T,Vp)
+            backward(dlogits);
         }
     }
 

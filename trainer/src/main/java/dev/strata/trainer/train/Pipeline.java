@@ -24,7 +24,7 @@ final class Pipeline {
     static void check(JobConfig job, ModelConfig cfg) {
         var p = job.parallel();
         String at = job.source() + ": parallel.pp = " + p.pp() + " ";
-        if (p.pp() > cfg.nLayers()) throw new ConfigError(at + "stages need as many layers, but model.n_layers = " + cfg.nLayers());
+        Models.stage(job, cfg, 0, p.pp()); // layer counts, parallel.pp_layers
         if (p.schedule().equals("zero_bubble") && p.zero() == 2)
             throw new ConfigError(at + "with parallel.schedule = zero_bubble puts weight gradients off past the backward that ZeRO-2 reduces them in; "
                     + "use parallel.zero = 0 or 1 with it");

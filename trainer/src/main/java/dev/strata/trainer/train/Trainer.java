@@ -61,8 +61,9 @@ public final class Trainer {
         var p = job.parallel();
         if (p.worldSize() == 1) return run(mode, exitAfter, allowChanges, Rank.SINGLE);
         // here, before any rank starts
-        if (p.tp() > 1) Models.checkTensorParallel(job, Models.modelConfig(job), p.tp());
-        if (p.pp() > 1) Pipeline.check(job, Models.modelConfig(job));
+        ModelConfig model = Models.modelConfig(job);
+        if (p.tp() > 1) Models.checkTensorParallel(job, model, p.tp());
+        if (p.pp() > 1) Pipeline.check(job, model);
         if (p.launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
         if (Models.onGpu(job.backend()))
             throw new IllegalArgumentException(job.source() + ": " + ProcessRanks.layout(job) + " on the GPU runs one worker process per GPU, "

@@ -142,7 +142,7 @@ final class TrainingState {
             throw new IllegalArgumentException("checkpoint " + dir + ": tensor '" + name + "' has shape "
                     + java.util.Arrays.toString(h.shape()) + ", the model needs " + java.util.Arrays.toString(shape));
         try (Tensor src = h.to(model.backend(), into.dtype())) {
-            Slices.take(where, src, into);
+            where.take(src, into);
         }
     }
 

@@ -41,6 +41,7 @@ class PipelineMemoryTest {
                 Transformer model = new Transformer(cfg, CPU, DType.F64, DenseLinear.maker(CPU, DType.F64), stage);
                 Initializer.initialize(model, 7);
                 var runner = new PipelineRunner(model, CPU, c, schedule, GradientSync.NONE, b * t, cfg.dim(), DType.F64);
+                runner.countActivationBytes();
                 List<Tensor> ids = new ArrayList<>(), targets = new ArrayList<>();
                 for (int i = 0; i < m; i++) {
                     ids.add(CPU.fromInts(new SplittableRandom(i).ints(b * t, 0, cfg.vocabSize()).toArray(), b, t));
