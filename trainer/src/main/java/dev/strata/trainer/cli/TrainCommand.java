@@ -41,14 +41,17 @@ final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The job with each {@code --set KEY=VALUE} applied; one that is not of that form is refused by name. */
+    /**
+     * The job with every {@code --set KEY=VALUE} applied at once (settings that only make sense together, such as
+     * parallel.schedule=interleaved and parallel.virtual_stages=2, are checked together); one that is not of that
+     * form is refused by name.
+     */
     static JobConfig withOverrides(JobConfig cfg, java.util.List<String> overrides) {
         for (String o : overrides) {
             int eq = o.indexOf('=');
             if (eq <= 0 || o.substring(0, eq).isBlank())
                 throw new IllegalArgumentException("--set '" + o + "': expected KEY=VALUE, e.g. --set training.steps=50");
-            cfg = cfg.withOverrides(o);
         }
-        return cfg;
+        return overrides.isEmpty() ? cfg : cfg.withOverrides(String.join("\n", overrides));
     }
 }

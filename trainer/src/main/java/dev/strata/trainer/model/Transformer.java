@@ -18,14 +18,38 @@ import java.util.Map;
 
 /**
  * The decoder-only transformer: embedding -> N x {@link Block} -> norm -> LM head. A {@link Stage} selects a slice
- * (a range of blocks, with or without the embedding and the head) so a pipeline stage holds only its part.
+ * (ranges of blocks, with or without the embedding and the head) so a pipeline stage holds only its part; a
+ * stage of an interleaved pipeline holds several ranges (chunks), run one at a time.
  * Parameters are created zeroed; {@link Initializer} or a checkpoint fills them.
  */
 public final class Transformer implements StageModel {
 
-    /** Which part of the model this instance holds: blocks [firstLayer, endLayer), embedding, head. */
-    public record Stage(int firstLayer, int endLayer, boolean embedding, boolean head) {
+    /**
+     * Which part of the model this instance holds: its chunks of blocks in model order, the embedding (before the
+     * first chunk), the head (after the last).
+     */
+    public record Stage(List<Layers> chunks, boolean embedding, boolean head) {
+        /** Blocks [first, end) of the model. */
+        public record Layers(int first, int end) {
+            @Override public String toString() { return "[" + first + ", " + end + ")"; }
+        }
+
+        public Stage {
+            chunks = List.copyOf(chunks);
+            if (chunks.isEmpty()) throw new IllegalArgumentException("a stage holds at least one chunk of layers");
+        }
+
+        /** Blocks [firstLayer, endLayer) in one chunk. */
+        public Stage(int firstLayer, int endLayer, boolean embedding, boolean head) {
+            this(List.of(new Layers(firstLayer, endLayer)), embedding, head);
+        }
+
         public static Stage whole(ModelConfig cfg) { return new Stage(0, cfg.nLayers(), true, true); }
+
+        public int layerCount() { return chunks.stream().mapToInt(c -> c.end() - c.first()).sum(); }
+
+        /** Whether the stage holds the whole model. */
+        public boolean whole(int nLayers) { return embedding && head && chunks.size() == 1 && chunks.get(0).equals(new Layers(0, nLayers)); }
     }
 
     private final ModelConfig cfg;
@@ -34,7 +58,9 @@ public final class Transformer implements StageModel {
     private final Precision precision;
     private final Stage stage;
     private final Embedding tokEmbeddings, posEmbeddings; // (V,C), (maxT,C); null where absent
-    private final List<Block> layers = new ArrayList<>();
+    private final List<Block> layers = new ArrayList<>(); // the stage's blocks, chunk after chunk
+    private final int[] chunkStart;                       // chunk c holds layers[chunkStart[c] .. chunkStart[c+1])
+    private final int[] layerIndex;                       // layers[i] is the model's block layerIndex[i]
     private final Norm norm;
     private final Linear output;                          // (V,C), the embedding itself when tied
     private final Vocabulary vocabulary;                  // whole, or a shard of its rows per tp rank
@@ -67,9 +93,12 @@ public final class Transformer implements StageModel {
      */
     public Transformer(ModelConfig cfg, Backend backend, DType dtype, Linear.Maker linears, Stage stage, Vocabulary vocabulary,
                        SequenceLayout sequence) {
-        if (stage.firstLayer() < 0 || stage.endLayer() > cfg.nLayers() || stage.firstLayer() > stage.endLayer())
-            throw new IllegalArgumentException("stage layers [" + stage.firstLayer() + ", " + stage.endLayer()
-                    + ") are outside the model's " + cfg.nLayers() + " layers");
+        int previousEnd = 0;
+        for (Stage.Layers c : stage.chunks()) {
+            if (c.first() < previousEnd || c.end() > cfg.nLayers() || c.first() > c.end())
+                throw new IllegalArgumentException("stage layers " + stage.chunks() + " are not ranges in order within the model's " + cfg.nLayers() + " layers");
+            previousEnd = c.end();
+        }
         this.cfg = cfg;
         this.backend = backend;
         this.dtype = dtype;
@@ -89,8 +118,15 @@ public final class Transformer implements StageModel {
             linearsByName.put(name, l);
             return l;
         };
-        for (int i = stage.firstLayer(); i < stage.endLayer(); i++)
-            layers.add(new Block(backend, params, "layers." + i, cfg, linears, rope));
+        chunkStart = new int[stage.chunks().size() + 1];
+        layerIndex = new int[stage.layerCount()];
+        for (int c = 0; c < stage.chunks().size(); c++) {
+            for (int i = stage.chunks().get(c).first(); i < stage.chunks().get(c).end(); i++) {
+                layerIndex[layers.size()] = i;
+                layers.add(new Block(backend, params, "layers." + i, cfg, linears, rope));
+            }
+            chunkStart[c + 1] = layers.size();
+        }
         norm = stage.head() ? Block.norm(backend, params, "norm", cfg) : null;
         if (!stage.head()) output = null;
         else if (cfg.tieEmbeddings() && tokEmbeddings != null) output = vocabulary.tiedHead(tokEmbeddings.weight());
@@ -115,6 +151,8 @@ public final class Transformer implements StageModel {
 
     public Stage stage() { return stage; }
 
+    @Override public int chunks() { return stage.chunks().size(); }
+
     /**
      * Called during backward with each group of parameters whose gradients it has finished: the head (a tied head's
      * weight waits for the embedding), each block from the last, then the embeddings. Data parallelism reduces each
@@ -129,12 +167,24 @@ public final class Transformer implements StageModel {
      * input: token ids (B,T) int32 when this stage has the embedding, else hidden states (B*T,C).
      * Returns logits (B*T,Vp) over the padded vocabulary ({@link ModelConfig#paddedVocabSize}; the columns past V
      * are padding), or this rank's columns of them under vocabulary parallelism, when it has the head, else hidden
-     * states (B*T,C).
+     * states (B*T,C). A stage of one chunk only.
      */
-    public Tensor forward(Tensor input, int b, int t) {
+    public Tensor forward(Tensor input, int b, int t) { return forward(onlyChunk(), input, b, t); }
+
+    private int onlyChunk() {
+        if (chunks() != 1) throw new IllegalStateException("this stage holds " + chunks() + " chunks: name the one to run");
+        return 0;
+    }
+
+    private boolean embeds(int chunk) { return chunk == 0 && tokEmbeddings != null; }
+
+    private boolean hasHead(int chunk) { return chunk == chunks() - 1 && stage.head(); }
+
+    /** As {@link #forward(Tensor, int, int)} through the stage's chunk-th chunk: the first embeds, the last computes logits. */
+    private Tensor forward(int chunk, Tensor input, int b, int t) {
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("sequence length " + t + " exceeds max_seq_len " + cfg.maxSeqLen());
         Tensor x;
-        if (tokEmbeddings != null) {
+        if (embeds(chunk)) {
             x = tokEmbeddings.forward(input.view(b * t));
             if (posEmbeddings != null) {
                 try (Tensor pe = posEmbeddings.forward(positions(b, t))) {
@@ -149,12 +199,12 @@ public final class Transformer implements StageModel {
         }
         List<Tensor> saved = new ArrayList<>();
         Activations.current().keep(this, new Saved(saved, b, t));
-        for (int i = 0; i < layers.size(); i++) {
+        for (int i = chunkStart[chunk]; i < chunkStart[chunk + 1]; i++) {
             saved.add(x);
             x = layers.get(i).forward(x, b, t);
-            if (checkpointing.recomputes(stage.firstLayer() + i)) layers.get(i).discard();
+            if (checkpointing.recomputes(layerIndex[i])) layers.get(i).discard();
         }
-        if (!stage.head()) return x;
+        if (!hasHead(chunk)) return x;
         saved.add(x);
         Tensor xn = norm.forward(x);
         saved.add(xn);
@@ -166,7 +216,7 @@ public final class Transformer implements StageModel {
      * the cache takes. The whole model only; nothing is kept for backward.
      */
     public Tensor forwardCached(Tensor ids, int b, int t, KvCache cache) {
-        if (!stage.embedding() || !stage.head() || stage.firstLayer() != 0 || stage.endLayer() != cfg.nLayers())
+        if (!stage.whole(cfg.nLayers()))
             throw new IllegalStateException("generation runs on the whole model, not on a pipeline stage");
         int at = cache.length();
         if (at + t > cache.capacity())
@@ -208,11 +258,13 @@ public final class Transformer implements StageModel {
     }
 
     /** dout: dlogits (B*T,Vp), zero past V, or dhidden (B*T,C). Returns dhidden of the input, or null when the embedding took it. */
-    @Override public Tensor backward(Tensor dout) {
+    public Tensor backward(Tensor dout) { return backward(onlyChunk(), dout); }
+
+    @Override public Tensor backward(int chunk, Tensor dout) {
         Saved kept = Activations.current().take(this);
         List<Tensor> saved = kept.hidden();
         Tensor dx = dout;
-        if (stage.head()) {
+        if (hasHead(chunk)) {
             try (Tensor dxn = output.backward(dout)) {
                 dx = norm.backward(dxn, null);
             }
@@ -222,15 +274,16 @@ public final class Transformer implements StageModel {
                 gradientsDone.accept(head);
             }
         }
-        for (int i = layers.size() - 1; i >= 0; i--) {
-            if (checkpointing.recomputes(stage.firstLayer() + i)) layers.get(i).forward(saved.get(i), kept.b(), kept.t()).close();
+        for (int i = chunkStart[chunk + 1] - 1; i >= chunkStart[chunk]; i--) {
+            int at = i - chunkStart[chunk]; // in saved
+            if (checkpointing.recomputes(layerIndex[i])) layers.get(i).forward(saved.get(at), kept.b(), kept.t()).close();
             Tensor dPrev = layers.get(i).backward(dx);
             if (dx != dout) dx.close();
             dx = dPrev;
             if (gradientsDone != null) gradientsDone.accept(layers.get(i).parameters());
         }
-        closeHidden(saved);
-        if (tokEmbeddings == null) return dx;
+        closeHidden(chunk, saved);
+        if (!embeds(chunk)) return dx;
         Tensor whole = sequence.unshard(dx); // (B*T,C)
         if (whole != dx) {
             if (dx != dout) dx.close();
@@ -277,15 +330,15 @@ public final class Transformer implements StageModel {
      * instead of reading it back, so a step waits for nothing and can be captured.
      */
     public void forwardBackward(Tensor ids, Tensor targets, int b, int t, double gradScale, Tensor lossSum) {
-        try (Tensor dlogits = forwardStage(ids, targets, b, t, gradScale, lossSum, true)) { // (B*T,Vp)
-            backward(dlogits);
+        try (Tensor dlogits = forwardStage(onlyChunk(), ids, targets, b, t, gradScale, lossSum, true)) { // (B*T,Vp)
+            backward(0, dlogits);
         }
     }
 
-    @Override public Tensor forwardStage(Tensor input, Tensor targets, int b, int t, double gradScale, Tensor lossSum, boolean training) {
-        Tensor out = forward(input, b, t);
-        if (!training) discardSaved();
-        if (!stage.head()) return out;
+    @Override public Tensor forwardStage(int chunk, Tensor input, Tensor targets, int b, int t, double gradScale, Tensor lossSum, boolean training) {
+        Tensor out = forward(chunk, input, b, t);
+        if (!training) discardSaved(chunk);
+        if (!hasHead(chunk)) return out;
         try (Tensor losses = vocabulary.crossEntropy(out, cfg.vocabSize(), targets, training ? out : null, gradScale)) {
             backend.sumRowsAccumulate(losses.view(b * t, 1), lossSum);
         }
@@ -315,19 +368,25 @@ public final class Transformer implements StageModel {
     }
 
     /** Drops what a forward kept for backward (evaluation and generation run forward only). */
-    public void discardSaved() {
-        for (Block layer : layers) layer.discard();
-        if (output != null) output.discard();
-        if (norm != null) norm.discard();
-        if (tokEmbeddings != null) tokEmbeddings.discard();
-        if (posEmbeddings != null) posEmbeddings.discard();
+    public void discardSaved() { discardSaved(onlyChunk()); }
+
+    private void discardSaved(int chunk) {
+        for (int i = chunkStart[chunk]; i < chunkStart[chunk + 1]; i++) layers.get(i).discard();
+        if (hasHead(chunk)) {
+            output.discard();
+            norm.discard();
+        }
+        if (embeds(chunk)) {
+            tokEmbeddings.discard();
+            if (posEmbeddings != null) posEmbeddings.discard();
+        }
         Saved kept = Activations.current().take(this);
-        if (kept != null) closeHidden(kept.hidden());
+        if (kept != null) closeHidden(chunk, kept.hidden());
     }
 
-    /** The first hidden state is the stage's input when there is no embedding: the caller owns it. */
-    private void closeHidden(List<Tensor> saved) {
-        for (int i = tokEmbeddings != null ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
+    /** The first hidden state is the chunk's input when it does not embed: the caller owns it. */
+    private void closeHidden(int chunk, List<Tensor> saved) {
+        for (int i = embeds(chunk) ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
     }
 
     /**

@@ -61,9 +61,11 @@ public final class MemoryPlan {
         var p = job.parallel();
         Bytes by = Bytes.of(job.dtype());
         int tp = layout.tp(), m = tr.gradAccumSteps();
-        JobConfig at = layout.pp() == p.pp() ? job : job.withOverrides("parallel { pp = " + layout.pp() + ", pp_layers = [] }");
+        boolean unchained = layout.pp() == 1 && p.virtualStages() > 1; // one stage runs no interleaved schedule
+        JobConfig at = layout.pp() == p.pp() ? job
+                : job.withOverrides("parallel { pp = " + layout.pp() + ", pp_layers = []" + (unchained ? ", schedule = 1f1b, virtual_stages = 1" : "") + " }");
         Transformer.Stage stage = Models.stage(at, cfg, s, layout.pp());
-        int layers = stage.endLayer() - stage.firstLayer();
+        int layers = stage.layerCount();
         long c = cfg.dim(), vp = cfg.paddedVocabSize(), d = cfg.headDim();
         long heads = cfg.nHeads() / tp, kvHeads = Math.max(1, cfg.nKvHeads() / tp), f = cfg.ffnDim() / tp;
         boolean gpt2 = cfg.family() == ModelConfig.Family.GPT2, lora = job.lora().enabled();
@@ -95,11 +97,13 @@ public final class MemoryPlan {
                 + (gpt2 ? 2 : 3) * n * f * a                            // the MLP's pre-activations and activation
                 + (p.sequenceParallel() ? 2 * n * c * a : 0);           // the gathered inputs of the two column-parallel regions
         ActivationCheckpointing ac = ActivationCheckpointing.parse(tr.activationCheckpointing());
-        long perMicroBatch = 0;
-        for (int l = stage.firstLayer(); l < stage.endLayer(); l++) perMicroBatch += ac.recomputes(l) ? rows * c * a : block;
-        if (stage.embedding()) perMicroBatch += n * 4 * (gpt2 ? 2 : 1); // the token (and GPT-2's position) ids the lookups' backward reads
-        if (stage.head()) perMicroBatch += 2 * rows * c * a + normStats * rows * st + (p.sequenceParallel() ? n * c * a : 0);
-        PipelineSchedule schedule = PipelineSchedule.parse(p.schedule());
+        long[] perChunk = new long[stage.chunks().size()]; // what one micro-batch keeps through each chunk
+        for (int k = 0; k < perChunk.length; k++)
+            for (int l = stage.chunks().get(k).first(); l < stage.chunks().get(k).end(); l++) perChunk[k] += ac.recomputes(l) ? rows * c * a : block;
+        if (stage.embedding()) perChunk[0] += n * 4 * (gpt2 ? 2 : 1); // the token (and GPT-2's position) ids the lookups' backward reads
+        if (stage.head()) perChunk[perChunk.length - 1] += 2 * rows * c * a + normStats * rows * st + (p.sequenceParallel() ? n * c * a : 0);
+        long perMicroBatch = java.util.Arrays.stream(perChunk).max().orElse(0); // a context in flight holds one chunk's
+        PipelineSchedule schedule = Pipeline.schedule(at);
         int inFlight = layout.pp() == 1 ? 1 : schedule.inFlight(s, layout.pp(), m);
         long logits = stage.head() ? n * (vp / tp) * a * (layout.pp() == 1 ? 1 : inFlight) : 0;
         long activations = perMicroBatch * inFlight + logits + (ac == ActivationCheckpointing.NONE ? 0 : block);
@@ -151,7 +155,8 @@ public final class MemoryPlan {
         List<Estimate> all = new ArrayList<>();
         for (int tp = 1; tp <= Math.min(8, gpus); tp *= 2)
             for (int pp = 1; pp * tp <= gpus; pp++) {
-                if (gpus % (tp * pp) != 0 || cfg.nHeads() % tp != 0 || cfg.ffnDim() % tp != 0 || pp > cfg.nLayers()) continue;
+                if (gpus % (tp * pp) != 0 || cfg.nHeads() % tp != 0 || cfg.ffnDim() % tp != 0 || pp * job.parallel().virtualStages() > cfg.nLayers()) continue;
+                if (pp > 1 && Pipeline.schedule(job).refusal(pp, job.training().gradAccumSteps()) != null) continue;
                 if (cfg.nKvHeads() % tp != 0 && tp % cfg.nKvHeads() != 0) continue;
                 all.add(estimate(job, cfg, new Layout(gpus / (tp * pp), tp, pp)));
             }

@@ -146,24 +146,29 @@ public final class Models {
     /**
      * Pipeline stage stage of stages: its layers from parallel.pp_layers, or balanced by cost (per token, forward and
      * backward: 6 flops per weight and 12·T·C for attention's scores a block; 6·V·C for the head and the loss; a
-     * lookup's C for the embedding), the first with the embedding, the last with the head.
+     * lookup's C for the embedding), the first with the embedding, the last with the head. Interleaved, the model is
+     * cut into stages × virtual_stages chunks and the stage holds chunks stage, stage + stages, ...
      */
     static Transformer.Stage stage(JobConfig job, ModelConfig cfg, int stage, int stages) {
         if (stages == 1) return Transformer.Stage.whole(cfg);
         var p = job.parallel();
-        if (stages > cfg.nLayers())
-            throw new ConfigError(job.source() + ": parallel.pp = " + stages + " stages need as many layers, but model.n_layers = " + cfg.nLayers());
+        int v = p.virtualStages(), chunks = stages * v;
+        if (chunks > cfg.nLayers())
+            throw new ConfigError(job.source() + ": parallel.pp = " + stages + (v > 1 ? " x virtual_stages = " + v + " = " + chunks + " chunks" : " stages")
+                    + " need as many layers, but model.n_layers = " + cfg.nLayers());
         long c = cfg.dim(), attention = c * cfg.headDim() * (2L * cfg.nHeads() + 2L * cfg.nKvHeads());
         long mlp = (cfg.family() == ModelConfig.Family.LLAMA ? 3L : 2L) * c * cfg.ffnDim();
         double layer = 6.0 * (attention + mlp) + 12.0 * job.training().seqLen() * c, head = 6.0 * cfg.paddedVocabSize() * c;
-        List<Integer> counts = p.ppLayers().isEmpty() ? StageSplit.balanced(cfg.nLayers(), stages, layer, c, head) : p.ppLayers();
+        List<Integer> counts = p.ppLayers().isEmpty() ? StageSplit.balanced(cfg.nLayers(), chunks, layer, c, head) : p.ppLayers();
         int[] first;
         try {
             first = StageSplit.firstLayers(counts, cfg.nLayers());
         } catch (IllegalArgumentException e) {
             throw new ConfigError(job.source() + ": " + e.getMessage());
         }
-        return new Transformer.Stage(first[stage], first[stage + 1], stage == 0, stage == stages - 1);
+        List<Transformer.Stage.Layers> mine = new java.util.ArrayList<>();
+        for (int k = stage; k < chunks; k += stages) mine.add(new Transformer.Stage.Layers(first[k], first[k + 1]));
+        return new Transformer.Stage(mine, stage == 0, stage == stages - 1);
     }
 
     /** A model that does not split over parallel.tp is refused in one line naming the setting and the numbers. */

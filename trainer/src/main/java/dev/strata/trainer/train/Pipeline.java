@@ -25,10 +25,14 @@ final class Pipeline {
         var p = job.parallel();
         String at = job.source() + ": parallel.pp = " + p.pp() + " ";
         Models.stage(job, cfg, 0, p.pp()); // layer counts, parallel.pp_layers
+        String refusal = schedule(job).refusal(p.pp(), job.training().gradAccumSteps());
+        if (refusal != null) throw new ConfigError(job.source() + ": parallel.schedule = " + refusal);
         if (p.schedule().equals("zero_bubble") && p.zero() == 2)
             throw new ConfigError(at + "with parallel.schedule = zero_bubble puts weight gradients off past the backward that ZeRO-2 reduces them in; "
                     + "use parallel.zero = 0 or 1 with it");
     }
+
+    static PipelineSchedule schedule(JobConfig job) { return PipelineSchedule.of(job.parallel().schedule(), job.parallel().virtualStages()); }
 
     /** This stage's copy of the tied embedding table, which the first stage (lookup) and the last (head) both hold; else null. */
     static Parameter tiedCopy(Transformer model) {
@@ -40,12 +44,13 @@ final class Pipeline {
     /** The stage's runner; rank 0 prints the layout and the schedule's bubble. */
     static PipelineRunner runner(JobConfig job, Transformer model, Rank rank, GradientSync sync, int b, int t, PrintStream out) {
         var p = job.parallel();
-        PipelineSchedule schedule = PipelineSchedule.parse(p.schedule());
+        PipelineSchedule schedule = schedule(job);
         int m = job.training().gradAccumSteps(), tp = rank.mesh().tp();
         int rows = p.sequenceParallel() ? b * t / tp : b * t;
         var s = model.stage();
-        out.printf(Locale.ROOT, "pipeline: %d stages, stage %d holds layers [%d, %d)%s%s | %s over %d micro-batches, bubble %.1f%% (computed)%n",
-                rank.mesh().pp(), rank.stage(), s.firstLayer(), s.endLayer(), s.embedding() ? " and the embedding" : "",
+        out.printf(Locale.ROOT, "pipeline: %d stages, stage %d holds layers %s%s%s | %s over %d micro-batches, bubble %.1f%% (computed)%n",
+                rank.mesh().pp(), rank.stage(), s.chunks().stream().map(Object::toString).collect(java.util.stream.Collectors.joining(" and ")),
+                s.embedding() ? " and the embedding" : "",
                 s.head() ? " and the head" : "", schedule.configName(), m, 100 * schedule.bubble(rank.mesh().pp(), m));
         return new PipelineRunner(model, model.backend(), rank.pipeline(), schedule, sync, rows, model.config().dim(), model.precision().activations());
     }
@@ -70,9 +75,9 @@ final class Pipeline {
 
     /** The computed bubble against the one each stage measured; rank 0 prints its own stage's. */
     static void printBubble(JobConfig job, Rank rank, PipelineRunner runner, PrintStream out) {
-        var schedule = PipelineSchedule.parse(job.parallel().schedule());
-        out.printf(Locale.ROOT, "pipeline bubble: %.1f%% computed, %.1f%% measured on stage %d; at most %d micro-batches in flight there%n",
+        var schedule = schedule(job);
+        out.printf(Locale.ROOT, "pipeline bubble: %.1f%% computed, %.1f%% measured on stage %d; at most %d %s in flight there%n",
                 100 * schedule.bubble(rank.mesh().pp(), job.training().gradAccumSteps()), 100 * runner.measuredBubble(), rank.stage(),
-                runner.peakInFlight());
+                runner.peakInFlight(), schedule.chunks() > 1 ? "chunk passes" : "micro-batches");
     }
 }

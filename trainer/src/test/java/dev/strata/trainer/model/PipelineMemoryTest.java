@@ -22,22 +22,24 @@ import org.junit.jupiter.api.Test;
 /**
  * Memory follows the schedule: over M = 6 micro-batches on 3 stages, counting the bytes each stage's micro-batch
  * contexts hold at once, GPipe's first stage keeps all 6 micro-batches' activations and 1F1B's at most 3 (pp), the
- * last stage's 1; zero-bubble keeps 1F1B's and puts every linear's weight gradient off to its W pass; and every context
- * is empty again after the step.
+ * last stage's 1; zero-bubble keeps 1F1B's and puts every linear's weight gradient off to its W pass; interleaving
+ * keeps its schedule's chunk passes; and every context is empty again after the step.
  */
 class PipelineMemoryTest {
     static final CpuBackend CPU = CpuBackend.INSTANCE;
 
     /** Each stage's (peak micro-batches in flight, peak activation bytes) after one step of m micro-batches. */
     static long[][] step(PipelineSchedule schedule, int m) throws Exception {
-        ModelConfig cfg = ModelConfig.llama(29, 16, 3, 2, 1, 32, 16);
-        int b = 2, t = 8, stages = 3;
+        int b = 2, t = 8, stages = 3, v = schedule.chunks();
+        ModelConfig cfg = ModelConfig.llama(29, 16, 3 * v, 2, 1, 32, 16);
         List<Communicator> pp = InProcessCommunicator.group("pp", stages, Duration.ofSeconds(20));
         List<CompletableFuture<long[]>> ranks = new ArrayList<>();
         for (Communicator c : pp)
             ranks.add(CompletableFuture.supplyAsync(() -> {
                 int s = c.rank();
-                var stage = new Transformer.Stage(s, s + 1, s == 0, s == stages - 1);
+                List<Transformer.Stage.Layers> chunks = new ArrayList<>(); // one block each: stage s holds s, s + 3, ...
+                for (int k = s; k < stages * v; k += stages) chunks.add(new Transformer.Stage.Layers(k, k + 1));
+                var stage = new Transformer.Stage(chunks, s == 0, s == stages - 1);
                 Transformer model = new Transformer(cfg, CPU, DType.F64, DenseLinear.maker(CPU, DType.F64), stage);
                 Initializer.initialize(model, 7);
                 var runner = new PipelineRunner(model, CPU, c, schedule, GradientSync.NONE, b * t, cfg.dim(), DType.F64);
@@ -79,5 +81,11 @@ class PipelineMemoryTest {
             assertEquals(oneF1B[s][0], zb[s][0], "stage " + s);
             assertEquals(6L * (7 + (s == 2 ? 1 : 0)), zb[s][2], "weight gradients put off on stage " + s);
         }
+        // interleaved, 2 chunks of one block a stage: more chunk passes in flight (7 + 1 of warm-up on stage 0), each a block's
+        PipelineSchedule interleaved = PipelineSchedule.interleaved(2);
+        long[][] il = step(interleaved, 6);
+        for (int s = 0; s < 3; s++) assertEquals(interleaved.inFlight(s, 3, 6), il[s][0], "interleaved chunk passes in flight on stage " + s);
+        assertEquals(8, il[0][0]);
+        assertEquals(il[1][0] * one[1][1], il[1][1], "the middle stage holds one block's activations per chunk pass in flight");
     }
 }

@@ -27,20 +27,25 @@ class PipelineParallelTest {
                 dtype = f64
                 model.n_layers = 4
                 training { batch_size = %d, grad_accum_steps = 4 }
-                parallel { tp = %d, pp = %d, dp = %d, zero = %d, schedule = %s, sequence_parallel = %s, bucket_mb = 0.02, launcher = threads, timeout = 60s }
+                parallel { tp = %d, pp = %d, dp = %d, zero = %d, schedule = %s, virtual_stages = %d, sequence_parallel = %s, bucket_mb = 0.02,
+                           launcher = threads, timeout = 60s }
                 eval { every = 5, batches = 2 }
                 checkpoint.every = 0
-                """.formatted(4 / dp, tp, pp, dp, zero, schedule, sp));
+                """.formatted(4 / dp, tp, pp, dp, zero, schedule, schedule.equals("interleaved") ? 2 : 1, sp));
     }
 
-    /** Every tp, pp, dp ∈ {1, 2} layout with pp = 2 under 1F1B, GPipe, zero-bubble, pp = 4, sequence parallelism, ZeRO-1. */
+    /**
+     * Every tp, pp, dp ∈ {1, 2} layout with pp = 2 under 1F1B, GPipe, interleaved (2 chunks a stage: layers 0 and 2
+     * on stage 0, 1 and 3 on stage 1), zero-bubble, pp = 4, sequence parallelism, ZeRO-1.
+     */
     @ParameterizedTest
     @CsvSource({
             "gpt2, 1, 2, 1, 0, 1f1b, false", "llama, 1, 2, 1, 0, 1f1b, false", "gpt2, 1, 2, 1, 0, gpipe, false",
             "llama, 2, 2, 1, 0, 1f1b, false", "gpt2, 1, 2, 2, 0, 1f1b, false", "llama, 2, 2, 2, 0, 1f1b, false",
             "llama, 1, 4, 1, 0, 1f1b, false", "gpt2, 1, 4, 1, 0, gpipe, false", "llama, 2, 2, 1, 0, 1f1b, true",
             "llama, 1, 2, 2, 1, 1f1b, false", "gpt2, 1, 2, 2, 1, 1f1b, false", "gpt2, 2, 2, 2, 2, gpipe, false",
-            "gpt2, 1, 2, 1, 0, zero_bubble, false", "llama, 2, 2, 2, 1, zero_bubble, false", "llama, 1, 4, 1, 0, zero_bubble, false"})
+            "gpt2, 1, 2, 1, 0, zero_bubble, false", "llama, 2, 2, 2, 1, zero_bubble, false", "llama, 1, 4, 1, 0, zero_bubble, false",
+            "gpt2, 1, 2, 1, 0, interleaved, false", "llama, 2, 2, 2, 1, interleaved, false", "gpt2, 1, 2, 2, 0, interleaved, false"})
     void pipelineStagesEqualOneProcess(String family, int tp, int pp, int dp, int zero, String schedule, boolean sp, @TempDir Path runs)
             throws Exception {
         String layout = String.format("%s tp=%d pp=%d dp=%d zero=%d %s%s", family, tp, pp, dp, zero, schedule, sp ? " sp" : "");
@@ -51,9 +56,12 @@ class PipelineParallelTest {
         TensorParallelTrainingTest.assertSameRun(runs.resolve("one"), one, runs.resolve("split"), split, layout);
         assertEquals(one.valLoss(), split.valLoss(), 1e-12 * one.valLoss(), layout + " validation loss");
         String printed = out.toString();
-        assertTrue(printed.contains("pipeline: " + pp + " stages, stage 0 holds layers [0, "), printed);
-        int inFlight = schedule.equals("gpipe") ? 4 : Math.min(pp, 4);
-        assertTrue(printed.contains("at most " + inFlight + " micro-batches in flight"), layout + ": " + printed);
+        boolean interleaved = schedule.equals("interleaved");
+        assertTrue(printed.contains("pipeline: " + pp + " stages, stage 0 holds layers [0, " + (interleaved ? "1) and [2, 3) and the embedding" : "")),
+                printed);
+        // stage 0 of an interleaved 2 x 2: 4 chunk passes of warm-up, then one more before the first backward
+        int inFlight = schedule.equals("gpipe") ? 4 : interleaved ? 5 : Math.min(pp, 4);
+        assertTrue(printed.contains("at most " + inFlight + (interleaved ? " chunk passes" : " micro-batches") + " in flight"), layout + ": " + printed);
     }
 
     /** tp = 2 × pp = 2 as four worker processes (Pekko between them) trains as one process does; set from the command line. */
