@@ -64,6 +64,21 @@ class PipelineParallelTest {
         assertTrue(printed.contains("at most " + inFlight + (interleaved ? " chunk passes" : " micro-batches") + " in flight"), layout + ": " + printed);
     }
 
+    /**
+     * Activation checkpointing per micro-batch and chunk: recomputing every block (full) or every second (selective)
+     * in backward, with several micro-batches in flight, trains as one process without it does.
+     */
+    @ParameterizedTest
+    @CsvSource({"llama, 2, 2, 2, 1, interleaved, full", "gpt2, 1, 2, 2, 1, 1f1b, selective", "llama, 1, 2, 1, 0, zero_bubble, full"})
+    void activationCheckpointingInEveryMicroBatch(String family, int tp, int pp, int dp, int zero, String schedule, String checkpointing,
+                                                  @TempDir Path runs) throws Exception {
+        var one = new Trainer(job(runs.resolve("one"), family, 1, 1, 1, 0, "1f1b", false), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        var split = new Trainer(job(runs.resolve("split"), family, tp, pp, dp, zero, schedule, false)
+                .withOverrides("training.activation_checkpointing = " + checkpointing), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        TensorParallelTrainingTest.assertSameRun(runs.resolve("one"), one, runs.resolve("split"), split,
+                String.format("%s tp=%d pp=%d dp=%d zero=%d %s, checkpointing %s", family, tp, pp, dp, zero, schedule, checkpointing));
+    }
+
     /** tp = 2 × pp = 2 as four worker processes (Pekko between them) trains as one process does; set from the command line. */
     @Test
     void workerProcessesEqualOneProcess(@TempDir Path runs) throws Exception {
