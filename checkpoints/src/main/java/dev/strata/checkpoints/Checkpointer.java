@@ -9,6 +9,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HexFormat;
@@ -17,90 +18,123 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.UUID;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
- * Training checkpoints of one run: {@code run-dir/checkpoints/step-NNNNNNNN/} holding model.safetensors,
- * optimizer.safetensors and manifest.json. A save writes everything into a temporary directory, renames it into
- * place, then moves the {@code latest} pointer; a crash at any point leaves the previous checkpoint and pointer
- * intact. Loading checks every tensor's SHA-256 and refuses a checkpoint that fails.
+ * Training checkpoints of one run: {@code checkpoints/step-NNNNNNNN/} holding each writing rank's shards
+ * (model-RRRRR.safetensors, optimizer-RRRRR.safetensors) and manifest.json. Every rank writes the slices it holds
+ * into {@code step-NNNNNNNN.partial/}, then a list of them; rank 0 waits for every list, writes the manifest, and
+ * commits by renaming the directory into place and moving the {@code latest} pointer. A crash at any point leaves
+ * the previous checkpoint and pointer intact, and a directory without a manifest is never read.
  */
 public final class Checkpointer {
-    public static final String MODEL = "model.safetensors", OPTIMIZER = "optimizer.safetensors", MANIFEST = "manifest.json";
-    public static final String LATEST = "latest";
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    public static final String MANIFEST = "manifest.json", LATEST = "latest";
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final String PARTIAL = ".partial";
 
     private final Storage fs;
     private final String dir;
-    private final int keepLast;
+    private final int keepLast, keepEvery;
 
-    public Checkpointer(Storage fs, String runDir, int keepLast) {
+    /** The checkpoints in dir, keeping the last keepLast and, past those, every step that is a multiple of keepEvery (0: none). */
+    public Checkpointer(Storage fs, String dir, int keepLast, int keepEvery) {
+        if (keepLast < 1) throw new IllegalArgumentException("checkpoint.keep_last must be 1 or more, got " + keepLast);
         this.fs = fs;
-        this.dir = fs.resolve(runDir, "checkpoints");
+        this.dir = dir;
         this.keepLast = keepLast;
+        this.keepEvery = keepEvery;
     }
 
-    /** A checkpoint read back: its directory, manifest, and the model and optimizer tensors. */
+    /** The checkpoints of the run in runDir (its checkpoints/ directory), keeping the last keepLast. */
+    public static Checkpointer ofRun(Storage fs, String runDir, int keepLast) { return new Checkpointer(fs, fs.resolve(runDir, "checkpoints"), keepLast, 0); }
+
+    public String dir() { return dir; }
+
+    /** A checkpoint read back whole: its directory, manifest, and the model and optimizer tensors. */
     public record Checkpoint(String dir, Manifest manifest, Map<String, HostTensor> model, Map<String, HostTensor> optimizer) {}
 
     /** State besides tensors that goes into the manifest. */
-    public record State(Map<String, Object> config, Map<String, Object> data, Map<String, Object> rng,
-                        Map<String, Object> schedule, Map<String, Object> metrics) {}
+    public record State(Map<String, Object> layout, Map<String, Object> config, Map<String, Object> data, Map<String, Object> rng,
+                        Map<String, Object> schedule, Map<String, Object> metrics) {
+        public State(Map<String, Object> config, Map<String, Object> data, Map<String, Object> rng, Map<String, Object> schedule,
+                     Map<String, Object> metrics) {
+            this(Map.of("tp", 1, "pp", 1, "dp", 1, "zero", 0, "ranks", 1), config, data, rng, schedule, metrics);
+        }
+    }
+
+    /**
+     * What one rank writes of a tensor: data is the part [start, start + length) along dim of the whole tensor of
+     * globalShape (dim -1: all of it).
+     */
+    public record Piece(String name, Manifest.Group group, int[] globalShape, int dim, int start, HostTensor data) {
+        public static Piece whole(String name, Manifest.Group group, HostTensor data) { return new Piece(name, group, data.shape(), -1, 0, data); }
+    }
+
+    /** "512 bytes", "3.2 MB", "14.81 GB". */
+    public static String size(long bytes) {
+        if (bytes < 1_000_000) return bytes + " bytes";
+        return bytes < 1_000_000_000 ? String.format(java.util.Locale.ROOT, "%.1f MB", bytes / 1e6) : String.format(java.util.Locale.ROOT, "%.2f GB", bytes / 1e9);
+    }
 
     public static String stepDirName(long step) { return String.format("step-%08d", step); }
 
-    /** Writes and commits a checkpoint; returns its directory. */
+    /** Writes and commits a checkpoint of whole tensors from one process; returns its directory. */
     public String save(long step, Map<String, HostTensor> model, Map<String, HostTensor> optimizer, State state) throws IOException {
-        // A checkpoint of poisoned weights would push a good one out through keep_last.
-        for (var e : model.entrySet()) {
-            long bad = e.getValue().nonFiniteCount();
-            if (bad > 0) throw new IllegalStateException("not writing the checkpoint of step " + step + ": tensor '" + e.getKey() + "' holds "
+        removeUncommitted();
+        List<Piece> pieces = new ArrayList<>();
+        model.forEach((k, v) -> pieces.add(Piece.whole(k, Manifest.Group.MODEL, v)));
+        optimizer.forEach((k, v) -> pieces.add(Piece.whole(k, Manifest.Group.OPTIMIZER, v)));
+        return save(step, 0, 1, pieces, state, Duration.ZERO);
+    }
+
+    /**
+     * This rank's part of a checkpoint of ranks ranks: its pieces into the step's partial directory. Rank 0 (whose
+     * state goes into the manifest; null on the others) then waits up to wait for every rank's list and commits;
+     * it returns the committed directory, the others null.
+     */
+    public String save(long step, int rank, int ranks, List<Piece> pieces, State state, Duration wait) throws IOException {
+        for (Piece p : pieces) {
+            long bad = p.group() == Manifest.Group.MODEL ? p.data().nonFiniteCount() : 0;
+            // A checkpoint of poisoned weights would push a good one out through keep_last.
+            if (bad > 0) throw new IllegalStateException("not writing the checkpoint of step " + step + ": tensor '" + p.name() + "' holds "
                     + bad + " non-finite values; the checkpoints in " + dir + " are kept as they are");
         }
-        fs.mkdirs(dir);
-        removeStaleTemporaries();
-        String name = stepDirName(step), target = fs.resolve(dir, name);
-        String tmp = fs.resolve(dir, name + ".tmp-" + UUID.randomUUID().toString().substring(0, 8));
-        try {
-            List<Manifest.TensorEntry> entries = new ArrayList<>();
-            writeTensors(fs.resolve(tmp, MODEL), MODEL, model, entries);
-            writeTensors(fs.resolve(tmp, OPTIMIZER), OPTIMIZER, optimizer, entries);
-            Manifest m = new Manifest(Manifest.FORMAT, UNSIGNED, step, Instant.now().toString(), state.config(), state.data(),
-                    state.rng(), state.schedule(), state.metrics(), entries);
-            try (OutputStream out = fs.create(fs.resolve(tmp, MANIFEST))) {
-                out.write(signed(JSON.writeValueAsString(m)).getBytes(StandardCharsets.UTF_8));
-            }
-            if (fs.exists(target)) {
-                // Re-saving a step (after a resume): the old copy goes only once the new one is complete.
-                String old = target + ".old-" + UUID.randomUUID().toString().substring(0, 8);
-                fs.rename(target, old);
-                fs.rename(tmp, target);
-                fs.delete(old);
-            } else {
-                fs.rename(tmp, target);
-            }
-        } catch (IOException | RuntimeException e) {
-            fs.delete(tmp);
-            throw e;
+        String name = stepDirName(step), partial = fs.resolve(dir, name + PARTIAL);
+        fs.mkdirs(partial);
+        long needed = pieces.stream().mapToLong(p -> p.data().byteSize()).sum(), free = fs.freeBytes(partial);
+        if (needed > free)
+            throw new IllegalStateException("not writing the checkpoint of step " + step + ": rank " + rank + "'s shards need " + size(needed) + " but "
+                    + dir + " has " + size(free) + " free; free some space or lower checkpoint.keep_last (the checkpoints there are kept)");
+        ShardFiles.write(fs, partial, rank, pieces);
+        if (rank != 0) return null;
+        List<Manifest.TensorEntry> entries = ShardFiles.collect(fs, partial, ranks, wait, "the checkpoint of step " + step);
+        Manifest m = new Manifest(Manifest.FORMAT, UNSIGNED, step, Instant.now().toString(), state.layout(), state.config(), state.data(),
+                state.rng(), state.schedule(), state.metrics(), entries);
+        try (OutputStream out = fs.create(fs.resolve(partial, MANIFEST))) {
+            out.write(signed(JSON.writeValueAsString(m)).getBytes(StandardCharsets.UTF_8));
+        }
+        String target = commit(partial, name);
+        prune(name);
+        return target;
+    }
+
+    /** The manifest is in: the partial directory becomes the step's, then latest points to it. */
+    private String commit(String partial, String name) throws IOException {
+        String target = fs.resolve(dir, name);
+        if (fs.exists(target)) {
+            // Re-saving a step (after a resume): the old copy goes only once the new one is complete.
+            String old = target + ".old-" + UUID.randomUUID().toString().substring(0, 8);
+            fs.rename(target, old);
+            fs.rename(partial, target);
+            fs.delete(old);
+        } else {
+            fs.rename(partial, target);
         }
         String pointerTmp = fs.resolve(dir, LATEST + ".tmp");
         try (OutputStream out = fs.create(pointerTmp)) {
             out.write((name + "\n").getBytes(StandardCharsets.UTF_8));
         }
         fs.replace(pointerTmp, fs.resolve(dir, LATEST));
-        prune(name);
         return target;
-    }
-
-    private void writeTensors(String path, String file, Map<String, HostTensor> tensors, List<Manifest.TensorEntry> entries)
-            throws IOException {
-        for (var e : tensors.entrySet())
-            entries.add(new Manifest.TensorEntry(e.getKey(), file, e.getValue().dtype().safetensorsName(), e.getValue().shape(),
-                    sha256(e.getValue().data())));
-        try (OutputStream out = fs.create(path)) {
-            Safetensors.write(out, tensors, Map.of("format", "pt", "producer", "strata"));
-        }
     }
 
     /** The directory {@code latest} points to, if any checkpoint was committed. */
@@ -121,37 +155,21 @@ public final class Checkpointer {
         return fs.list(dir).stream().filter(n -> n.matches("step-\\d{8}")).map(n -> fs.resolve(dir, n)).toList();
     }
 
-    /** Reads a checkpoint directory, verifying every tensor's checksum. */
+    /**
+     * Removes what saves that never committed left (partial directories, a re-saved step's old copy). Only while no
+     * save runs: the writer calls it once before training.
+     */
+    public void removeUncommitted() throws IOException {
+        for (String n : fs.list(dir)) if (n.endsWith(PARTIAL) || n.contains(".old-") || n.contains(".tmp")) fs.delete(fs.resolve(dir, n));
+    }
+
+    /** Reads a checkpoint directory whole, verifying every shard's checksum. */
     public static Checkpoint load(Storage fs, String checkpointDir) throws IOException {
-        Manifest m = readManifest(fs, checkpointDir);
-        Map<String, Map<String, HostTensor>> files = new LinkedHashMap<>();
-        for (String file : new String[] {MODEL, OPTIMIZER}) {
-            String path = fs.resolve(checkpointDir, file);
-            if (!fs.exists(path)) throw new IllegalArgumentException("checkpoint " + checkpointDir + " lacks " + file);
-            files.put(file, Safetensors.read(fs, path).tensors());
-        }
+        CheckpointReader r = CheckpointReader.open(fs, checkpointDir);
         Map<String, HostTensor> model = new LinkedHashMap<>(), optimizer = new LinkedHashMap<>();
-        for (Manifest.TensorEntry t : m.tensors()) {
-            Map<String, HostTensor> inFile = files.get(t.file());
-            String path = fs.resolve(checkpointDir, t.file());
-            if (inFile == null) throw new IllegalArgumentException("checkpoint " + checkpointDir + ": manifest names unknown file " + t.file());
-            HostTensor h = inFile.get(t.name());
-            if (h == null) throw new IllegalArgumentException(path + " lacks tensor '" + t.name() + "' listed in the manifest");
-            if (!h.dtype().safetensorsName().equals(t.dtype()) || !java.util.Arrays.equals(h.shape(), t.shape()))
-                throw new IllegalArgumentException(path + ": tensor '" + t.name() + "' is " + h.dtype().safetensorsName()
-                        + java.util.Arrays.toString(h.shape()) + ", the manifest says " + t.dtype() + java.util.Arrays.toString(t.shape()));
-            String actual = sha256(h.data());
-            if (!actual.equals(t.sha256()))
-                throw new IllegalArgumentException(path + ": tensor '" + t.name() + "' fails its SHA-256 check (manifest "
-                        + t.sha256().substring(0, 12) + "…, file " + actual.substring(0, 12) + "…): the file is corrupt, refusing to load it");
-            (t.file().equals(MODEL) ? model : optimizer).put(t.name(), h);
-        }
-        for (var e : files.entrySet())
-            for (String name : e.getValue().keySet())
-                if (!(e.getKey().equals(MODEL) ? model : optimizer).containsKey(name))
-                    throw new IllegalArgumentException(fs.resolve(checkpointDir, e.getKey()) + " holds tensor '" + name
-                            + "' that the manifest does not list");
-        return new Checkpoint(checkpointDir, m, model, optimizer);
+        for (Manifest.TensorEntry t : r.manifest().tensors()) (t.group() == Manifest.Group.MODEL ? model : optimizer).put(t.name(), r.region(t, -1, 0, 0));
+        r.checkFilesHoldOnlyListed();
+        return new Checkpoint(checkpointDir, r.manifest(), model, optimizer);
     }
 
     /** Reads and checks a manifest: its own checksum, its format, and that its step is the one its directory names. */
@@ -171,8 +189,8 @@ public final class Checkpointer {
         }
         if (m.format() != Manifest.FORMAT)
             throw new IllegalArgumentException(path + " has format " + m.format() + ", expected " + Manifest.FORMAT
-                    + (m.format() == 1 ? " (written before manifests carried their own checksum)" : ""));
-        Matcher field = CHECKSUM_FIELD.matcher(text);
+                    + (m.format() < 3 ? " (written before checkpoints were sharded by rank; load it with the Strata that wrote it and export it with strata ckpt export-hf)" : ""));
+        java.util.regex.Matcher field = CHECKSUM_FIELD.matcher(text);
         if (!field.find()) throw new IllegalArgumentException(path + " has no \"manifestSha256\" field: it was edited or is corrupt, refusing it");
         String actual = sha256(ByteBuffer.wrap((text.substring(0, field.start(1)) + UNSIGNED + text.substring(field.end(1)))
                 .getBytes(StandardCharsets.UTF_8)));
@@ -187,7 +205,7 @@ public final class Checkpointer {
     }
 
     private static final String UNSIGNED = "0".repeat(64);
-    private static final Pattern CHECKSUM_FIELD = Pattern.compile("\"manifestSha256\"\\s*:\\s*\"([0-9a-f]{64})\"");
+    private static final java.util.regex.Pattern CHECKSUM_FIELD = java.util.regex.Pattern.compile("\"manifestSha256\"\\s*:\\s*\"([0-9a-f]{64})\"");
 
     /** The manifest's JSON with its checksum field filled in (the SHA-256 of the text with the field as zeros). */
     private static String signed(String unsigned) {
@@ -197,12 +215,13 @@ public final class Checkpointer {
         return unsigned.substring(0, at + 1) + sha + unsigned.substring(at + 1 + UNSIGNED.length());
     }
 
-    private void removeStaleTemporaries() throws IOException {
-        for (String n : fs.list(dir)) if (n.contains(".tmp-") || n.contains(".old-")) fs.delete(fs.resolve(dir, n));
-    }
-
+    /**
+     * After a commit: the oldest checkpoints beyond keep_last go, except milestones (steps that are multiples of
+     * keep_every), and never the one just committed.
+     */
     private void prune(String keep) throws IOException {
-        List<String> steps = new ArrayList<>(fs.list(dir).stream().filter(n -> n.matches("step-\\d{8}")).sorted().toList());
+        List<String> steps = new ArrayList<>(fs.list(dir).stream().filter(n -> n.matches("step-\\d{8}"))
+                .filter(n -> keepEvery <= 0 || Long.parseLong(n.substring(5)) % keepEvery != 0 || n.equals(keep)).sorted().toList());
         int excess = steps.size() - keepLast;
         for (int i = 0; i < steps.size() && excess > 0; i++) {
             if (steps.get(i).equals(keep)) continue;

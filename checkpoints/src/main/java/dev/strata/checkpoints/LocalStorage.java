@@ -48,6 +48,8 @@ public final class LocalStorage implements Storage {
 
     @Override public long size(String path) throws IOException { return Files.size(Path.of(path)); }
 
+    @Override public long freeBytes(String path) throws IOException { return Files.getFileStore(Path.of(path)).getUsableSpace(); }
+
     @Override public boolean exists(String path) { return Files.exists(Path.of(path)); }
 
     @Override public void mkdirs(String path) throws IOException { Files.createDirectories(Path.of(path)); }

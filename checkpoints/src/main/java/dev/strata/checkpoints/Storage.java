@@ -20,6 +20,9 @@ public interface Storage {
 
     long size(String path) throws IOException;
 
+    /** Bytes that may still be written under the directory path (which exists). */
+    long freeBytes(String path) throws IOException;
+
     boolean exists(String path) throws IOException;
 
     void mkdirs(String path) throws IOException;

@@ -1,4 +1,11 @@
 package dev.strata.config;
 
-/** Checkpoint every N steps (0: only at the end), keeping the last few. */
-public record CheckpointSpec(int every, int keepLast) {}
+/**
+ * Checkpoint every N steps (0: only at the end), keeping the last few and milestones every keepEvery steps (0:
+ * none); written in the background (async) or while training waits; into dir ("": the run directory's
+ * checkpoints/), which may be an hdfs:// URI.
+ */
+public record CheckpointSpec(int every, int keepLast, int keepEvery, boolean async, String dir) {
+    /** Where the run's checkpoints go. */
+    public String dirFor(String runDir) { return dir.isEmpty() ? java.nio.file.Path.of(runDir, "checkpoints").toString() : dir; }
+}

@@ -85,7 +85,8 @@ public record JobConfig(
                 f.string("run_dir"), f.oneOf("backend", "cpu", "cuda", "auto"), f.oneOf("dtype", "f32", "f64", "bf16"),
                 f.bool("cuda_graphs"), f.integer("seed"), ModelSpec.from(f), PrecisionSpec.from(f), LoraSpec.from(f), new DataSpec(f.string("data.dir")), TrainingSpec.from(f),
                 new EvalSpec(f.nonNegative("eval.every"), f.positive("eval.batches")),
-                new CheckpointSpec(f.nonNegative("checkpoint.every"), f.positive("checkpoint.keep_last")),
+                new CheckpointSpec(f.nonNegative("checkpoint.every"), f.positive("checkpoint.keep_last"), f.nonNegative("checkpoint.keep_every"),
+                        f.bool("checkpoint.async"), f.string("checkpoint.dir")),
                 f.positive("log.every"), SampleSpec.from(f), ParallelSpec.from(f), source, job, resolved);
     }
 

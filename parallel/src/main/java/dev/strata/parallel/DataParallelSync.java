@@ -160,16 +160,4 @@ public final class DataParallelSync implements GradientSync {
             if (!mine) b.params().forEach(Parameter::markUpdated);
         }
     }
-
-    /**
-     * Every rank ends with each tensor as its parameter's owner holds it (tensors[i] belongs to ofParameter[i]): how
-     * a checkpoint gets the whole optimizer state, which ZeRO keeps in shares. Nothing to do without ZeRO.
-     */
-    public void shareFromOwners(List<Tensor> tensors, List<Parameter> ofParameter) {
-        if (zero == 0) return;
-        List<Work> works = new ArrayList<>(tensors.size());
-        for (int i = 0; i < tensors.size(); i++)
-            if (!unowned.contains(ofParameter.get(i))) works.add(dp.broadcast(tensors.get(i), owner(ofParameter.get(i))));
-        works.forEach(Work::await);
-    }
 }

@@ -44,7 +44,7 @@ final class CkptCommand extends CommandGroup {
                     dir, m.step(), m.createdAt(), m.data(), m.schedule(), m.metrics());
             System.out.printf(Locale.ROOT, "  %d tensors, %,d bytes%n", m.tensors().size(), m.totalBytes());
             for (Manifest.TensorEntry t : m.tensors())
-                System.out.printf(Locale.ROOT, "    %-48s %-5s %-16s %s%n", t.name(), t.dtype(), java.util.Arrays.toString(t.shape()), t.file());
+                System.out.printf(Locale.ROOT, "    %-48s %-5s %-16s %s%n", t.name(), t.dtype(), java.util.Arrays.toString(t.shape()), t.shards().size() + " shard(s)");
         }
     }
 

@@ -126,11 +126,11 @@ public final class Models {
         boolean checkpoint = java.nio.file.Files.isRegularFile(from.resolve("manifest.json"));
         if (!job.model().initFrom().isEmpty() && (checkpoint || java.nio.file.Files.isDirectory(from.resolve("checkpoints")))) {
             Storage fs = new LocalStorage();
-            String dir = checkpoint ? from.toString() : new Checkpointer(fs, from.toString(), 1).latest().orElseThrow(() ->
+            String dir = checkpoint ? from.toString() : Checkpointer.ofRun(fs, from.toString(), 1).latest().orElseThrow(() ->
                     new IllegalArgumentException(job.source() + ": model.init_from = " + from + " is a run directory without a checkpoint"));
             Transformer model = model(job, config(job.model()), backend, dtype, tp, stage);
             Initializer.initializeAdapters(model, job.seed());
-            TrainingState.restore(model, null, Checkpointer.load(fs, dir));
+            TrainingState.restore(model, null, dev.strata.checkpoints.CheckpointReader.open(fs, dir));
             return model;
         }
         if (!job.model().initFrom().isEmpty()) {

@@ -4,19 +4,14 @@ import dev.strata.config.ConfigError;
 import dev.strata.config.JobConfig;
 import dev.strata.parallel.pipeline.PipelineRunner;
 import dev.strata.parallel.pipeline.PipelineSchedule;
-import dev.strata.parallel.pipeline.TensorTransfer;
-import dev.strata.runtime.Backend;
-import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.nn.GradientSync;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.model.ModelConfig;
 import dev.strata.trainer.model.Transformer;
 import java.io.PrintStream;
-import java.util.LinkedHashMap;
 import java.util.Locale;
-import java.util.Map;
 
-/** The trainer's side of pipeline parallelism: what a layout refuses, a stage's runner, and the checkpoint's collection. */
+/** The trainer's side of pipeline parallelism: what a layout refuses, a stage's runner, its bubble. */
 final class Pipeline {
     private Pipeline() {}
 
@@ -53,24 +48,6 @@ final class Pipeline {
                 s.embedding() ? " and the embedding" : "",
                 s.head() ? " and the head" : "", schedule.configName(), m, 100 * schedule.bubble(rank.mesh().pp(), m));
         return new PipelineRunner(model, model.backend(), rank.pipeline(), schedule, sync, rows, model.config().dim(), model.precision().activations());
-    }
-
-    /**
-     * The checkpoint's tensors of every stage at the writer: the first replica's first slice of each stage sends
-     * its own to stage 0's, which adds what it lacks (a tied table is on two stages); everyone else returns theirs.
-     */
-    static Map<String, HostTensor> collect(Rank rank, Backend backend, Map<String, HostTensor> mine) {
-        if (!rank.collectsCheckpoint()) return mine;
-        var pp = rank.pipeline();
-        if (pp.rank() > 0) {
-            Map<String, HostTensor> send = new LinkedHashMap<>(mine);
-            send.remove("step"); // the writer has its own
-            TensorTransfer.send(pp, 0, backend, send);
-            return mine;
-        }
-        Map<String, HostTensor> all = new LinkedHashMap<>(mine);
-        for (int s = 1; s < pp.size(); s++) TensorTransfer.receive(pp, s, backend).forEach(all::putIfAbsent);
-        return all;
     }
 
     /** The computed bubble against the one each stage measured; rank 0 prints its own stage's. */

@@ -94,7 +94,7 @@ final class ProcessRanks {
                 // the JVM is already shutting down: the hook runs
             }
         }
-        return result(runDir, (System.nanoTime() - started) / 1e9);
+        return result(runDir, job.checkpoint().dirFor(job.runDir()), (System.nanoTime() - started) / 1e9);
     }
 
     /**
@@ -208,7 +208,7 @@ final class ProcessRanks {
     }
 
     /** What the ranks left in the run directory: the last step, losses and checkpoint (the model stays in the workers). */
-    private static Trainer.Result result(Path runDir, double wall) throws IOException {
+    private static Trainer.Result result(Path runDir, String checkpoints, double wall) throws IOException {
         long step = 0;
         double loss = Double.NaN, val = Double.NaN, tokens = 0;
         for (String line : Files.readAllLines(runDir.resolve(RunDirectory.METRICS), StandardCharsets.UTF_8)) {
@@ -220,7 +220,7 @@ final class ProcessRanks {
             }
             if (n.has("val_loss")) val = n.get("val_loss").asDouble();
         }
-        var latest = new dev.strata.checkpoints.Checkpointer(new dev.strata.checkpoints.LocalStorage(), runDir.toString(), 1).latest();
+        var latest = new dev.strata.checkpoints.Checkpointer(new dev.strata.checkpoints.LocalStorage(), checkpoints, 1, 0).latest();
         return new Trainer.Result(step, loss, val, tokens, wall, latest.orElse(null), null);
     }
 }

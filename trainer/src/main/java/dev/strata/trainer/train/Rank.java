@@ -29,9 +29,6 @@ record Rank(int index, DeviceMesh mesh, DataParallelSync dataParallel, Communica
     /** This rank's pipeline stage (0 without pipeline parallelism). */
     int stage() { return mesh.coordinates(index).pp(); }
 
-    /** Whether this rank gathers the checkpoint for the writer: the first slice of the first replica, on every stage. */
-    boolean collectsCheckpoint() { return replica() == 0 && mesh.coordinates(index).tp() == 0; }
-
     /** The replica this rank belongs to: which rows of each global batch it reads. */
     int replica() { return mesh.coordinates(index).dp(); }
 

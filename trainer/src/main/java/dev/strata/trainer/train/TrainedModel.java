@@ -19,7 +19,7 @@ public record TrainedModel(Transformer model, JobConfig job, String checkpoint) 
     public static TrainedModel load(Path path, Backend backend, DType dtype) throws IOException {
         Storage fs = new LocalStorage();
         String dir = resolve(fs, path);
-        Checkpointer.Checkpoint ckpt = Checkpointer.load(fs, dir);
+        var ckpt = dev.strata.checkpoints.CheckpointReader.open(fs, dir);
         JobConfig job = JobConfig.fromMap(ckpt.manifest().config(), dir + "/" + Checkpointer.MANIFEST);
         DType d = dtype != null ? dtype : defaultDtype(job, backend);
         Transformer model = Models.build(job, backend, d, null, 0, 1);
@@ -38,7 +38,7 @@ public record TrainedModel(Transformer model, JobConfig job, String checkpoint) 
     public static String resolve(Storage fs, Path path) throws IOException {
         if (!Files.exists(path)) throw new IllegalArgumentException(path + " does not exist");
         if (Files.exists(path.resolve(Checkpointer.MANIFEST))) return path.toString();
-        return new Checkpointer(fs, path.toString(), Integer.MAX_VALUE).latest().orElseThrow(() ->
+        return Checkpointer.ofRun(fs, path.toString(), Integer.MAX_VALUE).latest().orElseThrow(() ->
                 new IllegalArgumentException(path + " is neither a checkpoint (no " + Checkpointer.MANIFEST + ") nor a run directory with one"));
     }
 }

@@ -1,5 +1,7 @@
 package dev.strata.trainer.train;
 
+import dev.strata.checkpoints.BackgroundSaves;
+import dev.strata.checkpoints.CheckpointReader;
 import dev.strata.checkpoints.Checkpointer;
 import dev.strata.checkpoints.LocalStorage;
 import dev.strata.checkpoints.Manifest;
@@ -89,7 +91,8 @@ public final class Trainer {
         // Whatever can refuse the job does so before the run directory is written: a fixed job then starts afresh.
         if (writer) RunDirectory.check(job, mode);
         Storage fs = new LocalStorage();
-        Checkpointer checkpoints = new Checkpointer(fs, job.runDir(), job.checkpoint().keepLast());
+        var ck = job.checkpoint();
+        Checkpointer checkpoints = new Checkpointer(fs, ck.dirFor(job.runDir()), ck.keepLast(), ck.keepEvery());
         Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
         Map<String, List<Object>> changes = Map.of();
         if (latest.isPresent()) {
@@ -115,15 +118,16 @@ public final class Trainer {
 
         long step = 0;
         BatchSampler.Position position = new BatchSampler.Position(0, 0);
-        Checkpointer.Checkpoint resumed = null;
+        CheckpointReader resumed = null;
         if (latest.isPresent()) {
-            resumed = Checkpointer.load(fs, latest.get());
+            resumed = CheckpointReader.open(fs, latest.get());
             step = resumed.manifest().step();
             position = dataPosition(resumed, train);
         }
         if (mode == RunDirectory.Mode.RESUME && writer) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
 
-        try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job)) {
+        if (writer) checkpoints.removeUncommitted(); // before any rank can start a save
+        try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job); BackgroundSaves saves = new BackgroundSaves(ck.async())) {
             Parameter tied = rank.pipeline() == null ? null : Pipeline.tiedCopy(model); // its replicas' sum waits for the other copy's
             if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model), tied == null ? Set.of() : Set.of(tied));
             GradientSync sync = rank.sync(tied);
@@ -206,20 +210,13 @@ public final class Trainer {
                     if (checkpointDue && r.skipped()) {
                         progress.message("step " + step + ": checkpoint put off to the next step whose gradients are finite");
                     } else if (checkpointDue) {
-                        // every rank: ZeRO shares the optimizer state from its owners, tp gathers the slices
-                        Map<String, HostTensor> weights = TrainingState.hostTensors(model, rank), optimizer = TrainingState.hostOptimizer(model, opt, rank);
-                        if (rank.pipeline() != null) { // the writer collects the other stages' tensors
-                            weights = Pipeline.collect(rank, backend, weights);
-                            optimizer = Pipeline.collect(rank, backend, optimizer);
-                        }
-                        if (writer) {
-                            lastCheckpoint = checkpoints.save(step, weights, optimizer, state(step, sampler, schedule, trainLoss, valLoss));
-                            progress.message("checkpoint " + lastCheckpoint);
-                        }
+                        lastCheckpoint = saveCheckpoint(checkpoints, saves, step, model, opt, rank, tied,
+                                writer ? state(step, sampler, schedule, trainLoss, valLoss) : null, progress, lastCheckpoint);
                         checkpointDue = false;
                     }
                 }
             }
+            lastCheckpoint = reportSave(saves.finish(), progress, lastCheckpoint);
             double wall = (System.nanoTime() - started) / 1e9;
             if (pipeline != null) Pipeline.printBubble(job, rank, pipeline, out);
             if (rank.evaluates() && job.sample().tokens() > 0 && step == tr.steps()) {
@@ -275,8 +272,36 @@ public final class Trainer {
         }
     }
 
+    /**
+     * Every rank snapshots its share of the state (training waits only for that), then writes it, in the background
+     * when checkpoint.async; rank 0 commits once every rank's shards are in. Returns the newest committed checkpoint.
+     */
+    private String saveCheckpoint(Checkpointer checkpoints, BackgroundSaves saves, long step, Transformer model, AdamW opt, Rank rank,
+                                  Parameter tied, Checkpointer.State state, ProgressLine progress, String lastCheckpoint) {
+        lastCheckpoint = reportSave(saves.awaitPrevious(), progress, lastCheckpoint);
+        long t0 = System.nanoTime();
+        List<Checkpointer.Piece> pieces = TrainingState.pieces(model, opt, rank, tied);
+        double pause = (System.nanoTime() - t0) / 1e9;
+        long bytes = pieces.stream().mapToLong(p -> p.data().byteSize()).sum();
+        java.time.Duration wait = job.parallel().timeout();
+        BackgroundSaves.Done done = saves.submit(step, bytes, () -> checkpoints.save(step, rank.index(), rank.mesh().size(), pieces, state, wait));
+        if (saves.async()) {
+            if (rank.writes()) progress.message(String.format(Locale.ROOT, "checkpoint of step %d: %.3f s snapshot (%s), written in the background",
+                    step, pause, Checkpointer.size(bytes)));
+            return lastCheckpoint;
+        }
+        return reportSave(done, progress, lastCheckpoint);
+    }
+
+    private static String reportSave(BackgroundSaves.Done done, ProgressLine progress, String lastCheckpoint) {
+        if (done == null || done.dir() == null) return lastCheckpoint;
+        progress.message(String.format(Locale.ROOT, "checkpoint %s (%s from rank 0 in %.2f s, %.2f GB/s)", done.dir(), Checkpointer.size(done.bytes()),
+                done.seconds(), done.gbPerSecond()));
+        return done.dir();
+    }
+
     /** Where a checkpoint's sampler stood, checked against the train split it will read. */
-    private static BatchSampler.Position dataPosition(Checkpointer.Checkpoint ckpt, TokenDataset train) {
+    private static BatchSampler.Position dataPosition(CheckpointReader ckpt, TokenDataset train) {
         Map<String, Object> data = ckpt.manifest().data();
         String where = ckpt.dir() + "/" + Checkpointer.MANIFEST;
         if (data == null || !(data.get("epoch") instanceof Number epoch) || !(data.get("cursor") instanceof Number cursor))
@@ -288,7 +313,7 @@ public final class Trainer {
     }
 
     private Checkpointer.State state(long step, BatchSampler sampler, LrSchedule schedule, double trainLoss, double valLoss) {
-        return new Checkpointer.State(job.toMap(),
+        return new Checkpointer.State(TrainingState.layout(job), job.toMap(),
                 record("epoch", sampler.position().epoch(), "cursor", sampler.position().cursor(), "train_dir", job.data().dir()),
                 record("seed", job.seed(), "sampler", "splitmix-fisher-yates per epoch"),
                 record("step", step, "next_lr", schedule.at(step), "warmup_steps", schedule.warmupSteps(), "total_steps", schedule.totalSteps()),

@@ -1,46 +1,33 @@
 package dev.strata.trainer.train;
 
+import dev.strata.checkpoints.CheckpointReader;
 import dev.strata.checkpoints.Checkpointer;
-import dev.strata.parallel.tensor.Slices;
+import dev.strata.checkpoints.Manifest;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
-import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.MeshDim;
 import dev.strata.runtime.nn.Optimizer;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.nn.Placement;
 import dev.strata.trainer.model.Transformer;
+import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * A training run's tensors as a checkpoint holds them and back: the trainable parameters, the optimizer's state and
- * step, the layers' step state; every name and shape checked against the model on the way in.
+ * A training run's tensors as a checkpoint holds them and back. Saving, each rank snapshots the slices it holds and
+ * no other rank writes — its stage's layers; of a slice several ranks hold (data-parallel replicas, tp ranks sharing
+ * a kv head or holding a replicated weight), the first holder's; of optimizer state ZeRO shards, the owner's — so
+ * nothing is gathered. Loading, each rank reads just its slices, whatever layout wrote them. Frozen parameters (a
+ * LoRA run's base) are left out: a resumed run rebuilds them from model.init_from or the seed.
  */
 final class TrainingState {
     private TrainingState() {}
-
-    /**
-     * The trainable parameters, whole: tensor-parallel slices are gathered from the rank's tp group (every rank of it
-     * calls this), so a checkpoint loads at any tp. Frozen ones (a LoRA run's base) are left out: a resumed run
-     * rebuilds them from model.init_from or the seed, so a LoRA checkpoint holds its adapters only.
-     */
-    static Map<String, HostTensor> hostTensors(Transformer model, Rank rank) {
-        Map<String, HostTensor> m = new LinkedHashMap<>();
-        for (Parameter p : model.parameters().values()) if (p.trainable()) m.put(p.name(), whole(model, rank, p, p.name(), p.value()));
-        return m;
-    }
-
-    /** t (p's value or one of its moments) as a checkpoint holds it: whole, of a padded vocabulary the V real rows. */
-    private static HostTensor whole(Transformer model, Rank rank, Parameter p, String name, Tensor t) {
-        if (p.placement().whole()) return stored(model, name, t);
-        try (Tensor all = Slices.gather(rank.tensorParallel(), p.placement(), t)) {
-            return stored(model, name, all);
-        }
-    }
 
     /** The trainable parameters, last layer first (the order backward finishes them in). */
     static List<Parameter> trainable(Transformer model) {
@@ -50,36 +37,91 @@ final class TrainingState {
     }
 
     /**
-     * AdamW's state, its step count, and the layers' step state ({@code step_state.<layer>.<name>}). Under ZeRO each
-     * rank holds the moments of the parameters it owns; they are shared from their owners first, so a checkpoint
-     * holds whole tensors and resumes at any dp.
+     * What this rank writes of the checkpoint: copies in host memory (so training may go on while they are written)
+     * of its share of the trainable parameters, of AdamW's moments and, on its stage, of the layers' step state and
+     * the optimizer's step count. tied: this stage's copy of a table the first and last stages share (the first writes it).
      */
-    static Map<String, HostTensor> hostOptimizer(Transformer model, Optimizer opt, Rank rank) {
-        Map<String, HostTensor> m = new LinkedHashMap<>();
+    static List<Checkpointer.Piece> pieces(Transformer model, Optimizer opt, Rank rank, Parameter tied) {
+        boolean firstReplica = rank.replica() == 0, firstStage = rank.stage() == 0;
+        int tpRank = rank.mesh().coordinates(rank.index()).tp(), tp = rank.mesh().tp();
+        List<Checkpointer.Piece> pieces = new ArrayList<>();
         Map<String, Tensor> state = opt.state();
-        Map<String, Parameter> params = model.parameters();
-        if (rank.shardedState()) {
-            Map<String, Tensor> whole = new LinkedHashMap<>();
-            List<Tensor> received = new ArrayList<>(), tensors = new ArrayList<>();
-            List<Parameter> owners = new ArrayList<>();
-            for (String moment : new String[] {"exp_avg.", "exp_avg_sq."})
-                for (Parameter p : model.parameters().values()) {
-                    if (!p.trainable()) continue;
-                    Tensor t = state.get(moment + p.name());
-                    if (t == null) received.add(t = model.backend().zeros(AdamW.stateType(p), p.shape()));
-                    whole.put(moment + p.name(), t);
-                    tensors.add(t);
-                    owners.add(p);
-                }
-            rank.dataParallel().shareFromOwners(tensors, owners);
-            whole.forEach((k, v) -> m.put(k, whole(model, rank, ofMoment(params, k), k, v)));
-            received.forEach(Tensor::close);
-        } else {
-            state.forEach((k, v) -> m.put(k, whole(model, rank, ofMoment(params, k), k, v)));
+        for (Parameter p : model.parameters().values()) {
+            if (!p.trainable() || p == tied && !firstStage || !firstOfSlice(p.placement(), tpRank, tp)) continue;
+            if (firstReplica) pieces.add(piece(model, p.name(), Manifest.Group.MODEL, p.placement(), p.value()));
+            // Sharded state lives at its owner alone; a table every replica updates (the tied one) is written by the first.
+            boolean writesMoments = rank.shardedState() && p != tied ? state.containsKey("exp_avg." + p.name()) : firstReplica;
+            if (!writesMoments) continue;
+            for (String moment : new String[] {"exp_avg.", "exp_avg_sq."}) {
+                Tensor t = state.get(moment + p.name());
+                if (t != null) pieces.add(piece(model, moment + p.name(), Manifest.Group.OPTIMIZER, p.placement(), t));
+            }
         }
-        m.put("step", HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64));
-        stepState(model).forEach((k, v) -> m.put(k, HostTensor.of(v, v.dtype())));
+        if (firstReplica && tpRank == 0) {
+            if (firstStage) pieces.add(Checkpointer.Piece.whole("step", Manifest.Group.OPTIMIZER, HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64)));
+            stepState(model).forEach((k, v) -> pieces.add(Checkpointer.Piece.whole(k, Manifest.Group.OPTIMIZER, HostTensor.of(v, v.dtype()))));
+        }
+        return pieces;
+    }
+
+    /** Whether this tp rank is the first of those holding its slice (all of them hold a whole tensor; tp/shards share a slice). */
+    private static boolean firstOfSlice(Placement where, int tpRank, int tp) {
+        if (where.whole() || where.shardedOver() != MeshDim.TP) return tpRank == 0;
+        return tpRank % (tp / where.shards()) == 0;
+    }
+
+    /** This rank's slice of a tensor, with only the stored rows of a padded vocabulary (V of Vp). */
+    private static Checkpointer.Piece piece(Transformer model, String name, Manifest.Group group, Placement where, Tensor local) {
+        int[] global = where.globalShape(), stored = global.clone();
+        if (global.length == 2) stored[0] = model.storedRows(name, global);
+        HostTensor h = HostTensor.of(local, local.dtype());
+        if (where.whole()) return Checkpointer.Piece.whole(name, group, stored[0] == global[0] ? h : h.withRows(stored[0]));
+        int dim = where.shardedDim(), start = where.offset();
+        if (dim == 0 && stored[0] < global[0]) h = h.withRows(Math.max(0, Math.min(h.shape()[0], stored[0] - start)));
+        else if (stored[0] < global[0]) h = h.withRows(stored[0]);
+        return new Checkpointer.Piece(name, group, stored, dim, start, h);
+    }
+
+    private static Map<String, Tensor> stepState(Transformer model) {
+        Map<String, Tensor> m = new LinkedHashMap<>();
+        model.linears().forEach((layer, linear) -> linear.stepState().forEach((k, v) -> m.put("step_state." + layer + "." + k, v)));
         return m;
+    }
+
+    /** The checkpoint's layout, for its manifest. */
+    static Map<String, Object> layout(dev.strata.config.JobConfig job) {
+        var p = job.parallel();
+        return Map.of("tp", p.tp(), "pp", p.pp(), "dp", p.dp(), "zero", p.zero(), "ranks", p.worldSize());
+    }
+
+    /**
+     * Loads weights, optimizer state and the layers' step state, checking every name and shape against the model.
+     * Resuming (opt given) keeps the frozen parameters the checkpoint does not hold as the model was built (a LoRA
+     * run's base, from model.init_from or the seed); loading weights alone (opt null: fine-tuning from a checkpoint)
+     * keeps the LoRA adapters it does not hold.
+     */
+    static void restore(Transformer model, Optimizer opt, CheckpointReader ckpt) throws IOException { restore(model, opt, ckpt, opt != null); }
+
+    /** keepFrozen: parameters the checkpoint lacks and the model does not train keep their values (a LoRA run's base). */
+    static void restore(Transformer model, Optimizer opt, CheckpointReader ckpt, boolean keepFrozen) throws IOException {
+        for (Parameter p : model.parameters().values()) {
+            if (ckpt.entry(Manifest.Group.MODEL, p.name()) == null) {
+                if (keepFrozen ? !p.trainable() : p.kind().adapter()) continue;
+                if (opt == null && ckpt.manifest().tensors().stream().filter(t -> t.group() == Manifest.Group.MODEL).allMatch(t -> t.name().contains(".lora_")))
+                    throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " holds LoRA adapters only (its base is the run's model.init_from): "
+                            + "fine-tune from that base, or resume the LoRA run");
+            }
+            load(model, ckpt, Manifest.Group.MODEL, p.name(), p.placement(), p.value());
+            p.markUpdated();
+        }
+        if (opt == null) return;
+        Map<String, Parameter> params = model.parameters();
+        for (var e : opt.state().entrySet()) load(model, ckpt, Manifest.Group.OPTIMIZER, e.getKey(), ofMoment(params, e.getKey()).placement(), e.getValue());
+        for (var e : stepState(model).entrySet()) load(model, ckpt, Manifest.Group.OPTIMIZER, e.getKey(), Placement.replicated(e.getValue().shape()), e.getValue());
+        model.linears().values().forEach(Linear::stepStateLoaded);
+        Manifest.TensorEntry step = ckpt.entry(Manifest.Group.OPTIMIZER, "step");
+        if (step == null) throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " has no optimizer step count");
+        opt.restore(ckpt.region(step, -1, 0, 0).toInts()[0]);
     }
 
     /** The parameter of an optimizer tensor "exp_avg.<param>". */
@@ -89,61 +131,19 @@ final class TrainingState {
         return p;
     }
 
-    private static Map<String, Tensor> stepState(Transformer model) {
-        Map<String, Tensor> m = new LinkedHashMap<>();
-        model.linears().forEach((layer, linear) -> linear.stepState().forEach((k, v) -> m.put("step_state." + layer + "." + k, v)));
-        return m;
-    }
-
-    /**
-     * Loads weights, optimizer state and the layers' step state, checking every name and shape against the model.
-     * Resuming (opt given) keeps the frozen parameters the checkpoint does not hold as the model was built (a LoRA
-     * run's base, from model.init_from or the seed); loading weights alone (opt null: fine-tuning from a checkpoint)
-     * keeps the LoRA adapters it does not hold.
-     */
-    public static void restore(Transformer model, Optimizer opt, Checkpointer.Checkpoint ckpt) { restore(model, opt, ckpt, opt != null); }
-
-    /** keepFrozen: parameters the checkpoint lacks and the model does not train keep their values (a LoRA run's base). */
-    static void restore(Transformer model, Optimizer opt, Checkpointer.Checkpoint ckpt, boolean keepFrozen) {
-        for (Parameter p : model.parameters().values()) {
-            if (!ckpt.model().containsKey(p.name())) {
-                if (keepFrozen ? !p.trainable() : p.kind().adapter()) continue;
-                if (opt == null && ckpt.model().keySet().stream().allMatch(name -> name.contains(".lora_")))
-                    throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " holds LoRA adapters only (its base is the run's model.init_from): "
-                            + "fine-tune from that base, or resume the LoRA run");
-            }
-            load(model, ckpt.model(), p.name(), p.placement(), p.value(), ckpt.dir());
-            p.markUpdated();
-        }
-        if (opt == null) return;
-        Map<String, Parameter> params = model.parameters();
-        opt.state().forEach((name, t) -> load(model, ckpt.optimizer(), name, ofMoment(params, name).placement(), t, ckpt.dir()));
-        stepState(model).forEach((name, t) -> load(model, ckpt.optimizer(), name, Placement.replicated(t.shape()), t, ckpt.dir()));
-        model.linears().values().forEach(Linear::stepStateLoaded);
-        HostTensor step = ckpt.optimizer().get("step");
-        if (step == null) throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " has no optimizer step count");
-        opt.restore(step.toInts()[0]);
-    }
-
-    /** A tensor as a checkpoint holds it: of the padded vocabulary's tables, the V real rows. */
-    private static HostTensor stored(Transformer model, String name, Tensor t) {
-        HostTensor h = HostTensor.of(t, t.dtype());
-        return t.rank() == 2 ? h.withRows(model.storedRows(name, t.shape())) : h;
-    }
-
-    /** Loads the whole tensor name into into, the part of it that where names (a tp slice, or all of it). */
-    private static void load(Transformer model, Map<String, HostTensor> tensors, String name, Placement where, Tensor into, String dir) {
-        HostTensor h = tensors.get(name);
-        if (h == null) throw new IllegalArgumentException("checkpoint " + dir + " lacks tensor '" + name + "' that the model needs");
-        int[] shape = where.globalShape();
-        if (shape.length == 2 && h.shape().length == 2 && h.shape()[0] != shape[0] && h.shape()[0] == model.storedRows(name, shape))
-            h = h.withRows(shape[0]); // the padded vocabulary's zero rows
-        if (!java.util.Arrays.equals(h.shape(), shape))
-            throw new IllegalArgumentException("checkpoint " + dir + ": tensor '" + name + "' has shape "
-                    + java.util.Arrays.toString(h.shape()) + ", the model needs " + java.util.Arrays.toString(shape));
+    /** Reads the part of tensor name that where says this rank holds (a slice, or all of it) into into. */
+    private static void load(Transformer model, CheckpointReader ckpt, Manifest.Group group, String name, Placement where, Tensor into) throws IOException {
+        Manifest.TensorEntry e = ckpt.entry(group, name);
+        if (e == null) throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " lacks tensor '" + name + "' that the model needs");
+        int[] global = where.globalShape(), stored = global.clone(), local = where.localShape();
+        if (global.length == 2) stored[0] = model.storedRows(name, global);
+        if (!Arrays.equals(e.shape(), stored))
+            throw new IllegalArgumentException("checkpoint " + ckpt.dir() + ": tensor '" + name + "' has shape " + Arrays.toString(e.shape())
+                    + ", the model needs " + Arrays.toString(stored));
+        HostTensor h = where.whole() ? ckpt.region(e, -1, 0, 0) : ckpt.region(e, where.shardedDim(), where.offset(), local[where.shardedDim()]);
+        if (h.shape().length == 2 && h.shape()[0] < local[0]) h = h.withRows(local[0]); // the padded vocabulary's zero rows
         try (Tensor src = h.to(model.backend(), into.dtype())) {
-            where.take(src, into);
+            model.backend().copyInto(src, into);
         }
     }
-
 }

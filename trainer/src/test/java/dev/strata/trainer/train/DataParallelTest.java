@@ -194,7 +194,7 @@ class DataParallelTest {
         Throwable e = failure.get(60, java.util.concurrent.TimeUnit.SECONDS);
         assertTrue(e instanceof IllegalStateException && e.getMessage().contains("rank 1 of 2 exited"), String.valueOf(e));
         assertEquals(0, ProcessHandle.current().descendants().count(), "every worker ended");
-        String latest = new Checkpointer(new LocalStorage(), dir.toString(), 2).latest().orElseThrow();
+        String latest = Checkpointer.ofRun(new LocalStorage(), dir.toString(), 2).latest().orElseThrow();
         Checkpointer.load(new LocalStorage(), latest); // verifies every checksum
     }
 

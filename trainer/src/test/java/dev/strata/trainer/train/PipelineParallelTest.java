@@ -103,7 +103,7 @@ class PipelineParallelTest {
         assertEquals(0, rc, printed + "\n" + err);
         assertTrue(printed.toString().contains("4 ranks (processes), tensor-parallel over 2"), printed.toString());
         for (int r = 0; r < 4; r++) assertTrue(java.nio.file.Files.exists(runs.resolve("procs/logs/rank-" + r + ".log")), "rank " + r + "'s log");
-        var latest = new dev.strata.checkpoints.Checkpointer(new dev.strata.checkpoints.LocalStorage(), runs.resolve("procs").toString(), 1).latest();
+        var latest = dev.strata.checkpoints.Checkpointer.ofRun(new dev.strata.checkpoints.LocalStorage(), runs.resolve("procs").toString(), 1).latest();
         var procs = new Trainer.Result(10, Double.NaN, Double.NaN, 0, 0, latest.orElseThrow(), null);
         TensorParallelTrainingTest.assertSameRun(runs.resolve("one"), one, runs.resolve("procs"), procs, "llama tp=2 pp=2 in processes");
     }

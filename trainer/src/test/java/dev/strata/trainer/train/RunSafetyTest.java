@@ -56,16 +56,16 @@ class RunSafetyTest {
     void aBlowUpWritesNoPoisonedCheckpointAndKeepsTheGoodOnes(@TempDir Path runs) throws Exception {
         Path dir = runs.resolve("run");
         new Trainer(job(dir, 10), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
-        var before = new Checkpointer(new LocalStorage(), dir.toString(), 2).list();
+        var before = Checkpointer.ofRun(new LocalStorage(), dir.toString(), 2).list();
         JobConfig blowUp = job(dir, 40).withOverrides("training { lr = 1e30, min_lr = 1e29 }\ncheckpoint { every = 1, keep_last = 2 }");
         assertThrows(IllegalStateException.class, () -> new Trainer(blowUp, TrainerTest.quiet()).run(RunDirectory.Mode.RESUME, 0, true));
         var fs = new LocalStorage();
-        for (String c : new Checkpointer(fs, dir.toString(), 2).list()) {
+        for (String c : Checkpointer.ofRun(fs, dir.toString(), 2).list()) {
             var ckpt = Checkpointer.load(fs, c);
             ckpt.model().forEach((name, t) -> assertEquals(0, t.nonFiniteCount(), c + " " + name));
         }
-        assertTrue(new Checkpointer(fs, dir.toString(), 2).list().containsAll(before.subList(before.size() - 1, before.size()))
-                        || new Checkpointer(fs, dir.toString(), 2).latest().isPresent(), "a finite checkpoint remains");
+        assertTrue(Checkpointer.ofRun(fs, dir.toString(), 2).list().containsAll(before.subList(before.size() - 1, before.size()))
+                        || Checkpointer.ofRun(fs, dir.toString(), 2).latest().isPresent(), "a finite checkpoint remains");
         String metrics = Files.readString(dir.resolve(RunDirectory.METRICS));
         assertTrue(metrics.contains("\"skipped\":true"), "the skipped steps are recorded");
     }

@@ -98,7 +98,7 @@ class TrainerTest {
         assertTrue(r.trainLoss() < fine.get(0) - 0.3, "LoRA fine-tuning learns: " + fine);
 
         LocalStorage fs = new LocalStorage();
-        var base = Checkpointer.load(fs, new Checkpointer(fs, runs.resolve("pre").toString(), 1).latest().orElseThrow());
+        var base = Checkpointer.load(fs, Checkpointer.ofRun(fs, runs.resolve("pre").toString(), 1).latest().orElseThrow());
         r.model().parameters().forEach((name, p) -> {
             double[] w = r.model().backend().toDoubles(p.value());
             if (name.contains(".lora_")) assertTrue(java.util.Arrays.stream(w).anyMatch(v -> v != 0), name + " trained");
@@ -144,7 +144,7 @@ class TrainerTest {
             assertTrue(a.get(19) < a.get(0) - 0.5, name + " learns: " + a);
             // the model pads its 100 tokens to 128 rows; checkpoints hold the 100 real ones, and resuming restores the padding
             var fs = new LocalStorage();
-            var ckpt = Checkpointer.load(fs, new Checkpointer(fs, split.toString(), 2).latest().orElseThrow());
+            var ckpt = Checkpointer.load(fs, Checkpointer.ofRun(fs, split.toString(), 2).latest().orElseThrow());
             List<String> tables = family.equals("gpt2") ? List.of("tok_embeddings.weight") : List.of("tok_embeddings.weight", "output.weight");
             for (String table : tables) {
                 assertArrayEquals(new int[] {100, 32}, ckpt.model().get(table).shape(), table);
@@ -178,7 +178,7 @@ class TrainerTest {
     void checkpointsKeepTheLastNAndLatestVerifies(@TempDir Path runs) throws Exception {
         Path dir = runs.resolve("c");
         new Trainer(job(dir, "llama", 15), quiet()).run(RunDirectory.Mode.FRESH, 0);
-        Checkpointer c = new Checkpointer(new LocalStorage(), dir.toString(), 2);
+        Checkpointer c = Checkpointer.ofRun(new LocalStorage(), dir.toString(), 2);
         assertEquals(2, c.list().size());
         var ckpt = Checkpointer.load(new LocalStorage(), c.latest().orElseThrow());
         assertEquals(15, ckpt.manifest().step());
