@@ -23,6 +23,11 @@ class PipelineParallelTest {
     static void writeData() throws Exception { TrainerTest.writeData(data); }
 
     static JobConfig job(Path runDir, String family, int tp, int pp, int dp, int zero, String schedule, boolean sp) {
+        return job(data, runDir, family, tp, pp, dp, zero, schedule, sp);
+    }
+
+    /** 4 layers in F64, the global batch in 4 micro-batches, on the data in data. */
+    static JobConfig job(Path data, Path runDir, String family, int tp, int pp, int dp, int zero, String schedule, boolean sp) {
         return TrainerTest.job(runDir, data, family, 10).withOverrides("""
                 dtype = f64
                 model.n_layers = 4
