@@ -86,7 +86,7 @@ public record JobConfig(
                 f.bool("cuda_graphs"), f.integer("seed"), ModelSpec.from(f), PrecisionSpec.from(f), LoraSpec.from(f), new DataSpec(f.string("data.dir")), TrainingSpec.from(f),
                 new EvalSpec(f.nonNegative("eval.every"), f.positive("eval.batches")),
                 new CheckpointSpec(f.nonNegative("checkpoint.every"), f.positive("checkpoint.keep_last"), f.nonNegative("checkpoint.keep_every"),
-                        f.bool("checkpoint.async"), f.string("checkpoint.dir")),
+                        f.bool("checkpoint.async"), f.string("checkpoint.dir"), f.string("checkpoint.resume_from")),
                 f.positive("log.every"), SampleSpec.from(f), ParallelSpec.from(f), source, job, resolved);
     }
 

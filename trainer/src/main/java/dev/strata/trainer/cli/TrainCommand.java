@@ -35,10 +35,13 @@ final class TrainCommand implements Callable<Integer> {
         if (allowChanges && !resume) throw new IllegalArgumentException("--allow-changes goes with --resume");
         JobConfig cfg = withOverrides(JobConfig.load(job), overrides);
         var mode = resume ? RunDirectory.Mode.RESUME : overwrite ? RunDirectory.Mode.OVERWRITE : RunDirectory.Mode.FRESH;
-        var r = new Trainer(cfg, System.out).run(mode, exitAfter, allowChanges);
+        printDone(new Trainer(cfg, System.out).run(mode, exitAfter, allowChanges));
+        return 0;
+    }
+
+    static void printDone(Trainer.Result r) {
         System.out.printf(Locale.ROOT, "done: step %d, train loss %.4f, val loss %.4f, %,.0f tok/s, %.1f s%n",
                 r.step(), r.trainLoss(), r.valLoss(), r.tokensPerSecond(), r.wallSeconds());
-        return 0;
     }
 
     /**

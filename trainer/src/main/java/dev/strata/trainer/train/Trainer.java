@@ -94,6 +94,7 @@ public final class Trainer {
         var ck = job.checkpoint();
         Checkpointer checkpoints = new Checkpointer(fs, ck.dirFor(job.runDir()), ck.keepLast(), ck.keepEvery());
         Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
+        if (latest.isEmpty() && !ck.resumeFrom().isEmpty()) latest = Optional.of(resumeFrom(fs, ck.resumeFrom()));
         Map<String, List<Object>> changes = Map.of();
         if (latest.isPresent()) {
             Manifest m = Checkpointer.readManifest(fs, latest.get());
@@ -298,6 +299,13 @@ public final class Trainer {
         progress.message(String.format(Locale.ROOT, "checkpoint %s (%s from rank 0 in %.2f s, %.2f GB/s)", done.dir(), Checkpointer.size(done.bytes()),
                 done.seconds(), done.gbPerSecond()));
         return done.dir();
+    }
+
+    /** checkpoint.resume_from: a checkpoint directory, or a run directory standing for its latest. */
+    private String resumeFrom(Storage fs, String path) throws IOException {
+        if (fs.exists(fs.resolve(path, Checkpointer.MANIFEST))) return path;
+        return Checkpointer.ofRun(fs, path, 1).latest().orElseThrow(() -> new IllegalArgumentException(job.source() + ": checkpoint.resume_from = "
+                + path + " is neither a checkpoint (no " + Checkpointer.MANIFEST + ") nor a run directory with one"));
     }
 
     /** Where a checkpoint's sampler stood, checked against the train split it will read. */
