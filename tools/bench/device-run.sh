@@ -8,6 +8,8 @@
 #                                              training and LoRA, and PyTorch bf16 (eager, compile) and FP8 (compile)
 #   tools/bench/device-run.sh bench [compile]  Strata's (with and without CUDA graphs) and PyTorch's training benchmarks
 #                                              (eager; compile too if asked)
+#   tools/bench/device-run.sh checkpoint       a checkpoint of GPT-2 124M and Llama-1B (weights and AdamW moments): the
+#                                              synchronous save against the asynchronous pause and background write
 #   tools/bench/device-run.sh generate         GPT-2 124M trained a few steps, exported to a Hugging Face directory:
 #                                              transformers' float64 logits against Strata's, and generation tokens/s
 #                                              of Strata (bf16, f32) and transformers (bf16, f32), KV caches both
@@ -51,6 +53,11 @@ case "${1:-}" in
       python3 tools/bench/torch_train.py --model "$1" --batch "$2" --seq "$3" --modes "$modes" 2>&1 | grep -v Warning | tee -a "$LOGS/bench.log"
     done
     python3 tools/bench/compare.py < "$LOGS/bench.log" | tee "$LOGS/table.txt"
+    ;;
+  checkpoint)
+    for model in gpt2-124m llama-1b; do
+      $STRATA bench checkpoint --model "$model" --dir "/tmp/strata-bench-checkpoints-$model" 2>&1 | tee -a "$LOGS/checkpoint.log" | grep -E "^(bench|synchronous|BENCH|Exception|error)"
+    done
     ;;
   generate)
     W=/tmp/strata-generate; rm -rf "$W"; mkdir -p "$W"

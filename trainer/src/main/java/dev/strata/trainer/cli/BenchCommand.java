@@ -12,8 +12,25 @@ import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks.", subcommands = {BenchCommand.Train.class, BenchCommand.LinearLayer.class, BenchCommand.HadamardCpu.class})
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks.", subcommands = {BenchCommand.Train.class, BenchCommand.Checkpoint.class, BenchCommand.LinearLayer.class, BenchCommand.HadamardCpu.class})
 final class BenchCommand extends CommandGroup {
+
+    @Command(name = "checkpoint", mixinStandardHelpOptions = true,
+            description = "Time a checkpoint of a preset model's weights and AdamW moments: a synchronous save against an asynchronous one's pause and background write.")
+    static final class Checkpoint implements Callable<Integer> {
+        @Option(names = "--model", defaultValue = "llama-1b", description = "A preset of reference.conf (default ${DEFAULT-VALUE}).") String model;
+        @Option(names = "--backend", defaultValue = "cuda", description = "cuda, cpu or auto (default ${DEFAULT-VALUE}).") String backend;
+        @Option(names = "--dtype", defaultValue = "bf16", description = "Training dtype (default ${DEFAULT-VALUE}; parameters and moments are f32).") String dtype;
+        @Option(names = "--dir", defaultValue = "/tmp/strata-bench-checkpoints", description = "Where to write; must not exist, removed afterwards (default ${DEFAULT-VALUE}).")
+        String dir;
+        @Option(names = "--saves", defaultValue = "3", description = "Asynchronous saves timed (default ${DEFAULT-VALUE}).") int saves;
+
+        @Override public Integer call() throws Exception {
+            JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype, "strata bench checkpoint --model " + model);
+            dev.strata.trainer.train.CheckpointBench.run(job, model, dir, saves, System.out);
+            return 0;
+        }
+    }
 
     @Command(name = "train", mixinStandardHelpOptions = true,
             description = "Time training steps of a preset model on random tokens: tokens/s, median step, MFU, peak memory.")

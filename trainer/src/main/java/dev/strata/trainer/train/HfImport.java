@@ -36,8 +36,9 @@ public final class HfImport {
             throw new IllegalArgumentException(hf.resolve("config.json") + ": this model's shape (head_dim " + cfg.headDim() + ", biases "
                     + cfg.attentionBias() + "/" + cfg.mlpBias() + ") is not one a job file states; fine-tune from the directory with model.init_from instead");
         var tr = job.training();
-        try (AdamW opt = new AdamW(loaded.model().parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()))) {
-            var pieces = TrainingState.pieces(loaded.model(), opt, Rank.SINGLE, null);
+        try (AdamW opt = new AdamW(loaded.model().parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()));
+             HostSnapshot snapshot = new HostSnapshot(CpuBackend.INSTANCE)) {
+            var pieces = TrainingState.pieces(loaded.model(), opt, Rank.SINGLE, null, snapshot);
             var state = new Checkpointer.State(TrainingState.layout(job), job.toMap(), Map.of("epoch", 0, "cursor", 0, "train_dir", job.data().dir()),
                     Map.of("seed", job.seed()), Map.of("step", 0), Map.of("imported_from", hf.toAbsolutePath().toString()));
             return new Checkpointer(fs, out, 1, 0).save(0, 0, 1, pieces, state, Duration.ZERO);

@@ -62,18 +62,19 @@ public final class Reshard {
             for (int index = mesh.size() - 1; index >= 0; index--) { // rank 0 last: it commits once every other rank has listed its shards
                 var c = mesh.coordinates(index);
                 Rank rank = new Rank(index, mesh, null, to.tp() == 1 ? null : tp.get(c.tp()), false, null, CpuBackend.INSTANCE);
-                List<Checkpointer.Piece> pieces = List.of();
-                if (c.dp() == 0) {
-                    Transformer model = Models.model(at, cfg, CpuBackend.INSTANCE, dtype, rank.tensorParallel(), Models.stage(at, cfg, c.pp(), to.pp()));
-                    var tr = at.training();
-                    try (AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()),
-                            GradientSync.NONE)) {
-                        TrainingState.restore(model, opt, ckpt);
-                        pieces = TrainingState.pieces(model, opt, rank, to.pp() > 1 ? Pipeline.tiedCopy(model) : null);
-                    }
-                }
                 Checkpointer.State state = index > 0 ? null : new Checkpointer.State(TrainingState.layout(at), at.toMap(), m.data(), m.rng(), m.schedule(), m.metrics());
-                dir = target.save(m.step(), index, mesh.size(), pieces, state, Duration.ZERO);
+                if (c.dp() > 0) { // the first replica's ranks write everything
+                    dir = target.save(m.step(), index, mesh.size(), List.of(), state, Duration.ZERO);
+                    continue;
+                }
+                Transformer model = Models.model(at, cfg, CpuBackend.INSTANCE, dtype, rank.tensorParallel(), Models.stage(at, cfg, c.pp(), to.pp()));
+                var tr = at.training();
+                try (AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()),
+                        GradientSync.NONE); HostSnapshot snapshot = new HostSnapshot(CpuBackend.INSTANCE)) {
+                    TrainingState.restore(model, opt, ckpt);
+                    var pieces = TrainingState.pieces(model, opt, rank, to.pp() > 1 ? Pipeline.tiedCopy(model) : null, snapshot);
+                    dir = target.save(m.step(), index, mesh.size(), pieces, state, Duration.ZERO);
+                }
             }
             return dir;
         } finally {

@@ -128,7 +128,8 @@ public final class Trainer {
         if (mode == RunDirectory.Mode.RESUME && writer) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
 
         if (writer) checkpoints.removeUncommitted(); // before any rank can start a save
-        try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job); BackgroundSaves saves = new BackgroundSaves(ck.async())) {
+        try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job); BackgroundSaves saves = new BackgroundSaves(ck.async());
+             HostSnapshot snapshot = new HostSnapshot(backend)) {
             Parameter tied = rank.pipeline() == null ? null : Pipeline.tiedCopy(model); // its replicas' sum waits for the other copy's
             if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model), tied == null ? Set.of() : Set.of(tied));
             GradientSync sync = rank.sync(tied);
@@ -211,7 +212,7 @@ public final class Trainer {
                     if (checkpointDue && r.skipped()) {
                         progress.message("step " + step + ": checkpoint put off to the next step whose gradients are finite");
                     } else if (checkpointDue) {
-                        lastCheckpoint = saveCheckpoint(checkpoints, saves, step, model, opt, rank, tied,
+                        lastCheckpoint = saveCheckpoint(checkpoints, saves, snapshot, step, model, opt, rank, tied,
                                 writer ? state(step, sampler, schedule, trainLoss, valLoss) : null, progress, lastCheckpoint);
                         checkpointDue = false;
                     }
@@ -277,11 +278,11 @@ public final class Trainer {
      * Every rank snapshots its share of the state (training waits only for that), then writes it, in the background
      * when checkpoint.async; rank 0 commits once every rank's shards are in. Returns the newest committed checkpoint.
      */
-    private String saveCheckpoint(Checkpointer checkpoints, BackgroundSaves saves, long step, Transformer model, AdamW opt, Rank rank,
+    private String saveCheckpoint(Checkpointer checkpoints, BackgroundSaves saves, HostSnapshot snapshot, long step, Transformer model, AdamW opt, Rank rank,
                                   Parameter tied, Checkpointer.State state, ProgressLine progress, String lastCheckpoint) {
         lastCheckpoint = reportSave(saves.awaitPrevious(), progress, lastCheckpoint);
         long t0 = System.nanoTime();
-        List<Checkpointer.Piece> pieces = TrainingState.pieces(model, opt, rank, tied);
+        List<Checkpointer.Piece> pieces = TrainingState.pieces(model, opt, rank, tied, snapshot);
         double pause = (System.nanoTime() - t0) / 1e9;
         long bytes = pieces.stream().mapToLong(p -> p.data().byteSize()).sum();
         java.time.Duration wait = job.parallel().timeout();
@@ -291,6 +292,7 @@ public final class Trainer {
                     step, pause, Checkpointer.size(bytes)));
             return lastCheckpoint;
         }
+        if (rank.writes()) progress.message(String.format(Locale.ROOT, "checkpoint of step %d: %.3f s snapshot", step, pause));
         return reportSave(done, progress, lastCheckpoint);
     }
 

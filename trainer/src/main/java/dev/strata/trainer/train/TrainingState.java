@@ -37,30 +37,34 @@ final class TrainingState {
     }
 
     /**
-     * What this rank writes of the checkpoint: copies in host memory (so training may go on while they are written)
-     * of its share of the trainable parameters, of AdamW's moments and, on its stage, of the layers' step state and
-     * the optimizer's step count. tied: this stage's copy of a table the first and last stages share (the first writes it).
+     * What this rank writes of the checkpoint, copied into snapshot (so training may go on while it is written): its
+     * share of the trainable parameters, of AdamW's moments and, on its stage, of the layers' step state and the
+     * optimizer's step count. tied: this stage's copy of a table the first and last stages share (the first writes it).
      */
-    static List<Checkpointer.Piece> pieces(Transformer model, Optimizer opt, Rank rank, Parameter tied) {
+    static List<Checkpointer.Piece> pieces(Transformer model, Optimizer opt, Rank rank, Parameter tied, HostSnapshot snapshot) {
         boolean firstReplica = rank.replica() == 0, firstStage = rank.stage() == 0;
         int tpRank = rank.mesh().coordinates(rank.index()).tp(), tp = rank.mesh().tp();
-        List<Checkpointer.Piece> pieces = new ArrayList<>();
+        record Part(String name, Manifest.Group group, Placement where, Tensor local) {}
+        List<Part> parts = new ArrayList<>();
         Map<String, Tensor> state = opt.state();
         for (Parameter p : model.parameters().values()) {
             if (!p.trainable() || p == tied && !firstStage || !firstOfSlice(p.placement(), tpRank, tp)) continue;
-            if (firstReplica) pieces.add(piece(model, p.name(), Manifest.Group.MODEL, p.placement(), p.value()));
+            if (firstReplica) parts.add(new Part(p.name(), Manifest.Group.MODEL, p.placement(), p.value()));
             // Sharded state lives at its owner alone; a table every replica updates (the tied one) is written by the first.
             boolean writesMoments = rank.shardedState() && p != tied ? state.containsKey("exp_avg." + p.name()) : firstReplica;
             if (!writesMoments) continue;
             for (String moment : new String[] {"exp_avg.", "exp_avg_sq."}) {
                 Tensor t = state.get(moment + p.name());
-                if (t != null) pieces.add(piece(model, moment + p.name(), Manifest.Group.OPTIMIZER, p.placement(), t));
+                if (t != null) parts.add(new Part(moment + p.name(), Manifest.Group.OPTIMIZER, p.placement(), t));
             }
         }
-        if (firstReplica && tpRank == 0) {
-            if (firstStage) pieces.add(Checkpointer.Piece.whole("step", Manifest.Group.OPTIMIZER, HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64)));
-            stepState(model).forEach((k, v) -> pieces.add(Checkpointer.Piece.whole(k, Manifest.Group.OPTIMIZER, HostTensor.of(v, v.dtype()))));
-        }
+        if (firstReplica && tpRank == 0) stepState(model).forEach((k, v) -> parts.add(new Part(k, Manifest.Group.OPTIMIZER, Placement.replicated(v.shape()), v)));
+        snapshot.start(parts.stream().mapToLong(x -> x.local().numel() * x.local().dtype().byteSize()).sum());
+        List<Checkpointer.Piece> pieces = new ArrayList<>();
+        for (Part x : parts) pieces.add(piece(model, x.name(), x.group(), x.where(), snapshot.copy(x.local())));
+        if (firstReplica && tpRank == 0 && firstStage)
+            pieces.add(Checkpointer.Piece.whole("step", Manifest.Group.OPTIMIZER, HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64)));
+        snapshot.await();
         return pieces;
     }
 
@@ -70,11 +74,10 @@ final class TrainingState {
         return tpRank % (tp / where.shards()) == 0;
     }
 
-    /** This rank's slice of a tensor, with only the stored rows of a padded vocabulary (V of Vp). */
-    private static Checkpointer.Piece piece(Transformer model, String name, Manifest.Group group, Placement where, Tensor local) {
+    /** This rank's slice h of a tensor, with only the stored rows of a padded vocabulary (V of Vp). */
+    private static Checkpointer.Piece piece(Transformer model, String name, Manifest.Group group, Placement where, HostTensor h) {
         int[] global = where.globalShape(), stored = global.clone();
         if (global.length == 2) stored[0] = model.storedRows(name, global);
-        HostTensor h = HostTensor.of(local, local.dtype());
         if (where.whole()) return Checkpointer.Piece.whole(name, group, stored[0] == global[0] ? h : h.withRows(stored[0]));
         int dim = where.shardedDim(), start = where.offset();
         if (dim == 0 && stored[0] < global[0]) h = h.withRows(Math.max(0, Math.min(h.shape()[0], stored[0] - start)));
