@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the self-contained GPU node bundle in dist/strata-node: a jlink'd Java runtime, the jars a GPU node needs
-# (no ND4J, no Hadoop) and bin/strata. With --tests it also puts the test classes and JUnit's console launcher in
+# (no ND4J; no Hadoop unless --with-hdfs) and bin/strata. With --tests it also puts the test classes and JUnit's console launcher in
 # dist/strata-node/tests, to run the gpu-tagged tests on a machine without a JDK or Maven. With --pack it also
 # writes dist/strata-node.tar.xz (about 51 MB), which fits beside the tree in the 64 MiB that travels to the GPU
 # machine, where `tar -xJf dist/strata-node.tar.xz -C dist` unpacks it.
@@ -12,10 +12,12 @@ OUT="$ROOT/dist/strata-node"
 (cd "$ROOT" && mvn -B -q -DskipTests package 2>&1 | sed -u 's/\x1b\[[0-9;]*m//g')  # without Maven's colour resets
 rm -rf "$OUT" && mkdir -p "$OUT/lib" "$OUT/bin"
 
-# The CPU backend's GEMM library and HDFS support stay out: a GPU node computes on the GPU. Pekko stays in: ranks
-# find each other (and NCCL's unique id) through it.
+# The CPU backend's GEMM library stays out: a GPU node computes on the GPU. HDFS support (48 MB of Hadoop) only
+# with --with-hdfs, for checkpoint.dir = hdfs://... Pekko stays in: ranks find each other (and NCCL's unique id) through it.
+with_hdfs=false; [[ " $* " == *" --with-hdfs "* ]] && with_hdfs=true
 for jar in $(tr ':' '\n' < "$ROOT/trainer/target/classpath.txt"); do
   case "$(basename "$jar")" in
+    hadoop-client-api-*|hadoop-client-runtime-*|strata-checkpoints-hdfs-*) if $with_hdfs; then cp "$jar" "$OUT/lib/"; fi ;;
     scala-reflect-*|scala-parser-*|nd4j-*|openblas-*|hadoop-*|guava-*|protobuf-*|flatbuffers-*|oshi-*|jna-*|commons-*|byteunits-*|threetenbp-*|neoitertools-*|jackson-1.0.0-M2*) ;;
     *) cp "$jar" "$OUT/lib/" ;;
   esac
@@ -28,7 +30,9 @@ cuda_jni="$(ls "$OUT"/lib/cuda-*-linux-x86_64.jar)"
 (cd "$OUT/lib" && zip -q -d "$cuda_jni" '*/libjninpp*' '*/libjninvjpeg*' '*/libjnicufft*' '*/libjnicusolver*' \
   '*/libjnicusparse*' '*/libjninvcomp*' '*/libjnicupti*' '*/libjnicurand*' '*/libjninvblas*' >/dev/null)
 
-"$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,java.naming,java.sql,jdk.jfr,jdk.unsupported,jdk.incubator.vector,jdk.zipfs \
+modules=java.base,java.logging,java.management,java.naming,java.sql,jdk.jfr,jdk.unsupported,jdk.incubator.vector,jdk.zipfs
+if $with_hdfs; then modules="$modules,java.se,jdk.security.auth,jdk.security.jgss"; fi  # Hadoop's client: XML, Kerberos, SASL, JMX
+"$JAVA_HOME/bin/jlink" --add-modules "$modules" \
   --strip-java-debug-attributes --strip-native-debug-symbols=objcopy=/usr/bin/objcopy --no-header-files --no-man-pages --compress=zip-9 \
   --output "$OUT/runtime" 2>&1 | { grep -v "Using incubator modules" || true; }
 

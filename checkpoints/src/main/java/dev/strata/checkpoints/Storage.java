@@ -40,4 +40,23 @@ public interface Storage {
     List<String> list(String dir) throws IOException;
 
     String resolve(String parent, String child);
+
+    /**
+     * The storage a path lives on: HDFS for hdfs:// URIs (Strata's HDFS support, loaded only then), else the local
+     * file system.
+     */
+    static Storage forPath(String path) throws IOException {
+        if (!path.startsWith("hdfs://")) return new LocalStorage();
+        try {
+            return (Storage) Class.forName("dev.strata.checkpoints.hdfs.HdfsStorage").getConstructor(String.class).newInstance(path);
+        } catch (ClassNotFoundException | NoClassDefFoundError e) {
+            throw new IllegalArgumentException(path + " is on HDFS, but this installation has no HDFS support: on a GPU node bundle, build it with "
+                    + "strata dist --with-hdfs");
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            if (e.getCause() instanceof IOException io) throw io;
+            throw new IllegalArgumentException("cannot open " + path + ": " + e.getCause().getMessage(), e.getCause());
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
+    }
 }

@@ -81,6 +81,10 @@ public record JobConfig(
             throw new ConfigError(source + ": " + e.getMessage());
         }
         Fields f = new Fields(resolved.getConfig("strata"), source);
+        f.require(!f.string("run_dir").contains("://"), "run_dir holds the run's metrics and logs on this host's disk, got " + f.string("run_dir")
+                + "; keep it local and put the checkpoints on HDFS with checkpoint.dir = \"hdfs://host:port/path\"");
+        f.require(f.string("checkpoint.dir").isEmpty() || !f.string("checkpoint.dir").contains("://") || f.string("checkpoint.dir").startsWith("hdfs://"),
+                "checkpoint.dir must be a local directory or an hdfs:// URI, got " + f.string("checkpoint.dir"));
         return new JobConfig(
                 f.string("run_dir"), f.oneOf("backend", "cpu", "cuda", "auto"), f.oneOf("dtype", "f32", "f64", "bf16"),
                 f.bool("cuda_graphs"), f.integer("seed"), ModelSpec.from(f), PrecisionSpec.from(f), LoraSpec.from(f), new DataSpec(f.string("data.dir")), TrainingSpec.from(f),

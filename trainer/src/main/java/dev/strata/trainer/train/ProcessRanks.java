@@ -220,7 +220,7 @@ final class ProcessRanks {
             }
             if (n.has("val_loss")) val = n.get("val_loss").asDouble();
         }
-        var latest = new dev.strata.checkpoints.Checkpointer(new dev.strata.checkpoints.LocalStorage(), checkpoints, 1, 0).latest();
+        var latest = new dev.strata.checkpoints.Checkpointer(dev.strata.checkpoints.Storage.forPath(checkpoints), checkpoints, 1, 0).latest();
         return new Trainer.Result(step, loss, val, tokens, wall, latest.orElse(null), null);
     }
 }

@@ -3,7 +3,6 @@ package dev.strata.trainer.train;
 import dev.strata.checkpoints.BackgroundSaves;
 import dev.strata.checkpoints.CheckpointReader;
 import dev.strata.checkpoints.Checkpointer;
-import dev.strata.checkpoints.LocalStorage;
 import dev.strata.checkpoints.Manifest;
 import dev.strata.checkpoints.Storage;
 import dev.strata.config.JobConfig;
@@ -90,14 +89,21 @@ public final class Trainer {
 
         // Whatever can refuse the job does so before the run directory is written: a fixed job then starts afresh.
         if (writer) RunDirectory.check(job, mode);
-        Storage fs = new LocalStorage();
         var ck = job.checkpoint();
+        Storage fs = Storage.forPath(ck.dirFor(job.runDir()));
         Checkpointer checkpoints = new Checkpointer(fs, ck.dirFor(job.runDir()), ck.keepLast(), ck.keepEvery());
+        if (writer && mode != RunDirectory.Mode.RESUME && !ck.dir().isEmpty() && !checkpoints.list().isEmpty())
+            throw new IllegalArgumentException(job.source() + ": checkpoint.dir = " + ck.dir() + " already holds checkpoints (" + checkpoints.list().size()
+                    + ", the newest " + checkpoints.list().getLast() + "); give a new directory, resume with --resume, or remove them yourself");
         Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
-        if (latest.isEmpty() && !ck.resumeFrom().isEmpty()) latest = Optional.of(resumeFrom(fs, ck.resumeFrom()));
+        Storage source = fs; // where the checkpoint to start from lies
+        if (latest.isEmpty() && !ck.resumeFrom().isEmpty()) {
+            source = Storage.forPath(ck.resumeFrom());
+            latest = Optional.of(resumeFrom(source, ck.resumeFrom()));
+        }
         Map<String, List<Object>> changes = Map.of();
         if (latest.isPresent()) {
-            Manifest m = Checkpointer.readManifest(fs, latest.get());
+            Manifest m = Checkpointer.readManifest(source, latest.get());
             if (m.step() >= tr.steps())
                 throw new IllegalArgumentException("the run in " + job.runDir() + " is finished: its latest checkpoint is step " + m.step()
                         + " of training.steps = " + tr.steps() + "; raise training.steps to train on, or pass --overwrite to start again");
@@ -121,7 +127,7 @@ public final class Trainer {
         BatchSampler.Position position = new BatchSampler.Position(0, 0);
         CheckpointReader resumed = null;
         if (latest.isPresent()) {
-            resumed = CheckpointReader.open(fs, latest.get());
+            resumed = CheckpointReader.open(source, latest.get());
             step = resumed.manifest().step();
             position = dataPosition(resumed, train);
         }

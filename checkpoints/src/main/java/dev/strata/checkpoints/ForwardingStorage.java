@@ -5,11 +5,11 @@ import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.util.List;
 
-/** A storage that does what another does, for tests to override one operation of (a stalled write, a full disk). */
-class ForwardingStorage implements Storage {
+/** A storage that does what another does, to override one operation of (a write that stalls or fails, a full disk). */
+public class ForwardingStorage implements Storage {
     private final Storage to;
 
-    ForwardingStorage(Storage to) { this.to = to; }
+    public ForwardingStorage(Storage to) { this.to = to; }
 
     @Override public OutputStream create(String path) throws IOException { return to.create(path); }
     @Override public ByteBuffer read(String path, long offset, int length) throws IOException { return to.read(path, offset, length); }
