@@ -98,6 +98,9 @@ class CkptToolTest {
         assertRefused(ckpt("inspect", runs.resolve("nothing").toString()), "does not exist");
         Files.writeString(Path.of(ten, Checkpointer.MANIFEST), Files.readString(Path.of(ten, Checkpointer.MANIFEST)).replace("\"step\" : 10", "\"step\" : 11"));
         assertRefused(ckpt("verify", ten), "fails its own SHA-256 check");
+        Files.delete(Path.of(five, "model-00003.safetensors"));
+        assertRefused(ckpt("verify", five), "lacks model-00003.safetensors, which holds a shard of");
+        assertRefused(ckpt("export-hf", five, "--out", runs.resolve("hf2").toString()), "lacks model-00003.safetensors");
     }
 
     static void assertRefused(Ran r, String says) {
