@@ -39,12 +39,13 @@ public record MeshComms(DeviceMesh mesh, int rank, Communicator dp, Communicator
     }
 
     /**
-     * This process's communicators, ranks as processes on one host: each group's first rank listens at
-     * {@code ports[i]}, i the group's index in {@link #groups}; wrap turns each joined group into the communicator
-     * kept (NCCL over it, on GPUs).
+     * This process's communicators, ranks as processes on their hosts (hosts[r]: rank r's address): each group's
+     * first rank listens on its host at {@code ports[i]}, i the group's index in {@link #groups}; wrap turns each
+     * joined group into the communicator kept (NCCL over it, on GPUs).
      */
-    public static MeshComms join(DeviceMesh mesh, int rank, String host, List<Integer> ports, Duration timeout,
+    public static MeshComms join(DeviceMesh mesh, int rank, List<String> hosts, List<Integer> ports, Duration timeout,
                                  BiFunction<Communicator, DeviceMesh.Group, Communicator> wrap) {
+        if (hosts.size() != mesh.size()) throw new IllegalArgumentException(mesh + " has " + mesh.size() + " ranks, but " + hosts.size() + " hosts are given: " + hosts);
         List<DeviceMesh.Group> groups = groups(mesh);
         if (ports.size() != groups.size())
             throw new IllegalArgumentException(groups.size() + " groups of " + mesh + " need as many rendezvous ports, got " + ports);
@@ -52,7 +53,7 @@ public record MeshComms(DeviceMesh mesh, int rank, Communicator dp, Communicator
         try {
             for (int i = 0; i < groups.size(); i++) {
                 DeviceMesh.Group g = groups.get(i);
-                if (contains(g, rank)) of[slot(g)] = wrap.apply(PekkoCommunicator.join(g.name(), g.indexOf(rank), g.size(), host, ports.get(i), timeout), g);
+                if (contains(g, rank)) of[slot(g)] = wrap.apply(PekkoCommunicator.join(g.name(), g.indexOf(rank), g.size(), hosts.get(g.ranks()[0]), ports.get(i), timeout), g);
             }
             return new MeshComms(mesh, rank, of[0], of[1], of[2]);
         } catch (RuntimeException e) {

@@ -13,7 +13,8 @@ import picocli.CommandLine.Command;
         description = {"Training and fine-tuning of transformer language models on the JVM.",
                 "Errors print one line; --debug (or STRATA_DEBUG=1) adds the stack trace."},
         subcommands = {TrainCommand.class, DemoCommand.class, DataCommand.class, ModelCommand.class, CkptCommand.class,
-                GenerateCommand.class, EvalCommand.class, BenchCommand.class, PlanCommand.class, WorkerCommand.class, CommandLine.HelpCommand.class})
+                GenerateCommand.class, EvalCommand.class, BenchCommand.class, PlanCommand.class, ClusterCommand.class, JobCommands.Submit.class,
+                JobCommands.Jobs.class, JobCommands.Status.class, JobCommands.Logs.class, JobCommands.Cancel.class, WorkerCommand.class, CommandLine.HelpCommand.class})
 public final class Main extends CommandGroup {
 
     public static void main(String[] args) {
@@ -30,6 +31,8 @@ public final class Main extends CommandGroup {
      */
     public static CommandLine commandLine(boolean debug) {
         CommandLine cl = new CommandLine(new Main());
+        // Durations as job files write them: 500ms, 30s, 10m.
+        cl.registerConverter(java.time.Duration.class, text -> com.typesafe.config.ConfigFactory.parseString("d = \"" + text + "\"").getDuration("d"));
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
             cmd.getErr().println("error: " + oneLine(e));
             if (debug) e.printStackTrace(cmd.getErr());

@@ -9,11 +9,12 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** One rank of a job that {@code strata train} started with parallel.launcher = processes; not for users. */
-@Command(name = "worker", hidden = true, description = "One rank of a multi-process job (started by strata train).")
+/** One rank of a job that {@code strata train} (parallel.launcher = processes) or a cluster's worker agent started; not for users. */
+@Command(name = "worker", hidden = true, description = "One rank of a multi-process job (started by strata train or a cluster worker).")
 final class WorkerCommand implements Callable<Integer> {
     @Option(names = "--rank", required = true) int rank;
     @Option(names = "--ports", split = ",", description = "each group's rendezvous port, in MeshComms.groups order") java.util.List<Integer> ports = java.util.List.of();
+    @Option(names = "--hosts", split = ",", description = "each rank's host, in rank order; default: every rank on 127.0.0.1") java.util.List<String> hosts = java.util.List.of();
     @Option(names = "--job", required = true) Path job;
     @Option(names = "--source", required = true) String source;
     @Option(names = "--mode", required = true) RunDirectory.Mode mode;
@@ -23,7 +24,8 @@ final class WorkerCommand implements Callable<Integer> {
     @Override public Integer call() throws Exception {
         exitWithParent();
         JobConfig cfg = JobConfig.parse(Files.readString(job), source);
-        Worker.run(cfg, System.out, mode, exitAfter, allowChanges, rank, "127.0.0.1", ports);
+        int world = cfg.parallel().worldSize();
+        Worker.run(cfg, System.out, mode, exitAfter, allowChanges, rank, hosts.isEmpty() ? java.util.Collections.nCopies(world, "127.0.0.1") : hosts, ports);
         return 0;
     }
 

@@ -25,7 +25,7 @@ import java.util.stream.Stream;
  * with an error, the others are stopped and the error names the rank and its last line; every process started is
  * ended before this returns.
  */
-final class ProcessRanks {
+public final class ProcessRanks {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private ProcessRanks() {}
@@ -52,15 +52,8 @@ final class ProcessRanks {
         Runtime.getRuntime().addShutdownHook(reaper);
         try {
             for (int r = 0; r < mesh.size(); r++) {
-                List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-                for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
-                    if (!a.startsWith("-agentlib") && !a.startsWith("-javaagent") && !a.startsWith("-XX:StartFlightRecording") && !a.startsWith("-Dstrata.tty"))
-                        cmd.add(a); // rank 0 prints plain lines, which its log keeps as they are
-                // A JVM that crashes (a native library's abort) leaves its report beside the rank's log.
-                cmd.add("-XX:ErrorFile=" + logs.resolve("hs_err_rank-" + r + ".log"));
-                cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.strata.trainer.cli.Main", "worker",
-                        "--rank", "" + r, "--ports", ports, "--job", jobFile.toString(), "--source", job.source(),
-                        "--mode", mode.name(), "--exit-after", "" + exitAfter));
+                List<String> cmd = rankCommand(logs.resolve("hs_err_rank-" + r + ".log"), List.of("--rank", "" + r, "--ports", ports,
+                        "--job", jobFile.toString(), "--source", job.source(), "--mode", mode.name(), "--exit-after", "" + exitAfter));
                 if (allowChanges) cmd.add("--allow-changes");
                 ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
                 if (gpus != null) {
@@ -95,6 +88,22 @@ final class ProcessRanks {
             }
         }
         return result(runDir, job.checkpoint().dirFor(job.runDir()), (System.nanoTime() - started) / 1e9);
+    }
+
+    /**
+     * The command line of a rank process: this JVM's java and settings, its class path, the worker entry point with
+     * args. A JVM that crashes (a native library's abort) leaves its report at errorFile.
+     */
+    public static List<String> rankCommand(Path errorFile, List<String> args) {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        for (String a : ManagementFactory.getRuntimeMXBean().getInputArguments())
+            if (!a.startsWith("-agentlib") && !a.startsWith("-javaagent") && !a.startsWith("-XX:StartFlightRecording") && !a.startsWith("-Dstrata.tty")
+                    && !a.startsWith("-XX:ErrorFile"))
+                cmd.add(a); // rank 0 prints plain lines, which its log keeps as they are
+        cmd.add("-XX:ErrorFile=" + errorFile);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.strata.trainer.cli.Main", "worker"));
+        cmd.addAll(args);
+        return cmd;
     }
 
     /**

@@ -61,15 +61,20 @@ public final class Trainer {
     public Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         var p = job.parallel();
         if (p.worldSize() == 1) return run(mode, exitAfter, allowChanges, Rank.SINGLE);
-        // here, before any rank starts
-        ModelConfig model = Models.modelConfig(job);
-        if (p.tp() > 1) Models.checkTensorParallel(job, model, p.tp());
-        if (p.pp() > 1) Pipeline.check(job, model);
+        checkLayout(job); // here, before any rank starts
         if (p.launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
         if (Models.onGpu(job.backend()))
             throw new IllegalArgumentException(job.source() + ": " + ProcessRanks.layout(job) + " on the GPU runs one worker process per GPU, "
                     + "but parallel.launcher = threads; set parallel.launcher = processes");
         return ThreadRanks.run(job, out, mode, exitAfter, allowChanges);
+    }
+
+    /** Refuses, in one line, a layout the model cannot take (heads, kv heads, layers, schedule); a cluster checks a job so at submission. */
+    public static void checkLayout(JobConfig job) throws IOException {
+        var p = job.parallel();
+        ModelConfig model = Models.modelConfig(job);
+        if (p.tp() > 1) Models.checkTensorParallel(job, model, p.tp());
+        if (p.pp() > 1) Pipeline.check(job, model);
     }
 
     /**

@@ -22,12 +22,12 @@ public final class Worker {
     private Worker() {}
 
     public static void run(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges, int rank,
-                           String host, List<Integer> ports) throws IOException {
+                           List<String> hosts, List<Integer> ports) throws IOException {
         var p = job.parallel();
         DeviceMesh mesh = new DeviceMesh(p.dp(), p.pp(), p.tp());
         List<Communicator> controls = new ArrayList<>(); // the Pekko groups under NCCL, closed last
         CudaBackend gpu = Models.onGpu(job.backend()) ? CudaBackend.open(0) : null;
-        try (MeshComms comms = MeshComms.join(mesh, rank, host, ports, p.timeout(), (pekko, group) -> {
+        try (MeshComms comms = MeshComms.join(mesh, rank, hosts, ports, p.timeout(), (pekko, group) -> {
             if (gpu == null) return pekko;
             controls.add(pekko);
             return NcclCommunicator.join(gpu, pekko, group.name(), p.timeout());

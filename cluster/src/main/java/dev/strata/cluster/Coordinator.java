@@ -1,0 +1,293 @@
+package dev.strata.cluster;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.strata.cluster.Protocol.*;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Function;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.Terminated;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+
+/**
+ * The cluster's scheduler (one, as a cluster singleton): the nodes its agents registered, the job queue, and each
+ * job's attempts. A job waits until the free slots hold its ranks; a rank that fails or a node that is lost stops the
+ * attempt everywhere, and the job starts again from its latest checkpoint — on the same layout when the slots are
+ * there, after cluster.wait_for_replacement on the nodes left with dp reduced (the global batch kept) — up to
+ * max_restarts times.
+ */
+public final class Coordinator extends AbstractBehavior<ToCoordinator> {
+    /**
+     * check: a job's text and source to the one-line reason it cannot run, or null; firstPort: where the rendezvous
+     * ports of attempts are taken from (a range of 1000).
+     */
+    public record Settings(String tokenSha256, Duration waitForReplacement, int maxRestarts, int firstPort, Function<String[], String> check) {}
+
+    private record Tick() implements ToCoordinator {}
+
+    private record Node(ActorRef<ToAgent> agent, NodeInfo info) {}
+
+    /** A job and its current attempt. */
+    private static final class Job {
+        final String id, source;
+        String json, state = "queued", reason = "", waitingFor = "";
+        final long submittedAt, waitTimeoutMs;
+        int attempt = -1, restarts, dp, pp, tp;
+        long step, steps, lostAt;
+        double loss, tokensPerSecond;
+        boolean live;                      // the attempt's ranks run (or start)
+        String[] nodes = new String[0];
+        final Set<Integer> finished = new HashSet<>();
+
+        Job(String id, String json, String source, long waitTimeoutMs) {
+            this.id = id;
+            this.json = json;
+            this.source = source;
+            this.submittedAt = System.currentTimeMillis();
+            this.waitTimeoutMs = waitTimeoutMs;
+        }
+
+        int ranks() { return dp * pp * tp; }
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private final Settings settings;
+    private final Map<String, Node> nodes = new LinkedHashMap<>();
+    private final Map<String, Job> jobs = new LinkedHashMap<>();
+    private int nextJob = 1, nextPort;
+
+    public static Behavior<ToCoordinator> create(Settings settings) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+            timers.startTimerWithFixedDelay(new Tick(), Duration.ofMillis(500));
+            return new Coordinator(ctx, settings);
+        }));
+    }
+
+    private Coordinator(ActorContext<ToCoordinator> ctx, Settings settings) {
+        super(ctx);
+        this.settings = settings;
+    }
+
+    @Override public Receive<ToCoordinator> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(WorkerUp.class, this::workerUp)
+                .onMessage(Submit.class, this::submit)
+                .onMessage(ListJobs.class, m -> reply(m.replyTo(), new JobList(jobs.values().stream().map(this::view).toArray(JobView[]::new))))
+                .onMessage(GetJob.class, m -> reply(m.replyTo(), jobs.containsKey(m.id()) ? view(jobs.get(m.id())) : null))
+                .onMessage(Cancel.class, this::cancel)
+                .onMessage(ListNodes.class, m -> reply(m.replyTo(), nodeList()))
+                .onMessage(RankExited.class, this::rankExited)
+                .onMessage(Progress.class, this::progress)
+                .onMessage(GetLog.class, this::getLog)
+                .onMessage(Tick.class, m -> schedule())
+                .onSignal(Terminated.class, this::agentGone)
+                .build();
+    }
+
+    private <T> Behavior<ToCoordinator> reply(ActorRef<T> to, T message) {
+        to.tell(message);
+        return this;
+    }
+
+    private Behavior<ToCoordinator> workerUp(WorkerUp m) {
+        if (!settings.tokenSha256().equals(m.tokenSha256())) {
+            Log.info("refused node %s at %s: wrong cluster token", m.node().name(), m.node().host());
+            return this;
+        }
+        Node known = nodes.get(m.node().name());
+        if (known == null || !known.agent().equals(m.agent())) {
+            nodes.put(m.node().name(), new Node(m.agent(), m.node()));
+            getContext().watch(m.agent());
+            Log.info("node %s joined: %s slots, %s GPUs, %s cores", m.node().name(), m.node().slots(), m.node().gpus(), m.node().cores());
+        }
+        return schedule();
+    }
+
+    private Behavior<ToCoordinator> submit(Submit m) {
+        String error = settings.check().apply(new String[] {m.job(), m.source()});
+        if (error != null) return reply(m.replyTo(), new Submitted(null, error));
+        try {
+            JsonNode p = JSON.readTree(m.job()).path("parallel");
+            Job job = new Job(String.format("job-%04d", nextJob++), m.job(), m.source(), m.waitTimeoutMs());
+            job.dp = p.path("dp").asInt(1);
+            job.pp = p.path("pp").asInt(1);
+            job.tp = p.path("tp").asInt(1);
+            job.steps = JSON.readTree(m.job()).path("training").path("steps").asLong();
+            jobs.put(job.id, job);
+            m.replyTo().tell(new Submitted(job.id, null));
+        } catch (Exception e) {
+            m.replyTo().tell(new Submitted(null, m.source() + ": not a job's settings (" + e.getMessage() + ")"));
+        }
+        return schedule();
+    }
+
+    private Map<String, Integer> freeSlots() {
+        Map<String, Integer> free = new LinkedHashMap<>();
+        nodes.forEach((name, n) -> free.put(name, n.info().slots()));
+        for (Job j : jobs.values()) if (j.live) for (String n : j.nodes) free.computeIfPresent(n, (k, v) -> v - 1);
+        return free;
+    }
+
+    /** Starts what can start, in submission order; says what the others wait for. */
+    private Behavior<ToCoordinator> schedule() {
+        long now = System.currentTimeMillis();
+        for (Job j : jobs.values()) {
+            if (!j.state.equals("queued") && !j.state.equals("restarting")) continue;
+            Map<String, Integer> free = freeSlots();
+            String[] placed = RankPlacement.place(j.ranks(), j.tp, free);
+            if (placed == null && j.state.equals("restarting") && now - j.lostAt > settings.waitForReplacement().toMillis()) placed = fewerReplicas(j, free);
+            if (placed == null) {
+                j.waitingFor = j.ranks() + " ranks (tensor-parallel groups of " + j.tp + " on one node); the cluster has " + RankPlacement.describe(free);
+                if (j.attempt < 0 && j.waitTimeoutMs > 0 && now - j.submittedAt > j.waitTimeoutMs) {
+                    j.state = "failed";
+                    j.reason = "waited " + j.waitTimeoutMs / 1000 + " s for " + j.waitingFor;
+                }
+                continue;
+            }
+            start(j, placed);
+        }
+        return this;
+    }
+
+    /** The job on the nodes left: the most replicas below its dp that fit and divide its global batch; null if none. */
+    private String[] fewerReplicas(Job j, Map<String, Integer> free) {
+        try {
+            JsonNode job = JSON.readTree(j.json);
+            long rows = job.path("training").path("batch_size").asLong() * j.dp;
+            for (int dp = j.dp - 1; dp >= 1; dp--) {
+                if (rows % dp != 0) continue;
+                String[] placed = RankPlacement.place(dp * j.pp * j.tp, j.tp, free);
+                if (placed == null) continue;
+                var tree = (com.fasterxml.jackson.databind.node.ObjectNode) job;
+                ((com.fasterxml.jackson.databind.node.ObjectNode) tree.path("parallel")).put("dp", dp);
+                ((com.fasterxml.jackson.databind.node.ObjectNode) tree.path("training")).put("batch_size", rows / dp);
+                Log.info("%s: no replacement within %d s; resuming on %d data-parallel replicas instead of %d", j.id, settings.waitForReplacement().toSeconds(), dp, j.dp);
+                j.reason += "; resumed with dp " + dp + " instead of " + j.dp;
+                j.json = JSON.writeValueAsString(tree);
+                j.dp = dp;
+                return placed;
+            }
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException(e);
+        }
+        return null;
+    }
+
+    private void start(Job j, String[] placed) {
+        j.attempt++;
+        j.nodes = placed;
+        j.live = true;
+        j.finished.clear();
+        j.state = "starting";
+        j.waitingFor = "";
+        int groups = (j.tp > 1 ? j.dp * j.pp : 0) + (j.pp > 1 ? j.dp * j.tp : 0) + j.pp * j.tp; // as MeshComms.groups makes them
+        int[] ports = new int[groups];
+        for (int i = 0; i < groups; i++) ports[i] = settings.firstPort() + nextPort++ % 1000;
+        String[] hosts = new String[placed.length];
+        for (int r = 0; r < placed.length; r++) hosts[r] = nodes.get(placed[r]).info().host();
+        Map<String, List<Integer>> byNode = new LinkedHashMap<>();
+        for (int r = 0; r < placed.length; r++) byNode.computeIfAbsent(placed[r], k -> new ArrayList<>()).add(r);
+        Log.info("%s attempt %s: %s ranks on %s", j.id, j.attempt, placed.length, byNode);
+        byNode.forEach((node, ranks) -> nodes.get(node).agent().tell(new StartRanks(j.id, j.attempt, j.json, j.source,
+                ranks.stream().mapToInt(Integer::intValue).toArray(), hosts, ports, j.attempt > 0, getContext().getSelf())));
+    }
+
+    private Behavior<ToCoordinator> rankExited(RankExited m) {
+        Job j = jobs.get(m.jobId());
+        if (j == null || m.attempt() != j.attempt || !j.live) return this;
+        if (m.exitCode() != 0) return failAttempt(j, "rank " + m.rank() + " exited with code " + m.exitCode() + " on node " + m.node());
+        j.finished.add(m.rank());
+        if (j.finished.size() == j.ranks()) {
+            j.live = false;
+            j.state = "succeeded";
+            Log.info("%s succeeded", j.id);
+        }
+        return schedule();
+    }
+
+    /** Stops the attempt on every node; the job restarts from its latest checkpoint if it may. */
+    private Behavior<ToCoordinator> failAttempt(Job j, String why) {
+        j.live = false;
+        stopEverywhere(j);
+        if (j.restarts < settings.maxRestarts()) {
+            j.restarts++;
+            j.state = "restarting";
+            j.reason = why;
+            j.lostAt = System.currentTimeMillis();
+            Log.info("%s attempt %s failed (%s); restart %s of %s from its latest checkpoint", j.id, j.attempt, why, j.restarts, settings.maxRestarts());
+        } else {
+            j.state = "failed";
+            j.reason = why + (settings.maxRestarts() > 0 ? "; no restarts left (cluster.max_restarts = " + settings.maxRestarts() + ")" : "");
+        }
+        return schedule();
+    }
+
+    private void stopEverywhere(Job j) {
+        for (String n : new HashSet<>(List.of(j.nodes))) {
+            Node node = nodes.get(n);
+            if (node != null) node.agent().tell(new StopRanks(j.id, j.attempt));
+        }
+    }
+
+    private Behavior<ToCoordinator> agentGone(Terminated t) {
+        String lost = null;
+        for (var e : nodes.entrySet()) if (e.getValue().agent().equals(t.getRef())) lost = e.getKey();
+        if (lost == null) return this;
+        nodes.remove(lost);
+        Log.info("node %s lost", lost);
+        for (Job j : jobs.values()) if (j.live && List.of(j.nodes).contains(lost)) failAttempt(j, "node " + lost + " lost");
+        return schedule();
+    }
+
+    private Behavior<ToCoordinator> progress(Progress m) {
+        Job j = jobs.get(m.jobId());
+        if (j == null || m.attempt() != j.attempt || !j.live) return this;
+        j.step = m.step();
+        j.loss = m.loss();
+        j.tokensPerSecond = m.tokensPerSecond();
+        if (j.state.equals("starting")) j.state = "running";
+        return this;
+    }
+
+    private Behavior<ToCoordinator> cancel(Cancel m) {
+        Job j = jobs.get(m.id());
+        if (j == null) return reply(m.replyTo(), null);
+        if (j.live) stopEverywhere(j);
+        if (j.live || j.state.equals("queued") || j.state.equals("restarting")) {
+            j.live = false;
+            j.state = "cancelled";
+            j.reason = "cancelled by a user";
+        }
+        return reply(m.replyTo(), view(j));
+    }
+
+    private Behavior<ToCoordinator> getLog(GetLog m) {
+        Job j = jobs.get(m.jobId());
+        Node node = j == null || j.nodes.length == 0 ? null : nodes.get(j.nodes[0]);
+        if (node == null) return reply(m.replyTo(), new LogChunk("", m.offset(), j == null || !j.live));
+        node.agent().tell(new ReadLog(j.id, j.attempt, 0, m.offset(), m.replyTo()));
+        return this;
+    }
+
+    private NodeList nodeList() {
+        Map<String, Integer> free = freeSlots();
+        return new NodeList(nodes.values().stream().map(Node::info).toArray(NodeInfo[]::new),
+                nodes.keySet().stream().mapToInt(n -> nodes.get(n).info().slots() - free.get(n)).toArray());
+    }
+
+    private JobView view(Job j) {
+        String name = j.source.substring(j.source.lastIndexOf('/') + 1);
+        return new JobView(j.id, name, j.state, j.reason, j.ranks(), "dp " + j.dp + " × pp " + j.pp + " × tp " + j.tp, j.nodes.clone(), j.step, j.steps,
+                j.loss, j.tokensPerSecond, j.restarts, j.waitingFor, j.submittedAt);
+    }
+}

@@ -1,0 +1,95 @@
+package dev.strata.cluster;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.strata.cluster.Protocol.*;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.CompletionStage;
+import java.util.function.Function;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller;
+import static org.apache.pekko.http.javadsl.server.PathMatchers.segment;
+
+/**
+ * The coordinator's REST API, JSON both ways, every call with the cluster's token ({@code Authorization: Bearer}):
+ * POST /api/jobs, GET /api/jobs, GET /api/jobs/ID, GET /api/jobs/ID/logs?offset=N, POST /api/jobs/ID/cancel, GET /api/nodes.
+ */
+final class RestApi extends AllDirectives {
+    private static final ObjectMapper JSON = new ObjectMapper().disable(SerializationFeature.FAIL_ON_EMPTY_BEANS);
+    private static final Duration ASK = Duration.ofSeconds(10);
+    private final ActorSystem<?> system;
+    private final ActorRef<ToCoordinator> coordinator;
+    private final String bearer;
+
+    private RestApi(ActorSystem<?> system, ActorRef<ToCoordinator> coordinator, String token) {
+        this.system = system;
+        this.coordinator = coordinator;
+        this.bearer = "Bearer " + token;
+    }
+
+    static void bind(ActorSystem<?> system, ActorRef<ToCoordinator> coordinator, String host, int port, String token) {
+        Http.get(system).newServerAt(host, port).bind(new RestApi(system, coordinator, token).routes()).toCompletableFuture().join();
+        Log.info("coordinator: REST API at http://%s:%d/api", host, port);
+    }
+
+    /** The job submitted: its text, the name it came under, how long it may wait for ranks. */
+    record SubmitRequest(String job, String source, Long waitTimeoutSeconds) {}
+
+    private Route routes() {
+        return extractRequest(request -> {
+            if (!request.getHeader("Authorization").map(h -> h.value().equals(bearer)).orElse(false)) {
+                Log.info("refused %s %s from %s: missing or wrong token", request.method().value(), request.getUri().path(),
+                        request.getHeader("Remote-Address").map(h -> h.value()).orElse("a client"));
+                return json(StatusCodes.UNAUTHORIZED, Map.of("error", "this cluster needs its token: Authorization: Bearer <token>"));
+            }
+            return pathPrefix("api", () -> concat(
+                    path("jobs", () -> concat(
+                            get(() -> ask(ListJobs::new, l -> json(StatusCodes.OK, l.jobs()))),
+                            post(() -> entity(Unmarshaller.entityToString(), this::submit)))),
+                    pathPrefix("jobs", () -> pathPrefix(segment(), id -> concat(
+                            pathEnd(() -> get(() -> ask((ActorRef<JobView> r) -> new GetJob(id, r), j -> job(id, j)))),
+                            path("logs", () -> get(() -> parameterOptional("offset", offset -> ask((ActorRef<LogChunk> r) -> new GetLog(id,
+                                    offset.map(Long::parseLong).orElse(0L), r), c -> json(StatusCodes.OK, c))))),
+                            path("cancel", () -> post(() -> ask((ActorRef<JobView> r) -> new Cancel(id, r), j -> job(id, j))))))),
+                    path("nodes", () -> get(() -> ask(ListNodes::new, n -> json(StatusCodes.OK, n))))));
+        });
+    }
+
+    private Route submit(String body) {
+        SubmitRequest req;
+        try {
+            req = JSON.readValue(body, SubmitRequest.class);
+        } catch (Exception e) {
+            return json(StatusCodes.BAD_REQUEST, Map.of("error", "the request body must be {\"job\": \"<job file text>\", \"source\": \"job.conf\"}: " + e.getMessage()));
+        }
+        if (req.job() == null || req.job().isBlank()) return json(StatusCodes.BAD_REQUEST, Map.of("error", "the request names no job: \"job\" is empty"));
+        long wait = req.waitTimeoutSeconds() == null ? 0 : req.waitTimeoutSeconds() * 1000;
+        String source = req.source() == null ? "submitted job" : req.source();
+        return ask((ActorRef<Submitted> r) -> new Submit(req.job(), source, wait, r), s -> s.error() != null
+                ? json(StatusCodes.BAD_REQUEST, Map.of("error", s.error())) : json(StatusCodes.CREATED, Map.of("id", s.id())));
+    }
+
+    private Route job(String id, JobView j) { return j == null ? json(StatusCodes.NOT_FOUND, Map.of("error", "no job " + id + " on this cluster")) : json(StatusCodes.OK, j); }
+
+    private <T> Route ask(Function<ActorRef<T>, ToCoordinator> message, Function<T, Route> answer) {
+        CompletionStage<T> reply = AskPattern.ask(coordinator, message::apply, ASK, system.scheduler());
+        return onSuccess(reply, answer);
+    }
+
+    private Route json(org.apache.pekko.http.javadsl.model.StatusCode status, Object body) {
+        try {
+            return complete(HttpResponse.create().withStatus(status).withEntity(ContentTypes.APPLICATION_JSON, JSON.writeValueAsString(body)));
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

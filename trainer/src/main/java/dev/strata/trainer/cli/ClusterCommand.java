@@ -1,0 +1,99 @@
+package dev.strata.trainer.cli;
+
+import dev.strata.cluster.ClusterNode;
+import dev.strata.cluster.Coordinator;
+import dev.strata.cluster.Protocol;
+import dev.strata.config.JobConfig;
+import dev.strata.trainer.train.ProcessRanks;
+import dev.strata.trainer.train.Trainer;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+@Command(name = "cluster", mixinStandardHelpOptions = true, description = "Start cluster nodes: the coordinator, or a host's worker.",
+        subcommands = {ClusterCommand.CoordinatorNode.class, ClusterCommand.WorkerNode.class})
+final class ClusterCommand extends CommandGroup {
+
+    @Command(name = "coordinator", mixinStandardHelpOptions = true, description = "The seed node: scheduler and REST API. Runs until stopped.")
+    static final class CoordinatorNode implements Callable<Integer> {
+        @Option(names = "--host", defaultValue = "127.0.0.1", description = "The interface to listen on, and the address workers reach (default ${DEFAULT-VALUE}).") String host;
+        @Option(names = "--port", defaultValue = "2551", description = "The cluster port (default ${DEFAULT-VALUE}).") int port;
+        @Option(names = "--http", defaultValue = "8080", description = "The REST API's port (default ${DEFAULT-VALUE}).") int http;
+        @Option(names = "--token-file", description = "A file holding the cluster's token (default: the STRATA_TOKEN variable).") Path tokenFile;
+        @Option(names = "--max-restarts", defaultValue = "3", description = "Restarts of a job after a failure (default ${DEFAULT-VALUE}).") int maxRestarts;
+        @Option(names = "--wait-for-replacement", defaultValue = "30s", description = "How long a failed job waits for its lost slots before resuming with dp reduced (default ${DEFAULT-VALUE}).")
+        Duration waitForReplacement;
+        @Option(names = "--failure-detection", defaultValue = "5s", description = "How long a silent node may stay before it counts as lost (default ${DEFAULT-VALUE}).")
+        Duration failureDetection;
+        @Option(names = "--first-port", defaultValue = "31000", description = "Rendezvous ports for jobs' ranks come from this and the 999 after it (default ${DEFAULT-VALUE}).")
+        int firstPort;
+
+        @Override public Integer call() throws Exception {
+            String token = ClusterClient.token(tokenFile);
+            var settings = new Coordinator.Settings(ClusterNode.sha256(token), waitForReplacement, maxRestarts, firstPort, ClusterCommand::check);
+            var system = ClusterNode.coordinator(host, port, http, token, settings, failureDetection);
+            System.out.printf("coordinator at %s:%d, REST API at http://%s:%d/api%n", host, port, host, http);
+            system.getWhenTerminated().toCompletableFuture().join();
+            return 0;
+        }
+    }
+
+    /** A job's text and source to the one-line error strata train gives for it, or null when it may run. */
+    static String check(String[] jobAndSource) {
+        try {
+            JobConfig job = JobConfig.parse(jobAndSource[0], jobAndSource[1]);
+            Trainer.checkLayout(job);
+            if (Files.exists(Path.of(job.runDir(), "run.json")))
+                return job.source() + ": run_dir " + job.runDir() + " already holds a run; give the job a new run_dir";
+            return null;
+        } catch (RuntimeException | java.io.IOException e) {
+            return e.getMessage();
+        }
+    }
+
+    @Command(name = "worker", mixinStandardHelpOptions = true, description = "A host's agent: joins the cluster and runs the ranks it is given. Runs until stopped.")
+    static final class WorkerNode implements Callable<Integer> {
+        @Option(names = "--join", required = true, description = "The coordinator's cluster address, host:port.") String join;
+        @Option(names = "--host", defaultValue = "127.0.0.1", description = "This host's address, which ranks and the cluster reach (default ${DEFAULT-VALUE}).") String host;
+        @Option(names = "--slots", description = "Ranks this host takes (default: its GPUs, or 1 without).") Integer slots;
+        @Option(names = "--gpus", defaultValue = "all", description = "all, or none (default ${DEFAULT-VALUE}).") String gpus;
+        @Option(names = "--name", description = "The node's name (default: host-pid).") String name;
+        @Option(names = "--work-dir", defaultValue = "${sys:java.io.tmpdir}/strata-worker", description = "Where ranks' logs go (default ${DEFAULT-VALUE}).") Path workDir;
+        @Option(names = "--token-file", description = "A file holding the cluster's token (default: the STRATA_TOKEN variable).") Path tokenFile;
+        @Option(names = "--failure-detection", defaultValue = "5s", description = "As the coordinator's (default ${DEFAULT-VALUE}).") Duration failureDetection;
+
+        @Override public Integer call() throws Exception {
+            String token = ClusterClient.token(tokenFile);
+            int gpuCount = gpus.equals("none") ? 0 : visibleGpus();
+            int n = slots != null ? slots : Math.max(1, gpuCount);
+            String nodeName = name != null ? name : host + "-" + ProcessHandle.current().pid();
+            var info = new Protocol.NodeInfo(nodeName, host, n, gpuCount, Runtime.getRuntime().availableProcessors(),
+                    ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize());
+            Path dir = Files.createDirectories(workDir.resolve(nodeName));
+            var system = ClusterNode.worker(host, join, info, token, (jobFile, source, rank, hosts, ports, resume) -> {
+                List<String> args = new ArrayList<>(List.of("--rank", "" + rank, "--hosts", String.join(",", hosts), "--ports",
+                        String.join(",", java.util.Arrays.stream(ports).mapToObj(String::valueOf).toList()), "--job", jobFile.toString(), "--source", source,
+                        "--mode", resume ? "RESUME" : "FRESH"));
+                if (resume) args.add("--allow-changes"); // a restart on fewer replicas changes the per-rank batch, keeping the global one
+                return ProcessRanks.rankCommand(jobFile.resolveSibling("hs_err_rank-" + rank + ".log"), args);
+            }, dir, failureDetection);
+            System.out.printf("worker %s: %d slot(s), %d GPU(s); joining %s%n", nodeName, n, gpuCount, join);
+            system.getWhenTerminated().toCompletableFuture().join();
+            return 0;
+        }
+
+        private static int visibleGpus() {
+            try {
+                return dev.strata.runtime.cuda.CudaBackend.deviceCount();
+            } catch (Throwable noCuda) {
+                return 0;
+            }
+        }
+    }
+}
