@@ -1,0 +1,147 @@
+package dev.strata.trainer.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.strata.checkpoints.Checkpointer;
+import dev.strata.checkpoints.LocalStorage;
+import dev.strata.config.JobConfig;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A cluster on loopback: a coordinator and four worker JVMs on the CPU. A dp 2 × pp 2 job submitted over REST
+ * runs a rank on each worker; one worker is killed (SIGKILL) mid-run; the job stops everywhere, waits for a
+ * replacement, resumes from its latest checkpoint on the three left with dp reduced to 1, and finishes with the
+ * parameters of a run that was never interrupted (F64). A bad job is refused at submission with strata train's
+ * line, a job asking for more ranks than the cluster has says what it waits for and fails after its wait timeout,
+ * and a request without the token gets 401. Every process started is stopped, also on failure.
+ */
+class ClusterTest {
+    static final String TOKEN = "cluster-test-token";
+    static final ObjectMapper JSON = new ObjectMapper();
+    final List<Process> processes = new ArrayList<>();
+    final HttpClient http = HttpClient.newHttpClient();
+    String api;
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    Process start(Path log, String... args) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xss8m",
+                "--add-modules", "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"), "dev.strata.trainer.cli.Main"));
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("STRATA_TOKEN", TOKEN);
+        Process p = pb.start();
+        processes.add(p);
+        return p;
+    }
+
+    JsonNode call(String method, String path, Object body, String token) throws Exception {
+        var b = HttpRequest.newBuilder(URI.create(api + path));
+        if (token != null) b.header("Authorization", "Bearer " + token);
+        b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body)));
+        HttpResponse<String> r = http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+        JsonNode n = JSON.readTree(r.body());
+        ((com.fasterxml.jackson.databind.node.ObjectNode) (n.isObject() ? n : JSON.createObjectNode())).put("_status", r.statusCode());
+        return n.isObject() ? n : JSON.createObjectNode().put("_status", r.statusCode()).set("list", n);
+    }
+
+    JsonNode await(String job, Predicate<JsonNode> done, long seconds, String what) throws Exception {
+        long until = System.nanoTime() + seconds * 1_000_000_000L;
+        JsonNode j = null;
+        while (System.nanoTime() < until) {
+            j = call("GET", "/api/jobs/" + job, null, TOKEN);
+            if (done.test(j)) return j;
+            Thread.sleep(300);
+        }
+        throw new AssertionError(what + " within " + seconds + " s; the job is " + j);
+    }
+
+    @Test
+    void aJobSurvivesALostWorker(@TempDir Path dir) throws Exception {
+        Path data = dir.resolve("data");
+        TrainerTest.writeData(data);
+        int port = freePort(), httpPort = freePort();
+        api = "http://127.0.0.1:" + httpPort;
+        try {
+            start(dir.resolve("coordinator.log"), "cluster", "coordinator", "--port", "" + port, "--http", "" + httpPort, "--failure-detection", "3s",
+                    "--wait-for-replacement", "3s", "--first-port", "" + (32000 + (int) (ProcessHandle.current().pid() % 20_000)));
+            Thread.sleep(3000);
+            List<Process> workers = new ArrayList<>();
+            for (int w = 0; w < 4; w++)
+                workers.add(start(dir.resolve("worker-" + w + ".log"), "cluster", "worker", "--join", "127.0.0.1:" + port, "--name", "w" + w,
+                        "--work-dir", dir.resolve("work").toString(), "--failure-detection", "3s"));
+            long until = System.nanoTime() + 90_000_000_000L;
+            while (call("GET", "/api/nodes", null, TOKEN).path("nodes").size() < 4) {
+                assertTrue(System.nanoTime() < until, "four workers joined: " + Files.readString(dir.resolve("coordinator.log")));
+                Thread.sleep(500);
+            }
+            assertEquals(401, call("GET", "/api/jobs", null, null).path("_status").asInt(), "no token");
+            assertEquals(401, call("GET", "/api/jobs", null, "wrong").path("_status").asInt(), "a wrong token");
+
+            JobConfig job = PipelineParallelTest.job(data, dir.resolve("run"), "llama", 1, 2, 2, 0, "1f1b", false)
+                    .withOverrides("training.steps = 24\ncheckpoint { every = 4, keep_last = 10 }\nlog.every = 1");
+            JsonNode submitted = call("POST", "/api/jobs", Map.of("job", job.toJson(), "source", "cluster-job.conf"), TOKEN);
+            assertEquals(201, submitted.path("_status").asInt(), submitted.toString());
+            String id = submitted.path("id").asText();
+            JsonNode running = await(id, j -> j.path("step").asLong() >= 6, 180, "the job reached step 6");
+            int victim = -1;
+            for (int r = 1; r < 4; r++) if (!running.path("nodes").get(r).asText().equals(running.path("nodes").get(0).asText())) victim = r;
+            String node = running.path("nodes").get(victim).asText();
+            workers.get(Integer.parseInt(node.substring(1))).destroyForcibly(); // kill -9 of the worker holding a rank other than 0
+            JsonNode end = await(id, j -> !List.of("queued", "starting", "running", "restarting").contains(j.path("state").asText()), 300, "the job ended");
+            assertEquals("succeeded", end.path("state").asText(), end + "\n" + Files.readString(dir.resolve("coordinator.log")));
+            assertEquals(1, end.path("restarts").asInt());
+            assertTrue(end.path("reason").asText().contains("node " + node + " lost") && end.path("reason").asText().contains("dp 1 instead of 2"), end.toString());
+
+            var straight = new Trainer(job.withOverrides("run_dir = \"" + dir.resolve("straight") + "\"\nparallel { dp = 1, pp = 1, tp = 1 }\ntraining.batch_size = 4"),
+                    TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+            var x = Checkpointer.load(new LocalStorage(), straight.checkpoint()).model();
+            var y = Checkpointer.load(new LocalStorage(), Checkpointer.ofRun(new LocalStorage(), dir.resolve("run").toString(), 1).latest().orElseThrow()).model();
+            double worst = 0;
+            for (var e : x.entrySet()) {
+                double[] u = e.getValue().toDoubles(), v = y.get(e.getKey()).toDoubles();
+                for (int i = 0; i < u.length; i++) worst = Math.max(worst, Math.abs(u[i] - v[i]) / Math.max(1e-3, Math.abs(u[i])));
+            }
+            System.out.printf("cluster run with a lost worker against one uninterrupted process: worst parameter difference %.2e%n", worst);
+            assertTrue(worst < 1e-10, "parameters differ by " + worst);
+            List<Double> a = TrainerTest.losses(dir.resolve("straight")), b = TrainerTest.losses(dir.resolve("run"));
+            assertEquals(a.size(), b.size(), "one record per step");
+
+            // refusals
+            JsonNode bad = call("POST", "/api/jobs", Map.of("job", job.withOverrides("parallel.tp = 3").toJson(), "source", "bad.conf"), TOKEN);
+            assertEquals(400, bad.path("_status").asInt());
+            assertTrue(bad.path("error").asText().contains("parallel.tp = 3 does not divide model.n_heads"), bad.toString());
+            JsonNode big = call("POST", "/api/jobs", Map.of("job", job.withOverrides("run_dir = \"" + dir.resolve("big") + "\"\nparallel.dp = 4").toJson(),
+                    "source", "big.conf", "waitTimeoutSeconds", 4), TOKEN);
+            JsonNode waiting = call("GET", "/api/jobs/" + big.path("id").asText(), null, TOKEN);
+            assertTrue(waiting.path("waitingFor").asText().contains("8 ranks"), waiting.toString());
+            JsonNode failed = await(big.path("id").asText(), j -> j.path("state").asText().equals("failed"), 30, "the job too big failed after its wait");
+            assertTrue(failed.path("reason").asText().startsWith("waited 4 s for 8 ranks"), failed.toString());
+        } finally {
+            for (Process p : processes) p.descendants().forEach(ProcessHandle::destroyForcibly);
+            for (Process p : processes) p.destroyForcibly();
+            for (Process p : processes) p.waitFor(20, TimeUnit.SECONDS);
+        }
+    }
+}
