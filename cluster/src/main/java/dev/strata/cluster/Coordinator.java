@@ -48,6 +48,7 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         boolean live;                      // the attempt's ranks run (or start)
         String[] nodes = new String[0];
         final Set<Integer> finished = new HashSet<>();
+        final java.util.TreeMap<Long, double[]> curve = new java.util.TreeMap<>(); // step -> (loss, tokens/s)
 
         Job(String id, String json, String source, long waitTimeoutMs) {
             this.id = id;
@@ -89,6 +90,7 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
                 .onMessage(RankExited.class, this::rankExited)
                 .onMessage(Progress.class, this::progress)
                 .onMessage(GetLog.class, this::getLog)
+                .onMessage(GetCurve.class, m -> reply(m.replyTo(), curve(jobs.get(m.id()))))
                 .onMessage(Tick.class, m -> schedule())
                 .onSignal(Terminated.class, this::agentGone)
                 .build();
@@ -199,7 +201,7 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         for (int r = 0; r < placed.length; r++) byNode.computeIfAbsent(placed[r], k -> new ArrayList<>()).add(r);
         Log.info("%s attempt %s: %s ranks on %s", j.id, j.attempt, placed.length, byNode);
         byNode.forEach((node, ranks) -> nodes.get(node).agent().tell(new StartRanks(j.id, j.attempt, j.json, j.source,
-                ranks.stream().mapToInt(Integer::intValue).toArray(), hosts, ports, j.attempt > 0, getContext().getSelf())));
+                ranks.stream().mapToInt(Integer::intValue).toArray(), hosts, ports, j.attempt > 0)));
     }
 
     private Behavior<ToCoordinator> rankExited(RankExited m) {
@@ -255,6 +257,8 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         j.step = m.step();
         j.loss = m.loss();
         j.tokensPerSecond = m.tokensPerSecond();
+        j.curve.tailMap(m.step(), false).clear(); // a restart repeats the steps after its checkpoint
+        if (j.curve.size() < 100_000) j.curve.put(m.step(), new double[] {m.loss(), m.tokensPerSecond()});
         if (j.state.equals("starting")) j.state = "running";
         return this;
     }
@@ -277,6 +281,12 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         if (node == null) return reply(m.replyTo(), new LogChunk("", m.offset(), j == null || !j.live));
         node.agent().tell(new ReadLog(j.id, j.attempt, 0, m.offset(), m.replyTo()));
         return this;
+    }
+
+    private static Curve curve(Job j) {
+        if (j == null) return null;
+        long[] steps = j.curve.keySet().stream().mapToLong(Long::longValue).toArray();
+        return new Curve(steps, j.curve.values().stream().mapToDouble(v -> v[0]).toArray(), j.curve.values().stream().mapToDouble(v -> v[1]).toArray());
     }
 
     private NodeList nodeList() {

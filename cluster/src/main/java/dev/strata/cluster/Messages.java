@@ -20,7 +20,7 @@ final class Messages {
             Protocol.NodeInfo.class, Protocol.WorkerUp.class, Protocol.Submit.class, Protocol.Submitted.class, Protocol.ListJobs.class,
             Protocol.JobList.class, Protocol.JobView.class, Protocol.GetJob.class, Protocol.Cancel.class, Protocol.ListNodes.class,
             Protocol.NodeList.class, Protocol.RankExited.class, Protocol.Progress.class, Protocol.StartRanks.class, Protocol.StopRanks.class,
-            Protocol.ReadLog.class, Protocol.LogChunk.class, Protocol.GetLog.class, Protocol.Rejected.class);
+            Protocol.ReadLog.class, Protocol.LogChunk.class, Protocol.GetLog.class, Protocol.Rejected.class, Protocol.GetCurve.class, Protocol.Curve.class);
 
     static void register(Kryo kryo, ActorRefResolver refs) {
         kryo.setRegistrationRequired(true);

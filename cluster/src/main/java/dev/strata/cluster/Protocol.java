@@ -53,6 +53,11 @@ public final class Protocol {
 
     public record LogChunk(String text, long nextOffset, boolean finished) implements ClusterMessage {}
 
+    /** A job's progress so far: rank 0's reports, one a step (every attempt's, the steps a restart repeats replaced). */
+    public record GetCurve(String id, ActorRef<Curve> replyTo) implements ToCoordinator {}
+
+    public record Curve(long[] steps, double[] loss, double[] tokensPerSecond) implements ClusterMessage {}
+
     /** A refused request, for replies that carry a reason. */
     public record Rejected(String reason) implements ClusterMessage {}
 
@@ -60,8 +65,7 @@ public final class Protocol {
      * Start these ranks of attempt attempt: job is the job's JSON at this attempt's layout; hosts[r] and ports say
      * where each group's first rank listens; resume: continue from the run's latest checkpoint.
      */
-    public record StartRanks(String jobId, int attempt, String job, String source, int[] ranks, String[] hosts, int[] ports, boolean resume,
-                             ActorRef<ToCoordinator> coordinator) implements ToAgent {}
+    public record StartRanks(String jobId, int attempt, String job, String source, int[] ranks, String[] hosts, int[] ports, boolean resume) implements ToAgent {}
 
     /** Stop every rank of the job's attempt on this node (its other ranks failed, or the job was cancelled). */
     public record StopRanks(String jobId, int attempt) implements ToAgent {}

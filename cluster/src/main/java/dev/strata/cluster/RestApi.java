@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.strata.cluster.Protocol.*;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
@@ -21,7 +22,9 @@ import static org.apache.pekko.http.javadsl.server.PathMatchers.segment;
 
 /**
  * The coordinator's REST API, JSON both ways, every call with the cluster's token ({@code Authorization: Bearer}):
- * POST /api/jobs, GET /api/jobs, GET /api/jobs/ID, GET /api/jobs/ID/logs?offset=N, POST /api/jobs/ID/cancel, GET /api/nodes.
+ * POST /api/jobs, GET /api/jobs, GET /api/jobs/ID, GET /api/jobs/ID/curve, GET /api/jobs/ID/events (server-sent
+ * events: the job once a second until it ends), GET /api/jobs/ID/logs?offset=N, POST /api/jobs/ID/cancel,
+ * GET /api/nodes. The dashboard (/) and the OpenAPI document (/api/openapi.json) hold no data and need no token.
  */
 final class RestApi extends AllDirectives {
     private static final ObjectMapper JSON = new ObjectMapper().disable(SerializationFeature.FAIL_ON_EMPTY_BEANS);
@@ -45,6 +48,21 @@ final class RestApi extends AllDirectives {
     record SubmitRequest(String job, String source, Long waitTimeoutSeconds) {}
 
     private Route routes() {
+        return concat(
+                pathSingleSlash(() -> resource("dashboard.html", ContentTypes.TEXT_HTML_UTF8)),
+                pathPrefix("api", () -> path("openapi.json", () -> resource("openapi.json", ContentTypes.APPLICATION_JSON))),
+                authorized());
+    }
+
+    private Route resource(String name, org.apache.pekko.http.javadsl.model.ContentType type) {
+        try (var in = RestApi.class.getResourceAsStream(name)) {
+            return complete(HttpResponse.create().withEntity(type, in.readAllBytes()));
+        } catch (java.io.IOException | NullPointerException e) {
+            throw new IllegalStateException("the coordinator's " + name + " is missing from its jar", e);
+        }
+    }
+
+    private Route authorized() {
         return extractRequest(request -> {
             if (!request.getHeader("Authorization").map(h -> h.value().equals(bearer)).orElse(false)) {
                 Log.info("refused %s %s from %s: missing or wrong token", request.method().value(), request.getUri().path(),
@@ -57,6 +75,9 @@ final class RestApi extends AllDirectives {
                             post(() -> entity(Unmarshaller.entityToString(), this::submit)))),
                     pathPrefix("jobs", () -> pathPrefix(segment(), id -> concat(
                             pathEnd(() -> get(() -> ask((ActorRef<JobView> r) -> new GetJob(id, r), j -> job(id, j)))),
+                            path("curve", () -> get(() -> ask((ActorRef<Curve> r) -> new GetCurve(id, r), c -> c == null
+                                    ? json(StatusCodes.NOT_FOUND, Map.of("error", "no job " + id + " on this cluster")) : json(StatusCodes.OK, c)))),
+                            path("events", () -> get(() -> events(id))),
                             path("logs", () -> get(() -> parameterOptional("offset", offset -> ask((ActorRef<LogChunk> r) -> new GetLog(id,
                                     offset.map(Long::parseLong).orElse(0L), r), c -> json(StatusCodes.OK, c))))),
                             path("cancel", () -> post(() -> ask((ActorRef<JobView> r) -> new Cancel(id, r), j -> job(id, j))))))),
@@ -76,6 +97,17 @@ final class RestApi extends AllDirectives {
         String source = req.source() == null ? "submitted job" : req.source();
         return ask((ActorRef<Submitted> r) -> new Submit(req.job(), source, wait, r), s -> s.error() != null
                 ? json(StatusCodes.BAD_REQUEST, Map.of("error", s.error())) : json(StatusCodes.CREATED, Map.of("id", s.id())));
+    }
+
+    /** The job as a server-sent event every second, until it has ended. */
+    private Route events(String id) {
+        org.apache.pekko.stream.javadsl.Source<org.apache.pekko.http.javadsl.model.sse.ServerSentEvent, org.apache.pekko.NotUsed> stream = org.apache.pekko.stream.javadsl.Source
+                .tick(Duration.ZERO, Duration.ofSeconds(1), "tick")
+                .mapAsync(1, t -> AskPattern.<ToCoordinator, JobView>ask(coordinator, r -> new GetJob(id, r), ASK, system.scheduler()))
+                .takeWhile(j -> j != null && !List.of("succeeded", "failed", "cancelled").contains(j.state()), true)
+                .map(j -> org.apache.pekko.http.javadsl.model.sse.ServerSentEvent.create(JSON.writeValueAsString(j), "job"))
+                .mapMaterializedValue(ticks -> org.apache.pekko.NotUsed.getInstance());
+        return completeOK(stream, org.apache.pekko.http.javadsl.marshalling.sse.EventStreamMarshalling.toEventStream());
     }
 
     private Route job(String id, JobView j) { return j == null ? json(StatusCodes.NOT_FOUND, Map.of("error", "no job " + id + " on this cluster")) : json(StatusCodes.OK, j); }

@@ -22,7 +22,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 
 /**
- * A host's agent: registers with the coordinator (again every few seconds, so a new coordinator learns of it),
+ * A host's agent: registers with the coordinator (again every few seconds, so a new coordinator learns of it) and
+ * talks to it through the singleton's proxy, wherever it runs;
  * starts the rank processes it is given — their output in workDir/JOB/attempt-N/rank-R.log — tells the coordinator
  * when each exits, stops them when told, and, for a job whose rank 0 runs here, passes on rank 0's metrics.
  */
@@ -31,7 +32,7 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
 
     private record Report() implements ToAgent {}
 
-    private record Running(String jobId, int attempt, List<Process> processes, Path metrics, ActorRef<ToCoordinator> coordinator) {}
+    private record Running(String jobId, int attempt, List<Process> processes, Path metrics, long[] reported) {} // reported[0]: the last step passed on
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private final ActorRef<ToCoordinator> coordinator;
@@ -91,16 +92,16 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
                         .redirectErrorStream(true).redirectOutput(dir.resolve("rank-" + rank + ".log").toFile());
                 Process p = pb.start();
                 processes.add(p);
-                p.onExit().thenAccept(done -> m.coordinator().tell(new RankExited(m.jobId(), m.attempt(), rank, done.exitValue(), node.name())));
+                p.onExit().thenAccept(done -> coordinator.tell(new RankExited(m.jobId(), m.attempt(), rank, done.exitValue(), node.name())));
                 if (rank == 0) metrics = Path.of(JSON.readTree(m.job()).path("run_dir").asText(), "metrics.jsonl");
             }
             Log.info("%s attempt %s: started ranks %s", m.jobId(), m.attempt(), java.util.Arrays.toString(m.ranks()));
         } catch (IOException e) {
             processes.forEach(Process::destroyForcibly);
-            for (int rank : m.ranks()) m.coordinator().tell(new RankExited(m.jobId(), m.attempt(), rank, 127, node.name() + " (cannot start: " + e.getMessage() + ")"));
+            for (int rank : m.ranks()) coordinator.tell(new RankExited(m.jobId(), m.attempt(), rank, 127, node.name() + " (cannot start: " + e.getMessage() + ")"));
             return this;
         }
-        running.put(m.jobId(), new Running(m.jobId(), m.attempt(), processes, metrics, m.coordinator()));
+        running.put(m.jobId(), new Running(m.jobId(), m.attempt(), processes, metrics, new long[1]));
         return this;
     }
 
@@ -113,19 +114,18 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
         return this;
     }
 
-    /** Rank 0's last metrics record of each job whose rank 0 runs here; finished attempts are forgotten. */
+    /** Rank 0's metrics records since the last report, of each job whose rank 0 runs here; finished attempts are forgotten. */
     private Behavior<ToAgent> report() {
         running.values().removeIf(r -> r.processes().stream().noneMatch(Process::isAlive));
         for (Running r : running.values()) {
             if (r.metrics() == null || !Files.exists(r.metrics())) continue;
             try {
-                List<String> lines = Files.readAllLines(r.metrics(), StandardCharsets.UTF_8);
-                for (int i = lines.size() - 1; i >= 0; i--) {
-                    JsonNode n = JSON.readTree(lines.get(i));
-                    if (n.has("loss") && !n.has("skipped")) {
-                        r.coordinator().tell(new Progress(r.jobId(), r.attempt(), n.path("step").asLong(), n.path("loss").asDouble(), n.path("tokens_per_s").asDouble()));
-                        break;
-                    }
+                for (String line : Files.readAllLines(r.metrics(), StandardCharsets.UTF_8)) {
+                    JsonNode n = JSON.readTree(line);
+                    long step = n.path("step").asLong();
+                    if (!n.has("loss") || n.has("skipped") || step <= r.reported()[0]) continue;
+                    coordinator.tell(new Progress(r.jobId(), r.attempt(), step, n.path("loss").asDouble(), n.path("tokens_per_s").asDouble()));
+                    r.reported()[0] = step;
                 }
             } catch (IOException e) {
                 // a line being written: the next report reads it whole

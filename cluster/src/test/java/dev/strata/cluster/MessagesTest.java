@@ -77,6 +77,8 @@ class MessagesTest {
         if (t == double.class) return 0.5 + i;
         if (t == boolean.class) return true;
         if (t == int[].class) return new int[] {i, 2, 3};
+        if (t == long[].class) return new long[] {i, 1L << 40};
+        if (t == double[].class) return new double[] {i + 0.25, -1.5};
         if (t == String[].class) return new String[] {"a", "b" + i};
         if (t == ActorRef.class) return ref;
         if (t == NodeInfo.class) return sample(NodeInfo.class, ref);
@@ -95,6 +97,8 @@ class MessagesTest {
             return b.append(']').toString();
         }
         if (o instanceof int[] a) return java.util.Arrays.toString(a);
+        if (o instanceof long[] a) return java.util.Arrays.toString(a);
+        if (o instanceof double[] a) return java.util.Arrays.toString(a);
         if (!o.getClass().isRecord()) return String.valueOf(o);
         StringBuilder b = new StringBuilder(o.getClass().getSimpleName()).append('(');
         for (RecordComponent c : o.getClass().getRecordComponents()) b.append(c.getName()).append('=').append(describe(c.getAccessor().invoke(o))).append(' ');

@@ -77,6 +77,42 @@ class ClusterTest {
         throw new AssertionError(what + " within " + seconds + " s; the job is " + j);
     }
 
+    /**
+     * The dashboard in headless Chromium (Debian's chromium and chromium-driver; .ci/run installs them): the nodes,
+     * the job with its restart, and its loss curve drawn; a screenshot for docs/.
+     */
+    void dashboard(Path dir, String id) throws Exception {
+        if (!Files.exists(Path.of("/usr/bin/chromedriver"))) {
+            System.out.println("SKIPPED the dashboard in a browser: no /usr/bin/chromedriver (apt-get install chromium chromium-driver)");
+            return;
+        }
+        var options = new org.openqa.selenium.chrome.ChromeOptions().setBinary("/usr/bin/chromium")
+                .addArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900", "--user-data-dir=" + dir.resolve("chromium"));
+        var service = new org.openqa.selenium.chrome.ChromeDriverService.Builder().usingDriverExecutable(new java.io.File("/usr/bin/chromedriver")).build();
+        var browser = new org.openqa.selenium.chrome.ChromeDriver(service, options);
+        try {
+            browser.get(api + "/#token=" + TOKEN);
+            long until = System.nanoTime() + 30_000_000_000L;
+            while (browser.findElements(org.openqa.selenium.By.cssSelector("#loss-path")).isEmpty()) {
+                assertTrue(System.nanoTime() < until, "the dashboard drew a loss curve: " + browser.getPageSource());
+                Thread.sleep(250);
+            }
+            String page = browser.findElement(org.openqa.selenium.By.tagName("body")).getText();
+            assertTrue(page.contains(id) && page.contains("succeeded") && page.contains("dp 1 instead of 2"), page);
+            assertEquals(3, browser.findElements(org.openqa.selenium.By.cssSelector("#nodes tbody tr")).size(), "the three nodes left: " + page);
+            String d = browser.findElement(org.openqa.selenium.By.cssSelector("#loss-path")).getAttribute("d");
+            assertTrue(d.split("L").length >= 20, "the loss curve has a point a step: " + d);
+            byte[] png = ((org.openqa.selenium.TakesScreenshot) browser).getScreenshotAs(org.openqa.selenium.OutputType.BYTES);
+            Path shot = Path.of("target", "cluster-dashboard.png");
+            Files.write(shot, png);
+            System.out.println("dashboard screenshot: " + shot.toAbsolutePath() + " (" + png.length + " bytes)");
+            var noToken = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(api + "/api/openapi.json")).build(), HttpResponse.BodyHandlers.ofString());
+            assertTrue(noToken.statusCode() == 200 && JSON.readTree(noToken.body()).path("paths").has("/api/jobs"), "the OpenAPI document: " + noToken.body());
+        } finally {
+            browser.quit();
+        }
+    }
+
     @Test
     void aJobSurvivesALostWorker(@TempDir Path dir) throws Exception {
         Path data = dir.resolve("data");
@@ -127,6 +163,8 @@ class ClusterTest {
             assertTrue(worst < 1e-10, "parameters differ by " + worst);
             List<Double> a = TrainerTest.losses(dir.resolve("straight")), b = TrainerTest.losses(dir.resolve("run"));
             assertEquals(a.size(), b.size(), "one record per step");
+
+            dashboard(dir, id);
 
             // refusals
             JsonNode bad = call("POST", "/api/jobs", Map.of("job", job.withOverrides("parallel.tp = 3").toJson(), "source", "bad.conf"), TOKEN);
