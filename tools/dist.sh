@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the self-contained GPU node bundle in dist/strata-node: a jlink'd Java runtime, the jars a GPU node needs
-# (no ND4J; no Hadoop unless --with-hdfs) and bin/strata. With --tests it also puts the test classes and JUnit's console launcher in
+# (no ND4J; no Hadoop unless --with-hdfs; the cluster's worker unless --no-cluster) and bin/strata. With --tests it also puts the test classes and JUnit's console launcher in
 # dist/strata-node/tests, to run the gpu-tagged tests on a machine without a JDK or Maven. With --pack it also
 # writes dist/strata-node.tar.xz (about 51 MB), which fits beside the tree in the 64 MiB that travels to the GPU
 # machine, where `tar -xJf dist/strata-node.tar.xz -C dist` unpacks it.
@@ -12,13 +12,20 @@ OUT="$ROOT/dist/strata-node"
 (cd "$ROOT" && mvn -B -q -DskipTests package 2>&1 | sed -u 's/\x1b\[[0-9;]*m//g')  # without Maven's colour resets
 rm -rf "$OUT" && mkdir -p "$OUT/lib" "$OUT/bin"
 
-# The CPU backend's GEMM library stays out: a GPU node computes on the GPU. HDFS support (48 MB of Hadoop) only
+# The CPU backend's GEMM library stays out: a GPU node computes on the GPU (it runs `strata cluster worker`, not the coordinator). HDFS support (48 MB of Hadoop) only
 # with --with-hdfs, for checkpoint.dir = hdfs://... Pekko stays in: ranks find each other (and NCCL's unique id) through it.
 with_hdfs=false; [[ " $* " == *" --with-hdfs "* ]] && with_hdfs=true
+# --no-cluster: a GPU box that runs tests and benchmarks, never a cluster's worker (the device machine's carry limit).
+no_cluster=false; [[ " $* " == *" --no-cluster "* ]] && no_cluster=true
 for jar in $(tr ':' '\n' < "$ROOT/trainer/target/classpath.txt"); do
   case "$(basename "$jar")" in
-    hadoop-client-api-*|hadoop-client-runtime-*|strata-checkpoints-hdfs-*) if $with_hdfs; then cp "$jar" "$OUT/lib/"; fi ;;
+    hadoop-client-api-*|hadoop-client-runtime-*|strata-checkpoints-hdfs-*|snappy-java-*|jsr305-*) if $with_hdfs; then cp "$jar" "$OUT/lib/"; fi ;;
     scala-reflect-*|scala-parser-*|nd4j-*|openblas-*|hadoop-*|guava-*|protobuf-*|flatbuffers-*|oshi-*|jna-*|commons-*|byteunits-*|threetenbp-*|neoitertools-*|jackson-1.0.0-M2*) ;;
+    # The cluster's worker agent runs on a GPU node; the coordinator's REST API (Pekko HTTP) and Pekko's durable
+    # distributed data (LMDB through JNR) run from a full install.
+    pekko-http*|pekko-parsing*|parboiled*|lmdbjava-*|jnr-*|jffi-*) ;;
+    strata-cluster-[0-9]*|pekko-cluster*|pekko-actor-typed*|pekko-slf4j*|pekko-coordination*|pekko-distributed-data*|kryo-*|reflectasm-*|objenesis-*|minlog-*)
+      if ! $no_cluster; then cp "$jar" "$OUT/lib/"; fi ;;
     *) cp "$jar" "$OUT/lib/" ;;
   esac
 done

@@ -36,11 +36,24 @@ final class ClusterCommand extends CommandGroup {
 
         @Override public Integer call() throws Exception {
             String token = ClusterClient.token(tokenFile);
+            requireCluster("dev.strata.cluster.ClusterNode", "org.apache.pekko.http.javadsl.Http");
             var settings = new Coordinator.Settings(ClusterNode.sha256(token), waitForReplacement, maxRestarts, firstPort, ClusterCommand::check);
             var system = ClusterNode.coordinator(host, port, http, token, settings, failureDetection);
             System.out.printf("coordinator at %s:%d, REST API at http://%s:%d/api%n", host, port, host, http);
             system.getWhenTerminated().toCompletableFuture().join();
             return 0;
+        }
+    }
+
+    /** One line, instead of a missing class later, where this installation lacks the cluster (a node bundle built with --no-cluster, or without Pekko HTTP). */
+    static void requireCluster(String... classes) {
+        for (String c : classes) {
+            try {
+                Class.forName(c, false, ClusterCommand.class.getClassLoader());
+            } catch (ClassNotFoundException | LinkageError e) {
+                throw new IllegalStateException("this installation lacks " + c + ": a GPU node bundle carries the worker (unless built with --no-cluster), "
+                        + "the coordinator runs from a full install (./strata)");
+            }
         }
     }
 
@@ -70,6 +83,7 @@ final class ClusterCommand extends CommandGroup {
 
         @Override public Integer call() throws Exception {
             String token = ClusterClient.token(tokenFile);
+            requireCluster("dev.strata.cluster.ClusterNode");
             int gpuCount = gpus.equals("none") ? 0 : visibleGpus();
             int n = slots != null ? slots : Math.max(1, gpuCount);
             String nodeName = name != null ? name : host + "-" + ProcessHandle.current().pid();
