@@ -66,6 +66,15 @@ class ClusterTest {
         return n.isObject() ? n : JSON.createObjectNode().put("_status", r.statusCode()).set("list", n);
     }
 
+    /** The nodes the coordinator knows; 0 while its REST API is not up yet. */
+    int nodes() throws Exception {
+        try {
+            return call("GET", "/api/nodes", null, TOKEN).path("nodes").size();
+        } catch (java.net.ConnectException | java.net.http.HttpConnectTimeoutException e) {
+            return 0;
+        }
+    }
+
     JsonNode await(String job, Predicate<JsonNode> done, long seconds, String what) throws Exception {
         long until = System.nanoTime() + seconds * 1_000_000_000L;
         JsonNode j = null;
@@ -122,13 +131,12 @@ class ClusterTest {
         try {
             start(dir.resolve("coordinator.log"), "cluster", "coordinator", "--port", "" + port, "--http", "" + httpPort, "--failure-detection", "3s",
                     "--wait-for-replacement", "3s", "--first-port", "" + (32000 + (int) (ProcessHandle.current().pid() % 20_000)));
-            Thread.sleep(3000);
             List<Process> workers = new ArrayList<>();
             for (int w = 0; w < 4; w++)
                 workers.add(start(dir.resolve("worker-" + w + ".log"), "cluster", "worker", "--join", "127.0.0.1:" + port, "--name", "w" + w,
                         "--work-dir", dir.resolve("work").toString(), "--failure-detection", "3s"));
-            long until = System.nanoTime() + 90_000_000_000L;
-            while (call("GET", "/api/nodes", null, TOKEN).path("nodes").size() < 4) {
+            long until = System.nanoTime() + 120_000_000_000L;
+            while (nodes() < 4) {
                 assertTrue(System.nanoTime() < until, "four workers joined: " + Files.readString(dir.resolve("coordinator.log")));
                 Thread.sleep(500);
             }
