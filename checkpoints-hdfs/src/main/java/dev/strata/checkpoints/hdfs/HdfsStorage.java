@@ -33,6 +33,12 @@ public final class HdfsStorage implements Storage {
         Configuration conf = new Configuration();
         this.fs = FileSystem.get(URI.create(uri), conf);
         this.context = FileContext.getFileContext(fs.getUri(), conf);
+        try {
+            fs.exists(new Path("/")); // the name node answers now, or the job stops here in one line
+        } catch (IOException e) {
+            String why = String.valueOf(e.getMessage()).split(";")[0];
+            throw new IOException(uri + ": the HDFS name node at " + fs.getUri() + " does not answer (" + why + "); check checkpoint.dir and HADOOP_CONF_DIR", e);
+        }
     }
 
     @Override public OutputStream create(String path) throws IOException {
