@@ -51,14 +51,6 @@ public final class CheckpointReader {
     /** The entry of a tensor, or null when the checkpoint does not hold it. */
     public Manifest.TensorEntry entry(Manifest.Group group, String name) { return entries.get(key(group, name)); }
 
-    /** The whole tensor, in its stored dtype. */
-    public HostTensor whole(String name) throws IOException {
-        Manifest.TensorEntry e = entries.get(key(Manifest.Group.MODEL, name));
-        if (e == null) e = entries.get(key(Manifest.Group.OPTIMIZER, name));
-        if (e == null) throw new IllegalArgumentException("checkpoint " + dir + " lacks tensor '" + name + "'");
-        return region(e, -1, 0, 0);
-    }
-
     /**
      * Elements [start, start + length) along dim of the tensor (dim -1: all of it), in its stored dtype; parts past
      * the stored tensor's end along dim (a padded vocabulary's rows) are zeros.

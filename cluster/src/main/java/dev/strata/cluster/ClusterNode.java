@@ -74,7 +74,7 @@ public final class ClusterNode {
     /** A host's worker: joins seed (host:port) and offers node's slots. */
     public static ActorSystem<Void> worker(String host, String seed, Protocol.NodeInfo node, String token, RankLauncher launcher, Path workDir,
                                            Duration failureDetection) {
-        Coordinator.Settings none = new Coordinator.Settings("", Duration.ZERO, 0, 0, job -> "not the coordinator");
+        Coordinator.Settings none = new Coordinator.Settings("", Duration.ZERO, 0, 0, (job, source) -> "not the coordinator");
         ActorSystem<Void> system = ActorSystem.create(Behaviors.setup(ctx -> {
             ActorRef<Protocol.ToCoordinator> coordinator = ClusterSingleton.get(ctx.getSystem())
                     .init(singleton(none).withSettings(ClusterSingletonSettings.create(ctx.getSystem()).withRole("coordinator")));

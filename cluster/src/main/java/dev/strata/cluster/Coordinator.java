@@ -10,7 +10,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.function.Function;
+import java.util.function.BiFunction;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.Terminated;
@@ -31,7 +31,7 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
      * check: a job's text and source to the one-line reason it cannot run, or null; firstPort: where the rendezvous
      * ports of attempts are taken from (a range of 1000).
      */
-    public record Settings(String tokenSha256, Duration waitForReplacement, int maxRestarts, int firstPort, Function<String[], String> check) {}
+    public record Settings(String tokenSha256, Duration waitForReplacement, int maxRestarts, int firstPort, BiFunction<String, String, String> check) {}
 
     private record Tick() implements ToCoordinator {}
 
@@ -116,7 +116,7 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
     }
 
     private Behavior<ToCoordinator> submit(Submit m) {
-        String error = settings.check().apply(new String[] {m.job(), m.source()});
+        String error = settings.check().apply(m.job(), m.source());
         if (error != null) return reply(m.replyTo(), new Submitted(null, error));
         try {
             JsonNode p = JSON.readTree(m.job()).path("parallel");

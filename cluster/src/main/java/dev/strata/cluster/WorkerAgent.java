@@ -32,7 +32,7 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
 
     private record Report() implements ToAgent {}
 
-    private record Running(String jobId, int attempt, List<Process> processes, Path metrics, long[] reported) {} // reported[0]: the last step passed on
+    private record Running(String jobId, int attempt, List<Process> processes, Path metrics, long[] read) {} // read: {the last step passed on, bytes of metrics read}
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private final ActorRef<ToCoordinator> coordinator;
@@ -101,7 +101,7 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
             for (int rank : m.ranks()) coordinator.tell(new RankExited(m.jobId(), m.attempt(), rank, 127, node.name() + " (cannot start: " + e.getMessage() + ")"));
             return this;
         }
-        running.put(m.jobId(), new Running(m.jobId(), m.attempt(), processes, metrics, new long[1]));
+        running.put(m.jobId(), new Running(m.jobId(), m.attempt(), processes, metrics, new long[2]));
         return this;
     }
 
@@ -114,21 +114,32 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
         return this;
     }
 
-    /** Rank 0's metrics records since the last report, of each job whose rank 0 runs here; finished attempts are forgotten. */
+    /**
+     * Rank 0's metrics records written since the last report (whole lines only), of each job whose rank 0 runs here;
+     * finished attempts are forgotten.
+     */
     private Behavior<ToAgent> report() {
         running.values().removeIf(r -> r.processes().stream().noneMatch(Process::isAlive));
         for (Running r : running.values()) {
             if (r.metrics() == null || !Files.exists(r.metrics())) continue;
-            try {
-                for (String line : Files.readAllLines(r.metrics(), StandardCharsets.UTF_8)) {
+            try (RandomAccessFile f = new RandomAccessFile(r.metrics().toFile(), "r")) {
+                if (f.length() < r.read()[1]) r.read()[1] = 0; // a resume cut the file back to its checkpoint
+                byte[] bytes = new byte[Math.toIntExact(f.length() - r.read()[1])];
+                f.seek(r.read()[1]);
+                f.readFully(bytes);
+                String text = new String(bytes, StandardCharsets.UTF_8);
+                int end = text.lastIndexOf('\n') + 1;
+                r.read()[1] += text.substring(0, end).getBytes(StandardCharsets.UTF_8).length;
+                for (String line : text.substring(0, end).split("\n")) {
+                    if (line.isBlank()) continue;
                     JsonNode n = JSON.readTree(line);
                     long step = n.path("step").asLong();
-                    if (!n.has("loss") || n.has("skipped") || step <= r.reported()[0]) continue;
+                    if (!n.has("loss") || n.has("skipped") || step <= r.read()[0]) continue;
                     coordinator.tell(new Progress(r.jobId(), r.attempt(), step, n.path("loss").asDouble(), n.path("tokens_per_s").asDouble()));
-                    r.reported()[0] = step;
+                    r.read()[0] = step;
                 }
             } catch (IOException e) {
-                // a line being written: the next report reads it whole
+                Log.info("%s: cannot read rank 0's metrics %s: %s", r.jobId(), r.metrics(), e.getMessage());
             }
         }
         return this;

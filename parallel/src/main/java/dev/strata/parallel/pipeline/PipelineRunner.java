@@ -9,6 +9,7 @@ import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.GradientSync;
 import dev.strata.runtime.nn.StageModel;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -28,6 +29,7 @@ public final class PipelineRunner {
     private final GradientSync sync;
     private final int rows, dim;       // of the hidden state between stages: (rows, C), rows a shard's under sequence parallelism
     private final DType hidden;
+    private final Map<Integer, Map<Integer, List<Mailbox.Message>>> sendOrders = new HashMap<>(); // by micro-batch count: each peer's messages to this stage
     private boolean countBytes;        // walking the contexts costs host time every forward: only when asked
     private int peakInFlight;
     private long peakBytes, busyNanos, wallNanos, weightGradients;
@@ -126,20 +128,27 @@ public final class PipelineRunner {
      * holds those that arrive before they are needed.
      */
     private final class Mailbox {
-        private record Message(PipelineSchedule.Pass pass, int fromChunk, int microBatch) {}
+        record Message(PipelineSchedule.Pass pass, int fromChunk, int microBatch) {}
 
         private final Map<Integer, ArrayDeque<Message>> expected = new HashMap<>();
         private final Map<Message, Tensor> arrived = new HashMap<>();
 
         Mailbox(int microBatches) {
+            sendOrders.computeIfAbsent(microBatches, this::sendOrders).forEach((peer, order) -> expected.put(peer, new ArrayDeque<>(order)));
+        }
+
+        /** Each peer's messages to this stage, in the order its schedule sends them (the same every step). */
+        private Map<Integer, List<Message>> sendOrders(int microBatches) {
+            Map<Integer, List<Message>> orders = new HashMap<>();
             int last = pp.size() * model.chunks() - 1;
             for (int peer = 0; peer < pp.size(); peer++)
                 for (PipelineSchedule.Action a : schedule.actions(peer, pp.size(), microBatches)) {
                     int from = modelChunk(a.chunk(), peer);
                     boolean toMe = a.forward() ? from != last && (peer + 1) % pp.size() == pp.rank()
                             : a.pass() == PipelineSchedule.Pass.B && from != 0 && (peer + pp.size() - 1) % pp.size() == pp.rank();
-                    if (toMe) expected.computeIfAbsent(peer, x -> new ArrayDeque<>()).add(new Message(a.pass(), from, a.microBatch()));
+                    if (toMe) orders.computeIfAbsent(peer, x -> new ArrayList<>()).add(new Message(a.pass(), from, a.microBatch()));
                 }
+            return orders;
         }
 
         /** The activation (F) or the gradient (B) that the model's chunk fromChunk sent for the micro-batch. */

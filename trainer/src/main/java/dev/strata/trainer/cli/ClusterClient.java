@@ -17,9 +17,9 @@ final class ClusterClient {
     private final String base, token;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
-    ClusterClient(String cluster, Path tokenFile) {
+    ClusterClient(String cluster, String token) {
         this.base = cluster.replaceAll("/+$", "");
-        this.token = token(tokenFile);
+        this.token = token;
     }
 
     /** The cluster's token: from the file, else STRATA_TOKEN; one line saying how to give it when neither has one. */

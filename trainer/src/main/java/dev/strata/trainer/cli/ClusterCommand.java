@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 @Command(name = "cluster", mixinStandardHelpOptions = true, description = "Start cluster nodes: the coordinator, or a host's worker.",
@@ -25,7 +26,7 @@ final class ClusterCommand extends CommandGroup {
         @Option(names = "--host", defaultValue = "127.0.0.1", description = "The interface to listen on, and the address workers reach (default ${DEFAULT-VALUE}).") String host;
         @Option(names = "--port", defaultValue = "2551", description = "The cluster port (default ${DEFAULT-VALUE}).") int port;
         @Option(names = "--http", defaultValue = "8080", description = "The REST API's port (default ${DEFAULT-VALUE}).") int http;
-        @Option(names = "--token-file", description = "A file holding the cluster's token (default: the STRATA_TOKEN variable).") Path tokenFile;
+        @Mixin TokenOption token;
         @Option(names = "--max-restarts", defaultValue = "3", description = "Restarts of a job after a failure (default ${DEFAULT-VALUE}).") int maxRestarts;
         @Option(names = "--wait-for-replacement", defaultValue = "30s", description = "How long a failed job waits for its lost slots before resuming with dp reduced (default ${DEFAULT-VALUE}).")
         Duration waitForReplacement;
@@ -35,7 +36,7 @@ final class ClusterCommand extends CommandGroup {
         int firstPort;
 
         @Override public Integer call() throws Exception {
-            String token = ClusterClient.token(tokenFile);
+            String token = this.token.token();
             requireCluster("dev.strata.cluster.ClusterNode", "org.apache.pekko.http.javadsl.Http");
             var settings = new Coordinator.Settings(ClusterNode.sha256(token), waitForReplacement, maxRestarts, firstPort, ClusterCommand::check);
             var system = ClusterNode.coordinator(host, port, http, token, settings, failureDetection);
@@ -58,9 +59,9 @@ final class ClusterCommand extends CommandGroup {
     }
 
     /** A job's text and source to the one-line error strata train gives for it, or null when it may run. */
-    static String check(String[] jobAndSource) {
+    static String check(String text, String source) {
         try {
-            JobConfig job = JobConfig.parse(jobAndSource[0], jobAndSource[1]);
+            JobConfig job = JobConfig.parse(text, source);
             Trainer.checkLayout(job);
             if (Files.exists(Path.of(job.runDir(), "run.json")))
                 return job.source() + ": run_dir " + job.runDir() + " already holds a run; give the job a new run_dir";
@@ -78,11 +79,11 @@ final class ClusterCommand extends CommandGroup {
         @Option(names = "--gpus", defaultValue = "all", description = "all, or none (default ${DEFAULT-VALUE}).") String gpus;
         @Option(names = "--name", description = "The node's name (default: host-pid).") String name;
         @Option(names = "--work-dir", defaultValue = "${sys:java.io.tmpdir}/strata-worker", description = "Where ranks' logs go (default ${DEFAULT-VALUE}).") Path workDir;
-        @Option(names = "--token-file", description = "A file holding the cluster's token (default: the STRATA_TOKEN variable).") Path tokenFile;
+        @Mixin TokenOption token;
         @Option(names = "--failure-detection", defaultValue = "5s", description = "As the coordinator's (default ${DEFAULT-VALUE}).") Duration failureDetection;
 
         @Override public Integer call() throws Exception {
-            String token = ClusterClient.token(tokenFile);
+            String token = this.token.token();
             requireCluster("dev.strata.cluster.ClusterNode");
             int gpuCount = gpus.equals("none") ? 0 : visibleGpus();
             int n = slots != null ? slots : Math.max(1, gpuCount);

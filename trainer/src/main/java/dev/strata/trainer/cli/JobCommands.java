@@ -10,6 +10,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -20,9 +21,9 @@ final class JobCommands {
     /** What every job command takes: the coordinator's address and the cluster's token. */
     abstract static class OnCluster implements Callable<Integer> {
         @Option(names = "--cluster", required = true, description = "The coordinator's REST address, e.g. http://127.0.0.1:8080") String cluster;
-        @Option(names = "--token-file", description = "A file holding the cluster's token (default: the STRATA_TOKEN variable)") Path tokenFile;
+        @Mixin TokenOption token;
 
-        ClusterClient client() { return new ClusterClient(cluster, tokenFile); }
+        ClusterClient client() { return new ClusterClient(cluster, token.token()); }
     }
 
     @Command(name = "submit", mixinStandardHelpOptions = true, description = "Send a job to a cluster; prints its id.")

@@ -97,9 +97,10 @@ public final class Trainer {
         var ck = job.checkpoint();
         Storage fs = Storage.forPath(ck.dirFor(job.runDir()));
         Checkpointer checkpoints = new Checkpointer(fs, ck.dirFor(job.runDir()), ck.keepLast(), ck.keepEvery());
-        if (writer && mode != RunDirectory.Mode.RESUME && !ck.dir().isEmpty() && !checkpoints.list().isEmpty())
-            throw new IllegalArgumentException(job.source() + ": checkpoint.dir = " + ck.dir() + " already holds checkpoints (" + checkpoints.list().size()
-                    + ", the newest " + checkpoints.list().getLast() + "); give a new directory, resume with --resume, or remove them yourself");
+        List<String> existing = writer && mode != RunDirectory.Mode.RESUME && !ck.dir().isEmpty() ? checkpoints.list() : List.of();
+        if (!existing.isEmpty())
+            throw new IllegalArgumentException(job.source() + ": checkpoint.dir = " + ck.dir() + " already holds checkpoints (" + existing.size()
+                    + ", the newest " + existing.getLast() + "); give a new directory, resume with --resume, or remove them yourself");
         Optional<String> latest = mode == RunDirectory.Mode.RESUME ? checkpoints.latest() : Optional.empty();
         Storage source = fs; // where the checkpoint to start from lies
         if (latest.isEmpty() && !ck.resumeFrom().isEmpty()) {
