@@ -116,10 +116,9 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
 
     /**
      * Rank 0's metrics records written since the last report (whole lines only), of each job whose rank 0 runs here;
-     * finished attempts are forgotten.
+     * finished attempts are forgotten once their last records went out.
      */
     private Behavior<ToAgent> report() {
-        running.values().removeIf(r -> r.processes().stream().noneMatch(Process::isAlive));
         for (Running r : running.values()) {
             if (r.metrics() == null || !Files.exists(r.metrics())) continue;
             try (RandomAccessFile f = new RandomAccessFile(r.metrics().toFile(), "r")) {
@@ -142,6 +141,7 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
                 Log.info("%s: cannot read rank 0's metrics %s: %s", r.jobId(), r.metrics(), e.getMessage());
             }
         }
+        running.values().removeIf(r -> r.processes().stream().noneMatch(Process::isAlive)); // after their last records went out
         return this;
     }
 
