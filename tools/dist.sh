@@ -21,9 +21,9 @@ for jar in $(tr ':' '\n' < "$ROOT/trainer/target/classpath.txt"); do
   case "$(basename "$jar")" in
     hadoop-client-api-*|hadoop-client-runtime-*|strata-checkpoints-hdfs-*|snappy-java-*|jsr305-*) if $with_hdfs; then cp "$jar" "$OUT/lib/"; fi ;;
     scala-reflect-*|scala-parser-*|nd4j-*|openblas-*|hadoop-*|guava-*|protobuf-*|flatbuffers-*|oshi-*|jna-*|commons-*|byteunits-*|threetenbp-*|neoitertools-*|jackson-1.0.0-M2*) ;;
-    # The cluster's worker agent runs on a GPU node; the coordinator's REST API (Pekko HTTP) and Pekko's durable
-    # distributed data (LMDB through JNR) run from a full install.
-    pekko-http*|pekko-parsing*|parboiled*|lmdbjava-*|jnr-*|jffi-*) ;;
+    # The cluster's worker agent runs on a GPU node; the coordinator's REST API (Pekko HTTP), its job database
+    # (H2, PostgreSQL's driver) and Pekko's durable distributed data (LMDB through JNR) run from a full install.
+    pekko-http*|pekko-parsing*|parboiled*|lmdbjava-*|jnr-*|jffi-*|h2-*|postgresql-*|checker-qual-*) ;;
     strata-cluster-[0-9]*|pekko-cluster*|pekko-actor-typed*|pekko-slf4j*|pekko-coordination*|pekko-distributed-data*|kryo-*|reflectasm-*|objenesis-*|minlog-*)
       if ! $no_cluster; then cp "$jar" "$OUT/lib/"; fi ;;
     *) cp "$jar" "$OUT/lib/" ;;

@@ -2,6 +2,7 @@ package dev.strata.cluster;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.strata.cluster.Protocol.*;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -9,7 +10,6 @@ import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.function.BiFunction;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -29,42 +29,20 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 public final class Coordinator extends AbstractBehavior<ToCoordinator> {
     /**
      * check: a job's text and source to the one-line reason it cannot run, or null; firstPort: where the rendezvous
-     * ports of attempts are taken from (a range of 1000).
+     * ports of attempts are taken from (a range of 1000); recoverWithin: how long a restarted coordinator waits for
+     * the agents to report a running job's ranks before it counts the attempt as failed; store: where jobs are kept.
      */
-    public record Settings(String tokenSha256, Duration waitForReplacement, int maxRestarts, int firstPort, BiFunction<String, String, String> check) {}
+    public record Settings(String tokenSha256, Duration waitForReplacement, int maxRestarts, int firstPort, Duration recoverWithin, JobStore store,
+                           BiFunction<String, String, String> check) {}
 
     private record Tick() implements ToCoordinator {}
 
     private record Node(ActorRef<ToAgent> agent, NodeInfo info) {}
 
-    /** A job and its current attempt. */
-    private static final class Job {
-        final String id, source;
-        String json, state = "queued", reason = "", waitingFor = "";
-        final long submittedAt, waitTimeoutMs;
-        int attempt = -1, restarts, dp, pp, tp;
-        long step, steps, lostAt;
-        double loss, tokensPerSecond;
-        boolean live;                      // the attempt's ranks run (or start)
-        String[] nodes = new String[0];
-        final Set<Integer> finished = new HashSet<>();
-        final java.util.TreeMap<Long, double[]> curve = new java.util.TreeMap<>(); // step -> (loss, tokens/s)
-
-        Job(String id, String json, String source, long waitTimeoutMs) {
-            this.id = id;
-            this.json = json;
-            this.source = source;
-            this.submittedAt = System.currentTimeMillis();
-            this.waitTimeoutMs = waitTimeoutMs;
-        }
-
-        int ranks() { return dp * pp * tp; }
-    }
-
     private static final ObjectMapper JSON = new ObjectMapper();
     private final Settings settings;
     private final Map<String, Node> nodes = new LinkedHashMap<>();
-    private final Map<String, Job> jobs = new LinkedHashMap<>();
+    private final Map<String, ClusterJob> jobs = new LinkedHashMap<>();
     private int nextJob = 1, nextPort;
 
     public static Behavior<ToCoordinator> create(Settings settings) {
@@ -74,24 +52,39 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         }));
     }
 
+    /** Starts with the jobs the store holds: those whose ranks ran are recovering until the agents report them. */
     private Coordinator(ActorContext<ToCoordinator> ctx, Settings settings) {
         super(ctx);
         this.settings = settings;
+        long now = System.currentTimeMillis();
+        for (ClusterJob j : settings.store().jobs()) {
+            jobs.put(j.id, j);
+            nextJob = Math.max(nextJob, Integer.parseInt(j.id.substring(j.id.indexOf('-') + 1)) + 1);
+            for (int port : j.ports) nextPort = Math.max(nextPort, port - settings.firstPort() + 1);
+            if (!j.live) continue;
+            j.rankStates = new String[j.nodes.length];
+            java.util.Arrays.fill(j.rankStates, "unknown");
+            j.recoveringSince = now;
+            j.recordedStep = j.step;
+            j.waitingFor = "the coordinator restarted: its nodes to report the ranks of attempt " + j.attempt;
+        }
+        if (!jobs.isEmpty()) Log.info("coordinator: %d job(s) recorded, %d of them with ranks that ran: finding them again", jobs.size(),
+                jobs.values().stream().filter(j -> j.live).count());
     }
 
     @Override public Receive<ToCoordinator> createReceive() {
         return newReceiveBuilder()
                 .onMessage(WorkerUp.class, this::workerUp)
                 .onMessage(Submit.class, this::submit)
-                .onMessage(ListJobs.class, m -> reply(m.replyTo(), new JobList(jobs.values().stream().map(this::view).toArray(JobView[]::new))))
-                .onMessage(GetJob.class, m -> reply(m.replyTo(), jobs.containsKey(m.id()) ? view(jobs.get(m.id())) : null))
+                .onMessage(ListJobs.class, m -> reply(m.replyTo(), new JobList(jobs.values().stream().map(ClusterJob::view).toArray(JobView[]::new))))
+                .onMessage(GetJob.class, m -> reply(m.replyTo(), jobs.containsKey(m.id()) ? jobs.get(m.id()).view() : null))
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(ListNodes.class, m -> reply(m.replyTo(), nodeList()))
                 .onMessage(RankExited.class, this::rankExited)
                 .onMessage(Progress.class, this::progress)
                 .onMessage(GetLog.class, this::getLog)
                 .onMessage(GetCurve.class, m -> reply(m.replyTo(), curve(jobs.get(m.id()))))
-                .onMessage(Tick.class, m -> schedule())
+                .onMessage(Tick.class, m -> tick())
                 .onSignal(Terminated.class, this::agentGone)
                 .build();
     }
@@ -110,22 +103,64 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         if (known == null || !known.agent().equals(m.agent())) {
             nodes.put(m.node().name(), new Node(m.agent(), m.node()));
             getContext().watch(m.agent());
+            settings.store().node(m.node().name(), m.agent().path().address().toString());
             Log.info("node %s joined: %s slots, %s GPUs, %s cores", m.node().name(), m.node().slots(), m.node().gpus(), m.node().cores());
         }
+        for (AttemptState a : m.attempts()) attemptState(m.node().name(), m.agent(), a);
         return schedule();
+    }
+
+    /**
+     * What an agent says of an attempt's ranks: their liveness; a rank that failed fails the attempt, one that ended
+     * well counts as finished (its exit message may have gone to a coordinator that is gone); ranks of an attempt that
+     * is over are stopped; a recovering job runs on once every rank is accounted for.
+     */
+    private void attemptState(String node, ActorRef<ToAgent> agent, AttemptState a) {
+        ClusterJob j = jobs.get(a.jobId());
+        if (j == null || !j.live || a.attempt() != j.attempt) {
+            if (java.util.Arrays.stream(a.exitCodes()).anyMatch(c -> c == -1)) agent.tell(new StopRanks(a.jobId(), a.attempt()));
+            return;
+        }
+        for (int i = 0; i < a.ranks().length; i++) {
+            int rank = a.ranks()[i], code = a.exitCodes()[i];
+            if (rank >= j.rankStates.length) continue;
+            j.rankStates[rank] = code == -1 ? "running" : "exited " + code;
+            if (code > 0) {
+                failAttempt(j, "rank " + rank + " exited with code " + code + " on node " + node);
+                return;
+            }
+            if (code == 0) j.finished.add(rank);
+        }
+        if (j.recoveringSince > 0 && j.unheard().isEmpty()) {
+            j.recoveringSince = 0;
+            j.waitingFor = "";
+            Log.info("%s: found attempt %s again, every rank running or done", j.id, j.attempt);
+            ActorRef<ToAgent> rank0 = nodes.containsKey(j.nodes[0]) ? nodes.get(j.nodes[0]).agent() : null;
+            if (rank0 != null) rank0.tell(new ResendProgress(j.id, j.attempt, j.recordedStep)); // what was sent while no coordinator listened
+        }
+        if (j.recoveringSince == 0) finishedAll(j);
+        settings.store().save(j);
+    }
+
+    private void finishedAll(ClusterJob j) {
+        if (j.finished.size() < j.ranks() || !j.live) return;
+        j.live = false;
+        j.state = "succeeded";
+        Log.info("%s succeeded", j.id);
     }
 
     private Behavior<ToCoordinator> submit(Submit m) {
         String error = settings.check().apply(m.job(), m.source());
         if (error != null) return reply(m.replyTo(), new Submitted(null, error));
         try {
-            JsonNode p = JSON.readTree(m.job()).path("parallel");
-            Job job = new Job(String.format("job-%04d", nextJob++), m.job(), m.source(), m.waitTimeoutMs());
+            JsonNode tree = JSON.readTree(m.job()), p = tree.path("parallel");
+            ClusterJob job = new ClusterJob(String.format("job-%04d", nextJob++), m.job(), m.source(), m.waitTimeoutMs(), System.currentTimeMillis());
             job.dp = p.path("dp").asInt(1);
             job.pp = p.path("pp").asInt(1);
             job.tp = p.path("tp").asInt(1);
-            job.steps = JSON.readTree(m.job()).path("training").path("steps").asLong();
+            job.steps = tree.path("training").path("steps").asLong();
             jobs.put(job.id, job);
+            settings.store().save(job);
             m.replyTo().tell(new Submitted(job.id, null));
         } catch (Exception e) {
             m.replyTo().tell(new Submitted(null, m.source() + ": not a job's settings (" + e.getMessage() + ")"));
@@ -136,23 +171,37 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
     private Map<String, Integer> freeSlots() {
         Map<String, Integer> free = new LinkedHashMap<>();
         nodes.forEach((name, n) -> free.put(name, n.info().slots()));
-        for (Job j : jobs.values()) if (j.live) for (String n : j.nodes) free.computeIfPresent(n, (k, v) -> v - 1);
+        for (ClusterJob j : jobs.values()) if (j.live) for (String n : j.nodes) free.computeIfPresent(n, (k, v) -> v - 1);
         return free;
+    }
+
+    /** Recovering jobs whose ranks were not all reported in time have failed; then what can start, starts. */
+    private Behavior<ToCoordinator> tick() {
+        long now = System.currentTimeMillis();
+        for (ClusterJob j : jobs.values()) {
+            if (!j.live || j.recoveringSince == 0 || now - j.recoveringSince < settings.recoverWithin().toMillis()) continue;
+            j.recoveringSince = 0;
+            failAttempt(j, "the coordinator restarted and no node reported ranks " + j.unheard() + " within " + settings.recoverWithin().toSeconds() + " s");
+        }
+        return schedule();
     }
 
     /** Starts what can start, in submission order; says what the others wait for. */
     private Behavior<ToCoordinator> schedule() {
         long now = System.currentTimeMillis();
-        for (Job j : jobs.values()) {
+        for (ClusterJob j : jobs.values()) {
             if (!j.state.equals("queued") && !j.state.equals("restarting")) continue;
             Map<String, Integer> free = freeSlots();
             String[] placed = RankPlacement.place(j.ranks(), j.tp, free);
             if (placed == null && j.state.equals("restarting") && now - j.lostAt > settings.waitForReplacement().toMillis()) placed = fewerReplicas(j, free);
             if (placed == null) {
-                j.waitingFor = j.ranks() + " ranks (tensor-parallel groups of " + j.tp + " on one node); the cluster has " + RankPlacement.describe(free);
+                String waiting = j.ranks() + " ranks (tensor-parallel groups of " + j.tp + " on one node); the cluster has " + RankPlacement.describe(free);
+                if (!waiting.equals(j.waitingFor)) settings.store().save(j);
+                j.waitingFor = waiting;
                 if (j.attempt < 0 && j.waitTimeoutMs > 0 && now - j.submittedAt > j.waitTimeoutMs) {
                     j.state = "failed";
                     j.reason = "waited " + j.waitTimeoutMs / 1000 + " s for " + j.waitingFor;
+                    settings.store().save(j);
                 }
                 continue;
             }
@@ -162,7 +211,7 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
     }
 
     /** The job on the nodes left: the most replicas below its dp that fit and divide its global batch; null if none. */
-    private String[] fewerReplicas(Job j, Map<String, Integer> free) {
+    private String[] fewerReplicas(ClusterJob j, Map<String, Integer> free) {
         try {
             JsonNode job = JSON.readTree(j.json);
             long rows = job.path("training").path("batch_size").asLong() * j.dp;
@@ -170,12 +219,11 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
                 if (rows % dp != 0) continue;
                 String[] placed = RankPlacement.place(dp * j.pp * j.tp, j.tp, free);
                 if (placed == null) continue;
-                var tree = (com.fasterxml.jackson.databind.node.ObjectNode) job;
-                ((com.fasterxml.jackson.databind.node.ObjectNode) tree.path("parallel")).put("dp", dp);
-                ((com.fasterxml.jackson.databind.node.ObjectNode) tree.path("training")).put("batch_size", rows / dp);
+                ((ObjectNode) job.path("parallel")).put("dp", dp);
+                ((ObjectNode) job.path("training")).put("batch_size", rows / dp);
                 Log.info("%s: no replacement within %d s; resuming on %d data-parallel replicas instead of %d", j.id, settings.waitForReplacement().toSeconds(), dp, j.dp);
                 j.reason += "; resumed with dp " + dp + " instead of " + j.dp;
-                j.json = JSON.writeValueAsString(tree);
+                j.json = JSON.writeValueAsString(job);
                 j.dp = dp;
                 return placed;
             }
@@ -185,41 +233,36 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         return null;
     }
 
-    private void start(Job j, String[] placed) {
-        j.attempt++;
-        j.nodes = placed;
-        j.live = true;
-        j.finished.clear();
-        j.state = "starting";
-        j.waitingFor = "";
+    private void start(ClusterJob j, String[] placed) {
         int groups = (j.tp > 1 ? j.dp * j.pp : 0) + (j.pp > 1 ? j.dp * j.tp : 0) + j.pp * j.tp; // as MeshComms.groups makes them
         int[] ports = new int[groups];
         for (int i = 0; i < groups; i++) ports[i] = settings.firstPort() + nextPort++ % 1000;
+        j.startAttempt(placed, ports);
         String[] hosts = new String[placed.length];
         for (int r = 0; r < placed.length; r++) hosts[r] = nodes.get(placed[r]).info().host();
         Map<String, List<Integer>> byNode = new LinkedHashMap<>();
         for (int r = 0; r < placed.length; r++) byNode.computeIfAbsent(placed[r], k -> new ArrayList<>()).add(r);
         Log.info("%s attempt %s: %s ranks on %s", j.id, j.attempt, placed.length, byNode);
+        settings.store().save(j);
         byNode.forEach((node, ranks) -> nodes.get(node).agent().tell(new StartRanks(j.id, j.attempt, j.json, j.source,
                 ranks.stream().mapToInt(Integer::intValue).toArray(), hosts, ports, j.attempt > 0)));
     }
 
     private Behavior<ToCoordinator> rankExited(RankExited m) {
-        Job j = jobs.get(m.jobId());
+        ClusterJob j = jobs.get(m.jobId());
         if (j == null || m.attempt() != j.attempt || !j.live) return this;
+        if (m.rank() < j.rankStates.length) j.rankStates[m.rank()] = "exited " + m.exitCode();
         if (m.exitCode() != 0) return failAttempt(j, "rank " + m.rank() + " exited with code " + m.exitCode() + " on node " + m.node());
         j.finished.add(m.rank());
-        if (j.finished.size() == j.ranks()) {
-            j.live = false;
-            j.state = "succeeded";
-            Log.info("%s succeeded", j.id);
-        }
+        if (j.recoveringSince == 0) finishedAll(j);
+        settings.store().save(j);
         return schedule();
     }
 
     /** Stops the attempt on every node; the job restarts from its latest checkpoint if it may. */
-    private Behavior<ToCoordinator> failAttempt(Job j, String why) {
+    private Behavior<ToCoordinator> failAttempt(ClusterJob j, String why) {
         j.live = false;
+        j.recoveringSince = 0;
         stopEverywhere(j);
         if (j.restarts < settings.maxRestarts()) {
             j.restarts++;
@@ -231,10 +274,11 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
             j.state = "failed";
             j.reason = why + (settings.maxRestarts() > 0 ? "; no restarts left (cluster.max_restarts = " + settings.maxRestarts() + ")" : "");
         }
+        settings.store().save(j);
         return schedule();
     }
 
-    private void stopEverywhere(Job j) {
+    private void stopEverywhere(ClusterJob j) {
         for (String n : new HashSet<>(List.of(j.nodes))) {
             Node node = nodes.get(n);
             if (node != null) node.agent().tell(new StopRanks(j.id, j.attempt));
@@ -246,44 +290,52 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         for (var e : nodes.entrySet()) if (e.getValue().agent().equals(t.getRef())) lost = e.getKey();
         if (lost == null) return this;
         nodes.remove(lost);
+        settings.store().node(lost, null);
         Log.info("node %s lost", lost);
-        for (Job j : jobs.values()) if (j.live && List.of(j.nodes).contains(lost)) failAttempt(j, "node " + lost + " lost");
+        for (ClusterJob j : jobs.values()) if (j.live && List.of(j.nodes).contains(lost)) failAttempt(j, "node " + lost + " lost");
         return schedule();
     }
 
+    /** Rank 0's step, also after the attempt ended: a restarted coordinator may hear of steps only once their job is over. */
     private Behavior<ToCoordinator> progress(Progress m) {
-        Job j = jobs.get(m.jobId());
-        if (j == null || m.attempt() != j.attempt || !j.live) return this;
+        ClusterJob j = jobs.get(m.jobId());
+        if (j == null || m.attempt() != j.attempt) return this;
         j.step = m.step();
         j.loss = m.loss();
         j.tokensPerSecond = m.tokensPerSecond();
-        j.curve.tailMap(m.step(), false).clear(); // a restart repeats the steps after its checkpoint
+        j.mfu = m.mfu();
+        j.etaSeconds = m.etaSeconds();
+        j.curve.tailMap(m.step(), true).clear(); // a restart repeats the steps after its checkpoint
         if (j.curve.size() < 100_000) j.curve.put(m.step(), new double[] {m.loss(), m.tokensPerSecond()});
-        if (j.state.equals("starting")) j.state = "running";
+        if (j.live && j.state.equals("starting")) j.state = "running";
+        settings.store().progress(j.id, m.step(), m.loss(), m.tokensPerSecond());
+        settings.store().save(j);
         return this;
     }
 
     private Behavior<ToCoordinator> cancel(Cancel m) {
-        Job j = jobs.get(m.id());
+        ClusterJob j = jobs.get(m.id());
         if (j == null) return reply(m.replyTo(), null);
         if (j.live) stopEverywhere(j);
         if (j.live || j.state.equals("queued") || j.state.equals("restarting")) {
             j.live = false;
+            j.recoveringSince = 0;
             j.state = "cancelled";
             j.reason = "cancelled by a user";
+            settings.store().save(j);
         }
-        return reply(m.replyTo(), view(j));
+        return reply(m.replyTo(), j.view());
     }
 
     private Behavior<ToCoordinator> getLog(GetLog m) {
-        Job j = jobs.get(m.jobId());
+        ClusterJob j = jobs.get(m.jobId());
         Node node = j == null || j.nodes.length == 0 ? null : nodes.get(j.nodes[0]);
         if (node == null) return reply(m.replyTo(), new LogChunk("", m.offset(), j == null || !j.live));
         node.agent().tell(new ReadLog(j.id, j.attempt, 0, m.offset(), m.replyTo()));
         return this;
     }
 
-    private static Curve curve(Job j) {
+    private static Curve curve(ClusterJob j) {
         if (j == null) return null;
         long[] steps = j.curve.keySet().stream().mapToLong(Long::longValue).toArray();
         return new Curve(steps, j.curve.values().stream().mapToDouble(v -> v[0]).toArray(), j.curve.values().stream().mapToDouble(v -> v[1]).toArray());
@@ -293,11 +345,5 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         Map<String, Integer> free = freeSlots();
         return new NodeList(nodes.values().stream().map(Node::info).toArray(NodeInfo[]::new),
                 nodes.keySet().stream().mapToInt(n -> nodes.get(n).info().slots() - free.get(n)).toArray());
-    }
-
-    private JobView view(Job j) {
-        String name = j.source.substring(j.source.lastIndexOf('/') + 1);
-        return new JobView(j.id, name, j.state, j.reason, j.ranks(), "dp " + j.dp + " × pp " + j.pp + " × tp " + j.tp, j.nodes.clone(), j.step, j.steps,
-                j.loss, j.tokensPerSecond, j.restarts, j.waitingFor, j.submittedAt);
     }
 }

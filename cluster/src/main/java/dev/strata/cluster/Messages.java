@@ -20,12 +20,13 @@ final class Messages {
             Protocol.NodeInfo.class, Protocol.WorkerUp.class, Protocol.Submit.class, Protocol.Submitted.class, Protocol.ListJobs.class,
             Protocol.JobList.class, Protocol.JobView.class, Protocol.GetJob.class, Protocol.Cancel.class, Protocol.ListNodes.class,
             Protocol.NodeList.class, Protocol.RankExited.class, Protocol.Progress.class, Protocol.StartRanks.class, Protocol.StopRanks.class,
-            Protocol.ReadLog.class, Protocol.LogChunk.class, Protocol.GetLog.class, Protocol.Rejected.class, Protocol.GetCurve.class, Protocol.Curve.class);
+            Protocol.ReadLog.class, Protocol.LogChunk.class, Protocol.GetLog.class, Protocol.Rejected.class, Protocol.GetCurve.class, Protocol.Curve.class,
+            Protocol.AttemptState.class, Protocol.ResendProgress.class);
 
     static void register(Kryo kryo, ActorRefResolver refs) {
         kryo.setRegistrationRequired(true);
         int id = 100;
-        for (Class<?> c : List.of(int[].class, long[].class, double[].class, String[].class, Protocol.NodeInfo[].class, Protocol.JobView[].class))
+        for (Class<?> c : List.of(int[].class, long[].class, double[].class, String[].class, Protocol.NodeInfo[].class, Protocol.JobView[].class, Protocol.AttemptState[].class))
             kryo.register(c, id++);
         Serializer<ActorRef<?>> ref = new Serializer<>() {
             @Override public void write(Kryo k, Output out, ActorRef<?> r) { out.writeString(refs.toSerializationFormat(r)); }
@@ -34,7 +35,7 @@ final class Messages {
         };
         for (String impl : List.of("org.apache.pekko.actor.typed.internal.adapter.ActorRefAdapter")) {
             try {
-                kryo.register(Class.forName(impl), ref, id++);
+                kryo.register(Class.forName(impl), ref, 150);
             } catch (ClassNotFoundException e) {
                 throw new IllegalStateException("Pekko's typed ActorRef class " + impl + " is gone: update Messages for this Pekko", e);
             }

@@ -15,8 +15,14 @@ public final class Protocol {
     /** A host as its agent reports it: where it runs, how many ranks it takes (its GPUs, or CPU slots), its cores and memory. */
     public record NodeInfo(String name, String host, int slots, int gpus, int cores, long memoryBytes) implements ClusterMessage {}
 
-    /** An agent joins; tokenSha256 proves it holds the cluster's token. */
-    public record WorkerUp(ActorRef<ToAgent> agent, NodeInfo node, String tokenSha256) implements ToCoordinator {}
+    /**
+     * An agent joins, and says so again every few seconds with the attempts it runs or ran, so a restarted coordinator
+     * finds its running jobs and each rank's liveness is known; tokenSha256 proves it holds the cluster's token.
+     */
+    public record WorkerUp(ActorRef<ToAgent> agent, NodeInfo node, String tokenSha256, AttemptState[] attempts) implements ToCoordinator {}
+
+    /** The ranks of a job's attempt on one node; exitCodes[i]: ranks[i]'s exit code, or -1 while it runs. */
+    public record AttemptState(String jobId, int attempt, int[] ranks, int[] exitCodes) implements ClusterMessage {}
 
     /** A job file's text (HOCON or JSON), the name it came under, and how long it may wait for ranks (0: forever). */
     public record Submit(String job, String source, long waitTimeoutMs, ActorRef<Submitted> replyTo) implements ToCoordinator {}
@@ -29,8 +35,13 @@ public final class Protocol {
     public record JobList(JobView[] jobs) implements ClusterMessage {}
 
     /** A job as users see it. nodes[r]: the node rank r runs on in the current attempt. */
-    public record JobView(String id, String name, String state, String reason, int ranks, String layout, String[] nodes, long step, long steps,
-                          double loss, double tokensPerSecond, int restarts, String waitingFor, long submittedAtMs) implements ClusterMessage {}
+    /**
+     * A job as users see it. nodes[r]: the node rank r runs on in the current attempt; rankStates[r]: running,
+     * exited N or unknown (its node not heard from); mfu NaN where the peak is unknown (CPU); etaSeconds -1 before a step.
+     */
+    public record JobView(String id, String name, String state, String reason, int ranks, String layout, String[] nodes, String[] rankStates,
+                          long step, long steps, double loss, double tokensPerSecond, double mfu, double etaSeconds, int restarts, String waitingFor,
+                          long submittedAtMs) implements ClusterMessage {}
 
     /** replyTo gets the job, or null for an unknown id. */
     public record GetJob(String id, ActorRef<JobView> replyTo) implements ToCoordinator {}
@@ -45,8 +56,8 @@ public final class Protocol {
     /** A rank process of a job's attempt ended with this exit code. */
     public record RankExited(String jobId, int attempt, int rank, int exitCode, String node) implements ToCoordinator {}
 
-    /** Rank 0's latest metrics line of a job's attempt. */
-    public record Progress(String jobId, int attempt, long step, double loss, double tokensPerSecond) implements ToCoordinator {}
+    /** Rank 0's metrics line of a step of a job's attempt (mfu NaN where unknown). */
+    public record Progress(String jobId, int attempt, long step, double loss, double tokensPerSecond, double mfu, double etaSeconds) implements ToCoordinator {}
 
     /** Rank 0's log of the job's latest attempt from byte offset on. */
     public record GetLog(String jobId, long offset, ActorRef<LogChunk> replyTo) implements ToCoordinator {}
@@ -69,6 +80,9 @@ public final class Protocol {
 
     /** Stop every rank of the job's attempt on this node (its other ranks failed, or the job was cancelled). */
     public record StopRanks(String jobId, int attempt) implements ToAgent {}
+
+    /** Pass on rank 0's metrics again from after this step (a restarted coordinator missed what was sent while it was away). */
+    public record ResendProgress(String jobId, int attempt, long afterStep) implements ToAgent {}
 
     public record ReadLog(String jobId, int attempt, int rank, long offset, ActorRef<LogChunk> replyTo) implements ToAgent {}
 }

@@ -32,7 +32,32 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
 
     private record Report() implements ToAgent {}
 
-    private record Running(String jobId, int attempt, List<Process> processes, Path metrics, long[] read) {} // read: {the last step passed on, bytes of metrics read}
+    private record Exited(String jobId, int attempt, int rank, int exitCode) implements ToAgent {}
+
+    /** A job's latest attempt here, kept after it ends so the reports still say how its ranks ended. */
+    private static final class Attempt {
+        final String jobId;
+        final int attempt;
+        final int[] ranks, exitCodes;
+        final List<Process> processes;
+        final Path metrics;        // rank 0's metrics.jsonl, null where rank 0 runs elsewhere
+        long lastStep, readBytes;  // the last step passed on; the bytes of metrics read so far
+        boolean drained;           // ended, and its last records went out
+
+        Attempt(String jobId, int attempt, int[] ranks, List<Process> processes, Path metrics) {
+            this.jobId = jobId;
+            this.attempt = attempt;
+            this.ranks = ranks;
+            this.exitCodes = new int[ranks.length];
+            java.util.Arrays.fill(exitCodes, -1);
+            this.processes = processes;
+            this.metrics = metrics;
+        }
+
+        boolean running() { return java.util.Arrays.stream(exitCodes).anyMatch(c -> c == -1); }
+
+        void stop() { processes.forEach(Process::destroyForcibly); }
+    }
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private final ActorRef<ToCoordinator> coordinator;
@@ -40,7 +65,7 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
     private final String tokenSha256;
     private final RankLauncher launcher;
     private final Path workDir;
-    private final Map<String, Running> running = new HashMap<>(); // by job id: its current attempt here
+    private final Map<String, Attempt> attempts = new HashMap<>(); // by job id
 
     public static Behavior<ToAgent> create(ActorRef<ToCoordinator> coordinator, NodeInfo node, String tokenSha256, RankLauncher launcher, Path workDir) {
         return Behaviors.<ToAgent>setup(ctx -> Behaviors.withTimers(timers -> {
@@ -62,15 +87,18 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
     @Override public Receive<ToAgent> createReceive() {
         return newReceiveBuilder()
                 .onMessage(Register.class, m -> {
-                    coordinator.tell(new WorkerUp(getContext().getSelf(), node, tokenSha256));
+                    coordinator.tell(new WorkerUp(getContext().getSelf(), node, tokenSha256, attempts.values().stream()
+                            .map(a -> new AttemptState(a.jobId, a.attempt, a.ranks.clone(), a.exitCodes.clone())).toArray(AttemptState[]::new)));
                     return this;
                 })
                 .onMessage(StartRanks.class, this::start)
                 .onMessage(StopRanks.class, this::stop)
+                .onMessage(Exited.class, this::exited)
+                .onMessage(ResendProgress.class, this::resend)
                 .onMessage(ReadLog.class, this::readLog)
                 .onMessage(Report.class, m -> report())
                 .onSignal(PostStop.class, s -> {
-                    running.values().forEach(r -> r.processes().forEach(Process::destroyForcibly));
+                    attempts.values().forEach(Attempt::stop);
                     return this;
                 })
                 .build();
@@ -79,8 +107,8 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
     private Path attemptDir(String jobId, int attempt) { return workDir.resolve(jobId).resolve("attempt-" + attempt); }
 
     private Behavior<ToAgent> start(StartRanks m) {
-        Running old = running.remove(m.jobId());
-        if (old != null) old.processes().forEach(Process::destroyForcibly);
+        Attempt old = attempts.remove(m.jobId());
+        if (old != null) old.stop();
         List<Process> processes = new ArrayList<>();
         Path metrics = null;
         try {
@@ -92,7 +120,7 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
                         .redirectErrorStream(true).redirectOutput(dir.resolve("rank-" + rank + ".log").toFile());
                 Process p = pb.start();
                 processes.add(p);
-                p.onExit().thenAccept(done -> coordinator.tell(new RankExited(m.jobId(), m.attempt(), rank, done.exitValue(), node.name())));
+                p.onExit().thenAccept(done -> getContext().getSelf().tell(new Exited(m.jobId(), m.attempt(), rank, done.exitValue())));
                 if (rank == 0) metrics = Path.of(JSON.readTree(m.job()).path("run_dir").asText(), "metrics.jsonl");
             }
             Log.info("%s attempt %s: started ranks %s", m.jobId(), m.attempt(), java.util.Arrays.toString(m.ranks()));
@@ -101,54 +129,69 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
             for (int rank : m.ranks()) coordinator.tell(new RankExited(m.jobId(), m.attempt(), rank, 127, node.name() + " (cannot start: " + e.getMessage() + ")"));
             return this;
         }
-        running.put(m.jobId(), new Running(m.jobId(), m.attempt(), processes, metrics, new long[2]));
+        attempts.put(m.jobId(), new Attempt(m.jobId(), m.attempt(), m.ranks().clone(), processes, metrics));
+        return this;
+    }
+
+    private Behavior<ToAgent> exited(Exited m) {
+        Attempt a = attempts.get(m.jobId());
+        if (a != null && a.attempt == m.attempt())
+            for (int i = 0; i < a.ranks.length; i++) if (a.ranks[i] == m.rank()) a.exitCodes[i] = m.exitCode();
+        coordinator.tell(new RankExited(m.jobId(), m.attempt(), m.rank(), m.exitCode(), node.name()));
         return this;
     }
 
     private Behavior<ToAgent> stop(StopRanks m) {
-        Running r = running.get(m.jobId());
-        if (r != null && r.attempt() == m.attempt()) {
-            r.processes().forEach(Process::destroyForcibly);
-            running.remove(m.jobId());
+        Attempt a = attempts.get(m.jobId());
+        if (a != null && a.attempt == m.attempt()) a.stop();
+        return this;
+    }
+
+    private Behavior<ToAgent> resend(ResendProgress m) {
+        Attempt a = attempts.get(m.jobId());
+        if (a != null && a.attempt == m.attempt() && a.metrics != null) {
+            a.lastStep = m.afterStep();
+            a.readBytes = 0;
+            a.drained = false;
+            Log.info("%s attempt %s: passing on rank 0's metrics again after step %d", m.jobId(), m.attempt(), m.afterStep());
         }
         return this;
     }
 
-    /**
-     * Rank 0's metrics records written since the last report (whole lines only), of each job whose rank 0 runs here;
-     * finished attempts are forgotten once their last records went out.
-     */
+    /** Rank 0's metrics records written since the last report (whole lines only), of each job whose rank 0 runs here. */
     private Behavior<ToAgent> report() {
-        for (Running r : running.values()) {
-            if (r.metrics() == null || !Files.exists(r.metrics())) continue;
-            try (RandomAccessFile f = new RandomAccessFile(r.metrics().toFile(), "r")) {
-                if (f.length() < r.read()[1]) r.read()[1] = 0; // a resume cut the file back to its checkpoint
-                byte[] bytes = new byte[Math.toIntExact(f.length() - r.read()[1])];
-                f.seek(r.read()[1]);
+        for (Attempt a : attempts.values()) {
+            if (a.metrics == null || a.drained || !Files.exists(a.metrics)) continue;
+            boolean ended = !a.running(); // read before the file, so nothing written before the end is missed
+            try (RandomAccessFile f = new RandomAccessFile(a.metrics.toFile(), "r")) {
+                if (f.length() < a.readBytes) a.readBytes = 0; // a resume cut the file back to its checkpoint
+                byte[] bytes = new byte[Math.toIntExact(f.length() - a.readBytes)];
+                f.seek(a.readBytes);
                 f.readFully(bytes);
                 String text = new String(bytes, StandardCharsets.UTF_8);
                 int end = text.lastIndexOf('\n') + 1;
-                r.read()[1] += text.substring(0, end).getBytes(StandardCharsets.UTF_8).length;
+                a.readBytes += text.substring(0, end).getBytes(StandardCharsets.UTF_8).length;
                 for (String line : text.substring(0, end).split("\n")) {
                     if (line.isBlank()) continue;
                     JsonNode n = JSON.readTree(line);
                     long step = n.path("step").asLong();
-                    if (!n.has("loss") || n.has("skipped") || step <= r.read()[0]) continue;
-                    coordinator.tell(new Progress(r.jobId(), r.attempt(), step, n.path("loss").asDouble(), n.path("tokens_per_s").asDouble()));
-                    r.read()[0] = step;
+                    if (!n.has("loss") || n.has("skipped") || step <= a.lastStep) continue;
+                    coordinator.tell(new Progress(a.jobId, a.attempt, step, n.path("loss").asDouble(), n.path("tokens_per_s").asDouble(),
+                            n.path("mfu").asDouble(Double.NaN), n.path("eta_s").asDouble(-1)));
+                    a.lastStep = step;
                 }
+                a.drained = ended;
             } catch (IOException e) {
-                Log.info("%s: cannot read rank 0's metrics %s: %s", r.jobId(), r.metrics(), e.getMessage());
+                Log.info("%s: cannot read rank 0's metrics %s: %s", a.jobId, a.metrics, e.getMessage());
             }
         }
-        running.values().removeIf(r -> r.processes().stream().noneMatch(Process::isAlive)); // after their last records went out
         return this;
     }
 
     private Behavior<ToAgent> readLog(ReadLog m) {
         Path log = attemptDir(m.jobId(), m.attempt()).resolve("rank-" + m.rank() + ".log");
-        Running r = running.get(m.jobId());
-        boolean finished = r == null || r.attempt() != m.attempt() || r.processes().stream().noneMatch(Process::isAlive);
+        Attempt a = attempts.get(m.jobId());
+        boolean finished = a == null || a.attempt != m.attempt() || !a.running();
         if (!Files.exists(log)) {
             m.replyTo().tell(new LogChunk("", m.offset(), finished));
             return this;

@@ -26,7 +26,7 @@ class MessagesTest {
     static ActorSystem<Void> system;
 
     @BeforeAll
-    static void start() { system = ActorSystem.create(Behaviors.empty(), "messages", ClusterNode.config("127.0.0.1", 0, "127.0.0.1:1", "test", Duration.ofSeconds(3))); }
+    static void start() { system = ActorSystem.create(Behaviors.empty(), "messages", ClusterNode.config("127.0.0.1", 0, java.util.List.of(), "test", Duration.ofSeconds(3), null)); }
 
     @AfterAll
     static void stop() { system.terminate(); }
@@ -85,6 +85,7 @@ class MessagesTest {
         if (t == NodeInfo[].class) return new NodeInfo[] {(NodeInfo) sample(NodeInfo.class, ref)};
         if (t == JobView.class) return sample(JobView.class, ref);
         if (t == JobView[].class) return new JobView[] {(JobView) sample(JobView.class, ref)};
+        if (t == AttemptState[].class) return new AttemptState[] {(AttemptState) sample(AttemptState.class, ref)};
         throw new IllegalArgumentException("no sample for " + t);
     }
 

@@ -23,18 +23,21 @@ final class ClusterClient {
     }
 
     /** The cluster's token: from the file, else STRATA_TOKEN; one line saying how to give it when neither has one. */
-    static String token(Path file) {
+    static String token(Path file) { return secret(file, "--token-file", "STRATA_TOKEN", "cluster token"); }
+
+    /** A secret from the file an option names, else from an environment variable; one line where there is none. */
+    static String secret(Path file, String option, String variable, String what) {
         try {
             if (file != null) {
                 String t = Files.readString(file).strip();
-                if (t.isEmpty()) throw new IllegalArgumentException("--token-file " + file + " is empty; put the cluster's token in it");
+                if (t.isEmpty()) throw new IllegalArgumentException(option + " " + file + " is empty; put the " + what + " in it");
                 return t;
             }
         } catch (IOException e) {
-            throw new IllegalArgumentException("--token-file " + file + " cannot be read: " + e.getMessage());
+            throw new IllegalArgumentException(option + " " + file + " cannot be read: " + e.getMessage());
         }
-        String env = System.getenv("STRATA_TOKEN");
-        if (env == null || env.isBlank()) throw new IllegalArgumentException("no cluster token: pass --token-file FILE or set STRATA_TOKEN");
+        String env = System.getenv(variable);
+        if (env == null || env.isBlank()) throw new IllegalArgumentException("no " + what + ": pass " + option + " FILE or set " + variable);
         return env.strip();
     }
 

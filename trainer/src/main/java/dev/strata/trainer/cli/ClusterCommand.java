@@ -2,6 +2,7 @@ package dev.strata.trainer.cli;
 
 import dev.strata.cluster.ClusterNode;
 import dev.strata.cluster.Coordinator;
+import dev.strata.cluster.JobStore;
 import dev.strata.cluster.Protocol;
 import dev.strata.config.JobConfig;
 import dev.strata.trainer.train.ProcessRanks;
@@ -34,14 +35,26 @@ final class ClusterCommand extends CommandGroup {
         Duration failureDetection;
         @Option(names = "--first-port", defaultValue = "31000", description = "Rendezvous ports for jobs' ranks come from this and the 999 after it (default ${DEFAULT-VALUE}).")
         int firstPort;
+        @Option(names = "--db", defaultValue = "jdbc:h2:file:${sys:user.home}/.strata/coordinator/jobs",
+                description = "The job records' database, a JDBC URL: H2 (default ${DEFAULT-VALUE}) or jdbc:postgresql://HOST/DB.") String db;
+        @Option(names = "--db-user", defaultValue = "", description = "The database's user (default: none, as H2 takes it).") String dbUser;
+        @Option(names = "--db-password-file", description = "A file holding the database's password (default: STRATA_DB_PASSWORD, or none).") Path dbPasswordFile;
+        @Option(names = "--recover-within", defaultValue = "30s", description = "After a restart, how long running jobs' nodes have to report their ranks (default ${DEFAULT-VALUE}).")
+        Duration recoverWithin;
+        @Mixin TlsOptions tls;
 
         @Override public Integer call() throws Exception {
             String token = this.token.token();
             requireCluster("dev.strata.cluster.ClusterNode", "org.apache.pekko.http.javadsl.Http");
-            var settings = new Coordinator.Settings(ClusterNode.sha256(token), waitForReplacement, maxRestarts, firstPort, ClusterCommand::check);
-            var system = ClusterNode.coordinator(host, port, http, token, settings, failureDetection);
-            System.out.printf("coordinator at %s:%d, REST API at http://%s:%d/api%n", host, port, host, http);
-            system.getWhenTerminated().toCompletableFuture().join();
+            ClusterNode.Tls tls = this.tls.tls();
+            String password = dbPasswordFile != null || System.getenv("STRATA_DB_PASSWORD") != null
+                    ? ClusterClient.secret(dbPasswordFile, "--db-password-file", "STRATA_DB_PASSWORD", "database password") : "";
+            try (JobStore store = JobStore.open(db, dbUser, password)) {
+                var settings = new Coordinator.Settings(ClusterNode.sha256(token), waitForReplacement, maxRestarts, firstPort, recoverWithin, store, ClusterCommand::check);
+                var system = ClusterNode.coordinator(host, port, http, token, settings, failureDetection, tls);
+                System.out.printf("coordinator at %s:%d%s, REST API at http://%s:%d/api, jobs kept in %s%n", host, port, tls == null ? "" : " (TLS)", host, http, db);
+                system.getWhenTerminated().toCompletableFuture().join();
+            }
             return 0;
         }
     }
@@ -81,10 +94,12 @@ final class ClusterCommand extends CommandGroup {
         @Option(names = "--work-dir", defaultValue = "${sys:java.io.tmpdir}/strata-worker", description = "Where ranks' logs go (default ${DEFAULT-VALUE}).") Path workDir;
         @Mixin TokenOption token;
         @Option(names = "--failure-detection", defaultValue = "5s", description = "As the coordinator's (default ${DEFAULT-VALUE}).") Duration failureDetection;
+        @Mixin TlsOptions tls;
 
         @Override public Integer call() throws Exception {
             String token = this.token.token();
             requireCluster("dev.strata.cluster.ClusterNode");
+            ClusterNode.Tls tls = this.tls.tls();
             int gpuCount = gpus.equals("none") ? 0 : visibleGpus();
             int n = slots != null ? slots : Math.max(1, gpuCount);
             String nodeName = name != null ? name : host + "-" + ProcessHandle.current().pid();
@@ -97,7 +112,7 @@ final class ClusterCommand extends CommandGroup {
                         "--mode", resume ? "RESUME" : "FRESH"));
                 if (resume) args.add("--allow-changes"); // a restart on fewer replicas changes the per-rank batch, keeping the global one
                 return ProcessRanks.rankCommand(jobFile.resolveSibling("hs_err_rank-" + rank + ".log"), args);
-            }, dir, failureDetection);
+            }, dir, failureDetection, tls);
             System.out.printf("worker %s: %d slot(s), %d GPU(s); joining %s%n", nodeName, n, gpuCount, join);
             system.getWhenTerminated().toCompletableFuture().join();
             return 0;

@@ -69,7 +69,12 @@ final class JobCommands {
         System.out.printf(Locale.ROOT, "  %d ranks, %s; step %d of %d, loss %.4f, %,.0f tokens/s; %d restart(s)%n", j.path("ranks").asInt(), j.path("layout").asText(),
                 j.path("step").asLong(), j.path("steps").asLong(), j.path("loss").asDouble(), j.path("tokensPerSecond").asDouble(), j.path("restarts").asInt());
         if (!j.path("waitingFor").asText().isEmpty()) System.out.println("  waiting for " + j.path("waitingFor").asText());
-        if (j.path("nodes").size() > 0) System.out.println("  ranks on " + j.path("nodes"));
+        double mfu = j.path("mfu").asDouble(Double.NaN), eta = j.path("etaSeconds").asDouble(-1);
+        if (Double.isFinite(mfu) || (eta >= 0 && j.path("state").asText().equals("running")))
+            System.out.printf(Locale.ROOT, "  %s%s%n", Double.isFinite(mfu) ? String.format(Locale.ROOT, "MFU %.1f%%", 100 * mfu) : "MFU unknown (no GPU peak)",
+                    eta >= 0 && j.path("state").asText().equals("running") ? String.format(Locale.ROOT, ", about %.0f s to go", eta) : "");
+        for (int r = 0; r < j.path("nodes").size(); r++)
+            System.out.printf("  rank %d on %s: %s%n", r, j.path("nodes").get(r).asText(), j.path("rankStates").path(r).asText("ended"));
     }
 
     @Command(name = "logs", mixinStandardHelpOptions = true, description = "Rank 0's output of a job's latest attempt; -f follows it.")

@@ -11,6 +11,7 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
+import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.parallel.pipeline.PipelineRunner;
 import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.GradientSync;
@@ -174,6 +175,9 @@ public final class Trainer {
 
             int[][] inputs = new int[tr.gradAccumSteps()][b * t], targets = new int[tr.gradAccumSteps()][b * t];
             long tokensPerStep = (long) dp * b * t * tr.gradAccumSteps();
+            // model FLOPs utilisation over every rank's GPU; unknown on CPU and for LoRA (most weights take no gradient)
+            double peakFlops = backend instanceof CudaBackend cuda && !job.lora().enabled()
+                    ? TrainBench.bf16PeakTflops(cuda.deviceName()) * 1e12 * rank.mesh().size() : Double.NaN;
             double trainLoss = Double.NaN, valLoss = Double.NaN, tokPerSec = 0, stepSeconds = 0;
             long end = exitAfter > 0 ? Math.min(exitAfter, tr.steps()) : tr.steps();
             String lastCheckpoint = latest.orElse(null);
@@ -209,8 +213,10 @@ public final class Trainer {
                     tokPerSec = tokensPerStep / avgStep;
                     if (!r.skipped() && (step % job.logEvery() == 0 || step == end)) {
                         progress.update(step, tr.steps(), trainLoss, lr, gradNorm, tokPerSec, avgStep * (end - step));
-                        run.log(record("step", step, "loss", trainLoss, "lr", lr, "grad_norm", gradNorm, "tokens_per_s", tokPerSec,
-                                "step_ms", stepSeconds * 1e3, "elapsed_s", (System.nanoTime() - started) / 1e9));
+                        Map<String, Object> rec = record("step", step, "loss", trainLoss, "lr", lr, "grad_norm", gradNorm, "tokens_per_s", tokPerSec,
+                                "step_ms", stepSeconds * 1e3, "elapsed_s", (System.nanoTime() - started) / 1e9, "eta_s", avgStep * (tr.steps() - step));
+                        if (Double.isFinite(peakFlops)) rec.put("mfu", cfg.trainingFlopsPerToken(t) * tokPerSec / peakFlops);
+                        run.log(rec);
                     }
                     boolean last = step == tr.steps();
                     if (rank.evaluates() && ((job.eval().every() > 0 && step % job.eval().every() == 0) || last)) {

@@ -122,6 +122,59 @@ class ClusterTest {
         }
     }
 
+    /** The coordinator's command line: its ports, short failure detection and replacement wait, its job database, and extra. */
+    static String[] coordinator(Path dir, int port, int httpPort, String... extra) {
+        List<String> args = new ArrayList<>(List.of("cluster", "coordinator", "--port", "" + port, "--http", "" + httpPort, "--failure-detection", "3s",
+                "--wait-for-replacement", "3s", "--first-port", "" + (32000 + (int) (ProcessHandle.current().pid() % 20_000)),
+                "--db", "jdbc:h2:file:" + dir.resolve("coordinator-db").resolve("jobs")));
+        args.addAll(List.of(extra));
+        return args.toArray(String[]::new);
+    }
+
+    /** Four workers w0..w3 joined to the coordinator at port (with extra options), once it lists them. */
+    List<Process> workers(Path dir, int port, String... extra) throws Exception {
+        List<Process> workers = new ArrayList<>();
+        for (int w = 0; w < 4; w++) {
+            List<String> args = new ArrayList<>(List.of("cluster", "worker", "--join", "127.0.0.1:" + port, "--name", "w" + w,
+                    "--work-dir", dir.resolve("work").toString(), "--failure-detection", "3s"));
+            args.addAll(List.of(extra));
+            workers.add(start(dir.resolve("worker-" + w + ".log"), args.toArray(String[]::new)));
+        }
+        long until = System.nanoTime() + 120_000_000_000L;
+        while (nodes() < 4) {
+            assertTrue(System.nanoTime() < until, "four workers joined: " + Files.readString(dir.resolve("coordinator.log")));
+            Thread.sleep(500);
+        }
+        return workers;
+    }
+
+    /** The dp 2 × pp 2 Llama job both tests submit, with a checkpoint every 4 steps. */
+    static JobConfig job(Path data, Path runDir, int steps) {
+        return PipelineParallelTest.job(data, runDir, "llama", 1, 2, 2, 0, "1f1b", false)
+                .withOverrides("training.steps = " + steps + "\ncheckpoint { every = 4, keep_last = 10 }\nlog.every = 1");
+    }
+
+    /** The job's final parameters against one process that trained it without a stop (F64): the worst relative difference. */
+    static double againstUninterrupted(JobConfig job, Path dir, Path runDir) throws Exception {
+        var straight = new Trainer(job.withOverrides("run_dir = \"" + dir.resolve("straight") + "\"\nparallel { dp = 1, pp = 1, tp = 1 }\ntraining.batch_size = 4"),
+                TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        var x = Checkpointer.load(new LocalStorage(), straight.checkpoint()).model();
+        var y = Checkpointer.load(new LocalStorage(), Checkpointer.ofRun(new LocalStorage(), runDir.toString(), 1).latest().orElseThrow()).model();
+        double worst = 0;
+        for (var e : x.entrySet()) {
+            double[] u = e.getValue().toDoubles(), v = y.get(e.getKey()).toDoubles();
+            for (int i = 0; i < u.length; i++) worst = Math.max(worst, Math.abs(u[i] - v[i]) / Math.max(1e-3, Math.abs(u[i])));
+        }
+        assertEquals(TrainerTest.losses(dir.resolve("straight")).size(), TrainerTest.losses(runDir).size(), "one record per step");
+        return worst;
+    }
+
+    void stopAll() throws InterruptedException {
+        for (Process p : processes) p.descendants().forEach(ProcessHandle::destroyForcibly);
+        for (Process p : processes) p.destroyForcibly();
+        for (Process p : processes) p.waitFor(20, TimeUnit.SECONDS);
+    }
+
     @Test
     void aJobSurvivesALostWorker(@TempDir Path dir) throws Exception {
         Path data = dir.resolve("data");
@@ -129,22 +182,12 @@ class ClusterTest {
         int port = freePort(), httpPort = freePort();
         api = "http://127.0.0.1:" + httpPort;
         try {
-            start(dir.resolve("coordinator.log"), "cluster", "coordinator", "--port", "" + port, "--http", "" + httpPort, "--failure-detection", "3s",
-                    "--wait-for-replacement", "3s", "--first-port", "" + (32000 + (int) (ProcessHandle.current().pid() % 20_000)));
-            List<Process> workers = new ArrayList<>();
-            for (int w = 0; w < 4; w++)
-                workers.add(start(dir.resolve("worker-" + w + ".log"), "cluster", "worker", "--join", "127.0.0.1:" + port, "--name", "w" + w,
-                        "--work-dir", dir.resolve("work").toString(), "--failure-detection", "3s"));
-            long until = System.nanoTime() + 120_000_000_000L;
-            while (nodes() < 4) {
-                assertTrue(System.nanoTime() < until, "four workers joined: " + Files.readString(dir.resolve("coordinator.log")));
-                Thread.sleep(500);
-            }
+            start(dir.resolve("coordinator.log"), coordinator(dir, port, httpPort));
+            List<Process> workers = workers(dir, port);
             assertEquals(401, call("GET", "/api/jobs", null, null).path("_status").asInt(), "no token");
             assertEquals(401, call("GET", "/api/jobs", null, "wrong").path("_status").asInt(), "a wrong token");
 
-            JobConfig job = PipelineParallelTest.job(data, dir.resolve("run"), "llama", 1, 2, 2, 0, "1f1b", false)
-                    .withOverrides("training.steps = 24\ncheckpoint { every = 4, keep_last = 10 }\nlog.every = 1");
+            JobConfig job = job(data, dir.resolve("run"), 24);
             JsonNode submitted = call("POST", "/api/jobs", Map.of("job", job.toJson(), "source", "cluster-job.conf"), TOKEN);
             assertEquals(201, submitted.path("_status").asInt(), submitted.toString());
             String id = submitted.path("id").asText();
@@ -158,19 +201,9 @@ class ClusterTest {
             assertEquals(1, end.path("restarts").asInt());
             assertTrue(end.path("reason").asText().contains("node " + node + " lost") && end.path("reason").asText().contains("dp 1 instead of 2"), end.toString());
 
-            var straight = new Trainer(job.withOverrides("run_dir = \"" + dir.resolve("straight") + "\"\nparallel { dp = 1, pp = 1, tp = 1 }\ntraining.batch_size = 4"),
-                    TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
-            var x = Checkpointer.load(new LocalStorage(), straight.checkpoint()).model();
-            var y = Checkpointer.load(new LocalStorage(), Checkpointer.ofRun(new LocalStorage(), dir.resolve("run").toString(), 1).latest().orElseThrow()).model();
-            double worst = 0;
-            for (var e : x.entrySet()) {
-                double[] u = e.getValue().toDoubles(), v = y.get(e.getKey()).toDoubles();
-                for (int i = 0; i < u.length; i++) worst = Math.max(worst, Math.abs(u[i] - v[i]) / Math.max(1e-3, Math.abs(u[i])));
-            }
+            double worst = againstUninterrupted(job, dir, dir.resolve("run"));
             System.out.printf("cluster run with a lost worker against one uninterrupted process: worst parameter difference %.2e%n", worst);
             assertTrue(worst < 1e-10, "parameters differ by " + worst);
-            List<Double> a = TrainerTest.losses(dir.resolve("straight")), b = TrainerTest.losses(dir.resolve("run"));
-            assertEquals(a.size(), b.size(), "one record per step");
 
             dashboard(dir, id);
 
@@ -185,9 +218,85 @@ class ClusterTest {
             JsonNode failed = await(big.path("id").asText(), j -> j.path("state").asText().equals("failed"), 30, "the job too big failed after its wait");
             assertTrue(failed.path("reason").asText().startsWith("waited 4 s for 8 ranks"), failed.toString());
         } finally {
-            for (Process p : processes) p.descendants().forEach(ProcessHandle::destroyForcibly);
-            for (Process p : processes) p.destroyForcibly();
-            for (Process p : processes) p.waitFor(20, TimeUnit.SECONDS);
+            stopAll();
+        }
+    }
+
+    /** A key pair for every node and a trust store with its certificate, made with the JDK's keytool. */
+    static String[] tlsOptions(Path dir) throws Exception {
+        Path keytool = Path.of(System.getProperty("java.home"), "bin", "keytool"), ks = dir.resolve("node.p12"), ts = dir.resolve("trust.p12"), cert = dir.resolve("node.crt");
+        for (List<String> cmd : List.of(
+                List.of("-genkeypair", "-alias", "node", "-keyalg", "EC", "-groupname", "secp256r1", "-dname", "CN=strata-node", "-validity", "2",
+                        "-keystore", ks.toString(), "-storetype", "PKCS12", "-storepass", "tls-test-pass"),
+                List.of("-exportcert", "-alias", "node", "-keystore", ks.toString(), "-storepass", "tls-test-pass", "-file", cert.toString()),
+                List.of("-importcert", "-noprompt", "-alias", "node", "-file", cert.toString(), "-keystore", ts.toString(), "-storetype", "PKCS12", "-storepass", "tls-test-pass"))) {
+            List<String> c = new ArrayList<>(List.of(keytool.toString()));
+            c.addAll(cmd);
+            Process p = new ProcessBuilder(c).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes());
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0, "keytool " + cmd + ": " + out);
+        }
+        Files.writeString(dir.resolve("tls-password"), "tls-test-pass\n");
+        return new String[] {"--tls-keystore", ks.toString(), "--tls-truststore", ts.toString(), "--tls-password-file", dir.resolve("tls-password").toString()};
+    }
+
+    static long lines(Path file) throws IOException { return Files.exists(file) ? Files.readAllLines(file).size() : 0; }
+
+    /**
+     * Remoting over TLS, and the coordinator killed (SIGKILL) mid-run: the ranks train on without it; a coordinator
+     * started again on its database rejoins the workers, finds the job running and sees it finish, with no restart,
+     * the parameters of an uninterrupted run and a loss curve without a gap; a worker without TLS never gets in.
+     */
+    @Test
+    void aJobRunsOnWhileTheCoordinatorRestarts(@TempDir Path dir) throws Exception {
+        Path data = dir.resolve("data");
+        TrainerTest.writeData(data);
+        int port = freePort(), httpPort = freePort();
+        api = "http://127.0.0.1:" + httpPort;
+        String[] tls = tlsOptions(dir);
+        try {
+            Process coordinator = start(dir.resolve("coordinator.log"), coordinator(dir, port, httpPort, tls));
+            workers(dir, port, tls);
+            start(dir.resolve("worker-plain.log"), "cluster", "worker", "--join", "127.0.0.1:" + port, "--name", "plain", "--work-dir", dir.resolve("work").toString());
+
+            JobConfig job = job(data, dir.resolve("run"), 60);
+            JsonNode submitted = call("POST", "/api/jobs", Map.of("job", job.toJson(), "source", "cluster-job.conf"), TOKEN);
+            String id = submitted.path("id").asText();
+            await(id, j -> j.path("step").asLong() >= 4, 180, "the job reached step 4");
+            coordinator.destroyForcibly();
+            assertTrue(coordinator.waitFor(20, TimeUnit.SECONDS));
+            Path metrics = dir.resolve("run").resolve("metrics.jsonl");
+            long at = lines(metrics), until = System.nanoTime() + 60_000_000_000L;
+            while (lines(metrics) < at + 2) {
+                assertTrue(System.nanoTime() < until, "the ranks trained on without the coordinator: metrics stayed at " + lines(metrics) + " lines");
+                Thread.sleep(250);
+            }
+
+            start(dir.resolve("coordinator-again.log"), coordinator(dir, port, httpPort, tls));
+            until = System.nanoTime() + 120_000_000_000L;
+            while (nodes() < 4) {
+                assertTrue(System.nanoTime() < until, "the workers rejoined the restarted coordinator: " + Files.readString(dir.resolve("coordinator-again.log")));
+                Thread.sleep(500);
+            }
+            JsonNode found = await(id, j -> j.path("waitingFor").asText().isEmpty(), 120, "the restarted coordinator found the job's ranks");
+            System.out.println("after the coordinator's restart the job is " + found.path("state").asText() + " at step " + found.path("step").asLong()
+                    + ", ranks " + found.path("rankStates"));
+            JsonNode end = await(id, j -> List.of("succeeded", "failed", "cancelled").contains(j.path("state").asText()), 300, "the job ended");
+            String log = Files.readString(dir.resolve("coordinator-again.log"));
+            assertEquals("succeeded", end.path("state").asText(), end + "\n" + log);
+            assertEquals(0, end.path("restarts").asInt(), "the job ran on, not restarted: " + end);
+            assertTrue(log.contains(id + ": found attempt 0 again"), log);
+            JsonNode curve = call("GET", "/api/jobs/" + id + "/curve", null, TOKEN);
+            assertEquals(60, curve.path("steps").size(), "a point a step, those trained while the coordinator was away too: " + curve.path("steps"));
+            List<String> names = new ArrayList<>();
+            call("GET", "/api/nodes", null, TOKEN).path("nodes").forEach(n -> names.add(n.path("name").asText()));
+            assertEquals(List.of("w0", "w1", "w2", "w3"), names.stream().sorted().toList(), "a worker without TLS stays out");
+
+            double worst = againstUninterrupted(job, dir, dir.resolve("run"));
+            System.out.printf("cluster run through a coordinator restart against one uninterrupted process: worst parameter difference %.2e%n", worst);
+            assertTrue(worst < 1e-10, "parameters differ by " + worst);
+        } finally {
+            stopAll();
         }
     }
 }
