@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repository root with dist/strata-node.tar.xz carried (./strata dist --tests --pack
-# --no-cluster builds it small enough for the device's 64 MiB; it is unpacked here on first use):
+# builds it, about 46 MB, within the device's 64 MiB beside the tree; it is unpacked here on first use):
 #   tools/bench/device-run.sh tests            the gpu-tagged tests
 #   tools/bench/device-run.sh parity           50 bf16 training steps of Strata and PyTorch from the same weights and data
 #   tools/bench/device-run.sh fp8              one linear at Llama-8B shapes, bf16 vs FP8 per rotation level, one and

@@ -64,6 +64,6 @@ final class ClusterJob {
     Protocol.JobView view() {
         String name = source.substring(source.lastIndexOf('/') + 1);
         return new Protocol.JobView(id, name, state, reason, ranks(), "dp " + dp + " × pp " + pp + " × tp " + tp, nodes.clone(),
-                live ? rankStates.clone() : new String[0], step, steps, loss, tokensPerSecond, mfu, etaSeconds, restarts, waitingFor, submittedAt);
+                rankStates.clone(), step, steps, loss, tokensPerSecond, mfu, etaSeconds, restarts, waitingFor, submittedAt);
     }
 }

@@ -29,7 +29,7 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 public final class Coordinator extends AbstractBehavior<ToCoordinator> {
     /**
      * check: a job's text and source to the one-line reason it cannot run, or null; firstPort: where the rendezvous
-     * ports of attempts are taken from (a range of 1000); recoverWithin: how long a restarted coordinator waits for
+     * ports of attempts are taken from (a range of 1000; 0: any free ones here, for a one-node cluster); recoverWithin: how long a restarted coordinator waits for
      * the agents to report a running job's ranks before it counts the attempt as failed; store: where jobs are kept.
      */
     public record Settings(String tokenSha256, Duration waitForReplacement, int maxRestarts, int firstPort, Duration recoverWithin, JobStore store,
@@ -235,8 +235,8 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
 
     private void start(ClusterJob j, String[] placed) {
         int groups = (j.tp > 1 ? j.dp * j.pp : 0) + (j.pp > 1 ? j.dp * j.tp : 0) + j.pp * j.tp; // as MeshComms.groups makes them
-        int[] ports = new int[groups];
-        for (int i = 0; i < groups; i++) ports[i] = settings.firstPort() + nextPort++ % 1000;
+        int[] ports = settings.firstPort() == 0 ? freeLoopbackPorts(groups) : new int[groups];
+        if (settings.firstPort() > 0) for (int i = 0; i < groups; i++) ports[i] = settings.firstPort() + nextPort++ % 1000;
         j.startAttempt(placed, ports);
         String[] hosts = new String[placed.length];
         for (int r = 0; r < placed.length; r++) hosts[r] = nodes.get(placed[r]).info().host();
@@ -246,6 +246,30 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         settings.store().save(j);
         byNode.forEach((node, ranks) -> nodes.get(node).agent().tell(new StartRanks(j.id, j.attempt, j.json, j.source,
                 ranks.stream().mapToInt(Integer::intValue).toArray(), hosts, ports, j.attempt > 0)));
+    }
+
+    /** Ports free here now, all different: for a one-node cluster (firstPort 0), whose ranks run on this host. */
+    private static int[] freeLoopbackPorts(int n) {
+        List<java.net.ServerSocket> held = new ArrayList<>();
+        try {
+            for (int i = 0; i < n; i++) {
+                java.net.ServerSocket s = new java.net.ServerSocket();
+                held.add(s);
+                s.setReuseAddress(true);
+                s.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0));
+            }
+            return held.stream().mapToInt(java.net.ServerSocket::getLocalPort).toArray();
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("no free port on the loopback interface: " + e.getMessage(), e);
+        } finally {
+            for (java.net.ServerSocket s : held) {
+                try {
+                    s.close();
+                } catch (java.io.IOException ignored) {
+                    // closing a probe socket
+                }
+            }
+        }
     }
 
     private Behavior<ToCoordinator> rankExited(RankExited m) {

@@ -27,6 +27,9 @@ public final class JobStore implements AutoCloseable {
         this.url = url;
     }
 
+    /** A store that keeps nothing, for a cluster whose coordinator lives as long as its one job (strata train's). */
+    public static JobStore none() { return new JobStore(null, "no job database"); }
+
     /** Opens (and on first use creates) the store at a JDBC URL; one line naming the URL where it cannot. */
     public static JobStore open(String url, String user, String password) {
         try {
@@ -51,6 +54,7 @@ public final class JobStore implements AutoCloseable {
     /** Every job recorded, in submission order, each with its curve. */
     List<ClusterJob> jobs() {
         List<ClusterJob> out = new ArrayList<>();
+        if (db == null) return out;
         try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT record FROM strata_jobs")) {
             while (r.next()) out.add(JSON.readValue(r.getString(1), ClusterJob.class));
         } catch (SQLException | java.io.IOException e) {
@@ -71,6 +75,7 @@ public final class JobStore implements AutoCloseable {
     }
 
     void save(ClusterJob job) {
+        if (db == null) return;
         try {
             String record = JSON.writeValueAsString(job);
             try (PreparedStatement u = db.prepareStatement("UPDATE strata_jobs SET record = ? WHERE id = ?")) {
@@ -90,6 +95,7 @@ public final class JobStore implements AutoCloseable {
 
     /** A step's progress; the steps from it on that an earlier attempt recorded are replaced (a restart repeats them). */
     void progress(String job, long step, double loss, double tokensPerSecond) {
+        if (db == null) return;
         try (PreparedStatement d = db.prepareStatement("DELETE FROM strata_progress WHERE job = ? AND step >= ?");
              PreparedStatement i = db.prepareStatement("INSERT INTO strata_progress (job, step, loss, tokens_per_s) VALUES (?, ?, ?, ?)")) {
             d.setString(1, job);
@@ -107,6 +113,7 @@ public final class JobStore implements AutoCloseable {
 
     /** A node's cluster address (pekko://…@host:port), or none when address is null (the node left). */
     void node(String name, String address) {
+        if (db == null) return;
         try (PreparedStatement d = db.prepareStatement("DELETE FROM strata_nodes WHERE name = ?")) {
             d.setString(1, name);
             d.executeUpdate();
@@ -124,6 +131,7 @@ public final class JobStore implements AutoCloseable {
     /** The addresses of the nodes that were members when this store last heard. */
     public List<String> nodeAddresses() {
         List<String> out = new ArrayList<>();
+        if (db == null) return out;
         try (Statement s = db.createStatement(); ResultSet r = s.executeQuery("SELECT address FROM strata_nodes ORDER BY name")) {
             while (r.next()) out.add(r.getString(1));
         } catch (SQLException e) {
@@ -133,6 +141,7 @@ public final class JobStore implements AutoCloseable {
     }
 
     @Override public void close() {
+        if (db == null) return;
         try {
             db.close();
         } catch (SQLException e) {

@@ -36,7 +36,7 @@ public final class Protocol {
 
     /** A job as users see it. nodes[r]: the node rank r runs on in the current attempt. */
     /**
-     * A job as users see it. nodes[r]: the node rank r runs on in the current attempt; rankStates[r]: running,
+     * A job as users see it. nodes[r]: the node rank r runs on in the latest attempt; rankStates[r]: starting, running,
      * exited N or unknown (its node not heard from); mfu NaN where the peak is unknown (CPU); etaSeconds -1 before a step.
      */
     public record JobView(String id, String name, String state, String reason, int ranks, String layout, String[] nodes, String[] rankStates,

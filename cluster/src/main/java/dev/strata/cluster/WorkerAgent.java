@@ -24,7 +24,8 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 /**
  * A host's agent: registers with the coordinator (again every few seconds, so a new coordinator learns of it) and
  * talks to it through the singleton's proxy, wherever it runs;
- * starts the rank processes it is given — their output in workDir/JOB/attempt-N/rank-R.log — tells the coordinator
+ * starts the rank processes it is given, each in a free slot of its own (its GPU) — their output in
+ * workDir/JOB/attempt-N/rank-R.log unless the launcher says otherwise — tells the coordinator
  * when each exits, stops them when told, and, for a job whose rank 0 runs here, passes on rank 0's metrics.
  */
 public final class WorkerAgent extends AbstractBehavior<ToAgent> {
@@ -38,16 +39,18 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
     private static final class Attempt {
         final String jobId;
         final int attempt;
-        final int[] ranks, exitCodes;
+        final int[] ranks, slots, exitCodes;
         final List<Process> processes;
         final Path metrics;        // rank 0's metrics.jsonl, null where rank 0 runs elsewhere
         long lastStep, readBytes;  // the last step passed on; the bytes of metrics read so far
         boolean drained;           // ended, and its last records went out
+        boolean stopped;           // told to stop: its slots are free for what comes next
 
-        Attempt(String jobId, int attempt, int[] ranks, List<Process> processes, Path metrics) {
+        Attempt(String jobId, int attempt, int[] ranks, int[] slots, List<Process> processes, Path metrics) {
             this.jobId = jobId;
             this.attempt = attempt;
             this.ranks = ranks;
+            this.slots = slots;
             this.exitCodes = new int[ranks.length];
             java.util.Arrays.fill(exitCodes, -1);
             this.processes = processes;
@@ -56,7 +59,10 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
 
         boolean running() { return java.util.Arrays.stream(exitCodes).anyMatch(c -> c == -1); }
 
-        void stop() { processes.forEach(Process::destroyForcibly); }
+        void stop() {
+            stopped = true;
+            processes.forEach(Process::destroyForcibly);
+        }
     }
 
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -99,37 +105,62 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
                 .onMessage(Report.class, m -> report())
                 .onSignal(PostStop.class, s -> {
                     attempts.values().forEach(Attempt::stop);
+                    for (Attempt a : attempts.values())
+                        for (Process p : a.processes) {
+                            try {
+                                p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS); // none outlives its agent
+                            } catch (InterruptedException e) {
+                                Thread.currentThread().interrupt();
+                            }
+                        }
                     return this;
                 })
                 .build();
     }
 
-    private Path attemptDir(String jobId, int attempt) { return workDir.resolve(jobId).resolve("attempt-" + attempt); }
+    /** Free slots for n ranks, lowest first (the slots of ranks told to stop count as free); null if there are fewer. */
+    private int[] freeSlots(int n) {
+        boolean[] busy = new boolean[node.slots()];
+        for (Attempt a : attempts.values())
+            if (a.running() && !a.stopped) for (int s : a.slots) busy[s] = true;
+        int[] out = new int[n];
+        int k = 0;
+        for (int s = 0; s < busy.length && k < n; s++) if (!busy[s]) out[k++] = s;
+        return k == n ? out : null;
+    }
 
     private Behavior<ToAgent> start(StartRanks m) {
         Attempt old = attempts.remove(m.jobId());
         if (old != null) old.stop();
+        int[] slots = freeSlots(m.ranks().length);
+        if (slots == null) {
+            for (int rank : m.ranks()) coordinator.tell(new RankExited(m.jobId(), m.attempt(), rank, 127, node.name() + " (no free slot for it)"));
+            return this;
+        }
         List<Process> processes = new ArrayList<>();
         Path metrics = null;
         try {
-            Path dir = Files.createDirectories(attemptDir(m.jobId(), m.attempt()));
+            Path dir = Files.createDirectories(workDir.resolve(m.jobId()).resolve("attempt-" + m.attempt()));
             Path jobFile = dir.resolve("job.json");
             Files.writeString(jobFile, m.job());
-            for (int rank : m.ranks()) {
-                ProcessBuilder pb = new ProcessBuilder(launcher.command(jobFile, m.source(), rank, m.hosts(), m.ports(), m.resume()))
-                        .redirectErrorStream(true).redirectOutput(dir.resolve("rank-" + rank + ".log").toFile());
+            for (int i = 0; i < m.ranks().length; i++) {
+                int rank = m.ranks()[i];
+                Path log = launcher.log(workDir, m.jobId(), m.attempt(), rank);
+                Files.createDirectories(log.getParent());
+                ProcessBuilder pb = launcher.process(jobFile, m.source(), rank, slots[i], m.hosts(), m.ports(), m.resume())
+                        .redirectErrorStream(true).redirectOutput(log.toFile());
                 Process p = pb.start();
                 processes.add(p);
                 p.onExit().thenAccept(done -> getContext().getSelf().tell(new Exited(m.jobId(), m.attempt(), rank, done.exitValue())));
                 if (rank == 0) metrics = Path.of(JSON.readTree(m.job()).path("run_dir").asText(), "metrics.jsonl");
             }
-            Log.info("%s attempt %s: started ranks %s", m.jobId(), m.attempt(), java.util.Arrays.toString(m.ranks()));
+            Log.info("%s attempt %s: started ranks %s in slots %s", m.jobId(), m.attempt(), java.util.Arrays.toString(m.ranks()), java.util.Arrays.toString(slots));
         } catch (IOException e) {
             processes.forEach(Process::destroyForcibly);
             for (int rank : m.ranks()) coordinator.tell(new RankExited(m.jobId(), m.attempt(), rank, 127, node.name() + " (cannot start: " + e.getMessage() + ")"));
             return this;
         }
-        attempts.put(m.jobId(), new Attempt(m.jobId(), m.attempt(), m.ranks().clone(), processes, metrics));
+        attempts.put(m.jobId(), new Attempt(m.jobId(), m.attempt(), m.ranks().clone(), slots, processes, metrics));
         return this;
     }
 
@@ -189,7 +220,7 @@ public final class WorkerAgent extends AbstractBehavior<ToAgent> {
     }
 
     private Behavior<ToAgent> readLog(ReadLog m) {
-        Path log = attemptDir(m.jobId(), m.attempt()).resolve("rank-" + m.rank() + ".log");
+        Path log = launcher.log(workDir, m.jobId(), m.attempt(), m.rank());
         Attempt a = attempts.get(m.jobId());
         boolean finished = a == null || a.attempt != m.attempt() || !a.running();
         if (!Files.exists(log)) {

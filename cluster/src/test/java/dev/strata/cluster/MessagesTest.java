@@ -26,7 +26,8 @@ class MessagesTest {
     static ActorSystem<Void> system;
 
     @BeforeAll
-    static void start() { system = ActorSystem.create(Behaviors.empty(), "messages", ClusterNode.config("127.0.0.1", 0, java.util.List.of(), "test", Duration.ofSeconds(3), null)); }
+    static void start() { system = ActorSystem.create(Behaviors.empty(), "messages", com.typesafe.config.ConfigFactory.parseString("pekko.coordinated-shutdown.exit-jvm = off") // the JVM is the test run's
+                .withFallback(ClusterNode.config("127.0.0.1", 0, java.util.List.of(), "test", Duration.ofSeconds(3), null))); }
 
     @AfterAll
     static void stop() { system.terminate(); }

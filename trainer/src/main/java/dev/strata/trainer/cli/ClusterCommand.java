@@ -102,16 +102,24 @@ final class ClusterCommand extends CommandGroup {
             ClusterNode.Tls tls = this.tls.tls();
             int gpuCount = gpus.equals("none") ? 0 : visibleGpus();
             int n = slots != null ? slots : Math.max(1, gpuCount);
+            if (n < 1 || (gpuCount > 0 && n > gpuCount))
+                throw new IllegalArgumentException("--slots " + n + ": a host takes 1 to " + Math.max(1, gpuCount) + " ranks here (one per GPU" + (gpuCount > 0 ? "" : ", or --gpus none for CPU ranks") + ")");
             String nodeName = name != null ? name : host + "-" + ProcessHandle.current().pid();
             var info = new Protocol.NodeInfo(nodeName, host, n, gpuCount, Runtime.getRuntime().availableProcessors(),
                     ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize());
             Path dir = Files.createDirectories(workDir.resolve(nodeName));
-            var system = ClusterNode.worker(host, join, info, token, (jobFile, source, rank, hosts, ports, resume) -> {
+            String[] visible = System.getenv("CUDA_VISIBLE_DEVICES") == null ? null : System.getenv("CUDA_VISIBLE_DEVICES").split(",");
+            var system = ClusterNode.worker(host, join, info, token, (jobFile, source, rank, slot, hosts, ports, resume) -> {
                 List<String> args = new ArrayList<>(List.of("--rank", "" + rank, "--hosts", String.join(",", hosts), "--ports",
                         String.join(",", java.util.Arrays.stream(ports).mapToObj(String::valueOf).toList()), "--job", jobFile.toString(), "--source", source,
                         "--mode", resume ? "RESUME" : "FRESH"));
                 if (resume) args.add("--allow-changes"); // a restart on fewer replicas changes the per-rank batch, keeping the global one
-                return ProcessRanks.rankCommand(jobFile.resolveSibling("hs_err_rank-" + rank + ".log"), args);
+                ProcessBuilder pb = new ProcessBuilder(ProcessRanks.rankCommand(jobFile.resolveSibling("hs_err_rank-" + rank + ".log"), args));
+                if (gpuCount > 0) { // a slot is a GPU: the rank's is its device 0
+                    pb.environment().put("CUDA_VISIBLE_DEVICES", visible != null && slot < visible.length ? visible[slot].trim() : Integer.toString(slot));
+                    pb.environment().putIfAbsent("NCCL_NVLS_ENABLE", "0");
+                }
+                return pb;
             }, dir, failureDetection, tls);
             System.out.printf("worker %s: %d slot(s), %d GPU(s); joining %s%n", nodeName, n, gpuCount, join);
             system.getWhenTerminated().toCompletableFuture().join();

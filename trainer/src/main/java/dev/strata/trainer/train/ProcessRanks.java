@@ -3,27 +3,27 @@ package dev.strata.trainer.train;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.strata.config.JobConfig;
-import java.io.BufferedReader;
+import dev.strata.cluster.LocalCluster;
+import dev.strata.cluster.Protocol;
+import dev.strata.cluster.RankLauncher;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.io.PrintStream;
-import java.io.PrintWriter;
 import java.lang.management.ManagementFactory;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * {@code parallel.launcher = processes}: torchrun's model on one host. This JVM starts one worker JVM per rank
- * ({@code strata worker}), which find each other through Pekko at a port picked here (rank 0 is the rendezvous),
- * writes each rank's output to {@code run_dir/logs/rank-N.log} and shows rank 0's on the console. When a rank exits
- * with an error, the others are stopped and the error names the rank and its last line; every process started is
- * ended before this returns.
+ * {@code parallel.launcher = processes}: torchrun's model on one host, run as a cluster of one node
+ * ({@link LocalCluster}): its scheduler and agent start one worker JVM per rank ({@code strata worker}), which find
+ * each other through Pekko; each rank's output goes to {@code run_dir/logs/rank-N.log} and rank 0's to the console
+ * too. When a rank exits with an error, the others are stopped and the error names the rank and its last line; every
+ * process started is ended before this returns.
  */
 public final class ProcessRanks {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -33,61 +33,87 @@ public final class ProcessRanks {
     static Trainer.Result run(JobConfig job, PrintStream out, RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         long started = System.nanoTime();
         var mesh = new dev.strata.parallel.DeviceMesh(job.parallel().dp(), job.parallel().pp(), job.parallel().tp());
-        // Refuse before anything starts: the layout, then the run directory.
+        // Refuse before anything starts: the layout, the port, then the run directory.
         List<String> gpus = Models.onGpu(job.backend())
                 ? gpuPerRank(job, dev.strata.runtime.cuda.CudaBackend.deviceCount(), System.getenv("CUDA_VISIBLE_DEVICES")) : null;
-        String ports = rendezvousPorts(job, dev.strata.parallel.MeshComms.groups(mesh).size());
+        checkPort(job);
         RunDirectory.check(job, mode);
         Path runDir = Path.of(job.runDir()), logs = runDir.resolve(RunDirectory.LOGS);
         Files.createDirectories(logs);
         try (Stream<Path> old = Files.list(logs)) {
             for (Path p : old.toList()) if (p.getFileName().toString().matches("(hs_err_)?rank-\\d+\\.log")) Files.delete(p);
         }
-        Path jobFile = Files.createTempFile("strata-job-", ".conf");
-        Files.writeString(jobFile, job.toJson());
-        List<Process> ranks = new ArrayList<>();
-        Thread console = null;
-        // Should this JVM go (Ctrl-C, a kill), its workers go with it; they also watch for it themselves.
-        Thread reaper = new Thread(() -> ranks.forEach(Process::destroyForcibly), "stop-ranks");
-        Runtime.getRuntime().addShutdownHook(reaper);
-        try {
-            for (int r = 0; r < mesh.size(); r++) {
-                List<String> cmd = rankCommand(logs.resolve("hs_err_rank-" + r + ".log"), List.of("--rank", "" + r, "--ports", ports,
-                        "--job", jobFile.toString(), "--source", job.source(), "--mode", mode.name(), "--exit-after", "" + exitAfter));
+        Path work = Files.createTempDirectory("strata-ranks-");
+        RankLauncher launcher = new RankLauncher() {
+            @Override public ProcessBuilder process(Path jobFile, String source, int rank, int slot, String[] hosts, int[] ports, boolean resume) {
+                List<String> cmd = rankCommand(logs.resolve("hs_err_rank-" + rank + ".log"), List.of("--rank", "" + rank, "--ports",
+                        String.join(",", Arrays.stream(ports).mapToObj(String::valueOf).toList()), "--job", jobFile.toString(), "--source", source,
+                        "--mode", resume ? "RESUME" : mode.name(), "--exit-after", "" + exitAfter));
                 if (allowChanges) cmd.add("--allow-changes");
-                ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+                ProcessBuilder pb = new ProcessBuilder(cmd);
                 if (gpus != null) {
-                    pb.environment().put("CUDA_VISIBLE_DEVICES", gpus.get(r)); // the rank's GPU is its device 0
-                    pb.environment().putIfAbsent("NCCL_NVLS_ENABLE", "0");     // no NVLink multicast (see NOTES)
+                    pb.environment().put("CUDA_VISIBLE_DEVICES", gpus.get(slot)); // the rank's GPU is its device 0
+                    pb.environment().putIfAbsent("NCCL_NVLS_ENABLE", "0");        // no NVLink multicast (see NOTES)
                 }
-                Path log = logs.resolve("rank-" + r + ".log");
-                if (r > 0) pb.redirectOutput(log.toFile());
-                Process p = pb.start();
-                ranks.add(p);
-                if (r == 0) console = echo(p, log, out);
+                return pb;
             }
-            waitForAll(ranks, logs);
-            if (console != null) console.join(10_000);
+
+            @Override public Path log(Path workDir, String jobId, int attempt, int rank) { return logs.resolve("rank-" + rank + ".log"); }
+        };
+        try (LocalCluster cluster = LocalCluster.start(mesh.size(), gpus == null ? 0 : gpus.size(), launcher, work, job.parallel().port())) {
+            String id = cluster.submit(job.toJson(), job.source());
+            Protocol.JobView end = follow(cluster, id, logs.resolve("rank-0.log"), out);
+            if (!end.state().equals("succeeded")) throw failure(end, logs);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for the ranks");
         } finally {
-            for (Process p : ranks) if (p.isAlive()) p.destroyForcibly();
-            for (Process p : ranks) {
-                try {
-                    p.waitFor(10, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-            Files.deleteIfExists(jobFile);
-            try {
-                Runtime.getRuntime().removeShutdownHook(reaper);
-            } catch (IllegalStateException e) {
-                // the JVM is already shutting down: the hook runs
+            try (Stream<Path> files = Files.walk(work)) {
+                for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
             }
         }
         return result(runDir, job.checkpoint().dirFor(job.runDir()), (System.nanoTime() - started) / 1e9);
+    }
+
+    /** Rank 0's output to the console as it grows, until the job has ended; the job as it ended. */
+    private static Protocol.JobView follow(LocalCluster cluster, String id, Path log, PrintStream out) throws IOException, InterruptedException {
+        long read = 0;
+        StringBuilder partial = new StringBuilder();
+        while (true) {
+            Protocol.JobView j = cluster.job(id);
+            boolean ended = List.of("succeeded", "failed", "cancelled").contains(j.state()); // read the log after: nothing written before the end is missed
+            if (Files.exists(log)) {
+                try (var f = new java.io.RandomAccessFile(log.toFile(), "r")) {
+                    byte[] bytes = new byte[Math.toIntExact(Math.max(0, f.length() - read))];
+                    f.seek(read);
+                    f.readFully(bytes);
+                    read += bytes.length;
+                    partial.append(new String(bytes, StandardCharsets.UTF_8));
+                }
+                int nl;
+                while ((nl = partial.indexOf("\n")) >= 0) {
+                    String line = partial.substring(0, nl);
+                    partial.delete(0, nl + 1);
+                    if (!line.startsWith("WARNING: Using incubator modules")) out.println(line); // the JVM's, as the launcher script hides it
+                }
+            }
+            if (ended) {
+                if (!partial.isEmpty()) out.println(partial);
+                return j;
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    /** The failed rank (the one whose exit failed the attempt; the others were stopped after it) and its last line. */
+    private static IllegalStateException failure(Protocol.JobView j, Path logs) throws IOException {
+        for (int r = 0; r < j.rankStates().length; r++) {
+            String state = j.rankStates()[r];
+            if (state.startsWith("exited ") && !state.equals("exited 0"))
+                return new IllegalStateException("rank " + r + " of " + j.ranks() + " " + state.replace("exited ", "exited with code ") + ": "
+                        + lastLine(logs.resolve("rank-" + r + ".log")) + " (every rank's output is in " + logs + ")");
+        }
+        return new IllegalStateException("the ranks stopped: " + j.reason() + " (every rank's output is in " + logs + ")");
     }
 
     /**
@@ -142,66 +168,15 @@ public final class ProcessRanks {
         return String.join(" × ", parts);
     }
 
-    /**
-     * One port per group, comma-separated: the first parallel.port when it is free here (one line when it is not),
-     * else any free one; the others any free ones, held together until all are picked so none repeats.
-     */
-    static String rendezvousPorts(JobConfig job, int groups) throws IOException {
+    /** parallel.port, where one is asked for, must be free here: one line when it is not. */
+    static void checkPort(JobConfig job) throws IOException {
         int asked = job.parallel().port();
-        List<ServerSocket> held = new ArrayList<>();
-        try {
-            for (int g = 0; g < groups; g++) {
-                ServerSocket s = new ServerSocket();
-                held.add(s);
-                s.setReuseAddress(true);
-                try {
-                    s.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), g == 0 ? asked : 0));
-                } catch (java.net.BindException e) {
-                    throw new IllegalArgumentException(job.source() + ": parallel.port = " + asked + " is in use on this host; pick another, or 0 for any free one");
-                }
-            }
-            return String.join(",", held.stream().map(s -> Integer.toString(s.getLocalPort())).toList());
-        } finally {
-            for (ServerSocket s : held) s.close();
-        }
-    }
-
-    /** Rank 0's output to the console and to its log, line by line. */
-    private static Thread echo(Process p, Path log, PrintStream out) {
-        Thread t = new Thread(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
-                 PrintWriter w = new PrintWriter(Files.newBufferedWriter(log, StandardCharsets.UTF_8), true)) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    if (line.startsWith("WARNING: Using incubator modules")) continue; // the JVM's, as the launcher script hides it
-                    out.println(line);
-                    w.println(line);
-                }
-            } catch (IOException e) {
-                out.println("rank 0's output stopped: " + e.getMessage());
-            }
-        }, "rank-0-output");
-        t.setDaemon(true);
-        t.start();
-        return t;
-    }
-
-    /** Waits until every rank has ended; the first to fail stops the others and names itself. */
-    private static void waitForAll(List<Process> ranks, Path logs) throws InterruptedException, IOException {
-        while (true) {
-            boolean running = false;
-            for (int r = 0; r < ranks.size(); r++) {
-                Process p = ranks.get(r);
-                if (p.isAlive()) {
-                    running = true;
-                } else if (p.exitValue() != 0) {
-                    for (Process other : ranks) other.destroyForcibly();
-                    throw new IllegalStateException("rank " + r + " of " + ranks.size() + " exited with code " + p.exitValue() + ": "
-                            + lastLine(logs.resolve("rank-" + r + ".log")) + " (every rank's output is in " + logs + ")");
-                }
-            }
-            if (!running) return;
-            Thread.sleep(100);
+        if (asked == 0) return;
+        try (ServerSocket s = new ServerSocket()) {
+            s.setReuseAddress(true);
+            s.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), asked));
+        } catch (java.net.BindException e) {
+            throw new IllegalArgumentException(job.source() + ": parallel.port = " + asked + " is in use on this host; pick another, or 0 for any free one");
         }
     }
 
