@@ -92,7 +92,8 @@ public final class AdamW implements Optimizer {
     /** The moments' dtype: F64 for F64 parameters, else F32. */
     public static DType stateType(Parameter p) { return p.value().dtype() == DType.F64 ? DType.F64 : DType.F32; }
 
-    private static Tensor bf16Copy(Parameter p) {
+    /** The bf16 copy of an f32 parameter an update writes as it goes (saving the GEMMs' copy a pass), or null. */
+    public static Tensor bf16Copy(Parameter p) {
         Tensor copy = p.copy();
         return copy != null && copy.dtype() == DType.BF16 && p.value().dtype() == DType.F32 ? copy : null;
     }
@@ -110,7 +111,10 @@ public final class AdamW implements Optimizer {
         return lastGradNorm();
     }
 
-    private double decayOf(Parameter p) {
+    private double decayOf(Parameter p) { return weightDecay(settings, p); }
+
+    /** p's weight decay: linear weights and adapters decay, embeddings when asked, norms and biases never. */
+    public static double weightDecay(Settings settings, Parameter p) {
         return switch (p.kind()) {
             case LINEAR_WEIGHT, LORA_A, LORA_B -> settings.weightDecay();
             case EMBEDDING -> settings.decayEmbeddings() ? settings.weightDecay() : 0;

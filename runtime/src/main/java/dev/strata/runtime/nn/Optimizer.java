@@ -21,9 +21,12 @@ public interface Optimizer extends AutoCloseable {
     /** The last update was skipped (non-finite gradients): its step number goes to the next one. */
     void stepSkipped();
 
+    /** Whether an update may be captured in a CUDA graph: not when the host takes part in it (offloaded state). */
+    default boolean capturable() { return true; }
+
     long stepCount();
 
-    /** Resumes counting from a checkpoint's step count. */
+    /** Resumes counting from a checkpoint's step count; called once the tensors of {@link #state} have been loaded. */
     void restore(long stepCount);
 
     /** The optimizer's tensors by checkpoint name, e.g. {@code exp_avg.<param>}. */

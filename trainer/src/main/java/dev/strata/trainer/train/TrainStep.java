@@ -63,7 +63,7 @@ public final class TrainStep implements AutoCloseable {
         this.accumSteps = accumSteps;
         this.maxGradNorm = maxGradNorm;
         this.gradScale = 1.0 / ((long) b * t * accumSteps * sync.replicas());
-        this.graphs = graphs && sync.capturable() && pipeline == null; // collectives between kernels: nothing to capture
+        this.graphs = graphs && sync.capturable() && opt.capturable() && pipeline == null; // collectives or host work between kernels: nothing to capture
         this.inputs = backend.zeros(DType.I32, b, t);
         this.targets = backend.zeros(DType.I32, b, t);
         this.lossSum = backend.zeros(model.precision().params(), 1);

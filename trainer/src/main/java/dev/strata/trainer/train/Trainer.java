@@ -13,7 +13,9 @@ import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.parallel.pipeline.PipelineRunner;
+import dev.strata.offload.OffloadedAdamW;
 import dev.strata.runtime.nn.AdamW;
+import dev.strata.runtime.nn.Optimizer;
 import dev.strata.runtime.nn.GradientSync;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.data.BatchSampler;
@@ -146,8 +148,7 @@ public final class Trainer {
             Parameter tied = rank.pipeline() == null ? null : Pipeline.tiedCopy(model); // its replicas' sum waits for the other copy's
             if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model), tied == null ? Set.of() : Set.of(tied));
             GradientSync sync = rank.sync(tied);
-            AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings()),
-                    sync);
+            Optimizer opt = optimizer(job, model, sync);
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
             if (resumed != null) {
@@ -185,7 +186,7 @@ public final class Trainer {
             long timedSteps = 0, loopStart = System.nanoTime();
             int skippedInARow = 0;
             boolean checkpointDue = false;
-            try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs(), sync, pipeline)) {
+            try (opt; TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs(), sync, pipeline)) {
                 while (step < end) {
                     long t0 = System.nanoTime();
                     for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {
@@ -296,7 +297,7 @@ public final class Trainer {
      * Every rank snapshots its share of the state (training waits only for that), then writes it, in the background
      * when checkpoint.async; rank 0 commits once every rank's shards are in. Returns the newest committed checkpoint.
      */
-    private String saveCheckpoint(Checkpointer checkpoints, BackgroundSaves saves, HostSnapshot snapshot, long step, Transformer model, AdamW opt, Rank rank,
+    private String saveCheckpoint(Checkpointer checkpoints, BackgroundSaves saves, HostSnapshot snapshot, long step, Transformer model, Optimizer opt, Rank rank,
                                   Parameter tied, Checkpointer.State state, ProgressLine progress, String lastCheckpoint) {
         lastCheckpoint = reportSave(saves.awaitPrevious(), progress, lastCheckpoint);
         long t0 = System.nanoTime();
@@ -346,6 +347,16 @@ public final class Trainer {
                 record("seed", job.seed(), "sampler", "splitmix-fisher-yates per epoch"),
                 record("step", step, "next_lr", schedule.at(step), "warmup_steps", schedule.warmupSteps(), "total_steps", schedule.totalSteps()),
                 record("train_loss", trainLoss, "val_loss", Double.isNaN(valLoss) ? null : valLoss));
+    }
+
+    /** AdamW with its state on the device, or where offload puts it. */
+    private Optimizer optimizer(JobConfig job, Transformer model, GradientSync sync) {
+        TrainingSpec tr = job.training();
+        var adam = new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings());
+        var o = job.offload();
+        if (!o.enabled()) return new AdamW(model.parameters(), adam, sync);
+        return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(adam, o.optimizer(), Path.of(o.nvmeDir()), o.gpuFraction(),
+                Runtime.getRuntime().availableProcessors(), Math.max(1, Math.round(o.subgroupMparams() * 1e6))), sync, out);
     }
 
     static Map<String, Object> record(Object... kv) {

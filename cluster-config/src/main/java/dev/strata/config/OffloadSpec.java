@@ -1,0 +1,37 @@
+package dev.strata.config;
+
+/**
+ * Where the optimizer's state lives: {@code optimizer = none} (on the device), {@code cpu} (pinned host memory) or
+ * {@code nvme} (files under nvmeDir, streamed through host memory); gpuFraction: the share of parameters the GPU
+ * updates each step (their state streamed in), NaN for auto (measured at start); pinMemoryGb: the page-locked host
+ * memory the nvme tier may stage through (0: as it needs); subgroupMparams: the size of the subgroups the state is
+ * updated and moved in, millions of parameters.
+ */
+public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, double pinMemoryGb, double subgroupMparams) {
+    public boolean enabled() { return !optimizer.equals("none"); }
+
+    public boolean autoSplit() { return Double.isNaN(gpuFraction); }
+
+    static OffloadSpec from(Fields f) {
+        String optimizer = f.oneOf("offload.optimizer", "none", "cpu", "nvme");
+        String dir = f.string("offload.nvme_dir");
+        f.require(!optimizer.equals("nvme") || !dir.isEmpty(), "offload.optimizer = nvme needs offload.nvme_dir, a directory on a local NVMe disk");
+        String split = f.string("offload.gpu_fraction");
+        double fraction;
+        if (split.equals("auto")) {
+            fraction = Double.NaN;
+        } else {
+            try {
+                fraction = Double.parseDouble(split);
+            } catch (NumberFormatException e) {
+                fraction = -1;
+            }
+            f.require(fraction >= 0 && fraction <= 1, "offload.gpu_fraction must be auto or a number from 0 to 1, got " + split);
+        }
+        double pin = f.number("offload.pin_memory_gb");
+        f.require(pin >= 0, "offload.pin_memory_gb must be 0 (as needed) or more, got " + pin);
+        double subgroup = f.number("offload.subgroup_mparams");
+        f.require(subgroup > 0, "offload.subgroup_mparams must be above 0, got " + subgroup);
+        return new OffloadSpec(optimizer, dir, fraction, pin, subgroup);
+    }
+}

@@ -1,0 +1,129 @@
+package dev.strata.offload;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinTask;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * PyTorch's AdamW on the host, over parameter, gradient and moment buffers laid out as a tensor's little-endian
+ * bytes (pinned memory the device copies to and from): every core, in chunks that stay in cache (loaded into
+ * arrays, updated with the Vector API, stored back). The arithmetic is the device kernels': in f32 as the CUDA
+ * kernel does it; in f64 exactly as the CPU backend does, so an update here equals one there bit for bit.
+ */
+public final class CpuAdamW implements AutoCloseable {
+    /** One update's numbers: stepSize = lr / (1 - beta1^t), bc2Sqrt = sqrt(1 - beta2^t), decay = 1 - lr * weight_decay. */
+    public record Step(double beta1, double beta2, double eps, double stepSize, double bc2Sqrt, double decay, double gradScale) {}
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int TILE = 2048;           // elements a task holds in arrays at once (4 arrays fit in L2)
+    private static final int TASK = 64 * TILE;      // elements a task takes
+    private final ForkJoinPool pool;
+    private final ThreadLocal<float[][]> floats = ThreadLocal.withInitial(() -> new float[4][TILE]);
+    private final ThreadLocal<double[][]> doubles = ThreadLocal.withInitial(() -> new double[4][TILE]);
+
+    public CpuAdamW(int threads) { this.pool = new ForkJoinPool(threads); }
+
+    public int threads() { return pool.getParallelism(); }
+
+    /** Updates n f32 elements of p, m and v from g, in place. */
+    public void updateF32(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) { run(n, (from, to) -> f32(p, g, m, v, from, to, s)); }
+
+    /** Updates n f64 elements, as the CPU backend's adamw does. */
+    public void updateF64(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) { run(n, (from, to) -> f64(p, g, m, v, from, to, s)); }
+
+    /** Either, by the state's type. */
+    public void update(dev.strata.runtime.DType type, ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) {
+        if (type == dev.strata.runtime.DType.F64) updateF64(p, g, m, v, n, s);
+        else updateF32(p, g, m, v, n, s);
+    }
+
+    private interface Range { void apply(int from, int to); }
+
+    private void run(long n, Range body) {
+        int count = Math.toIntExact(n);
+        if (count <= TASK) {
+            body.apply(0, count);
+            return;
+        }
+        List<ForkJoinTask<?>> tasks = new ArrayList<>();
+        for (int from = 0; from < count; from += TASK) {
+            int a = from, b = Math.min(count, from + TASK);
+            tasks.add(pool.submit(() -> body.apply(a, b)));
+        }
+        for (ForkJoinTask<?> t : tasks) t.join();
+    }
+
+    private void f32(ByteBuffer pb, ByteBuffer gb, ByteBuffer mb, ByteBuffer vb, int from, int to, Step s) {
+        var p = pb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        var g = gb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        var m = mb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        var v = vb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        float[][] a = floats.get();
+        float[] pa = a[0], ga = a[1], ma = a[2], va = a[3];
+        float b1 = (float) s.beta1(), b2 = (float) s.beta2(), eps = (float) s.eps(), stepSize = (float) s.stepSize(), bc2 = (float) s.bc2Sqrt(),
+                decay = (float) s.decay(), scale = (float) s.gradScale(), oneMinusB1 = 1f - b1, oneMinusB2 = 1f - b2;
+        for (int start = from; start < to; start += TILE) {
+            int len = Math.min(TILE, to - start);
+            p.get(start, pa, 0, len);
+            g.get(start, ga, 0, len);
+            m.get(start, ma, 0, len);
+            v.get(start, va, 0, len);
+            int i = 0;
+            for (int upper = F.loopBound(len); i < upper; i += F.length()) {
+                FloatVector gi = FloatVector.fromArray(F, ga, i).mul(scale);
+                FloatVector mi = FloatVector.fromArray(F, ma, i);
+                mi = mi.add(gi.sub(mi).mul(oneMinusB1));
+                FloatVector vi = FloatVector.fromArray(F, va, i).mul(b2).add(gi.mul(oneMinusB2).mul(gi));
+                FloatVector denom = vi.lanewise(VectorOperators.SQRT).div(bc2).add(eps);
+                FloatVector.fromArray(F, pa, i).mul(decay).sub(mi.mul(stepSize).div(denom)).intoArray(pa, i);
+                mi.intoArray(ma, i);
+                vi.intoArray(va, i);
+            }
+            for (; i < len; i++) {
+                float gi = ga[i] * scale;
+                ma[i] += oneMinusB1 * (gi - ma[i]);
+                va[i] = b2 * va[i] + oneMinusB2 * gi * gi;
+                pa[i] = pa[i] * decay - stepSize * ma[i] / ((float) Math.sqrt(va[i]) / bc2 + eps);
+            }
+            p.put(start, pa, 0, len);
+            m.put(start, ma, 0, len);
+            v.put(start, va, 0, len);
+        }
+    }
+
+    /** Scalar, in the CPU backend's order of operations: what makes the two bit-identical. */
+    private void f64(ByteBuffer pb, ByteBuffer gb, ByteBuffer mb, ByteBuffer vb, int from, int to, Step s) {
+        var p = pb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
+        var g = gb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
+        var m = mb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
+        var v = vb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
+        double[][] a = doubles.get();
+        double[] pa = a[0], ga = a[1], ma = a[2], va = a[3];
+        for (int start = from; start < to; start += TILE) {
+            int len = Math.min(TILE, to - start);
+            p.get(start, pa, 0, len);
+            g.get(start, ga, 0, len);
+            m.get(start, ma, 0, len);
+            v.get(start, va, 0, len);
+            for (int i = 0; i < len; i++) {
+                double gi = ga[i] * s.gradScale();
+                double mi = ma[i] + (1 - s.beta1()) * (gi - ma[i]);
+                double vi = s.beta2() * va[i] + (1 - s.beta2()) * gi * gi;
+                ma[i] = mi;
+                va[i] = vi;
+                pa[i] = pa[i] * s.decay() - s.stepSize() * mi / (Math.sqrt(vi) / s.bc2Sqrt() + s.eps());
+            }
+            p.put(start, pa, 0, len);
+            m.put(start, ma, 0, len);
+            v.put(start, va, 0, len);
+        }
+    }
+
+    @Override public void close() { pool.shutdown(); }
+}

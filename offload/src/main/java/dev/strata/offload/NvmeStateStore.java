@@ -1,0 +1,191 @@
+package dev.strata.offload;
+
+import dev.strata.runtime.Backend;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * offload.optimizer = nvme: each subgroup's state in a file of its own under nvme_dir (m, v and master weights, each
+ * padded to a block), streamed through a few page-locked staging blocks: the next subgroup read ahead while one is
+ * updated, an updated one written behind, on an I/O thread; with direct I/O where the file system takes it (it
+ * bypasses the page cache, which would otherwise hold a second copy of the state), plain reads and writes where not.
+ */
+final class NvmeStateStore implements StateStore {
+    private static final int STAGING = 3;
+    private final Path dir;
+    private final StateBlock[] slots;
+    private final int[] holds;                 // slots[i] holds this subgroup's state (read, or read ahead), or -1
+    private final Future<?>[] pending;         // the slot's read or write in flight, or null
+    private final Map<Integer, Integer> slotOf = new HashMap<>();
+    private final java.util.Set<Integer> onFile = new java.util.HashSet<>(); // written once: reads come after that write (one I/O thread)
+    private final ExecutorService io = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "offload-nvme-io");
+        t.setDaemon(true);
+        return t;
+    });
+    private final boolean direct;
+    private final int bytesPerState;
+
+    /** The files go in a directory of their own under nvmeDir, removed on close (the checkpoints hold the state). */
+    NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir) {
+        this.dir = nvmeDir.resolve("strata-offload-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
+        this.bytesPerState = stateBytes;
+        long largest = subgroups.stream().mapToLong(Subgroup::elements).max().orElse(1) * stateBytes, total = 0;
+        for (Subgroup k : subgroups) total += (k.onGpu() ? 2 : 3) * StateBlock.roundUp(k.elements() * stateBytes);
+        try {
+            Files.createDirectories(nvmeDir);
+            long free = Files.getFileStore(nvmeDir).getUsableSpace();
+            if (free < total)
+                throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "offload.nvme_dir %s has %.1f GB free; the optimizer state needs %.1f GB there",
+                        nvmeDir, free / 1e9, total / 1e9));
+            Files.createDirectory(dir);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("offload.nvme_dir " + dir + " cannot be used: " + e.getMessage());
+        }
+        slots = new StateBlock[STAGING];
+        for (int i = 0; i < STAGING; i++) slots[i] = new StateBlock(backend, largest, true);
+        holds = new int[STAGING];
+        java.util.Arrays.fill(holds, -1);
+        pending = new Future<?>[STAGING];
+        direct = directIoWorks();
+    }
+
+    boolean directIo() { return direct; }
+
+    private Path file(Subgroup k) { return dir.resolve(String.format("subgroup-%05d.state", k.index())); }
+
+    private boolean directIoWorks() {
+        Path probe = dir.resolve("direct-io.probe");
+        try (FileChannel c = FileChannel.open(probe, options(true, true))) {
+            c.write(slots[0].m().bytes().duplicate().clear().limit(StateBlock.ALIGN), 0);
+            return true;
+        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+            return false;
+        } finally {
+            try {
+                Files.deleteIfExists(probe);
+            } catch (IOException ignored) {
+                // a probe left behind is harmless
+            }
+        }
+    }
+
+    private static OpenOption[] options(boolean write, boolean direct) {
+        List<OpenOption> o = new ArrayList<>(write ? List.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE) : List.of(StandardOpenOption.READ));
+        if (direct) o.add(com.sun.nio.file.ExtendedOpenOption.DIRECT);
+        return o.toArray(OpenOption[]::new);
+    }
+
+    /** The parts of a subgroup's file, in order: m, v, then master (a CPU-updated subgroup's). */
+    private static List<ByteBuffer> parts(StateBlock b, Subgroup k, int stateBytes) {
+        long bytes = StateBlock.roundUp(k.elements() * stateBytes);
+        List<ByteBuffer> out = new ArrayList<>(List.of(window(b.m(), bytes), window(b.v(), bytes)));
+        if (!k.onGpu()) out.add(window(b.master(), bytes));
+        return out;
+    }
+
+    private static ByteBuffer window(Backend.HostBuffer part, long bytes) { return part.bytes().duplicate().clear().limit(Math.toIntExact(bytes)); }
+
+    private void transfer(Subgroup k, StateBlock b, boolean write, int stateBytes) {
+        try (FileChannel c = FileChannel.open(file(k), options(write, direct))) {
+            long at = 0;
+            for (ByteBuffer part : parts(b, k, stateBytes)) {
+                long n = part.remaining();
+                while (part.hasRemaining()) {
+                    int done = write ? c.write(part, at + n - part.remaining()) : c.read(part, at + n - part.remaining());
+                    if (done < 0) throw new IOException("the file ends early");
+                }
+                at += n;
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(file(k) + ": cannot " + (write ? "write" : "read") + " the optimizer state: " + e.getMessage(), e);
+        }
+    }
+
+    private void await(int slot) {
+        if (pending[slot] == null) return;
+        try {
+            pending[slot].get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the optimizer state's I/O");
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+        }
+        pending[slot] = null;
+    }
+
+    /** A slot nobody holds, once its write behind has landed; -1 if every slot holds a subgroup. */
+    private int freeSlot(boolean wait) {
+        for (int i = 0; i < STAGING; i++) if (holds[i] == -1 && (pending[i] == null || pending[i].isDone())) return i;
+        if (!wait) return -1;
+        for (int i = 0; i < STAGING; i++)
+            if (holds[i] == -1) {
+                await(i);
+                return i;
+            }
+        throw new IllegalStateException("every staging block of the nvme tier is in use: a subgroup was opened and not done");
+    }
+
+    /** Starts reading k into a free slot; first: the subgroup starts from zeros (no file yet). */
+    private int load(Subgroup k, boolean wait) {
+        int slot = freeSlot(wait);
+        if (slot < 0) return -1;
+        await(slot);
+        holds[slot] = k.index();
+        slotOf.put(k.index(), slot);
+        StateBlock b = slots[slot];
+        if (onFile.contains(k.index())) pending[slot] = io.submit(() -> transfer(k, b, false, bytesPerState));
+        else b.clear();
+        return slot;
+    }
+
+    @Override public void prefetch(Subgroup next) {
+        if (!slotOf.containsKey(next.index())) load(next, false);
+    }
+
+    @Override public StateBlock open(Subgroup k) {
+        Integer slot = slotOf.get(k.index());
+        int s = slot != null ? slot : load(k, true);
+        await(s);
+        return slots[s];
+    }
+
+    @Override public void done(Subgroup k) {
+        int slot = slotOf.remove(k.index());
+        StateBlock b = slots[slot];
+        pending[slot] = io.submit(() -> transfer(k, b, true, bytesPerState));
+        onFile.add(k.index());
+        holds[slot] = -1;
+    }
+
+    @Override public void flush() { for (int i = 0; i < STAGING; i++) if (holds[i] == -1) await(i); }
+
+    @Override public void close() {
+        try {
+            flush();
+        } finally {
+            io.shutdown();
+            for (StateBlock b : slots) b.close();
+            try (var files = Files.list(dir)) {
+                for (Path f : files.toList()) Files.deleteIfExists(f);
+                Files.deleteIfExists(dir);
+            } catch (IOException e) {
+                System.err.println("offload: could not remove " + dir + ": " + e.getMessage());
+            }
+        }
+    }
+}

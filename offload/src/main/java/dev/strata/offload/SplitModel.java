@@ -1,0 +1,66 @@
+package dev.strata.offload;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Deep Optimizer States' performance model, measured on this machine at start: the host link both ways, the CPU's
+ * and the device's AdamW rates. A CPU-updated element sends its gradient down and its weight up; a GPU-updated one
+ * sends its two moments up and back. The copies share one stream, the CPU works beside it: the split is the GPU
+ * share that makes the longer of the two shortest.
+ */
+record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes) {
+
+    static SplitModel measure(Backend backend, CpuAdamW cpu, DType stateType) {
+        int n = 1 << 22, sb = stateType.byteSize();
+        double down = 0, up = 0, cpuRate = 0, deviceRate = 0;
+        try (Tensor p = backend.zeros(stateType, n); Tensor g = backend.zeros(stateType, n); Tensor m = backend.zeros(stateType, n);
+             Tensor v = backend.zeros(stateType, n); Tensor schedule = backend.fromDoubles(new double[] {1e-4, 0.1, 0.1}, DType.F64, 3);
+             Tensor norm = backend.fromDoubles(new double[] {1}, DType.F64, 1); StateBlock host = new StateBlock(backend, (long) n * sb, true)) {
+            var slot = List.of(new Backend.AdamWSlot(p, g, m, v, 0.1));
+            for (int rep = 0; rep < 3; rep++) {
+                backend.synchronize();
+                long t0 = System.nanoTime();
+                backend.copyToHost(g, host.grads()).await();
+                long t1 = System.nanoTime();
+                backend.copyFromHost(host.master(), p).await();
+                long t2 = System.nanoTime();
+                cpu.update(stateType, host.master().bytes(), host.grads().bytes(), host.m().bytes(), host.v().bytes(), n,
+                        new CpuAdamW.Step(0.9, 0.95, 1e-8, 1e-4, 0.1, 1, 1));
+                long t3 = System.nanoTime();
+                backend.adamw(slot, new Backend.AdamWSettings(0.9, 0.95, 1e-8, 0), schedule, norm);
+                backend.synchronize();
+                long t4 = System.nanoTime();
+                down = Math.max(down, (double) n * sb / ((t1 - t0) / 1e9));
+                up = Math.max(up, (double) n * sb / ((t2 - t1) / 1e9));
+                cpuRate = Math.max(cpuRate, n / ((t3 - t2) / 1e9));
+                deviceRate = Math.max(deviceRate, n / ((t4 - t3) / 1e9));
+            }
+        }
+        return new SplitModel(down, up, cpuRate, deviceRate, sb);
+    }
+
+    private double cpuLink() { return stateBytes / downBytesPerSecond + stateBytes / upBytesPerSecond; }
+
+    private double gpuLink() { return 2 * stateBytes / upBytesPerSecond + 2 * stateBytes / downBytesPerSecond + 1 / devicePerSecond; }
+
+    /** Seconds for n elements' update with the GPU taking share f of them. */
+    double seconds(long n, double f) { return Math.max(n * ((1 - f) * cpuLink() + f * gpuLink()), n * (1 - f) / cpuPerSecond); }
+
+    /** The GPU share (in hundredths) that makes an update of n elements shortest. */
+    double bestFraction(long n) {
+        double best = 0;
+        for (int i = 1; i <= 100; i++) if (seconds(n, i / 100.0) < seconds(n, best)) best = i / 100.0;
+        return best;
+    }
+
+    String explain(long n, double f) {
+        return String.format(Locale.ROOT, "host link %.1f GB/s down, %.1f up; AdamW %.2f G params/s on the CPU (%s), %.1f on the device: the GPU updates %.0f%% "
+                        + "of %,d parameters, about %.0f ms a step (all on the CPU: %.0f ms, the state kept on the device: %.0f ms)",
+                downBytesPerSecond / 1e9, upBytesPerSecond / 1e9, cpuPerSecond / 1e9, "measured here", devicePerSecond / 1e9, 100 * f, n,
+                1e3 * seconds(n, f), 1e3 * seconds(n, 0), 1e3 * n / devicePerSecond);
+    }
+}

@@ -1,0 +1,41 @@
+package dev.strata.offload;
+
+import dev.strata.runtime.nn.Parameter;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Parameters updated together, on one side: the GPU (its moments streamed in and out) or the CPU (its gradients
+ * streamed out, its master weights and moments kept on the host). offsets[i]: where params[i]'s elements start in
+ * the subgroup's state buffers.
+ */
+record Subgroup(int index, List<Parameter> params, long[] offsets, long elements, boolean onGpu) {
+
+    /** The parameters in order, cut into subgroups of about target elements (a larger parameter is one of its own). */
+    static List<List<Parameter>> partition(List<Parameter> params, long target) {
+        List<List<Parameter>> out = new ArrayList<>();
+        List<Parameter> current = new ArrayList<>();
+        long size = 0;
+        for (Parameter p : params) {
+            if (!current.isEmpty() && size + p.value().numel() > target) {
+                out.add(current);
+                current = new ArrayList<>();
+                size = 0;
+            }
+            current.add(p);
+            size += p.value().numel();
+        }
+        if (!current.isEmpty()) out.add(current);
+        return out;
+    }
+
+    static Subgroup of(int index, List<Parameter> params, boolean onGpu) {
+        long[] offsets = new long[params.size()];
+        long n = 0;
+        for (int i = 0; i < params.size(); i++) {
+            offsets[i] = n;
+            n += params.get(i).value().numel();
+        }
+        return new Subgroup(index, List.copyOf(params), offsets, n, onGpu);
+    }
+}

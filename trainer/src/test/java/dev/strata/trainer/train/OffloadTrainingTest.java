@@ -1,0 +1,103 @@
+package dev.strata.trainer.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.strata.checkpoints.Checkpointer;
+import dev.strata.checkpoints.LocalStorage;
+import dev.strata.config.ConfigError;
+import dev.strata.config.JobConfig;
+import dev.strata.runtime.HostTensor;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Optimizer state offloaded to host memory and to files, updated by the CPU and the "device" (the CPU backend) in
+ * turn: in F64, 10 steps give the weights, moments and losses of AdamW on the device bit for bit, on every split
+ * (nothing, half, all on the device) and both tiers, alone and under ZeRO-1 (each rank offloads its own shard);
+ * an offloaded run stopped and resumed equals one that never stopped.
+ */
+class OffloadTrainingTest {
+    @TempDir static Path data;
+
+    @BeforeAll
+    static void writeData() throws Exception { TrainerTest.writeData(data); }
+
+    static JobConfig job(Path runDir, String offload, int dp, int zero) {
+        return TrainerTest.job(runDir, data, "llama", 10).withOverrides("""
+                dtype = f64
+                parallel { dp = %d, zero = %d, launcher = threads, bucket_mb = 0.02 }
+                eval.every = 0
+                offload { %s, subgroup_mparams = 0.004 }
+                """.formatted(dp, zero, offload));
+    }
+
+    static Map<String, HostTensor> checkpoint(Path runDir, boolean optimizer) throws Exception {
+        var ckpt = Checkpointer.load(new LocalStorage(), Checkpointer.ofRun(new LocalStorage(), runDir.toString(), 1).latest().orElseThrow());
+        return optimizer ? ckpt.optimizer() : ckpt.model();
+    }
+
+    static void assertBitIdentical(Path expected, Path actual, String what) throws Exception {
+        assertEquals(TrainerTest.losses(expected), TrainerTest.losses(actual), what + ": losses");
+        for (boolean optimizer : new boolean[] {false, true}) {
+            Map<String, HostTensor> a = checkpoint(expected, optimizer), b = checkpoint(actual, optimizer);
+            assertEquals(a.keySet(), b.keySet(), what);
+            for (var e : a.entrySet()) assertArrayEquals(e.getValue().toDoubles(), b.get(e.getKey()).toDoubles(), what + ": " + e.getKey());
+        }
+    }
+
+    @Test
+    void everySplitAndTierEqualsAdamWOnTheDevice(@TempDir Path runs) throws Exception {
+        new Trainer(job(runs.resolve("device"), "optimizer = none", 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        for (String tier : List.of("cpu", "nvme"))
+            for (String split : List.of("0", "0.5", "1")) {
+                Path dir = runs.resolve(tier + "-" + split);
+                var out = new java.io.ByteArrayOutputStream();
+                new Trainer(job(dir, "optimizer = " + tier + ", nvme_dir = \"" + runs.resolve("nvme") + "\", gpu_fraction = " + split, 1, 0),
+                        new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
+                assertTrue(out.toString().contains("subgroups"), out.toString());
+                assertBitIdentical(runs.resolve("device"), dir, tier + " tier, gpu_fraction " + split);
+            }
+        try (var left = Files.list(runs.resolve("nvme"))) {
+            assertEquals(List.of(), left.toList(), "the nvme tier removes its files when the run ends");
+        }
+        var out = new java.io.ByteArrayOutputStream();
+        new Trainer(job(runs.resolve("auto"), "optimizer = cpu", 1, 0), new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
+        assertTrue(out.toString().contains("offload split: host link"), "the measured split says why: " + out);
+        assertBitIdentical(runs.resolve("device"), runs.resolve("auto"), "cpu tier, measured split");
+    }
+
+    @Test
+    void eachZeroRankOffloadsItsShard(@TempDir Path runs) throws Exception {
+        new Trainer(job(runs.resolve("device"), "optimizer = none", 2, 1).withOverrides("training.batch_size = 2"), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        new Trainer(job(runs.resolve("cpu"), "optimizer = cpu, gpu_fraction = 0.5", 2, 1).withOverrides("training.batch_size = 2"), TrainerTest.quiet())
+                .run(RunDirectory.Mode.FRESH, 0);
+        assertBitIdentical(runs.resolve("device"), runs.resolve("cpu"), "ZeRO-1 over 2 ranks, cpu tier, half on the device");
+    }
+
+    @Test
+    void anOffloadedRunResumesAsIfItNeverStopped(@TempDir Path runs) throws Exception {
+        String offload = "optimizer = nvme, nvme_dir = \"" + runs.resolve("nvme") + "\", gpu_fraction = 0.5";
+        new Trainer(job(runs.resolve("straight"), offload, 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        new Trainer(job(runs.resolve("stopped"), offload, 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 5);
+        new Trainer(job(runs.resolve("stopped"), offload, 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.RESUME, 0);
+        assertBitIdentical(runs.resolve("straight"), runs.resolve("stopped"), "nvme tier stopped at step 5 and resumed");
+    }
+
+    @Test
+    void badOffloadSettingsAreOneLine(@TempDir Path runs) {
+        var nvme = assertThrows(ConfigError.class, () -> job(runs, "optimizer = nvme", 1, 0));
+        assertTrue(nvme.getMessage().contains("offload.optimizer = nvme needs offload.nvme_dir"), nvme.getMessage());
+        var split = assertThrows(ConfigError.class, () -> job(runs, "optimizer = cpu, gpu_fraction = 1.5", 1, 0));
+        assertTrue(split.getMessage().contains("offload.gpu_fraction must be auto or a number from 0 to 1, got 1.5"), split.getMessage());
+        var tier = assertThrows(ConfigError.class, () -> job(runs, "optimizer = disk", 1, 0));
+        assertTrue(tier.getMessage().contains("offload.optimizer = \"disk\" is not one of none, cpu, nvme"), tier.getMessage());
+    }
+}
