@@ -76,5 +76,39 @@ case "${1:-}" in
       python3 tools/bench/hf_generate.py --model "$W/hf" --generate 512 --dtype $dt 2>&1 | grep GENERATE | tee -a "$LOGS/generate.log"
     done
     ;;
-  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | generate" >&2; exit 2 ;;
+  offload)
+    # CPU AdamW, ours against PyTorch's on the same cores; then training steps with the optimizer on the GPU, offloaded
+    # and interleaved (the measured split), and offloaded all on the CPU (ZeRO-Offload's way)
+    $STRATA bench adamw --params 268435456 2>&1 | tee -a "$LOGS/offload.log" | grep -E "AdamW|BENCH"
+    python3 tools/bench/cpu_adamw.py 268435456 "$(nproc)" 2>&1 | grep -v Warning | tee -a "$LOGS/offload.log"
+    for spec in "${2:-llama-1b} 4 2048"; do
+      set -- $spec
+      for variant in "" "--cuda-graphs false" "--offload cpu --gpu-fraction auto" "--offload cpu --gpu-fraction 0" \
+                     "--offload nvme --nvme-dir /tmp/strata-nvme --gpu-fraction auto"; do
+        $STRATA bench train --model "$1" --batch "$2" --seq "$3" --steps 10 --warmup 3 $variant 2>&1 | tee -a "$LOGS/offload-train.log" \
+          | grep -E "offload|tokens/s|BENCH|Exception|error" | grep -v "^  "
+      done
+    done
+    ;;
+  offload-parity)
+    # 50 bf16 steps of Llama-1B on text: the optimizer on the GPU against offloaded (measured split, and all on the CPU)
+    W=/tmp/strata-offload-parity; rm -rf "$W"; mkdir -p "$W"
+    $STRATA data prepare --input examples/data/tinyshakespeare.txt --out "$W/data" | tail -1
+    for variant in none:auto cpu:auto cpu:0; do
+      $STRATA train examples/gpt2-124m-gpu.conf --set model.preset=llama-1b --set model.vocab_size=50304 --set run_dir="$W/${variant/:/-}" \
+        --set data.dir="$W/data" --set training.steps=50 --set training.batch_size=4 --set training.seq_len=1024 --set training.grad_accum_steps=1 \
+        --set eval.every=0 --set checkpoint.every=0 --set sample.tokens=0 --set offload.optimizer="${variant%%:*}" --set offload.gpu_fraction="${variant##*:}" \
+        2>&1 | grep -E "offload|error" | tee -a "$LOGS/offload-parity.log"
+    done
+    python3 - "$W" <<'PY' | tee -a "$LOGS/offload-parity.log"
+import json, sys
+def losses(d): return [json.loads(l)["loss"] for l in open(f"{sys.argv[1]}/{d}/metrics.jsonl") if '"loss"' in l and "skipped" not in l]
+base = losses("none-auto")
+for d in ("cpu-auto", "cpu-0"):
+    o = losses(d)
+    worst = max(abs(a - b) / a for a, b in zip(base, o))
+    print(f"OFFLOAD-PARITY {d}: {len(o)} steps, worst relative loss difference {worst:.2e} against the optimizer on the GPU; first {base[0]:.4f}/{o[0]:.4f}, last {base[-1]:.4f}/{o[-1]:.4f}")
+PY
+    ;;
+  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | checkpoint | generate | offload [preset] | offload-parity" >&2; exit 2 ;;
 esac

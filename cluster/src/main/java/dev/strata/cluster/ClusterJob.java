@@ -26,6 +26,7 @@ final class ClusterJob {
     @JsonIgnore String[] rankStates = new String[0];
     @JsonIgnore long recoveringSince;      // > 0: loaded by a restarted coordinator, its ranks not all reported yet
     @JsonIgnore long recordedStep;         // the last step the store held when a restarted coordinator loaded the job
+    @JsonIgnore long resendUntil;          // until then rank 0's node is asked for the steps after recordedStep again
 
     ClusterJob() {} // for the store
 

@@ -134,10 +134,13 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         if (j.recoveringSince > 0 && j.unheard().isEmpty()) {
             j.recoveringSince = 0;
             j.waitingFor = "";
+            j.resendUntil = System.currentTimeMillis() + 10_000;
             Log.info("%s: found attempt %s again, every rank running or done", j.id, j.attempt);
-            ActorRef<ToAgent> rank0 = nodes.containsKey(j.nodes[0]) ? nodes.get(j.nodes[0]).agent() : null;
-            if (rank0 != null) rank0.tell(new ResendProgress(j.id, j.attempt, j.recordedStep)); // what was sent while no coordinator listened
         }
+        // What rank 0 passed on while no coordinator listened, asked again with its node's next few reports: the
+        // records replace themselves, so a request that crossed another message costs nothing.
+        if (System.currentTimeMillis() < j.resendUntil && java.util.Arrays.stream(a.ranks()).anyMatch(r -> r == 0))
+            agent.tell(new ResendProgress(j.id, j.attempt, j.recordedStep));
         if (j.recoveringSince == 0) finishedAll(j);
         settings.store().save(j);
     }

@@ -40,7 +40,7 @@ final class NvmeStateStore implements StateStore {
     private final int bytesPerState;
 
     /** The files go in a directory of their own under nvmeDir, removed on close (the checkpoints hold the state). */
-    NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir) {
+    NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir, double pinMemoryGb) {
         this.dir = nvmeDir.resolve("strata-offload-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
         this.bytesPerState = stateBytes;
         long largest = subgroups.stream().mapToLong(Subgroup::elements).max().orElse(1) * stateBytes, total = 0;
@@ -55,6 +55,10 @@ final class NvmeStateStore implements StateStore {
         } catch (IOException e) {
             throw new IllegalArgumentException("offload.nvme_dir " + dir + " cannot be used: " + e.getMessage());
         }
+        double staging = STAGING * 4.0 * (StateBlock.roundUp(largest) + StateBlock.ALIGN);
+        if (pinMemoryGb > 0 && staging > pinMemoryGb * 1e9)
+            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "offload.pin_memory_gb = %s is less than the %.2f GB the nvme tier stages "
+                    + "through (%d blocks of the largest subgroup); raise it or lower offload.subgroup_mparams", pinMemoryGb, staging / 1e9, STAGING));
         slots = new StateBlock[STAGING];
         for (int i = 0; i < STAGING; i++) slots[i] = new StateBlock(backend, largest, true);
         holds = new int[STAGING];

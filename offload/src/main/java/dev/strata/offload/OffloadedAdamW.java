@@ -24,8 +24,8 @@ import java.util.Map;
  * AdamW's bit for bit on every split and tier.
  */
 public final class OffloadedAdamW implements Optimizer {
-    /** tier: cpu or nvme (nvmeDir); gpuFraction NaN: measured; threads: the CPU update's; subgroupElements: their size. */
-    public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements) {}
+    /** tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU update's; subgroupElements: their size. */
+    public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements, double pinMemoryGb) {}
 
     /** A GPU subgroup whose moments are on their way back: its scratch lives until they have landed. */
     private record InFlight(Subgroup subgroup, Backend.Event landed, List<Tensor> scratch) {}
@@ -76,7 +76,7 @@ public final class OffloadedAdamW implements Optimizer {
             if (onGpu) credit -= n;
             subgroups.add(Subgroup.of(subgroups.size(), group, onGpu));
         }
-        this.store = settings.tier().equals("nvme") ? new NvmeStateStore(backend, subgroups, stateBytes, settings.nvmeDir())
+        this.store = settings.tier().equals("nvme") ? new NvmeStateStore(backend, subgroups, stateBytes, settings.nvmeDir(), settings.pinMemoryGb())
                 : new HostStateStore(backend, subgroups, stateBytes);
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
@@ -95,11 +95,25 @@ public final class OffloadedAdamW implements Optimizer {
             if (!k.onGpu()) {
                 List<Backend.Event> copies = new ArrayList<>();
                 for (int i = 0; i < k.params().size(); i++) copies.add(backend.copyToHost(k.params().get(i).value(), window(b.master(), k, i)));
-                copies.forEach(Backend.Event::await);
+                awaitAll(copies);
             }
             store.done(k);
         }
         store.flush();
+    }
+
+    /** Waits for the copies and lets their events go (each holds a CUDA event). */
+    private static void awaitAll(List<Backend.Event> copies) {
+        for (Backend.Event e : copies) {
+            e.await();
+            e.close();
+        }
+    }
+
+    /** The compute stream waits for the copy; its event goes once the wait is enqueued. */
+    private void computeWaitsFor(Backend.Event copy) {
+        backend.waitFor(copy);
+        copy.close();
     }
 
     private Backend.HostBuffer window(Backend.HostBuffer part, Subgroup k, int i) {
@@ -154,15 +168,16 @@ public final class OffloadedAdamW implements Optimizer {
             Tensor m = backend.empty(stateType, p.shape()), v = backend.empty(stateType, p.shape());
             scratch.add(m);
             scratch.add(v);
-            backend.waitFor(backend.copyFromHost(window(b.m(), k, i), m));
-            backend.waitFor(backend.copyFromHost(window(b.v(), k, i), v));
+            computeWaitsFor(backend.copyFromHost(window(b.m(), k, i), m));
+            computeWaitsFor(backend.copyFromHost(window(b.v(), k, i), v));
             slots.add(new Backend.AdamWSlot(p.value(), p.grad(), m, v, AdamW.weightDecay(adam, p), AdamW.bf16Copy(p)));
         }
         backend.adamw(slots, new Backend.AdamWSettings(adam.beta1(), adam.beta2(), adam.eps(), maxGradNorm), schedule, gradSumSquares);
         for (int i = 0; i < k.params().size(); i++) k.params().get(i).markUpdated(slots.get(i).copy() != null);
         Backend.Event landed = Backend.DONE;
         for (int i = 0; i < k.params().size(); i++) {
-            backend.copyToHost(scratch.get(2 * i), window(b.m(), k, i));
+            backend.copyToHost(scratch.get(2 * i), window(b.m(), k, i)).close();
+            landed.close();
             landed = backend.copyToHost(scratch.get(2 * i + 1), window(b.v(), k, i)); // one copy stream: the last lands last
         }
         return new InFlight(k, landed, scratch);
@@ -170,6 +185,7 @@ public final class OffloadedAdamW implements Optimizer {
 
     private void land(InFlight f, boolean wait) {
         if (wait) f.landed().await();
+        f.landed().close();
         f.scratch().forEach(Tensor::close);
         store.done(f.subgroup());
     }
@@ -180,10 +196,11 @@ public final class OffloadedAdamW implements Optimizer {
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
             down.get(i).await();
+            down.get(i).close();
             var s = new CpuAdamW.Step(adam.beta1(), adam.beta2(), adam.eps(), lr / bc1, bc2Sqrt, 1 - lr * AdamW.weightDecay(adam, p), gradScale);
             cpu.update(stateType, window(b.master(), k, i).bytes(), window(b.grads(), k, i).bytes(), window(b.m(), k, i).bytes(),
                     window(b.v(), k, i).bytes(), p.value().numel(), s);
-            backend.waitFor(backend.copyFromHost(window(b.master(), k, i), p.value()));
+            computeWaitsFor(backend.copyFromHost(window(b.master(), k, i), p.value()));
             p.markUpdated(false);
         }
     }
@@ -210,7 +227,7 @@ public final class OffloadedAdamW implements Optimizer {
                 if (v != null) copies.add(backend.copyToHost(v, window(b.v(), k, i)));
                 if (!k.onGpu()) copies.add(backend.copyToHost(p.value(), window(b.master(), k, i)));
             }
-            copies.forEach(Backend.Event::await);
+            awaitAll(copies);
             store.done(k);
         }
         store.flush();
@@ -234,7 +251,7 @@ public final class OffloadedAdamW implements Optimizer {
                 m.put("exp_avg." + p.name(), mt);
                 v.put("exp_avg_sq." + p.name(), vt);
             }
-            copies.forEach(Backend.Event::await);
+            awaitAll(copies);
             store.done(k);
         }
         Map<String, Tensor> out = new LinkedHashMap<>(m);

@@ -24,9 +24,13 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
             for (int rep = 0; rep < 3; rep++) {
                 backend.synchronize();
                 long t0 = System.nanoTime();
-                backend.copyToHost(g, host.grads()).await();
+                try (Backend.Event e = backend.copyToHost(g, host.grads())) {
+                    e.await();
+                }
                 long t1 = System.nanoTime();
-                backend.copyFromHost(host.master(), p).await();
+                try (Backend.Event e = backend.copyFromHost(host.master(), p)) {
+                    e.await();
+                }
                 long t2 = System.nanoTime();
                 cpu.update(stateType, host.master().bytes(), host.grads().bytes(), host.m().bytes(), host.v().bytes(), n,
                         new CpuAdamW.Step(0.9, 0.95, 1e-8, 1e-4, 0.1, 1, 1));
@@ -58,9 +62,9 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
     }
 
     String explain(long n, double f) {
-        return String.format(Locale.ROOT, "host link %.1f GB/s down, %.1f up; AdamW %.2f G params/s on the CPU (%s), %.1f on the device: the GPU updates %.0f%% "
+        return String.format(Locale.ROOT, "host link %.1f GB/s down, %.1f up; AdamW %.2f G params/s on the CPU, %.1f on the device: the GPU updates %.0f%% "
                         + "of %,d parameters, about %.0f ms a step (all on the CPU: %.0f ms, the state kept on the device: %.0f ms)",
-                downBytesPerSecond / 1e9, upBytesPerSecond / 1e9, cpuPerSecond / 1e9, "measured here", devicePerSecond / 1e9, 100 * f, n,
+                downBytesPerSecond / 1e9, upBytesPerSecond / 1e9, cpuPerSecond / 1e9, devicePerSecond / 1e9, 100 * f, n,
                 1e3 * seconds(n, f), 1e3 * seconds(n, 0), 1e3 * n / devicePerSecond);
     }
 }

@@ -12,7 +12,7 @@ import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks.", subcommands = {BenchCommand.Train.class, BenchCommand.Checkpoint.class, BenchCommand.LinearLayer.class, BenchCommand.HadamardCpu.class})
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks.", subcommands = {BenchCommand.Train.class, BenchCommand.Checkpoint.class, BenchCommand.CpuAdamW.class, BenchCommand.LinearLayer.class, BenchCommand.HadamardCpu.class})
 final class BenchCommand extends CommandGroup {
 
     @Command(name = "checkpoint", mixinStandardHelpOptions = true,
@@ -28,6 +28,18 @@ final class BenchCommand extends CommandGroup {
         @Override public Integer call() throws Exception {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype, "strata bench checkpoint --model " + model);
             dev.strata.trainer.train.CheckpointBench.run(job, model, dir, saves, System.out);
+            return 0;
+        }
+    }
+
+    @Command(name = "adamw", mixinStandardHelpOptions = true, description = "Time the offload tier's CPU AdamW over f32 parameters: G params/s.")
+    static final class CpuAdamW implements Callable<Integer> {
+        @Option(names = "--params", defaultValue = "268435456", description = "Parameters updated at once (default ${DEFAULT-VALUE}).") long params;
+        @Option(names = "--threads", description = "CPU threads (default: every core).") Integer threads;
+        @Option(names = "--reps", defaultValue = "10", description = "Timed updates (default ${DEFAULT-VALUE}).") int reps;
+
+        @Override public Integer call() {
+            dev.strata.offload.CpuAdamWBench.run(params, threads != null ? threads : Runtime.getRuntime().availableProcessors(), reps, System.out);
             return 0;
         }
     }
@@ -81,13 +93,19 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--lora-rank", defaultValue = "0", description = "LoRA adapters of this rank on attention and feed-forward, the rest frozen; 0: full training (default ${DEFAULT-VALUE}).")
         int loraRank;
 
+        @Option(names = "--offload", defaultValue = "none", description = "offload.optimizer: none, cpu or nvme (default ${DEFAULT-VALUE}).") String offload;
+        @Option(names = "--gpu-fraction", defaultValue = "auto", description = "offload.gpu_fraction: auto or 0..1 (default ${DEFAULT-VALUE}).") String gpuFraction;
+        @Option(names = "--nvme-dir", defaultValue = "", description = "offload.nvme_dir, for --offload nvme.") String nvmeDir;
+
         @Override public Integer call() {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
                     + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs + "\nlora.rank = " + loraRank
-                    + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\", scaling = " + scaling + ", exclude = " + excludeList() + " }", "strata bench train --model " + model);
+                    + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\", scaling = " + scaling + ", exclude = " + excludeList() + " }"
+                    + "\noffload { optimizer = " + offload + ", gpu_fraction = \"" + gpuFraction + "\", nvme_dir = \"" + nvmeDir + "\" }", "strata bench train --model " + model);
             String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata")
                     + (linear.equals("fp8") && !List.of(exclude).equals(List.of("output")) ? "-exclude-" + String.join("+", exclude) : "")
-                    + (loraRank > 0 ? "-lora" + loraRank : "") + (cudaGraphs ? "" : "-no-graphs");
+                    + (loraRank > 0 ? "-lora" + loraRank : "") + (cudaGraphs && offload.equals("none") ? "" : "-no-graphs")
+                    + (offload.equals("none") ? "" : "-offload-" + offload + "-" + gpuFraction);
             var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %s TFLOP/s, MFU %s, peak memory %s%n",
                     r.model(), r.dtype() + (linear.equals("fp8") ? " with fp8 linears" : "") + (loraRank > 0 ? ", LoRA rank " + loraRank : ""),

@@ -5,6 +5,7 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.runtime.nn.AdamW;
+import dev.strata.runtime.nn.Optimizer;
 import dev.strata.trainer.model.ActivationCheckpointing;
 import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
@@ -52,11 +53,19 @@ public final class TrainBench {
         Transformer model = Models.model(job, cfg, backend, dtype);
         model.checkpointActivations(ActivationCheckpointing.parse(job.training().activationCheckpointing()));
         Initializer.initialize(model, job.seed());
-        AdamW opt = new AdamW(model.parameters(), new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false));
+        Optimizer opt = Trainer.optimizer(job.withOverrides("training { beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, decay_embeddings = false }"),
+                model, dev.strata.runtime.nn.GradientSync.NONE, out);
         SplittableRandom rng = new SplittableRandom(job.seed());
         int[][] batches = new int[4][];
         for (int i = 0; i < batches.length; i++) batches[i] = rng.ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
 
+        try (opt) {
+            return timed(job, modelName, model, cfg, backend, dtype, device, opt, batches, b, t, warmup, steps, out);
+        }
+    }
+
+    private static Result timed(JobConfig job, String modelName, Transformer model, ModelConfig cfg, Backend backend, DType dtype, String device,
+                                Optimizer opt, int[][] batches, int b, int t, int warmup, int steps, PrintStream out) {
         double[] ms = new double[steps];
         try (TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, job.cudaGraphs())) {
             for (int s = 0; s < warmup + steps; s++) {

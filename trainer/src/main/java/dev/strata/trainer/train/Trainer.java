@@ -148,7 +148,7 @@ public final class Trainer {
             Parameter tied = rank.pipeline() == null ? null : Pipeline.tiedCopy(model); // its replicas' sum waits for the other copy's
             if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model), tied == null ? Set.of() : Set.of(tied));
             GradientSync sync = rank.sync(tied);
-            Optimizer opt = optimizer(job, model, sync);
+            Optimizer opt = optimizer(job, model, sync, out);
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
             if (resumed != null) {
@@ -350,13 +350,13 @@ public final class Trainer {
     }
 
     /** AdamW with its state on the device, or where offload puts it. */
-    private Optimizer optimizer(JobConfig job, Transformer model, GradientSync sync) {
+    static Optimizer optimizer(JobConfig job, Transformer model, GradientSync sync, PrintStream out) {
         TrainingSpec tr = job.training();
         var adam = new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings());
         var o = job.offload();
         if (!o.enabled()) return new AdamW(model.parameters(), adam, sync);
         return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(adam, o.optimizer(), Path.of(o.nvmeDir()), o.gpuFraction(),
-                Runtime.getRuntime().availableProcessors(), Math.max(1, Math.round(o.subgroupMparams() * 1e6))), sync, out);
+                Runtime.getRuntime().availableProcessors(), Math.max(1, Math.round(o.subgroupMparams() * 1e6)), o.pinMemoryGb()), sync, out);
     }
 
     static Map<String, Object> record(Object... kv) {

@@ -140,12 +140,17 @@ class ClusterTest {
             args.addAll(List.of(extra));
             workers.add(start(dir.resolve("worker-" + w + ".log"), args.toArray(String[]::new)));
         }
+        awaitNodes(dir.resolve("coordinator.log"), "four workers joined");
+        return workers;
+    }
+
+    /** Until the coordinator lists four nodes (two minutes at most; its log in the failure). */
+    void awaitNodes(Path coordinatorLog, String what) throws Exception {
         long until = System.nanoTime() + 120_000_000_000L;
         while (nodes() < 4) {
-            assertTrue(System.nanoTime() < until, "four workers joined: " + Files.readString(dir.resolve("coordinator.log")));
+            assertTrue(System.nanoTime() < until, what + ": " + Files.readString(coordinatorLog));
             Thread.sleep(500);
         }
-        return workers;
     }
 
     /** The dp 2 × pp 2 Llama job both tests submit, with a checkpoint every 4 steps. */
@@ -273,11 +278,7 @@ class ClusterTest {
             }
 
             start(dir.resolve("coordinator-again.log"), coordinator(dir, port, httpPort, tls));
-            until = System.nanoTime() + 120_000_000_000L;
-            while (nodes() < 4) {
-                assertTrue(System.nanoTime() < until, "the workers rejoined the restarted coordinator: " + Files.readString(dir.resolve("coordinator-again.log")));
-                Thread.sleep(500);
-            }
+            awaitNodes(dir.resolve("coordinator-again.log"), "the workers rejoined the restarted coordinator");
             JsonNode found = await(id, j -> j.path("waitingFor").asText().isEmpty(), 120, "the restarted coordinator found the job's ranks");
             System.out.println("after the coordinator's restart the job is " + found.path("state").asText() + " at step " + found.path("step").asLong()
                     + ", ranks " + found.path("rankStates"));
