@@ -63,6 +63,7 @@ public final class ClusterNode {
                   }
                   cluster {
                     seed-nodes = [%s]
+                    seed-node-timeout = 20s  # a restarted coordinator waits this long for its workers before founding a cluster of its own
                     roles = [%s]
                     downing-provider-class = "org.apache.pekko.cluster.sbr.SplitBrainResolverProvider"
                     split-brain-resolver { active-strategy = keep-oldest, stable-after = %dms, keep-oldest.down-if-alone = on }

@@ -117,6 +117,10 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
      */
     private void attemptState(String node, ActorRef<ToAgent> agent, AttemptState a) {
         ClusterJob j = jobs.get(a.jobId());
+        // What rank 0 passed on while no coordinator listened, asked of its node's reports in the first seconds after the
+        // job was found again, ended by then or not: the records replace themselves, so asking twice costs nothing.
+        if (j != null && a.attempt() == j.attempt && System.currentTimeMillis() < j.resendUntil && java.util.Arrays.stream(a.ranks()).anyMatch(r -> r == 0))
+            agent.tell(new ResendProgress(j.id, j.attempt, j.recordedStep));
         if (j == null || !j.live || a.attempt() != j.attempt) {
             if (java.util.Arrays.stream(a.exitCodes()).anyMatch(c -> c == -1)) agent.tell(new StopRanks(a.jobId(), a.attempt()));
             return;
@@ -137,10 +141,6 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
             j.resendUntil = System.currentTimeMillis() + 10_000;
             Log.info("%s: found attempt %s again, every rank running or done", j.id, j.attempt);
         }
-        // What rank 0 passed on while no coordinator listened, asked again with its node's next few reports: the
-        // records replace themselves, so a request that crossed another message costs nothing.
-        if (System.currentTimeMillis() < j.resendUntil && java.util.Arrays.stream(a.ranks()).anyMatch(r -> r == 0))
-            agent.tell(new ResendProgress(j.id, j.attempt, j.recordedStep));
         if (j.recoveringSince == 0) finishedAll(j);
         settings.store().save(j);
     }

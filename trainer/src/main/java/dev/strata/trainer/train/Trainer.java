@@ -140,15 +140,15 @@ public final class Trainer {
             step = resumed.manifest().step();
             position = dataPosition(resumed, train);
         }
+        Parameter tied = rank.pipeline() == null ? null : Pipeline.tiedCopy(model); // its replicas' sum waits for the other copy's
+        if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model), tied == null ? Set.of() : Set.of(tied));
+        GradientSync sync = rank.sync(tied);
+        Optimizer opt = optimizer(job, model, sync, out); // before the run directory is touched: offload refuses what cannot fit first
         if (mode == RunDirectory.Mode.RESUME && writer) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
 
         if (writer) checkpoints.removeUncommitted(); // before any rank can start a save
-        try (RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job); BackgroundSaves saves = new BackgroundSaves(ck.async());
+        try (opt; RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job); BackgroundSaves saves = new BackgroundSaves(ck.async());
              HostSnapshot snapshot = new HostSnapshot(backend)) {
-            Parameter tied = rank.pipeline() == null ? null : Pipeline.tiedCopy(model); // its replicas' sum waits for the other copy's
-            if (rank.dataParallel() != null) rank.dataParallel().plan(TrainingState.trainable(model), tied == null ? Set.of() : Set.of(tied));
-            GradientSync sync = rank.sync(tied);
-            Optimizer opt = optimizer(job, model, sync, out);
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
             if (resumed != null) {
@@ -186,7 +186,7 @@ public final class Trainer {
             long timedSteps = 0, loopStart = System.nanoTime();
             int skippedInARow = 0;
             boolean checkpointDue = false;
-            try (opt; TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs(), sync, pipeline)) {
+            try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs(), sync, pipeline)) {
                 while (step < end) {
                     long t0 = System.nanoTime();
                     for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {

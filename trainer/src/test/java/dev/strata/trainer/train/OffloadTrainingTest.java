@@ -96,6 +96,7 @@ class OffloadTrainingTest {
         var pin = assertThrows(IllegalArgumentException.class, () -> new Trainer(job(runs.resolve("pin"), "optimizer = nvme, nvme_dir = \"" + runs.resolve("nvme")
                 + "\", pin_memory_gb = 0.000001", 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0));
         assertTrue(pin.getMessage().startsWith("offload.pin_memory_gb = 1.0E-6 is less than the"), pin.getMessage());
+        assertTrue(!Files.exists(runs.resolve("pin")), "nothing written for a run that could not start");
         var nvme = assertThrows(ConfigError.class, () -> job(runs, "optimizer = nvme", 1, 0));
         assertTrue(nvme.getMessage().contains("offload.optimizer = nvme needs offload.nvme_dir"), nvme.getMessage());
         var split = assertThrows(ConfigError.class, () -> job(runs, "optimizer = cpu, gpu_fraction = 1.5", 1, 0));
