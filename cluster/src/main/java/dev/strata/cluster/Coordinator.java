@@ -59,6 +59,11 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         long now = System.currentTimeMillis();
         for (ClusterJob j : settings.store().jobs()) {
             jobs.put(j.id, j);
+            if (!j.curve.isEmpty()) { // the last step recorded, as its progress rows say (the record is saved on changes of state only)
+                j.step = j.curve.lastKey();
+                j.loss = j.curve.lastEntry().getValue()[0];
+                j.tokensPerSecond = j.curve.lastEntry().getValue()[1];
+            }
             nextJob = Math.max(nextJob, Integer.parseInt(j.id.substring(j.id.indexOf('-') + 1)) + 1);
             for (int port : j.ports) nextPort = Math.max(nextPort, port - settings.firstPort() + 1);
             if (!j.live) continue;
@@ -125,6 +130,7 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
             if (java.util.Arrays.stream(a.exitCodes()).anyMatch(c -> c == -1)) agent.tell(new StopRanks(a.jobId(), a.attempt()));
             return;
         }
+        boolean changed = false; // the agents say the same every 2 s: the store hears only of a change
         for (int i = 0; i < a.ranks().length; i++) {
             int rank = a.ranks()[i], code = a.exitCodes()[i];
             if (rank >= j.rankStates.length) continue;
@@ -133,7 +139,7 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
                 failAttempt(j, "rank " + rank + " exited with code " + code + " on node " + node);
                 return;
             }
-            if (code == 0) j.finished.add(rank);
+            if (code == 0) changed |= j.finished.add(rank);
         }
         if (j.recoveringSince > 0 && j.unheard().isEmpty()) {
             j.recoveringSince = 0;
@@ -141,15 +147,17 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
             j.resendUntil = System.currentTimeMillis() + 10_000;
             Log.info("%s: found attempt %s again, every rank running or done", j.id, j.attempt);
         }
-        if (j.recoveringSince == 0) finishedAll(j);
-        settings.store().save(j);
+        if (j.recoveringSince == 0) changed |= finishedAll(j);
+        if (changed) settings.store().save(j);
     }
 
-    private void finishedAll(ClusterJob j) {
-        if (j.finished.size() < j.ranks() || !j.live) return;
+    /** Whether every rank has finished well, which makes the job succeeded now. */
+    private boolean finishedAll(ClusterJob j) {
+        if (j.finished.size() < j.ranks() || !j.live) return false;
         j.live = false;
         j.state = "succeeded";
         Log.info("%s succeeded", j.id);
+        return true;
     }
 
     private Behavior<ToCoordinator> submit(Submit m) {
@@ -199,8 +207,9 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
             if (placed == null && j.state.equals("restarting") && now - j.lostAt > settings.waitForReplacement().toMillis()) placed = fewerReplicas(j, free);
             if (placed == null) {
                 String waiting = j.ranks() + " ranks (tensor-parallel groups of " + j.tp + " on one node); the cluster has " + RankPlacement.describe(free);
-                if (!waiting.equals(j.waitingFor)) settings.store().save(j);
+                boolean changed = !waiting.equals(j.waitingFor);
                 j.waitingFor = waiting;
+                if (changed) settings.store().save(j);
                 if (j.attempt < 0 && j.waitTimeoutMs > 0 && now - j.submittedAt > j.waitTimeoutMs) {
                     j.state = "failed";
                     j.reason = "waited " + j.waitTimeoutMs / 1000 + " s for " + j.waitingFor;
@@ -335,8 +344,7 @@ public final class Coordinator extends AbstractBehavior<ToCoordinator> {
         j.curve.tailMap(m.step(), true).clear(); // a restart repeats the steps after its checkpoint
         if (j.curve.size() < 100_000) j.curve.put(m.step(), new double[] {m.loss(), m.tokensPerSecond()});
         if (j.live && j.state.equals("starting")) j.state = "running";
-        settings.store().progress(j.id, m.step(), m.loss(), m.tokensPerSecond());
-        settings.store().save(j);
+        settings.store().progress(j.id, m.step(), m.loss(), m.tokensPerSecond()); // the job's own record gets its step back from these rows
         return this;
     }
 

@@ -12,6 +12,8 @@ final class HostStateStore implements StateStore {
         for (Subgroup k : subgroups) blocks[k.index()] = new StateBlock(backend, k.elements() * stateBytes, !k.onGpu());
     }
 
+    @Override public String describe() { return "pinned host memory"; }
+
     @Override public StateBlock open(Subgroup k) { return blocks[k.index()]; }
 
     @Override public void close() { for (StateBlock b : blocks) b.close(); }

@@ -67,7 +67,7 @@ final class NvmeStateStore implements StateStore {
         direct = directIoWorks();
     }
 
-    boolean directIo() { return direct; }
+    @Override public String describe() { return "files under " + dir.getParent() + (direct ? " (direct I/O)" : " (no direct I/O there: plain reads and writes)"); }
 
     private Path file(Subgroup k) { return dir.resolve(String.format("subgroup-%05d.state", k.index())); }
 
@@ -94,8 +94,8 @@ final class NvmeStateStore implements StateStore {
     }
 
     /** The parts of a subgroup's file, in order: m, v, then master (a CPU-updated subgroup's). */
-    private static List<ByteBuffer> parts(StateBlock b, Subgroup k, int stateBytes) {
-        long bytes = StateBlock.roundUp(k.elements() * stateBytes);
+    private List<ByteBuffer> parts(StateBlock b, Subgroup k) {
+        long bytes = StateBlock.roundUp(k.elements() * bytesPerState);
         List<ByteBuffer> out = new ArrayList<>(List.of(window(b.m(), bytes), window(b.v(), bytes)));
         if (!k.onGpu()) out.add(window(b.master(), bytes));
         return out;
@@ -103,10 +103,10 @@ final class NvmeStateStore implements StateStore {
 
     private static ByteBuffer window(Backend.HostBuffer part, long bytes) { return part.bytes().duplicate().clear().limit(Math.toIntExact(bytes)); }
 
-    private void transfer(Subgroup k, StateBlock b, boolean write, int stateBytes) {
+    private void transfer(Subgroup k, StateBlock b, boolean write) {
         try (FileChannel c = FileChannel.open(file(k), options(write, direct))) {
             long at = 0;
-            for (ByteBuffer part : parts(b, k, stateBytes)) {
+            for (ByteBuffer part : parts(b, k)) {
                 long n = part.remaining();
                 while (part.hasRemaining()) {
                     int done = write ? c.write(part, at + n - part.remaining()) : c.read(part, at + n - part.remaining());
@@ -152,7 +152,7 @@ final class NvmeStateStore implements StateStore {
         holds[slot] = k.index();
         slotOf.put(k.index(), slot);
         StateBlock b = slots[slot];
-        if (onFile.contains(k.index())) pending[slot] = io.submit(() -> transfer(k, b, false, bytesPerState));
+        if (onFile.contains(k.index())) pending[slot] = io.submit(() -> transfer(k, b, false));
         else b.clear();
         return slot;
     }
@@ -171,7 +171,7 @@ final class NvmeStateStore implements StateStore {
     @Override public void done(Subgroup k) {
         int slot = slotOf.remove(k.index());
         StateBlock b = slots[slot];
-        pending[slot] = io.submit(() -> transfer(k, b, true, bytesPerState));
+        pending[slot] = io.submit(() -> transfer(k, b, true));
         onFile.add(k.index());
         holds[slot] = -1;
     }

@@ -82,10 +82,8 @@ public final class OffloadedAdamW implements Optimizer {
         gradSumSquares = backend.zeros(DType.F64, 1);
         loadMasters();
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
-        out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads%s%n",
-                total, settings.tier().equals("nvme") ? "files under " + settings.nvmeDir() + (((NvmeStateStore) store).directIo() ? " (direct I/O)" : " (no direct I/O there)")
-                        : "pinned host memory", subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), total == 0 ? 0 : 100.0 * onGpu / total,
-                cpu.threads(), "");
+        out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads%n",
+                total, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), total == 0 ? 0 : 100.0 * onGpu / total, cpu.threads());
     }
 
     /** A CPU subgroup's master weights start as the device's values; its moments, and every GPU subgroup's, at zero. */

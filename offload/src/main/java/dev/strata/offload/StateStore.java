@@ -2,6 +2,9 @@ package dev.strata.offload;
 
 /** Where each subgroup's optimizer state lives between steps, handed out as host buffers while it is updated. */
 interface StateStore extends AutoCloseable {
+    /** Where the state lives, for the run's log. */
+    String describe();
+
     /** Subgroup k's state in host memory, loaded (waiting for a read ahead when the tier reads). */
     StateBlock open(Subgroup k);
 
