@@ -77,38 +77,48 @@ case "${1:-}" in
     done
     ;;
   offload)
-    # CPU AdamW, ours against PyTorch's on the same cores; then training steps with the optimizer on the GPU, offloaded
-    # and interleaved (the measured split), and offloaded all on the CPU (ZeRO-Offload's way)
+    # CPU AdamW, ours against PyTorch's on the same cores; then training steps of "PRESET BATCH SEQ ACCUM" specs with
+    # the optimizer on the GPU, offloaded and interleaved (the measured split), and offloaded all on the CPU
+    # (ZeRO-Offload's way); one micro-batch a step shows the update's own cost, ACCUM of them a realistic step
+    shift
     $STRATA bench adamw --params 268435456 2>&1 | tee -a "$LOGS/offload.log" | grep -E "AdamW|BENCH"
     python3 tools/bench/cpu_adamw.py 268435456 "$(nproc)" 2>&1 | grep -v Warning | tee -a "$LOGS/offload.log"
-    for spec in "${2:-llama-1b} 4 2048"; do
+    for spec in "${@:-llama-1b 4 2048 1}"; do
       set -- $spec
-      for variant in "" "--cuda-graphs false" "--offload cpu --gpu-fraction auto" "--offload cpu --gpu-fraction 0" \
-                     "--offload nvme --nvme-dir /tmp/strata-nvme --gpu-fraction auto"; do
-        $STRATA bench train --model "$1" --batch "$2" --seq "$3" --steps 10 --warmup 3 $variant 2>&1 | tee -a "$LOGS/offload-train.log" \
+      for variant in "" "--offload cpu --gpu-fraction auto" "--offload cpu --gpu-fraction 0"; do
+        $STRATA bench train --model "$1" --batch "$2" --seq "$3" --accum "$4" --steps "${5:-10}" --warmup 2 $variant 2>&1 | tee -a "$LOGS/offload-train.log" \
           | grep -E "offload|tokens/s|BENCH|Exception|error" | grep -v "^  "
       done
     done
+    ;;
+  offload-big)
+    # the largest model: "PRESET BATCH SEQ ACCUM STEPS [bench train options]", the optimizer state in RAM (and on disk)
+    shift
+    set -- $1
+    $STRATA bench train --model "$1" --batch "$2" --seq "$3" --accum "$4" --steps "$5" --warmup 1 "${@:6}" 2>&1 | tee -a "$LOGS/offload-big.log" \
+      | grep -E "offload|tokens/s|BENCH|Exception|error|step|bench" | grep -v "^    "
+    free -g | tee -a "$LOGS/offload-big.log"
     ;;
   offload-parity)
     # 50 bf16 steps of Llama-1B on text: the optimizer on the GPU against offloaded (measured split, and all on the CPU)
     W=/tmp/strata-offload-parity; rm -rf "$W"; mkdir -p "$W"
     $STRATA data prepare --input examples/data/tinyshakespeare.txt --out "$W/data" | tail -1
-    for variant in none:auto cpu:auto cpu:0; do
+    for variant in ${2:-none:auto cpu:auto cpu:0}; do
       $STRATA train examples/gpt2-124m-gpu.conf --set model.preset=llama-1b --set model.vocab_size=50304 --set run_dir="$W/${variant/:/-}" \
-        --set data.dir="$W/data" --set training.steps=50 --set training.batch_size=4 --set training.seq_len=1024 --set training.grad_accum_steps=1 \
-        --set eval.every=0 --set checkpoint.every=0 --set sample.tokens=0 --set offload.optimizer="${variant%%:*}" --set offload.gpu_fraction="${variant##*:}" \
+        --set data.dir="$W/data" --set training.steps="${3:-50}" --set training.batch_size=4 --set training.seq_len=1024 --set training.grad_accum_steps=1 \
+        --set eval.every=0 --set checkpoint.every=0 --set sample.tokens=0 --set log.every=1 --set offload.optimizer="${variant%%:*}" --set offload.gpu_fraction="${variant##*:}" \
         2>&1 | grep -E "offload|error" | tee -a "$LOGS/offload-parity.log"
     done
-    python3 - "$W" <<'PY' | tee -a "$LOGS/offload-parity.log"
+    runs=(); for variant in ${2:-none:auto cpu:auto cpu:0}; do runs+=("${variant/:/-}"); done
+    python3 - "$W" "${runs[@]:1}" <<'PY' | tee -a "$LOGS/offload-parity.log"
 import json, sys
 def losses(d): return [json.loads(l)["loss"] for l in open(f"{sys.argv[1]}/{d}/metrics.jsonl") if '"loss"' in l and "skipped" not in l]
-base = losses("none-auto")
-for d in ("cpu-auto", "cpu-0"):
+base = losses("none-auto")  # the first variant is none:auto
+for d in sys.argv[2:]:
     o = losses(d)
     worst = max(abs(a - b) / a for a, b in zip(base, o))
     print(f"OFFLOAD-PARITY {d}: {len(o)} steps, worst relative loss difference {worst:.2e} against the optimizer on the GPU; first {base[0]:.4f}/{o[0]:.4f}, last {base[-1]:.4f}/{o[-1]:.4f}")
 PY
     ;;
-  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | checkpoint | generate | offload [preset] | offload-parity" >&2; exit 2 ;;
+  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | checkpoint | generate | offload [SPEC...] | offload-big SPEC | offload-parity [VARIANTS [STEPS]]" >&2; exit 2 ;;
 esac

@@ -18,13 +18,13 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 /**
- * offload.optimizer = nvme: each subgroup's state in a file of its own under nvme_dir (m, v and master weights, each
- * padded to a block), streamed through a few page-locked staging blocks: the next subgroup read ahead while one is
+ * offload.optimizer = nvme: each subgroup's moments in a file of its own under nvme_dir (m and v, each padded to a
+ * block), streamed through a few page-locked staging blocks: the next subgroup read ahead while one is
  * updated, an updated one written behind, on an I/O thread; with direct I/O where the file system takes it (it
  * bypasses the page cache, which would otherwise hold a second copy of the state), plain reads and writes where not.
  */
 final class NvmeStateStore implements StateStore {
-    private static final int STAGING = 3;
+    private static final int STAGING = OffloadedAdamW.DEVICE_WINDOW + 2; // GPU subgroups on their way back, the one updated, the one read ahead
     private final Path dir;
     private final StateBlock[] slots;
     private final int[] holds;                 // slots[i] holds this subgroup's state (read, or read ahead), or -1
@@ -44,7 +44,7 @@ final class NvmeStateStore implements StateStore {
         this.dir = nvmeDir.resolve("strata-offload-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
         this.bytesPerState = stateBytes;
         long largest = subgroups.stream().mapToLong(Subgroup::elements).max().orElse(1) * stateBytes, total = 0;
-        for (Subgroup k : subgroups) total += (k.onGpu() ? 2 : 3) * StateBlock.roundUp(k.elements() * stateBytes);
+        for (Subgroup k : subgroups) total += 2 * StateBlock.roundUp(k.elements() * stateBytes);
         try {
             Files.createDirectories(nvmeDir);
             long free = Files.getFileStore(nvmeDir).getUsableSpace();
@@ -55,16 +55,22 @@ final class NvmeStateStore implements StateStore {
         } catch (IOException e) {
             throw new IllegalArgumentException("offload.nvme_dir " + dir + " cannot be used: " + e.getMessage());
         }
-        double staging = STAGING * 4.0 * (StateBlock.roundUp(largest) + StateBlock.ALIGN);
+        double staging = stagingBytes(subgroups, stateBytes);
         if (pinMemoryGb > 0 && staging > pinMemoryGb * 1e9)
             throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "offload.pin_memory_gb = %s is less than the %.2f GB the nvme tier stages "
                     + "through (%d blocks of the largest subgroup); raise it or lower offload.subgroup_mparams", pinMemoryGb, staging / 1e9, STAGING));
         slots = new StateBlock[STAGING];
-        for (int i = 0; i < STAGING; i++) slots[i] = new StateBlock(backend, largest, true);
+        for (int i = 0; i < STAGING; i++) slots[i] = new StateBlock(backend, largest);
         holds = new int[STAGING];
         java.util.Arrays.fill(holds, -1);
         pending = new Future<?>[STAGING];
         direct = directIoWorks();
+    }
+
+    /** The page-locked memory its staging blocks take for these subgroups. */
+    static long stagingBytes(List<Subgroup> subgroups, int stateBytes) {
+        long largest = subgroups.stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes;
+        return STAGING * 2L * (StateBlock.roundUp(largest) + StateBlock.ALIGN);
     }
 
     @Override public String describe() { return "files under " + dir.getParent() + (direct ? " (direct I/O)" : " (no direct I/O there: plain reads and writes)"); }
@@ -93,12 +99,10 @@ final class NvmeStateStore implements StateStore {
         return o.toArray(OpenOption[]::new);
     }
 
-    /** The parts of a subgroup's file, in order: m, v, then master (a CPU-updated subgroup's). */
+    /** The parts of a subgroup's file, in order: m, v. */
     private List<ByteBuffer> parts(StateBlock b, Subgroup k) {
         long bytes = StateBlock.roundUp(k.elements() * bytesPerState);
-        List<ByteBuffer> out = new ArrayList<>(List.of(window(b.m(), bytes), window(b.v(), bytes)));
-        if (!k.onGpu()) out.add(window(b.master(), bytes));
-        return out;
+        return List.of(window(b.m(), bytes), window(b.v(), bytes));
     }
 
     private static ByteBuffer window(Backend.HostBuffer part, long bytes) { return part.bytes().duplicate().clear().limit(Math.toIntExact(bytes)); }
@@ -175,6 +179,8 @@ final class NvmeStateStore implements StateStore {
         onFile.add(k.index());
         holds[slot] = -1;
     }
+
+    @Override public boolean writesBack(Subgroup k) { return true; }
 
     @Override public void flush() { for (int i = 0; i < STAGING; i++) if (holds[i] == -1) await(i); }
 

@@ -16,18 +16,24 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * AdamW with its state off the device (offload.optimizer = cpu | nvme), updated by the CPU and the GPU in turn
- * (Deep Optimizer States): the parameters are cut into subgroups; a GPU subgroup's moments are streamed up, updated
- * there and streamed back while the CPU updates the other subgroups from their gradients (streamed down) into their
- * master weights, which go back up before the next forward. The GPU's share is offload.gpu_fraction, or the
- * {@link SplitModel}'s measured best. The numbers are {@link AdamW}'s; in f64 on the CPU backend an update equals
- * AdamW's bit for bit on every split and tier.
+ * AdamW with its state off the device (offload.optimizer = cpu | nvme), updated by the CPU and the GPU at once (Deep
+ * Optimizer States): the parameters are cut into subgroups; a GPU subgroup's moments are streamed up, updated there
+ * and streamed back, while the CPU updates the other subgroups, whose weights and gradients stream down and whose
+ * weights go back up before the next forward. The device's f32 values are the master weights, so the host keeps
+ * only the moments (8 bytes a parameter, not 16): what lets a 13B model's state fit in RAM. The GPU's share is
+ * offload.gpu_fraction, or the {@link SplitModel}'s measured best. The numbers are {@link AdamW}'s; in f64 on the
+ * CPU backend an update equals AdamW's bit for bit on every split and tier.
  */
 public final class OffloadedAdamW implements Optimizer {
     /** tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU update's; subgroupElements: their size. */
     public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements, double pinMemoryGb) {}
 
-    /** A GPU subgroup whose moments are on their way back: its scratch lives until they have landed. */
+    /** GPU subgroups whose moments are on the device at once: how far their copies up run ahead of their copies back. */
+    static final int DEVICE_WINDOW = 3;
+    /** CPU subgroups whose weights and gradients are in host staging at once. */
+    private static final int HOST_WINDOW = 4;
+
+    /** A GPU subgroup whose moments are on their way back: its scratch lives until a later copy up waits for them. */
     private record InFlight(Subgroup subgroup, Backend.Event landed, List<Tensor> scratch) {}
 
     private final Backend backend;
@@ -38,6 +44,7 @@ public final class OffloadedAdamW implements Optimizer {
     private final List<Subgroup> subgroups = new ArrayList<>();
     private final List<Tensor> normGrads = new ArrayList<>();
     private final StateStore store;
+    private final HostStaging staging;
     private final CpuAdamW cpu;
     private final Tensor schedule, gradSumSquares;
     private final double gpuFraction;
@@ -76,28 +83,20 @@ public final class OffloadedAdamW implements Optimizer {
             if (onGpu) credit -= n;
             subgroups.add(Subgroup.of(subgroups.size(), group, onGpu));
         }
-        this.store = settings.tier().equals("nvme") ? new NvmeStateStore(backend, subgroups, stateBytes, settings.nvmeDir(), settings.pinMemoryGb())
-                : new HostStateStore(backend, subgroups, stateBytes);
+        this.store = StateStore.open(backend, subgroups, stateBytes, settings);
+        long largestOnCpu = subgroups.stream().filter(k -> !k.onGpu()).mapToLong(Subgroup::elements).max().orElse(0);
+        this.staging = new HostStaging(backend, largestOnCpu == 0 ? 0 : HOST_WINDOW, largestOnCpu * stateBytes);
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
-        loadMasters();
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
         out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads%n",
                 total, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), total == 0 ? 0 : 100.0 * onGpu / total, cpu.threads());
     }
 
-    /** A CPU subgroup's master weights start as the device's values; its moments, and every GPU subgroup's, at zero. */
-    private void loadMasters() {
-        for (Subgroup k : subgroups) {
-            StateBlock b = store.open(k);
-            if (!k.onGpu()) {
-                List<Backend.Event> copies = new ArrayList<>();
-                for (int i = 0; i < k.params().size(); i++) copies.add(backend.copyToHost(k.params().get(i).value(), window(b.master(), k, i)));
-                awaitAll(copies);
-            }
-            store.done(k);
-        }
-        store.flush();
+    /** The page-locked memory the CPU side's staging takes: {@link #HOST_WINDOW} subgroups' weights and gradients. */
+    static long stagingBytes(List<Subgroup> subgroups, int stateBytes) {
+        long largest = subgroups.stream().filter(k -> !k.onGpu()).mapToLong(Subgroup::elements).max().orElse(0);
+        return largest == 0 ? 0 : HOST_WINDOW * 2L * largest * stateBytes;
     }
 
     /** Waits for the copies and lets their events go (each holds a CUDA event). */
@@ -106,12 +105,6 @@ public final class OffloadedAdamW implements Optimizer {
             e.await();
             e.close();
         }
-    }
-
-    /** The compute stream waits for the copy; its event goes once the wait is enqueued. */
-    private void computeWaitsFor(Backend.Event copy) {
-        backend.waitFor(copy);
-        copy.close();
     }
 
     private Backend.HostBuffer window(Backend.HostBuffer part, Subgroup k, int i) {
@@ -131,9 +124,11 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public boolean capturable() { return false; }
 
     /**
-     * The global norm (the host waits for backward here), then every subgroup in order: a GPU one enqueued (its
-     * moments up, AdamW on the device, its moments down; two in flight at most), a CPU one updated here from its
-     * gradients, its weights sent up before the step's end. Nothing is updated when the norm is not finite.
+     * The global norm (the host waits for backward here, so the device is idle and copies need not wait for it),
+     * then every subgroup in order: a GPU one enqueued whole (moments up, AdamW on the device, moments down), a CPU
+     * one updated here from its weights and gradients, streamed down {@link #HOST_WINDOW} subgroups ahead, and its
+     * weights sent back up. The host waits only for the CPU side's copies down; the compute stream waits for the
+     * last copies of both sides once, at the end. Nothing is updated when the norm is not finite.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {
         backend.sumOfSquares(normGrads, gradSumSquares);
@@ -141,66 +136,104 @@ public final class OffloadedAdamW implements Optimizer {
         lastNorm = Math.sqrt(backend.toDoubles(gradSumSquares)[0]);
         if (!Double.isFinite(lastNorm)) return;
         double gradScale = maxGradNorm > 0 ? Math.min(1.0, maxGradNorm / (lastNorm + 1e-6)) : 1.0;
+        List<Subgroup> onCpu = subgroups.stream().filter(k -> !k.onGpu()).toList();
+        List<List<Backend.Event>> down = new ArrayList<>();
+        List<Backend.Event> up = new ArrayList<>();    // each CPU subgroup's last copy up (one stream: in order)
+        for (int c = 0; c < Math.min(HOST_WINDOW, onCpu.size()); c++) down.add(sendDown(onCpu.get(c), c, Backend.DONE));
         ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
+        Backend.Event lastDown = Backend.DONE;
+        int c = 0;
         for (int j = 0; j < subgroups.size(); j++) {
             Subgroup k = subgroups.get(j);
-            StateBlock b = store.open(k);
-            if (j + 1 < subgroups.size()) store.prefetch(subgroups.get(j + 1));
             if (k.onGpu()) {
-                if (inFlight.size() == 2) land(inFlight.poll(), true);
-                inFlight.add(onDevice(k, b, maxGradNorm));
+                InFlight freed = inFlight.size() == DEVICE_WINDOW ? inFlight.poll() : null;
+                if (freed != null) freed.scratch().forEach(Tensor::close); // the copy up below waits for their copies back
+                StateBlock b = store.open(k);
+                if (j + 1 < subgroups.size()) store.prefetch(subgroups.get(j + 1));
+                InFlight f = onDevice(k, b, maxGradNorm, freed == null ? Backend.DONE : freed.landed());
+                if (freed != null) land(freed);
+                inFlight.add(f);
+                lastDown = f.landed();
             } else {
-                onHost(k, b, gradScale);
+                StateBlock b = store.open(k);
+                if (j + 1 < subgroups.size()) store.prefetch(subgroups.get(j + 1));
+                awaitAll(down.get(c));
+                up.add(onHost(k, c, b, gradScale));
                 store.done(k);
+                if (c + HOST_WINDOW < onCpu.size()) down.add(sendDown(onCpu.get(c + HOST_WINDOW), c + HOST_WINDOW, up.get(c)));
+                c++;
             }
-            while (!inFlight.isEmpty() && inFlight.peek().landed().done()) land(inFlight.poll(), false);
         }
-        while (!inFlight.isEmpty()) land(inFlight.poll(), true);
+        if (!up.isEmpty()) backend.waitFor(up.get(up.size() - 1));
+        backend.waitFor(lastDown);
+        for (Subgroup k : onCpu) for (Parameter p : k.params()) p.markUpdated(false); // after the wait: the bf16 copies read the new weights
+        up.forEach(Backend.Event::close);
+        while (!inFlight.isEmpty()) {
+            InFlight f = inFlight.poll();
+            f.scratch().forEach(Tensor::close); // the compute stream waited for their copies back above
+            land(f);
+        }
     }
 
-    private InFlight onDevice(Subgroup k, StateBlock b, double maxGradNorm) {
+    /** The c-th CPU subgroup's weights and gradients down into staging, once after (what last read that block) is done. */
+    private List<Backend.Event> sendDown(Subgroup k, int c, Backend.Event after) {
+        List<Backend.Event> copies = new ArrayList<>();
+        for (int i = 0; i < k.params().size(); i++) {
+            Parameter p = k.params().get(i);
+            copies.add(backend.copyToHostAfter(p.value(), window(staging.weights(c), k, i), after));
+            copies.add(backend.copyToHostAfter(p.grad(), window(staging.grads(c), k, i), after));
+        }
+        return copies;
+    }
+
+    /** Enqueues a GPU subgroup: its moments up into scratch once after is done (the scratch it may reuse was read back), AdamW, moments down. */
+    private InFlight onDevice(Subgroup k, StateBlock b, double maxGradNorm, Backend.Event after) {
         List<Tensor> scratch = new ArrayList<>();
         List<Backend.AdamWSlot> slots = new ArrayList<>();
+        Backend.Event upLast = Backend.DONE;
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
             Tensor m = backend.empty(stateType, p.shape()), v = backend.empty(stateType, p.shape());
             scratch.add(m);
             scratch.add(v);
-            computeWaitsFor(backend.copyFromHost(window(b.m(), k, i), m));
-            computeWaitsFor(backend.copyFromHost(window(b.v(), k, i), v));
+            backend.copyFromHostAfter(window(b.m(), k, i), m, after).close();
+            upLast.close();
+            upLast = backend.copyFromHostAfter(window(b.v(), k, i), v, after); // one stream: the last lands last
             slots.add(new Backend.AdamWSlot(p.value(), p.grad(), m, v, AdamW.weightDecay(adam, p), AdamW.bf16Copy(p)));
         }
+        backend.waitFor(upLast);
+        upLast.close();
         backend.adamw(slots, new Backend.AdamWSettings(adam.beta1(), adam.beta2(), adam.eps(), maxGradNorm), schedule, gradSumSquares);
         for (int i = 0; i < k.params().size(); i++) k.params().get(i).markUpdated(slots.get(i).copy() != null);
         Backend.Event landed = Backend.DONE;
         for (int i = 0; i < k.params().size(); i++) {
             backend.copyToHost(scratch.get(2 * i), window(b.m(), k, i)).close();
             landed.close();
-            landed = backend.copyToHost(scratch.get(2 * i + 1), window(b.v(), k, i)); // one copy stream: the last lands last
+            landed = backend.copyToHost(scratch.get(2 * i + 1), window(b.v(), k, i));
         }
         return new InFlight(k, landed, scratch);
     }
 
-    private void land(InFlight f, boolean wait) {
-        if (wait) f.landed().await();
+    /** A GPU subgroup's moments are back, or will be before anything reads them: its block goes back to the store. */
+    private void land(InFlight f) {
+        if (store.writesBack(f.subgroup())) f.landed().await();
         f.landed().close();
-        f.scratch().forEach(Tensor::close);
         store.done(f.subgroup());
     }
 
-    private void onHost(Subgroup k, StateBlock b, double gradScale) {
-        List<Backend.Event> down = new ArrayList<>();
-        for (int i = 0; i < k.params().size(); i++) down.add(backend.copyToHost(k.params().get(i).grad(), window(b.grads(), k, i)));
+    /** Updates the c-th CPU subgroup in staging and its moments in b; returns the last of its weights' copies up. */
+    private Backend.Event onHost(Subgroup k, int c, StateBlock b, double gradScale) {
+        Backend.Event last = Backend.DONE;
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
-            down.get(i).await();
-            down.get(i).close();
             var s = new CpuAdamW.Step(adam.beta1(), adam.beta2(), adam.eps(), lr / bc1, bc2Sqrt, 1 - lr * AdamW.weightDecay(adam, p), gradScale);
-            cpu.update(stateType, window(b.master(), k, i).bytes(), window(b.grads(), k, i).bytes(), window(b.m(), k, i).bytes(),
-                    window(b.v(), k, i).bytes(), p.value().numel(), s);
-            computeWaitsFor(backend.copyFromHost(window(b.master(), k, i), p.value()));
-            p.markUpdated(false);
+            Backend.HostBuffer weights = window(staging.weights(c), k, i);
+            cpu.update(stateType, weights.bytes(), window(staging.grads(c), k, i).bytes(), window(b.m(), k, i).bytes(), window(b.v(), k, i).bytes(),
+                    p.value().numel(), s);
+            last.close();
+            last = backend.copyFromHostAfter(weights, p.value(), Backend.DONE); // the device does not read these weights until the update's end
         }
+        return last;
     }
 
     @Override public double lastGradNorm() { return lastNorm; }
@@ -210,8 +243,8 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public long stepCount() { return step; }
 
     /**
-     * A checkpoint's moments were loaded into the tensors {@link #state} gave, and its weights into the parameters:
-     * both go to where the state lives.
+     * A checkpoint's moments were loaded into the tensors {@link #state} gave: they go to where the state lives (the
+     * weights, loaded into the parameters, are the masters already).
      */
     @Override public void restore(long stepCount) {
         this.step = stepCount;
@@ -223,7 +256,6 @@ public final class OffloadedAdamW implements Optimizer {
                 Tensor m = stateCopies.get("exp_avg." + p.name()), v = stateCopies.get("exp_avg_sq." + p.name());
                 if (m != null) copies.add(backend.copyToHost(m, window(b.m(), k, i)));
                 if (v != null) copies.add(backend.copyToHost(v, window(b.v(), k, i)));
-                if (!k.onGpu()) copies.add(backend.copyToHost(p.value(), window(b.master(), k, i)));
             }
             awaitAll(copies);
             store.done(k);
@@ -261,6 +293,7 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public void close() {
         stateCopies.values().forEach(Tensor::close);
         store.close();
+        staging.close();
         cpu.close();
         schedule.close();
         gradSumSquares.close();

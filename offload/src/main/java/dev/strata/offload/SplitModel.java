@@ -8,9 +8,9 @@ import java.util.Locale;
 
 /**
  * Deep Optimizer States' performance model, measured on this machine at start: the host link both ways, the CPU's
- * and the device's AdamW rates. A CPU-updated element sends its gradient down and its weight up; a GPU-updated one
- * sends its two moments up and back. The copies share one stream, the CPU works beside it: the split is the GPU
- * share that makes the longer of the two shortest.
+ * and the device's AdamW rates. A CPU-updated element sends its weight and gradient down and its weight up; a
+ * GPU-updated one sends its two moments up and back. Each direction has a copy stream, the CPU works beside them:
+ * the split is the GPU share that makes the longest of the three shortest.
  */
 record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes) {
 
@@ -19,20 +19,21 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
         double down = 0, up = 0, cpuRate = 0, deviceRate = 0;
         try (Tensor p = backend.zeros(stateType, n); Tensor g = backend.zeros(stateType, n); Tensor m = backend.zeros(stateType, n);
              Tensor v = backend.zeros(stateType, n); Tensor schedule = backend.fromDoubles(new double[] {1e-4, 0.1, 0.1}, DType.F64, 3);
-             Tensor norm = backend.fromDoubles(new double[] {1}, DType.F64, 1); StateBlock host = new StateBlock(backend, (long) n * sb, true)) {
+             Tensor norm = backend.fromDoubles(new double[] {1}, DType.F64, 1); StateBlock staged = new StateBlock(backend, (long) n * sb);
+             StateBlock moments = new StateBlock(backend, (long) n * sb)) {
             var slot = List.of(new Backend.AdamWSlot(p, g, m, v, 0.1));
             for (int rep = 0; rep < 3; rep++) {
                 backend.synchronize();
                 long t0 = System.nanoTime();
-                try (Backend.Event e = backend.copyToHost(g, host.grads())) {
+                try (Backend.Event e = backend.copyToHost(g, staged.v())) {
                     e.await();
                 }
                 long t1 = System.nanoTime();
-                try (Backend.Event e = backend.copyFromHost(host.master(), p)) {
+                try (Backend.Event e = backend.copyFromHost(staged.m(), p)) {
                     e.await();
                 }
                 long t2 = System.nanoTime();
-                cpu.update(stateType, host.master().bytes(), host.grads().bytes(), host.m().bytes(), host.v().bytes(), n,
+                cpu.update(stateType, staged.m().bytes(), staged.v().bytes(), moments.m().bytes(), moments.v().bytes(), n,
                         new CpuAdamW.Step(0.9, 0.95, 1e-8, 1e-4, 0.1, 1, 1));
                 long t3 = System.nanoTime();
                 backend.adamw(slot, new Backend.AdamWSettings(0.9, 0.95, 1e-8, 0), schedule, norm);
@@ -47,12 +48,11 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
         return new SplitModel(down, up, cpuRate, deviceRate, sb);
     }
 
-    private double cpuLink() { return stateBytes / downBytesPerSecond + stateBytes / upBytesPerSecond; }
-
-    private double gpuLink() { return 2 * stateBytes / upBytesPerSecond + 2 * stateBytes / downBytesPerSecond + 1 / devicePerSecond; }
-
     /** Seconds for n elements' update with the GPU taking share f of them. */
-    double seconds(long n, double f) { return Math.max(n * ((1 - f) * cpuLink() + f * gpuLink()), n * (1 - f) / cpuPerSecond); }
+    double seconds(long n, double f) {
+        double down = n * stateBytes * (2 * (1 - f) + 2 * f) / downBytesPerSecond, up = n * stateBytes * ((1 - f) + 2 * f) / upBytesPerSecond;
+        return Math.max(Math.max(down, up + n * f / devicePerSecond), n * (1 - f) / cpuPerSecond);
+    }
 
     /** The GPU share (in hundredths) that makes an update of n elements shortest. */
     double bestFraction(long n) {

@@ -4,37 +4,30 @@ import dev.strata.runtime.Backend;
 import java.nio.ByteBuffer;
 
 /**
- * One subgroup's optimizer state in page-locked host memory, each part one buffer the device copies to and from:
- * the moments m and v, and for a CPU-updated subgroup its master weights and a landing place for its gradients.
- * Each parameter's part is a window of these (see {@link #window}).
+ * One subgroup's optimizer state in page-locked host memory, the moments m and v, each one buffer the device copies
+ * to and from (also used for a CPU-updated subgroup's weights and gradients on their way through, see
+ * {@link HostStaging}). Each parameter's part is a window of these (see {@link #window}).
  */
 final class StateBlock implements AutoCloseable {
     static final int ALIGN = 4096; // direct I/O reads and writes whole, aligned blocks
-    private final Backend.HostBuffer[] parts;   // m, v, master, grads; the last two null on a GPU-updated subgroup's block
+    private final Backend.HostBuffer[] parts = new Backend.HostBuffer[2];
     final long capacityBytes;
 
-    StateBlock(Backend backend, long bytes, boolean withMaster) {
+    StateBlock(Backend backend, long bytes) {
         if (bytes > Integer.MAX_VALUE - 2L * ALIGN)
             throw new IllegalArgumentException("an optimizer subgroup of " + bytes + " bytes a part is over 2 GiB; give offload smaller subgroups");
         this.capacityBytes = roundUp(bytes);
-        parts = new Backend.HostBuffer[withMaster ? 4 : 2];
         for (int i = 0; i < parts.length; i++) parts[i] = backend.hostBuffer(capacityBytes + ALIGN);
         clear();
     }
 
     static long roundUp(long bytes) { return (bytes + ALIGN - 1) / ALIGN * ALIGN; }
 
-    boolean withMaster() { return parts.length == 4; }
-
     Backend.HostBuffer m() { return aligned(parts[0]); }
 
     Backend.HostBuffer v() { return aligned(parts[1]); }
 
-    Backend.HostBuffer master() { return aligned(parts[2]); }
-
-    Backend.HostBuffer grads() { return aligned(parts[3]); }
-
-    /** Zeroes the moments (and master weights): where a fresh subgroup starts. Page-locked memory comes uncleared. */
+    /** Zeroes both parts: where a fresh subgroup's moments start. Page-locked memory comes uncleared. */
     void clear() {
         byte[] zeros = new byte[1 << 16];
         for (Backend.HostBuffer part : parts) {

@@ -1,5 +1,13 @@
 package dev.strata.offload;
 
+import dev.strata.runtime.Backend;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
 /** Where each subgroup's optimizer state lives between steps, handed out as host buffers while it is updated. */
 interface StateStore extends AutoCloseable {
     /** Where the state lives, for the run's log. */
@@ -14,8 +22,59 @@ interface StateStore extends AutoCloseable {
     /** Subgroup k's update is done with its block: written back where the tier writes (behind, in the background). */
     default void done(Subgroup k) {}
 
+    /** Whether {@link #done} writes k's block out, so its copies back from the device must have landed first. */
+    default boolean writesBack(Subgroup k) { return false; }
+
     /** Waits for every write behind, so the state is whole where it lives. */
     default void flush() {}
 
     @Override void close();
+
+    /**
+     * The tier settings asked for, checked against the machine first: tier cpu holds every subgroup in pinned RAM;
+     * tier nvme holds in RAM what pin_memory_gb leaves after its staging, the rest in files.
+     */
+    static StateStore open(Backend backend, List<Subgroup> subgroups, int stateBytes, OffloadedAdamW.Settings settings) {
+        long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes), state = 0;
+        for (Subgroup k : subgroups) state += bytes(k, stateBytes);
+        double pinGb = settings.pinMemoryGb();
+        if (settings.tier().equals("cpu")) {
+            long need = state + staging, available = availableMemory();
+            if (pinGb > 0 && need > pinGb * 1e9)
+                throw new IllegalArgumentException(String.format(Locale.ROOT, "offload.pin_memory_gb = %s is less than the %.1f GB of pinned memory the "
+                        + "optimizer state takes; raise it, or use offload.optimizer = nvme", pinGb, need / 1e9));
+            if (available > 0 && need > 0.9 * available)
+                throw new IllegalArgumentException(String.format(Locale.ROOT, "offload.optimizer = cpu needs %.1f GB of pinned memory for the optimizer state; "
+                        + "this machine has %.1f GB available: use offload.optimizer = nvme (offload.pin_memory_gb keeps part of it in RAM)", need / 1e9, available / 1e9));
+            return new HostStateStore(backend, subgroups, subgroups.size(), stateBytes);
+        }
+        long ramLeft = pinGb > 0 ? (long) (pinGb * 1e9) - staging - NvmeStateStore.stagingBytes(subgroups, stateBytes) : 0;
+        List<Subgroup> inRam = new ArrayList<>(), onDisk = new ArrayList<>();
+        long ramBytes = 0, diskBytes = 0; // what each tier holds
+        for (Subgroup k : subgroups) {
+            if (onDisk.isEmpty() && ramBytes + bytes(k, stateBytes) <= ramLeft) {
+                inRam.add(k);
+                ramBytes += bytes(k, stateBytes);
+            } else {
+                onDisk.add(k);
+                diskBytes += bytes(k, stateBytes);
+            }
+        }
+        NvmeStateStore disk = new NvmeStateStore(backend, onDisk, stateBytes, settings.nvmeDir(), pinGb);
+        if (inRam.isEmpty()) return disk;
+        return new TieredStateStore(new HostStateStore(backend, inRam, subgroups.size(), stateBytes), disk, onDisk, diskBytes);
+    }
+
+    private static long bytes(Subgroup k, int stateBytes) { return 2 * StateBlock.roundUp(k.elements() * stateBytes); }
+
+    /** MemAvailable from /proc/meminfo, in bytes; 0 where it cannot be read. */
+    private static long availableMemory() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/meminfo")))
+                if (line.startsWith("MemAvailable:")) return Long.parseLong(line.replaceAll("\\D", "")) * 1024;
+        } catch (IOException | NumberFormatException e) {
+            return 0;
+        }
+        return 0;
+    }
 }

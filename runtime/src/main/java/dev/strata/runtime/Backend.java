@@ -385,12 +385,29 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Copies t's bytes into the start of host once the compute stream's work so far is done, on a copy stream of its
-     * own, so compute enqueued after it overlaps the copy; the event says when the bytes have landed. Until then t
+     * own (one each way), so compute enqueued after it overlaps the copy; the event says when the bytes have landed. Until then t
      * must not be written nor host read, and both must live.
      */
     default Event copyToHost(Tensor t, HostBuffer host) {
         host.bytes().duplicate().clear().put(toBytes(t));
         return DONE;
+    }
+
+    /**
+     * As {@link #copyToHost(Tensor, HostBuffer)}, but after {@code after} instead of the compute stream: for a caller
+     * that knows nothing on the compute stream still writes t (the device idle since the host last waited for it),
+     * and that host is free once {@code after} (a copy up that read it) is done. Each direction has a copy stream
+     * of its own, so copies down and up overlap.
+     */
+    default Event copyToHostAfter(Tensor t, HostBuffer host, Event after) {
+        after.await();
+        return copyToHost(t, host);
+    }
+
+    /** As {@link #copyFromHost(HostBuffer, Tensor)}, after {@code after} instead of the compute stream (see {@link #copyToHostAfter}). */
+    default Event copyFromHostAfter(HostBuffer host, Tensor t, Event after) {
+        after.await();
+        return copyFromHost(host, t);
     }
 
     /** Copies the first bytes of host into t on the copy stream; compute that reads t waits with {@link #waitFor}. */

@@ -39,7 +39,7 @@ public final class CudaBackend implements Backend {
 
     private final Device device;
     private final CUstream_st stream = new CUstream_st();
-    private CUstream_st copyStream; // host transfers that overlap compute; made on first use
+    private CUstream_st toHostStream, fromHostStream; // host transfers that overlap compute, one stream each way; made on first use
     private final DeviceAllocator allocator = new DeviceAllocator();
     private final OpTimer timer = new OpTimer(stream);
     private final Kernels kernels;
@@ -970,32 +970,46 @@ public final class CudaBackend implements Backend {
         else e.await();
     }
 
-    @Override public Event copyToHost(Tensor t, HostBuffer host) { return copyOnSide(t, host, true); }
+    @Override public Event copyToHost(Tensor t, HostBuffer host) { return copyOnSide(t, host, true, null); }
 
-    @Override public Event copyFromHost(HostBuffer host, Tensor t) { return copyOnSide(t, host, false); }
+    @Override public Event copyFromHost(HostBuffer host, Tensor t) { return copyOnSide(t, host, false, null); }
 
-    /** A copy on the copy stream, after the compute stream's work so far (an event between them). */
-    private Event copyOnSide(Tensor t, HostBuffer host, boolean toHost) {
+    @Override public Event copyToHostAfter(Tensor t, HostBuffer host, Event after) { return copyOnSide(t, host, true, after); }
+
+    @Override public Event copyFromHostAfter(HostBuffer host, Tensor t, Event after) { return copyOnSide(t, host, false, after); }
+
+    /** A copy on its direction's stream, after the event given, or (null) after the compute stream's work so far. */
+    private Event copyOnSide(Tensor t, HostBuffer host, boolean toHost, Event after) {
         require(host.bytes().capacity() >= bytes(t), t + " does not fit in a host buffer of " + host.bytes().capacity() + " bytes");
-        if (copyStream == null) {
-            copyStream = new CUstream_st();
-            Cuda.check(cudart.cudaStreamCreateWithFlags(copyStream, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+        CUstream_st side = toHost ? toHostStream : fromHostStream;
+        if (side == null) {
+            side = new CUstream_st();
+            Cuda.check(cudart.cudaStreamCreateWithFlags(side, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+            if (toHost) toHostStream = side;
+            else fromHostStream = side;
         }
-        try (CudaEvent ready = new CudaEvent(stream)) {
-            Cuda.check(cudart.cudaStreamWaitEvent(copyStream, ready.event, 0), "cudaStreamWaitEvent");
+        if (after == null) {
+            try (CudaEvent ready = new CudaEvent(stream)) {
+                Cuda.check(cudart.cudaStreamWaitEvent(side, ready.event, 0), "cudaStreamWaitEvent");
+            }
+        } else if (after instanceof CudaEvent c) {
+            Cuda.check(cudart.cudaStreamWaitEvent(side, c.event, 0), "cudaStreamWaitEvent");
+        } else {
+            after.await();
         }
         Pointer h = new BytePointer(host.bytes()), d = Cuda.at(address(t));
         Cuda.check(cudart.cudaMemcpyAsync(toHost ? h : d, toHost ? d : h, bytes(t),
-                toHost ? cudart.cudaMemcpyDeviceToHost : cudart.cudaMemcpyHostToDevice, copyStream), "cudaMemcpyAsync on the copy stream");
-        return new CudaEvent(copyStream);
+                toHost ? cudart.cudaMemcpyDeviceToHost : cudart.cudaMemcpyHostToDevice, side), "cudaMemcpyAsync on a copy stream");
+        return new CudaEvent(side);
     }
 
     @Override public void close() {
         synchronize();
-        if (copyStream != null) {
-            Cuda.check(cudart.cudaStreamSynchronize(copyStream), "cudaStreamSynchronize");
-            cudart.cudaStreamDestroy(copyStream);
-        }
+        for (CUstream_st side : new CUstream_st[] {toHostStream, fromHostStream})
+            if (side != null) {
+                Cuda.check(cudart.cudaStreamSynchronize(side), "cudaStreamSynchronize");
+                cudart.cudaStreamDestroy(side);
+            }
         unitScale.close();
         gemm.close();
         timer.close();

@@ -96,17 +96,20 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--offload", defaultValue = "none", description = "offload.optimizer: none, cpu or nvme (default ${DEFAULT-VALUE}).") String offload;
         @Option(names = "--gpu-fraction", defaultValue = "auto", description = "offload.gpu_fraction: auto or 0..1 (default ${DEFAULT-VALUE}).") String gpuFraction;
         @Option(names = "--nvme-dir", defaultValue = "", description = "offload.nvme_dir, for --offload nvme.") String nvmeDir;
+        @Option(names = "--pin-memory-gb", defaultValue = "0", description = "offload.pin_memory_gb (default ${DEFAULT-VALUE}: no bound).") double pinMemoryGb;
+        @Option(names = "--accum", defaultValue = "1", description = "Micro-batches of batch x seq a step, gradients accumulated (default ${DEFAULT-VALUE}).") int accum;
 
         @Override public Integer call() {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
                     + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs + "\nlora.rank = " + loraRank
                     + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\", scaling = " + scaling + ", exclude = " + excludeList() + " }"
-                    + "\noffload { optimizer = " + offload + ", gpu_fraction = \"" + gpuFraction + "\", nvme_dir = \"" + nvmeDir + "\" }", "strata bench train --model " + model);
+                    + "\noffload { optimizer = " + offload + ", gpu_fraction = \"" + gpuFraction + "\", nvme_dir = \"" + nvmeDir + "\", pin_memory_gb = " + pinMemoryGb + " }",
+                    "strata bench train --model " + model);
             String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata")
                     + (linear.equals("fp8") && !List.of(exclude).equals(List.of("output")) ? "-exclude-" + String.join("+", exclude) : "")
                     + (loraRank > 0 ? "-lora" + loraRank : "") + (cudaGraphs && offload.equals("none") ? "" : "-no-graphs")
                     + (offload.equals("none") ? "" : "-offload-" + offload + "-" + gpuFraction);
-            var r = TrainBench.run(job, model, batch, seq, warmup, steps, System.out);
+            var r = TrainBench.run(job, model, batch, seq, accum, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %s TFLOP/s, MFU %s, peak memory %s%n",
                     r.model(), r.dtype() + (linear.equals("fp8") ? " with fp8 linears" : "") + (loraRank > 0 ? ", LoRA rank " + loraRank : ""),
                     r.device(), r.tokensPerSecond(), r.medianStepMs(),
@@ -121,8 +124,8 @@ final class BenchCommand extends CommandGroup {
                         .forEach(e -> System.out.printf(Locale.ROOT, "    %-32s %8.2f ms%n", e.getKey(), e.getValue()));
             }
             // One machine-readable line, for tools/bench/compare.py.
-            System.out.printf(Locale.ROOT, "BENCH {\"impl\": \"%s\", \"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"tokens_per_s\": %.1f, "
-                    + "\"step_ms\": %.3f, \"mfu\": %.4f, \"peak_gib\": %.3f, \"ops_ms\": {%s}}%n", impl, r.model(), r.batch(), r.seq(),
+            System.out.printf(Locale.ROOT, "BENCH {\"impl\": \"%s\", \"model\": \"%s\", \"batch\": %d, \"seq\": %d, \"accum\": %d, \"tokens_per_s\": %.1f, "
+                    + "\"step_ms\": %.3f, \"mfu\": %.4f, \"peak_gib\": %.3f, \"ops_ms\": {%s}}%n", impl, r.model(), r.batch(), r.seq(), accum,
                     r.tokensPerSecond(), r.medianStepMs(), r.mfu(), r.peakMemoryGiB(),
                     TrainBench.byCategory(r.opMs()).entrySet().stream().map(e -> String.format(Locale.ROOT, "\"%s\": %.3f", e.getKey(), e.getValue()))
                             .collect(Collectors.joining(", ")));

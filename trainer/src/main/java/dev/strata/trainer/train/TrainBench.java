@@ -40,14 +40,19 @@ public final class TrainBench {
 
     /** job.cudaGraphs() chooses between replayed graphs and eager steps; the op split always comes from an eager step. */
     public static Result run(JobConfig job, String modelName, int b, int t, int warmup, int steps, PrintStream out) {
-        if (steps < 1 || warmup < 0) throw new IllegalArgumentException("--steps must be >= 1 and --warmup >= 0");
+        return run(job, modelName, b, t, 1, warmup, steps, out);
+    }
+
+    /** accum micro-batches of b × t a step (gradient accumulation): tokens/s counts all of them. */
+    public static Result run(JobConfig job, String modelName, int b, int t, int accum, int warmup, int steps, PrintStream out) {
+        if (steps < 1 || warmup < 0 || accum < 1) throw new IllegalArgumentException("--steps and --accum must be >= 1 and --warmup >= 0");
         Backend backend = Models.backend(job);
         DType dtype = Models.dtype(job, backend);
         ModelConfig cfg = Models.config(job.model());
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("--seq " + t + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
         String device = backend instanceof CudaBackend cuda ? cuda.deviceName() : "CPU (" + Runtime.getRuntime().availableProcessors() + " threads)";
-        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d, activation checkpointing %s, cuda graphs %s, linears %s%s%n",
-                modelName, cfg.parameterCount(), dtype.configName(), device, b, t, job.training().activationCheckpointing(), job.cudaGraphs(),
+        out.printf(Locale.ROOT, "bench train: %s, %,d parameters, %s on %s, batch %d x %d%s, activation checkpointing %s, cuda graphs %s, linears %s%s%n",
+                modelName, cfg.parameterCount(), dtype.configName(), device, b, t, accum > 1 ? " x " + accum + " micro-batches" : "", job.training().activationCheckpointing(), job.cudaGraphs(),
                 job.precision().fp8() ? "fp8 (rotation " + job.precision().rotation() + ", block " + (job.precision().hadamardBlock() == 0 ? "full" : job.precision().hadamardBlock()) + ")" : "dense",
                 job.lora().enabled() ? ", LoRA rank " + job.lora().rank() : "");
         Transformer model = Models.model(job, cfg, backend, dtype);
@@ -60,24 +65,24 @@ public final class TrainBench {
         for (int i = 0; i < batches.length; i++) batches[i] = rng.ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
 
         try (opt) {
-            return timed(job, modelName, model, cfg, backend, dtype, device, opt, batches, b, t, warmup, steps, out);
+            return timed(job, modelName, model, cfg, backend, dtype, device, opt, batches, b, t, accum, warmup, steps, out);
         }
     }
 
     private static Result timed(JobConfig job, String modelName, Transformer model, ModelConfig cfg, Backend backend, DType dtype, String device,
-                                Optimizer opt, int[][] batches, int b, int t, int warmup, int steps, PrintStream out) {
+                                Optimizer opt, int[][] batches, int b, int t, int accum, int warmup, int steps, PrintStream out) {
         double[] ms = new double[steps];
-        try (TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, job.cudaGraphs())) {
+        try (TrainStep step = new TrainStep(model, opt, b, t, accum, 1.0, job.cudaGraphs())) {
             for (int s = 0; s < warmup + steps; s++) {
                 long t0 = System.nanoTime();
-                step(step, batches[s % batches.length], b, t);
+                step(step, batches, s, accum, b, t);
                 if (s >= warmup) ms[s - warmup] = (System.nanoTime() - t0) / 1e6;
                 if (s == warmup - 1 || s == warmup + steps - 1) out.printf(Locale.ROOT, "  step %d: %.1f ms%n", s + 1, (System.nanoTime() - t0) / 1e6);
             }
         }
         Arrays.sort(ms);
         double median = steps % 2 == 1 ? ms[steps / 2] : (ms[steps / 2 - 1] + ms[steps / 2]) / 2;
-        double tokensPerSecond = (double) b * t / (median / 1e3);
+        double tokensPerSecond = (double) b * t * accum / (median / 1e3);
         // 6·N FLOPs a token counts full training; LoRA skips the frozen weights' gradients, so it reports none.
         double tflops = job.lora().enabled() ? Double.NaN : cfg.trainingFlopsPerToken(t) * tokensPerSecond / 1e12;
         double peakGiB = Double.NaN;
@@ -86,7 +91,7 @@ public final class TrainBench {
             peakGiB = cuda.allocator().stats().peakAllocatedBytes() / (double) (1L << 30);
             try (TrainStep eager = new TrainStep(model, opt, b, t, 1, 1.0, false)) {
                 cuda.timeOps(true);
-                step(eager, batches[0], b, t);
+                step(eager, batches, 0, 1, b, t);
                 cuda.timeOps(false);
             }
             opMs.putAll(cuda.opTimes());
@@ -95,8 +100,15 @@ public final class TrainBench {
                 tflops / bf16PeakTflops(device), peakGiB, opMs);
     }
 
-    private static void step(TrainStep step, int[] tokens, int b, int t) {
-        step.run(new int[][] {Arrays.copyOfRange(tokens, 0, b * t)}, new int[][] {Arrays.copyOfRange(tokens, 1, b * t + 1)}, 1e-4);
+    /** Step s's accum micro-batches, taken in turn from the random batches. */
+    private static void step(TrainStep step, int[][] batches, int s, int accum, int b, int t) {
+        int[][] in = new int[accum][], target = new int[accum][];
+        for (int i = 0; i < accum; i++) {
+            int[] tokens = batches[(s * accum + i) % batches.length];
+            in[i] = Arrays.copyOfRange(tokens, 0, b * t);
+            target[i] = Arrays.copyOfRange(tokens, 1, b * t + 1);
+        }
+        step.run(in, target, 1e-4);
     }
 
     /** The op split as "category: ms (share)" lines: GEMMs, attention kernels, everything else. */
