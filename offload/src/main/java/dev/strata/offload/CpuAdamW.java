@@ -30,31 +30,40 @@ public final class CpuAdamW implements AutoCloseable {
 
     public int threads() { return pool.getParallelism(); }
 
+    /** n elements of p, m and v updated from g in place, by step's numbers. */
+    public record Part(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step step) {}
+
     /** Updates n f32 elements of p, m and v from g, in place. */
-    public void updateF32(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) { run(n, (from, to) -> f32(p, g, m, v, from, to, s)); }
+    public void updateF32(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) { update(dev.strata.runtime.DType.F32, List.of(new Part(p, g, m, v, n, s))); }
 
     /** Updates n f64 elements, as the CPU backend's adamw does. */
-    public void updateF64(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) { run(n, (from, to) -> f64(p, g, m, v, from, to, s)); }
+    public void updateF64(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) { update(dev.strata.runtime.DType.F64, List.of(new Part(p, g, m, v, n, s))); }
 
     /** Either, by the state's type. */
     public void update(dev.strata.runtime.DType type, ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) {
-        if (type == dev.strata.runtime.DType.F64) updateF64(p, g, m, v, n, s);
-        else updateF32(p, g, m, v, n, s);
+        update(type, List.of(new Part(p, g, m, v, n, s)));
     }
 
-    private interface Range { void apply(int from, int to); }
-
-    private void run(long n, Range body) {
-        int count = Math.toIntExact(n);
-        if (count <= TASK) {
-            body.apply(0, count);
+    /**
+     * Every part at once, cut into tasks across all of them: a subgroup's small tensors (norms, a GQA head's
+     * projections) keep every core busy together instead of one after another.
+     */
+    public void update(dev.strata.runtime.DType type, List<Part> parts) {
+        List<Runnable> work = new ArrayList<>();
+        for (Part part : parts) {
+            int count = Math.toIntExact(part.n());
+            for (int from = 0; from < count; from += TASK) {
+                int a = from, b = Math.min(count, from + TASK);
+                work.add(type == dev.strata.runtime.DType.F64 ? () -> f64(part.p(), part.g(), part.m(), part.v(), a, b, part.step())
+                        : () -> f32(part.p(), part.g(), part.m(), part.v(), a, b, part.step()));
+            }
+        }
+        if (work.size() == 1) {
+            work.get(0).run();
             return;
         }
         List<ForkJoinTask<?>> tasks = new ArrayList<>();
-        for (int from = 0; from < count; from += TASK) {
-            int a = from, b = Math.min(count, from + TASK);
-            tasks.add(pool.submit(() -> body.apply(a, b)));
-        }
+        for (Runnable r : work) tasks.add(pool.submit(r));
         for (ForkJoinTask<?> t : tasks) t.join();
     }
 

@@ -36,6 +36,12 @@ public final class OffloadedAdamW implements Optimizer {
     /** A GPU subgroup whose moments are on their way back: its scratch lives until a later copy up waits for them. */
     private record InFlight(Subgroup subgroup, Backend.Event landed, List<Tensor> scratch) {}
 
+    /** Where an update's host time went, summed over the steps since the last {@link #timings} call. */
+    private static final class Timings {
+        long steps, totalNanos, normNanos, cpuNanos, copyWaitNanos, storeNanos;
+    }
+
+    private final Timings timings = new Timings();
     private final Backend backend;
     private final AdamW.Settings adam;
     private final GradientSync sync;
@@ -131,10 +137,30 @@ public final class OffloadedAdamW implements Optimizer {
      * last copies of both sides once, at the end. Nothing is updated when the norm is not finite.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {
+        long t0 = System.nanoTime();
         backend.sumOfSquares(normGrads, gradSumSquares);
         sync.reduceNormSquares(gradSumSquares);
         lastNorm = Math.sqrt(backend.toDoubles(gradSumSquares)[0]);
-        if (!Double.isFinite(lastNorm)) return;
+        timings.normNanos += System.nanoTime() - t0;
+        if (Double.isFinite(lastNorm)) update(maxGradNorm);
+        timings.totalNanos += System.nanoTime() - t0;
+        timings.steps++;
+    }
+
+    /**
+     * Host milliseconds a step, averaged since the last call: the update as a whole, and in it the wait for backward
+     * (the norm), the CPU's AdamW, the waits for copies down and for the store (nvme reads).
+     */
+    public String timings() {
+        Timings t = timings;
+        double n = Math.max(1, t.steps) * 1e6;
+        String s = String.format(java.util.Locale.ROOT, "offload update: %.1f ms a step on the host (backward and norm %.1f, CPU AdamW %.1f, waiting for copies down %.1f, for the store %.1f)",
+                t.totalNanos / n, t.normNanos / n, t.cpuNanos / n, t.copyWaitNanos / n, t.storeNanos / n);
+        t.steps = t.totalNanos = t.normNanos = t.cpuNanos = t.copyWaitNanos = t.storeNanos = 0;
+        return s;
+    }
+
+    private void update(double maxGradNorm) {
         double gradScale = maxGradNorm > 0 ? Math.min(1.0, maxGradNorm / (lastNorm + 1e-6)) : 1.0;
         List<Subgroup> onCpu = subgroups.stream().filter(k -> !k.onGpu()).toList();
         List<List<Backend.Event>> down = new ArrayList<>();
@@ -148,16 +174,16 @@ public final class OffloadedAdamW implements Optimizer {
             if (k.onGpu()) {
                 InFlight freed = inFlight.size() == DEVICE_WINDOW ? inFlight.poll() : null;
                 if (freed != null) freed.scratch().forEach(Tensor::close); // the copy up below waits for their copies back
-                StateBlock b = store.open(k);
-                if (j + 1 < subgroups.size()) store.prefetch(subgroups.get(j + 1));
+                StateBlock b = open(k, j);
                 InFlight f = onDevice(k, b, maxGradNorm, freed == null ? Backend.DONE : freed.landed());
                 if (freed != null) land(freed);
                 inFlight.add(f);
                 lastDown = f.landed();
             } else {
-                StateBlock b = store.open(k);
-                if (j + 1 < subgroups.size()) store.prefetch(subgroups.get(j + 1));
+                StateBlock b = open(k, j);
+                long t1 = System.nanoTime();
                 awaitAll(down.get(c));
+                timings.copyWaitNanos += System.nanoTime() - t1;
                 up.add(onHost(k, c, b, gradScale));
                 store.done(k);
                 if (c + HOST_WINDOW < onCpu.size()) down.add(sendDown(onCpu.get(c + HOST_WINDOW), c + HOST_WINDOW, up.get(c)));
@@ -173,6 +199,15 @@ public final class OffloadedAdamW implements Optimizer {
             f.scratch().forEach(Tensor::close); // the compute stream waited for their copies back above
             land(f);
         }
+    }
+
+    /** The j-th subgroup's block from the store, the next one read ahead. */
+    private StateBlock open(Subgroup k, int j) {
+        long t0 = System.nanoTime();
+        StateBlock b = store.open(k);
+        if (j + 1 < subgroups.size()) store.prefetch(subgroups.get(j + 1));
+        timings.storeNanos += System.nanoTime() - t0;
+        return b;
     }
 
     /** The c-th CPU subgroup's weights and gradients down into staging, once after (what last read that block) is done. */
@@ -223,15 +258,20 @@ public final class OffloadedAdamW implements Optimizer {
 
     /** Updates the c-th CPU subgroup in staging and its moments in b; returns the last of its weights' copies up. */
     private Backend.Event onHost(Subgroup k, int c, StateBlock b, double gradScale) {
-        Backend.Event last = Backend.DONE;
+        List<CpuAdamW.Part> parts = new ArrayList<>();
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
             var s = new CpuAdamW.Step(adam.beta1(), adam.beta2(), adam.eps(), lr / bc1, bc2Sqrt, 1 - lr * AdamW.weightDecay(adam, p), gradScale);
-            Backend.HostBuffer weights = window(staging.weights(c), k, i);
-            cpu.update(stateType, weights.bytes(), window(staging.grads(c), k, i).bytes(), window(b.m(), k, i).bytes(), window(b.v(), k, i).bytes(),
-                    p.value().numel(), s);
+            parts.add(new CpuAdamW.Part(window(staging.weights(c), k, i).bytes(), window(staging.grads(c), k, i).bytes(), window(b.m(), k, i).bytes(),
+                    window(b.v(), k, i).bytes(), p.value().numel(), s));
+        }
+        long t0 = System.nanoTime();
+        cpu.update(stateType, parts);
+        timings.cpuNanos += System.nanoTime() - t0;
+        Backend.Event last = Backend.DONE;
+        for (int i = 0; i < k.params().size(); i++) {
             last.close();
-            last = backend.copyFromHostAfter(weights, p.value(), Backend.DONE); // the device does not read these weights until the update's end
+            last = backend.copyFromHostAfter(window(staging.weights(c), k, i), k.params().get(i).value(), Backend.DONE); // the device reads these weights after the update's end
         }
         return last;
     }

@@ -15,14 +15,14 @@ import java.util.Locale;
 record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes) {
 
     static SplitModel measure(Backend backend, CpuAdamW cpu, DType stateType) {
-        int n = 1 << 22, sb = stateType.byteSize();
+        int n = stateType == DType.F64 ? 1 << 16 : 1 << 24, sb = stateType.byteSize(); // a subgroup's size, the rates a step sees (f64: tests, on the CPU)
         double down = 0, up = 0, cpuRate = 0, deviceRate = 0;
         try (Tensor p = backend.zeros(stateType, n); Tensor g = backend.zeros(stateType, n); Tensor m = backend.zeros(stateType, n);
              Tensor v = backend.zeros(stateType, n); Tensor schedule = backend.fromDoubles(new double[] {1e-4, 0.1, 0.1}, DType.F64, 3);
              Tensor norm = backend.fromDoubles(new double[] {1}, DType.F64, 1); StateBlock staged = new StateBlock(backend, (long) n * sb);
              StateBlock moments = new StateBlock(backend, (long) n * sb)) {
             var slot = List.of(new Backend.AdamWSlot(p, g, m, v, 0.1));
-            for (int rep = 0; rep < 3; rep++) {
+            for (int rep = 0; rep < 6; rep++) { // the best of several: the first ones start threads and compile
                 backend.synchronize();
                 long t0 = System.nanoTime();
                 try (Backend.Event e = backend.copyToHost(g, staged.v())) {

@@ -77,9 +77,11 @@ public final class TrainBench {
                 long t0 = System.nanoTime();
                 step(step, batches, s, accum, b, t);
                 if (s >= warmup) ms[s - warmup] = (System.nanoTime() - t0) / 1e6;
+                if (s == warmup - 1 && opt instanceof dev.strata.offload.OffloadedAdamW o) o.timings(); // from the timed steps on
                 if (s == warmup - 1 || s == warmup + steps - 1) out.printf(Locale.ROOT, "  step %d: %.1f ms%n", s + 1, (System.nanoTime() - t0) / 1e6);
             }
         }
+        if (opt instanceof dev.strata.offload.OffloadedAdamW o) out.println(o.timings());
         Arrays.sort(ms);
         double median = steps % 2 == 1 ? ms[steps / 2] : (ms[steps / 2 - 1] + ms[steps / 2]) / 2;
         double tokensPerSecond = (double) b * t * accum / (median / 1e3);
