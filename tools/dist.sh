@@ -51,7 +51,9 @@ CUDA_LIB="${CUDA_HOME:-/usr/local/cuda-13.0}/targets/x86_64-linux/lib"
 export LD_LIBRARY_PATH="$CUDA_LIB:/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 TTY=(); if [[ -t 1 ]]; then TTY=(-Dstrata.tty=true); fi
 rc=0
-"$HERE/runtime/bin/java" -Xss8m --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED "${TTY[@]}" \
+# JavaCPP refuses allocations once the process's resident memory passes twice the heap; offloaded optimizer state
+# pins far more than that, on purpose.
+"$HERE/runtime/bin/java" -Xss8m --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Dorg.bytedeco.javacpp.maxPhysicalBytes=0 "${TTY[@]}" \
   --sun-misc-unsafe-memory-access=allow ${STRATA_JAVA_OPTS:-} -cp "$HERE/lib/*" dev.strata.trainer.cli.Main "$@" \
   2> >(grep -v --line-buffered '^WARNING: Using incubator modules' >&2) || rc=$?
 wait 2>/dev/null || true  # the filter, so its last lines come before the prompt

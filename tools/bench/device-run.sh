@@ -96,8 +96,10 @@ case "${1:-}" in
     shift
     set -- $1
     $STRATA bench train --model "$1" --batch "$2" --seq "$3" --accum "$4" --steps "$5" --warmup 1 "${@:6}" 2>&1 | tee -a "$LOGS/offload-big.log" \
-      | grep -E "offload|tokens/s|BENCH|Exception|error|step|bench" | grep -v "^    "
+      | grep -E "offload|tokens/s|Exception|rror|step|bench|^  [a-z]" | grep -v "^    "
+    rc=${PIPESTATUS[0]}
     free -g | tee -a "$LOGS/offload-big.log"
+    exit "$rc"
     ;;
   offload-parity)
     # 50 bf16 steps of Llama-1B on text: the optimizer on the GPU against offloaded (measured split, and all on the CPU)
