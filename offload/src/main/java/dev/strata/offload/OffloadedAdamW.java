@@ -2,6 +2,7 @@ package dev.strata.offload;
 
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
+import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.GradientSync;
@@ -33,6 +34,20 @@ public final class OffloadedAdamW implements Optimizer {
     /** CPU subgroups whose weights and gradients are in host staging at once. */
     private static final int HOST_WINDOW = 4;
 
+    /** Bytes offloaded state takes on each tier: the device's scratch, pinned host memory (staging included), files. */
+    public record Footprint(long device, long ram, long disk) {}
+
+    /**
+     * What the state of n elements in subgroups of subgroupElements takes where these settings put it, as
+     * {@code strata plan} shows it (a subgroup counted at its target size).
+     */
+    public static Footprint footprint(long n, int stateBytes, String tier, double pinMemoryGb, long subgroupElements) {
+        long sub = Math.min(n, subgroupElements) * stateBytes, state = 2 * n * stateBytes;
+        long staging = HOST_WINDOW * 2L * sub + (tier.equals("nvme") ? NvmeStateStore.STAGING * 2L * sub : 0);
+        long inRam = tier.equals("cpu") ? state : Math.max(0, Math.min(state, (long) (pinMemoryGb * 1e9) - staging));
+        return new Footprint(DEVICE_WINDOW * 2L * sub, inRam + staging, state - inRam);
+    }
+
     /** A GPU subgroup whose moments are on their way back: its scratch lives until a later copy up waits for them. */
     private record InFlight(Subgroup subgroup, Backend.Event landed, List<Tensor> scratch) {}
 
@@ -57,6 +72,7 @@ public final class OffloadedAdamW implements Optimizer {
     private double lr, bc1, bc2Sqrt, lastNorm = Double.NaN;
     private long step;
     private Map<String, Tensor> stateCopies = Map.of();
+    private final Map<Subgroup, List<java.nio.ByteBuffer>> diskCopies = new LinkedHashMap<>(); // hostState's copies of state on disk, m and v per tensor
 
     public OffloadedAdamW(Map<String, Parameter> params, Settings settings, GradientSync sync, PrintStream out) {
         this.adam = settings.adam();
@@ -173,7 +189,10 @@ public final class OffloadedAdamW implements Optimizer {
             Subgroup k = subgroups.get(j);
             if (k.onGpu()) {
                 InFlight freed = inFlight.size() == DEVICE_WINDOW ? inFlight.poll() : null;
-                if (freed != null) freed.scratch().forEach(Tensor::close); // the copy up below waits for their copies back
+                if (freed != null) { // its memory may come back below: everything after waits for its copies back
+                    backend.waitFor(freed.landed());
+                    freed.scratch().forEach(Tensor::close);
+                }
                 StateBlock b = open(k, j);
                 InFlight f = onDevice(k, b, maxGradNorm, freed == null ? Backend.DONE : freed.landed());
                 if (freed != null) land(freed);
@@ -283,24 +302,70 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public long stepCount() { return step; }
 
     /**
-     * A checkpoint's moments were loaded into the tensors {@link #state} gave: they go to where the state lives (the
-     * weights, loaded into the parameters, are the masters already).
+     * A checkpoint's moments were loaded into the views {@link #hostState} gave (those of state on disk are written
+     * back to its files now), or into the tensors {@link #state} gave, which go to where the state lives.
      */
     @Override public void restore(long stepCount) {
         this.step = stepCount;
         for (Subgroup k : subgroups) {
+            List<java.nio.ByteBuffer> copies = diskCopies.get(k);
+            if (copies == null && stateCopies.isEmpty()) continue;
             StateBlock b = store.open(k);
-            List<Backend.Event> copies = new ArrayList<>();
+            List<Backend.Event> events = new ArrayList<>();
             for (int i = 0; i < k.params().size(); i++) {
                 Parameter p = k.params().get(i);
+                if (copies != null) {
+                    window(b.m(), k, i).bytes().put(copies.get(2 * i).duplicate().clear());
+                    window(b.v(), k, i).bytes().put(copies.get(2 * i + 1).duplicate().clear());
+                    continue;
+                }
                 Tensor m = stateCopies.get("exp_avg." + p.name()), v = stateCopies.get("exp_avg_sq." + p.name());
-                if (m != null) copies.add(backend.copyToHost(m, window(b.m(), k, i)));
-                if (v != null) copies.add(backend.copyToHost(v, window(b.v(), k, i)));
+                if (m != null) events.add(backend.copyToHost(m, window(b.m(), k, i)));
+                if (v != null) events.add(backend.copyToHost(v, window(b.v(), k, i)));
             }
-            awaitAll(copies);
+            awaitAll(events);
+            store.done(k);
+        }
+        diskCopies.clear();
+        store.flush();
+    }
+
+    @Override public boolean stateOnHost() { return true; }
+
+    /**
+     * The moments by checkpoint name as views of the host memory they live in; those on disk are read into copies
+     * (a resume's values go back to the files in {@link #restore}). Waits for the last update's copies first.
+     */
+    @Override public Map<String, HostTensor> hostState() {
+        backend.synchronize(); // the compute stream waited for the last copies back
+        diskCopies.clear();
+        Map<String, HostTensor> m = new LinkedHashMap<>(), v = new LinkedHashMap<>();
+        for (Subgroup k : subgroups) {
+            StateBlock b = store.open(k);
+            boolean onDisk = store.writesBack(k);
+            List<java.nio.ByteBuffer> copies = new ArrayList<>();
+            for (int i = 0; i < k.params().size(); i++) {
+                Parameter p = k.params().get(i);
+                java.nio.ByteBuffer mb = window(b.m(), k, i).bytes(), vb = window(b.v(), k, i).bytes();
+                if (onDisk) {
+                    mb = copyOf(mb);
+                    vb = copyOf(vb);
+                    copies.add(mb);
+                    copies.add(vb);
+                }
+                m.put("exp_avg." + p.name(), new HostTensor(stateType, p.shape(), mb));
+                v.put("exp_avg_sq." + p.name(), new HostTensor(stateType, p.shape(), vb));
+            }
+            if (onDisk) diskCopies.put(k, copies);
             store.done(k);
         }
         store.flush();
+        m.putAll(v);
+        return m;
+    }
+
+    private static java.nio.ByteBuffer copyOf(java.nio.ByteBuffer b) {
+        return java.nio.ByteBuffer.allocateDirect(b.remaining()).order(java.nio.ByteOrder.LITTLE_ENDIAN).put(b.duplicate()).flip();
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.strata.runtime.nn;
 
+import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.Tensor;
 import java.util.Map;
 
@@ -31,6 +32,18 @@ public interface Optimizer extends AutoCloseable {
 
     /** The optimizer's tensors by checkpoint name, e.g. {@code exp_avg.<param>}. */
     Map<String, Tensor> state();
+
+    /**
+     * Whether the state lives in host memory (offloaded, and larger than the device would hold): checkpoints then
+     * write it from there and a resume reads it back there ({@link #hostState}), instead of through {@link #state}.
+     */
+    default boolean stateOnHost() { return false; }
+
+    /**
+     * The state where it lives, by checkpoint name: live views a checkpoint writes from (so the write completes
+     * before the next update) and a resume reads into before {@link #restore}. Only when {@link #stateOnHost}.
+     */
+    default Map<String, HostTensor> hostState() { throw new UnsupportedOperationException("this optimizer's state is on the device: use state()"); }
 
     @Override void close();
 }

@@ -13,7 +13,8 @@ import java.util.List;
  * {@code strata plan}: the memory one rank needs, by kind, for a job's layout, counted from what Strata allocates —
  * master weights and the bf16 copies GEMMs read, gradients, AdamW's moments (sharded by ZeRO), each micro-batch's
  * saved activations times the schedule's micro-batches in flight, the last stage's logits, gradient buckets in flight
- * and the largest backward's temporaries — on the stage that needs most; and the schedule's bubble.
+ * and the largest backward's temporaries — on the stage that needs most; and the schedule's bubble. With offload, the
+ * moments move to pinned host memory and nvme files, which it lists beside the device's total.
  */
 public final class MemoryPlan {
     private MemoryPlan() {}
@@ -26,7 +27,7 @@ public final class MemoryPlan {
 
     /** Bytes per rank by kind, on the stage that needs most, and the predicted bubble. */
     record Estimate(Layout layout, int stage, long weights, long gradients, long optimizer, long activations, long communication,
-                    long temporaries, double bubble) {
+                    long temporaries, double bubble, dev.strata.offload.OffloadedAdamW.Footprint offloaded) {
         long total() { return weights + gradients + optimizer + activations + communication + temporaries; }
     }
 
@@ -87,6 +88,13 @@ public final class MemoryPlan {
         int dp = layout.dp(), zero = p.zero();
         long gradients = trainable * by.param() / (zero == 2 ? dp : 1);
         long optimizer = 2 * trainable * by.state() / (zero >= 1 ? dp : 1);
+        var o = job.offload();
+        dev.strata.offload.OffloadedAdamW.Footprint offloaded = null; // offload: the device keeps only the subgroups in flight
+        if (o.enabled()) {
+            offloaded = dev.strata.offload.OffloadedAdamW.footprint(optimizer / (2 * by.state()), by.state(), o.optimizer(), o.pinMemoryGb(),
+                    Math.max(1, Math.round(o.subgroupMparams() * 1e6)));
+            optimizer = offloaded.device();
+        }
         // activations one micro-batch keeps on this stage, times the schedule's micro-batches in flight
         long n = (long) tr.batchSize() * tr.seqLen(), rows = p.sequenceParallel() ? n / tp : n;
         int a = by.activation(), st = by.stats(), normStats = gpt2 ? 2 : 1;
@@ -111,7 +119,7 @@ public final class MemoryPlan {
                 + (layout.pp() > 1 ? 2 * rows * c * a : 0);        // a received activation and a gradient on their way
         long temporaries = n * (2 * heads * d + 2 * kvHeads * d + (gpt2 ? 2 : 3) * f) * a + 2 * rows * c * a;
         double bubble = layout.pp() == 1 ? 0 : schedule.bubble(layout.pp(), m);
-        return new Estimate(layout, s, weights, gradients, optimizer, activations, communication, temporaries, bubble);
+        return new Estimate(layout, s, weights, gradients, optimizer, activations, communication, temporaries, bubble, offloaded);
     }
 
     /** The layouts of gpus ranks the model splits into (tp up to 8, within a host), fewest bytes per rank first. */
@@ -130,6 +138,10 @@ public final class MemoryPlan {
             long[] bytes = {e.weights(), e.gradients(), e.optimizer(), e.activations(), e.communication(), e.temporaries()};
             for (int i = 0; i < kinds.length; i++) out.append(String.format(java.util.Locale.ROOT, "  %-22s %8.2f GiB%n", kinds[i], gib(bytes[i])));
             out.append(String.format(java.util.Locale.ROOT, "  %-22s %8.2f GiB%s%n  %-22s %7.1f %%%n", "total", gib(e.total()), fits(e, gpuGiB), "bubble", 100 * e.bubble()));
+            if (e.offloaded() != null)
+                out.append(String.format(java.util.Locale.ROOT, "off the device (offload.optimizer = %s, AdamW moments and staging):%n  %-22s %8.2f GiB%n  %-22s %8.2f GiB%s%n",
+                        job.offload().optimizer(), "pinned host memory", gib(e.offloaded().ram()), "nvme files", gib(e.offloaded().disk()),
+                        job.offload().nvmeDir().isEmpty() ? "" : " under " + job.offload().nvmeDir()));
             return out.toString();
         }
         out.append(String.format(java.util.Locale.ROOT, "%-22s %9s %9s %9s %11s %9s %9s %7s%n", "layout (" + gpus + " GPUs)", "weights", "grads", "optim", "activations",

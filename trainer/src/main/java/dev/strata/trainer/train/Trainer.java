@@ -306,7 +306,8 @@ public final class Trainer {
         long bytes = pieces.stream().mapToLong(p -> p.data().byteSize()).sum();
         java.time.Duration wait = job.parallel().timeout();
         BackgroundSaves.Done done = saves.submit(step, bytes, () -> checkpoints.save(step, rank.index(), rank.mesh().size(), pieces, state, wait));
-        if (saves.async()) {
+        if (saves.async() && opt.stateOnHost()) done = saves.awaitPrevious(); // written from the live offloaded state: done before the next update
+        else if (saves.async()) {
             if (rank.writes()) progress.message(String.format(Locale.ROOT, "checkpoint of step %d: %.3f s snapshot (%s), written in the background",
                     step, pause, Checkpointer.size(bytes)));
             return lastCheckpoint;

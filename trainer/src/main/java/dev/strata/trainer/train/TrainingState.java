@@ -44,24 +44,27 @@ final class TrainingState {
     static List<Checkpointer.Piece> pieces(Transformer model, Optimizer opt, Rank rank, Parameter tied, HostSnapshot snapshot) {
         boolean firstReplica = rank.replica() == 0, firstStage = rank.stage() == 0;
         int tpRank = rank.mesh().coordinates(rank.index()).tp(), tp = rank.mesh().tp();
-        record Part(String name, Manifest.Group group, Placement where, Tensor local) {}
+        record Part(String name, Manifest.Group group, Placement where, Tensor local, HostTensor host) {} // one of local (copied) and host (written as it is)
         List<Part> parts = new ArrayList<>();
-        Map<String, Tensor> state = opt.state();
+        Map<String, HostTensor> onHost = opt.stateOnHost() ? opt.hostState() : Map.of();
+        Map<String, Tensor> state = opt.stateOnHost() ? Map.of() : opt.state();
         for (Parameter p : model.parameters().values()) {
             if (!p.trainable() || p == tied && !firstStage || !firstOfSlice(p.placement(), tpRank, tp)) continue;
-            if (firstReplica) parts.add(new Part(p.name(), Manifest.Group.MODEL, p.placement(), p.value()));
+            if (firstReplica) parts.add(new Part(p.name(), Manifest.Group.MODEL, p.placement(), p.value(), null));
             // Sharded state lives at its owner alone; a table every replica updates (the tied one) is written by the first.
-            boolean writesMoments = rank.shardedState() && p != tied ? state.containsKey("exp_avg." + p.name()) : firstReplica;
+            boolean holds = state.containsKey("exp_avg." + p.name()) || onHost.containsKey("exp_avg." + p.name());
+            boolean writesMoments = rank.shardedState() && p != tied ? holds : firstReplica;
             if (!writesMoments) continue;
             for (String moment : new String[] {"exp_avg.", "exp_avg_sq."}) {
                 Tensor t = state.get(moment + p.name());
-                if (t != null) parts.add(new Part(moment + p.name(), Manifest.Group.OPTIMIZER, p.placement(), t));
+                HostTensor h = onHost.get(moment + p.name());
+                if (t != null || h != null) parts.add(new Part(moment + p.name(), Manifest.Group.OPTIMIZER, p.placement(), t, h));
             }
         }
-        if (firstReplica && tpRank == 0) stepState(model).forEach((k, v) -> parts.add(new Part(k, Manifest.Group.OPTIMIZER, Placement.replicated(v.shape()), v)));
-        snapshot.start(parts.stream().mapToLong(x -> x.local().numel() * x.local().dtype().byteSize()).sum());
+        if (firstReplica && tpRank == 0) stepState(model).forEach((k, v) -> parts.add(new Part(k, Manifest.Group.OPTIMIZER, Placement.replicated(v.shape()), v, null)));
+        snapshot.start(parts.stream().filter(x -> x.local() != null).mapToLong(x -> x.local().numel() * x.local().dtype().byteSize()).sum());
         List<Checkpointer.Piece> pieces = new ArrayList<>();
-        for (Part x : parts) pieces.add(piece(model, x.name(), x.group(), x.where(), snapshot.copy(x.local())));
+        for (Part x : parts) pieces.add(piece(model, x.name(), x.group(), x.where(), x.host() != null ? x.host() : snapshot.copy(x.local())));
         if (firstReplica && tpRank == 0 && firstStage)
             pieces.add(Checkpointer.Piece.whole("step", Manifest.Group.OPTIMIZER, HostTensor.ofDoubles(new double[] {opt.stepCount()}, DType.I64)));
         snapshot.await();
@@ -119,7 +122,17 @@ final class TrainingState {
         }
         if (opt == null) return;
         Map<String, Parameter> params = model.parameters();
-        for (var e : opt.state().entrySet()) load(model, ckpt, Manifest.Group.OPTIMIZER, e.getKey(), ofMoment(params, e.getKey()).placement(), e.getValue());
+        if (opt.stateOnHost()) {
+            for (var e : opt.hostState().entrySet()) {
+                HostTensor h = read(model, ckpt, Manifest.Group.OPTIMIZER, e.getKey(), ofMoment(params, e.getKey()).placement());
+                if (h.dtype() != e.getValue().dtype())
+                    throw new IllegalArgumentException("checkpoint " + ckpt.dir() + ": tensor '" + e.getKey() + "' is " + h.dtype().configName()
+                            + ", the offloaded optimizer keeps " + e.getValue().dtype().configName());
+                e.getValue().data().duplicate().put(h.data().duplicate());
+            }
+        } else {
+            for (var e : opt.state().entrySet()) load(model, ckpt, Manifest.Group.OPTIMIZER, e.getKey(), ofMoment(params, e.getKey()).placement(), e.getValue());
+        }
         for (var e : stepState(model).entrySet()) load(model, ckpt, Manifest.Group.OPTIMIZER, e.getKey(), Placement.replicated(e.getValue().shape()), e.getValue());
         model.linears().values().forEach(Linear::stepStateLoaded);
         Manifest.TensorEntry step = ckpt.entry(Manifest.Group.OPTIMIZER, "step");
@@ -136,6 +149,14 @@ final class TrainingState {
 
     /** Reads the part of tensor name that where says this rank holds (a slice, or all of it) into into. */
     private static void load(Transformer model, CheckpointReader ckpt, Manifest.Group group, String name, Placement where, Tensor into) throws IOException {
+        HostTensor h = read(model, ckpt, group, name, where);
+        try (Tensor src = h.to(model.backend(), into.dtype())) {
+            model.backend().copyInto(src, into);
+        }
+    }
+
+    /** The part of tensor name that where says this rank holds, in host memory, checked against the model. */
+    private static HostTensor read(Transformer model, CheckpointReader ckpt, Manifest.Group group, String name, Placement where) throws IOException {
         Manifest.TensorEntry e = ckpt.entry(group, name);
         if (e == null) throw new IllegalArgumentException("checkpoint " + ckpt.dir() + " lacks tensor '" + name + "' that the model needs");
         int[] global = where.globalShape(), stored = global.clone(), local = where.localShape();
@@ -145,8 +166,6 @@ final class TrainingState {
                     + ", the model needs " + Arrays.toString(stored));
         HostTensor h = where.whole() ? ckpt.region(e, -1, 0, 0) : ckpt.region(e, where.shardedDim(), where.offset(), local[where.shardedDim()]);
         if (h.shape().length == 2 && h.shape()[0] < local[0]) h = h.withRows(local[0]); // the padded vocabulary's zero rows
-        try (Tensor src = h.to(model.backend(), into.dtype())) {
-            model.backend().copyInto(src, into);
-        }
+        return h;
     }
 }

@@ -59,4 +59,20 @@ class MemoryPlanTest {
         }
         assertTrue(context.isEmpty());
     }
+
+    @org.junit.jupiter.api.Test
+    void withOffloadTheMomentsLeaveTheDeviceForTheTiers(@TempDir Path dir) {
+        JobConfig base = TrainerTest.job(dir, dir, "llama", 1).withOverrides("dtype = f64\ntraining { batch_size = 2, seq_len = 16 }");
+        ModelConfig cfg = Models.config(base.model());
+        long moments = MemoryPlan.estimate(base, cfg).optimizer(), sub = 4000 * 8;
+        var cpu = MemoryPlan.estimate(base.withOverrides("offload { optimizer = cpu, subgroup_mparams = 0.004 }"), cfg);
+        assertEquals(3 * 2 * sub, cpu.optimizer(), "the device holds the GPU subgroups in flight only");
+        assertEquals(moments + 4 * 2 * sub, cpu.offloaded().ram(), "pinned: every moment, and the CPU side's staging");
+        assertEquals(0, cpu.offloaded().disk());
+        var nvme = MemoryPlan.estimate(base.withOverrides("offload { optimizer = nvme, nvme_dir = \"" + dir + "\", subgroup_mparams = 0.004 }"), cfg);
+        assertEquals(moments, nvme.offloaded().disk(), "nvme without pin_memory_gb: every moment in files");
+        assertEquals((4 + 5) * 2 * sub, nvme.offloaded().ram(), "pinned: the staging only");
+        String report = MemoryPlan.report(base.withOverrides("offload { optimizer = nvme, nvme_dir = \"" + dir + "\" }"), 0, 0);
+        assertTrue(report.contains("pinned host memory") && report.contains("nvme files") && report.contains(dir.toString()), report);
+    }
 }
