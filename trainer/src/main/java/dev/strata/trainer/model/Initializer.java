@@ -1,9 +1,8 @@
 package dev.strata.trainer.model;
 
 import dev.strata.runtime.nn.Parameter;
-import dev.strata.runtime.nn.Placement;
-import dev.strata.runtime.Backend;
 import dev.strata.runtime.Tensor;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.Predicate;
 
@@ -24,34 +23,43 @@ public final class Initializer {
     }
 
     private static void initialize(Transformer model, long seed, Predicate<Parameter> which) {
-        ModelConfig cfg = model.config();
-        Backend backend = model.backend();
-        for (Parameter p : model.parameters().values()) {
-            if (!which.test(p)) continue;
-            // A slice (tensor parallelism) draws the whole tensor and keeps its part, so every layout starts alike.
-            Placement where = p.placement();
-            int[] shape = where.globalShape();
-            // the padded vocabulary's rows past V stay zero; the stream draws for the real rows only
-            int n = Math.toIntExact(Tensor.numel(shape) / shape[0] * model.storedRows(p.name(), shape));
-            double[] values = new double[Math.toIntExact(Tensor.numel(shape))];
-            SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
-            switch (p.kind()) {
-                case NORM -> java.util.Arrays.fill(values, p.name().endsWith(".bias") ? 0 : 1);
-                case BIAS, LORA_B -> { }
-                case LORA_A -> {
-                    double bound = 1 / Math.sqrt(shape[1]);
-                    for (int i = 0; i < n; i++) values[i] = bound * (2 * rng.nextDouble() - 1);
+        List<Parameter> chosen = model.parameters().values().stream().filter(which).toList();
+        // Each tensor draws from a stream of its own, so they are drawn on every core at once (a 13B model's values
+        // take minutes on one), a few tensors at a time to bound the host memory, and uploaded in order.
+        int batch = Math.max(1, Runtime.getRuntime().availableProcessors());
+        for (int from = 0; from < chosen.size(); from += batch) {
+            List<Parameter> group = chosen.subList(from, Math.min(chosen.size(), from + batch));
+            List<double[]> values = group.parallelStream().map(p -> draw(model, p, seed)).toList();
+            for (int i = 0; i < group.size(); i++) {
+                Parameter p = group.get(i);
+                try (Tensor t = model.backend().fromDoubles(values.get(i), p.value().dtype(), p.placement().globalShape())) {
+                    p.placement().take(t, p.value()); // a slice (tensor parallelism) keeps its part of the whole, so every layout starts alike
                 }
-                case LINEAR_WEIGHT, EMBEDDING -> {
-                    boolean residual = p.name().endsWith("attention.wo.weight") || p.name().endsWith("feed_forward.w2.weight");
-                    double std = residual ? 0.02 / Math.sqrt(2.0 * cfg.nLayers()) : 0.02;
-                    for (int i = 0; i < n; i++) values[i] = std * gaussian(rng);
-                }
-            }
-            try (Tensor t = backend.fromDoubles(values, p.value().dtype(), shape)) {
-                where.take(t, p.value());
             }
         }
+    }
+
+    /** The whole tensor's initial values; the padded vocabulary's rows past V stay zero, the stream draws for the real rows only. */
+    private static double[] draw(Transformer model, Parameter p, long seed) {
+        ModelConfig cfg = model.config();
+        int[] shape = p.placement().globalShape();
+        int n = Math.toIntExact(Tensor.numel(shape) / shape[0] * model.storedRows(p.name(), shape));
+        double[] values = new double[Math.toIntExact(Tensor.numel(shape))];
+        SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
+        switch (p.kind()) {
+            case NORM -> java.util.Arrays.fill(values, p.name().endsWith(".bias") ? 0 : 1);
+            case BIAS, LORA_B -> { }
+            case LORA_A -> {
+                double bound = 1 / Math.sqrt(shape[1]);
+                for (int i = 0; i < n; i++) values[i] = bound * (2 * rng.nextDouble() - 1);
+            }
+            case LINEAR_WEIGHT, EMBEDDING -> {
+                boolean residual = p.name().endsWith("attention.wo.weight") || p.name().endsWith("feed_forward.w2.weight");
+                double std = residual ? 0.02 / Math.sqrt(2.0 * cfg.nLayers()) : 0.02;
+                for (int i = 0; i < n; i++) values[i] = std * gaussian(rng);
+            }
+        }
+        return values;
     }
 
     /** Box–Muller: SplittableRandom has no nextGaussian before JDK 17's RandomGenerator default, which varies. */
