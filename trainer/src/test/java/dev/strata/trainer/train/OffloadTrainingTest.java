@@ -77,6 +77,22 @@ class OffloadTrainingTest {
         assertBitIdentical(runs.resolve("device"), runs.resolve("auto"), "cpu tier, measured split");
     }
 
+    /** LoRA's adapters are all it offloads; FP8 layers' codes are refreshed from the weights the CPU sent back. */
+    @Test
+    void offloadComposesWithLoraAndFp8(@TempDir Path runs) throws Exception {
+        new Trainer(job(runs.resolve("base"), "optimizer = none", 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        String lora = "model.init_from = \"" + runs.resolve("base") + "\"\nlora { rank = 4, alpha = 8, targets = [\"attention\", \"feed_forward\", \"output\"] }\n"
+                + "training.lr = 3e-2";
+        String fp8 = "precision { linear = fp8, rotation = all, hadamard_block = 16 }";
+        for (String setting : List.of(lora, fp8)) {
+            String name = setting == lora ? "lora" : "fp8";
+            new Trainer(job(runs.resolve(name + "-device"), "optimizer = none", 1, 0).withOverrides(setting), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+            new Trainer(job(runs.resolve(name + "-cpu"), "optimizer = cpu, gpu_fraction = 0.5", 1, 0).withOverrides(setting), TrainerTest.quiet())
+                    .run(RunDirectory.Mode.FRESH, 0);
+            assertBitIdentical(runs.resolve(name + "-device"), runs.resolve(name + "-cpu"), name + ", cpu tier, half on the device");
+        }
+    }
+
     @Test
     void eachZeroRankOffloadsItsShard(@TempDir Path runs) throws Exception {
         new Trainer(job(runs.resolve("device"), "optimizer = none", 2, 1).withOverrides("training.batch_size = 2"), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
