@@ -98,13 +98,14 @@ final class BenchCommand extends CommandGroup {
         @Option(names = "--nvme-dir", defaultValue = "", description = "offload.nvme_dir, for --offload nvme.") String nvmeDir;
         @Option(names = "--pin-memory-gb", defaultValue = "0", description = "offload.pin_memory_gb (default ${DEFAULT-VALUE}: no bound).") double pinMemoryGb;
         @Option(names = "--set", description = "A job setting on top of the preset, KEY=VALUE (repeatable), e.g. model.n_heads=80.") List<String> settings = new java.util.ArrayList<>();
+        @Option(names = "--offload-activations", description = "offload.activations: recomputed blocks' inputs in host memory (with --activation-checkpointing).") boolean offloadActivations;
         @Option(names = "--accum", defaultValue = "1", description = "Micro-batches of batch x seq a step, gradients accumulated (default ${DEFAULT-VALUE}).") int accum;
 
         @Override public Integer call() {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
                     + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs + "\nlora.rank = " + loraRank
                     + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\", scaling = " + scaling + ", exclude = " + excludeList() + " }"
-                    + "\noffload { optimizer = " + offload + ", gpu_fraction = \"" + gpuFraction + "\", nvme_dir = \"" + nvmeDir + "\", pin_memory_gb = " + pinMemoryGb + " }"
+                    + "\noffload { optimizer = " + offload + ", gpu_fraction = \"" + gpuFraction + "\", nvme_dir = \"" + nvmeDir + "\", pin_memory_gb = " + pinMemoryGb + ", activations = " + offloadActivations + " }"
                     + settings.stream().map(kv -> "\n" + kv).collect(Collectors.joining()), "strata bench train --model " + model);
             String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata")
                     + (linear.equals("fp8") && !List.of(exclude).equals(List.of("output")) ? "-exclude-" + String.join("+", exclude) : "")

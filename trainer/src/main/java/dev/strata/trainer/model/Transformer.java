@@ -2,6 +2,7 @@ package dev.strata.trainer.model;
 
 import dev.strata.runtime.nn.DenseLinear;
 import dev.strata.runtime.nn.Linear;
+import dev.strata.runtime.nn.ActivationOffload;
 import dev.strata.runtime.nn.Activations;
 import dev.strata.runtime.nn.Parameter;
 import dev.strata.runtime.nn.SequenceLayout;
@@ -69,6 +70,7 @@ public final class Transformer implements StageModel {
     private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions, kept per shape
     private int positionsSeq;                             // the T of positions
     private ActivationCheckpointing checkpointing = ActivationCheckpointing.NONE;
+    private ActivationOffload activationOffload;
     private java.util.function.Consumer<List<Parameter>> gradientsDone; // null: nobody listens, backward builds no lists
 
     /** dtype is the training dtype: f64, f32, or bf16 (bf16 activations, f32 parameters; see {@link Precision}). */
@@ -76,7 +78,7 @@ public final class Transformer implements StageModel {
      * Kept for backward in the micro-batch's {@link Activations}: each block's input hidden state, then the final
      * norm's input and output (B*T,C); the shape, for recomputation.
      */
-    private record Saved(List<Tensor> hidden, int b, int t) {}
+    private record Saved(List<Tensor> hidden, List<ActivationOffload.Stashed> onHost, int b, int t) {} // onHost[i] (blocks only): hidden[i] is on the host, hidden[i] null
 
     public Transformer(ModelConfig cfg, Backend backend, DType dtype) {
         this(cfg, backend, dtype, DenseLinear.maker(backend, Precision.of(dtype).params()), Stage.whole(cfg));
@@ -163,6 +165,9 @@ public final class Transformer implements StageModel {
     /** Applies activation checkpointing from outside: the chosen blocks are recomputed during backward. */
     public void checkpointActivations(ActivationCheckpointing mode) { this.checkpointing = mode; }
 
+    /** From outside too: the recomputed blocks' inputs wait for backward in host memory (null: on the device). */
+    public void offloadActivations(ActivationOffload offload) { this.activationOffload = offload; }
+
     /**
      * input: token ids (B,T) int32 when this stage has the embedding, else hidden states (B*T,C).
      * Returns logits (B*T,Vp) over the padded vocabulary ({@link ModelConfig#paddedVocabSize}; the columns past V
@@ -198,11 +203,17 @@ public final class Transformer implements StageModel {
             x = input;
         }
         List<Tensor> saved = new ArrayList<>();
-        Activations.current().keep(this, new Saved(saved, b, t));
+        List<ActivationOffload.Stashed> onHost = new ArrayList<>();
+        Activations.current().keep(this, new Saved(saved, onHost, b, t));
         for (int i = chunkStart[chunk]; i < chunkStart[chunk + 1]; i++) {
             saved.add(x);
+            onHost.add(null);
             x = layers.get(i).forward(x, b, t);
-            if (checkpointing.recomputes(layerIndex[i])) layers.get(i).discard();
+            if (checkpointing.recomputes(layerIndex[i])) {
+                layers.get(i).discard();
+                int at = saved.size() - 1;
+                if (activationOffload != null && (at > 0 || embeds(chunk))) onHost.set(at, activationOffload.stash(saved.set(at, null))); // not the caller's input
+            }
         }
         if (!hasHead(chunk)) return x;
         saved.add(x);
@@ -274,15 +285,18 @@ public final class Transformer implements StageModel {
                 gradientsDone.accept(head);
             }
         }
+        List<ActivationOffload.Stashed> onHost = kept.onHost();
         for (int i = chunkStart[chunk + 1] - 1; i >= chunkStart[chunk]; i--) {
             int at = i - chunkStart[chunk]; // in saved
+            if (onHost.get(at) != null) saved.set(at, activationOffload.restore(onHost.set(at, null)));
+            if (at > 0 && onHost.get(at - 1) != null) activationOffload.prefetch(onHost.get(at - 1)); // up while this block runs
             if (checkpointing.recomputes(layerIndex[i])) layers.get(i).forward(saved.get(at), kept.b(), kept.t()).close();
             Tensor dPrev = layers.get(i).backward(dx);
             if (dx != dout) dx.close();
             dx = dPrev;
             if (gradientsDone != null) gradientsDone.accept(layers.get(i).parameters());
         }
-        closeHidden(chunk, saved);
+        closeHidden(chunk, kept);
         if (!embeds(chunk)) return dx;
         Tensor whole = sequence.unshard(dx); // (B*T,C)
         if (whole != dx) {
@@ -381,12 +395,16 @@ public final class Transformer implements StageModel {
             if (posEmbeddings != null) posEmbeddings.discard();
         }
         Saved kept = Activations.current().take(this);
-        if (kept != null) closeHidden(chunk, kept.hidden());
+        if (kept != null) closeHidden(chunk, kept);
     }
 
-    /** The first hidden state is the chunk's input when it does not embed: the caller owns it. */
-    private void closeHidden(int chunk, List<Tensor> saved) {
-        for (int i = embeds(chunk) ? 0 : 1; i < saved.size(); i++) saved.get(i).close();
+    /** The first hidden state is the chunk's input when it does not embed: the caller owns it. Those on the host go back to its pool. */
+    private void closeHidden(int chunk, Saved kept) {
+        for (int i = embeds(chunk) ? 0 : 1; i < kept.hidden().size(); i++) {
+            ActivationOffload.Stashed s = i < kept.onHost().size() ? kept.onHost().get(i) : null; // the head's are never on the host
+            if (s != null) activationOffload.drop(s);
+            else kept.hidden().get(i).close();
+        }
     }
 
     /**

@@ -27,7 +27,7 @@ public final class MemoryPlan {
 
     /** Bytes per rank by kind, on the stage that needs most, and the predicted bubble. */
     record Estimate(Layout layout, int stage, long weights, long gradients, long optimizer, long activations, long communication,
-                    long temporaries, double bubble, dev.strata.offload.OffloadedAdamW.Footprint offloaded) {
+                    long temporaries, double bubble, dev.strata.offload.OffloadedAdamW.Footprint offloaded, long hostActivations) {
         long total() { return weights + gradients + optimizer + activations + communication + temporaries; }
     }
 
@@ -106,8 +106,13 @@ public final class MemoryPlan {
                 + (p.sequenceParallel() ? 2 * n * c * a : 0);           // the gathered inputs of the two column-parallel regions
         ActivationCheckpointing ac = ActivationCheckpointing.parse(tr.activationCheckpointing());
         long[] perChunk = new long[stage.chunks().size()]; // what one micro-batch keeps through each chunk
+        boolean inputsOnHost = job.offload().activations(); // offload.activations: a recomputed block's input waits on the host
+        long onHost = 0;
         for (int k = 0; k < perChunk.length; k++)
-            for (int l = stage.chunks().get(k).first(); l < stage.chunks().get(k).end(); l++) perChunk[k] += ac.recomputes(l) ? rows * c * a : block;
+            for (int l = stage.chunks().get(k).first(); l < stage.chunks().get(k).end(); l++) {
+                perChunk[k] += ac.recomputes(l) ? (inputsOnHost ? 0 : rows * c * a) : block;
+                if (ac.recomputes(l) && inputsOnHost) onHost += rows * c * a;
+            }
         if (stage.embedding()) perChunk[0] += n * 4 * (gpt2 ? 2 : 1); // the token (and GPT-2's position) ids the lookups' backward reads
         if (stage.head()) perChunk[perChunk.length - 1] += 2 * rows * c * a + normStats * rows * st + (p.sequenceParallel() ? n * c * a : 0);
         long perMicroBatch = java.util.Arrays.stream(perChunk).max().orElse(0); // a context in flight holds one chunk's
@@ -119,7 +124,7 @@ public final class MemoryPlan {
                 + (layout.pp() > 1 ? 2 * rows * c * a : 0);        // a received activation and a gradient on their way
         long temporaries = n * (2 * heads * d + 2 * kvHeads * d + (gpt2 ? 2 : 3) * f) * a + 2 * rows * c * a;
         double bubble = layout.pp() == 1 ? 0 : schedule.bubble(layout.pp(), m);
-        return new Estimate(layout, s, weights, gradients, optimizer, activations, communication, temporaries, bubble, offloaded);
+        return new Estimate(layout, s, weights, gradients, optimizer, activations, communication, temporaries, bubble, offloaded, onHost * inFlight);
     }
 
     /** The layouts of gpus ranks the model splits into (tp up to 8, within a host), fewest bytes per rank first. */
@@ -138,6 +143,8 @@ public final class MemoryPlan {
             long[] bytes = {e.weights(), e.gradients(), e.optimizer(), e.activations(), e.communication(), e.temporaries()};
             for (int i = 0; i < kinds.length; i++) out.append(String.format(java.util.Locale.ROOT, "  %-22s %8.2f GiB%n", kinds[i], gib(bytes[i])));
             out.append(String.format(java.util.Locale.ROOT, "  %-22s %8.2f GiB%s%n  %-22s %7.1f %%%n", "total", gib(e.total()), fits(e, gpuGiB), "bubble", 100 * e.bubble()));
+            if (e.hostActivations() > 0)
+                out.append(String.format(java.util.Locale.ROOT, "  %-22s %8.2f GiB (offload.activations, in pinned host memory)%n", "block inputs on the host", gib(e.hostActivations())));
             if (e.offloaded() != null)
                 out.append(String.format(java.util.Locale.ROOT, "off the device (offload.optimizer = %s, AdamW moments and staging):%n  %-22s %8.2f GiB%n  %-22s %8.2f GiB%s%n",
                         job.offload().optimizer(), "pinned host memory", gib(e.offloaded().ram()), "nvme files", gib(e.offloaded().disk()),

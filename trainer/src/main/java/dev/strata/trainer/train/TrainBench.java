@@ -64,7 +64,7 @@ public final class TrainBench {
         int[][] batches = new int[4][];
         for (int i = 0; i < batches.length; i++) batches[i] = rng.ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
 
-        try (opt) {
+        try (opt; var acts = Trainer.activationOffload(job, model)) {
             return timed(job, modelName, model, cfg, backend, dtype, device, opt, batches, b, t, accum, warmup, steps, out);
         }
     }

@@ -148,7 +148,7 @@ public final class Trainer {
 
         if (writer) checkpoints.removeUncommitted(); // before any rank can start a save
         try (opt; RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job); BackgroundSaves saves = new BackgroundSaves(ck.async());
-             HostSnapshot snapshot = new HostSnapshot(backend)) {
+             HostSnapshot snapshot = new HostSnapshot(backend); var acts = activationOffload(job, model)) {
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
             if (resumed != null) {
@@ -348,6 +348,14 @@ public final class Trainer {
                 record("seed", job.seed(), "sampler", "splitmix-fisher-yates per epoch"),
                 record("step", step, "next_lr", schedule.at(step), "warmup_steps", schedule.warmupSteps(), "total_steps", schedule.totalSteps()),
                 record("train_loss", trainLoss, "val_loss", Double.isNaN(valLoss) ? null : valLoss));
+    }
+
+    /** offload.activations: the model's recomputed blocks keep their inputs in host memory through this (null: not asked for). */
+    static dev.strata.runtime.nn.ActivationOffload activationOffload(JobConfig job, Transformer model) {
+        if (!job.offload().activations()) return null;
+        var acts = new dev.strata.runtime.nn.ActivationOffload(model.backend());
+        model.offloadActivations(acts);
+        return acts;
     }
 
     /** AdamW with its state on the device, or where offload puts it. */

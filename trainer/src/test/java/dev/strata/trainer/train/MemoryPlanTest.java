@@ -72,6 +72,12 @@ class MemoryPlanTest {
         var nvme = MemoryPlan.estimate(base.withOverrides("offload { optimizer = nvme, nvme_dir = \"" + dir + "\", subgroup_mparams = 0.004 }"), cfg);
         assertEquals(moments, nvme.offloaded().disk(), "nvme without pin_memory_gb: every moment in files");
         assertEquals((4 + 5) * 2 * sub, nvme.offloaded().ram(), "pinned: the staging only");
+        JobConfig full = base.withOverrides("training.activation_checkpointing = full");
+        var onDevice = MemoryPlan.estimate(full, cfg);
+        var inputsOnHost = MemoryPlan.estimate(full.withOverrides("offload.activations = true"), cfg);
+        long inputs = (long) cfg.nLayers() * 2 * 16 * cfg.dim() * 8;
+        assertEquals(inputs, onDevice.activations() - inputsOnHost.activations(), "offload.activations: every block's input leaves the device");
+        assertEquals(inputs, inputsOnHost.hostActivations(), "and waits on the host");
         String report = MemoryPlan.report(base.withOverrides("offload { optimizer = nvme, nvme_dir = \"" + dir + "\" }"), 0, 0);
         assertTrue(report.contains("pinned host memory") && report.contains("nvme files") && report.contains(dir.toString()), report);
     }

@@ -124,6 +124,9 @@ class OffloadTrainingTest {
         assertTrue(nvme.getMessage().contains("offload.optimizer = nvme needs offload.nvme_dir"), nvme.getMessage());
         var split = assertThrows(ConfigError.class, () -> job(runs, "optimizer = cpu, gpu_fraction = 1.5", 1, 0));
         assertTrue(split.getMessage().contains("offload.gpu_fraction must be auto or a number from 0 to 1, got 1.5"), split.getMessage());
+        var acts = assertThrows(ConfigError.class, () -> job(runs, "optimizer = none, activations = true", 1, 0));
+        assertTrue(acts.getMessage().contains("offload.activations = true moves the inputs of recomputed blocks to host memory; set training.activation_checkpointing"),
+                acts.getMessage());
         var tier = assertThrows(ConfigError.class, () -> job(runs, "optimizer = disk", 1, 0));
         assertTrue(tier.getMessage().contains("offload.optimizer = \"disk\" is not one of none, cpu, nvme"), tier.getMessage());
     }
