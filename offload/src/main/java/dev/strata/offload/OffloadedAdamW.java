@@ -34,29 +34,10 @@ public final class OffloadedAdamW implements Optimizer {
     /** CPU subgroups whose weights and gradients are in host staging at once. */
     private static final int HOST_WINDOW = 4;
 
-    /** Bytes offloaded state takes on each tier: the device's scratch, pinned host memory (staging included), files. */
-    public record Footprint(long device, long ram, long disk) {}
-
-    /**
-     * What the state of n elements in subgroups of subgroupElements takes where these settings put it, as
-     * {@code strata plan} shows it (a subgroup counted at its target size).
-     */
-    public static Footprint footprint(long n, int stateBytes, String tier, double pinMemoryGb, long subgroupElements) {
-        long sub = Math.min(n, subgroupElements) * stateBytes, state = 2 * n * stateBytes;
-        long staging = HOST_WINDOW * 2L * sub + (tier.equals("nvme") ? NvmeStateStore.STAGING * 2L * sub : 0);
-        long inRam = tier.equals("cpu") ? state : Math.max(0, Math.min(state, (long) (pinMemoryGb * 1e9) - staging));
-        return new Footprint(DEVICE_WINDOW * 2L * sub, inRam + staging, state - inRam);
-    }
-
     /** A GPU subgroup whose moments are on their way back: its scratch lives until a later copy up waits for them. */
     private record InFlight(Subgroup subgroup, Backend.Event landed, List<Tensor> scratch) {}
 
-    /** Where an update's host time went, summed over the steps since the last {@link #timings} call. */
-    private static final class Timings {
-        long steps, totalNanos, normNanos, cpuNanos, copyWaitNanos, storeNanos;
-    }
-
-    private final Timings timings = new Timings();
+    private final UpdateTimings timings = new UpdateTimings();
     private final Backend backend;
     private final AdamW.Settings adam;
     private final GradientSync sync;
@@ -117,9 +98,11 @@ public final class OffloadedAdamW implements Optimizer {
 
     /** The page-locked memory the CPU side's staging takes: {@link #HOST_WINDOW} subgroups' weights and gradients. */
     static long stagingBytes(List<Subgroup> subgroups, int stateBytes) {
-        long largest = subgroups.stream().filter(k -> !k.onGpu()).mapToLong(Subgroup::elements).max().orElse(0);
-        return largest == 0 ? 0 : HOST_WINDOW * 2L * largest * stateBytes;
+        return stagingBytes(subgroups.stream().filter(k -> !k.onGpu()).mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
     }
+
+    /** The same, for CPU subgroups of up to subgroupBytes a part. */
+    static long stagingBytes(long subgroupBytes) { return HOST_WINDOW * 2L * subgroupBytes; }
 
     /** Waits for the copies and lets their events go (each holds a CUDA event). */
     private static void awaitAll(List<Backend.Event> copies) {
@@ -163,18 +146,8 @@ public final class OffloadedAdamW implements Optimizer {
         timings.steps++;
     }
 
-    /**
-     * Host milliseconds a step, averaged since the last call: the update as a whole, and in it the wait for backward
-     * (the norm), the CPU's AdamW, the waits for copies down and for the store (nvme reads).
-     */
-    public String timings() {
-        Timings t = timings;
-        double n = Math.max(1, t.steps) * 1e6;
-        String s = String.format(java.util.Locale.ROOT, "offload update: %.1f ms a step on the host (backward and norm %.1f, CPU AdamW %.1f, waiting for copies down %.1f, for the store %.1f)",
-                t.totalNanos / n, t.normNanos / n, t.cpuNanos / n, t.copyWaitNanos / n, t.storeNanos / n);
-        t.steps = t.totalNanos = t.normNanos = t.cpuNanos = t.copyWaitNanos = t.storeNanos = 0;
-        return s;
-    }
+    /** Where the update's host time went since the last call, a step on average (and starts counting again). */
+    public String timings() { return timings.report(); }
 
     private void update(double maxGradNorm) {
         double gradScale = maxGradNorm > 0 ? Math.min(1.0, maxGradNorm / (lastNorm + 1e-6)) : 1.0;

@@ -27,7 +27,7 @@ public final class MemoryPlan {
 
     /** Bytes per rank by kind, on the stage that needs most, and the predicted bubble. */
     record Estimate(Layout layout, int stage, long weights, long gradients, long optimizer, long activations, long communication,
-                    long temporaries, double bubble, dev.strata.offload.OffloadedAdamW.Footprint offloaded, long hostActivations) {
+                    long temporaries, double bubble, dev.strata.offload.Footprint offloaded, long hostActivations) {
         long total() { return weights + gradients + optimizer + activations + communication + temporaries; }
     }
 
@@ -89,9 +89,9 @@ public final class MemoryPlan {
         long gradients = trainable * by.param() / (zero == 2 ? dp : 1);
         long optimizer = 2 * trainable * by.state() / (zero >= 1 ? dp : 1);
         var o = job.offload();
-        dev.strata.offload.OffloadedAdamW.Footprint offloaded = null; // offload: the device keeps only the subgroups in flight
+        dev.strata.offload.Footprint offloaded = null; // offload: the device keeps only the subgroups in flight
         if (o.enabled()) {
-            offloaded = dev.strata.offload.OffloadedAdamW.footprint(optimizer / (2 * by.state()), by.state(), o.optimizer(), o.pinMemoryGb(),
+            offloaded = dev.strata.offload.Footprint.of(optimizer / (2 * by.state()), by.state(), o.optimizer(), o.pinMemoryGb(),
                     Math.max(1, Math.round(o.subgroupMparams() * 1e6)));
             optimizer = offloaded.device();
         }

@@ -1,0 +1,15 @@
+package dev.strata.offload;
+
+/** Bytes offloaded optimizer state takes on each tier: the device's scratch, pinned host memory (staging included), files. */
+public record Footprint(long device, long ram, long disk) {
+    /**
+     * What the state of n elements in subgroups of subgroupElements takes where these settings put it, as
+     * {@code strata plan} shows it (a subgroup counted at its target size).
+     */
+    public static Footprint of(long n, int stateBytes, String tier, double pinMemoryGb, long subgroupElements) {
+        long sub = Math.min(n, subgroupElements) * stateBytes, state = 2 * n * stateBytes;
+        long staging = OffloadedAdamW.stagingBytes(sub) + (tier.equals("nvme") ? NvmeStateStore.STAGING * 2L * sub : 0);
+        long inRam = tier.equals("cpu") ? state : Math.max(0, Math.min(state, (long) (pinMemoryGb * 1e9) - staging));
+        return new Footprint(OffloadedAdamW.DEVICE_WINDOW * 2L * sub, inRam + staging, state - inRam);
+    }
+}
