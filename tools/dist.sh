@@ -37,6 +37,11 @@ cuda_jni="$(ls "$OUT"/lib/cuda-*-linux-x86_64.jar)"
 (cd "$OUT/lib" && zip -q -d "$cuda_jni" '*/libjninpp*' '*/libjninvjpeg*' '*/libjnicufft*' '*/libjnicusolver*' \
   '*/libjnicusparse*' '*/libjninvcomp*' '*/libjnicupti*' '*/libjnicurand*' '*/libjninvblas*' >/dev/null)
 
+# The tokenizers jar carries its native library for every platform; a GPU node is linux-x86_64.
+tokenizers_jar="$(ls "$OUT"/lib/tokenizers-*.jar 2>/dev/null || true)"
+if [[ -n "$tokenizers_jar" ]]; then
+  (cd "$OUT/lib" && zip -q -d "$tokenizers_jar" 'native/lib/linux-aarch64/*' 'native/lib/osx-*' 'native/lib/win-*' >/dev/null || true)
+fi
 modules=java.base,java.logging,java.management,java.naming,java.sql,jdk.jfr,jdk.unsupported,jdk.incubator.vector,jdk.zipfs
 if $with_hdfs; then modules="$modules,java.se,jdk.security.auth,jdk.security.jgss"; fi  # Hadoop's client: XML, Kerberos, SASL, JMX
 "$JAVA_HOME/bin/jlink" --add-modules "$modules" \
