@@ -27,7 +27,9 @@ public final class TrainStep implements AutoCloseable {
     private final Optimizer opt;
     private final Backend backend;
     private final int b, t, accumSteps;
-    private final double maxGradNorm, gradScale;
+    private final double maxGradNorm;
+    private double gradScale;                // 1 / the tokens the step's loss is the mean over
+    private boolean perTrainedToken;         // gradScale from the step's targets that train (not -1), not from b·t·accum
     private final Tensor inputs, targets, lossSum; // (B,T), (B,T) int32; (1) summed loss of the step
     private final boolean graphs;
     private final GradientSync sync;
@@ -72,10 +74,27 @@ public final class TrainStep implements AutoCloseable {
         if (sync.replicas() > 1) model.onGradientsDone(sync::gradientsDone);
     }
 
+    /**
+     * From now on a step's loss is the mean over the targets that train (not -1: fine-tuning's prompts and padding),
+     * not over every position, and gradients are scaled to match. One process and eager steps only: the scale
+     * changes from step to step, which a captured graph cannot follow.
+     */
+    public TrainStep perTrainedToken() {
+        if (sync.replicas() > 1 || pipeline != null || graphs)
+            throw new IllegalStateException("a loss per trained token runs on one process, without pipeline stages or CUDA graphs");
+        perTrainedToken = true;
+        return this;
+    }
+
     /** inputs[i], targets[i]: the B*T token ids of micro-batch i (accumSteps of them); lr: this step's rate. */
     public Result run(int[][] inputs, int[][] targets, double lr) {
         if (inputs.length != accumSteps || targets.length != accumSteps)
             throw new IllegalArgumentException("a step takes " + accumSteps + " micro-batches, got " + inputs.length);
+        if (perTrainedToken) {
+            long trained = 0;
+            for (int[] micro : targets) for (int target : micro) if (target >= 0) trained++;
+            gradScale = 1.0 / Math.max(1, trained);
+        }
         backend.zero(lossSum);
         opt.prepareStep(lr);
         if (pipeline != null) {

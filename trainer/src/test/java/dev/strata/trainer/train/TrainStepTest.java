@@ -90,6 +90,32 @@ class TrainStepTest {
     }
 
     /** One micro-batch of n token ids below the test vocabulary's 64. */
+    /** Fine-tuning's loss: the mean over the targets that train, the gradients scaled to it, not to every position. */
+    @Test
+    void aLossPerTrainedTokenScalesByTheTokensThatTrain() {
+        ModelConfig cfg = ModelConfig.llama(64, 32, 2, 4, 2, 64, 16);
+        int b = 2, t = 8;
+        int[][] x = {tokens(b * t, 4)[0], tokens(b * t, 6)[0]}, y = {tokens(b * t, 5)[0], tokens(b * t, 7)[0]};
+        for (int[] micro : y) for (int i = 0; i < micro.length; i += 3) micro[i] = -1; // a prompt's, a padding's positions
+        long trained = java.util.Arrays.stream(y).flatMapToInt(java.util.Arrays::stream).filter(v -> v >= 0).count();
+        TrainStep.Result[] r = new TrainStep.Result[2];
+        for (int perToken = 0; perToken < 2; perToken++) {
+            Transformer model = new Transformer(cfg, CPU, DType.F64);
+            try (AdamW opt = initialized(model); TrainStep step = new TrainStep(model, opt, b, t, 2, 0, false)) {
+                if (perToken == 1) step.perTrainedToken();
+                r[perToken] = step.run(x, y, 1e-3);
+            }
+        }
+        double positions = 2.0 * b * t;
+        assertEquals(r[0].loss() * positions / trained, r[1].loss(), 1e-12, "the loss is the mean over " + trained + " trained tokens");
+        assertEquals(r[0].gradNorm() * positions / trained, r[1].gradNorm(), 1e-12, "the gradients are scaled to that mean");
+        Transformer model = new Transformer(cfg, CPU, DType.F64);
+        try (AdamW opt = initialized(model); TrainStep graphed = new TrainStep(model, opt, b, t, 1, 0, true)) {
+            var refused = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, graphed::perTrainedToken);
+            assertTrue(refused.getMessage().contains("without pipeline stages or CUDA graphs"), refused.getMessage());
+        }
+    }
+
     static int[][] tokens(int n, long seed) { return new int[][] {new SplittableRandom(seed).ints(n, 0, 64).toArray()}; }
 
     /** Initialises the model's weights and returns AdamW over them. */
