@@ -13,6 +13,9 @@ public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, 
 
     public boolean autoSplit() { return Double.isNaN(gpuFraction); }
 
+    /** The subgroups' target size in parameters. */
+    public long subgroupElements() { return Math.max(1, Math.round(subgroupMparams * 1e6)); }
+
     static OffloadSpec from(Fields f) {
         String optimizer = f.oneOf("offload.optimizer", "none", "cpu", "nvme");
         String dir = f.string("offload.nvme_dir");

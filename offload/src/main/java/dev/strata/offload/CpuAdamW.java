@@ -1,5 +1,6 @@
 package dev.strata.offload;
 
+import dev.strata.runtime.DType;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -33,28 +34,17 @@ public final class CpuAdamW implements AutoCloseable {
     /** n elements of p, m and v updated from g in place, by step's numbers. */
     public record Part(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step step) {}
 
-    /** Updates n f32 elements of p, m and v from g, in place. */
-    public void updateF32(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) { update(dev.strata.runtime.DType.F32, List.of(new Part(p, g, m, v, n, s))); }
-
-    /** Updates n f64 elements, as the CPU backend's adamw does. */
-    public void updateF64(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) { update(dev.strata.runtime.DType.F64, List.of(new Part(p, g, m, v, n, s))); }
-
-    /** Either, by the state's type. */
-    public void update(dev.strata.runtime.DType type, ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step s) {
-        update(type, List.of(new Part(p, g, m, v, n, s)));
-    }
-
     /**
-     * Every part at once, cut into tasks across all of them: a subgroup's small tensors (norms, a GQA head's
-     * projections) keep every core busy together instead of one after another.
+     * Every part at once, in f32 or f64 (type), cut into tasks across all of them: a subgroup's small tensors (norms,
+     * a GQA head's projections) keep every core busy together instead of one after another.
      */
-    public void update(dev.strata.runtime.DType type, List<Part> parts) {
+    public void update(DType type, List<Part> parts) {
         List<Runnable> work = new ArrayList<>();
         for (Part part : parts) {
             int count = Math.toIntExact(part.n());
             for (int from = 0; from < count; from += TASK) {
                 int a = from, b = Math.min(count, from + TASK);
-                work.add(type == dev.strata.runtime.DType.F64 ? () -> f64(part.p(), part.g(), part.m(), part.v(), a, b, part.step())
+                work.add(type == DType.F64 ? () -> f64(part.p(), part.g(), part.m(), part.v(), a, b, part.step())
                         : () -> f32(part.p(), part.g(), part.m(), part.v(), a, b, part.step()));
             }
         }

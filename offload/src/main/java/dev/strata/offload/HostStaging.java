@@ -19,8 +19,6 @@ final class HostStaging implements AutoCloseable {
         }
     }
 
-    int size() { return weights.length; }
-
     /** Where the step's i-th CPU subgroup's weights land, and are updated. */
     Backend.HostBuffer weights(int i) { return weights[i % weights.length]; }
 

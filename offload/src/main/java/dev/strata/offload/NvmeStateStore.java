@@ -40,11 +40,11 @@ final class NvmeStateStore implements StateStore {
     private final int bytesPerState;
 
     /** The files go in a directory of their own under nvmeDir, removed on close (the checkpoints hold the state). */
-    NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir, double pinMemoryGb) {
+    NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir) {
         this.dir = nvmeDir.resolve("strata-offload-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
         this.bytesPerState = stateBytes;
         long largest = subgroups.stream().mapToLong(Subgroup::elements).max().orElse(1) * stateBytes, total = 0;
-        for (Subgroup k : subgroups) total += 2 * StateBlock.roundUp(k.elements() * stateBytes);
+        for (Subgroup k : subgroups) total += StateBlock.bytes(k.elements(), stateBytes);
         try {
             Files.createDirectories(nvmeDir);
             long free = Files.getFileStore(nvmeDir).getUsableSpace();
@@ -55,10 +55,6 @@ final class NvmeStateStore implements StateStore {
         } catch (IOException e) {
             throw new IllegalArgumentException("offload.nvme_dir " + dir + " cannot be used: " + e.getMessage());
         }
-        double staging = stagingBytes(subgroups, stateBytes);
-        if (pinMemoryGb > 0 && staging > pinMemoryGb * 1e9)
-            throw new IllegalArgumentException(String.format(java.util.Locale.ROOT, "offload.pin_memory_gb = %s is less than the %.2f GB the nvme tier stages "
-                    + "through (%d blocks of the largest subgroup); raise it or lower offload.subgroup_mparams", pinMemoryGb, staging / 1e9, STAGING));
         slots = new StateBlock[STAGING];
         for (int i = 0; i < STAGING; i++) slots[i] = new StateBlock(backend, largest);
         holds = new int[STAGING];
@@ -67,11 +63,8 @@ final class NvmeStateStore implements StateStore {
         direct = directIoWorks();
     }
 
-    /** The page-locked memory its staging blocks take for these subgroups. */
-    static long stagingBytes(List<Subgroup> subgroups, int stateBytes) {
-        long largest = subgroups.stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes;
-        return STAGING * 2L * (StateBlock.roundUp(largest) + StateBlock.ALIGN);
-    }
+    /** The page-locked memory its staging blocks take for subgroups of up to largestBytes a part. */
+    static long stagingBytes(long largestBytes) { return STAGING * 2L * (StateBlock.roundUp(largestBytes) + StateBlock.ALIGN); }
 
     @Override public String describe() { return "files under " + dir.getParent() + (direct ? " (direct I/O)" : " (no direct I/O there: plain reads and writes)"); }
 
@@ -179,6 +172,8 @@ final class NvmeStateStore implements StateStore {
         onFile.add(k.index());
         holds[slot] = -1;
     }
+
+    @Override public void release(Subgroup k) { holds[slotOf.remove(k.index())] = -1; }
 
     @Override public boolean writesBack(Subgroup k) { return true; }
 

@@ -44,6 +44,7 @@ public final class OffloadedAdamW implements Optimizer {
     private final DType stateType;
     private final int stateBytes;
     private final List<Subgroup> subgroups = new ArrayList<>();
+    private final List<Subgroup> onCpu;      // the CPU-updated ones, in order
     private final List<Tensor> normGrads = new ArrayList<>();
     private final StateStore store;
     private final HostStaging staging;
@@ -52,7 +53,6 @@ public final class OffloadedAdamW implements Optimizer {
     private final double gpuFraction;
     private double lr, bc1, bc2Sqrt, lastNorm = Double.NaN;
     private long step;
-    private Map<String, Tensor> stateCopies = Map.of();
     private final Map<Subgroup, List<java.nio.ByteBuffer>> diskCopies = new LinkedHashMap<>(); // hostState's copies of state on disk, m and v per tensor
 
     public OffloadedAdamW(Map<String, Parameter> params, Settings settings, GradientSync sync, PrintStream out) {
@@ -87,7 +87,8 @@ public final class OffloadedAdamW implements Optimizer {
             subgroups.add(Subgroup.of(subgroups.size(), group, onGpu));
         }
         this.store = StateStore.open(backend, subgroups, stateBytes, settings);
-        long largestOnCpu = subgroups.stream().filter(k -> !k.onGpu()).mapToLong(Subgroup::elements).max().orElse(0);
+        onCpu = subgroups.stream().filter(k -> !k.onGpu()).toList();
+        long largestOnCpu = onCpu.stream().mapToLong(Subgroup::elements).max().orElse(0);
         this.staging = new HostStaging(backend, largestOnCpu == 0 ? 0 : HOST_WINDOW, largestOnCpu * stateBytes);
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
@@ -151,7 +152,6 @@ public final class OffloadedAdamW implements Optimizer {
 
     private void update(double maxGradNorm) {
         double gradScale = maxGradNorm > 0 ? Math.min(1.0, maxGradNorm / (lastNorm + 1e-6)) : 1.0;
-        List<Subgroup> onCpu = subgroups.stream().filter(k -> !k.onGpu()).toList();
         List<List<Backend.Event>> down = new ArrayList<>();
         List<Backend.Event> up = new ArrayList<>();    // each CPU subgroup's last copy up (one stream: in order)
         for (int c = 0; c < Math.min(HOST_WINDOW, onCpu.size()); c++) down.add(sendDown(onCpu.get(c), c, Backend.DONE));
@@ -275,30 +275,19 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public long stepCount() { return step; }
 
     /**
-     * A checkpoint's moments were loaded into the views {@link #hostState} gave (those of state on disk are written
-     * back to its files now), or into the tensors {@link #state} gave, which go to where the state lives.
+     * A checkpoint's moments were loaded into the views {@link #hostState} gave: those in RAM are in place, those
+     * of state on disk are written back to its files now.
      */
     @Override public void restore(long stepCount) {
         this.step = stepCount;
-        for (Subgroup k : subgroups) {
-            List<java.nio.ByteBuffer> copies = diskCopies.get(k);
-            if (copies == null && stateCopies.isEmpty()) continue;
+        diskCopies.forEach((k, copies) -> {
             StateBlock b = store.open(k);
-            List<Backend.Event> events = new ArrayList<>();
             for (int i = 0; i < k.params().size(); i++) {
-                Parameter p = k.params().get(i);
-                if (copies != null) {
-                    window(b.m(), k, i).bytes().put(copies.get(2 * i).duplicate().clear());
-                    window(b.v(), k, i).bytes().put(copies.get(2 * i + 1).duplicate().clear());
-                    continue;
-                }
-                Tensor m = stateCopies.get("exp_avg." + p.name()), v = stateCopies.get("exp_avg_sq." + p.name());
-                if (m != null) events.add(backend.copyToHost(m, window(b.m(), k, i)));
-                if (v != null) events.add(backend.copyToHost(v, window(b.v(), k, i)));
+                window(b.m(), k, i).bytes().put(copies.get(2 * i).duplicate().clear());
+                window(b.v(), k, i).bytes().put(copies.get(2 * i + 1).duplicate().clear());
             }
-            awaitAll(events);
             store.done(k);
-        }
+        });
         diskCopies.clear();
         store.flush();
     }
@@ -330,7 +319,7 @@ public final class OffloadedAdamW implements Optimizer {
                 v.put("exp_avg_sq." + p.name(), new HostTensor(stateType, p.shape(), vb));
             }
             if (onDisk) diskCopies.put(k, copies);
-            store.done(k);
+            store.release(k); // read, not changed: nothing to write back
         }
         store.flush();
         m.putAll(v);
@@ -341,35 +330,12 @@ public final class OffloadedAdamW implements Optimizer {
         return java.nio.ByteBuffer.allocateDirect(b.remaining()).order(java.nio.ByteOrder.LITTLE_ENDIAN).put(b.duplicate()).flip();
     }
 
-    /**
-     * The moments as device tensors by checkpoint name (exp_avg.P, exp_avg_sq.P), copied up from where they live
-     * for a checkpoint to read or a restore to fill; they live until the next call.
-     */
+    /** Offloaded moments are read where they live ({@link #hostState}); copying them all to the device is what offload avoids. */
     @Override public Map<String, Tensor> state() {
-        stateCopies.values().forEach(Tensor::close);
-        Map<String, Tensor> m = new LinkedHashMap<>(), v = new LinkedHashMap<>();
-        for (Subgroup k : subgroups) {
-            StateBlock b = store.open(k);
-            List<Backend.Event> copies = new ArrayList<>();
-            for (int i = 0; i < k.params().size(); i++) {
-                Parameter p = k.params().get(i);
-                Tensor mt = backend.empty(stateType, p.shape()), vt = backend.empty(stateType, p.shape());
-                copies.add(backend.copyFromHost(window(b.m(), k, i), mt));
-                copies.add(backend.copyFromHost(window(b.v(), k, i), vt));
-                m.put("exp_avg." + p.name(), mt);
-                v.put("exp_avg_sq." + p.name(), vt);
-            }
-            awaitAll(copies);
-            store.done(k);
-        }
-        Map<String, Tensor> out = new LinkedHashMap<>(m);
-        out.putAll(v);
-        stateCopies = out;
-        return out;
+        throw new UnsupportedOperationException("offloaded AdamW state lives on the host: read it through hostState()");
     }
 
     @Override public void close() {
-        stateCopies.values().forEach(Tensor::close);
         store.close();
         staging.close();
         cpu.close();

@@ -33,8 +33,8 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
                     e.await();
                 }
                 long t2 = System.nanoTime();
-                cpu.update(stateType, staged.m().bytes(), staged.v().bytes(), moments.m().bytes(), moments.v().bytes(), n,
-                        new CpuAdamW.Step(0.9, 0.95, 1e-8, 1e-4, 0.1, 1, 1));
+                cpu.update(stateType, List.of(new CpuAdamW.Part(staged.m().bytes(), staged.v().bytes(), moments.m().bytes(), moments.v().bytes(), n,
+                        new CpuAdamW.Step(0.9, 0.95, 1e-8, 1e-4, 0.1, 1, 1))));
                 long t3 = System.nanoTime();
                 backend.adamw(slot, new Backend.AdamWSettings(0.9, 0.95, 1e-8, 0), schedule, norm);
                 backend.synchronize();

@@ -23,6 +23,9 @@ final class StateBlock implements AutoCloseable {
 
     static long roundUp(long bytes) { return (bytes + ALIGN - 1) / ALIGN * ALIGN; }
 
+    /** What n elements' two moments take, each part padded to a block. */
+    static long bytes(long n, int stateBytes) { return 2 * roundUp(n * stateBytes); }
+
     Backend.HostBuffer m() { return aligned(parts[0]); }
 
     Backend.HostBuffer v() { return aligned(parts[1]); }

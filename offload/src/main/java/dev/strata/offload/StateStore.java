@@ -22,6 +22,9 @@ interface StateStore extends AutoCloseable {
     /** Subgroup k's update is done with its block: written back where the tier writes (behind, in the background). */
     default void done(Subgroup k) {}
 
+    /** Subgroup k's block was only read: it goes back as it was, nothing written. */
+    default void release(Subgroup k) {}
+
     /** Whether {@link #done} writes k's block out, so its copies back from the device must have landed first. */
     default boolean writesBack(Subgroup k) { return false; }
 
@@ -36,7 +39,7 @@ interface StateStore extends AutoCloseable {
      */
     static StateStore open(Backend backend, List<Subgroup> subgroups, int stateBytes, OffloadedAdamW.Settings settings) {
         long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes), state = 0;
-        for (Subgroup k : subgroups) state += bytes(k, stateBytes);
+        for (Subgroup k : subgroups) state += StateBlock.bytes(k.elements(), stateBytes);
         double pinGb = settings.pinMemoryGb();
         if (settings.tier().equals("cpu")) {
             long need = state + staging, available = availableMemory();
@@ -48,24 +51,28 @@ interface StateStore extends AutoCloseable {
                         + "this machine has %.1f GB available: use offload.optimizer = nvme (offload.pin_memory_gb keeps part of it in RAM)", need / 1e9, available / 1e9));
             return new HostStateStore(backend, subgroups, subgroups.size(), stateBytes);
         }
-        long ramLeft = pinGb > 0 ? (long) (pinGb * 1e9) - staging - NvmeStateStore.stagingBytes(subgroups, stateBytes) : 0;
+        long diskStaging = NvmeStateStore.stagingBytes(subgroups.stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
+        if (pinGb > 0 && staging + diskStaging > pinGb * 1e9)
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "offload.pin_memory_gb = %s is less than the %.2f GB the nvme tier stages "
+                    + "through (%d blocks of the largest subgroup, and the CPU's staging); raise it or lower offload.subgroup_mparams", pinGb,
+                    (staging + diskStaging) / 1e9, NvmeStateStore.STAGING));
+        long ramLeft = pinGb > 0 ? (long) (pinGb * 1e9) - staging - diskStaging : 0;
         List<Subgroup> inRam = new ArrayList<>(), onDisk = new ArrayList<>();
         long ramBytes = 0, diskBytes = 0; // what each tier holds
         for (Subgroup k : subgroups) {
-            if (onDisk.isEmpty() && ramBytes + bytes(k, stateBytes) <= ramLeft) {
+            long bytes = StateBlock.bytes(k.elements(), stateBytes);
+            if (onDisk.isEmpty() && ramBytes + bytes <= ramLeft) {
                 inRam.add(k);
-                ramBytes += bytes(k, stateBytes);
+                ramBytes += bytes;
             } else {
                 onDisk.add(k);
-                diskBytes += bytes(k, stateBytes);
+                diskBytes += bytes;
             }
         }
-        NvmeStateStore disk = new NvmeStateStore(backend, onDisk, stateBytes, settings.nvmeDir(), pinGb);
+        NvmeStateStore disk = new NvmeStateStore(backend, onDisk, stateBytes, settings.nvmeDir());
         if (inRam.isEmpty()) return disk;
         return new TieredStateStore(new HostStateStore(backend, inRam, subgroups.size(), stateBytes), disk, onDisk, diskBytes);
     }
-
-    private static long bytes(Subgroup k, int stateBytes) { return 2 * StateBlock.roundUp(k.elements() * stateBytes); }
 
     /** MemAvailable from /proc/meminfo, in bytes; 0 where it cannot be read. */
     private static long availableMemory() {

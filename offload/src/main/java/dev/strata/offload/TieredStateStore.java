@@ -35,6 +35,8 @@ final class TieredStateStore implements StateStore {
 
     @Override public void done(Subgroup k) { if (!ram.holds(k)) disk.done(k); }
 
+    @Override public void release(Subgroup k) { if (!ram.holds(k)) disk.release(k); }
+
     @Override public boolean writesBack(Subgroup k) { return !ram.holds(k); }
 
     @Override public void flush() { disk.flush(); }

@@ -33,7 +33,6 @@ public final class ActivationOffload implements AutoCloseable {
     private final List<Backend.HostBuffer> free = new ArrayList<>();
     private final List<Backend.HostBuffer> all = new ArrayList<>();
     private final ArrayDeque<Stashed> goingDown = new ArrayDeque<>();
-    private long hostBytes;
 
     public ActivationOffload(Backend backend) { this.backend = backend; }
 
@@ -81,9 +80,6 @@ public final class ActivationOffload implements AutoCloseable {
         free.add(s.host);
     }
 
-    /** Pinned bytes this holds, for the run's log. */
-    public long hostBytes() { return hostBytes; }
-
     /** The device copies of activations now on the host are freed, the compute stream waiting for their copies first. */
     private void releaseLanded() {
         while (!goingDown.isEmpty()) {
@@ -102,7 +98,6 @@ public final class ActivationOffload implements AutoCloseable {
             if (free.get(i).bytes().capacity() == bytes) return free.remove(i);
         Backend.HostBuffer b = backend.hostBuffer(bytes);
         all.add(b);
-        hostBytes += bytes;
         return b;
     }
 

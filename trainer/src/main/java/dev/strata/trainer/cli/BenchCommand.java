@@ -105,8 +105,9 @@ final class BenchCommand extends CommandGroup {
             JobConfig job = JobConfig.parse("model.preset = \"" + model + "\"\nbackend = " + backend + "\ndtype = " + dtype
                     + "\ntraining.activation_checkpointing = " + checkpointing + "\ncuda_graphs = " + cudaGraphs + "\nlora.rank = " + loraRank
                     + "\nprecision { linear = " + linear + ", rotation = \"" + rotation + "\", scaling = " + scaling + ", exclude = " + excludeList() + " }"
-                    + "\noffload { optimizer = " + offload + ", gpu_fraction = \"" + gpuFraction + "\", nvme_dir = \"" + nvmeDir + "\", pin_memory_gb = " + pinMemoryGb + ", activations = " + offloadActivations + " }"
-                    + settings.stream().map(kv -> "\n" + kv).collect(Collectors.joining()), "strata bench train --model " + model);
+                    + "\noffload { optimizer = " + offload + ", gpu_fraction = \"" + gpuFraction + "\", nvme_dir = \"" + nvmeDir + "\", pin_memory_gb = " + pinMemoryGb + ", activations = " + offloadActivations + " }",
+                    "strata bench train --model " + model);
+            job = TrainCommand.withOverrides(job, settings);
             String impl = (linear.equals("fp8") ? "strata-fp8-" + rotation + "-" + scaling : "strata")
                     + (linear.equals("fp8") && !List.of(exclude).equals(List.of("output")) ? "-exclude-" + String.join("+", exclude) : "")
                     + (loraRank > 0 ? "-lora" + loraRank : "") + (cudaGraphs && offload.equals("none") ? "" : "-no-graphs")

@@ -17,12 +17,14 @@ public final class ModelTokenizer implements AutoCloseable {
     private final HuggingFaceTokenizer tokenizer;
     private final String bosToken, eosToken; // null where the model has none
     private final String chatTemplate;       // null where the model ships none
+    private final int eosId;                 // -1 without an eos token
 
     private ModelTokenizer(HuggingFaceTokenizer tokenizer, String bosToken, String eosToken, String chatTemplate) {
         this.tokenizer = tokenizer;
         this.bosToken = bosToken;
         this.eosToken = eosToken;
         this.chatTemplate = chatTemplate;
+        this.eosId = eosToken == null ? -1 : single(eosToken);
     }
 
     /** The tokenizer of model directory dir; chatTemplateFile (or null) replaces the model's own template. */
@@ -88,7 +90,7 @@ public final class ModelTokenizer implements AutoCloseable {
     }
 
     /** The id of the end-of-sequence token, or -1 when the model names none. */
-    public int eosId() { return eosToken == null ? -1 : single(eosToken); }
+    public int eosId() { return eosId; }
 
     public String bosToken() { return bosToken; }
 

@@ -43,8 +43,9 @@ public record TokenizedExample(int line, int[] ids, boolean[] trained) {
         boolean[] trainedChars = new boolean[full.length()];
         for (int i = 0; i < m.size(); i++) {
             if (!m.get(i).role().equals("assistant")) continue;
-            int from = template.render(m.subList(0, i), true).length(), to = template.render(m.subList(0, i + 1), false).length();
-            if (!full.startsWith(template.render(m.subList(0, i + 1), false)))
+            String through = template.render(m.subList(0, i + 1), false);
+            int from = template.render(m.subList(0, i), true).length(), to = through.length();
+            if (!full.startsWith(through))
                 throw new IllegalArgumentException("line " + e.line() + ": the chat template renders a conversation's start differently from the whole, "
                         + "so the assistant's tokens cannot be found; train on every token with --train-on-inputs");
             Arrays.fill(trainedChars, Math.min(from, to), to, true);

@@ -91,8 +91,7 @@ public final class MemoryPlan {
         var o = job.offload();
         dev.strata.offload.Footprint offloaded = null; // offload: the device keeps only the subgroups in flight
         if (o.enabled()) {
-            offloaded = dev.strata.offload.Footprint.of(optimizer / (2 * by.state()), by.state(), o.optimizer(), o.pinMemoryGb(),
-                    Math.max(1, Math.round(o.subgroupMparams() * 1e6)));
+            offloaded = dev.strata.offload.Footprint.of(optimizer / (2 * by.state()), by.state(), o.optimizer(), o.pinMemoryGb(), o.subgroupElements());
             optimizer = offloaded.device();
         }
         // activations one micro-batch keeps on this stage, times the schedule's micro-batches in flight
@@ -106,7 +105,7 @@ public final class MemoryPlan {
                 + (p.sequenceParallel() ? 2 * n * c * a : 0);           // the gathered inputs of the two column-parallel regions
         ActivationCheckpointing ac = ActivationCheckpointing.parse(tr.activationCheckpointing());
         long[] perChunk = new long[stage.chunks().size()]; // what one micro-batch keeps through each chunk
-        boolean inputsOnHost = job.offload().activations(); // offload.activations: a recomputed block's input waits on the host
+        boolean inputsOnHost = o.activations(); // offload.activations: a recomputed block's input waits on the host
         long onHost = 0;
         for (int k = 0; k < perChunk.length; k++)
             for (int l = stage.chunks().get(k).first(); l < stage.chunks().get(k).end(); l++) {

@@ -147,7 +147,8 @@ public final class Trainer {
         if (mode == RunDirectory.Mode.RESUME && writer) RunDirectory.truncateMetrics(Path.of(job.runDir()), step);
 
         if (writer) checkpoints.removeUncommitted(); // before any rank can start a save
-        try (opt; RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job); BackgroundSaves saves = new BackgroundSaves(ck.async());
+        boolean writeBehind = ck.async() && !opt.stateOnHost(); // offloaded state is written from where it lives, so before the next update changes it
+        try (opt; RunDirectory run = writer ? RunDirectory.open(job, mode) : RunDirectory.notWritten(job); BackgroundSaves saves = new BackgroundSaves(writeBehind);
              HostSnapshot snapshot = new HostSnapshot(backend); var acts = activationOffload(job, model)) {
             LrSchedule schedule = new LrSchedule(tr.lr(), tr.minLr(), tr.warmupSteps(), tr.steps());
 
@@ -306,8 +307,7 @@ public final class Trainer {
         long bytes = pieces.stream().mapToLong(p -> p.data().byteSize()).sum();
         java.time.Duration wait = job.parallel().timeout();
         BackgroundSaves.Done done = saves.submit(step, bytes, () -> checkpoints.save(step, rank.index(), rank.mesh().size(), pieces, state, wait));
-        if (saves.async() && opt.stateOnHost()) done = saves.awaitPrevious(); // written from the live offloaded state: done before the next update
-        else if (saves.async()) {
+        if (saves.async()) {
             if (rank.writes()) progress.message(String.format(Locale.ROOT, "checkpoint of step %d: %.3f s snapshot (%s), written in the background",
                     step, pause, Checkpointer.size(bytes)));
             return lastCheckpoint;
@@ -365,7 +365,7 @@ public final class Trainer {
         var o = job.offload();
         if (!o.enabled()) return new AdamW(model.parameters(), adam, sync);
         return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(adam, o.optimizer(), Path.of(o.nvmeDir()), o.gpuFraction(),
-                Runtime.getRuntime().availableProcessors(), Math.max(1, Math.round(o.subgroupMparams() * 1e6)), o.pinMemoryGb()), sync, out);
+                Runtime.getRuntime().availableProcessors(), o.subgroupElements(), o.pinMemoryGb()), sync, out);
     }
 
     static Map<String, Object> record(Object... kv) {
