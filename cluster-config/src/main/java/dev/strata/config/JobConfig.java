@@ -17,7 +17,7 @@ import java.util.Map;
 public record JobConfig(
         String runDir, String backend, String dtype, boolean cudaGraphs, long seed,
         ModelSpec model, PrecisionSpec precision, LoraSpec lora, DataSpec data, TrainingSpec training, EvalSpec eval, CheckpointSpec checkpoint,
-        int logEvery, SampleSpec sample, ParallelSpec parallel, OffloadSpec offload, String source, Config user, Config resolved) {
+        int logEvery, SampleSpec sample, ParallelSpec parallel, OffloadSpec offload, FinetuneSpec finetune, String source, Config user, Config resolved) {
 
     /** Reads a job file over the defaults; every error names the file and the key. */
     public static JobConfig load(Path file) {
@@ -91,7 +91,7 @@ public record JobConfig(
                 new EvalSpec(f.nonNegative("eval.every"), f.positive("eval.batches")),
                 new CheckpointSpec(f.nonNegative("checkpoint.every"), f.positive("checkpoint.keep_last"), f.nonNegative("checkpoint.keep_every"),
                         f.bool("checkpoint.async"), f.string("checkpoint.dir"), f.string("checkpoint.resume_from")),
-                f.positive("log.every"), SampleSpec.from(f), ParallelSpec.from(f), OffloadSpec.from(f), source, job, resolved);
+                f.positive("log.every"), SampleSpec.from(f), ParallelSpec.from(f), OffloadSpec.from(f), FinetuneSpec.from(f), source, job, resolved);
     }
 
     /** The job settings (preset applied, presets list left out) as JSON, as stored in run.json and manifests. */

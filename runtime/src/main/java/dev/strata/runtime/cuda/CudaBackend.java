@@ -49,6 +49,7 @@ public final class CudaBackend implements Backend {
     private final int multiprocessors, computeCapability;
     boolean wgmmaAttention; // Hopper's wgmma (sm_90 alone); tests turn it off to check the mma.sync kernels there too
     private final String name;
+    private final long totalMemory;
     private final Map<List<Long>, SlotTable> slotTables = new HashMap<>();
 
     private CudaBackend(int index) {
@@ -65,6 +66,7 @@ public final class CudaBackend implements Backend {
         Cuda.check(cudart.cudaGetDeviceProperties(prop, index), "cudaGetDeviceProperties");
         this.name = prop.name().getString();
         this.multiprocessors = prop.multiProcessorCount();
+        this.totalMemory = prop.totalGlobalMem();
         this.computeCapability = prop.major() * 10 + prop.minor();
         this.wgmmaAttention = computeCapability == 90;
         this.device = Device.cuda(index);
@@ -103,6 +105,9 @@ public final class CudaBackend implements Backend {
     @Override public Device device() { return device; }
 
     public String deviceName() { return name; }
+
+    /** The device's memory in bytes, as the driver reports it. */
+    public long totalMemory() { return totalMemory; }
 
     public DeviceAllocator allocator() { return allocator; }
 

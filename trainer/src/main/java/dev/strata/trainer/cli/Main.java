@@ -12,7 +12,7 @@ import picocli.CommandLine.Command;
 @Command(name = "strata", mixinStandardHelpOptions = true, version = "strata 0.1.0",
         description = {"Training and fine-tuning of transformer language models on the JVM.",
                 "Errors print one line; --debug (or STRATA_DEBUG=1) adds the stack trace."},
-        subcommands = {TrainCommand.class, DemoCommand.class, DataCommand.class, ModelCommand.class, CkptCommand.class,
+        subcommands = {TrainCommand.class, FinetuneCommand.class, DemoCommand.class, DataCommand.class, ModelCommand.class, CkptCommand.class,
                 GenerateCommand.class, EvalCommand.class, BenchCommand.class, PlanCommand.class, ClusterCommand.class, JobCommands.Submit.class,
                 JobCommands.Jobs.class, JobCommands.Status.class, JobCommands.Logs.class, JobCommands.Cancel.class, WorkerCommand.class, CommandLine.HelpCommand.class})
 public final class Main extends CommandGroup {

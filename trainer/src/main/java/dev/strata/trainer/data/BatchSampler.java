@@ -9,12 +9,12 @@ import java.util.SplittableRandom;
 public final class BatchSampler {
     public record Position(long epoch, long cursor) {}
 
-    private final TokenDataset data;
+    private final Windows data;
     private final long seed;
     private long epoch, cursor;
     private int[] order;
 
-    public BatchSampler(TokenDataset data, long seed, Position start) {
+    public BatchSampler(Windows data, long seed, Position start) {
         if (data.windows() > Integer.MAX_VALUE) throw new IllegalArgumentException("dataset has too many windows for the sampler");
         this.data = data;
         this.seed = seed;

@@ -12,7 +12,7 @@ import java.util.stream.Stream;
  * cross a shard boundary: window k of a shard covers tokens [k*T, k*T + T], its inputs the first T, its targets the
  * last T.
  */
-public final class TokenDataset {
+public final class TokenDataset implements Windows {
     private final List<TokenShard> shards = new ArrayList<>();
     private final long[] firstWindow; // prefix sums of windows per shard
     private final int seqLen;
@@ -37,12 +37,11 @@ public final class TokenDataset {
                     + (seqLen + 1) + " tokens in every shard");
     }
 
-    public long windows() { return firstWindow[shards.size()]; }
+    @Override public long windows() { return firstWindow[shards.size()]; }
 
-    public int seqLen() { return seqLen; }
+    @Override public int seqLen() { return seqLen; }
 
-    /** Writes window w's inputs and targets into row r of (B,T) arrays. */
-    public void window(long w, int[] inputs, int[] targets, int row) {
+    @Override public void window(long w, int[] inputs, int[] targets, int row) {
         int s = 0;
         while (firstWindow[s + 1] <= w) s++;
         long start = (w - firstWindow[s]) * seqLen;
@@ -51,8 +50,8 @@ public final class TokenDataset {
         shard.read(start + 1, targets, row * seqLen, seqLen);
     }
 
-    /** Validates that every token is below the vocabulary size (a shard from another tokenizer would not be). */
-    public void checkVocabulary(int vocabSize) {
+    /** Every token must be below the vocabulary size (a shard from another tokenizer would not be). */
+    @Override public void checkVocabulary(int vocabSize) {
         for (TokenShard shard : shards) {
             long n = shard.count();
             for (long i = 0; i < n; i++)

@@ -70,12 +70,11 @@ public final class HfModels {
         return new Loaded(model, hf.config(), mappings);
     }
 
-    /** Writes the model's weights (or, with {@code values = Parameter::grad}, its gradients) under HF names. */
+    /** The model's weights (or, with {@code values} reading gradients, its gradients) under HF names. */
     public static Map<String, HostTensor> toHf(Transformer model, List<TensorMapping> mappings,
-                                               Function<Parameter, Tensor> values, DType stored) {
+                                               Function<Parameter, double[]> values, DType stored) {
         Map<String, Parameter> params = model.parameters();
         Map<String, HostTensor> out = new LinkedHashMap<>();
-        Backend backend = model.backend();
         for (TensorMapping m : mappings) {
             List<int[]> shapes = new ArrayList<>();
             List<double[]> parts = new ArrayList<>();
@@ -83,7 +82,7 @@ public final class HfModels {
                 Parameter p = params.get(n);
                 int[] shape = storedShape(model, p);
                 shapes.add(shape);
-                parts.add(Arrays.copyOf(backend.toDoubles(values.apply(p)), Math.toIntExact(Tensor.numel(shape))));
+                parts.add(Arrays.copyOf(values.apply(p), Math.toIntExact(Tensor.numel(shape))));
             }
             out.put(m.hfName(), HostTensor.ofDoubles(join(parts, shapes, m.transposed()), stored, hfShape(shapes, m.transposed())));
         }
@@ -105,6 +104,13 @@ public final class HfModels {
         // Hugging Face names have no place for LoRA adapters: saving would silently drop what the fine-tune learned.
         if (model.parameters().values().stream().anyMatch(p -> p.kind().adapter()))
             throw new IllegalArgumentException("model directory " + dir + ": the model has LoRA adapters, which a Hugging Face directory cannot hold");
+        Backend backend = model.backend();
+        save(model, hfConfig, dir, stored, maxShardBytes, p -> backend.toDoubles(p.value()));
+    }
+
+    /** As above, each weight's values from {@code values} (a LoRA fine-tune's: the adapters folded in). */
+    public static void save(Transformer model, Map<String, Object> hfConfig, Path dir, DType stored, long maxShardBytes,
+                            Function<Parameter, double[]> values) throws IOException {
         Map<String, Object> config = hfConfig != null ? new LinkedHashMap<>(hfConfig) : configToHf(model.config());
         config.put("dtype", switch (stored) {
             case F64 -> "float64";
@@ -114,7 +120,7 @@ public final class HfModels {
         });
         String prefix = model.config().family() == ModelConfig.Family.GPT2 ? "transformer." : "";
         List<TensorMapping> mappings = mappings(model.config(), prefix);
-        HfDirectory.write(dir, config, generationConfig(model.config()), toHf(model, mappings, Parameter::value, stored), maxShardBytes);
+        HfDirectory.write(dir, config, generationConfig(model.config()), toHf(model, mappings, values, stored), maxShardBytes);
     }
 
     /** generation_config.json: GPT-2's tokenizer (which Strata's data uses) ends text with <|endoftext|> = 50256. */

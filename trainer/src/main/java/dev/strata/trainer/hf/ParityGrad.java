@@ -44,7 +44,7 @@ public final class ParityGrad {
             model.backward(logits);
             out.put("loss", HostTensor.ofDoubles(new double[] {lossSum / count}, stored));
         }
-        HfModels.toHf(model, loaded.mappings(), Parameter::grad, stored).forEach((name, g) -> out.put("grad." + name, g));
+        HfModels.toHf(model, loaded.mappings(), p -> model.backend().toDoubles(p.grad()), stored).forEach((name, g) -> out.put("grad." + name, g));
         return out;
     }
 

@@ -42,6 +42,9 @@ public final class MemoryPlan {
         }
     }
 
+    /** The bytes the job's busiest rank expects to hold on its device: what a fine-tune's plan fits to the GPU. */
+    public static long deviceBytes(JobConfig job, ModelConfig cfg) { return estimate(job, cfg).total(); }
+
     /** The job's own layout. */
     static Estimate estimate(JobConfig job, ModelConfig cfg) {
         var p = job.parallel();

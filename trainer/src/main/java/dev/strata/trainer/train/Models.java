@@ -32,6 +32,7 @@ import dev.strata.trainer.hf.HfModels;
 import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
 import java.io.IOException;
+import java.util.Map;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -202,10 +203,17 @@ public final class Models {
     }
 
     /** The model the job trains: model.init_from's config.json when that is a Hugging Face directory, else the job's model section. */
-    static ModelConfig modelConfig(JobConfig job) throws IOException {
+    @SuppressWarnings("unchecked")
+    public static ModelConfig modelConfig(JobConfig job) throws IOException {
         Path hf = Path.of(job.model().initFrom()).resolve("config.json");
         if (job.model().initFrom().isEmpty() || !java.nio.file.Files.isRegularFile(hf)) return config(job.model());
-        return HfModels.configFromHf(dev.strata.checkpoints.HfDirectory.read(hf.getParent()).config(), hf.toString());
+        Map<String, Object> c;
+        try {
+            c = new com.fasterxml.jackson.databind.ObjectMapper().readValue(hf.toFile(), Map.class);
+        } catch (com.fasterxml.jackson.core.JacksonException e) {
+            throw new IllegalArgumentException(hf + " is not valid JSON: " + e.getOriginalMessage());
+        }
+        return HfModels.configFromHf(c, hf.toString());
     }
 
     public static DType dtype(JobConfig job, Backend backend) {

@@ -21,6 +21,7 @@ import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.data.BatchSampler;
 import dev.strata.trainer.data.Gpt2Tokenizer;
 import dev.strata.trainer.data.TokenDataset;
+import dev.strata.trainer.data.Windows;
 import dev.strata.trainer.model.ActivationCheckpointing;
 import dev.strata.trainer.model.ModelConfig;
 import dev.strata.trainer.model.Transformer;
@@ -49,12 +50,22 @@ public final class Trainer {
     /** Steps with non-finite gradients are skipped (an overflow now and then); this many in a row stop the run. */
     static final int MAX_SKIPPED_IN_A_ROW = 5;
 
+    /**
+     * Rows from elsewhere than job.data's token shards: fine-tuning examples, whose loss is the mean over the
+     * targets that train; {@code val} null evaluates nothing. {@code source} names the data in checkpoints.
+     */
+    public record Data(Windows train, Windows val, String source) {}
+
     private final JobConfig job;
     private final PrintStream out;
+    private final Data data; // null: job.data's shards
 
-    public Trainer(JobConfig job, PrintStream out) {
+    public Trainer(JobConfig job, PrintStream out) { this(job, out, null); }
+
+    public Trainer(JobConfig job, PrintStream out, Data data) {
         this.job = job;
         this.out = out;
+        this.data = data;
     }
 
     /** Trains until training.steps, or until step {@code exitAfter} (> 0) as if the job were interrupted there. */
@@ -64,6 +75,7 @@ public final class Trainer {
     public Result run(RunDirectory.Mode mode, long exitAfter, boolean allowChanges) throws IOException {
         var p = job.parallel();
         if (p.worldSize() == 1) return run(mode, exitAfter, allowChanges, Rank.SINGLE);
+        if (data != null) throw new IllegalArgumentException(job.source() + ": fine-tuning runs on one process; set parallel.dp, tp and pp to 1");
         checkLayout(job); // here, before any rank starts
         if (p.launcher().equals("processes")) return ProcessRanks.run(job, out, mode, exitAfter, allowChanges);
         if (Models.onGpu(job.backend()))
@@ -92,8 +104,15 @@ public final class Trainer {
         if (exitAfter < 0) throw new IllegalArgumentException("--exit-after must be a step number (1 or more), got " + exitAfter);
         Backend backend = rank.backend() != null ? rank.backend() : Models.backend(job);
         DType dtype = Models.dtype(job, backend);
-        Path dataDir = Path.of(job.data().dir());
-        TokenDataset train = new TokenDataset(dataDir, "train", tr.seqLen()), val = new TokenDataset(dataDir, "val", tr.seqLen());
+        Windows train, val;
+        if (data != null) {
+            train = data.train();
+            val = data.val();
+        } else {
+            Path dataDir = Path.of(job.data().dir());
+            train = new TokenDataset(dataDir, "train", tr.seqLen());
+            val = new TokenDataset(dataDir, "val", tr.seqLen());
+        }
 
         // Whatever can refuse the job does so before the run directory is written: a fixed job then starts afresh.
         if (writer) RunDirectory.check(job, mode);
@@ -130,7 +149,7 @@ public final class Trainer {
         if (tr.seqLen() > cfg.maxSeqLen())
             throw new IllegalArgumentException(job.source() + ": training.seq_len " + tr.seqLen() + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
         train.checkVocabulary(cfg.vocabSize());
-        val.checkVocabulary(cfg.vocabSize());
+        if (val != null) val.checkVocabulary(cfg.vocabSize());
 
         long step = 0;
         BatchSampler.Position position = new BatchSampler.Position(0, 0);
@@ -187,7 +206,9 @@ public final class Trainer {
             long timedSteps = 0, loopStart = System.nanoTime();
             int skippedInARow = 0;
             boolean checkpointDue = false;
-            try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs(), sync, pipeline)) {
+            boolean perTrainedToken = data != null; // a step's scale follows its trained tokens, which a captured graph cannot
+            try (TrainStep trainStep = new TrainStep(model, opt, b, t, tr.gradAccumSteps(), tr.gradClip(), job.cudaGraphs() && !perTrainedToken, sync, pipeline)) {
+                if (perTrainedToken) trainStep.perTrainedToken();
                 while (step < end) {
                     long t0 = System.nanoTime();
                     for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {
@@ -221,7 +242,7 @@ public final class Trainer {
                         run.log(rec);
                     }
                     boolean last = step == tr.steps();
-                    if (rank.evaluates() && ((job.eval().every() > 0 && step % job.eval().every() == 0) || last)) {
+                    if (rank.evaluates() && val != null && ((job.eval().every() > 0 && step % job.eval().every() == 0) || last)) {
                         int batches = job.eval().batches() * dp; // as many windows as eval.batches global batches hold, whatever dp is
                         valLoss = pipeline == null ? evaluate(model, val, b, t, batches)
                                 : evaluate(val, b, t, batches, backend, model.precision().params(), pipeline::evaluate);
@@ -250,7 +271,7 @@ public final class Trainer {
     }
 
     /** Mean validation loss over the first eval.batches batches of the validation split, in order. */
-    public static double evaluate(Transformer model, TokenDataset val, int b, int t, int batches) {
+    public static double evaluate(Transformer model, Windows val, int b, int t, int batches) {
         Backend backend = model.backend();
         return evaluate(val, b, t, batches, backend, model.precision().params(), (x, y, bb, tt, lossSum) -> {
             try (Tensor sum = backend.fromDoubles(new double[] {model.loss(x, y, bb, tt).sum()}, lossSum.dtype(), 1)) {
@@ -265,7 +286,7 @@ public final class Trainer {
         void add(Tensor ids, Tensor targets, int b, int t, Tensor lossSum);
     }
 
-    static double evaluate(TokenDataset val, int b, int t, int batches, Backend backend, DType lossType, BatchLoss batchLoss) {
+    static double evaluate(Windows val, int b, int t, int batches, Backend backend, DType lossType, BatchLoss batchLoss) {
         double sum = 0;
         long count = 0;
         int[] inputs = new int[b * t], targets = new int[b * t];
@@ -277,7 +298,7 @@ public final class Trainer {
                 for (int target : targets) if (target >= 0) count++;
             }
         }
-        if (count == 0) throw new IllegalArgumentException("the validation split has fewer than " + b + " windows of " + (t + 1) + " tokens");
+        if (count == 0) throw new IllegalArgumentException("the validation data has fewer than " + b + " windows of " + (t + 1) + " tokens");
         return sum / count;
     }
 
@@ -331,7 +352,7 @@ public final class Trainer {
     }
 
     /** Where a checkpoint's sampler stood, checked against the train split it will read. */
-    private static BatchSampler.Position dataPosition(CheckpointReader ckpt, TokenDataset train) {
+    private static BatchSampler.Position dataPosition(CheckpointReader ckpt, Windows train) {
         Map<String, Object> data = ckpt.manifest().data();
         String where = ckpt.dir() + "/" + Checkpointer.MANIFEST;
         if (data == null || !(data.get("epoch") instanceof Number epoch) || !(data.get("cursor") instanceof Number cursor))
@@ -344,7 +365,7 @@ public final class Trainer {
 
     private Checkpointer.State state(long step, BatchSampler sampler, LrSchedule schedule, double trainLoss, double valLoss) {
         return new Checkpointer.State(TrainingState.layout(job), job.toMap(),
-                record("epoch", sampler.position().epoch(), "cursor", sampler.position().cursor(), "train_dir", job.data().dir()),
+                record("epoch", sampler.position().epoch(), "cursor", sampler.position().cursor(), "train_dir", data != null ? data.source() : job.data().dir()),
                 record("seed", job.seed(), "sampler", "splitmix-fisher-yates per epoch"),
                 record("step", step, "next_lr", schedule.at(step), "warmup_steps", schedule.warmupSteps(), "total_steps", schedule.totalSteps()),
                 record("train_loss", trainLoss, "val_loss", Double.isNaN(valLoss) ? null : valLoss));

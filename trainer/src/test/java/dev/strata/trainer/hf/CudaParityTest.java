@@ -86,7 +86,7 @@ class CudaParityTest {
             opt.step(lrs[step], 0.5);
         }
         double worst = 0;
-        for (var e : HfModels.toHf(model, loaded.mappings(), p -> p.value(), DType.F64).entrySet())
+        for (var e : HfModels.toHf(model, loaded.mappings(), p -> model.backend().toDoubles(p.value()), DType.F64).entrySet())
             worst = Math.max(worst, HfParityTest.relativeError(e.getValue().toDoubles(), ref.get("final." + e.getKey()).toDoubles()));
         // 1e-3, not 1e-4: GPT-2's key bias has a true gradient of zero (softmax ignores a constant per row), so its
         // F32 gradient is rounding noise, which Adam's normalisation turns into updates of up to lr·|g|/(|g| + eps).

@@ -92,7 +92,7 @@ class HfParityTest {
             }
             opt.step(lrs[step], 0.5);
         }
-        Map<String, HostTensor> weights = HfModels.toHf(model, loaded.mappings(), p -> p.value(), DType.F64);
+        Map<String, HostTensor> weights = HfModels.toHf(model, loaded.mappings(), p -> model.backend().toDoubles(p.value()), DType.F64);
         double worst = 0;
         for (var e : weights.entrySet()) {
             double err = relativeError(e.getValue().toDoubles(), ref.get("final." + e.getKey()).toDoubles());
