@@ -13,6 +13,9 @@
 #   tools/bench/device-run.sh generate         GPT-2 124M trained a few steps, exported to a Hugging Face directory:
 #                                              transformers' float64 logits against Strata's, and generation tokens/s
 #                                              of Strata (bf16, f32) and transformers (bf16, f32), KV caches both
+#   tools/bench/device-run.sh finetune         a 1.09B Llama fine-tuned (LoRA and full) by Strata and by transformers + PEFT
+#                                              on the same prompt/completion data: tokens/s, peak memory, eval losses of
+#                                              every output loaded by transformers (Strata's adapter by PEFT)
 # Logs go to $OUT (or /tmp/strata-out); the last lines are the comparison tables.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -124,5 +127,34 @@ for d in sys.argv[3:]:
     print(f"OFFLOAD-PARITY {d} against {sys.argv[2]}: {len(o)} steps, worst relative loss difference {worst:.2e}; first {base[0]:.4f}/{o[0]:.4f}, last {base[-1]:.4f}/{o[-1]:.4f}")
 PY
     ;;
-  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | checkpoint | generate | offload [SPEC...] | offload-big SPEC | offload-parity [VARIANTS [STEPS]]" >&2; exit 2 ;;
+  finetune)
+    # a 1.09B Llama (random weights, its own BPE tokenizer) fine-tuned on tinyshakespeare as prompt/completion pairs,
+    # LoRA rank 16 and full, by Strata and by transformers (+ PEFT), same data, batch, sequence length and schedule;
+    # then every output's eval loss through transformers (Strata's adapter through PEFT)
+    W=/tmp/strata-finetune; rm -rf "$W"; mkdir -p "$W"
+    python3 tools/bench/hf_finetune.py make --dir "$W" 2>&1 | grep -E "FINETUNE|Error" | tee -a "$LOGS/finetune.log"
+    common=(--model "$W/base" --data "$W/train.jsonl" --eval "$W/eval.jsonl" --batch 4 --accum 4 --seq-len 1024)
+    $STRATA finetune "${common[@]}" --out "$W/strata-lora" --save-adapter --lr 1e-3 2>&1 | tee "$LOGS/finetune-strata-lora.log" | grep -vE "^step " | tail -12
+    $STRATA finetune "${common[@]}" --out "$W/strata-full" --full --lr 1e-4 2>&1 | tee "$LOGS/finetune-strata-full.log" | grep -vE "^step " | tail -12
+    for run in strata-lora strata-full; do
+      python3 - "$W/$run" "$run" <<'PY' | tee -a "$LOGS/finetune.log"
+import json, statistics, sys
+recs = [json.loads(l) for l in open(sys.argv[1] + "/strata-run/metrics.jsonl")]
+steps = [r for r in recs if "step_ms" in r]
+s = json.load(open(sys.argv[1] + "/training_summary.json"))
+ms = statistics.median(r["step_ms"] for r in steps[2:])
+print("FINETUNE " + json.dumps({"impl": sys.argv[2], "steps": len(steps), "step_ms": ms, "tokens_per_s": 16 * 1024 / ms * 1e3, "peak_gib": s.get("peak_gib"),
+                                "first_loss": steps[0]["loss"], "last_loss": steps[-1]["loss"], "own_eval_loss": s["final_eval_loss"]}))
+PY
+    done
+    python3 tools/bench/hf_finetune.py train --dir "$W" --mode lora --out "$W/hf-lora" --lr 1e-3 2>&1 | grep -E "FINETUNE|Error" | tee -a "$LOGS/finetune.log"
+    python3 tools/bench/hf_finetune.py train --dir "$W" --mode full --out "$W/hf-full" --lr 1e-4 2>&1 | grep -E "FINETUNE|Error" | tee -a "$LOGS/finetune.log"
+    python3 tools/bench/hf_finetune.py eval --dir "$W" --name base --model "$W/base" 2>&1 | grep -E "FINETUNE|Error" | tee -a "$LOGS/finetune.log"
+    python3 tools/bench/hf_finetune.py eval --dir "$W" --name strata-lora --model "$W/strata-lora" --adapter 2>&1 | grep -E "FINETUNE|Error" | tee -a "$LOGS/finetune.log"
+    python3 tools/bench/hf_finetune.py eval --dir "$W" --name hf-lora --model "$W/hf-lora" --adapter 2>&1 | grep -E "FINETUNE|Error" | tee -a "$LOGS/finetune.log"
+    for run in strata-full hf-full; do
+      python3 tools/bench/hf_finetune.py eval --dir "$W" --name $run --model "$W/$run" 2>&1 | grep -E "FINETUNE|Error" | tee -a "$LOGS/finetune.log"
+    done
+    ;;
+  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | checkpoint | generate | offload [SPEC...] | offload-big SPEC | offload-parity [VARIANTS [STEPS]] | finetune" >&2; exit 2 ;;
 esac

@@ -169,6 +169,7 @@ public final class Finetune {
         s.put("final_train_loss", r.trainLoss());
         s.put("final_eval_loss", Double.isNaN(r.valLoss()) ? null : r.valLoss());
         s.put("tokens_per_s", r.tokensPerSecond());
+        if (r.model().backend() instanceof CudaBackend cuda) s.put("peak_gib", cuda.allocator().stats().peakAllocatedBytes() / GIB);
         s.put("wall_s", r.wallSeconds());
         s.put("train_losses", train);
         s.put("eval_losses", eval);
