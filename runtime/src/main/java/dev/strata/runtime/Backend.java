@@ -168,12 +168,20 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Causal scaled-dot-product attention. q (B,T,H,D); k, v (B,T,Hkv,D) with H a multiple of Hkv (grouped-query:
-     * query head h reads key/value head h / (H/Hkv)).
+     * query head h reads key/value head h / (H/Hkv)). starts (B,T) int32, or null for one document a row: where
+     * each position's document begins in its row, so a query sees the keys from there to itself (packed examples
+     * never attend across their boundaries).
      */
-    AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale);
+    AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale, Tensor starts);
 
-    /** Returns {dq, dk, dv} shaped like q, k, v. */
-    Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, double scale);
+    default AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale) { return attentionForward(q, k, v, scale, null); }
+
+    /** Returns {dq, dk, dv} shaped like q, k, v; starts as the forward's. */
+    Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, double scale, Tensor starts);
+
+    default Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, double scale) {
+        return attentionBackward(dout, q, k, v, out, lse, scale, null);
+    }
 
     /**
      * Causal attention of new queries q (B,Tq,H,D) over the first {@code length} positions of key and value caches

@@ -504,17 +504,30 @@ public final class CpuBackend implements Backend {
         return out;
     }
 
-    @Override public AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale) {
+    @Override public AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale, Tensor starts) {
         AttentionShape s = AttentionShape.of(q, k, v);
+        int[] first = documentStarts(starts, s);
         Tensor out = zeros(q.dtype(), q.shape()), lse = zeros(statsType(q), s.b, s.h, s.t);
         CpuBuffer qb = buf(q), kb = buf(k), vb = buf(v), ob = buf(out), lb = buf(lse);
         IntStream.range(0, s.b * s.h).parallel().forEach(bh -> {
             int b = bh / s.h, h = bh % s.h, kvh = h / s.group();
             double[] p = new double[s.t], acc = new double[s.d];
-            for (int i = 0; i < s.t; i++)
-                lb.set((b * s.h + h) * s.t + i, attendRow(qb, s.q(b, i, h), kb, vb, j -> s.kv(b, j, kvh), i, s.d, scale, p, acc, ob));
+            for (int i = 0; i < s.t; i++) {
+                int from = first == null ? 0 : first[b * s.t + i];
+                lb.set((b * s.h + h) * s.t + i, attendRow(qb, s.q(b, i, h), kb, vb, j -> s.kv(b, from + j, kvh), i - from, s.d, scale, p, acc, ob));
+            }
         });
         return new AttentionOutput(out, lse);
+    }
+
+    /** starts (B,T) as ints, each checked to lie in [0, its position]; null stays null (one document a row). */
+    private int[] documentStarts(Tensor starts, AttentionShape s) {
+        if (starts == null) return null;
+        require(starts.dtype() == DType.I32 && starts.numel() == (long) s.b * s.t, "document starts " + starts + " do not match (B,T) = (" + s.b + "," + s.t + ")");
+        int[] first = ints(starts);
+        for (int i = 0; i < first.length; i++)
+            require(first[i] >= 0 && first[i] <= i % s.t, "position " + i % s.t + " of row " + i / s.t + " starts its document at " + first[i]);
+        return first;
     }
 
     @Override public Tensor attentionCached(Tensor q, Tensor k, Tensor v, int length, double scale) {
@@ -559,8 +572,9 @@ public final class CpuBackend implements Backend {
     }
 
     @Override public Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                                                double scale) {
+                                                double scale, Tensor starts) {
         AttentionShape s = AttentionShape.of(q, k, v);
+        int[] first = documentStarts(starts, s);
         Tensor dq = zeros(q.dtype(), q.shape()), dk = zeros(k.dtype(), k.shape()), dv = zeros(v.dtype(), v.shape());
         CpuBuffer qb = buf(q), kb = buf(k), vb = buf(v), ob = buf(out), lb = buf(lse), dob = buf(dout);
         CpuBuffer dqb = buf(dq), dkb = buf(dk), dvb = buf(dv);
@@ -573,7 +587,7 @@ public final class CpuBackend implements Backend {
                     int qi = s.q(b, i, h);
                     double rowLse = lb.get((b * s.h + h) * s.t + i), rowD = dob.dot(qi, ob, qi, s.d);
                     Arrays.fill(dqAcc, 0);
-                    for (int j = 0; j <= i; j++) {
+                    for (int j = first == null ? 0 : first[b * s.t + i]; j <= i; j++) {
                         int kj = s.kv(b, j, kvh);
                         double pij = Math.exp(qb.dot(qi, kb, kj, s.d) * scale - rowLse);
                         double ds = pij * (dob.dot(qi, vb, kj, s.d) - rowD) * scale;

@@ -529,24 +529,26 @@ public final class CudaBackend implements Backend {
      */
     private static boolean tensorCoreAttention(Tensor q) { return q.dtype() == DType.BF16 && q.size(3) == 64; }
 
-    @Override public AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale) {
+    @Override public AttentionOutput attentionForward(Tensor q, Tensor k, Tensor v, double scale, Tensor starts) {
         requireSame(q, k, v);
         int b = q.size(0), t = q.size(1), h = q.size(2), hkv = k.size(2), d = q.size(3);
         require(d <= 128 && h % hkv == 0, "attention needs head_dim <= 128 and n_heads a multiple of n_kv_heads: " + q + ", " + k);
+        requireStarts(starts, b, t);
         Tensor out = empty(q.dtype(), q.shape()), lse = empty(DType.F32, b, h, t);
         if (tensorCoreAttention(q)) { // 128 queries a block
-            Object[] args = {q, k, v, out, lse, t, h, hkv, (float) scale};
+            Object[] args = {q, k, v, out, lse, t, h, hkv, (float) scale, starts};
             if (wgmmaAttention) kernels.launchWith("attention_mma.cu", "attention_wgmma_fwd", h * b, ceil(t, 128), 1, 128, 1, WGMMA_FWD_SHARED, args);
             else kernels.launch("attention_mma.cu", "attention_mma_fwd", h * b, ceil(t, 128), 1, 128, args);
         } else {
-            kernels.launch("attention.cu", "attention_fwd_" + suffix(q), t, h, b, 32, q, k, v, out, lse, t, h, hkv, d, (float) scale);
+            kernels.launch("attention.cu", "attention_fwd_" + suffix(q), t, h, b, 32, q, k, v, out, lse, t, h, hkv, d, (float) scale, starts);
         }
         return new AttentionOutput(out, lse);
     }
 
-    @Override public Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, double scale) {
+    @Override public Tensor[] attentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, double scale, Tensor starts) {
         requireSame(dout, q, k, v, out);
         int b = q.size(0), t = q.size(1), h = q.size(2), hkv = k.size(2), d = q.size(3);
+        requireStarts(starts, b, t);
         Tensor dq = empty(q.dtype(), q.shape()), dk = empty(k.dtype(), k.shape()), dv = empty(v.dtype(), v.shape());
         String sfx = suffix(q);
         try (Tensor delta = empty(DType.F32, b, h, t)) {
@@ -555,17 +557,23 @@ public final class CudaBackend implements Backend {
                     dout, out, delta, b, t, h, d);
             if (tensorCoreAttention(q)) {
                 try (Tensor dqAcc = zeros(DType.F32, q.shape())) { // the key blocks add their shares of dq into it
-                    Object[] args = {dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale};
+                    Object[] args = {dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale, starts};
                     if (wgmmaAttention) kernels.launchWith("attention_mma.cu", "attention_wgmma_bwd", hkv * b, ceil(t, 64), 1, 128, 1, WGMMA_BWD_SHARED, args);
                     else kernels.launch("attention_mma.cu", "attention_mma_bwd", hkv * b, ceil(t, 64), 1, 128, args);
                     elementwiseIn("attention_mma.cu", "attention_dq_finish", dq.numel(), dqAcc, dq, dq.numel(), (float) scale);
                 }
             } else {
-                kernels.launch("attention.cu", "attention_bwd_dq_" + sfx, t, h, b, 32, dout, q, k, v, lse, delta, dq, t, h, hkv, d, (float) scale);
-                kernels.launch("attention.cu", "attention_bwd_dkv_" + sfx, t, hkv, b, 32, dout, q, k, v, lse, delta, dk, dv, t, h, hkv, d, (float) scale);
+                kernels.launch("attention.cu", "attention_bwd_dq_" + sfx, t, h, b, 32, dout, q, k, v, lse, delta, dq, t, h, hkv, d, (float) scale, starts);
+                kernels.launch("attention.cu", "attention_bwd_dkv_" + sfx, t, hkv, b, 32, dout, q, k, v, lse, delta, dk, dv, t, h, hkv, d, (float) scale, starts);
             }
         }
         return new Tensor[] {dq, dk, dv};
+    }
+
+    /** Document starts (B,T) int32 on this device, or null. */
+    private void requireStarts(Tensor starts, int b, int t) {
+        require(starts == null || starts.dtype() == DType.I32 && starts.numel() == (long) b * t && starts.backend() == this,
+                "document starts " + starts + " must be (B,T) = (" + b + "," + t + ") int32 on the GPU");
     }
 
     @Override public Tensor attentionCached(Tensor q, Tensor k, Tensor v, int length, double scale) {
@@ -715,7 +723,7 @@ public final class CudaBackend implements Backend {
      * Shared memory of the wgmma attention kernels (64 x 64 bf16 tiles and 1 KB to align them): forward Q (two tiles),
      * K and V (two each); backward K, V, Q and dO (two each), dSᵀ, and lse and delta for two query tiles.
      */
-    private static final int WGMMA_FWD_SHARED = 6 * 64 * 64 * 2 + 1024, WGMMA_BWD_SHARED = 7 * 64 * 64 * 2 + 4 * 64 * 4 + 1024;
+    private static final int WGMMA_FWD_SHARED = 6 * 64 * 64 * 2 + 1024, WGMMA_BWD_SHARED = 7 * 64 * 64 * 2 + 6 * 64 * 4 + 1024;
     /**
      * fp8.cu's both kernels: two bf16 tiles with rows of 136 elements, and 16 lines of 144 bytes of codes a warp; for
      * an f32 source, blocks of 512 threads and four such tiles (two of hi and lo).

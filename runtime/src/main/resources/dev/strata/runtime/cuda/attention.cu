@@ -12,14 +12,14 @@ template <typename T> __device__ __forceinline__ float dot_warp(const T* a, cons
     return warp_sum(s);
 }
 
-// One warp's online-softmax pass of query row qi over keys 0..last of k and v (B,Tk,Hkv,D), batch b and kv head kvh:
-// writes the row of out and returns its log-sum-exp. Training's forward and generation's cached attention share it.
+// One warp's online-softmax pass of query row qi over keys first..last of k and v (B,Tk,Hkv,D), batch b and kv head
+// kvh: writes the row of out and returns its log-sum-exp. Training's forward and generation's cached attention share it.
 template <typename T> __device__ __forceinline__ float attend_row(const T* qi, const T* k, const T* v, T* oi, int b, int kvh,
-                                                                   int tk, int hkv, int last, int d, float scale) {
+                                                                   int tk, int hkv, int first, int last, int d, float scale) {
     int lane = threadIdx.x;
     float acc[MAX_PER_LANE] = {0.f, 0.f, 0.f, 0.f};
     float m = -INFINITY, l = 0.f;
-    for (int j = 0; j <= last; j++) {
+    for (int j = first; j <= last; j++) {
         long kv = (((long) b * tk + j) * hkv + kvh) * d;
         float s = dot_warp(qi, k + kv, d) * scale;
         float mNew = fmaxf(m, s), corr = expf(m - mNew), p = expf(s - mNew);
@@ -37,16 +37,18 @@ template <typename T> __device__ __forceinline__ float attend_row(const T* qi, c
     return m + logf(l);
 }
 
-// q (B,T,H,D), k and v (B,T,Hkv,D) -> out (B,T,H,D), lse (B,H,T). grid (T, H, B), block 32.
+// q (B,T,H,D), k and v (B,T,Hkv,D) -> out (B,T,H,D), lse (B,H,T); starts (B,T) where each position's document
+// begins in its row, or null (one a row). grid (T, H, B), block 32.
 template <typename T> __device__ void attention_fwd(const T* q, const T* k, const T* v, T* out, float* lse,
-                                                    int t, int h, int hkv, int d, float scale) {
+                                                    int t, int h, int hkv, int d, float scale, const int* starts) {
     int i = blockIdx.x, head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
     long row = (((long) b * t + i) * h + head) * d;
-    float rowLse = attend_row(q + row, k, v, out + row, b, kvh, t, hkv, i, d, scale);
+    int first = starts ? starts[(long) b * t + i] : 0;
+    float rowLse = attend_row(q + row, k, v, out + row, b, kvh, t, hkv, first, i, d, scale);
     if (threadIdx.x == 0) lse[((long) b * h + head) * t + i] = rowLse;
 }
 #define ATT_FWD(T, S) extern "C" __global__ void attention_fwd_##S(const T* q, const T* k, const T* v, T* out, float* lse, \
-    int t, int h, int hkv, int d, float scale) { attention_fwd<T>(q, k, v, out, lse, t, h, hkv, d, scale); }
+    int t, int h, int hkv, int d, float scale, const int* starts) { attention_fwd<T>(q, k, v, out, lse, t, h, hkv, d, scale, starts); }
 FOR_TYPES(ATT_FWD)
 
 // Generation: q (B,Tq,H,D), the new queries at positions length-Tq .. length-1, over the first length positions of
@@ -55,7 +57,7 @@ template <typename T> __device__ void attention_cached(const T* q, const T* k, c
                                                        int h, int hkv, int d, float scale) {
     int i = blockIdx.x, head = blockIdx.y, b = blockIdx.z, kvh = head / (h / hkv);
     long row = (((long) b * tq + i) * h + head) * d;
-    attend_row(q + row, k, v, out + row, b, kvh, tmax, hkv, length - tq + i, d, scale);
+    attend_row(q + row, k, v, out + row, b, kvh, tmax, hkv, 0, length - tq + i, d, scale);
 }
 #define ATT_CACHED(T, S) extern "C" __global__ void attention_cached_##S(const T* q, const T* k, const T* v, T* out, int tq, \
         int tmax, int length, int h, int hkv, int d, float scale) { attention_cached<T>(q, k, v, out, tq, tmax, length, h, hkv, d, scale); }
@@ -94,14 +96,14 @@ template <typename T> __device__ void attention_delta(const T* dout, const T* ou
     int h, int d) { attention_delta<T>(dout, out, delta, b, t, h, d); }
 FOR_TYPES(ATT_DELTA)
 
-// dq for query row i. grid (T, H, B), block 32.
+// dq for query row i, over the keys of its document. grid (T, H, B), block 32.
 template <typename T> __device__ void attention_bwd_dq(const T* dout, const T* q, const T* k, const T* v,
-        const float* lse, const float* delta, T* dq, int t, int h, int hkv, int d, float scale) {
+        const float* lse, const float* delta, T* dq, int t, int h, int hkv, int d, float scale, const int* starts) {
     int i = blockIdx.x, head = blockIdx.y, b = blockIdx.z, lane = threadIdx.x, kvh = head / (h / hkv);
     long row = (((long) b * t + i) * h + head) * d;
     float rowLse = lse[((long) b * h + head) * t + i], rowD = delta[((long) b * h + head) * t + i];
     float acc[MAX_PER_LANE] = {0.f, 0.f, 0.f, 0.f};
-    for (int j = 0; j <= i; j++) {
+    for (int j = starts ? starts[(long) b * t + i] : 0; j <= i; j++) {
         long kv = (((long) b * t + j) * hkv + kvh) * d;
         float p = expf(dot_warp(q + row, k + kv, d) * scale - rowLse);
         float ds = p * (dot_warp(dout + row, v + kv, d) - rowD) * scale;
@@ -116,18 +118,20 @@ template <typename T> __device__ void attention_bwd_dq(const T* dout, const T* q
     }
 }
 #define ATT_DQ(T, S) extern "C" __global__ void attention_bwd_dq_##S(const T* dout, const T* q, const T* k, const T* v, \
-    const float* lse, const float* delta, T* dq, int t, int h, int hkv, int d, float scale) \
-    { attention_bwd_dq<T>(dout, q, k, v, lse, delta, dq, t, h, hkv, d, scale); }
+    const float* lse, const float* delta, T* dq, int t, int h, int hkv, int d, float scale, const int* starts) \
+    { attention_bwd_dq<T>(dout, q, k, v, lse, delta, dq, t, h, hkv, d, scale, starts); }
 FOR_TYPES(ATT_DQ)
 
-// dk, dv for key row j of kv head kvh, summed over the query heads of its group. grid (T, Hkv, B), block 32.
+// dk, dv for key row j of kv head kvh, summed over the query heads of its group (and the queries of its document).
+// grid (T, Hkv, B), block 32.
 template <typename T> __device__ void attention_bwd_dkv(const T* dout, const T* q, const T* k, const T* v,
-        const float* lse, const float* delta, T* dk, T* dv, int t, int h, int hkv, int d, float scale) {
+        const float* lse, const float* delta, T* dk, T* dv, int t, int h, int hkv, int d, float scale, const int* starts) {
     int j = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z, lane = threadIdx.x, group = h / hkv;
     long kv = (((long) b * t + j) * hkv + kvh) * d;
     float dkAcc[MAX_PER_LANE] = {0.f, 0.f, 0.f, 0.f}, dvAcc[MAX_PER_LANE] = {0.f, 0.f, 0.f, 0.f};
     for (int head = kvh * group; head < (kvh + 1) * group; head++) {
         for (int i = j; i < t; i++) {
+            if (starts && starts[(long) b * t + i] > j) continue; // a later document's query: the whole warp skips it
             long row = (((long) b * t + i) * h + head) * d;
             float p = expf(dot_warp(q + row, k + kv, d) * scale - lse[((long) b * h + head) * t + i]);
             float ds = p * (dot_warp(dout + row, v + kv, d) - delta[((long) b * h + head) * t + i]) * scale;
@@ -149,6 +153,6 @@ template <typename T> __device__ void attention_bwd_dkv(const T* dout, const T* 
     }
 }
 #define ATT_DKV(T, S) extern "C" __global__ void attention_bwd_dkv_##S(const T* dout, const T* q, const T* k, const T* v, \
-    const float* lse, const float* delta, T* dk, T* dv, int t, int h, int hkv, int d, float scale) \
-    { attention_bwd_dkv<T>(dout, q, k, v, lse, delta, dk, dv, t, h, hkv, d, scale); }
+    const float* lse, const float* delta, T* dk, T* dv, int t, int h, int hkv, int d, float scale, const int* starts) \
+    { attention_bwd_dkv<T>(dout, q, k, v, lse, delta, dk, dv, t, h, hkv, d, scale, starts); }
 FOR_TYPES(ATT_DKV)

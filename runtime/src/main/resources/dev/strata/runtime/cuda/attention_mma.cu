@@ -243,16 +243,29 @@ __device__ __forceinline__ float quad_sum(float v) {
 #define FWD_M 2
 #define FWD_ROWS (4 * 16 * FWD_M)
 
-// Hides keys after each row's query (and so keys past t_len from every row written); s holds one tile's scores
-// from key k0 for the 16 queries from q0. Only tiles reaching past q0 need it.
-__device__ __forceinline__ void causal_mask(float (&s)[NTILES][4], int k0, int q0) {
+// Hides keys after each row's query (and so keys past t_len from every row written), and with packed documents the
+// keys before the row's document (first: the starts of this thread's rows g and g + 8); s holds one tile's scores
+// from key k0 for the 16 queries from q0. Unpacked, only tiles reaching past q0 need it.
+__device__ __forceinline__ void causal_mask(float (&s)[NTILES][4], int k0, int q0, const int (&first)[2], bool packed) {
     int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    if (k0 + TILE > q0)
+    if (packed || k0 + TILE > q0)
 #pragma unroll
         for (int nt = 0; nt < NTILES; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++)
-                if (k0 + nt * 8 + 2 * t + (e & 1) > q0 + g + (e >> 1) * 8) s[nt][e] = -INFINITY;
+            for (int e = 0; e < 4; e++) {
+                int key = k0 + nt * 8 + 2 * t + (e & 1);
+                if (key > q0 + g + (e >> 1) * 8 || key < first[e >> 1]) s[nt][e] = -INFINITY;
+            }
+}
+
+// Where the documents of a fragment's rows g and g + 8 (from q0) begin; 0 unpacked.
+__device__ __forceinline__ void row_starts(int (&first)[2], const int* starts, int b, int q0, int t_len) {
+    int g = (threadIdx.x & 31) >> 2;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int row = q0 + g + 8 * r;
+        first[r] = starts && row < t_len ? starts[(long) b * t_len + row] : 0;
+    }
 }
 
 // Online softmax over one tile of a fragment's scores: rows' running max mx (unscaled: scale > 0 keeps the order)
@@ -297,7 +310,8 @@ __device__ __forceinline__ void store_rows(const float (&o)[DTILES][4], const fl
     }
 }
 
-#define ATTENTION_FWD_ARGS const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int t_len, int h, int hkv, float scale
+#define ATTENTION_FWD_ARGS const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int t_len, int h, int hkv, float scale, \
+        const int* starts
 
 // Grids of both passes are (heads x batch, blocks along the sequence): the GPU starts blocks in the order of their
 // linear index, x fastest, so every head's longest block (under the causal mask: the forward's last queries, the
@@ -320,8 +334,12 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(ATTENTION_FW
 #pragma unroll
     for (int m = 0; m < FWD_M; m++) load_a(qa[m], q + (long) b * t_len * qs + head * HD, qs, q0 + 16 * m, t_len);
     float o[FWD_M][DTILES][4] = {}, s[FWD_M][NTILES][4], mx[FWD_M][2], l[FWD_M][2] = {}, scale2 = scale * LOG2E;
+    int first[FWD_M][2];
 #pragma unroll
-    for (int m = 0; m < FWD_M; m++) mx[m][0] = mx[m][1] = -INFINITY;
+    for (int m = 0; m < FWD_M; m++) {
+        mx[m][0] = mx[m][1] = -INFINITY;
+        row_starts(first[m], starts, b, q0 + 16 * m, t_len);
+    }
     int last = min(qBlock + FWD_ROWS - 1, t_len - 1);
     for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
         if (k0 + TILE <= last) { // the next tiles stream in while these are worked on
@@ -334,7 +352,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_fwd(ATTENTION_FW
         scores(s, qa, kTiles[cur]);
 #pragma unroll
         for (int m = 0; m < FWD_M; m++) {
-            causal_mask(s[m], k0, q0 + 16 * m);
+            causal_mask(s[m], k0, q0 + 16 * m, first[m], starts != nullptr);
             online_softmax(s[m], mx[m], l[m], o[m], scale2);
         }
         accumulate(o, s, vTiles[cur]);
@@ -367,8 +385,12 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_fwd(ATTENTI
     copy_commit();
     float o[FWD_M][DTILES][4] = {}, s[FWD_M][NTILES][4], mx[FWD_M][2], l[FWD_M][2] = {}, scale2 = scale * LOG2E;
     unsigned pa[FWD_M][TILE / 16][4];
+    int first[FWD_M][2];
 #pragma unroll
-    for (int m = 0; m < FWD_M; m++) mx[m][0] = mx[m][1] = -INFINITY;
+    for (int m = 0; m < FWD_M; m++) {
+        mx[m][0] = mx[m][1] = -INFINITY;
+        row_starts(first[m], starts, b, q0[m], t_len);
+    }
     int last = min(qBlock + FWD_ROWS - 1, t_len - 1);
     for (int k0 = 0, cur = 0; k0 <= last; k0 += TILE, cur ^= 1) {
         copy_wait<0>();
@@ -393,7 +415,7 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_fwd(ATTENTI
         pin(s[1]);
 #pragma unroll
         for (int m = 0; m < FWD_M; m++) {
-            causal_mask(s[m], k0, q0[m]);
+            causal_mask(s[m], k0, q0[m], first[m], starts != nullptr);
             online_softmax(s[m], mx[m], l[m], o[m], scale2);
         }
         pin(o[0]); // rescaled
@@ -428,10 +450,11 @@ struct QueryWalk {
     __device__ int q0(int i) const { return kBlock + i % perHead * TILE; }
 };
 
-// Starts copying query tile i's Q and dO, and loads its lse (in base 2) and delta. Queries past t_len get lse = +inf,
-// so their P is 0 without a mask.
+// Starts copying query tile i's Q and dO, and loads its lse (in base 2), delta and document starts. Queries past
+// t_len get lse = +inf, so their P is 0 without a mask.
 template <bool WG> __device__ __forceinline__ void fetch_queries(const QueryWalk& w, int i, const bf16* q, const bf16* dout,
-        const float* lse, const float* delta, int b, int t_len, int h, bf16* qTile, bf16* oTile, float* lseTile, float* deltaTile) {
+        const float* lse, const float* delta, const int* starts, int b, int t_len, int h, bf16* qTile, bf16* oTile, float* lseTile,
+        float* deltaTile, int* startTile) {
     long qs = (long) h * HD;
     int head = w.head(i), q0 = w.q0(i);
     load_tile_for<WG>(qTile, q + (long) b * t_len * qs + head * HD, qs, q0, t_len);
@@ -441,20 +464,24 @@ template <bool WG> __device__ __forceinline__ void fetch_queries(const QueryWalk
         long at = ((long) b * h + head) * t_len + q0 + threadIdx.x;
         lseTile[threadIdx.x] = in ? lse[at] * LOG2E : INFINITY;
         deltaTile[threadIdx.x] = in ? delta[at] : 0.f;
+        startTile[threadIdx.x] = in && starts ? starts[(long) b * t_len + q0 + threadIdx.x] : 0;
     }
 }
 
 // From a warp's Sᵀ and dPᵀ (16 keys from k0w x the tile's queries from q0): P into s, dS = P∘(dP − delta) into dp.
-// On the diagonal tile a key sees only the queries at or after it; keys past t_len see none.
+// On the diagonal tile a key sees only the queries at or after it; keys past t_len see none; packed, a key sees
+// only the queries of its own document (startTile: where each query's begins).
 __device__ __forceinline__ void probabilities(float (&s)[NTILES][4], float (&dp)[NTILES][4], const float* lseTile, const float* deltaTile,
-        int q0, int kBlock, int k0w, float scale2) {
+        const int* startTile, bool packed, int q0, int kBlock, int k0w, float scale2) {
     int g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    if (q0 == kBlock)
+    if (packed || q0 == kBlock)
 #pragma unroll
         for (int nt = 0; nt < NTILES; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++)
-                if (q0 + nt * 8 + 2 * t + (e & 1) < k0w + g + 8 * (e >> 1)) s[nt][e] = -INFINITY;
+            for (int e = 0; e < 4; e++) {
+                int query = nt * 8 + 2 * t + (e & 1), key = k0w + g + 8 * (e >> 1);
+                if (q0 + query < key || key < startTile[query]) s[nt][e] = -INFINITY;
+            }
 #pragma unroll
     for (int nt = 0; nt < NTILES; nt++) {
         float2 rowLse = *reinterpret_cast<const float2*>(lseTile + nt * 8 + 2 * t);
@@ -496,7 +523,7 @@ __device__ __forceinline__ void store_dkdv(const float (&dkAcc)[DTILES][4], cons
 }
 
 #define ATTENTION_BWD_ARGS const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse, const float* delta, \
-        float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale
+        float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale, const int* starts
 
 // mma.sync: K and V of the warp's 16 keys in registers as A fragments; every product reads its B fragments from
 // shared memory into registers, a warp at a time.
@@ -504,13 +531,14 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BW
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     __shared__ __align__(16) bf16 qTiles[2][TILE * SROW], oTiles[2][TILE * SROW], dsTile[TILE * SROW]; // dsTile: dSᵀ, keys x queries
     __shared__ __align__(8) float lseTiles[2][TILE], deltaTiles[2][TILE]; // lse in base 2
+    __shared__ int startTiles[2][TILE];
     int kvh = blockIdx.x % hkv, b = blockIdx.x / hkv;
     QueryWalk walk(blockIdx.y * TILE, kvh, h / hkv, t_len);
     int k0w = walk.kBlock + warp * 16;
     long qs = (long) h * HD, ks = (long) hkv * HD;
     const bf16* kb = k + (long) b * t_len * ks + kvh * HD;
     const bf16* vb = v + (long) b * t_len * ks + kvh * HD;
-    fetch_queries<false>(walk, 0, q, dout, lse, delta, b, t_len, h, qTiles[0], oTiles[0], lseTiles[0], deltaTiles[0]);
+    fetch_queries<false>(walk, 0, q, dout, lse, delta, starts, b, t_len, h, qTiles[0], oTiles[0], lseTiles[0], deltaTiles[0], startTiles[0]);
     copy_commit();
     unsigned ka[1][KSTEPS][4], va[1][KSTEPS][4];
     load_a(ka[0], kb, ks, k0w, t_len);
@@ -533,7 +561,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BW
     auto &s = st[0], &dp = dpt[0];
     for (int i = 0, cur = 0; i < walk.tiles; i++, cur ^= 1) {
         if (i + 1 < walk.tiles)
-            fetch_queries<false>(walk, i + 1, q, dout, lse, delta, b, t_len, h, qTiles[cur ^ 1], oTiles[cur ^ 1], lseTiles[cur ^ 1], deltaTiles[cur ^ 1]);
+            fetch_queries<false>(walk, i + 1, q, dout, lse, delta, starts, b, t_len, h, qTiles[cur ^ 1], oTiles[cur ^ 1], lseTiles[cur ^ 1],
+                    deltaTiles[cur ^ 1], startTiles[cur ^ 1]);
         copy_commit();
         copy_wait<1>();
         __syncthreads();
@@ -541,7 +570,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BW
         const bf16 *qTile = qTiles[cur], *oTile = oTiles[cur];
         scores(st, ka, qTile);   // Sᵀ: keys x queries
         scores(dpt, va, oTile);  // dPᵀ
-        probabilities(s, dp, lseTiles[cur], deltaTiles[cur], q0, walk.kBlock, k0w, scale2);
+        probabilities(s, dp, lseTiles[cur], deltaTiles[cur], startTiles[cur], starts != nullptr, q0, walk.kBlock, k0w, scale2);
 #pragma unroll
         for (int nt = 0; nt < NTILES; nt++)
 #pragma unroll
@@ -582,8 +611,8 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BW
 // wgmma: all five products on the warpgroup, K, V, Q, dO and dSᵀ as swizzled tiles in shared memory, read by the
 // tensor cores once for the block. Only the accumulators and P's A fragments stay in registers (few enough for
 // three blocks an SM), and dq's products (dS · K, both operands transposed) run beside dV's and dK's.
-// Dynamic shared memory: K, V, two Q and two dO tiles, dSᵀ, then lse and delta for two query tiles (CudaBackend's
-// WGMMA_BWD_SHARED, with 1 KB for alignment).
+// Dynamic shared memory: K, V, two Q and two dO tiles, dSᵀ, then lse, delta and document starts for two query tiles
+// (CudaBackend's WGMMA_BWD_SHARED, with 1 KB for alignment).
 #define WG_BWD_TILES 7
 extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_bwd(ATTENTION_BWD_ARGS) {
     extern __shared__ unsigned char shared[];
@@ -593,6 +622,7 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_bwd(ATTENTI
     bf16 *qTiles = tiles + 2 * SWIZZLED_TILE, *oTiles = tiles + 4 * SWIZZLED_TILE; // two buffers each
     float* lseTiles = (float*) (tiles + WG_BWD_TILES * SWIZZLED_TILE); // [2][TILE], lse in base 2, then deltaTiles [2][TILE]
     float* deltaTiles = lseTiles + 2 * TILE;
+    int* startTiles = (int*) (deltaTiles + 2 * TILE);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     int kvh = blockIdx.x % hkv, b = blockIdx.x / hkv;
     QueryWalk walk(blockIdx.y * TILE, kvh, h / hkv, t_len);
@@ -600,7 +630,7 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_bwd(ATTENTI
     long qs = (long) h * HD, ks = (long) hkv * HD;
     load_swizzled(kTile, k + (long) b * t_len * ks + kvh * HD, ks, walk.kBlock, t_len);
     load_swizzled(vTile, v + (long) b * t_len * ks + kvh * HD, ks, walk.kBlock, t_len);
-    fetch_queries<true>(walk, 0, q, dout, lse, delta, b, t_len, h, qTiles, oTiles, lseTiles, deltaTiles);
+    fetch_queries<true>(walk, 0, q, dout, lse, delta, starts, b, t_len, h, qTiles, oTiles, lseTiles, deltaTiles, startTiles);
     copy_commit();
     float dkAcc[DTILES][4] = {}, dvAcc[DTILES][4] = {}, s[NTILES][4], dp[NTILES][4], dq[DTILES][4], scale2 = scale * LOG2E;
     unsigned pa[TILE / 16][4];
@@ -609,8 +639,8 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_bwd(ATTENTI
         fence_async_shared();
         __syncthreads(); // tile i is in; every warp is done with tile i - 1, whose buffers are next
         if (i + 1 < walk.tiles)
-            fetch_queries<true>(walk, i + 1, q, dout, lse, delta, b, t_len, h, qTiles + (cur ^ 1) * SWIZZLED_TILE,
-                    oTiles + (cur ^ 1) * SWIZZLED_TILE, lseTiles + (cur ^ 1) * TILE, deltaTiles + (cur ^ 1) * TILE);
+            fetch_queries<true>(walk, i + 1, q, dout, lse, delta, starts, b, t_len, h, qTiles + (cur ^ 1) * SWIZZLED_TILE,
+                    oTiles + (cur ^ 1) * SWIZZLED_TILE, lseTiles + (cur ^ 1) * TILE, deltaTiles + (cur ^ 1) * TILE, startTiles + (cur ^ 1) * TILE);
         copy_commit();
         int head = walk.head(i), q0 = walk.q0(i);
         const bf16 *qTile = qTiles + cur * SWIZZLED_TILE, *oTile = oTiles + cur * SWIZZLED_TILE;
@@ -626,7 +656,7 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_bwd(ATTENTI
         wgmma_wait<0>();
         pin(s);
         pin(dp);
-        probabilities(s, dp, lseTiles + cur * TILE, deltaTiles + cur * TILE, q0, walk.kBlock, k0w, scale2);
+        probabilities(s, dp, lseTiles + cur * TILE, deltaTiles + cur * TILE, startTiles + cur * TILE, starts != nullptr, q0, walk.kBlock, k0w, scale2);
 #pragma unroll
         for (int nt = 0; nt < NTILES; nt++)
 #pragma unroll

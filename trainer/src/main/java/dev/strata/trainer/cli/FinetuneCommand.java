@@ -34,6 +34,8 @@ final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--eval-every", paramLabel = "N", description = "Steps between evaluations (default: five in a run).") Integer evalEvery;
     @Option(names = "--on-bad-line", paramLabel = "skip|fail", description = "A line that is not a valid example: skip it (counted) or refuse the file (default).") String onBadLine;
     @Option(names = "--too-long", paramLabel = "truncate|drop", description = "An example longer than --seq-len: cut it (default) or leave it out.") String tooLong;
+    @Option(names = "--packing", negatable = true, description = "Pack short examples into full rows (attention and positions restart at each); "
+            + "default: when they average under half of --seq-len.") Boolean packing;
     @Option(names = "--train-on-inputs", description = "Train on prompts and user turns too, not only completions and assistant turns.") boolean trainOnInputs;
     @Option(names = "--chat-template", paramLabel = "FILE", description = "A Jinja chat template, for a tokenizer that ships none (or to replace its own).") Path chatTemplate;
     @Option(names = "--backend", paramLabel = "cpu|cuda|auto", description = "Where to train (default auto: the GPU when there is one).") String backend = "auto";
@@ -63,6 +65,7 @@ final class FinetuneCommand implements Callable<Integer> {
         if (onBadLine != null) settings.add("finetune.on_bad_line = " + quote(onBadLine));
         if (tooLong != null) settings.add("finetune.too_long = " + quote(tooLong));
         settings.add("finetune.train_on_inputs = " + trainOnInputs);
+        if (packing != null) settings.add("finetune.packing = " + packing);
         settings.add("finetune.save = " + (saveAdapter ? "adapter" : "merged"));
         settings.add("lora.rank = " + rank);
         settings.add(String.format(Locale.ROOT, "lora.alpha = %s", loraAlpha != null ? loraAlpha : 2.0 * Math.max(rank, 1)));

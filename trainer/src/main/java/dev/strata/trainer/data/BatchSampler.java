@@ -32,7 +32,10 @@ public final class BatchSampler {
      * A data-parallel rank's share: moves past the next {@code batch} windows (the global micro-batch, so every rank's
      * position stays the global one) and reads only rows [from, from + rows) of them into (rows,T) inputs and targets.
      */
-    public void next(int batch, int from, int rows, int[] inputs, int[] targets) {
+    public void next(int batch, int from, int rows, int[] inputs, int[] targets) { next(batch, from, rows, inputs, targets, null); }
+
+    /** As above, and where the data is packed, each position's document start into (rows,T) starts. */
+    public void next(int batch, int from, int rows, int[] inputs, int[] targets, int[] starts) {
         for (int row = 0; row < batch; row++) {
             if (cursor == order.length) {
                 epoch++;
@@ -40,7 +43,10 @@ public final class BatchSampler {
                 order = permutation(epoch);
             }
             int window = order[(int) cursor++];
-            if (row >= from && row < from + rows) data.window(window, inputs, targets, row - from);
+            if (row >= from && row < from + rows) {
+                data.window(window, inputs, targets, row - from);
+                if (starts != null) data.starts(window, starts, row - from);
+            }
         }
     }
 

@@ -15,4 +15,10 @@ public interface Windows {
 
     /** Refuses, naming where, a token at or above the model's vocabulary size. */
     void checkVocabulary(int vocabSize);
+
+    /** Whether rows hold several documents (packed examples), whose {@link #starts} attention must respect. */
+    default boolean packed() { return false; }
+
+    /** Writes, for each position of window w, where its document begins, into row r of a (B,T) array. */
+    default void starts(long w, int[] starts, int row) { java.util.Arrays.fill(starts, row * seqLen(), (row + 1) * seqLen(), 0); }
 }

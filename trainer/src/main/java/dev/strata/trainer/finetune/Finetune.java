@@ -55,7 +55,7 @@ public final class Finetune {
         Backend backend = Models.backend(job);
         job = fitToDevice(job, cfg, req.chosen(), backend);
         FinetuneData data = FinetuneData.read(job, job.training().batchSize());
-        job = schedule(job, req.chosen(), req.epochs(), data.train().examples());
+        job = schedule(job, req.chosen(), req.epochs(), data.train().windows());
         FinetuneOutput out = FinetuneOutput.prepare(req.out(), req.resume(), req.overwrite());
         printPlan(console, job, cfg, data, backend, req.out());
 
@@ -107,10 +107,10 @@ public final class Finetune {
     }
 
     /** training.steps from the epochs (unless --steps), a checkpoint each epoch (all kept), warm-up over 3% of the steps. */
-    static JobConfig schedule(JobConfig job, Set<String> chosen, int epochs, int examples) {
+    static JobConfig schedule(JobConfig job, Set<String> chosen, int epochs, long rows) {
         var tr = job.training();
         int perStep = tr.batchSize() * tr.gradAccumSteps();
-        long perEpoch = Math.max(1, (examples + perStep - 1) / perStep);
+        long perEpoch = Math.max(1, (rows + perStep - 1) / perStep);
         long steps = chosen.contains("training.steps") ? tr.steps() : perEpoch * epochs;
         StringBuilder s = new StringBuilder(String.format(Locale.ROOT, "training.steps = %d%n", steps));
         if (!chosen.contains("checkpoint.every")) s.append(String.format(Locale.ROOT, "checkpoint.every = %d%n", Math.min(perEpoch, steps)));
@@ -130,8 +130,8 @@ public final class Finetune {
                         : "full fine-tune");
         data.report().forEach(line -> console.println("data: " + line));
         int perStep = tr.batchSize() * tr.gradAccumSteps();
-        console.printf(Locale.ROOT, "steps: %d (%.2f epochs), batch %d x %d accum = %d examples a step, seq_len %d, lr %s (warm-up %d steps, cosine to %s), %s%n",
-                tr.steps(), (double) tr.steps() * perStep / data.train().examples(), tr.batchSize(), tr.gradAccumSteps(), perStep, tr.seqLen(),
+        console.printf(Locale.ROOT, "steps: %d (%.2f epochs), batch %d x %d accum = %d %s a step, seq_len %d, lr %s (warm-up %d steps, cosine to %s), %s%n",
+                tr.steps(), (double) tr.steps() * perStep / data.train().windows(), tr.batchSize(), tr.gradAccumSteps(), perStep, data.train().packed() ? "packed rows" : "examples", tr.seqLen(),
                 fmt(tr.lr()), tr.warmupSteps(), fmt(tr.minLr()), data.eval() == null ? "no evaluation (no --eval data)" : "eval every " + job.eval().every() + " steps");
         String device = backend instanceof CudaBackend cuda
                 ? String.format(Locale.ROOT, "%.1f GiB expected of %.1f GiB on %s", MemoryPlan.deviceBytes(job, cfg) / GIB, cuda.totalMemory() / GIB, cuda.deviceName())
@@ -162,7 +162,7 @@ public final class Finetune {
         if (job.lora().enabled()) s.put("lora", Map.of("rank", job.lora().rank(), "alpha", job.lora().alpha(), "targets", job.lora().targets()));
         s.put("saved", job.finetune().saveAdapter() ? "adapter" : "merged");
         s.put("data", Map.of("train", job.finetune().data(), "eval", job.finetune().evalData(), "kind", data.kind().label,
-                "train_examples", data.train().examples(), "trained_tokens", data.train().trainedTokens(), "report", data.report()));
+                "train_examples", data.trainExamples(), "trained_tokens", data.trainedTokens(), "packed", data.train().packed(), "report", data.report()));
         s.put("training", Map.of("steps", r.step(), "batch_size", tr.batchSize(), "grad_accum_steps", tr.gradAccumSteps(), "seq_len", tr.seqLen(),
                 "lr", tr.lr(), "activation_checkpointing", tr.activationCheckpointing(), "offload", job.offload().optimizer(), "linear", job.precision().linear(),
                 "dtype", job.dtype()));

@@ -2,6 +2,7 @@ package dev.strata.trainer.finetune;
 
 import dev.strata.config.FinetuneSpec;
 import dev.strata.config.JobConfig;
+import dev.strata.trainer.data.Windows;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -9,9 +10,13 @@ import java.util.Locale;
 
 /**
  * A fine-tune's examples, read, tokenized by the model's own tokenizer and fitted to training.seq_len: the training
- * rows, the evaluation rows (rounded up to whole batches of b), and what was left out or cut on the way.
+ * rows (packed, or one example a row), the evaluation rows (one a row, rounded up to whole batches of b), and what was
+ * left out, cut or packed on the way.
  */
-public record FinetuneData(Examples.Kind kind, ExampleWindows train, ExampleWindows eval, List<String> report) {
+public record FinetuneData(Examples.Kind kind, Windows train, int trainExamples, long trainedTokens, ExampleWindows eval, List<String> report) {
+
+    /** finetune.packing = auto packs when examples average under this share of a row. */
+    static final double PACK_BELOW = 0.5;
 
     /** The job's finetune.data (and eval_data), tokenized with model.init_from's tokenizer; evaluation in batches of b. */
     public static FinetuneData read(JobConfig job, int b) {
@@ -47,7 +52,18 @@ public record FinetuneData(Examples.Kind kind, ExampleWindows train, ExampleWind
                 evalRows = new ExampleWindows(evalFit.examples(), t, pad, rows);
                 report.add(describe(eval, evalFit, t));
             }
-            return new FinetuneData(train.kind(), new ExampleWindows(trainFit.examples(), t, pad), evalRows, List.copyOf(report));
+            List<TokenizedExample> xs = trainFit.examples();
+            double mean = xs.stream().mapToInt(x -> x.ids().length - 1).average().orElse(0);
+            boolean pack = spec.packing().equals("true") || spec.packing().equals("auto") && mean < PACK_BELOW * t;
+            Windows rows = new ExampleWindows(xs, t, pad);
+            if (pack) {
+                PackedExamples packed = new PackedExamples(xs, t, pad);
+                report.add(String.format(Locale.ROOT, "packed %,d examples (%.0f tokens on average) into %,d rows of %d, %.1f%% filled", xs.size(), mean,
+                        packed.windows(), t, 100 * packed.fill()));
+                rows = packed;
+            }
+            long trained = xs.stream().mapToLong(TokenizedExample::trainedCount).sum();
+            return new FinetuneData(train.kind(), rows, xs.size(), trained, evalRows, List.copyOf(report));
         }
     }
 

@@ -15,9 +15,13 @@ public final class Attention {
     private final int nHeads, nKvHeads, headDim;
     private final Rope rope; // null for GPT-2
     private final double scale;
+    private Documents documents; // null: one example a row
 
-    /** Kept for backward: q, k, v after RoPE (B,T,H,D), (B,T,Hkv,D), (B,T,Hkv,D); out (B,T,H,D); lse (B,H,T). */
-    private record Saved(int b, int t, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {}
+    /**
+     * Kept for backward: q, k, v after RoPE (B,T,H,D), (B,T,Hkv,D), (B,T,Hkv,D); out (B,T,H,D); lse (B,H,T); the
+     * batch's documents (null: one a row).
+     */
+    private record Saved(int b, int t, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Documents documents) {}
 
     public Attention(Backend backend, String name, ModelConfig cfg, Linear.Maker linears, Rope rope) {
         this.backend = backend;
@@ -36,6 +40,9 @@ public final class Attention {
         this.scale = 1.0 / Math.sqrt(headDim);
     }
 
+    /** The packed examples of the batches that follow (null: one a row). */
+    void documents(Documents documents) { this.documents = documents; }
+
     /** The key/value heads this rank computes. */
     int kvHeads() { return nKvHeads; }
 
@@ -50,12 +57,13 @@ public final class Attention {
         Tensor q = wq.forward(x).reshape(b, t, nHeads, headDim);
         Tensor k = wk.forward(x).reshape(b, t, nKvHeads, headDim);
         Tensor v = wv.forward(x).reshape(b, t, nKvHeads, headDim);
+        Documents docs = documents;
         if (rope != null) {
-            q = rotate(q, rope, false);
-            k = rotate(k, rope, false);
+            q = rotate(q, docs, false);
+            k = rotate(k, docs, false);
         }
-        var r = backend.attentionForward(q, k, v, scale);
-        Activations.current().keep(this, new Saved(b, t, q, k, v, r.out(), r.lse()));
+        var r = backend.attentionForward(q, k, v, scale, docs == null ? null : docs.starts);
+        Activations.current().keep(this, new Saved(b, t, q, k, v, r.out(), r.lse(), docs));
         return wo.forward(r.out().view(b * t, nHeads * headDim));
     }
 
@@ -84,11 +92,12 @@ public final class Attention {
         Saved s = Activations.current().peek(this);
         int n = s.b() * s.t();
         Tensor dout = wo.backward(dy).reshape(s.b(), s.t(), nHeads, headDim);
-        Tensor[] g = backend.attentionBackward(dout, s.q(), s.k(), s.v(), s.out(), s.lse(), scale);
+        Documents docs = s.documents();
+        Tensor[] g = backend.attentionBackward(dout, s.q(), s.k(), s.v(), s.out(), s.lse(), scale, docs == null ? null : docs.starts);
         Tensor dq = g[0], dk = g[1], dv = g[2];
         if (rope != null) {
-            dq = rotate(dq, rope, true);
-            dk = rotate(dk, rope, true);
+            dq = rotate(dq, docs, true);
+            dk = rotate(dk, docs, true);
         }
         Tensor dx = wq.backward(dq.view(n, nHeads * headDim));
         wk.backwardAccumulate(dk.view(n, nKvHeads * headDim), dx);
@@ -109,6 +118,15 @@ public final class Attention {
         Tensor r = backend.rope(x, tables.cos(), tables.sin(), inverse);
         x.close();
         return r;
+    }
+
+    /** RoPE at each token's position in its document: x (B,T,H,D) seen as one row of B·T tokens against their tables. */
+    private Tensor rotate(Tensor x, Documents docs, boolean inverse) {
+        if (docs == null) return rotate(x, rope, inverse);
+        int[] shape = x.shape();
+        Tensor r = backend.rope(x.view(1, shape[0] * shape[1], shape[2], shape[3]), docs.rope.cos(), docs.rope.sin(), inverse);
+        x.close();
+        return r.reshape(shape);
     }
 
     public List<Parameter> parameters() {

@@ -34,6 +34,8 @@ public final class Block {
     }
 
     /** x (B*T,C) -> (B*T,C). */
+    void documents(Documents documents) { attention.documents(documents); }
+
     public Tensor forward(Tensor x, int b, int t) { return forward(x, xn -> attention.forward(xn, b, t)); }
 
     /** Generation: x (B*T,C) of T new positions from {@code at}, attending over the KV caches k, v (see {@link Attention#forwardCached}). */

@@ -68,6 +68,7 @@ public final class Transformer implements StageModel {
     private final SequenceLayout sequence;                // the residual stream's rows: all, or a shard per tp rank
     private final Map<String, Linear> linearsByName = new LinkedHashMap<>();
     private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions, kept per shape
+    private Documents documents;                          // packed examples of the batches that follow; null: one a row
     private int positionsSeq;                             // the T of positions
     private ActivationCheckpointing checkpointing = ActivationCheckpointing.NONE;
     private ActivationOffload activationOffload;
@@ -192,7 +193,7 @@ public final class Transformer implements StageModel {
         if (embeds(chunk)) {
             x = tokEmbeddings.forward(input.view(b * t));
             if (posEmbeddings != null) {
-                try (Tensor pe = posEmbeddings.forward(positions(b, t))) {
+                try (Tensor pe = posEmbeddings.forward(documents != null ? documents.positions : positions(b, t))) {
                     backend.addInPlace(x, pe);
                 }
             }
@@ -309,6 +310,15 @@ public final class Transformer implements StageModel {
             gradientsDone.accept(posEmbeddings == null ? List.of(tokEmbeddings.weight()) : List.of(tokEmbeddings.weight(), posEmbeddings.weight()));
         if (dx != dout) dx.close();
         return null;
+    }
+
+    /**
+     * The examples packed into the rows of the batches that follow (null: one a row): attention stays within each,
+     * positions restart at each. The caller owns them and keeps them open until those batches' backward is done.
+     */
+    public void documents(Documents documents) {
+        this.documents = documents;
+        for (Block layer : layers) layer.documents(documents);
     }
 
     /** Position ids 0..T-1 for each of B rows, made once per shape: a step uploads nothing it can keep. */

@@ -6,6 +6,7 @@ import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.GradientSync;
 import dev.strata.runtime.nn.Optimizer;
+import dev.strata.trainer.model.Documents;
 import dev.strata.trainer.model.Transformer;
 
 /**
@@ -87,7 +88,15 @@ public final class TrainStep implements AutoCloseable {
     }
 
     /** inputs[i], targets[i]: the B*T token ids of micro-batch i (accumSteps of them); lr: this step's rate. */
-    public Result run(int[][] inputs, int[][] targets, double lr) {
+    public Result run(int[][] inputs, int[][] targets, double lr) { return run(inputs, targets, null, lr); }
+
+    /**
+     * As above, with packed examples: starts[i] holds, for each position of micro-batch i, where its document begins
+     * in its row (null: one a row). One process, eager steps only, as {@link #perTrainedToken}.
+     */
+    public Result run(int[][] inputs, int[][] targets, int[][] starts, double lr) {
+        if (starts != null && (pipeline != null || graphs))
+            throw new IllegalStateException("packed examples train on one process, without pipeline stages or CUDA graphs");
         if (inputs.length != accumSteps || targets.length != accumSteps)
             throw new IllegalArgumentException("a step takes " + accumSteps + " micro-batches, got " + inputs.length);
         if (perTrainedToken) {
@@ -112,8 +121,18 @@ public final class TrainStep implements AutoCloseable {
             sync.startMicroBatch(i == accumSteps - 1);
             write(inputs[i], this.inputs);
             write(targets[i], this.targets);
-            if (microGraph != null) microGraph.replay();
-            else microBatch();
+            if (microGraph != null) {
+                microGraph.replay();
+            } else if (starts != null) {
+                try (Documents docs = Documents.of(backend, model.config(), model.precision().params(), starts[i], b, t)) {
+                    model.documents(docs);
+                    microBatch();
+                } finally {
+                    model.documents(null);
+                }
+            } else {
+                microBatch();
+            }
         }
         sync.reduce(trainable, lossSum);
         if (updateGraph != null) updateGraph.replay();

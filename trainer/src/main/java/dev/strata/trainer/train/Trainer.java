@@ -195,6 +195,7 @@ public final class Trainer {
             PipelineRunner pipeline = rank.pipeline() == null ? null : Pipeline.runner(job, model, rank, sync, b, t, out);
 
             int[][] inputs = new int[tr.gradAccumSteps()][b * t], targets = new int[tr.gradAccumSteps()][b * t];
+            int[][] starts = train.packed() ? new int[tr.gradAccumSteps()][b * t] : null; // packed examples' document starts
             long tokensPerStep = (long) dp * b * t * tr.gradAccumSteps();
             // model FLOPs utilisation over every rank's GPU; unknown on CPU and for LoRA (most weights take no gradient)
             double peakFlops = backend instanceof CudaBackend cuda && !job.lora().enabled()
@@ -212,10 +213,10 @@ public final class Trainer {
                 while (step < end) {
                     long t0 = System.nanoTime();
                     for (int micro = 0; micro < tr.gradAccumSteps(); micro++) {
-                        sampler.next(dp * b, rank.replica() * b, b, inputs[micro], targets[micro]); // this replica's rows of the global micro-batch
+                        sampler.next(dp * b, rank.replica() * b, b, inputs[micro], targets[micro], starts == null ? null : starts[micro]); // this replica's rows
                     }
                     double lr = schedule.at(step);
-                    TrainStep.Result r = trainStep.run(inputs, targets, lr);
+                    TrainStep.Result r = trainStep.run(inputs, targets, starts, lr);
                     double gradNorm = r.gradNorm();
                     step++;
                     if (!r.skipped()) trainLoss = r.loss();

@@ -91,7 +91,7 @@ class FinetuneTest {
     @Test
     void aLoraFineTuneWritesAModelThatComputesWhatTrained() throws Exception {
         Path out = dir.resolve("lora");
-        String[] r = run(args(out, "--epochs", "4", "--set", "lora.targets=[attention, feed_forward, output]")); // the random base's head must move too
+        String[] r = run(args(out, "--epochs", "4", "--no-packing", "--set", "lora.targets=[attention, feed_forward, output]")); // the random base's head must move too
         assertEquals("0", r[0], r[1] + r[2]);
         assertTrue(r[1].contains("data: " + data + ": 32 prompt/completion examples"), r[1]);
         assertTrue(r[1].contains("steps: 16 (4.00 epochs), batch 4 x 2 accum = 8 examples a step"), r[1]);
@@ -165,9 +165,11 @@ class FinetuneTest {
             chat.add("{\"messages\": [{\"role\": \"user\", \"content\": \"name " + i + "\"}, {\"role\": \"assistant\", \"content\": \"crown " + i + "\"}]}");
         Path file = Files.write(dir.resolve("chat.jsonl"), chat), out = dir.resolve("chat");
         String[] r = run("finetune", "--model", base.toString(), "--data", file.toString(), "--out", out.toString(), "--backend", "cpu",
-                "--batch", "4", "--accum", "1", "--seq-len", "48", "--steps", "2");
+                "--batch", "4", "--accum", "1", "--seq-len", "96", "--steps", "2");
         assertEquals("0", r[0], r[1] + r[2]);
         assertTrue(r[1].contains("12 chat examples"), r[1]);
+        assertTrue(r[1].contains("data: packed 12 examples"), "examples under half a row are packed by default: " + r[1]);
+        assertTrue(r[1].contains("packed rows a step"), r[1]);
     }
 
     @Test
