@@ -47,7 +47,9 @@ class PackingTest {
 
     record Pass(double loss, long trained, Map<String, double[]> grads) {}
 
+    /** One forward and backward of all of rows as a batch, on the model's backend; the loss summed, gradients per trained token. */
     static Pass pass(Transformer model, dev.strata.trainer.data.Windows rows, int t) {
+        Backend backend = model.backend();
         int b = (int) rows.windows();
         int[] inputs = new int[b * t], targets = new int[b * t], starts = new int[b * t];
         for (int r = 0; r < b; r++) {
@@ -57,14 +59,14 @@ class PackingTest {
         model.zeroGrad();
         long trained = java.util.Arrays.stream(targets).filter(y -> y >= 0).count();
         double loss;
-        try (Tensor x = CPU.fromInts(inputs, b, t); Tensor y = CPU.fromInts(targets, b, t);
-             Documents docs = rows.packed() ? Documents.of(CPU, model.config(), DType.F64, starts, b, t) : null) {
+        try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t);
+             Documents docs = rows.packed() ? Documents.of(backend, model.config(), model.precision().params(), starts, b, t) : null) {
             model.documents(docs);
             loss = model.forwardBackward(x, y, b, t, 1.0 / trained).sum();
             model.documents(null);
         }
         Map<String, double[]> grads = new LinkedHashMap<>();
-        for (Parameter p : model.parameters().values()) grads.put(p.name(), CPU.toDoubles(p.grad()));
+        for (Parameter p : model.parameters().values()) grads.put(p.name(), backend.toDoubles(p.grad()));
         return new Pass(loss, trained, grads);
     }
 
