@@ -55,7 +55,7 @@ public final class Finetune {
         Backend backend = Models.backend(job);
         job = fitToDevice(job, cfg, req.chosen(), backend);
         FinetuneData data = FinetuneData.read(job, job.training().batchSize());
-        job = schedule(job, req.chosen(), req.epochs(), data.train().windows());
+        job = schedule(job, req.chosen(), req.epochs(), data.train().windows(), data.eval() == null ? 0 : data.eval().windows());
         FinetuneOutput out = FinetuneOutput.prepare(req.out(), req.resume(), req.overwrite());
         printPlan(console, job, cfg, data, backend, req.out());
 
@@ -106,8 +106,11 @@ public final class Finetune {
                 cuda.totalMemory() / GIB, smallest == null ? 0 : MemoryPlan.deviceBytes(smallest, cfg) / GIB));
     }
 
-    /** training.steps from the epochs (unless --steps), a checkpoint each epoch (all kept), warm-up over 3% of the steps. */
-    static JobConfig schedule(JobConfig job, Set<String> chosen, int epochs, long rows) {
+    /**
+     * training.steps from the epochs (unless --steps), a checkpoint each epoch (all kept), warm-up over 3% of the
+     * steps, five evaluations over every evaluation example (evalRows: whole batches of them).
+     */
+    static JobConfig schedule(JobConfig job, Set<String> chosen, int epochs, long rows, long evalRows) {
         var tr = job.training();
         int perStep = tr.batchSize() * tr.gradAccumSteps();
         long perEpoch = Math.max(1, (rows + perStep - 1) / perStep);
@@ -117,6 +120,7 @@ public final class Finetune {
         if (!chosen.contains("checkpoint.keep_every")) s.append(String.format(Locale.ROOT, "checkpoint.keep_every = %d%n", perEpoch)); // every epoch's stays
         if (!chosen.contains("training.warmup_steps")) s.append(String.format(Locale.ROOT, "training.warmup_steps = %d%n", (long) Math.ceil(steps * 0.03)));
         if (!chosen.contains("eval.every")) s.append(String.format(Locale.ROOT, "eval.every = %d%n", Math.max(1, steps / 5)));
+        if (!chosen.contains("eval.batches") && evalRows > 0) s.append(String.format(Locale.ROOT, "eval.batches = %d%n", evalRows / tr.batchSize())); // all of them
         return job.withOverrides(s.toString());
     }
 
@@ -132,7 +136,8 @@ public final class Finetune {
         int perStep = tr.batchSize() * tr.gradAccumSteps();
         console.printf(Locale.ROOT, "steps: %d (%.2f epochs), batch %d x %d accum = %d %s a step, seq_len %d, lr %s (warm-up %d steps, cosine to %s), %s%n",
                 tr.steps(), (double) tr.steps() * perStep / data.train().windows(), tr.batchSize(), tr.gradAccumSteps(), perStep, data.train().packed() ? "packed rows" : "examples", tr.seqLen(),
-                fmt(tr.lr()), tr.warmupSteps(), fmt(tr.minLr()), data.eval() == null ? "no evaluation (no --eval data)" : "eval every " + job.eval().every() + " steps");
+                fmt(tr.lr()), tr.warmupSteps(), fmt(tr.minLr()), data.eval() == null ? "no evaluation (no --eval data)"
+                        : "eval every " + job.eval().every() + " steps on " + data.eval().examples() + " examples");
         String device = backend instanceof CudaBackend cuda
                 ? String.format(Locale.ROOT, "%.1f GiB expected of %.1f GiB on %s", MemoryPlan.deviceBytes(job, cfg) / GIB, cuda.totalMemory() / GIB, cuda.deviceName())
                 : "CPU";

@@ -54,10 +54,10 @@ class FinetuneTest {
             }
         String[] words = {"the", "king", "sea", "rose", "night", "crown", "storm", "light"};
         List<String> train = new ArrayList<>(), held = new ArrayList<>();
-        for (int i = 0; i < 40; i++) {
+        for (int i = 0; i < 72; i++) { // 40 held out: more than eval.batches' default of 8 batches of 4
             String a = words[i % 8], b = words[(i * 3 + 1) % 8];
             String line = "{\"prompt\": \"Say " + a + " then " + b + ":\", \"completion\": \" " + a + " " + b + " " + a + "\"}";
-            (i % 5 == 4 ? held : train).add(line);
+            (i % 9 < 5 ? held : train).add(line);
         }
         data = Files.write(dir.resolve("train.jsonl"), train);
         eval = Files.write(dir.resolve("eval.jsonl"), held);
@@ -94,6 +94,7 @@ class FinetuneTest {
         String[] r = run(args(out, "--epochs", "4", "--no-packing", "--set", "lora.targets=[attention, feed_forward, output]")); // the random base's head must move too
         assertEquals("0", r[0], r[1] + r[2]);
         assertTrue(r[1].contains("data: " + data + ": 32 prompt/completion examples"), r[1]);
+        assertTrue(r[1].contains("steps on 40 examples"), r[1]);
         assertTrue(r[1].contains("steps: 16 (4.00 epochs), batch 4 x 2 accum = 8 examples a step"), r[1]);
         for (String f : List.of("config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja", "training_summary.json"))
             assertTrue(Files.isRegularFile(out.resolve(f)), f + " missing from " + out);
@@ -108,7 +109,7 @@ class FinetuneTest {
         var loaded = HfModels.load(out, CpuBackend.INSTANCE, DType.F64);
         FinetuneData held = FinetuneData.read(dev.strata.config.JobConfig.parse(
                 "model.init_from = \"" + base + "\"\nfinetune.data = \"" + eval + "\"\ntraining.seq_len = 32", "test"), 4);
-        double merged = Trainer.evaluate(loaded.model(), held.train(), 4, 32, 2);
+        double merged = Trainer.evaluate(loaded.model(), held.train(), 4, 32, 10); // every one of the 40
         double trained = ((Number) summary.get("final_eval_loss")).doubleValue();
         assertEquals(trained, merged, 1e-9 * trained, "merged weights compute the adapted model's eval loss");
         assertFalse(Files.exists(out.resolve("adapter_model.safetensors")));
