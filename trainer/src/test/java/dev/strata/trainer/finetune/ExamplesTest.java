@@ -49,6 +49,63 @@ class ExamplesTest {
         assertEquals(tok.encode("<|im_end|>")[0], tok.eosId());
     }
 
+    /**
+     * A SentencePiece-style tokenizer.json as Llama 2 and Mistral ship it: BPE over "▁"-joined words with byte fallback,
+     * spaces replaced and one prepended by the normalizer, <s> and </s> as special tokens.
+     */
+    static Path sentencePieceModel(Path dir) throws Exception {
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        java.util.Map<String, Integer> vocab = new java.util.LinkedHashMap<>();
+        java.util.List<java.util.Map<String, Object>> added = new java.util.ArrayList<>();
+        for (String special : List.of("<unk>", "<s>", "</s>")) {
+            added.add(java.util.Map.of("id", vocab.size(), "content", special, "single_word", false, "lstrip", false, "rstrip", false,
+                    "normalized", false, "special", true));
+            vocab.put(special, vocab.size());
+        }
+        for (int b = 0; b < 256; b++) vocab.put(String.format("<0x%02X>", b), vocab.size());
+        for (char c : "▁abcdefghijklmnopqrstuvwxyz".toCharArray()) vocab.put(String.valueOf(c), vocab.size());
+        List<String> merges = List.of("h e", "l l", "▁ w", "o r", "▁ he", "▁he ll", "▁hell o", "▁w or", "▁wor l", "▁worl d");
+        for (String m : merges) vocab.put(m.replace(" ", ""), vocab.size());
+        var tokenizer = new java.util.LinkedHashMap<String, Object>();
+        tokenizer.put("version", "1.0");
+        tokenizer.put("added_tokens", added);
+        tokenizer.put("normalizer", java.util.Map.of("type", "Sequence", "normalizers", List.of(java.util.Map.of("type", "Prepend", "prepend", "▁"),
+                java.util.Map.of("type", "Replace", "pattern", java.util.Map.of("String", " "), "content", "▁"))));
+        tokenizer.put("pre_tokenizer", null);
+        tokenizer.put("post_processor", null);
+        tokenizer.put("decoder", java.util.Map.of("type", "Sequence", "decoders", List.of(
+                java.util.Map.of("type", "Replace", "pattern", java.util.Map.of("String", "▁"), "content", " "), java.util.Map.of("type", "ByteFallback"),
+                java.util.Map.of("type", "Fuse"), java.util.Map.of("type", "Strip", "content", " ", "start", 1, "stop", 0))));
+        var model = new java.util.LinkedHashMap<String, Object>();
+        model.put("type", "BPE");
+        model.put("unk_token", "<unk>");
+        model.put("fuse_unk", true);
+        model.put("byte_fallback", true);
+        model.put("vocab", vocab);
+        model.put("merges", merges);
+        tokenizer.put("model", model);
+        json.writeValue(dir.resolve("tokenizer.json").toFile(), tokenizer);
+        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": \"<s>\", \"eos_token\": {\"content\": \"</s>\"}}");
+        return dir;
+    }
+
+    @Test
+    void aSentencePieceStyleTokenizerWorksAsItsModelShipsIt(@TempDir Path dir) throws Exception {
+        try (ModelTokenizer sp = ModelTokenizer.load(sentencePieceModel(dir), null)) {
+            int[] ids = sp.encode("hello world");
+            assertEquals(2, ids.length, "'▁hello' and '▁world' are one token each: " + java.util.Arrays.toString(ids));
+            assertEquals("hello world", sp.decode(ids));
+            assertEquals(2, sp.eosId(), "</s> from tokenizer_config.json's object form");
+            int[] accented = sp.encode("héllo");
+            assertTrue(accented.length > 3, "é is not in the vocabulary: its two UTF-8 bytes fall back to byte tokens");
+            assertEquals("héllo", sp.decode(accented));
+            var data = Examples.read(write(dir, "{\"prompt\": \"hello\", \"completion\": \"world\"}"), Examples.OnBadLine.FAIL);
+            var x = TokenizedExample.of(data.examples().get(0), data.kind(), sp, null, false);
+            assertArrayEquals(new int[] {sp.encode("hello")[0], sp.encode("world")[0], 2}, x.ids());
+            assertArrayEquals(new boolean[] {false, true, true}, x.trained());
+        }
+    }
+
     @Test
     void aCompletionTrainsOnItsOwnTokensAndTheEnd(@TempDir Path dir) throws Exception {
         var data = Examples.read(write(dir, "{\"prompt\": \"hello\", \"completion\": \" world\"}"), Examples.OnBadLine.FAIL);

@@ -160,17 +160,18 @@ class FinetuneTest {
     }
 
     @Test
-    void chatDataTrainsOnTheAssistantTurnsThroughTheModelsTemplate() throws Exception {
+    void chatDataTrainsPackedThroughTheModelsTemplateWithFp8Adapters() throws Exception {
         List<String> chat = new ArrayList<>();
         for (int i = 0; i < 12; i++)
             chat.add("{\"messages\": [{\"role\": \"user\", \"content\": \"name " + i + "\"}, {\"role\": \"assistant\", \"content\": \"crown " + i + "\"}]}");
         Path file = Files.write(dir.resolve("chat.jsonl"), chat), out = dir.resolve("chat");
         String[] r = run("finetune", "--model", base.toString(), "--data", file.toString(), "--out", out.toString(), "--backend", "cpu",
-                "--batch", "4", "--accum", "1", "--seq-len", "96", "--steps", "2");
+                "--batch", "4", "--accum", "1", "--seq-len", "96", "--steps", "2", "--fp8", "--set", "precision.hadamard_block=8");
         assertEquals("0", r[0], r[1] + r[2]);
         assertTrue(r[1].contains("12 chat examples"), r[1]);
         assertTrue(r[1].contains("data: packed 12 examples"), "examples under half a row are packed by default: " + r[1]);
         assertTrue(r[1].contains("packed rows a step"), r[1]);
+        assertTrue(r[1].contains("FP8 linears"), r[1]);
     }
 
     @Test
