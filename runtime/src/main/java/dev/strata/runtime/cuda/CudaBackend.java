@@ -49,7 +49,6 @@ public final class CudaBackend implements Backend {
     private final int multiprocessors, computeCapability;
     boolean wgmmaAttention; // Hopper's wgmma (sm_90 alone); tests turn it off to check the mma.sync kernels there too
     private final String name;
-    private final long totalMemory;
     private final Map<List<Long>, SlotTable> slotTables = new HashMap<>();
 
     private CudaBackend(int index) {
@@ -66,7 +65,6 @@ public final class CudaBackend implements Backend {
         Cuda.check(cudart.cudaGetDeviceProperties(prop, index), "cudaGetDeviceProperties");
         this.name = prop.name().getString();
         this.multiprocessors = prop.multiProcessorCount();
-        this.totalMemory = prop.totalGlobalMem();
         this.computeCapability = prop.major() * 10 + prop.minor();
         this.wgmmaAttention = computeCapability == 90;
         this.device = Device.cuda(index);
@@ -106,8 +104,16 @@ public final class CudaBackend implements Backend {
 
     public String deviceName() { return name; }
 
-    /** The device's memory in bytes, as the driver reports it. */
-    public long totalMemory() { return totalMemory; }
+    /** A device's name and memory in bytes, as the driver reports them. */
+    public record Properties(String name, long totalMemory) {}
+
+    /** Device {@code index}'s properties, read without opening a backend on it (no streams, handles or allocator). */
+    public static Properties properties(int index) {
+        Cuda.load();
+        cudaDeviceProp prop = new cudaDeviceProp();
+        Cuda.check(cudart.cudaGetDeviceProperties(prop, index), "cudaGetDeviceProperties(" + index + ")");
+        return new Properties(prop.name().getString(), prop.totalGlobalMem());
+    }
 
     public DeviceAllocator allocator() { return allocator; }
 

@@ -2,7 +2,6 @@ package dev.strata.trainer.finetune;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.strata.config.JobConfig;
-import dev.strata.runtime.Backend;
 import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.trainer.model.ModelConfig;
 import dev.strata.trainer.train.MemoryPlan;
@@ -52,12 +51,12 @@ public final class Finetune {
         var tr = job.training();
         if (tr.seqLen() > cfg.maxSeqLen())
             throw new IllegalArgumentException("--seq-len " + tr.seqLen() + " exceeds the model's max_position_embeddings " + cfg.maxSeqLen());
-        Backend backend = Models.backend(job);
-        job = fitToDevice(job, cfg, req.chosen(), backend);
+        CudaBackend.Properties gpu = Models.onGpu(job.backend()) ? CudaBackend.properties(0) : null; // null: the CPU
+        job = fitToDevice(job, cfg, req.chosen(), gpu);
         FinetuneData data = FinetuneData.read(job, job.training().batchSize());
         job = schedule(job, req.chosen(), req.epochs(), data.train().windows(), data.eval() == null ? 0 : data.eval().windows());
         FinetuneOutput out = FinetuneOutput.prepare(req.out(), req.resume(), req.overwrite());
-        printPlan(console, job, cfg, data, backend, req.out());
+        printPlan(console, job, cfg, data, gpu, req.out());
 
         var mode = req.resume() ? RunDirectory.Mode.RESUME : RunDirectory.Mode.FRESH;
         Trainer.Data rows = new Trainer.Data(data.train(), data.eval(), job.finetune().data());
@@ -77,33 +76,31 @@ public final class Finetune {
      * the GPU: no recomputation before some, bigger micro-batches before smaller, the optimizer on the device before
      * offloaded. The step's sequences (micro-batch × accumulation) stay as asked, GLOBAL_BATCH if not.
      */
-    static JobConfig fitToDevice(JobConfig job, ModelConfig cfg, Set<String> chosen, Backend backend) {
+    static JobConfig fitToDevice(JobConfig job, ModelConfig cfg, Set<String> chosen, CudaBackend.Properties gpu) {
         var tr = job.training();
         boolean bChosen = chosen.contains("training.batch_size"), accumChosen = chosen.contains("training.grad_accum_steps");
-        int global = bChosen && accumChosen ? tr.batchSize() * tr.gradAccumSteps()
-                : bChosen ? Math.max(tr.batchSize(), GLOBAL_BATCH / tr.batchSize() * tr.batchSize()) : accumChosen ? tr.gradAccumSteps() : GLOBAL_BATCH;
-        if (!(backend instanceof CudaBackend cuda)) { // on the CPU nothing is short of memory: a modest micro-batch, the rest accumulated
-            int b = bChosen ? tr.batchSize() : Math.min(global, 4);
-            return job.withOverrides(String.format(Locale.ROOT, "training { batch_size = %d, grad_accum_steps = %d }", b, Math.max(1, global / b)));
-        }
-        long budget = (long) (cuda.totalMemory() * GPU_SHARE);
-        List<String> recompute = chosen.contains("training.activation_checkpointing") ? List.of(tr.activationCheckpointing()) : List.of("none", "selective", "full");
-        List<String> offload = chosen.contains("offload.optimizer") ? List.of(job.offload().optimizer()) : List.of("none", "cpu");
+        int global = bChosen && accumChosen ? tr.batchSize() * tr.gradAccumSteps() : bChosen ? Math.max(tr.batchSize(), GLOBAL_BATCH) : GLOBAL_BATCH;
         List<Integer> micro = new ArrayList<>();
         if (bChosen) micro.add(tr.batchSize());
-        else for (int b = Math.min(global, 16); b >= 1; b /= 2) if (global % b == 0) micro.add(b);
+        else if (gpu == null) micro.add(accumChosen ? 4 : Math.min(global, 4)); // on the CPU nothing is short of memory: a modest micro-batch
+        else for (int b = Math.min(global, 16); b >= 1; b /= 2) if (accumChosen || global % b == 0) micro.add(b);
+        List<String> recompute = gpu == null || chosen.contains("training.activation_checkpointing") ? List.of(tr.activationCheckpointing())
+                : List.of("none", "selective", "full");
+        List<String> offload = gpu == null || chosen.contains("offload.optimizer") ? List.of(job.offload().optimizer()) : List.of("none", "cpu");
+        long budget = gpu == null ? Long.MAX_VALUE : (long) (gpu.totalMemory() * GPU_SHARE);
         JobConfig smallest = null;
         for (String o : offload)
             for (String ac : recompute)
                 for (int b : micro) {
+                    int accum = accumChosen ? tr.gradAccumSteps() : Math.max(1, global / b);
                     JobConfig at = job.withOverrides(String.format(Locale.ROOT, "training { batch_size = %d, grad_accum_steps = %d, activation_checkpointing = %s }\noffload.optimizer = %s",
-                            b, Math.max(1, global / b), ac, o));
+                            b, accum, ac, o));
                     if (MemoryPlan.deviceBytes(at, cfg) <= budget) return at;
                     smallest = at;
                 }
-        throw new IllegalArgumentException(String.format(Locale.ROOT, "%s does not fit %s (%.1f GiB): even micro-batch 1 with full recomputation and the optimizer "
-                + "offloaded needs %.1f GiB; use --lora-rank, a shorter --seq-len, or a larger GPU", job.model().initFrom(), cuda.deviceName(),
-                cuda.totalMemory() / GIB, smallest == null ? 0 : MemoryPlan.deviceBytes(smallest, cfg) / GIB));
+        throw new IllegalArgumentException(String.format(Locale.ROOT, "%s does not fit %s (%.1f GiB): even the smallest micro-batch with full recomputation and the optimizer "
+                + "offloaded needs %.1f GiB; use LoRA (leave out --full), a shorter --seq-len, or a larger GPU", job.model().initFrom(), gpu.name(),
+                gpu.totalMemory() / GIB, MemoryPlan.deviceBytes(smallest, cfg) / GIB));
     }
 
     /**
@@ -126,7 +123,7 @@ public final class Finetune {
 
     private static final double GIB = 1L << 30;
 
-    private static void printPlan(PrintStream console, JobConfig job, ModelConfig cfg, FinetuneData data, Backend backend, Path out) {
+    private static void printPlan(PrintStream console, JobConfig job, ModelConfig cfg, FinetuneData data, CudaBackend.Properties gpu, Path out) {
         var tr = job.training();
         var lora = job.lora();
         console.printf(Locale.ROOT, "finetune: %s, %,d parameters, from %s; %s%n", cfg.family().name().toLowerCase(Locale.ROOT), cfg.parameterCount(),
@@ -138,8 +135,8 @@ public final class Finetune {
                 tr.steps(), (double) tr.steps() * perStep / data.train().windows(), tr.batchSize(), tr.gradAccumSteps(), perStep, data.train().packed() ? "packed rows" : "examples", tr.seqLen(),
                 fmt(tr.lr()), tr.warmupSteps(), fmt(tr.minLr()), data.eval() == null ? "no evaluation (no --eval data)"
                         : "eval every " + job.eval().every() + " steps on " + data.eval().examples() + " examples");
-        String device = backend instanceof CudaBackend cuda
-                ? String.format(Locale.ROOT, "%.1f GiB expected of %.1f GiB on %s", MemoryPlan.deviceBytes(job, cfg) / GIB, cuda.totalMemory() / GIB, cuda.deviceName())
+        String device = gpu != null
+                ? String.format(Locale.ROOT, "%.1f GiB expected of %.1f GiB on %s", MemoryPlan.deviceBytes(job, cfg) / GIB, gpu.totalMemory() / GIB, gpu.name())
                 : "CPU";
         console.printf(Locale.ROOT, "memory: activation checkpointing %s, optimizer offload %s, %s linears, %s: %s%n", tr.activationCheckpointing(),
                 job.offload().optimizer(), job.precision().linear().equals("fp8") ? "FP8" : "dense", job.dtype(), device);
