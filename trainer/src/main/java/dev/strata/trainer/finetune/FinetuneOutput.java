@@ -33,6 +33,7 @@ import java.util.function.Function;
  */
 public final class FinetuneOutput {
     public static final String RUN = "strata-run", SUMMARY = "training_summary.json", WRITTEN = ".strata-finetune.json";
+    private static final String STAGING = ".model-tmp"; // the model is written here, then moved into the directory
     static final String ADAPTER = "adapter_model.safetensors", ADAPTER_CONFIG = "adapter_config.json";
     /** The tokenizer's files as transformers saves them, copied where the base has them. */
     static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -84,8 +85,9 @@ public final class FinetuneOutput {
                       Map<String, Object> summary) throws IOException {
         DType stored = storedDtype(hfConfig);
         List<String> names = new ArrayList<>();
-        Path staging = dir.resolve(".model-tmp");
-        new LocalStorage().delete(staging.toString()); // what an interrupted write left
+        Path staging = dir.resolve(STAGING);
+        record(List.of(STAGING)); // so --overwrite also clears what an interrupted write leaves
+        new LocalStorage().delete(staging.toString());
         if (adapterOnly) {
             Files.createDirectories(staging);
             writeAdapter(model, base, lora, stored, staging);

@@ -145,6 +145,23 @@ class FinetuneTest {
     }
 
     @Test
+    void overwriteReplacesWhatAFineTuneWroteAndNothingElse() throws Exception {
+        Path out = dir.resolve("again");
+        assertEquals("0", run(args(out, "--steps", "1", "--save-adapter"))[0]);
+        assertTrue(Files.isRegularFile(out.resolve("adapter_model.safetensors")));
+        assertEquals("2", run(args(out, "--steps", "1"))[0], "an existing output is refused without --overwrite");
+        String[] r = run(args(out, "--steps", "1", "--overwrite"));
+        assertEquals("0", r[0], r[1] + r[2]);
+        assertFalse(Files.exists(out.resolve("adapter_model.safetensors")), "the first fine-tune's adapter went");
+        assertTrue(Files.isRegularFile(out.resolve("model.safetensors")), "the second one's merged weights are there");
+        Files.writeString(out.resolve("notes.txt"), "mine");
+        r = run(args(out, "--steps", "1", "--overwrite"));
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("holds notes.txt, which no fine-tune wrote there"), r[2]);
+        assertTrue(Files.isRegularFile(out.resolve("model.safetensors")) && Files.isRegularFile(out.resolve("notes.txt")), "nothing removed on refusal");
+    }
+
+    @Test
     void anInterruptedFullFineTuneResumesBitForBit() throws Exception {
         Path whole = dir.resolve("whole"), cut = dir.resolve("cut");
         assertEquals("0", run(args(whole, "--full", "--steps", "6"))[0]);
