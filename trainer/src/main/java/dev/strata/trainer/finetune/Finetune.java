@@ -1,6 +1,8 @@
 package dev.strata.trainer.finetune;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.strata.checkpoints.Checkpointer;
+import dev.strata.checkpoints.LocalStorage;
 import dev.strata.config.JobConfig;
 import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.trainer.model.ModelConfig;
@@ -56,6 +58,7 @@ public final class Finetune {
         FinetuneData data = FinetuneData.read(job, job.training().batchSize());
         job = schedule(job, req.chosen(), req.epochs(), data.train().windows(), data.eval() == null ? 0 : data.eval().windows());
         FinetuneOutput out = FinetuneOutput.prepare(req.out(), req.resume(), req.overwrite());
+        if (req.resume()) checkUnfinished(out, job.training().steps());
         printPlan(console, job, cfg, data, gpu, req.out());
 
         var mode = req.resume() ? RunDirectory.Mode.RESUME : RunDirectory.Mode.FRESH;
@@ -69,6 +72,16 @@ public final class Finetune {
         out.write(r.model(), hfConfig, base, job.lora(), job.finetune().saveAdapter(), summary(job, data, r, out.runDir()));
         console.printf(Locale.ROOT, "wrote %s: %s, tokenizer, %s%n", req.out(), job.finetune().saveAdapter() ? "PEFT adapter" : "merged weights", FinetuneOutput.SUMMARY);
         return new Result(r, req.out(), job);
+    }
+
+    /** --resume of a run that already reached its last step: there is nothing to continue. */
+    private static void checkUnfinished(FinetuneOutput out, long steps) throws IOException {
+        var fs = new LocalStorage();
+        var latest = Checkpointer.ofRun(fs, out.runDir().toString(), 1).latest();
+        long at = latest.isEmpty() ? 0 : Checkpointer.readManifest(fs, latest.get()).step();
+        if (at >= steps)
+            throw new IllegalArgumentException("--resume: the fine-tune in " + out.runDir().getParent() + " finished at step " + at + " of " + steps
+                    + "; raise --epochs or --steps to train on, or start again with --overwrite");
     }
 
     /**

@@ -174,6 +174,9 @@ class FinetuneTest {
         Map<String, HostTensor> a = HfDirectory.read(whole).tensors(), b = HfDirectory.read(cut).tensors();
         assertEquals(a.keySet(), b.keySet());
         for (String name : a.keySet()) assertArrayEquals(a.get(name).toDoubles(), b.get(name).toDoubles(), 0, name);
+        String[] again = run(args(cut, "--full", "--steps", "6", "--resume"));
+        assertEquals("2", again[0]);
+        assertTrue(again[2].contains("finished at step 6 of 6; raise --epochs or --steps"), again[2]);
     }
 
     @Test
