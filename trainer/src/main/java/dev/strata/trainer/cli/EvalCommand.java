@@ -2,7 +2,7 @@ package dev.strata.trainer.cli;
 
 import dev.strata.trainer.data.TokenDataset;
 import dev.strata.trainer.model.Transformer;
-import dev.strata.trainer.train.Trainer;
+import dev.strata.trainer.train.Evaluation;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -45,7 +45,7 @@ final class EvalCommand implements Callable<Integer> {
             throw new IllegalArgumentException("the " + split + " split in " + data + " has " + set.windows() + " windows of " + (t + 1)
                     + " tokens, fewer than one batch of " + batchSize);
         long t0 = System.nanoTime();
-        double loss = Trainer.evaluate(model, set, batchSize, t, (int) n);
+        double loss = Evaluation.loss(model, set, batchSize, t, (int) n);
         System.out.printf(Locale.ROOT, "%s on %s/%s: loss %.4f, perplexity %.2f over %,d tokens (%d batches of %d x %d, %.1f s)%n",
                 loaded.name(), data, split, loss, Math.exp(loss), n * batchSize * t, n, batchSize, t, (System.nanoTime() - t0) / 1e9);
         return 0;

@@ -1,5 +1,6 @@
 package dev.strata.trainer.train;
 
+import dev.strata.trainer.model.Stage;
 import dev.strata.config.JobConfig;
 import dev.strata.parallel.pipeline.PipelineSchedule;
 import dev.strata.trainer.model.ActivationCheckpointing;
@@ -68,7 +69,7 @@ public final class MemoryPlan {
         boolean unchained = layout.pp() == 1 && p.virtualStages() > 1; // one stage runs no interleaved schedule
         JobConfig at = layout.pp() == p.pp() ? job
                 : job.withOverrides("parallel { pp = " + layout.pp() + ", pp_layers = []" + (unchained ? ", schedule = 1f1b, virtual_stages = 1" : "") + " }");
-        Transformer.Stage stage = Models.stage(at, cfg, s, layout.pp());
+        Stage stage = Models.stage(at, cfg, s, layout.pp());
         int layers = stage.layerCount();
         long c = cfg.dim(), vp = cfg.paddedVocabSize(), d = cfg.headDim();
         long heads = cfg.nHeads() / tp, kvHeads = Math.max(1, cfg.nKvHeads() / tp), f = cfg.ffnDim() / tp;

@@ -1,5 +1,6 @@
 package dev.strata.trainer.train;
 
+import dev.strata.trainer.model.Stage;
 import dev.strata.config.ConfigError;
 import dev.strata.config.JobConfig;
 import dev.strata.config.LoraSpec;
@@ -91,14 +92,14 @@ public final class Models {
      * adapters is frozen before any gradient is allocated.
      */
     public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype) {
-        return model(job, cfg, backend, dtype, null, Transformer.Stage.whole(cfg));
+        return model(job, cfg, backend, dtype, null, Stage.whole(cfg));
     }
 
     /**
      * As {@link #model(JobConfig, ModelConfig, Backend, DType)}: this rank's slices of its pipeline stage under
      * tensor parallelism over tp (null: whole).
      */
-    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp, Transformer.Stage stage) {
+    public static Transformer model(JobConfig job, ModelConfig cfg, Backend backend, DType dtype, Communicator tp, Stage stage) {
         if (tp != null) checkTensorParallel(job, cfg, tp.size());
         SequenceParallel sp = tp != null && job.parallel().sequenceParallel() ? new SequenceParallel(tp) : null;
         Transformer model = new Transformer(cfg, backend, dtype, linears(job, cfg, backend, dtype, tp, sp), stage,
@@ -122,7 +123,7 @@ public final class Models {
      * every planned layer it builds.
      */
     static Transformer build(JobConfig job, Backend backend, DType dtype, Communicator tp, int stageIndex, int stages) throws IOException {
-        Transformer.Stage stage = stage(job, modelConfig(job), stageIndex, stages);
+        Stage stage = stage(job, modelConfig(job), stageIndex, stages);
         Path from = Path.of(job.model().initFrom());
         boolean checkpoint = java.nio.file.Files.isRegularFile(from.resolve("manifest.json"));
         if (!job.model().initFrom().isEmpty() && (checkpoint || java.nio.file.Files.isDirectory(from.resolve("checkpoints")))) {
@@ -150,8 +151,8 @@ public final class Models {
      * lookup's C for the embedding), the first with the embedding, the last with the head. Interleaved, the model is
      * cut into stages × virtual_stages chunks and the stage holds chunks stage, stage + stages, ...
      */
-    static Transformer.Stage stage(JobConfig job, ModelConfig cfg, int stage, int stages) {
-        if (stages == 1) return Transformer.Stage.whole(cfg);
+    static Stage stage(JobConfig job, ModelConfig cfg, int stage, int stages) {
+        if (stages == 1) return Stage.whole(cfg);
         var p = job.parallel();
         int v = p.virtualStages(), chunks = stages * v;
         if (chunks > cfg.nLayers())
@@ -167,9 +168,9 @@ public final class Models {
         } catch (IllegalArgumentException e) {
             throw new ConfigError(job.source() + ": " + e.getMessage());
         }
-        List<Transformer.Stage.Layers> mine = new java.util.ArrayList<>();
-        for (int k = stage; k < chunks; k += stages) mine.add(new Transformer.Stage.Layers(first[k], first[k + 1]));
-        return new Transformer.Stage(mine, stage == 0, stage == stages - 1);
+        List<Stage.Layers> mine = new java.util.ArrayList<>();
+        for (int k = stage; k < chunks; k += stages) mine.add(new Stage.Layers(first[k], first[k + 1]));
+        return new Stage(mine, stage == 0, stage == stages - 1);
     }
 
     /** A model that does not split over parallel.tp is refused in one line naming the setting and the numbers. */

@@ -9,8 +9,6 @@ import dev.strata.config.JobConfig;
 import dev.strata.config.TrainingSpec;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
-import dev.strata.runtime.HostTensor;
-import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cuda.CudaBackend;
 import dev.strata.parallel.pipeline.PipelineRunner;
 import dev.strata.offload.OffloadedAdamW;
@@ -245,8 +243,8 @@ public final class Trainer {
                     boolean last = step == tr.steps();
                     if (rank.evaluates() && val != null && ((job.eval().every() > 0 && step % job.eval().every() == 0) || last)) {
                         int batches = job.eval().batches() * dp; // as many windows as eval.batches global batches hold, whatever dp is
-                        valLoss = pipeline == null ? evaluate(model, val, b, t, batches)
-                                : evaluate(val, b, t, batches, backend, model.precision().params(), pipeline::evaluate);
+                        valLoss = pipeline == null ? Evaluation.loss(model, val, b, t, batches)
+                                : Evaluation.loss(val, b, t, batches, backend, model.precision().params(), pipeline::evaluate);
                         progress.message(String.format(Locale.ROOT, "step %d: val loss %.4f", step, valLoss));
                         run.log(record("step", step, "val_loss", valLoss));
                     }
@@ -269,38 +267,6 @@ public final class Trainer {
             }
             return new Result(step, trainLoss, valLoss, tokPerSec, wall, lastCheckpoint, model);
         }
-    }
-
-    /** Mean validation loss over the first eval.batches batches of the validation split, in order. */
-    public static double evaluate(Transformer model, Windows val, int b, int t, int batches) {
-        Backend backend = model.backend();
-        return evaluate(val, b, t, batches, backend, model.precision().params(), (x, y, bb, tt, lossSum) -> {
-            try (Tensor sum = backend.fromDoubles(new double[] {model.loss(x, y, bb, tt).sum()}, lossSum.dtype(), 1)) {
-                backend.addInPlace(lossSum, sum);
-            }
-        });
-    }
-
-    /** Adds a batch's summed loss into lossSum (1): the whole model's, or a pipeline's through its stages. */
-    @FunctionalInterface
-    interface BatchLoss {
-        void add(Tensor ids, Tensor targets, int b, int t, Tensor lossSum);
-    }
-
-    static double evaluate(Windows val, int b, int t, int batches, Backend backend, DType lossType, BatchLoss batchLoss) {
-        double sum = 0;
-        long count = 0;
-        int[] inputs = new int[b * t], targets = new int[b * t];
-        for (long w = 0; w + b <= val.windows() && w < (long) batches * b; w += b) {
-            for (int row = 0; row < b; row++) val.window(w + row, inputs, targets, row);
-            try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t); Tensor loss = backend.zeros(lossType, 1)) {
-                batchLoss.add(x, y, b, t, loss);
-                sum += backend.toDoubles(loss)[0];
-                for (int target : targets) if (target >= 0) count++;
-            }
-        }
-        if (count == 0) throw new IllegalArgumentException("the validation data has fewer than " + b + " windows of " + (t + 1) + " tokens");
-        return sum / count;
     }
 
     /** The job's sample {}: text from the trained model, to see what it learnt. */

@@ -18,7 +18,7 @@ import dev.strata.trainer.hf.HfModels;
 import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
 import dev.strata.trainer.model.Transformer;
-import dev.strata.trainer.train.Trainer;
+import dev.strata.trainer.train.Evaluation;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
@@ -109,7 +109,7 @@ class FinetuneTest {
         var loaded = HfModels.load(out, CpuBackend.INSTANCE, DType.F64);
         FinetuneData held = FinetuneData.read(dev.strata.config.JobConfig.parse(
                 "model.init_from = \"" + base + "\"\nfinetune.data = \"" + eval + "\"\ntraining.seq_len = 32", "test"), 4);
-        double merged = Trainer.evaluate(loaded.model(), held.train(), 4, 32, 10); // every one of the 40
+        double merged = Evaluation.loss(loaded.model(), held.train(), 4, 32, 10); // every one of the 40
         double trained = ((Number) summary.get("final_eval_loss")).doubleValue();
         assertEquals(trained, merged, 1e-9 * trained, "merged weights compute the adapted model's eval loss");
         assertFalse(Files.exists(out.resolve("adapter_model.safetensors")));

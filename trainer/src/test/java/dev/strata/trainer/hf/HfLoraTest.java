@@ -1,5 +1,6 @@
 package dev.strata.trainer.hf;
 
+import dev.strata.trainer.model.Stage;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -30,7 +31,7 @@ class HfLoraTest {
         LoraPlan plan = new LoraPlan(2, 4, List.of("attention", "feed_forward"));
         Transformer model = HfModels.load(HfParityTest.reference("tiny-llama"), CPU, DType.F64,
                 cfg -> new Transformer(cfg, CPU, DType.F64, plan.maker(CPU, DType.F64, DenseLinear.maker(CPU, DType.F64)),
-                        Transformer.Stage.whole(cfg))).model();
+                        Stage.whole(cfg))).model();
         LoraPlan.freezeAllButAdapters(model.parameters());
         Initializer.initializeAdapters(model, 1);
         HostTensor ids = HfParityTest.readSafetensors(HfParityTest.reference("tiny-llama-tokens.safetensors")).get("input_ids");

@@ -35,7 +35,7 @@ class LoraTest {
 
     /** A frozen model with adapters on every attention and feed-forward layer over the base layers {@code base}. */
     private static Transformer adapted(Linear.Maker base) {
-        Transformer model = new Transformer(CFG, CPU, DType.F64, PLAN.maker(CPU, DType.F64, base), Transformer.Stage.whole(CFG));
+        Transformer model = new Transformer(CFG, CPU, DType.F64, PLAN.maker(CPU, DType.F64, base), Stage.whole(CFG));
         Initializer.initialize(model, 3);
         LoraPlan.freezeAllButAdapters(model.parameters());
         // B starts at zero, which would hide every gradient but B's own: give it values.
@@ -72,9 +72,9 @@ class LoraTest {
 
     @Test
     void anAdaptedModelStartsAsItsBaseAndTrainsOnlyTheAdapters() {
-        Transformer base = new Transformer(CFG, CPU, DType.F64, dense(), Transformer.Stage.whole(CFG));
+        Transformer base = new Transformer(CFG, CPU, DType.F64, dense(), Stage.whole(CFG));
         Initializer.initialize(base, 3);
-        Transformer model = new Transformer(CFG, CPU, DType.F64, PLAN.maker(CPU, DType.F64, dense()), Transformer.Stage.whole(CFG));
+        Transformer model = new Transformer(CFG, CPU, DType.F64, PLAN.maker(CPU, DType.F64, dense()), Stage.whole(CFG));
         Initializer.initialize(model, 3);
         long trainable = LoraPlan.freezeAllButAdapters(model.parameters());
         Tensor[] batch = batch();
@@ -166,10 +166,10 @@ class LoraTest {
         assertThrows(IllegalArgumentException.class, () -> new LoraPlan(4, 8, List.of()));
         var tooWide = new LoraPlan(100, 8, List.of("attention"));
         var e = assertThrows(IllegalArgumentException.class,
-                () -> new Transformer(CFG, CPU, DType.F64, tooWide.maker(CPU, DType.F64, dense()), Transformer.Stage.whole(CFG)));
+                () -> new Transformer(CFG, CPU, DType.F64, tooWide.maker(CPU, DType.F64, dense()), Stage.whole(CFG)));
         assertTrue(e.getMessage().contains("layers.0.attention.wq") && e.getMessage().contains("rank 100"), e.getMessage());
         Transformer untargeted = new Transformer(CFG, CPU, DType.F64, new LoraPlan(4, 8, List.of("nowhere")).maker(CPU, DType.F64, dense()),
-                Transformer.Stage.whole(CFG));
+                Stage.whole(CFG));
         e = assertThrows(IllegalArgumentException.class, () -> LoraPlan.freezeAllButAdapters(untargeted.parameters()));
         assertTrue(e.getMessage().contains("lora.targets"), e.getMessage());
     }

@@ -37,9 +37,9 @@ class PipelineMemoryTest {
         for (Communicator c : pp)
             ranks.add(CompletableFuture.supplyAsync(() -> {
                 int s = c.rank();
-                List<Transformer.Stage.Layers> chunks = new ArrayList<>(); // one block each: stage s holds s, s + 3, ...
-                for (int k = s; k < stages * v; k += stages) chunks.add(new Transformer.Stage.Layers(k, k + 1));
-                var stage = new Transformer.Stage(chunks, s == 0, s == stages - 1);
+                List<Stage.Layers> chunks = new ArrayList<>(); // one block each: stage s holds s, s + 3, ...
+                for (int k = s; k < stages * v; k += stages) chunks.add(new Stage.Layers(k, k + 1));
+                var stage = new Stage(chunks, s == 0, s == stages - 1);
                 Transformer model = new Transformer(cfg, CPU, DType.F64, DenseLinear.maker(CPU, DType.F64), stage);
                 Initializer.initialize(model, 7);
                 var runner = new PipelineRunner(model, CPU, c, schedule, GradientSync.NONE, b * t, cfg.dim(), DType.F64);

@@ -21,8 +21,8 @@ class StageTest {
         ModelConfig cfg = family.equals("GPT2") ? ModelConfig.gpt2(29, 16, 3, 2, 16) : ModelConfig.llama(29, 16, 3, 4, 2, 24, 16);
         Transformer whole = new Transformer(cfg, CPU, DType.F64);
         var linears = DenseLinear.maker(CPU, DType.F64);
-        Transformer first = new Transformer(cfg, CPU, DType.F64, linears, new Transformer.Stage(0, 2, true, false));
-        Transformer second = new Transformer(cfg, CPU, DType.F64, linears, new Transformer.Stage(2, 3, false, true));
+        Transformer first = new Transformer(cfg, CPU, DType.F64, linears, new Stage(0, 2, true, false));
+        Transformer second = new Transformer(cfg, CPU, DType.F64, linears, new Stage(2, 3, false, true));
         for (Transformer m : new Transformer[] {whole, first, second}) Initializer.initialize(m, 42);
         if (cfg.tieEmbeddings()) // the head's copy of a tied embedding is kept equal from outside, as pipeline engines do
             CPU.copyInto(whole.parameters().get("tok_embeddings.weight").value(), second.parameters().get("tok_embeddings.weight").value());

@@ -57,7 +57,7 @@ class TensorParallelTest {
             ranks.add(CompletableFuture.supplyAsync(() -> {
                 SequenceParallel sp = sequenceParallel ? new SequenceParallel(c) : null;
                 var linears = TensorParallelPlan.megatron(cfg.headDim()).maker(c, sp, CPU, DType.F64, DenseLinear.maker(CPU, DType.F64));
-                Transformer m = new Transformer(cfg, CPU, DType.F64, linears, Transformer.Stage.whole(cfg), new VocabParallel(c, sp),
+                Transformer m = new Transformer(cfg, CPU, DType.F64, linears, Stage.whole(cfg), new VocabParallel(c, sp),
                         sp == null ? SequenceLayout.WHOLE : sp);
                 Initializer.initialize(m, 42);
                 // the logits stay split by vocabulary rows: each rank has its columns
@@ -104,7 +104,7 @@ class TensorParallelTest {
         int[] ids = new SplittableRandom(1).ints(b * t, 0, cfg.vocabSize()).toArray();
         var plan = new dev.strata.quant.Fp8Plan(dev.strata.quant.Rotation.parse("all"), 16, dev.strata.quant.Scaling.parse("delayed"), 4,
                 List.of("output"));
-        Transformer whole = new Transformer(cfg, CPU, DType.F32, plan.maker(CPU, DType.F32, DenseLinear.maker(CPU, DType.F32)), Transformer.Stage.whole(cfg));
+        Transformer whole = new Transformer(cfg, CPU, DType.F32, plan.maker(CPU, DType.F32, DenseLinear.maker(CPU, DType.F32)), Stage.whole(cfg));
         Initializer.initialize(whole, 42);
         double wholeLoss = whole.forwardBackward(CPU.fromInts(ids, b, t), CPU.fromInts(ids, b, t), b, t, 1.0).mean();
         List<Communicator> comms = InProcessCommunicator.group("tp", tp, Duration.ofSeconds(20));
@@ -113,7 +113,7 @@ class TensorParallelTest {
         for (Communicator c : comms)
             ranks.add(CompletableFuture.supplyAsync(() -> {
                 var linears = TensorParallelPlan.megatron(cfg.headDim()).maker(c, CPU, DType.F32, plan.maker(CPU, DType.F32, DenseLinear.maker(CPU, DType.F32)));
-                Transformer m = new Transformer(cfg, CPU, DType.F32, linears, Transformer.Stage.whole(cfg), new VocabParallel(c), SequenceLayout.WHOLE);
+                Transformer m = new Transformer(cfg, CPU, DType.F32, linears, Stage.whole(cfg), new VocabParallel(c), SequenceLayout.WHOLE);
                 Initializer.initialize(m, 42);
                 losses.add(m.forwardBackward(CPU.fromInts(ids, b, t), CPU.fromInts(ids, b, t), b, t, 1.0).mean());
                 m.endStep();
@@ -179,7 +179,7 @@ class TensorParallelTest {
             ranks.add(CompletableFuture.runAsync(() -> {
                 SequenceParallel sp = sequenceParallel ? new SequenceParallel(r) : null;
                 var linears = TensorParallelPlan.megatron(cfg.headDim()).maker(r, sp, CPU, DType.F64, DenseLinear.maker(CPU, DType.F64));
-                Transformer m = new Transformer(cfg, CPU, DType.F64, linears, Transformer.Stage.whole(cfg), new VocabParallel(r, sp),
+                Transformer m = new Transformer(cfg, CPU, DType.F64, linears, Stage.whole(cfg), new VocabParallel(r, sp),
                         sp == null ? SequenceLayout.WHOLE : sp);
                 Initializer.initialize(m, 42);
                 m.forwardBackward(CPU.fromInts(ids, b, t), CPU.fromInts(ids, b, t), b, t, 1.0);
@@ -215,7 +215,7 @@ class TensorParallelTest {
         ModelConfig cfg = ModelConfig.llama(29, 16, 1, 4, 2, 24, 16);
         Communicator c = InProcessCommunicator.group("tp", 3, Duration.ofSeconds(1)).get(0);
         var linears = TensorParallelPlan.megatron(cfg.headDim()).maker(c, CPU, DType.F64, DenseLinear.maker(CPU, DType.F64));
-        var e = assertThrows(IllegalArgumentException.class, () -> new Transformer(cfg, CPU, DType.F64, linears, Transformer.Stage.whole(cfg)));
+        var e = assertThrows(IllegalArgumentException.class, () -> new Transformer(cfg, CPU, DType.F64, linears, Stage.whole(cfg)));
         assertTrue(e.getMessage().contains("layers.0.attention.wq") && e.getMessage().contains("parallel.tp = 3"), e.getMessage());
     }
 }

@@ -1,5 +1,6 @@
 package dev.strata.trainer.train;
 
+import dev.strata.trainer.model.Stage;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -110,7 +111,7 @@ class CudaTrainingStepTest {
             var linears = new dev.strata.quant.Fp8Plan(dev.strata.quant.Rotation.ALL, 32, dev.strata.quant.Scaling.DELAYED, 4, java.util.List.of("output"))
                     .maker(gpu, DType.F32, dev.strata.runtime.nn.DenseLinear.maker(gpu, DType.F32));
             if (lora) linears = new dev.strata.runtime.nn.LoraPlan(8, 16, java.util.List.of("attention", "feed_forward")).maker(gpu, DType.F32, linears);
-            Transformer model = new Transformer(cfg, gpu, DType.BF16, linears, Transformer.Stage.whole(cfg));
+            Transformer model = new Transformer(cfg, gpu, DType.BF16, linears, Stage.whole(cfg));
             if (lora) dev.strata.runtime.nn.LoraPlan.freezeAllButAdapters(model.parameters());
             model.checkpointActivations(mode);
             Initializer.initialize(model, 7);

@@ -1,5 +1,6 @@
 package dev.strata.trainer.train;
 
+import dev.strata.trainer.model.Stage;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -63,7 +64,7 @@ class TrainStepTest {
         ModelConfig cfg = ModelConfig.llama(64, 64, 2, 4, 2, 128, 16);
         Linear.Maker fp8 = new Fp8Plan(Rotation.ALL, 32, dev.strata.quant.Scaling.DELAYED, 4, java.util.List.of("output")).maker(CPU, DType.F32, DenseLinear.maker(CPU, DType.F32));
         if (lora) fp8 = new dev.strata.runtime.nn.LoraPlan(4, 8, java.util.List.of("attention", "feed_forward")).maker(CPU, DType.F32, fp8);
-        Transformer model = new Transformer(cfg, CPU, DType.F32, fp8, Transformer.Stage.whole(cfg));
+        Transformer model = new Transformer(cfg, CPU, DType.F32, fp8, Stage.whole(cfg));
         if (lora) dev.strata.runtime.nn.LoraPlan.freezeAllButAdapters(model.parameters());
         int b = 4, t = 8; // b*t a multiple of the Hadamard block: the weight gradient rotates over tokens
         int[][] x = tokens(b * t, 4), y = tokens(b * t, 5);
