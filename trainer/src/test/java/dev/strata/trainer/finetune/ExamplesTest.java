@@ -85,7 +85,10 @@ class ExamplesTest {
         model.put("merges", merges);
         tokenizer.put("model", model);
         json.writeValue(dir.resolve("tokenizer.json").toFile(), tokenizer);
-        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"bos_token\": \"<s>\", \"eos_token\": {\"content\": \"</s>\"}}");
+        // Mistral's way: the chat template as a field of tokenizer_config.json, no chat_template.jinja beside it
+        json.writeValue(dir.resolve("tokenizer_config.json").toFile(), java.util.Map.of("bos_token", "<s>", "eos_token", java.util.Map.of("content", "</s>"),
+                "chat_template", "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}[INST] {{ m['content'] }} [/INST]"
+                        + "{% else %}{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"));
         return dir;
     }
 
@@ -103,6 +106,19 @@ class ExamplesTest {
             var x = TokenizedExample.of(data.examples().get(0), data.kind(), sp, null, false);
             assertArrayEquals(new int[] {sp.encode("hello")[0], sp.encode("world")[0], 2}, x.ids());
             assertArrayEquals(new boolean[] {false, true, true}, x.trained());
+
+            ChatTemplate template = new ChatTemplate(sp.chatTemplate(), sp.bosToken(), sp.eosToken());
+            var chat = Examples.read(write(dir, "{\"messages\": [{\"role\": \"user\", \"content\": \"hello\"}, {\"role\": \"assistant\", \"content\": \"world\"}]}"),
+                    Examples.OnBadLine.FAIL);
+            assertEquals("<s>[INST] hello [/INST]world</s>", template.render(chat.examples().get(0).messages(), false), "the template from tokenizer_config.json");
+            var turn = TokenizedExample.of(chat.examples().get(0), chat.kind(), sp, template, false);
+            StringBuilder trained = new StringBuilder();
+            for (int i = 0; i < turn.ids().length; i++) if (turn.trained()[i]) trained.append(sp.decode(new int[] {turn.ids()[i]}));
+            assertEquals("world</s>", trained.toString().replace(" ", ""), "the assistant's turn and its </s>");
+        }
+        Path own = Files.writeString(dir.resolve("mine.jinja"), "{% for m in messages %}{{ m['content'] }}{% endfor %}");
+        try (ModelTokenizer sp = ModelTokenizer.load(dir, own)) {
+            assertEquals(Files.readString(own), sp.chatTemplate(), "--chat-template replaces the model's own");
         }
     }
 
