@@ -4,8 +4,8 @@ import dev.strata.trainer.data.Windows;
 import java.util.List;
 
 /**
- * Fitted examples as training rows, one example a row: its tokens, then padding whose targets are -1 (see
- * {@link FinetuneBatches#batch}). Rows past the examples (to round an evaluation set up to whole batches) are all
+ * Fitted examples as training rows, one example a row: its tokens, then padding whose targets are -1, which
+ * causal attention keeps from every real position. Rows past the examples (to round an evaluation set up to whole batches) are all
  * padding and count for nothing.
  */
 public final class ExampleWindows implements Windows {
@@ -29,19 +29,17 @@ public final class ExampleWindows implements Windows {
     @Override public int seqLen() { return seqLen; }
 
     @Override public void window(long w, int[] inputs, int[] targets, int row) {
-        List<TokenizedExample> rows = w < examples.size() ? List.of(examples.get((int) w)) : List.of();
-        FinetuneBatches.Batch one = FinetuneBatches.batch(rows, 1, seqLen, padId);
-        System.arraycopy(one.inputs(), 0, inputs, row * seqLen, seqLen);
-        System.arraycopy(one.targets(), 0, targets, row * seqLen, seqLen);
+        int at = row * seqLen, end = at + seqLen;
+        if (w < examples.size()) {
+            TokenizedExample x = examples.get((int) w);
+            x.writeInto(inputs, targets, at);
+            at += x.positions();
+        }
+        java.util.Arrays.fill(inputs, at, end, padId);
+        java.util.Arrays.fill(targets, at, end, -1);
     }
 
-    @Override public void checkVocabulary(int vocabSize) {
-        for (TokenizedExample x : examples)
-            for (int id : x.ids())
-                if (id >= vocabSize)
-                    throw new IllegalArgumentException("line " + x.line() + ": token " + id + " lies outside the model's vocab_size " + vocabSize
-                            + "; the tokenizer.json is not this model's");
-    }
+    @Override public void checkVocabulary(int vocabSize) { TokenizedExample.checkVocabulary(examples, vocabSize); }
 
     /** The tokens that train over all examples. */
     public long trainedTokens() { return examples.stream().mapToLong(TokenizedExample::trainedCount).sum(); }

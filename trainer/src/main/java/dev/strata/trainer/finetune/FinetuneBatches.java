@@ -55,14 +55,8 @@ public final class FinetuneBatches {
         int trained = 0;
         for (int r = 0; r < rows.size(); r++) {
             TokenizedExample x = rows.get(r);
-            if (x.ids().length > t + 1) throw new IllegalArgumentException("line " + x.line() + ": " + x.ids().length + " tokens do not fit a row of " + t);
-            for (int i = 0; i + 1 < x.ids().length; i++) {
-                inputs[r * t + i] = x.ids()[i];
-                if (x.trained()[i + 1]) {
-                    targets[r * t + i] = x.ids()[i + 1];
-                    trained++;
-                }
-            }
+            if (x.positions() > t) throw new IllegalArgumentException("line " + x.line() + ": " + x.ids().length + " tokens do not fit a row of " + t);
+            trained += x.writeInto(inputs, targets, r * t);
         }
         return new Batch(inputs, targets, trained);
     }

@@ -53,7 +53,7 @@ public record FinetuneData(Examples.Kind kind, Windows train, int trainExamples,
                 report.add(describe(eval, evalFit, t));
             }
             List<TokenizedExample> xs = trainFit.examples();
-            double mean = xs.stream().mapToInt(x -> x.ids().length - 1).average().orElse(0);
+            double mean = xs.stream().mapToInt(TokenizedExample::positions).average().orElse(0);
             boolean pack = spec.packing().equals("true") || spec.packing().equals("auto") && mean < PACK_BELOW * t;
             Windows rows = new ExampleWindows(xs, t, pad);
             if (pack) {

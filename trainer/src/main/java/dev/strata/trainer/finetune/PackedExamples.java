@@ -12,14 +12,14 @@ import java.util.TreeMap;
  * attention and positions restart; padding is a document of its own with no targets.
  */
 public final class PackedExamples implements Windows {
+    private final List<TokenizedExample> examples;
     private final List<List<TokenizedExample>> rows;
     private final int seqLen, padId;
-    private final int examples;
 
     public PackedExamples(List<TokenizedExample> examples, int seqLen, int padId) {
+        this.examples = examples;
         this.seqLen = seqLen;
         this.padId = padId;
-        this.examples = examples.size();
         this.rows = pack(examples, seqLen);
     }
 
@@ -30,7 +30,7 @@ public final class PackedExamples implements Windows {
         List<List<TokenizedExample>> rows = new ArrayList<>();
         TreeMap<Integer, List<Integer>> byRoom = new TreeMap<>(); // positions left -> rows with that much
         for (TokenizedExample x : sorted) {
-            int need = x.ids().length - 1; // an example of L tokens predicts L - 1
+            int need = x.positions();
             if (need > t) throw new IllegalArgumentException("line " + x.line() + ": " + x.ids().length + " tokens do not fit a row of " + t);
             var fit = byRoom.ceilingEntry(need);
             int row;
@@ -61,10 +61,8 @@ public final class PackedExamples implements Windows {
     @Override public void window(long w, int[] inputs, int[] targets, int row) {
         int at = row * seqLen, end = at + seqLen;
         for (TokenizedExample x : rows.get((int) w)) {
-            for (int i = 0; i + 1 < x.ids().length; i++, at++) {
-                inputs[at] = x.ids()[i];
-                targets[at] = x.trained()[i + 1] ? x.ids()[i + 1] : -1;
-            }
+            x.writeInto(inputs, targets, at);
+            at += x.positions();
         }
         java.util.Arrays.fill(inputs, at, end, padId);
         java.util.Arrays.fill(targets, at, end, -1);
@@ -73,23 +71,17 @@ public final class PackedExamples implements Windows {
     @Override public void starts(long w, int[] starts, int row) {
         int at = 0, base = row * seqLen;
         for (TokenizedExample x : rows.get((int) w)) {
-            int n = x.ids().length - 1;
-            java.util.Arrays.fill(starts, base + at, base + at + n, at);
-            at += n;
+            java.util.Arrays.fill(starts, base + at, base + at + x.positions(), at);
+            at += x.positions();
         }
         for (int p = at; p < seqLen; p++) starts[base + p] = p; // padding: each position alone
     }
 
-    @Override public void checkVocabulary(int vocabSize) {
-        for (List<TokenizedExample> row : rows) new ExampleWindows(row, seqLen, padId).checkVocabulary(vocabSize);
-    }
-
-    /** The examples packed. */
-    public int examples() { return examples; }
+    @Override public void checkVocabulary(int vocabSize) { TokenizedExample.checkVocabulary(examples, vocabSize); }
 
     /** The share of positions examples fill. */
     public double fill() {
-        long used = rows.stream().flatMap(List::stream).mapToLong(x -> x.ids().length - 1).sum();
+        long used = examples.stream().mapToLong(TokenizedExample::positions).sum();
         return (double) used / ((long) rows.size() * seqLen);
     }
 }

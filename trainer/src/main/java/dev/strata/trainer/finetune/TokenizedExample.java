@@ -16,6 +16,32 @@ public record TokenizedExample(int line, int[] ids, boolean[] trained) {
         return n;
     }
 
+    /** The positions it fills in a row: L tokens predict L - 1. */
+    public int positions() { return ids.length - 1; }
+
+    /**
+     * Writes its positions into inputs and targets from index at: each token, and the next one as its target where
+     * that one trains (-1 elsewhere). Returns how many targets train.
+     */
+    int writeInto(int[] inputs, int[] targets, int at) {
+        int n = 0;
+        for (int i = 0; i < positions(); i++) {
+            inputs[at + i] = ids[i];
+            targets[at + i] = trained[i + 1] ? ids[i + 1] : -1;
+            if (trained[i + 1]) n++;
+        }
+        return n;
+    }
+
+    /** Refuses, by line, a token at or above the model's vocabulary size: the tokenizer.json is not the model's. */
+    static void checkVocabulary(List<TokenizedExample> examples, int vocabSize) {
+        for (TokenizedExample x : examples)
+            for (int id : x.ids())
+                if (id >= vocabSize)
+                    throw new IllegalArgumentException("line " + x.line() + ": token " + id + " lies outside the model's vocab_size " + vocabSize
+                            + "; the tokenizer.json is not this model's");
+    }
+
     public static TokenizedExample of(Examples.Example e, Examples.Kind kind, ModelTokenizer tok, ChatTemplate template, boolean trainOnInputs) {
         int eos = tok.eosId();
         TokenizedExample x = switch (kind) {

@@ -1,7 +1,6 @@
 package dev.strata.trainer.model;
 
 import dev.strata.runtime.Backend;
-import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 
 /**
@@ -12,7 +11,7 @@ import dev.strata.runtime.Tensor;
 public final class Documents implements AutoCloseable {
     final Tensor starts;    // (B,T) int32
     final Tensor positions; // (B*T) int32, a position's index within its document
-    final Rope rope;        // (B*T, D/2) RoPE tables at those positions; null for GPT-2
+    final Rope rope;        // (B*T, D/2) the model's RoPE rows at those positions; null for GPT-2
 
     private Documents(Tensor starts, Tensor positions, Rope rope) {
         this.starts = starts;
@@ -20,16 +19,24 @@ public final class Documents implements AutoCloseable {
         this.rope = rope;
     }
 
-    /** starts (B*T): for each position of each row, the position its document begins at (0 <= start <= position). */
-    public static Documents of(Backend backend, ModelConfig cfg, DType dtype, int[] starts, int b, int t) {
+    /**
+     * The documents of a (b,t) batch for this model. starts (B*T): for each position of each row, the position its
+     * document begins at (0 <= start <= position). RoPE's rows are gathered on the device from the model's own
+     * tables, so a packed example rotates by exactly the values it would alone.
+     */
+    public static Documents of(Transformer model, int[] starts, int b, int t) {
         if (starts.length != b * t) throw new IllegalArgumentException(starts.length + " document starts for a (" + b + "," + t + ") batch");
-        int[] positions = new int[b * t];
-        for (int i = 0; i < positions.length; i++) {
+        int[] within = new int[b * t];
+        for (int i = 0; i < within.length; i++) {
             if (starts[i] < 0 || starts[i] > i % t) throw new IllegalArgumentException("position " + i % t + " of row " + i / t + " starts its document at " + starts[i]);
-            positions[i] = i % t - starts[i];
+            within[i] = i % t - starts[i];
         }
-        Rope rope = cfg.family() == ModelConfig.Family.GPT2 ? null : Rope.at(backend, dtype, positions, cfg.headDim(), cfg.ropeTheta());
-        return new Documents(backend.fromInts(starts, b, t), backend.fromInts(positions, b * t), rope);
+        Backend backend = model.backend();
+        Tensor positions = backend.fromInts(within, b * t);
+        Rope tables = model.rope();
+        Rope rope = tables == null ? null : new Rope(backend.embeddingForward(positions, tables.cos(), tables.cos().dtype(), 0),
+                backend.embeddingForward(positions, tables.sin(), tables.sin().dtype(), 0));
+        return new Documents(backend.fromInts(starts, b, t), positions, rope);
     }
 
     @Override public void close() {

@@ -15,18 +15,11 @@ public record Rope(Tensor cos, Tensor sin) implements AutoCloseable {
 
     /** The tables of positions [from, from + count) only, as generation needs for its new tokens. */
     public static Rope of(Backend backend, DType dtype, int from, int count, int headDim, double theta) {
-        return at(backend, dtype, java.util.stream.IntStream.range(from, from + count).toArray(), headDim, theta);
-    }
-
-    /** A row for each of {@code positions}, in order: packed examples' positions restart at each example. */
-    public static Rope at(Backend backend, DType dtype, int[] positions, int headDim, double theta) {
-        int half = headDim / 2, count = positions.length;
-        double[] inv = new double[half];
-        for (int i = 0; i < half; i++) inv[i] = Math.pow(theta, -2.0 * i / headDim);
+        int half = headDim / 2;
         double[] c = new double[count * half], s = new double[count * half];
         for (int row = 0; row < count; row++) {
             for (int i = 0; i < half; i++) {
-                double angle = positions[row] * inv[i];
+                double angle = (from + row) * Math.pow(theta, -2.0 * i / headDim);
                 c[row * half + i] = Math.cos(angle);
                 s[row * half + i] = Math.sin(angle);
             }

@@ -40,6 +40,7 @@ public final class Transformer implements StageModel {
     private final SequenceLayout sequence;                // the residual stream's rows: all, or a shard per tp rank
     private final Map<String, Linear> linearsByName = new LinkedHashMap<>();
     private Tensor positions;                             // (B*T) position ids of GPT-2's learned positions, kept per shape
+    private final Rope rope;                              // (maxT, D/2) tables every block rotates by; null for GPT-2
     private Documents documents;                          // packed examples of the batches that follow; null: one a row
     private int positionsSeq;                             // the T of positions
     private ActivationCheckpointing checkpointing = ActivationCheckpointing.NONE;
@@ -86,7 +87,7 @@ public final class Transformer implements StageModel {
         int vocab = cfg.paddedVocabSize(); // Vp
         tokEmbeddings = stage.embedding() ? new Embedding(backend, params, activations, "tok_embeddings", vocab, cfg.dim(), vocabulary) : null;
         posEmbeddings = stage.embedding() && gpt2 ? new Embedding(backend, params, activations, "pos_embeddings", cfg.maxSeqLen(), cfg.dim()) : null;
-        Rope rope = gpt2 ? null : Rope.of(backend, params, cfg.maxSeqLen(), cfg.headDim(), cfg.ropeTheta());
+        rope = gpt2 ? null : Rope.of(backend, params, cfg.maxSeqLen(), cfg.headDim(), cfg.ropeTheta());
         Linear.Maker maker = linears;
         linears = (name, in, out, bias) -> {
             Linear l = maker.make(name, in, out, bias);
@@ -292,6 +293,9 @@ public final class Transformer implements StageModel {
         this.documents = documents;
         for (Block layer : layers) layer.documents(documents);
     }
+
+    /** The RoPE tables of every position (null for GPT-2), which packed documents gather their rows from. */
+    Rope rope() { return rope; }
 
     /** Position ids 0..T-1 for each of B rows, made once per shape: a step uploads nothing it can keep. */
     private Tensor positions(int b, int t) {

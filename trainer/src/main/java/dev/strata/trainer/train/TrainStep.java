@@ -124,7 +124,7 @@ public final class TrainStep implements AutoCloseable {
             if (microGraph != null) {
                 microGraph.replay();
             } else if (starts != null) {
-                try (Documents docs = Documents.of(backend, model.config(), model.precision().params(), starts[i], b, t)) {
+                try (Documents docs = Documents.of(model, starts[i], b, t)) {
                     model.documents(docs);
                     microBatch();
                 } finally {

@@ -60,7 +60,7 @@ class PackingTest {
         long trained = java.util.Arrays.stream(targets).filter(y -> y >= 0).count();
         double loss;
         try (Tensor x = backend.fromInts(inputs, b, t); Tensor y = backend.fromInts(targets, b, t);
-             Documents docs = rows.packed() ? Documents.of(backend, model.config(), model.precision().params(), starts, b, t) : null) {
+             Documents docs = rows.packed() ? Documents.of(model, starts, b, t) : null) {
             model.documents(docs);
             loss = model.forwardBackward(x, y, b, t, 1.0 / trained).sum();
             model.documents(null);
