@@ -8,7 +8,7 @@ public record Footprint(long device, long ram, long disk) {
      */
     public static Footprint of(long n, int stateBytes, String tier, double pinMemoryGb, long subgroupElements) {
         long sub = Math.min(n, subgroupElements) * stateBytes, state = 2 * n * stateBytes;
-        long staging = OffloadedAdamW.stagingBytes(sub) + (tier.equals("nvme") ? NvmeStateStore.STAGING * 2L * sub : 0);
+        long staging = HostStaging.windowBytes(sub) + (tier.equals("nvme") ? NvmeStateStore.STAGING * 2L * sub : 0);
         long inRam = tier.equals("cpu") ? state : Math.max(0, Math.min(state, (long) (pinMemoryGb * 1e9) - staging));
         return new Footprint(OffloadedAdamW.DEVICE_WINDOW * 2L * sub, inRam + staging, state - inRam);
     }

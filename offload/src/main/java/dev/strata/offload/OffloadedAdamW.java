@@ -31,8 +31,8 @@ public final class OffloadedAdamW implements Optimizer {
 
     /** GPU subgroups whose moments are on the device at once: how far their copies up run ahead of their copies back. */
     static final int DEVICE_WINDOW = 3;
-    /** CPU subgroups whose weights and gradients are in host staging at once. */
-    private static final int HOST_WINDOW = 4;
+    /** CPU subgroups whose copies down run ahead of the CPU. */
+    private static final int HOST_WINDOW = HostStaging.WINDOW;
 
     /** A GPU subgroup whose moments are on their way back: its scratch lives until a later copy up waits for them. */
     private record InFlight(Subgroup subgroup, Backend.Event landed, List<Tensor> scratch) {}
@@ -51,6 +51,11 @@ public final class OffloadedAdamW implements Optimizer {
     private final CpuAdamW cpu;
     private final Tensor schedule, gradSumSquares;
     private final double gpuFraction;
+    private final Map<Parameter, Integer> cpuSubgroupOf = new java.util.HashMap<>(); // a CPU-updated parameter's subgroup, as c counts them
+    private final List<List<Backend.Event>> gradsDown;  // the c-th CPU subgroup's gradients on their way down since backward finished them; null: not sent
+    private final int[] pendingGrads;               // its parameters whose gradients backward has still to finish this step
+    private boolean lastMicroBatch;                 // this micro-batch's backward finishes the gradients
+    private boolean hostWeightsCurrent;             // resident weights equal the device's (false before the first update and after a resume)
     private double lr, bc1, bc2Sqrt, lastNorm = Double.NaN;
     private long step;
     private final Map<Subgroup, List<java.nio.ByteBuffer>> diskCopies = new LinkedHashMap<>(); // hostState's copies of state on disk, m and v per tensor
@@ -70,40 +75,58 @@ public final class OffloadedAdamW implements Optimizer {
         for (Parameter p : mine) if (sync.countsInNorm(p)) normGrads.add(p.grad()); // this rank's share; the sync adds the others'
         this.cpu = new CpuAdamW(settings.threads());
         long total = mine.stream().mapToLong(p -> p.value().numel()).sum();
-        if (Double.isNaN(settings.gpuFraction())) {
-            SplitModel model = SplitModel.measure(backend, cpu, stateType);
-            gpuFraction = model.bestFraction(total);
-            out.println("offload split: " + model.explain(total, gpuFraction));
-        } else {
-            gpuFraction = settings.gpuFraction();
+        SplitModel model = Double.isNaN(settings.gpuFraction()) ? SplitModel.measure(backend, cpu, stateType) : null;
+        // the CPU side's weights and gradients stay in pinned RAM where it has room: then only gradients come down a step
+        boolean resident = true;
+        double fraction = model != null ? model.bestFraction(total, true) : settings.gpuFraction();
+        List<Subgroup> split = split(mine, settings.subgroupElements(), fraction);
+        long residentBytes = HostStaging.residentBytes(cpuSide(split), stateBytes);
+        if (residentBytes > StateStore.spareRam(split, stateBytes, settings)) {
+            resident = false;
+            if (model != null) split = split(mine, settings.subgroupElements(), fraction = model.bestFraction(total, false));
         }
-        // GPU subgroups spread through the order, so the device always has some while the CPU works on others
-        double credit = 0;
-        for (List<Parameter> group : Subgroup.partition(mine, settings.subgroupElements())) {
-            long n = group.stream().mapToLong(p -> p.value().numel()).sum();
-            credit += gpuFraction * n;
-            boolean onGpu = credit >= n / 2.0 && gpuFraction > 0;
-            if (onGpu) credit -= n;
-            subgroups.add(Subgroup.of(subgroups.size(), group, onGpu));
-        }
-        this.store = StateStore.open(backend, subgroups, stateBytes, settings);
-        onCpu = subgroups.stream().filter(k -> !k.onGpu()).toList();
-        long largestOnCpu = onCpu.stream().mapToLong(Subgroup::elements).max().orElse(0);
-        this.staging = new HostStaging(backend, largestOnCpu == 0 ? 0 : HOST_WINDOW, largestOnCpu * stateBytes);
+        this.gpuFraction = fraction;
+        subgroups.addAll(split);
+        if (model != null) out.println("offload split: " + model.explain(total, gpuFraction, resident));
+        this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
+        onCpu = cpuSide(subgroups);
+        this.staging = new HostStaging(backend, onCpu, stateBytes, resident);
+        this.gradsDown = new ArrayList<>(java.util.Collections.nCopies(onCpu.size(), null));
+        this.pendingGrads = new int[onCpu.size()];
+        for (int c = 0; c < onCpu.size(); c++) for (Parameter p : onCpu.get(c).params()) cpuSubgroupOf.put(p, c);
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
-        out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads%n",
-                total, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), total == 0 ? 0 : 100.0 * onGpu / total, cpu.threads());
+        out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
+                        + "their weights and gradients %s%n",
+                total, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), total == 0 ? 0 : 100.0 * onGpu / total, cpu.threads(),
+                resident ? String.format(java.util.Locale.ROOT, "kept in pinned RAM (%.1f GB)", residentBytes / 1e9)
+                        : "streamed through " + HostStaging.WINDOW + " staging blocks (RAM has no room to keep them)");
     }
 
-    /** The page-locked memory the CPU side's staging takes: {@link #HOST_WINDOW} subgroups' weights and gradients. */
+    /**
+     * The parameters in subgroups, a share fraction of them updated by the GPU: spread through the order, so the
+     * device always has some while the CPU works on others.
+     */
+    private static List<Subgroup> split(List<Parameter> params, long subgroupElements, double fraction) {
+        List<Subgroup> out = new ArrayList<>();
+        double credit = 0;
+        for (List<Parameter> group : Subgroup.partition(params, subgroupElements)) {
+            long n = group.stream().mapToLong(p -> p.value().numel()).sum();
+            credit += fraction * n;
+            boolean onGpu = credit >= n / 2.0 && fraction > 0;
+            if (onGpu) credit -= n;
+            out.add(Subgroup.of(out.size(), group, onGpu));
+        }
+        return out;
+    }
+
+    private static List<Subgroup> cpuSide(List<Subgroup> subgroups) { return subgroups.stream().filter(k -> !k.onGpu()).toList(); }
+
+    /** The page-locked memory the CPU side's staging takes at least: its window of subgroups' weights and gradients. */
     static long stagingBytes(List<Subgroup> subgroups, int stateBytes) {
-        return stagingBytes(subgroups.stream().filter(k -> !k.onGpu()).mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
+        return HostStaging.windowBytes(cpuSide(subgroups).stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
     }
-
-    /** The same, for CPU subgroups of up to subgroupBytes a part. */
-    static long stagingBytes(long subgroupBytes) { return HOST_WINDOW * 2L * subgroupBytes; }
 
     /** Waits for the copies and lets their events go (each holds a CUDA event). */
     private static void awaitAll(List<Backend.Event> copies) {
@@ -137,12 +160,14 @@ public final class OffloadedAdamW implements Optimizer {
      * last copies of both sides once, at the end. Nothing is updated when the norm is not finite.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {
+        lastMicroBatch = false;
         long t0 = System.nanoTime();
         backend.sumOfSquares(normGrads, gradSumSquares);
         sync.reduceNormSquares(gradSumSquares);
         lastNorm = Math.sqrt(backend.toDoubles(gradSumSquares)[0]);
         timings.normNanos += System.nanoTime() - t0;
         if (Double.isFinite(lastNorm)) update(maxGradNorm);
+        else dropGradsDown();
         timings.totalNanos += System.nanoTime() - t0;
         timings.steps++;
     }
@@ -178,7 +203,8 @@ public final class OffloadedAdamW implements Optimizer {
                 timings.copyWaitNanos += System.nanoTime() - t1;
                 up.add(onHost(k, c, b, gradScale));
                 store.done(k);
-                if (c + HOST_WINDOW < onCpu.size()) down.add(sendDown(onCpu.get(c + HOST_WINDOW), c + HOST_WINDOW, up.get(c)));
+                if (c + HOST_WINDOW < onCpu.size()) // a window block is free once the copy up that read it is done
+                    down.add(sendDown(onCpu.get(c + HOST_WINDOW), c + HOST_WINDOW, staging.resident() ? Backend.DONE : up.get(c)));
                 c++;
             }
         }
@@ -186,6 +212,7 @@ public final class OffloadedAdamW implements Optimizer {
         backend.waitFor(lastDown);
         for (Subgroup k : onCpu) for (Parameter p : k.params()) p.markUpdated(false); // after the wait: the bf16 copies read the new weights
         up.forEach(Backend.Event::close);
+        hostWeightsCurrent = true;
         while (!inFlight.isEmpty()) {
             InFlight f = inFlight.poll();
             f.scratch().forEach(Tensor::close); // the compute stream waited for their copies back above
@@ -202,15 +229,46 @@ public final class OffloadedAdamW implements Optimizer {
         return b;
     }
 
-    /** The c-th CPU subgroup's weights and gradients down into staging, once after (what last read that block) is done. */
+    /**
+     * The c-th CPU subgroup's weights and gradients down into staging, once after (what last read that block) is
+     * done; resident weights only while they are not current, gradients only if backward did not send them already.
+     */
     private List<Backend.Event> sendDown(Subgroup k, int c, Backend.Event after) {
-        List<Backend.Event> copies = new ArrayList<>();
+        boolean weights = !staging.resident() || !hostWeightsCurrent, grads = gradsDown.get(c) == null;
+        List<Backend.Event> copies = grads ? new ArrayList<>() : gradsDown.set(c, null);
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
-            copies.add(backend.copyToHostAfter(p.value(), window(staging.weights(c), k, i), after));
-            copies.add(backend.copyToHostAfter(p.grad(), window(staging.grads(c), k, i), after));
+            if (weights) copies.add(backend.copyToHostAfter(p.value(), window(staging.weights(c), k, i), after));
+            if (grads) copies.add(backend.copyToHostAfter(p.grad(), window(staging.grads(c), k, i), after));
         }
         return copies;
+    }
+
+    /** Gradients of a skipped step that were sent down early: nothing reads them. */
+    private void dropGradsDown() {
+        for (int c = 0; c < gradsDown.size(); c++) if (gradsDown.get(c) != null) awaitAll(gradsDown.set(c, null));
+    }
+
+    /**
+     * The step's last backward streams resident CPU subgroups' gradients down as it finishes them, overlapped with
+     * the rest of it; only on one process without a sync, whose reduction would change them after backward.
+     */
+    @Override public void startMicroBatch(boolean last) {
+        lastMicroBatch = last && staging.resident() && sync == GradientSync.NONE;
+        if (lastMicroBatch) for (int c = 0; c < onCpu.size(); c++) pendingGrads[c] = onCpu.get(c).params().size();
+    }
+
+    @Override public void gradientsDone(List<Parameter> params) {
+        if (!lastMicroBatch) return;
+        for (Parameter p : params) {
+            Integer c = cpuSubgroupOf.get(p);
+            if (c != null && --pendingGrads[c] == 0) { // copyToHost: after the compute stream's work so far, the backward that finished them
+                List<Backend.Event> copies = new ArrayList<>();
+                Subgroup k = onCpu.get(c);
+                for (int i = 0; i < k.params().size(); i++) copies.add(backend.copyToHost(k.params().get(i).grad(), window(staging.grads(c), k, i)));
+                gradsDown.set(c, copies);
+            }
+        }
     }
 
     /** Enqueues a GPU subgroup: its moments up into scratch once after is done (the scratch it may reuse was read back), AdamW, moments down. */
@@ -280,6 +338,7 @@ public final class OffloadedAdamW implements Optimizer {
      */
     @Override public void restore(long stepCount) {
         this.step = stepCount;
+        hostWeightsCurrent = false; // the device's weights were loaded too
         diskCopies.forEach((k, copies) -> {
             StateBlock b = store.open(k);
             for (int i = 0; i < k.params().size(); i++) {

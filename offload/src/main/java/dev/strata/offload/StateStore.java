@@ -34,11 +34,31 @@ interface StateStore extends AutoCloseable {
     @Override void close();
 
     /**
-     * The tier settings asked for, checked against the machine first: tier cpu holds every subgroup in pinned RAM;
-     * tier nvme holds in RAM what pin_memory_gb leaves after its staging, the rest in files.
+     * The pinned RAM these settings leave once every subgroup's state and the staging are placed: tier cpu, what
+     * the machine has available (90% of it) or pin_memory_gb allows; tier nvme, what pin_memory_gb leaves only if
+     * no state went to files (RAM holding moments saves more than RAM holding weights).
      */
-    static StateStore open(Backend backend, List<Subgroup> subgroups, int stateBytes, OffloadedAdamW.Settings settings) {
+    static long spareRam(List<Subgroup> subgroups, int stateBytes, OffloadedAdamW.Settings settings) {
         long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes), state = 0;
+        for (Subgroup k : subgroups) state += StateBlock.bytes(k.elements(), stateBytes);
+        double pinGb = settings.pinMemoryGb();
+        if (settings.tier().equals("cpu")) {
+            long available = availableMemory(), budget = Long.MAX_VALUE;
+            if (available > 0) budget = (long) (0.9 * available);
+            if (pinGb > 0) budget = Math.min(budget, (long) (pinGb * 1e9));
+            return Math.max(0, budget - state - staging);
+        }
+        long diskStaging = NvmeStateStore.stagingBytes(subgroups.stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
+        return Math.max(0, (long) (pinGb * 1e9) - staging - diskStaging - state);
+    }
+
+    /**
+     * The tier settings asked for, checked against the machine first: tier cpu holds every subgroup in pinned RAM;
+     * tier nvme holds in RAM what pin_memory_gb leaves after its staging (and hostWeights, the CPU side's resident
+     * weights and gradients), the rest in files.
+     */
+    static StateStore open(Backend backend, List<Subgroup> subgroups, int stateBytes, OffloadedAdamW.Settings settings, long hostWeights) {
+        long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes) + hostWeights, state = 0;
         for (Subgroup k : subgroups) state += StateBlock.bytes(k.elements(), stateBytes);
         double pinGb = settings.pinMemoryGb();
         if (settings.tier().equals("cpu")) {

@@ -13,6 +13,15 @@ public interface Optimizer extends AutoCloseable {
     /** Counts the next step and writes its learning rate (and whatever else the update reads) to the device. */
     void prepareStep(double lr);
 
+    /** A micro-batch's forward and backward come next; last: the step's last, whose backward finishes the gradients. */
+    default void startMicroBatch(boolean last) {}
+
+    /**
+     * Backward has finished these parameters' gradients for this micro-batch (a layer's): an optimizer whose state
+     * is elsewhere may start moving the step's last ones, overlapped with the rest of backward.
+     */
+    default void gradientsDone(java.util.List<Parameter> params) {}
+
     /** Enqueues one update of every parameter this optimizer holds, clipped to a global norm of maxGradNorm (0: off). */
     void enqueueUpdate(double maxGradNorm);
 

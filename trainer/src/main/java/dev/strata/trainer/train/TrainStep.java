@@ -72,7 +72,7 @@ public final class TrainStep implements AutoCloseable {
         this.lossSum = backend.zeros(model.precision().params(), 1);
         model.zeroGrad();
         this.trainable = TrainingState.trainable(model);
-        if (sync.replicas() > 1) model.onGradientsDone(sync::gradientsDone);
+        model.onGradientsDone(sync.replicas() > 1 ? sync::gradientsDone : opt::gradientsDone);
     }
 
     /**
@@ -119,6 +119,7 @@ public final class TrainStep implements AutoCloseable {
         }
         for (int i = 0; pipeline == null && i < accumSteps; i++) {
             sync.startMicroBatch(i == accumSteps - 1);
+            opt.startMicroBatch(i == accumSteps - 1);
             write(inputs[i], this.inputs);
             write(targets[i], this.targets);
             if (microGraph != null) {

@@ -21,8 +21,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Optimizer state offloaded to host memory and to files, updated by the CPU and the "device" (the CPU backend) in
  * turn: in F64, 10 steps give the weights, moments and losses of AdamW on the device bit for bit, on every split
- * (nothing, half, all on the device) and both tiers, alone and under ZeRO-1 (each rank offloads its own shard);
- * an offloaded run stopped and resumed equals one that never stopped.
+ * (nothing, half, all on the device) and both tiers, with the CPU side's weights kept on the host or streamed,
+ * alone and under ZeRO-1 (each rank offloads its own shard); an offloaded run stopped and resumed equals one that
+ * never stopped.
  */
 class OffloadTrainingTest {
     @TempDir static Path data;
@@ -66,6 +67,9 @@ class OffloadTrainingTest {
                         new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
                 assertTrue(out.toString().contains("subgroups"), out.toString());
                 if (tier.equals("ram+nvme")) assertTrue(out.toString().contains("in pinned host memory (0.0 GB) and files under"), out.toString());
+                // tier cpu keeps the CPU side's weights and gradients in RAM (gradients sent down during backward); nvme streams them
+                if (!split.equals("1"))
+                    assertTrue(out.toString().contains(tier.equals("cpu") ? "weights and gradients kept in pinned RAM" : "streamed through 4 staging blocks"), out.toString());
                 assertBitIdentical(runs.resolve("device"), dir, tier + " tier, gpu_fraction " + split);
             }
         try (var left = Files.list(runs.resolve("nvme"))) {
