@@ -19,11 +19,13 @@ import java.util.Map;
 /**
  * AdamW with its state off the device (offload.optimizer = cpu | nvme), updated by the CPU and the GPU at once (Deep
  * Optimizer States): the parameters are cut into subgroups; a GPU subgroup's moments are streamed up, updated there
- * and streamed back, while the CPU updates the other subgroups, whose weights and gradients stream down and whose
- * weights go back up before the next forward. The device's f32 values are the master weights, so the host keeps
- * only the moments (8 bytes a parameter, not 16): what lets a 13B model's state fit in RAM. The GPU's share is
- * offload.gpu_fraction, or the {@link SplitModel}'s measured best. The numbers are {@link AdamW}'s; in f64 on the
- * CPU backend an update equals AdamW's bit for bit on every split and tier.
+ * and streamed back, while the CPU updates the other subgroups, whose gradients come down and whose weights go back
+ * up before the next forward. The device's f32 values are the master weights, so the host needs only the moments
+ * (8 bytes a parameter, not 16): what lets a 13B model's state fit in RAM. Where RAM has room beyond them, the CPU
+ * side's weights and gradients stay there too ({@link HostStaging}): its weights then cross the link only up, and
+ * its gradients come down during the step's last backward. The GPU's share is offload.gpu_fraction, or the
+ * {@link SplitModel}'s measured best. The numbers are {@link AdamW}'s; in f64 on the CPU backend an update equals
+ * AdamW's bit for bit on every split and tier.
  */
 public final class OffloadedAdamW implements Optimizer {
     /** tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU update's; subgroupElements: their size. */
@@ -76,18 +78,21 @@ public final class OffloadedAdamW implements Optimizer {
         this.cpu = new CpuAdamW(settings.threads());
         long total = mine.stream().mapToLong(p -> p.value().numel()).sum();
         SplitModel model = Double.isNaN(settings.gpuFraction()) ? SplitModel.measure(backend, cpu, stateType) : null;
-        // the CPU side's weights and gradients stay in pinned RAM where it has room: then only gradients come down a step
+        // the CPU side's weights and gradients stay in pinned RAM where it has room: then its weights stay on the host
+        // and, without a sync that changes gradients after backward, its gradients come down during backward
         boolean resident = true;
-        double fraction = model != null ? model.bestFraction(total, true) : settings.gpuFraction();
+        int cpuDown = sync == GradientSync.NONE ? 0 : 1;
+        double fraction = model != null ? model.bestFraction(total, cpuDown) : settings.gpuFraction();
         List<Subgroup> split = split(mine, settings.subgroupElements(), fraction);
         long residentBytes = HostStaging.residentBytes(cpuSide(split), stateBytes);
         if (residentBytes > StateStore.spareRam(split, stateBytes, settings)) {
             resident = false;
-            if (model != null) split = split(mine, settings.subgroupElements(), fraction = model.bestFraction(total, false));
+            cpuDown = 2;
+            if (model != null) split = split(mine, settings.subgroupElements(), fraction = model.bestFraction(total, cpuDown));
         }
         this.gpuFraction = fraction;
         subgroups.addAll(split);
-        if (model != null) out.println("offload split: " + model.explain(total, gpuFraction, resident));
+        if (model != null) out.println("offload split: " + model.explain(total, gpuFraction, cpuDown));
         this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
         onCpu = cpuSide(subgroups);
         this.staging = new HostStaging(backend, onCpu, stateBytes, resident);
@@ -155,8 +160,8 @@ public final class OffloadedAdamW implements Optimizer {
     /**
      * The global norm (the host waits for backward here, so the device is idle and copies need not wait for it),
      * then every subgroup in order: a GPU one enqueued whole (moments up, AdamW on the device, moments down), a CPU
-     * one updated here from its weights and gradients, streamed down {@link #HOST_WINDOW} subgroups ahead, and its
-     * weights sent back up. The host waits only for the CPU side's copies down; the compute stream waits for the
+     * one updated here from its weights and gradients (what is not on the host yet streamed down {@link #HOST_WINDOW}
+     * subgroups ahead), and its weights sent back up. The host waits only for the CPU side's copies down; the compute stream waits for the
      * last copies of both sides once, at the end. Nothing is updated when the norm is not finite.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {

@@ -8,9 +8,10 @@ import java.util.Locale;
 
 /**
  * Deep Optimizer States' performance model, measured on this machine at start: the host link both ways, the CPU's
- * and the device's AdamW rates. A CPU-updated element sends its gradient down (and its weight, unless the weights
- * stay on the host) and its weight up; a GPU-updated one sends its two moments up and back. Each direction has a
- * copy stream, the CPU works beside them: the split is the GPU share that makes the longest of the three shortest.
+ * and the device's AdamW rates. A CPU-updated element sends its weight up and, at update time, what has not come
+ * down before (cpuDown values: its weight unless the weights stay on the host, its gradient unless backward sent
+ * it); a GPU-updated one sends its two moments up and back. Each direction has a copy stream, the CPU works beside
+ * them: the split is the GPU share that makes the longest of the three shortest.
  */
 record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes) {
 
@@ -48,23 +49,23 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
         return new SplitModel(down, up, cpuRate, deviceRate, sb);
     }
 
-    /** Seconds for n elements' update with the GPU taking share f of them; resident: the CPU side's weights stay on the host. */
-    double seconds(long n, double f, boolean resident) {
-        double down = n * stateBytes * ((resident ? 1 : 2) * (1 - f) + 2 * f) / downBytesPerSecond, up = n * stateBytes * ((1 - f) + 2 * f) / upBytesPerSecond;
+    /** Seconds for n elements' update with the GPU taking share f of them. */
+    double seconds(long n, double f, int cpuDown) {
+        double down = n * stateBytes * (cpuDown * (1 - f) + 2 * f) / downBytesPerSecond, up = n * stateBytes * ((1 - f) + 2 * f) / upBytesPerSecond;
         return Math.max(Math.max(down, up + n * f / devicePerSecond), n * (1 - f) / cpuPerSecond);
     }
 
     /** The GPU share (in hundredths) that makes an update of n elements shortest. */
-    double bestFraction(long n, boolean resident) {
+    double bestFraction(long n, int cpuDown) {
         double best = 0;
-        for (int i = 1; i <= 100; i++) if (seconds(n, i / 100.0, resident) < seconds(n, best, resident)) best = i / 100.0;
+        for (int i = 1; i <= 100; i++) if (seconds(n, i / 100.0, cpuDown) < seconds(n, best, cpuDown)) best = i / 100.0;
         return best;
     }
 
-    String explain(long n, double f, boolean resident) {
+    String explain(long n, double f, int cpuDown) {
         return String.format(Locale.ROOT, "host link %.1f GB/s down, %.1f up; AdamW %.2f G params/s on the CPU, %.1f on the device: the GPU updates %.0f%% "
                         + "of %,d parameters, about %.0f ms a step (all on the CPU: %.0f ms, the state kept on the device: %.0f ms)",
                 downBytesPerSecond / 1e9, upBytesPerSecond / 1e9, cpuPerSecond / 1e9, devicePerSecond / 1e9, 100 * f, n,
-                1e3 * seconds(n, f, resident), 1e3 * seconds(n, 0, resident), 1e3 * n / devicePerSecond);
+                1e3 * seconds(n, f, cpuDown), 1e3 * seconds(n, 0, cpuDown), 1e3 * n / devicePerSecond);
     }
 }
