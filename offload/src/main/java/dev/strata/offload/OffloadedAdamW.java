@@ -36,8 +36,8 @@ public final class OffloadedAdamW implements Optimizer {
     /** CPU subgroups whose copies down run ahead of the CPU. */
     private static final int HOST_WINDOW = HostStaging.WINDOW;
 
-    /** A GPU subgroup whose moments are on their way back: its scratch lives until a later copy up waits for them. */
-    private record InFlight(Subgroup subgroup, Backend.Event landed, List<Tensor> scratch) {}
+    /** A GPU subgroup whose moments are on their way back from its window. */
+    private record InFlight(Subgroup subgroup, Backend.Event landed) {}
 
     private final UpdateTimings timings = new UpdateTimings();
     private final Backend backend;
@@ -52,6 +52,10 @@ public final class OffloadedAdamW implements Optimizer {
     private final HostStaging staging;
     private final CpuAdamW cpu;
     private final Tensor schedule, gradSumSquares;
+    private final Tensor[] windowM, windowV;        // the device's windows GPU subgroups' moments pass through, in turn, kept: a subgroup's AdamW table stays the same
+    private final Backend.Event[] windowFree;       // each window's last copy back: the next copy into it waits for it
+    private final boolean[] windowOwnsEvent;        // a step's last copy back from the window: no in-flight subgroup closes it
+    private final int[] windowOf;                   // a GPU subgroup's window, by subgroup index
     private final double gpuFraction;
     private final Map<Parameter, Integer> cpuSubgroupOf = new java.util.HashMap<>(); // a CPU-updated parameter's subgroup, as c counts them
     private final List<List<Backend.Event>> gradsDown;  // the c-th CPU subgroup's gradients on their way down since backward finished them; null: not sent
@@ -101,6 +105,20 @@ public final class OffloadedAdamW implements Optimizer {
         for (int c = 0; c < onCpu.size(); c++) for (Parameter p : onCpu.get(c).params()) cpuSubgroupOf.put(p, c);
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
+        long largestOnGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).max().orElse(0);
+        int windows = largestOnGpu == 0 ? 0 : DEVICE_WINDOW;
+        windowM = new Tensor[windows];
+        windowV = new Tensor[windows];
+        windowFree = new Backend.Event[windows];
+        windowOwnsEvent = new boolean[windows];
+        for (int w = 0; w < windows; w++) {
+            windowM[w] = backend.empty(stateType, Math.toIntExact(largestOnGpu));
+            windowV[w] = backend.empty(stateType, Math.toIntExact(largestOnGpu));
+            windowFree[w] = Backend.DONE;
+        }
+        windowOf = new int[subgroups.size()];
+        int g = 0;
+        for (Subgroup k : subgroups) if (k.onGpu()) windowOf[k.index()] = g++ % DEVICE_WINDOW;
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
         out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
                         + "their weights and gradients %s%n",
@@ -186,21 +204,18 @@ public final class OffloadedAdamW implements Optimizer {
         List<Backend.Event> up = new ArrayList<>();    // each CPU subgroup's last copy up (one stream: in order)
         for (int c = 0; c < Math.min(HOST_WINDOW, onCpu.size()); c++) down.add(sendDown(onCpu.get(c), c, Backend.DONE));
         ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
-        Backend.Event lastDown = Backend.DONE;
         int c = 0;
         for (int j = 0; j < subgroups.size(); j++) {
             Subgroup k = subgroups.get(j);
             if (k.onGpu()) {
-                InFlight freed = inFlight.size() == DEVICE_WINDOW ? inFlight.poll() : null;
-                if (freed != null) { // its memory may come back below: everything after waits for its copies back
-                    backend.waitFor(freed.landed());
-                    freed.scratch().forEach(Tensor::close);
+                long t1 = System.nanoTime();
+                inFlight.add(onDevice(k, open(k, j), maxGradNorm));
+                if (inFlight.size() > DEVICE_WINDOW) { // its window was taken over: its moments land before anything reads them
+                    InFlight f = inFlight.poll();
+                    land(f);
+                    f.landed().close();
                 }
-                StateBlock b = open(k, j);
-                InFlight f = onDevice(k, b, maxGradNorm, freed == null ? Backend.DONE : freed.landed());
-                if (freed != null) land(freed);
-                inFlight.add(f);
-                lastDown = f.landed();
+                timings.deviceNanos += System.nanoTime() - t1;
             } else {
                 StateBlock b = open(k, j);
                 long t1 = System.nanoTime();
@@ -213,16 +228,17 @@ public final class OffloadedAdamW implements Optimizer {
                 c++;
             }
         }
+        long t1 = System.nanoTime();
+        // the next forward waits for the CPU side's weights; the GPU subgroups' moments go on down beside it
         if (!up.isEmpty()) backend.waitFor(up.get(up.size() - 1));
-        backend.waitFor(lastDown);
         for (Subgroup k : onCpu) for (Parameter p : k.params()) p.markUpdated(false); // after the wait: the bf16 copies read the new weights
         up.forEach(Backend.Event::close);
         hostWeightsCurrent = true;
-        while (!inFlight.isEmpty()) {
-            InFlight f = inFlight.poll();
-            f.scratch().forEach(Tensor::close); // the compute stream waited for their copies back above
+        for (InFlight f : inFlight) { // each its window's last: the window keeps its event for the next step's first copy in
             land(f);
+            windowOwnsEvent[windowOf[f.subgroup().index()]] = true;
         }
+        timings.endNanos += System.nanoTime() - t1;
     }
 
     /** The j-th subgroup's block from the store, the next one read ahead. */
@@ -276,38 +292,36 @@ public final class OffloadedAdamW implements Optimizer {
         }
     }
 
-    /** Enqueues a GPU subgroup: its moments up into scratch once after is done (the scratch it may reuse was read back), AdamW, moments down. */
-    private InFlight onDevice(Subgroup k, StateBlock b, double maxGradNorm, Backend.Event after) {
-        List<Tensor> scratch = new ArrayList<>();
+    /**
+     * Enqueues a GPU subgroup: its moments up into its window once the window's last copy back is done, AdamW on
+     * the device, its moments back down; returns when they will have landed.
+     */
+    private InFlight onDevice(Subgroup k, StateBlock b, double maxGradNorm) {
+        int w = windowOf[k.index()];
+        Tensor m = windowM[w], v = windowV[w];
+        backend.copyFromHostAfter(b.m(), m, k.elements(), windowFree[w]).close();
+        try (Backend.Event up = backend.copyFromHostAfter(b.v(), v, k.elements(), windowFree[w])) { // one stream: the last lands last
+            backend.waitFor(up);
+        }
         List<Backend.AdamWSlot> slots = new ArrayList<>();
-        Backend.Event upLast = Backend.DONE;
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
-            Tensor m = backend.empty(stateType, p.shape()), v = backend.empty(stateType, p.shape());
-            scratch.add(m);
-            scratch.add(v);
-            backend.copyFromHostAfter(window(b.m(), k, i), m, after).close();
-            upLast.close();
-            upLast = backend.copyFromHostAfter(window(b.v(), k, i), v, after); // one stream: the last lands last
-            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), m, v, AdamW.weightDecay(adam, p), AdamW.bf16Copy(p)));
+            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), m, v, k.offsets()[i], AdamW.weightDecay(adam, p), AdamW.bf16Copy(p)));
         }
-        backend.waitFor(upLast);
-        upLast.close();
         backend.adamw(slots, new Backend.AdamWSettings(adam.beta1(), adam.beta2(), adam.eps(), maxGradNorm), schedule, gradSumSquares);
         for (int i = 0; i < k.params().size(); i++) k.params().get(i).markUpdated(slots.get(i).copy() != null);
-        Backend.Event landed = Backend.DONE;
-        for (int i = 0; i < k.params().size(); i++) {
-            backend.copyToHost(scratch.get(2 * i), window(b.m(), k, i)).close();
-            landed.close();
-            landed = backend.copyToHost(scratch.get(2 * i + 1), window(b.v(), k, i));
+        if (windowOwnsEvent[w]) windowFree[w].close(); // the last step's: the copies in above were enqueued after it
+        windowOwnsEvent[w] = false;
+        try (Backend.Event updated = backend.record()) {
+            backend.copyToHostAfter(m, k.elements(), b.m(), updated).close();
+            windowFree[w] = backend.copyToHostAfter(v, k.elements(), b.v(), updated);
         }
-        return new InFlight(k, landed, scratch);
+        return new InFlight(k, windowFree[w]);
     }
 
     /** A GPU subgroup's moments are back, or will be before anything reads them: its block goes back to the store. */
     private void land(InFlight f) {
-        if (store.writesBack(f.subgroup())) f.landed().await();
-        f.landed().close();
+        if (store.writesBack(f.subgroup())) f.landed().await(); // its file is written from the block
         store.done(f.subgroup());
     }
 
@@ -322,12 +336,14 @@ public final class OffloadedAdamW implements Optimizer {
         }
         long t0 = System.nanoTime();
         cpu.update(stateType, parts);
-        timings.cpuNanos += System.nanoTime() - t0;
+        long t1 = System.nanoTime();
+        timings.cpuNanos += t1 - t0;
         Backend.Event last = Backend.DONE;
         for (int i = 0; i < k.params().size(); i++) {
             last.close();
             last = backend.copyFromHostAfter(window(staging.weights(c), k, i), k.params().get(i).value(), Backend.DONE); // the device reads these weights after the update's end
         }
+        timings.upNanos += System.nanoTime() - t1;
         return last;
     }
 
@@ -363,7 +379,8 @@ public final class OffloadedAdamW implements Optimizer {
      * (a resume's values go back to the files in {@link #restore}). Waits for the last update's copies first.
      */
     @Override public Map<String, HostTensor> hostState() {
-        backend.synchronize(); // the compute stream waited for the last copies back
+        backend.synchronize();
+        for (Backend.Event e : windowFree) e.await(); // the last moments back from the device
         diskCopies.clear();
         Map<String, HostTensor> m = new LinkedHashMap<>(), v = new LinkedHashMap<>();
         for (Subgroup k : subgroups) {
@@ -400,6 +417,12 @@ public final class OffloadedAdamW implements Optimizer {
     }
 
     @Override public void close() {
+        for (int w = 0; w < windowM.length; w++) {
+            windowFree[w].await();
+            windowFree[w].close();
+            windowM[w].close();
+            windowV[w].close();
+        }
         store.close();
         staging.close();
         cpu.close();

@@ -307,11 +307,20 @@ public interface Backend extends AutoCloseable {
     // ---- optimizer ----------------------------------------------------------------------------------------------
 
     /**
-     * One parameter of a multi-tensor AdamW update: its value, gradient and moments (one shape), weight decay, and
-     * the copy of the value that GEMMs read in a lower precision, written with the update (null: none).
+     * One parameter of a multi-tensor AdamW update: its value, gradient and moments, weight decay, and the copy of
+     * the value that GEMMs read in a lower precision, written with the update (null: none). The moments are the
+     * value's number of elements from element stateAt of m and v, which may be larger (an offloaded optimizer's
+     * window that several parameters' moments pass through).
      */
-    record AdamWSlot(Tensor param, Tensor grad, Tensor m, Tensor v, double weightDecay, Tensor copy) {
-        public AdamWSlot(Tensor param, Tensor grad, Tensor m, Tensor v, double weightDecay) { this(param, grad, m, v, weightDecay, null); }
+    record AdamWSlot(Tensor param, Tensor grad, Tensor m, Tensor v, long stateAt, double weightDecay, Tensor copy) {
+        public AdamWSlot {
+            if (stateAt < 0 || stateAt + param.numel() > m.numel() || stateAt + param.numel() > v.numel())
+                throw new IllegalArgumentException("the moments of " + param + " from element " + stateAt + " do not fit in " + m + ", " + v);
+        }
+
+        public AdamWSlot(Tensor param, Tensor grad, Tensor m, Tensor v, double weightDecay, Tensor copy) { this(param, grad, m, v, 0, weightDecay, copy); }
+
+        public AdamWSlot(Tensor param, Tensor grad, Tensor m, Tensor v, double weightDecay) { this(param, grad, m, v, 0, weightDecay, null); }
     }
 
     /** What stays fixed from one AdamW step to the next; maxGradNorm = 0 turns clipping off. */
@@ -407,15 +416,27 @@ public interface Backend extends AutoCloseable {
      * and that host is free once {@code after} (a copy up that read it) is done. Each direction has a copy stream
      * of its own, so copies down and up overlap.
      */
-    default Event copyToHostAfter(Tensor t, HostBuffer host, Event after) {
+    default Event copyToHostAfter(Tensor t, HostBuffer host, Event after) { return copyToHostAfter(t, t.numel(), host, after); }
+
+    /** As {@link #copyToHostAfter(Tensor, HostBuffer, Event)}, t's first elements only. */
+    default Event copyToHostAfter(Tensor t, long elements, HostBuffer host, Event after) {
         after.await();
-        return copyToHost(t, host);
+        host.bytes().duplicate().clear().put(toBytes(t).limit(Math.toIntExact(elements * t.dtype().byteSize())));
+        return DONE;
     }
 
     /** As {@link #copyFromHost(HostBuffer, Tensor)}, after {@code after} instead of the compute stream (see {@link #copyToHostAfter}). */
-    default Event copyFromHostAfter(HostBuffer host, Tensor t, Event after) {
+    default Event copyFromHostAfter(HostBuffer host, Tensor t, Event after) { return copyFromHostAfter(host, t, t.numel(), after); }
+
+    /** As {@link #copyFromHostAfter(HostBuffer, Tensor, Event)}, into t's first elements only. */
+    default Event copyFromHostAfter(HostBuffer host, Tensor t, long elements, Event after) {
         after.await();
-        return copyFromHost(host, t);
+        java.nio.ByteBuffer all = toBytes(t);
+        all.duplicate().put(host.bytes().duplicate().clear().limit(Math.toIntExact(elements * t.dtype().byteSize())));
+        try (Tensor src = fromBytes(all, t.dtype(), t.shape())) {
+            copyInto(src, t);
+        }
+        return DONE;
     }
 
     /** Copies the first bytes of host into t on the copy stream; compute that reads t waits with {@link #waitFor}. */

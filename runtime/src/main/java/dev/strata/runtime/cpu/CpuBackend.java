@@ -733,12 +733,13 @@ public final class CpuBackend implements Backend {
             requireSameNumel(slot.param(), slot.grad());
             CpuBuffer p = buf(slot.param()), g = buf(slot.grad()), mb = buf(slot.m()), vb = buf(slot.v());
             double decay = 1 - lr * slot.weightDecay();
+            int at = Math.toIntExact(slot.stateAt());
             elementwise((int) slot.param().numel(), i -> {
                 double gi = g.get(i) * gradScale;
-                double mi = mb.get(i) + (1 - st.beta1()) * (gi - mb.get(i)); // torch's lerp form
-                double vi = st.beta2() * vb.get(i) + (1 - st.beta2()) * gi * gi;
-                mb.set(i, mi);
-                vb.set(i, vi);
+                double mi = mb.get(at + i) + (1 - st.beta1()) * (gi - mb.get(at + i)); // torch's lerp form
+                double vi = st.beta2() * vb.get(at + i) + (1 - st.beta2()) * gi * gi;
+                mb.set(at + i, mi);
+                vb.set(at + i, vi);
                 p.set(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) / bc2Sqrt + st.eps()));
             });
             if (slot.copy() != null) copyInto(slot.param(), slot.copy());

@@ -413,7 +413,7 @@ public final class CudaBackend implements Backend {
         List<Slot> slots = new ArrayList<>();
         for (Tensor t : tensors) {
             requireF32(t);
-            slots.add(new Slot(t, null, null, null, null, 0));
+            slots.add(new Slot(t, null, null, null, 0, null, 0));
         }
         SlotTable table = slotTable(slots);
         if (table.chunkCount() == 0) {
@@ -789,7 +789,7 @@ public final class CudaBackend implements Backend {
         List<Slot> slots = new ArrayList<>();
         for (Tensor h : histories) {
             requireF32(h);
-            slots.add(new Slot(h, null, null, null, null, 0));
+            slots.add(new Slot(h, null, null, null, 0, null, 0));
         }
         if (slots.isEmpty()) return;
         kernels.launch("fp8.cu", "fp8_roll_histories", ceil(32 * slots.size(), THREADS), 1, 1, THREADS, slotTable(slots).slots(), slots.size());
@@ -847,9 +847,8 @@ public final class CudaBackend implements Backend {
             requireF32(a.param(), a.grad(), a.m(), a.v());
             require(a.copy() == null || a.copy().dtype() == DType.BF16 && a.copy().numel() == a.param().numel(),
                     "adamw writes a bf16 copy of " + a.param() + ", not " + a.copy());
-            require(a.param().numel() == a.grad().numel() && a.param().numel() == a.m().numel() && a.param().numel() == a.v().numel(),
-                    "adamw slot tensors differ in size: " + a);
-            table.add(new Slot(a.param(), a.grad(), a.m(), a.v(), a.copy(), a.weightDecay()));
+            require(a.param().numel() == a.grad().numel(), "adamw slot tensors differ in size: " + a);
+            table.add(new Slot(a.param(), a.grad(), a.m(), a.v(), a.stateAt(), a.copy(), a.weightDecay()));
         }
         SlotTable t = slotTable(table);
         if (t.chunkCount() == 0) return;
@@ -858,7 +857,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** One tensor of a multi-tensor op (common.cuh's Slot): p is read or updated; g, m, v, copy may be null. */
-    private record Slot(Tensor p, Tensor g, Tensor m, Tensor v, Tensor copy, double weightDecay) {}
+    private record Slot(Tensor p, Tensor g, Tensor m, Tensor v, long stateAt, Tensor copy, double weightDecay) {}
 
     private static final int SLOT_WORDS = 7; // common.cuh's Slot, in 8-byte words
 
@@ -878,7 +877,7 @@ public final class CudaBackend implements Backend {
     private SlotTable slotTable(List<Slot> slots) {
         List<Long> words = new ArrayList<>();
         for (Slot s : slots)
-            for (long w : new long[] {address(s.p()), addressOrZero(s.g()), addressOrZero(s.m()), addressOrZero(s.v()),
+            for (long w : new long[] {address(s.p()), addressOrZero(s.g()), at(s.m(), s.stateAt()), at(s.v(), s.stateAt()),
                     addressOrZero(s.copy()), s.p().numel(), Double.doubleToRawLongBits(s.weightDecay())}) words.add(w);
         return slotTables.computeIfAbsent(words, w -> {
             List<Long> chunks = new ArrayList<>();
@@ -896,6 +895,9 @@ public final class CudaBackend implements Backend {
     }
 
     private static long addressOrZero(Tensor t) { return t == null ? 0 : address(t); }
+
+    /** The address of element i of t (0 for no tensor). */
+    private static long at(Tensor t, long i) { return t == null ? 0 : address(t) + i * t.dtype().byteSize(); }
 
     // ---- graphs -------------------------------------------------------------------------------------------------
 
@@ -989,17 +991,19 @@ public final class CudaBackend implements Backend {
         else e.await();
     }
 
-    @Override public Event copyToHost(Tensor t, HostBuffer host) { return copyOnSide(t, host, true, null); }
+    @Override public Event copyToHost(Tensor t, HostBuffer host) { return copyOnSide(t, t.numel(), host, true, null); }
 
-    @Override public Event copyFromHost(HostBuffer host, Tensor t) { return copyOnSide(t, host, false, null); }
+    @Override public Event copyFromHost(HostBuffer host, Tensor t) { return copyOnSide(t, t.numel(), host, false, null); }
 
-    @Override public Event copyToHostAfter(Tensor t, HostBuffer host, Event after) { return copyOnSide(t, host, true, after); }
+    @Override public Event copyToHostAfter(Tensor t, long elements, HostBuffer host, Event after) { return copyOnSide(t, elements, host, true, after); }
 
-    @Override public Event copyFromHostAfter(HostBuffer host, Tensor t, Event after) { return copyOnSide(t, host, false, after); }
+    @Override public Event copyFromHostAfter(HostBuffer host, Tensor t, long elements, Event after) { return copyOnSide(t, elements, host, false, after); }
 
-    /** A copy on its direction's stream, after the event given, or (null) after the compute stream's work so far. */
-    private Event copyOnSide(Tensor t, HostBuffer host, boolean toHost, Event after) {
-        require(host.bytes().capacity() >= bytes(t), t + " does not fit in a host buffer of " + host.bytes().capacity() + " bytes");
+    /** A copy of t's first elements on its direction's stream, after the event given, or (null) after the compute stream's work so far. */
+    private Event copyOnSide(Tensor t, long elements, HostBuffer host, boolean toHost, Event after) {
+        long bytes = elements * t.dtype().byteSize();
+        require(elements >= 0 && elements <= t.numel(), "cannot copy " + elements + " elements of " + t);
+        require(host.bytes().capacity() >= bytes, elements + " elements of " + t + " do not fit in a host buffer of " + host.bytes().capacity() + " bytes");
         CUstream_st side = toHost ? toHostStream : fromHostStream;
         if (side == null) {
             side = new CUstream_st();
@@ -1017,7 +1021,7 @@ public final class CudaBackend implements Backend {
             after.await();
         }
         Pointer h = new BytePointer(host.bytes()), d = Cuda.at(address(t));
-        Cuda.check(cudart.cudaMemcpyAsync(toHost ? h : d, toHost ? d : h, bytes(t),
+        Cuda.check(cudart.cudaMemcpyAsync(toHost ? h : d, toHost ? d : h, bytes,
                 toHost ? cudart.cudaMemcpyDeviceToHost : cudart.cudaMemcpyHostToDevice, side), "cudaMemcpyAsync on a copy stream");
         return new CudaEvent(side);
     }
