@@ -106,7 +106,8 @@ case "${1:-}" in
     ;;
   offload-parity)
     # bf16 steps of Llama-1B on text: the first variant is the baseline, the others are compared with it (a variant
-    # given twice measures the baseline's own run-to-run spread: attention's backward accumulates with atomics)
+    # given twice measures the baseline's own run-to-run spread); DETERMINISTIC (4th argument, default true) adds the
+    # GPU's sums in a fixed order, without it attention's backward and the embedding's accumulate with atomics
     W=/tmp/strata-offload-parity; rm -rf "$W"; mkdir -p "$W"
     $STRATA data prepare --input examples/data/tinyshakespeare.txt --out "$W/data" | tail -1
     runs=(); i=0
@@ -115,6 +116,7 @@ case "${1:-}" in
       $STRATA train examples/gpt2-124m-gpu.conf --set model.preset=llama-1b --set model.vocab_size=50304 --set run_dir="$W/$run" \
         --set data.dir="$W/data" --set training.steps="${3:-50}" --set training.batch_size=4 --set training.seq_len=1024 --set training.grad_accum_steps=1 \
         --set eval.every=0 --set checkpoint.every=0 --set sample.tokens=0 --set log.every=1 --set offload.optimizer="${variant%%:*}" --set offload.gpu_fraction="${variant##*:}" \
+        --set training.deterministic="${4:-true}" \
         2>&1 | grep -E "offload|error" | tee -a "$LOGS/offload-parity.log"
     done
     python3 - "$W" "${runs[@]}" <<'PY' | tee -a "$LOGS/offload-parity.log"
@@ -156,5 +158,5 @@ PY
       python3 tools/bench/hf_finetune.py eval --dir "$W" --name $run --model "$W/$run" 2>&1 | grep -E "FINETUNE|Error" | tee -a "$LOGS/finetune.log"
     done
     ;;
-  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | checkpoint | generate | offload [SPEC...] | offload-big SPEC | offload-parity [VARIANTS [STEPS]] | finetune" >&2; exit 2 ;;
+  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | checkpoint | generate | offload [SPEC...] | offload-big SPEC | offload-parity [VARIANTS [STEPS [DETERMINISTIC]]] | finetune" >&2; exit 2 ;;
 esac

@@ -1,9 +1,12 @@
 package dev.strata.config;
 
-/** Steps, batch geometry, AdamW, the learning-rate schedule and activation checkpointing (none, selective, full). */
+/**
+ * Steps, batch geometry, AdamW, the learning-rate schedule, activation checkpointing (none, selective, full) and
+ * whether the GPU's sums are added in a fixed order (deterministic: the same run gives the same bits).
+ */
 public record TrainingSpec(int steps, int batchSize, int seqLen, int gradAccumSteps, double lr, double minLr,
                            int warmupSteps, double weightDecay, boolean decayEmbeddings, double beta1, double beta2,
-                           double eps, double gradClip, String activationCheckpointing) {
+                           double eps, double gradClip, String activationCheckpointing, boolean deterministic) {
 
     static TrainingSpec from(Fields f) {
         var t = new TrainingSpec(f.positive("training.steps"), f.positive("training.batch_size"),
@@ -11,7 +14,7 @@ public record TrainingSpec(int steps, int batchSize, int seqLen, int gradAccumSt
                 f.number("training.min_lr"), f.nonNegative("training.warmup_steps"), f.number("training.weight_decay"),
                 f.bool("training.decay_embeddings"), f.number("training.beta1"), f.number("training.beta2"),
                 f.number("training.eps"), f.number("training.grad_clip"),
-                f.oneOf("training.activation_checkpointing", "none", "selective", "full"));
+                f.oneOf("training.activation_checkpointing", "none", "selective", "full"), f.bool("training.deterministic"));
         f.require(t.lr > 0, "training.lr must be positive, got " + t.lr);
         f.require(t.minLr >= 0 && t.minLr <= t.lr, "training.min_lr must lie in [0, training.lr], got " + t.minLr);
         f.require(t.beta1 >= 0 && t.beta1 < 1, "training.beta1 must lie in [0, 1), got " + t.beta1);

@@ -14,12 +14,13 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * PyTorch's AdamW on the host, over parameter, gradient and moment buffers laid out as a tensor's little-endian
  * bytes (pinned memory the device copies to and from): every core, in chunks that stay in cache (loaded into
- * arrays, updated with the Vector API, stored back). The arithmetic is the device kernels': in f32 as the CUDA
- * kernel does it; in f64 exactly as the CPU backend does, so an update here equals one there bit for bit.
+ * arrays, updated with the Vector API, stored back). The arithmetic is the device's, rounding for rounding: in f32
+ * the CUDA kernel's (optimizer.cu, fused where it fuses), in f64 the CPU backend's, so an update here equals one
+ * there bit for bit and where a subgroup is updated changes nothing.
  */
 public final class CpuAdamW implements AutoCloseable {
-    /** One update's numbers: stepSize = lr / (1 - beta1^t), bc2Sqrt = sqrt(1 - beta2^t), decay = 1 - lr * weight_decay. */
-    public record Step(double beta1, double beta2, double eps, double stepSize, double bc2Sqrt, double decay, double gradScale) {}
+    /** One update's numbers: bc1 = 1 - beta1^t, bc2Sqrt = sqrt(1 - beta2^t); the gradients are multiplied by gradScale. */
+    public record Step(double beta1, double beta2, double eps, double lr, double bc1, double bc2Sqrt, double weightDecay, double gradScale) {}
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final int TILE = 8192;           // elements a task holds in arrays at once (its 4 arrays, 128 KB, stay in L2)
@@ -30,6 +31,15 @@ public final class CpuAdamW implements AutoCloseable {
     public CpuAdamW(int threads) { this.pool = new ForkJoinPool(threads); }
 
     public int threads() { return pool.getParallelism(); }
+
+    /**
+     * What the gradients are multiplied by to clip their global norm to maxGradNorm (0: no clipping), as the
+     * device's update of this state type computes it: the f32 kernel reads the limit as a float.
+     */
+    public static double clipScale(DType type, double maxGradNorm, double norm) {
+        double limit = type == DType.F32 ? (float) maxGradNorm : maxGradNorm;
+        return limit > 0 ? Math.min(1.0, limit / (norm + 1e-6)) : 1.0;
+    }
 
     /** n elements of p, m and v updated from g in place, by step's numbers. */
     public record Part(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step step) {}
@@ -64,8 +74,9 @@ public final class CpuAdamW implements AutoCloseable {
         var v = vb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
         float[][] a = floats.get();
         float[] pa = a[0], ga = a[1], ma = a[2], va = a[3];
-        float b1 = (float) s.beta1(), b2 = (float) s.beta2(), eps = (float) s.eps(), stepSize = (float) s.stepSize(), bc2 = (float) s.bc2Sqrt(),
-                decay = (float) s.decay(), scale = (float) s.gradScale(), oneMinusB1 = 1f - b1, oneMinusB2 = 1f - b2;
+        float b1 = (float) s.beta1(), b2 = (float) s.beta2(), eps = (float) s.eps(), lr = (float) s.lr(), bc2 = (float) s.bc2Sqrt(),
+                stepSize = lr / (float) s.bc1(), decay = 1f - lr * (float) s.weightDecay(), scale = (float) s.gradScale(), oneMinusB1 = 1f - b1, oneMinusB2 = 1f - b2;
+        FloatVector oneMinusB1s = FloatVector.broadcast(F, oneMinusB1), b2s = FloatVector.broadcast(F, b2), decays = FloatVector.broadcast(F, decay);
         for (int start = from; start < to; start += TILE) {
             int len = Math.min(TILE, to - start);
             p.get(start, pa, 0, len);
@@ -76,18 +87,18 @@ public final class CpuAdamW implements AutoCloseable {
             for (int upper = F.loopBound(len); i < upper; i += F.length()) {
                 FloatVector gi = FloatVector.fromArray(F, ga, i).mul(scale);
                 FloatVector mi = FloatVector.fromArray(F, ma, i);
-                mi = mi.add(gi.sub(mi).mul(oneMinusB1));
-                FloatVector vi = FloatVector.fromArray(F, va, i).mul(b2).add(gi.mul(oneMinusB2).mul(gi));
+                mi = oneMinusB1s.fma(gi.sub(mi), mi);
+                FloatVector vi = b2s.fma(FloatVector.fromArray(F, va, i), gi.mul(oneMinusB2).mul(gi));
                 FloatVector denom = vi.lanewise(VectorOperators.SQRT).div(bc2).add(eps);
-                FloatVector.fromArray(F, pa, i).mul(decay).sub(mi.mul(stepSize).div(denom)).intoArray(pa, i);
+                FloatVector.fromArray(F, pa, i).fma(decays, mi.mul(stepSize).div(denom).neg()).intoArray(pa, i);
                 mi.intoArray(ma, i);
                 vi.intoArray(va, i);
             }
             for (; i < len; i++) {
                 float gi = ga[i] * scale;
-                ma[i] += oneMinusB1 * (gi - ma[i]);
-                va[i] = b2 * va[i] + oneMinusB2 * gi * gi;
-                pa[i] = pa[i] * decay - stepSize * ma[i] / ((float) Math.sqrt(va[i]) / bc2 + eps);
+                ma[i] = Math.fma(oneMinusB1, gi - ma[i], ma[i]);
+                va[i] = Math.fma(b2, va[i], oneMinusB2 * gi * gi);
+                pa[i] = Math.fma(pa[i], decay, -(stepSize * ma[i] / ((float) Math.sqrt(va[i]) / bc2 + eps)));
             }
             p.put(start, pa, 0, len);
             m.put(start, ma, 0, len);
@@ -101,13 +112,14 @@ public final class CpuAdamW implements AutoCloseable {
         var g = gb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
         var m = mb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
         var v = vb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
+        double stepSize = s.lr() / s.bc1(), decay = 1 - s.lr() * s.weightDecay();
         for (int i = from; i < to; i++) {
             double gi = g.get(i) * s.gradScale();
             double mi = m.get(i) + (1 - s.beta1()) * (gi - m.get(i));
             double vi = s.beta2() * v.get(i) + (1 - s.beta2()) * gi * gi;
             m.put(i, mi);
             v.put(i, vi);
-            p.put(i, p.get(i) * s.decay() - s.stepSize() * mi / (Math.sqrt(vi) / s.bc2Sqrt() + s.eps()));
+            p.put(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) / s.bc2Sqrt() + s.eps()));
         }
     }
 

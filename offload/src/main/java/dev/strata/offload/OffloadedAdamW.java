@@ -199,7 +199,7 @@ public final class OffloadedAdamW implements Optimizer {
     public String timings() { return timings.report(); }
 
     private void update(double maxGradNorm) {
-        double gradScale = maxGradNorm > 0 ? Math.min(1.0, maxGradNorm / (lastNorm + 1e-6)) : 1.0;
+        double gradScale = CpuAdamW.clipScale(stateType, maxGradNorm, lastNorm);
         List<List<Backend.Event>> down = new ArrayList<>();
         List<Backend.Event> up = new ArrayList<>();    // each CPU subgroup's last copy up (one stream: in order)
         for (int c = 0; c < Math.min(HOST_WINDOW, onCpu.size()); c++) down.add(sendDown(onCpu.get(c), c, Backend.DONE));
@@ -330,7 +330,7 @@ public final class OffloadedAdamW implements Optimizer {
         List<CpuAdamW.Part> parts = new ArrayList<>();
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
-            var s = new CpuAdamW.Step(adam.beta1(), adam.beta2(), adam.eps(), lr / bc1, bc2Sqrt, 1 - lr * AdamW.weightDecay(adam, p), gradScale);
+            var s = new CpuAdamW.Step(adam.beta1(), adam.beta2(), adam.eps(), lr, bc1, bc2Sqrt, AdamW.weightDecay(adam, p), gradScale);
             parts.add(new CpuAdamW.Part(window(staging.weights(c), k, i).bytes(), window(staging.grads(c), k, i).bytes(), window(b.m(), k, i).bytes(),
                     window(b.v(), k, i).bytes(), p.value().numel(), s));
         }

@@ -24,7 +24,7 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
              StateBlock moments = new StateBlock(backend, (long) n * sb); StateBlock copied = new StateBlock(backend, (long) n * sb)) {
             var slot = List.of(new Backend.AdamWSlot(p, g, m, v, 0.1));
             var part = List.of(new CpuAdamW.Part(staged.m().bytes(), staged.v().bytes(), moments.m().bytes(), moments.v().bytes(), n,
-                    new CpuAdamW.Step(0.9, 0.95, 1e-8, 1e-4, 0.1, 1, 1)));
+                    new CpuAdamW.Step(0.9, 0.95, 1e-8, 1e-4, 0.1, 0.1, 0, 1)));
             for (int rep = 0; rep < 6; rep++) { // the best of several: the first ones start threads and compile
                 backend.synchronize();
                 long t0 = System.nanoTime();

@@ -6,8 +6,8 @@ import java.util.List;
 
 /**
  * Parameters updated together, on one side: the GPU (its moments streamed in and out) or the CPU (its gradients
- * streamed out, its master weights and moments kept on the host). offsets[i]: where params[i]'s elements start in
- * the subgroup's state buffers.
+ * streamed out, its moments, and where RAM has room its weights, kept on the host). offsets[i]: where params[i]'s elements start in
+ * the subgroup's state buffers; elements counts them with the padding that aligns each part.
  */
 record Subgroup(int index, List<Parameter> params, long[] offsets, long elements, boolean onGpu) {
 
@@ -29,12 +29,15 @@ record Subgroup(int index, List<Parameter> params, long[] offsets, long elements
         return out;
     }
 
+    /** Where each parameter's part starts, in elements: a multiple of this, so the device's vector loads of it are aligned. */
+    static final int ALIGN = 16;
+
     static Subgroup of(int index, List<Parameter> params, boolean onGpu) {
         long[] offsets = new long[params.size()];
         long n = 0;
         for (int i = 0; i < params.size(); i++) {
             offsets[i] = n;
-            n += params.get(i).value().numel();
+            n = (n + params.get(i).value().numel() + ALIGN - 1) / ALIGN * ALIGN;
         }
         return new Subgroup(index, List.copyOf(params), offsets, n, onGpu);
     }

@@ -356,6 +356,13 @@ public interface Backend extends AutoCloseable {
     /** Waits until every op queued so far has finished (a no-op where ops run synchronously). */
     default void synchronize() {}
 
+    /**
+     * From now on, sums whose terms would meet in atomics (attention's dq, the embedding table's gradient) are added
+     * in a fixed order: the same bits every run, at some cost in time and memory (training.deterministic). Backends
+     * that always add in order ignore it.
+     */
+    default void deterministic(boolean on) {}
+
     // ---- events and asynchronous host transfers -----------------------------------------------------------------
 
     /** A point in a stream's queue of work: the host waits for it ({@link #await}), another stream with {@link #waitFor}. */

@@ -48,6 +48,7 @@ public final class CudaBackend implements Backend {
     private final Tensor unitScale;
     private final int multiprocessors, computeCapability;
     boolean wgmmaAttention; // Hopper's wgmma (sm_90 alone); tests turn it off to check the mma.sync kernels there too
+    private boolean deterministic; // sums that meet in atomics are added in a fixed order instead
     private final String name;
     private final Map<List<Long>, SlotTable> slotTables = new HashMap<>();
 
@@ -439,7 +440,9 @@ public final class CudaBackend implements Backend {
     @Override public void embeddingBackward(Tensor ids, Tensor dout, Tensor dtable, int firstRow) {
         requireF32(dtable);
         int n = (int) ids.numel(), c = dtable.size(1);
-        elementwise("embedding_bwd_" + suffix(dout), (long) n * c, ids, dout, dtable, (long) n, c, firstRow, dtable.size(0));
+        if (deterministic) kernels.launch("elementwise.cu", "embedding_bwd_ordered_" + suffix(dout), ceil(dtable.size(0), 32), 1, 1, THREADS, ids, dout, dtable,
+                (long) n, c, firstRow, dtable.size(0));
+        else elementwise("embedding_bwd_" + suffix(dout), (long) n * c, ids, dout, dtable, (long) n, c, firstRow, dtable.size(0));
     }
 
     // ---- normalisation ------------------------------------------------------------------------------------------
@@ -562,11 +565,14 @@ public final class CudaBackend implements Backend {
             kernels.launch("attention.cu", "attention_delta_" + sfx, (int) Math.min(ceil(rows * 8, THREADS), (long) multiprocessors * 16), 1, 1, THREADS,
                     dout, out, delta, b, t, h, d);
             if (tensorCoreAttention(q)) {
-                try (Tensor dqAcc = zeros(DType.F32, q.shape())) { // the key blocks add their shares of dq into it
-                    Object[] args = {dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale, starts};
+                // the key blocks add their shares of dq into dqAcc; deterministic, each stores its own part, added up in order after
+                long part = deterministic ? q.numel() : 0;
+                try (Tensor dqAcc = deterministic ? empty(DType.F32, ceil(t, 64), (int) q.numel()) : zeros(DType.F32, q.shape())) {
+                    Object[] args = {dout, q, k, v, lse, delta, dqAcc, dk, dv, t, h, hkv, (float) scale, starts, part};
                     if (wgmmaAttention) kernels.launchWith("attention_mma.cu", "attention_wgmma_bwd", hkv * b, ceil(t, 64), 1, 128, 1, WGMMA_BWD_SHARED, args);
                     else kernels.launch("attention_mma.cu", "attention_mma_bwd", hkv * b, ceil(t, 64), 1, 128, args);
-                    elementwiseIn("attention_mma.cu", "attention_dq_finish", dq.numel(), dqAcc, dq, dq.numel(), (float) scale);
+                    if (deterministic) elementwiseIn("attention_mma.cu", "attention_dq_reduce", dq.numel(), dqAcc, dq, dq.numel(), (long) h * d, t, (float) scale);
+                    else elementwiseIn("attention_mma.cu", "attention_dq_finish", dq.numel(), dqAcc, dq, dq.numel(), (float) scale);
                 }
             } else {
                 kernels.launch("attention.cu", "attention_bwd_dq_" + sfx, t, h, b, 32, dout, q, k, v, lse, delta, dq, t, h, hkv, d, (float) scale, starts);
@@ -848,6 +854,8 @@ public final class CudaBackend implements Backend {
             require(a.copy() == null || a.copy().dtype() == DType.BF16 && a.copy().numel() == a.param().numel(),
                     "adamw writes a bf16 copy of " + a.param() + ", not " + a.copy());
             require(a.param().numel() == a.grad().numel(), "adamw slot tensors differ in size: " + a);
+            require(at(a.m(), a.stateAt()) % 16 == 0 && at(a.v(), a.stateAt()) % 16 == 0, "adamw reads moments 16 bytes at a time: element " + a.stateAt()
+                    + " of " + a.m() + " is not on a 16-byte boundary");
             table.add(new Slot(a.param(), a.grad(), a.m(), a.v(), a.stateAt(), a.copy(), a.weightDecay()));
         }
         SlotTable t = slotTable(table);
@@ -983,6 +991,8 @@ public final class CudaBackend implements Backend {
             }
         };
     }
+
+    @Override public void deterministic(boolean on) { deterministic = on; }
 
     @Override public Event record() { return new CudaEvent(stream); }
 

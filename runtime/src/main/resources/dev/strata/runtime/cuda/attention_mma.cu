@@ -437,7 +437,8 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_fwd(ATTENTI
 // The backward, FlashAttention-2's way: a block owns 64 keys (16 a warp) and walks the queries of every head in its
 // group, accumulating dk = scale · Σ dSᵀ·Q and dv = Σ Pᵀ·dO in registers, where dS = P∘(dP − delta), dP = dO·Vᵀ.
 // dq = scale · Σ_keys dS·K takes a share of every query tile's dS through shared memory and is added, unscaled,
-// into the f32 dq_acc (B,T,H,D) by vector atomics; attention_dq_finish scales it into dq. One pass over Q and dO
+// into the f32 dq_acc (B,T,H,D) by vector atomics; attention_dq_finish scales it into dq. Deterministic (part > 0):
+// key block y stores its share into its own part, dq_acc + y·part, and attention_dq_reduce adds them in order. One pass over Q and dO
 // instead of a second kernel recomputing QKᵀ and dO·Vᵀ for dq. Two kernels share the pieces below: mma.sync's and
 // Hopper's wgmma.
 
@@ -495,8 +496,13 @@ __device__ __forceinline__ void probabilities(float (&s)[NTILES][4], float (&dp)
     }
 }
 
-// Two neighbouring values added into dq_acc at `at`, atomically: every key block adds its share.
-__device__ __forceinline__ void add_dq(float* at, float x, float y) {
+// Two neighbouring values added into dq_acc at `at`, atomically: every key block adds its share. Deterministic
+// (store): each key block has a part of its own, written once, that attention_dq_reduce adds up in order.
+__device__ __forceinline__ void add_dq(float* at, float x, float y, bool store) {
+    if (store) {
+        *reinterpret_cast<float2*>(at) = make_float2(x, y);
+        return;
+    }
 #if __CUDA_ARCH__ >= 900
     asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" :: "l"(at), "f"(x), "f"(y) : "memory");
 #else // vector atomics came with sm_90
@@ -523,7 +529,7 @@ __device__ __forceinline__ void store_dkdv(const float (&dkAcc)[DTILES][4], cons
 }
 
 #define ATTENTION_BWD_ARGS const bf16* dout, const bf16* q, const bf16* k, const bf16* v, const float* lse, const float* delta, \
-        float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale, const int* starts
+        float* dq_acc, bf16* dk, bf16* dv, int t_len, int h, int hkv, float scale, const int* starts, long part
 
 // mma.sync: K and V of the warp's 16 keys in registers as A fragments; every product reads its B fragments from
 // shared memory into registers, a warp at a time.
@@ -580,7 +586,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BW
         accumulate(dkAcc, dpt, qTile);
         __syncthreads(); // dsTile holds every warp's keys
         // dq (64 queries x this warp's 16 columns) += dS · K: A fragments are dSᵀ read transposed, 16 queries at a time.
-        float* qAcc = dq_acc + ((long) b * t_len + q0) * qs + head * HD + warp * 16;
+        float* qAcc = dq_acc + blockIdx.y * part + ((long) b * t_len + q0) * qs + head * HD + warp * 16;
         int j = lane >> 3, l8 = lane & 7;
 #pragma unroll
         for (int m = 0; m < TILE / 16; m++) {
@@ -599,7 +605,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_mma_bwd(ATTENTION_BW
                 int row = m * 16 + g + 8 * r;
                 if (q0 + row >= t_len) continue;
 #pragma unroll
-                for (int n = 0; n < 2; n++) add_dq(qAcc + (long) row * qs + n * 8 + 2 * t, c[n][2 * r], c[n][2 * r + 1]);
+                for (int n = 0; n < 2; n++) add_dq(qAcc + (long) row * qs + n * 8 + 2 * t, c[n][2 * r], c[n][2 * r + 1], part != 0);
             }
         }
         __syncthreads(); // every warp is done with these tiles and dsTile before they are written again
@@ -680,12 +686,12 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_bwd(ATTENTI
         wgmma_wait<1>();
         pin(dq);
         // dq: this warp's 16 queries from q0 + 16·warp, all 64 head columns
-        float* qAcc = dq_acc + ((long) b * t_len + q0 + warp * 16) * qs + head * HD;
+        float* qAcc = dq_acc + blockIdx.y * part + ((long) b * t_len + q0 + warp * 16) * qs + head * HD;
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             if (q0 + warp * 16 + g + 8 * r >= t_len) continue;
 #pragma unroll
-            for (int dt = 0; dt < DTILES; dt++) add_dq(qAcc + (long) (g + 8 * r) * qs + dt * 8 + 2 * t, dq[dt][2 * r], dq[dt][2 * r + 1]);
+            for (int dt = 0; dt < DTILES; dt++) add_dq(qAcc + (long) (g + 8 * r) * qs + dt * 8 + 2 * t, dq[dt][2 * r], dq[dt][2 * r + 1], part != 0);
         }
         wgmma_wait<0>();
         pin(dkAcc);
@@ -699,4 +705,15 @@ extern "C" __global__ void __launch_bounds__(128, 3) attention_wgmma_bwd(ATTENTI
 // dq = scale · dq_acc, into the activations' bf16.
 extern "C" __global__ void attention_dq_finish(const float* dq_acc, bf16* dq, long n, float scale) {
     map1(dq_acc, dq, n, [=](float x) { return x * scale; });
+}
+
+// Deterministic dq: each query's shares from the key blocks at or before it (parts + y·n, y = 0, 1, ...), added
+// in that order and scaled, into bf16. The same sum every run, at the cost of a part of (B,T,H,D) per key block.
+extern "C" __global__ void attention_dq_reduce(const float* parts, bf16* dq, long n, long row, int t_len, float scale) {
+    GRID_STRIDE(i, n) {
+        int query = (int) (i / row % t_len);
+        float sum = 0.f;
+        for (int y = 0; y <= query / TILE; y++) sum += parts[y * n + i];
+        dq[i] = from_float<bf16>(sum * scale);
+    }
 }

@@ -111,6 +111,28 @@ template <typename T> __device__ void embedding_bwd(const int* ids, const T* dou
     int first, int rows) { embedding_bwd<T>(ids, dout, dtable, n, c, first, rows); }
 FOR_TYPES(EMBEDDING_BWD)
 
+// Deterministic: a block owns EMBEDDING_ROWS rows of the table and walks the ids in order, each thread adding its
+// columns of every token of those rows: the same sums, in token order, every run.
+#define EMBEDDING_ROWS 32
+template <typename T> __device__ void embedding_bwd_ordered(const int* ids, const T* dout, float* dtable, long n, int c, int first, int rows) {
+    __shared__ int chunk[1024];
+    int r0 = blockIdx.x * EMBEDDING_ROWS;
+    for (long base = 0; base < n; base += 1024) {
+        int count = (int) min(1024L, n - base);
+        __syncthreads();
+        for (int i = threadIdx.x; i < count; i += blockDim.x) chunk[i] = ids[base + i] - first;
+        __syncthreads();
+        for (int i = 0; i < count; i++) {
+            int row = chunk[i];
+            if (row < r0 || row >= r0 + EMBEDDING_ROWS || row >= rows) continue;
+            for (int col = threadIdx.x; col < c; col += blockDim.x) dtable[(long) row * c + col] += to_float(dout[(base + i) * c + col]);
+        }
+    }
+}
+#define EMBEDDING_BWD_ORDERED(T, S) extern "C" __global__ void embedding_bwd_ordered_##S(const int* ids, const T* dout, float* dtable, \
+    long n, int c, int first, int rows) { embedding_bwd_ordered<T>(ids, dout, dtable, n, c, first, rows); }
+FOR_TYPES(EMBEDDING_BWD_ORDERED)
+
 // x (B,T,H,D) rotated in pairs (i, i + D/2) by f32 cos/sin (T, D/2); sign = -1 for the inverse.
 template <typename T> __device__ void rope(const T* x, const float* cos_t, const float* sin_t, T* out, long bt, int t, int h, int d, float sign) {
     int half = d / 2;

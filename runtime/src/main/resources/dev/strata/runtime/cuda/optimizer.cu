@@ -47,11 +47,13 @@ extern "C" __global__ void sum_partials(const double* partials, long count, doub
 }
 
 // One element of PyTorch's AdamW: gradient g already clipped; decay = 1 - lr * weight_decay.
+// Every rounding spelled out (fused where fmaf says, nowhere else), so the CPU's AdamW (offload's CpuAdamW) can
+// take the same steps and give the same bits.
 __device__ __forceinline__ void adamw(float& p, float g, float& m, float& v, float beta1, float beta2, float eps, float decay,
                                       float step_size, float bc2_sqrt) {
-    m += (1.f - beta1) * (g - m);
-    v = beta2 * v + (1.f - beta2) * g * g;
-    p = p * decay - step_size * m / (sqrtf(v) / bc2_sqrt + eps);
+    m = fmaf(__fsub_rn(1.f, beta1), __fsub_rn(g, m), m);
+    v = fmaf(beta2, v, __fmul_rn(__fmul_rn(__fsub_rn(1.f, beta2), g), g));
+    p = fmaf(p, decay, -__fdiv_rn(__fmul_rn(step_size, m), __fadd_rn(__fdiv_rn(__fsqrt_rn(v), bc2_sqrt), eps)));
 }
 
 // PyTorch's AdamW. schedule: lr, 1 - beta1^t, sqrt(1 - beta2^t); grad_sum_squares: the squared global norm, which
@@ -65,7 +67,7 @@ extern "C" __global__ void multi_adamw(const Slot* slots, const long* chunks, fl
     const Slot& s = chunk_slot(slots, chunks, begin, end);
     float lr = (float) schedule[0], bc1 = (float) schedule[1], bc2_sqrt = (float) schedule[2];
     float grad_scale = max_norm > 0.f ? (float) fmin(1.0, max_norm / (sqrt(grad_sum_squares[0]) + 1e-6)) : 1.f;
-    float decay = 1.f - lr * (float) s.weight_decay, step_size = lr / bc1;
+    float decay = __fsub_rn(1.f, __fmul_rn(lr, (float) s.weight_decay)), step_size = __fdiv_rn(lr, bc1);
     long quads = (end - begin) / 4;
     float4 *p4 = (float4*) (s.p + begin), *m4 = (float4*) (s.m + begin), *v4 = (float4*) (s.v + begin);
     const float4* g4 = (const float4*) (s.g + begin);

@@ -185,9 +185,18 @@ class CudaBackendTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"f32", "bf16"})
-    void embeddingForwardAndBackward(String dtype) {
-        DType dt = DType.parse(dtype);
+    @ValueSource(strings = {"f32", "bf16", "bf16 deterministic"})
+    void embeddingForwardAndBackward(String variant) {
+        DType dt = DType.parse(variant.split(" ")[0]);
+        gpu.deterministic(variant.endsWith("deterministic"));
+        try {
+            embeddingMatchesTheCpu(dt);
+        } finally {
+            gpu.deterministic(false);
+        }
+    }
+
+    private void embeddingMatchesTheCpu(DType dt) {
         int v = 53, c = 19, n = 41;
         int[] ids = rng.ints(n, 0, v).toArray();
         ids[3] = ids[7]; // a repeated id must accumulate
@@ -250,15 +259,45 @@ class CudaBackendTest {
      * a head size not a multiple of 8 takes delta's element-wise path.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"f32", "bf16", "bf16 mma.sync"})
+    @ValueSource(strings = {"f32", "bf16", "bf16 mma.sync", "bf16 deterministic", "bf16 mma.sync deterministic"})
     void attentionForwardAndBackwardWithGroupedHeads(String variant) {
         DType dt = DType.parse(variant.split(" ")[0]);
         boolean wgmma = gpu.wgmmaAttention;
-        gpu.wgmmaAttention &= !variant.endsWith("mma.sync"); // Hopper runs wgmma; this checks its mma.sync kernels too
+        gpu.wgmmaAttention &= !variant.contains("mma.sync"); // Hopper runs wgmma; this checks its mma.sync kernels too
+        gpu.deterministic(variant.endsWith("deterministic")); // dq from per-key-block parts added in order
         try {
             attentionMatchesTheCpu(dt);
         } finally {
             gpu.wgmmaAttention = wgmma;
+            gpu.deterministic(false);
+        }
+    }
+
+    /** Deterministic, the sums that atomics would add in any order (many key blocks into each query's dq, many tokens into a row) repeat bit for bit. */
+    @Test
+    void deterministicSumsRepeatBitForBit() {
+        int b = 2, t = 640, h = 4, hkv = 2, d = 64, n = 4096, rows = 50, c = 96;
+        double scale = 1 / Math.sqrt(d);
+        gpu.deterministic(true);
+        try (Tensor q = gpu.fromDoubles(random((long) b * t * h * d, 1), DType.BF16, b, t, h, d); Tensor k = gpu.fromDoubles(random((long) b * t * hkv * d, 1), DType.BF16, b, t, hkv, d);
+             Tensor v = gpu.fromDoubles(random((long) b * t * hkv * d, 1), DType.BF16, b, t, hkv, d); Tensor dout = gpu.fromDoubles(random((long) b * t * h * d, 1), DType.BF16, b, t, h, d);
+             Tensor ids = gpu.fromInts(rng.ints(n, 0, rows).toArray(), n); Tensor dEmb = gpu.fromDoubles(random((long) n * c, 1), DType.BF16, n, c)) {
+            var f = gpu.attentionForward(q, k, v, scale);
+            double[][] dq = new double[2][], dtable = new double[2][];
+            for (int run = 0; run < 2; run++) {
+                Tensor[] g = gpu.attentionBackward(dout, q, k, v, f.out(), f.lse(), scale);
+                dq[run] = gpu.toDoubles(g[0]);
+                for (Tensor x : g) x.close();
+                try (Tensor table = gpu.zeros(DType.F32, rows, c)) {
+                    gpu.embeddingBackward(ids, dEmb, table);
+                    dtable[run] = gpu.toDoubles(table);
+                }
+            }
+            assertArrayEquals(dq[0], dq[1], "attention dq, run twice");
+            assertArrayEquals(dtable[0], dtable[1], "embedding table gradient, run twice");
+            assertTrue(java.util.Arrays.stream(dq[0]).anyMatch(x -> x != 0), "dq is not all zeros");
+        } finally {
+            gpu.deterministic(false);
         }
     }
 

@@ -101,6 +101,7 @@ public final class Trainer {
         TrainingSpec tr = job.training();
         if (exitAfter < 0) throw new IllegalArgumentException("--exit-after must be a step number (1 or more), got " + exitAfter);
         Backend backend = rank.backend() != null ? rank.backend() : Models.backend(job);
+        backend.deterministic(tr.deterministic());
         DType dtype = Models.dtype(job, backend);
         Windows train, val;
         if (data != null) {
