@@ -105,20 +105,24 @@ public final class OffloadedAdamW implements Optimizer {
         for (int c = 0; c < onCpu.size(); c++) for (Parameter p : onCpu.get(c).params()) cpuSubgroupOf.put(p, c);
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
-        long largestOnGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).max().orElse(0);
-        int windows = largestOnGpu == 0 ? 0 : DEVICE_WINDOW;
+        windowOf = new int[subgroups.size()];
+        long[] windowElements = new long[DEVICE_WINDOW]; // each window as large as the largest subgroup it takes (one holds the embedding's)
+        int g = 0;
+        for (Subgroup k : subgroups)
+            if (k.onGpu()) {
+                windowOf[k.index()] = g++ % DEVICE_WINDOW;
+                windowElements[windowOf[k.index()]] = Math.max(windowElements[windowOf[k.index()]], k.elements());
+            }
+        int windows = Math.min(g, DEVICE_WINDOW);
         windowM = new Tensor[windows];
         windowV = new Tensor[windows];
         windowFree = new Backend.Event[windows];
         windowOwnsEvent = new boolean[windows];
         for (int w = 0; w < windows; w++) {
-            windowM[w] = backend.empty(stateType, Math.toIntExact(largestOnGpu));
-            windowV[w] = backend.empty(stateType, Math.toIntExact(largestOnGpu));
+            windowM[w] = backend.empty(stateType, Math.toIntExact(windowElements[w]));
+            windowV[w] = backend.empty(stateType, Math.toIntExact(windowElements[w]));
             windowFree[w] = Backend.DONE;
         }
-        windowOf = new int[subgroups.size()];
-        int g = 0;
-        for (Subgroup k : subgroups) if (k.onGpu()) windowOf[k.index()] = g++ % DEVICE_WINDOW;
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
         out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
                         + "their weights and gradients %s%n",

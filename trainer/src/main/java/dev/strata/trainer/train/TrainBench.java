@@ -47,6 +47,7 @@ public final class TrainBench {
     public static Result run(JobConfig job, String modelName, int b, int t, int accum, int warmup, int steps, PrintStream out) {
         if (steps < 1 || warmup < 0 || accum < 1) throw new IllegalArgumentException("--steps and --accum must be >= 1 and --warmup >= 0");
         Backend backend = Models.backend(job);
+        backend.deterministic(job.training().deterministic());
         DType dtype = Models.dtype(job, backend);
         ModelConfig cfg = Models.config(job.model());
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("--seq " + t + " exceeds the model's max_seq_len " + cfg.maxSeqLen());
