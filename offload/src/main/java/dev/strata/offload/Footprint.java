@@ -10,6 +10,6 @@ public record Footprint(long device, long ram, long disk) {
         long sub = Math.min(n, subgroupElements) * stateBytes, state = 2 * n * stateBytes;
         long staging = HostStaging.windowBytes(sub) + (tier.equals("nvme") ? NvmeStateStore.STAGING * 2L * sub : 0);
         long inRam = tier.equals("cpu") ? state : Math.max(0, Math.min(state, (long) (pinMemoryGb * 1e9) - staging));
-        return new Footprint(OffloadedAdamW.DEVICE_WINDOW * 2L * sub, inRam + staging, state - inRam);
+        return new Footprint(DeviceWindows.COUNT * 2L * sub, inRam + staging, state - inRam);
     }
 }

@@ -24,7 +24,7 @@ import java.util.concurrent.Future;
  * bypasses the page cache, which would otherwise hold a second copy of the state), plain reads and writes where not.
  */
 final class NvmeStateStore implements StateStore {
-    static final int STAGING = OffloadedAdamW.DEVICE_WINDOW + 2; // GPU subgroups on their way back, the one updated, the one read ahead
+    static final int STAGING = DeviceWindows.COUNT + 2; // GPU subgroups on their way back, the one updated, the one read ahead
     private final Path dir;
     private final StateBlock[] slots;
     private final int[] holds;                 // slots[i] holds this subgroup's state (read, or read ahead), or -1

@@ -31,13 +31,12 @@ public final class OffloadedAdamW implements Optimizer {
     /** tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU update's; subgroupElements: their size. */
     public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements, double pinMemoryGb) {}
 
-    /** GPU subgroups whose moments are on the device at once: how far their copies up run ahead of their copies back. */
-    static final int DEVICE_WINDOW = 3;
     /** CPU subgroups whose copies down run ahead of the CPU. */
     private static final int HOST_WINDOW = HostStaging.WINDOW;
 
     /** A GPU subgroup whose moments are on their way back from its window. */
     private record InFlight(Subgroup subgroup, Backend.Event landed) {}
+
 
     private final UpdateTimings timings = new UpdateTimings();
     private final Backend backend;
@@ -52,10 +51,7 @@ public final class OffloadedAdamW implements Optimizer {
     private final HostStaging staging;
     private final CpuAdamW cpu;
     private final Tensor schedule, gradSumSquares;
-    private final Tensor[] windowM, windowV;        // the device's windows GPU subgroups' moments pass through, in turn, kept: a subgroup's AdamW table stays the same
-    private final Backend.Event[] windowFree;       // each window's last copy back: the next copy into it waits for it
-    private final boolean[] windowOwnsEvent;        // a step's last copy back from the window: no in-flight subgroup closes it
-    private final int[] windowOf;                   // a GPU subgroup's window, by subgroup index
+    private final DeviceWindows windows;
     private final double gpuFraction;
     private final Map<Parameter, Integer> cpuSubgroupOf = new java.util.HashMap<>(); // a CPU-updated parameter's subgroup, as c counts them
     private final List<List<Backend.Event>> gradsDown;  // the c-th CPU subgroup's gradients on their way down since backward finished them; null: not sent
@@ -105,24 +101,7 @@ public final class OffloadedAdamW implements Optimizer {
         for (int c = 0; c < onCpu.size(); c++) for (Parameter p : onCpu.get(c).params()) cpuSubgroupOf.put(p, c);
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
-        windowOf = new int[subgroups.size()];
-        long[] windowElements = new long[DEVICE_WINDOW]; // each window as large as the largest subgroup it takes (one holds the embedding's)
-        int g = 0;
-        for (Subgroup k : subgroups)
-            if (k.onGpu()) {
-                windowOf[k.index()] = g++ % DEVICE_WINDOW;
-                windowElements[windowOf[k.index()]] = Math.max(windowElements[windowOf[k.index()]], k.elements());
-            }
-        int windows = Math.min(g, DEVICE_WINDOW);
-        windowM = new Tensor[windows];
-        windowV = new Tensor[windows];
-        windowFree = new Backend.Event[windows];
-        windowOwnsEvent = new boolean[windows];
-        for (int w = 0; w < windows; w++) {
-            windowM[w] = backend.empty(stateType, Math.toIntExact(windowElements[w]));
-            windowV[w] = backend.empty(stateType, Math.toIntExact(windowElements[w]));
-            windowFree[w] = Backend.DONE;
-        }
+        windows = new DeviceWindows(backend, stateType, subgroups);
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
         out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
                         + "their weights and gradients %s%n",
@@ -181,10 +160,11 @@ public final class OffloadedAdamW implements Optimizer {
 
     /**
      * The global norm (the host waits for backward here, so the device is idle and copies need not wait for it),
-     * then every subgroup in order: a GPU one enqueued whole (moments up, AdamW on the device, moments down), a CPU
-     * one updated here from its weights and gradients (what is not on the host yet streamed down {@link #HOST_WINDOW}
-     * subgroups ahead), and its weights sent back up. The host waits only for the CPU side's copies down; the compute stream waits for the
-     * last copies of both sides once, at the end. Nothing is updated when the norm is not finite.
+     * then every subgroup in order: a GPU one enqueued whole (moments up into a {@link DeviceWindows window}, AdamW on
+     * the device, moments down), a CPU one updated here from its weights and gradients (what is not on the host yet
+     * streamed down {@link #HOST_WINDOW} subgroups ahead), and its weights sent back up. The host waits only for the
+     * CPU side's copies down; the compute stream waits once, at the end, for the CPU side's weights, while the GPU
+     * subgroups' moments go on down beside the next forward. Nothing is updated when the norm is not finite.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {
         lastMicroBatch = false;
@@ -213,12 +193,8 @@ public final class OffloadedAdamW implements Optimizer {
             Subgroup k = subgroups.get(j);
             if (k.onGpu()) {
                 long t1 = System.nanoTime();
+                if (inFlight.size() == DeviceWindows.COUNT) land(inFlight.poll()); // its window is k's next
                 inFlight.add(onDevice(k, open(k, j), maxGradNorm));
-                if (inFlight.size() > DEVICE_WINDOW) { // its window was taken over: its moments land before anything reads them
-                    InFlight f = inFlight.poll();
-                    land(f);
-                    f.landed().close();
-                }
                 timings.deviceNanos += System.nanoTime() - t1;
             } else {
                 StateBlock b = open(k, j);
@@ -238,10 +214,7 @@ public final class OffloadedAdamW implements Optimizer {
         for (Subgroup k : onCpu) for (Parameter p : k.params()) p.markUpdated(false); // after the wait: the bf16 copies read the new weights
         up.forEach(Backend.Event::close);
         hostWeightsCurrent = true;
-        for (InFlight f : inFlight) { // each its window's last: the window keeps its event for the next step's first copy in
-            land(f);
-            windowOwnsEvent[windowOf[f.subgroup().index()]] = true;
-        }
+        inFlight.forEach(this::land);
         timings.endNanos += System.nanoTime() - t1;
     }
 
@@ -301,29 +274,18 @@ public final class OffloadedAdamW implements Optimizer {
      * the device, its moments back down; returns when they will have landed.
      */
     private InFlight onDevice(Subgroup k, StateBlock b, double maxGradNorm) {
-        int w = windowOf[k.index()];
-        Tensor m = windowM[w], v = windowV[w];
-        backend.copyFromHostAfter(b.m(), m, k.elements(), windowFree[w]).close();
-        try (Backend.Event up = backend.copyFromHostAfter(b.v(), v, k.elements(), windowFree[w])) { // one stream: the last lands last
-            backend.waitFor(up);
-        }
+        windows.bringUp(k, b);
         List<Backend.AdamWSlot> slots = new ArrayList<>();
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
-            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), m, v, k.offsets()[i], AdamW.weightDecay(adam, p), AdamW.bf16Copy(p)));
+            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), windows.m(k), windows.v(k), k.offsets()[i], AdamW.weightDecay(adam, p), AdamW.bf16Copy(p)));
         }
         backend.adamw(slots, new Backend.AdamWSettings(adam.beta1(), adam.beta2(), adam.eps(), maxGradNorm), schedule, gradSumSquares);
         for (int i = 0; i < k.params().size(); i++) k.params().get(i).markUpdated(slots.get(i).copy() != null);
-        if (windowOwnsEvent[w]) windowFree[w].close(); // the last step's: the copies in above were enqueued after it
-        windowOwnsEvent[w] = false;
-        try (Backend.Event updated = backend.record()) {
-            backend.copyToHostAfter(m, k.elements(), b.m(), updated).close();
-            windowFree[w] = backend.copyToHostAfter(v, k.elements(), b.v(), updated);
-        }
-        return new InFlight(k, windowFree[w]);
+        return new InFlight(k, windows.sendBack(k, b));
     }
 
-    /** A GPU subgroup's moments are back, or will be before anything reads them: its block goes back to the store. */
+    /** A GPU subgroup's moments are back, or will be before anything reads them: its block goes back to the store (before its window's next subgroup). */
     private void land(InFlight f) {
         if (store.writesBack(f.subgroup())) f.landed().await(); // its file is written from the block
         store.done(f.subgroup());
@@ -384,7 +346,7 @@ public final class OffloadedAdamW implements Optimizer {
      */
     @Override public Map<String, HostTensor> hostState() {
         backend.synchronize();
-        for (Backend.Event e : windowFree) e.await(); // the last moments back from the device
+        windows.awaitLanded();
         diskCopies.clear();
         Map<String, HostTensor> m = new LinkedHashMap<>(), v = new LinkedHashMap<>();
         for (Subgroup k : subgroups) {
@@ -421,12 +383,7 @@ public final class OffloadedAdamW implements Optimizer {
     }
 
     @Override public void close() {
-        for (int w = 0; w < windowM.length; w++) {
-            windowFree[w].await();
-            windowFree[w].close();
-            windowM[w].close();
-            windowV[w].close();
-        }
+        windows.close();
         store.close();
         staging.close();
         cpu.close();

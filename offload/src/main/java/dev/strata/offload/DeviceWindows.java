@@ -1,0 +1,81 @@
+package dev.strata.offload;
+
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
+import dev.strata.runtime.Tensor;
+import java.util.List;
+
+/**
+ * The device memory GPU subgroups' moments pass through: {@link #COUNT} windows taken in turn, kept for the run,
+ * each as large as the largest subgroup it takes (one holds the embedding's). Kept, a subgroup lands at the same
+ * addresses every step, so its AdamW table is the same: nothing to upload or allocate while the update runs.
+ */
+final class DeviceWindows implements AutoCloseable {
+    /** GPU subgroups whose moments are on the device at once: how far their copies up run ahead of their copies back. */
+    static final int COUNT = 3;
+    private final Backend backend;
+    private final Tensor[] m, v;
+    private final Backend.Event[] landed; // each window's last copy back: the next copy into it waits for it
+    private final int[] windowOf;         // a GPU subgroup's window, by subgroup index
+
+    DeviceWindows(Backend backend, DType stateType, List<Subgroup> subgroups) {
+        this.backend = backend;
+        windowOf = new int[subgroups.size()];
+        long[] elements = new long[COUNT];
+        int g = 0;
+        for (Subgroup k : subgroups)
+            if (k.onGpu()) {
+                int w = windowOf[k.index()] = g++ % COUNT;
+                elements[w] = Math.max(elements[w], k.elements());
+            }
+        int count = Math.min(g, COUNT);
+        m = new Tensor[count];
+        v = new Tensor[count];
+        landed = new Backend.Event[count];
+        for (int w = 0; w < count; w++) {
+            m[w] = backend.empty(stateType, Math.toIntExact(elements[w]));
+            v[w] = backend.empty(stateType, Math.toIntExact(elements[w]));
+            landed[w] = Backend.DONE;
+        }
+    }
+
+    /** Subgroup k's first moments on the device, its parameters' parts at its offsets. */
+    Tensor m(Subgroup k) { return m[windowOf[k.index()]]; }
+
+    Tensor v(Subgroup k) { return v[windowOf[k.index()]]; }
+
+    /** k's moments up from b into its window once the window's last copy back has landed; the compute stream waits for them. */
+    void bringUp(Subgroup k, StateBlock b) {
+        int w = windowOf[k.index()];
+        backend.copyFromHostAfter(b.m(), m[w], k.elements(), landed[w]).close();
+        try (Backend.Event up = backend.copyFromHostAfter(b.v(), v[w], k.elements(), landed[w])) { // one stream: the last lands last
+            backend.waitFor(up);
+        }
+    }
+
+    /**
+     * k's moments back down into b once the compute stream's work so far (its update) is done. The event says when
+     * they have landed; it is the window's, valid until the window's next subgroup is brought up.
+     */
+    Backend.Event sendBack(Subgroup k, StateBlock b) {
+        int w = windowOf[k.index()];
+        landed[w].close(); // the window's last copy back: the copies in above waited for it already
+        try (Backend.Event updated = backend.record()) {
+            backend.copyToHostAfter(m[w], k.elements(), b.m(), updated).close();
+            landed[w] = backend.copyToHostAfter(v[w], k.elements(), b.v(), updated);
+        }
+        return landed[w];
+    }
+
+    /** Waits for every window's last copy back: the host's moments are whole. */
+    void awaitLanded() { for (Backend.Event e : landed) e.await(); }
+
+    @Override public void close() {
+        awaitLanded();
+        for (int w = 0; w < m.length; w++) {
+            landed[w].close();
+            m[w].close();
+            v[w].close();
+        }
+    }
+}
