@@ -1,7 +1,11 @@
 package dev.strata.offload;
 
-/** Bytes offloaded optimizer state takes on each tier: the device's scratch, pinned host memory (staging included), files. */
-public record Footprint(long device, long ram, long disk) {
+/**
+ * Bytes offloaded optimizer state takes on each tier: the device's windows, pinned host memory (staging included),
+ * files; and what the CPU side's weights and gradients may add to RAM where it has room (hostWeights: all of them,
+ * the most; the measured split decides how many there are).
+ */
+public record Footprint(long device, long ram, long disk, long hostWeights) {
     /**
      * What the state of n elements in subgroups of subgroupElements takes where these settings put it, as
      * {@code strata plan} shows it (a subgroup counted at its target size).
@@ -10,6 +14,6 @@ public record Footprint(long device, long ram, long disk) {
         long sub = Math.min(n, subgroupElements) * stateBytes, state = 2 * n * stateBytes;
         long staging = HostStaging.windowBytes(sub) + (tier.equals("nvme") ? NvmeStateStore.STAGING * 2L * sub : 0);
         long inRam = tier.equals("cpu") ? state : Math.max(0, Math.min(state, (long) (pinMemoryGb * 1e9) - staging));
-        return new Footprint(DeviceWindows.COUNT * 2L * sub, inRam + staging, state - inRam);
+        return new Footprint(DeviceWindows.COUNT * 2L * sub, inRam + staging, state - inRam, state);
     }
 }

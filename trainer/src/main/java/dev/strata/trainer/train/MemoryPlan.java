@@ -149,9 +149,10 @@ public final class MemoryPlan {
             if (e.hostActivations() > 0)
                 out.append(String.format(java.util.Locale.ROOT, "  %-22s %8.2f GiB (offload.activations, in pinned host memory)%n", "block inputs on the host", gib(e.hostActivations())));
             if (e.offloaded() != null)
-                out.append(String.format(java.util.Locale.ROOT, "off the device (offload.optimizer = %s, AdamW moments and staging):%n  %-22s %8.2f GiB%n  %-22s %8.2f GiB%s%n",
+                out.append(String.format(java.util.Locale.ROOT, "off the device (offload.optimizer = %s, AdamW moments and staging):%n  %-22s %8.2f GiB%n  %-22s %8.2f GiB%s%n"
+                                + "  and up to %.2f GiB more pinned where RAM has room: the CPU side's weights and gradients, kept on the host%n",
                         job.offload().optimizer(), "pinned host memory", gib(e.offloaded().ram()), "nvme files", gib(e.offloaded().disk()),
-                        job.offload().nvmeDir().isEmpty() ? "" : " under " + job.offload().nvmeDir()));
+                        job.offload().nvmeDir().isEmpty() ? "" : " under " + job.offload().nvmeDir(), gib(e.offloaded().hostWeights())));
             return out.toString();
         }
         out.append(String.format(java.util.Locale.ROOT, "%-22s %9s %9s %9s %11s %9s %9s %7s%n", "layout (" + gpus + " GPUs)", "weights", "grads", "optim", "activations",

@@ -69,6 +69,7 @@ class MemoryPlanTest {
         assertEquals(3 * 2 * sub, cpu.optimizer(), "the device holds the GPU subgroups in flight only");
         assertEquals(moments + 4 * 2 * sub, cpu.offloaded().ram(), "pinned: every moment, and the CPU side's staging");
         assertEquals(0, cpu.offloaded().disk());
+        assertEquals(moments, cpu.offloaded().hostWeights(), "where RAM has room: a weight and a gradient an element, as many bytes as the moments");
         var nvme = MemoryPlan.estimate(base.withOverrides("offload { optimizer = nvme, nvme_dir = \"" + dir + "\", subgroup_mparams = 0.004 }"), cfg);
         assertEquals(moments, nvme.offloaded().disk(), "nvme without pin_memory_gb: every moment in files");
         assertEquals((4 + 5) * 2 * sub, nvme.offloaded().ram(), "pinned: the staging only");
@@ -80,5 +81,6 @@ class MemoryPlanTest {
         assertEquals(inputs, inputsOnHost.hostActivations(), "and waits on the host");
         String report = MemoryPlan.report(base.withOverrides("offload { optimizer = nvme, nvme_dir = \"" + dir + "\" }"), 0, 0);
         assertTrue(report.contains("pinned host memory") && report.contains("nvme files") && report.contains(dir.toString()), report);
+        assertTrue(report.contains("more pinned where RAM has room: the CPU side's weights and gradients"), report);
     }
 }
