@@ -5,7 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.strata.offload.CpuAdamW;
 import dev.strata.offload.OffloadedAdamW;
+import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.HostTensor;
 import dev.strata.runtime.cuda.CudaBackend;
@@ -18,8 +20,11 @@ import dev.strata.trainer.model.Initializer;
 import dev.strata.trainer.model.ModelConfig;
 import dev.strata.trainer.model.Transformer;
 import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Tag;
@@ -63,17 +68,17 @@ class CudaOffloadTest {
             v[at + i] = rng.nextDouble(1e-9, 1e-5);
         }
         double lr = 3e-4, bc1 = 1 - Math.pow(0.9, 7), bc2Sqrt = Math.sqrt(1 - Math.pow(0.95, 7)), norm = 2.5, maxNorm = 0.7, wd = 0.1;
-        try (CudaBackend gpu = CudaBackend.open(0); dev.strata.offload.CpuAdamW cpu = new dev.strata.offload.CpuAdamW(4);
+        try (CudaBackend gpu = CudaBackend.open(0); CpuAdamW cpu = new CpuAdamW(4);
              var dp = gpu.fromDoubles(p, DType.F32, n); var dg = gpu.fromDoubles(g, DType.F32, n); var dm = gpu.fromDoubles(m, DType.F32, at + n);
              var dv = gpu.fromDoubles(v, DType.F32, at + n); var schedule = gpu.fromDoubles(new double[] {lr, bc1, bc2Sqrt}, DType.F64, 3);
              var sumSquares = gpu.fromDoubles(new double[] {norm * norm}, DType.F64, 1)) {
             double[] before = gpu.toDoubles(dp);
-            java.nio.ByteBuffer hp = floats(before, 0), hg = floats(gpu.toDoubles(dg), 0), hm = floats(gpu.toDoubles(dm), at), hv = floats(gpu.toDoubles(dv), at);
-            gpu.adamw(java.util.List.of(new dev.strata.runtime.Backend.AdamWSlot(dp, dg, dm, dv, at, wd, null)),
-                    new dev.strata.runtime.Backend.AdamWSettings(0.9, 0.95, 1e-8, maxNorm), schedule, sumSquares);
-            double scale = dev.strata.offload.CpuAdamW.clipScale(DType.F32, maxNorm, Math.sqrt(norm * norm));
-            cpu.update(DType.F32, java.util.List.of(new dev.strata.offload.CpuAdamW.Part(hp, hg, hm, hv, n,
-                    new dev.strata.offload.CpuAdamW.Step(0.9, 0.95, 1e-8, lr, bc1, bc2Sqrt, wd, scale))));
+            ByteBuffer hp = floats(before, 0), hg = floats(gpu.toDoubles(dg), 0), hm = floats(gpu.toDoubles(dm), at), hv = floats(gpu.toDoubles(dv), at);
+            gpu.adamw(List.of(new Backend.AdamWSlot(dp, dg, dm, dv, at, wd, null)),
+                    new Backend.AdamWSettings(0.9, 0.95, 1e-8, maxNorm), schedule, sumSquares);
+            double scale = CpuAdamW.clipScale(DType.F32, maxNorm, Math.sqrt(norm * norm));
+            cpu.update(DType.F32, List.of(new CpuAdamW.Part(hp, hg, hm, hv, n,
+                    new CpuAdamW.Step(0.9, 0.95, 1e-8, lr, bc1, bc2Sqrt, wd, scale))));
             double[] kp = gpu.toDoubles(dp), km = gpu.toDoubles(dm), kv = gpu.toDoubles(dv);
             int differ = 0;
             for (int i = 0; i < n; i++)
@@ -84,8 +89,8 @@ class CudaOffloadTest {
     }
 
     /** values[from..] as little-endian floats. */
-    private static java.nio.ByteBuffer floats(double[] values, int from) {
-        var b = java.nio.ByteBuffer.allocateDirect(4 * (values.length - from)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    private static ByteBuffer floats(double[] values, int from) {
+        var b = ByteBuffer.allocateDirect(4 * (values.length - from)).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = from; i < values.length; i++) b.putFloat(4 * (i - from), (float) values[i]);
         return b;
     }
