@@ -52,10 +52,10 @@ public final class OffloadedAdamW implements Optimizer {
     private final CpuAdamW cpu;
     private final Tensor schedule, gradSumSquares;
     private final DeviceWindows windows;
-    private final double gpuFraction;
     private final Map<Parameter, Integer> cpuSubgroupOf = new java.util.HashMap<>(); // a CPU-updated parameter's subgroup, as c counts them
     private final List<List<Backend.Event>> gradsDown;  // the c-th CPU subgroup's gradients on their way down since backward finished them; null: not sent
     private final int[] pendingGrads;               // its parameters whose gradients backward has still to finish this step
+    private final boolean gradsDuringBackward;      // resident, and no sync changes gradients after backward: the last backward sends them
     private boolean lastMicroBatch;                 // this micro-batch's backward finishes the gradients
     private boolean hostWeightsCurrent;             // resident weights equal the device's (false before the first update and after a resume)
     private double lr, bc1, bc2Sqrt, lastNorm = Double.NaN;
@@ -80,8 +80,8 @@ public final class OffloadedAdamW implements Optimizer {
         SplitModel model = Double.isNaN(settings.gpuFraction()) ? SplitModel.measure(backend, cpu, stateType) : null;
         // the CPU side's weights and gradients stay in pinned RAM where it has room: then its weights stay on the host
         // and, without a sync that changes gradients after backward, its gradients come down during backward
-        boolean resident = true;
-        int cpuDown = sync == GradientSync.NONE ? 0 : 1;
+        boolean resident = true, unsynced = sync == GradientSync.NONE;
+        int cpuDown = unsynced ? 0 : 1;
         double fraction = model != null ? model.bestFraction(total, cpuDown) : settings.gpuFraction();
         List<Subgroup> split = split(mine, settings.subgroupElements(), fraction);
         long residentBytes = HostStaging.residentBytes(cpuSide(split), stateBytes);
@@ -90,9 +90,9 @@ public final class OffloadedAdamW implements Optimizer {
             cpuDown = 2;
             if (model != null) split = split(mine, settings.subgroupElements(), fraction = model.bestFraction(total, cpuDown));
         }
-        this.gpuFraction = fraction;
+        gradsDuringBackward = resident && unsynced;
         subgroups.addAll(split);
-        if (model != null) out.println("offload split: " + model.explain(total, gpuFraction, cpuDown));
+        if (model != null) out.println("offload split: " + model.explain(total, fraction, cpuDown));
         this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
         onCpu = cpuSide(subgroups);
         this.staging = new HostStaging(backend, onCpu, stateBytes, resident);
@@ -232,12 +232,19 @@ public final class OffloadedAdamW implements Optimizer {
      * done; resident weights only while they are not current, gradients only if backward did not send them already.
      */
     private List<Backend.Event> sendDown(Subgroup k, int c, Backend.Event after) {
-        boolean weights = !staging.resident() || !hostWeightsCurrent, grads = gradsDown.get(c) == null;
-        List<Backend.Event> copies = grads ? new ArrayList<>() : gradsDown.set(c, null);
+        List<Backend.Event> copies = gradsDown.get(c) == null ? gradsInto(k, c, after) : gradsDown.set(c, null);
+        if (!staging.resident() || !hostWeightsCurrent)
+            for (int i = 0; i < k.params().size(); i++) copies.add(backend.copyToHostAfter(k.params().get(i).value(), window(staging.weights(c), k, i), after));
+        return copies;
+    }
+
+    /** The c-th CPU subgroup's gradients down into staging, once after is done (null: once the compute stream's work so far is). */
+    private List<Backend.Event> gradsInto(Subgroup k, int c, Backend.Event after) {
+        List<Backend.Event> copies = new ArrayList<>();
         for (int i = 0; i < k.params().size(); i++) {
-            Parameter p = k.params().get(i);
-            if (weights) copies.add(backend.copyToHostAfter(p.value(), window(staging.weights(c), k, i), after));
-            if (grads) copies.add(backend.copyToHostAfter(p.grad(), window(staging.grads(c), k, i), after));
+            Tensor grad = k.params().get(i).grad();
+            Backend.HostBuffer into = window(staging.grads(c), k, i);
+            copies.add(after == null ? backend.copyToHost(grad, into) : backend.copyToHostAfter(grad, into, after));
         }
         return copies;
     }
@@ -252,7 +259,7 @@ public final class OffloadedAdamW implements Optimizer {
      * the rest of it; only on one process without a sync, whose reduction would change them after backward.
      */
     @Override public void startMicroBatch(boolean last) {
-        lastMicroBatch = last && staging.resident() && sync == GradientSync.NONE;
+        lastMicroBatch = last && gradsDuringBackward;
         if (lastMicroBatch) for (int c = 0; c < onCpu.size(); c++) pendingGrads[c] = onCpu.get(c).params().size();
     }
 
@@ -260,12 +267,7 @@ public final class OffloadedAdamW implements Optimizer {
         if (!lastMicroBatch) return;
         for (Parameter p : params) {
             Integer c = cpuSubgroupOf.get(p);
-            if (c != null && --pendingGrads[c] == 0) { // copyToHost: after the compute stream's work so far, the backward that finished them
-                List<Backend.Event> copies = new ArrayList<>();
-                Subgroup k = onCpu.get(c);
-                for (int i = 0; i < k.params().size(); i++) copies.add(backend.copyToHost(k.params().get(i).grad(), window(staging.grads(c), k, i)));
-                gradsDown.set(c, copies);
-            }
+            if (c != null && --pendingGrads[c] == 0) gradsDown.set(c, gradsInto(onCpu.get(c), c, null)); // after the backward that finished them
         }
     }
 

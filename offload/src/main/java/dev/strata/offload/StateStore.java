@@ -39,8 +39,7 @@ interface StateStore extends AutoCloseable {
      * no state went to files (RAM holding moments saves more than RAM holding weights).
      */
     static long spareRam(List<Subgroup> subgroups, int stateBytes, OffloadedAdamW.Settings settings) {
-        long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes), state = 0;
-        for (Subgroup k : subgroups) state += StateBlock.bytes(k.elements(), stateBytes);
+        long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes), state = stateBytes(subgroups, stateBytes);
         double pinGb = settings.pinMemoryGb();
         if (settings.tier().equals("cpu")) {
             long available = availableMemory(), budget = Long.MAX_VALUE;
@@ -48,8 +47,17 @@ interface StateStore extends AutoCloseable {
             if (pinGb > 0) budget = Math.min(budget, (long) (pinGb * 1e9));
             return Math.max(0, budget - state - staging);
         }
-        long diskStaging = NvmeStateStore.stagingBytes(subgroups.stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
-        return Math.max(0, (long) (pinGb * 1e9) - staging - diskStaging - state);
+        return Math.max(0, (long) (pinGb * 1e9) - staging - diskStaging(subgroups, stateBytes) - state);
+    }
+
+    /** What every subgroup's moments take, each part padded to a block. */
+    private static long stateBytes(List<Subgroup> subgroups, int stateBytes) {
+        return subgroups.stream().mapToLong(k -> StateBlock.bytes(k.elements(), stateBytes)).sum();
+    }
+
+    /** The nvme tier's staging: its blocks, each as large as the largest subgroup. */
+    private static long diskStaging(List<Subgroup> subgroups, int stateBytes) {
+        return NvmeStateStore.stagingBytes(subgroups.stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
     }
 
     /**
@@ -58,8 +66,7 @@ interface StateStore extends AutoCloseable {
      * weights and gradients), the rest in files.
      */
     static StateStore open(Backend backend, List<Subgroup> subgroups, int stateBytes, OffloadedAdamW.Settings settings, long hostWeights) {
-        long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes) + hostWeights, state = 0;
-        for (Subgroup k : subgroups) state += StateBlock.bytes(k.elements(), stateBytes);
+        long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes) + hostWeights, state = stateBytes(subgroups, stateBytes);
         double pinGb = settings.pinMemoryGb();
         if (settings.tier().equals("cpu")) {
             long need = state + staging, available = availableMemory();
@@ -71,7 +78,7 @@ interface StateStore extends AutoCloseable {
                         + "this machine has %.1f GB available: use offload.optimizer = nvme (offload.pin_memory_gb keeps part of it in RAM)", need / 1e9, available / 1e9));
             return new HostStateStore(backend, subgroups, subgroups.size(), stateBytes);
         }
-        long diskStaging = NvmeStateStore.stagingBytes(subgroups.stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
+        long diskStaging = diskStaging(subgroups, stateBytes);
         if (pinGb > 0 && staging + diskStaging > pinGb * 1e9)
             throw new IllegalArgumentException(String.format(Locale.ROOT, "offload.pin_memory_gb = %s is less than the %.2f GB the nvme tier stages "
                     + "through (%d blocks of the largest subgroup, and the CPU's staging); raise it or lower offload.subgroup_mparams", pinGb,

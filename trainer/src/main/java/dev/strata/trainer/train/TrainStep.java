@@ -72,7 +72,8 @@ public final class TrainStep implements AutoCloseable {
         this.lossSum = backend.zeros(model.precision().params(), 1);
         model.zeroGrad();
         this.trainable = TrainingState.trainable(model);
-        model.onGradientsDone(sync.replicas() > 1 ? sync::gradientsDone : opt::gradientsDone);
+        if (sync.replicas() > 1) model.onGradientsDone(sync::gradientsDone);
+        else if (opt.stateOnHost()) model.onGradientsDone(opt::gradientsDone); // offload moves finished gradients during backward
     }
 
     /**
