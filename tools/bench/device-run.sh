@@ -82,14 +82,15 @@ case "${1:-}" in
   offload)
     # CPU AdamW, ours against PyTorch's on the same cores; then training steps of "PRESET BATCH SEQ ACCUM" specs with
     # the optimizer on the GPU, offloaded and interleaved (the measured split), and offloaded all on the CPU
-    # (ZeRO-Offload's way); one micro-batch a step shows the update's own cost, ACCUM of them a realistic step
+    # (ZeRO-Offload's way); one micro-batch a step shows the update's own cost, ACCUM of them a realistic step; a spec
+    # may go on with STEPS and bench train options (e.g. --set model.n_heads=48)
     shift
     $STRATA bench adamw --params 268435456 2>&1 | tee -a "$LOGS/offload.log" | grep -E "AdamW|BENCH"
     python3 tools/bench/cpu_adamw.py 268435456 "$(nproc)" 2>&1 | grep -v Warning | tee -a "$LOGS/offload.log"
     for spec in "${@:-llama-1b 4 2048 1}"; do
       set -- $spec
       for variant in "" "--offload cpu --gpu-fraction auto" "--offload cpu --gpu-fraction 0"; do
-        $STRATA bench train --model "$1" --batch "$2" --seq "$3" --accum "$4" --steps "${5:-10}" --warmup 2 $variant 2>&1 | tee -a "$LOGS/offload-train.log" \
+        $STRATA bench train --model "$1" --batch "$2" --seq "$3" --accum "$4" --steps "${5:-10}" --warmup 2 "${@:6}" $variant 2>&1 | tee -a "$LOGS/offload-train.log" \
           | grep -E "offload|tokens/s|BENCH|Exception|error" | grep -v "^  "
       done
     done
@@ -158,5 +159,5 @@ PY
       python3 tools/bench/hf_finetune.py eval --dir "$W" --name $run --model "$W/$run" 2>&1 | grep -E "FINETUNE|Error" | tee -a "$LOGS/finetune.log"
     done
     ;;
-  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | checkpoint | generate | offload [SPEC...] | offload-big SPEC | offload-parity [VARIANTS [STEPS [DETERMINISTIC]]] | finetune" >&2; exit 2 ;;
+  *) echo "usage: $0 tests | parity | fp8 | bench [compile] | checkpoint | generate | offload [SPEC [STEPS [OPTIONS]]...] | offload-big SPEC | offload-parity [VARIANTS [STEPS [DETERMINISTIC]]] | finetune" >&2; exit 2 ;;
 esac

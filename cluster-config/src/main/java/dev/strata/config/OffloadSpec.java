@@ -5,10 +5,11 @@ package dev.strata.config;
  * {@code nvme} (files under nvmeDir, streamed through host memory); gpuFraction: the share of parameters the GPU
  * updates each step (their state streamed in), NaN for auto (measured at start); pinMemoryGb: the page-locked host
  * memory the nvme tier may stage through (0: as it needs); subgroupMparams: the size of the subgroups the state is
- * updated and moved in, millions of parameters; activations: the recomputed blocks' inputs wait for backward in
- * pinned host memory.
+ * updated and moved in, millions of parameters; gpuStateGb: the optimizer state kept on the device (the GPU tier),
+ * only the rest offloaded; activations: the recomputed blocks' inputs wait for backward in pinned host memory.
  */
-public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, double pinMemoryGb, double subgroupMparams, boolean activations) {
+public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, double pinMemoryGb, double subgroupMparams, double gpuStateGb,
+                          boolean activations) {
     public boolean enabled() { return !optimizer.equals("none"); }
 
     public boolean autoSplit() { return Double.isNaN(gpuFraction); }
@@ -36,9 +37,11 @@ public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, 
         f.require(pin >= 0, "offload.pin_memory_gb must be 0 (as needed) or more, got " + pin);
         double subgroup = f.number("offload.subgroup_mparams");
         f.require(subgroup > 0, "offload.subgroup_mparams must be above 0, got " + subgroup);
+        double gpuState = f.number("offload.gpu_state_gb");
+        f.require(gpuState >= 0, "offload.gpu_state_gb must be 0 (all the state offloaded) or more, got " + gpuState);
         boolean activations = f.bool("offload.activations");
         f.require(!activations || !f.string("training.activation_checkpointing").equals("none"),
                 "offload.activations = true moves the inputs of recomputed blocks to host memory; set training.activation_checkpointing = selective or full");
-        return new OffloadSpec(optimizer, dir, fraction, pin, subgroup, activations);
+        return new OffloadSpec(optimizer, dir, fraction, pin, subgroup, gpuState, activations);
     }
 }

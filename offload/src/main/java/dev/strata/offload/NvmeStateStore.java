@@ -20,7 +20,8 @@ import java.util.concurrent.Future;
 /**
  * offload.optimizer = nvme: each subgroup's moments in a file of its own under nvme_dir (m and v, each padded to a
  * block), streamed through a few page-locked staging blocks: the next subgroup read ahead while one is
- * updated, an updated one written behind, on an I/O thread; with direct I/O where the file system takes it (it
+ * updated, an updated one written behind, on an I/O thread, and once an update ends the next one's first subgroups
+ * read into the blocks it left, during forward and backward; with direct I/O where the file system takes it (it
  * bypasses the page cache, which would otherwise hold a second copy of the state), plain reads and writes where not.
  */
 final class NvmeStateStore implements StateStore {
@@ -117,16 +118,21 @@ final class NvmeStateStore implements StateStore {
     }
 
     private void await(int slot) {
-        if (pending[slot] == null) return;
+        join(pending[slot]);
+        pending[slot] = null;
+    }
+
+    /** Waits for an I/O task (null: none), passing on its failure. */
+    private static void join(Future<?> task) {
+        if (task == null) return;
         try {
-            pending[slot].get();
+            task.get();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for the optimizer state's I/O");
         } catch (java.util.concurrent.ExecutionException e) {
             throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
         }
-        pending[slot] = null;
     }
 
     /** A slot nobody holds, once its write behind has landed; -1 if every slot holds a subgroup. */
@@ -158,6 +164,28 @@ final class NvmeStateStore implements StateStore {
         if (!slotOf.containsKey(next.index())) load(next, false);
     }
 
+    /**
+     * Reads ahead, in order, the subgroups the next update opens first into every slot nobody holds, each read
+     * queued behind its slot's write on the one I/O thread: they come in during forward and backward.
+     */
+    @Override public void readAhead(List<Subgroup> order) {
+        for (Subgroup k : order) {
+            if (slotOf.containsKey(k.index())) continue;
+            int slot = 0;
+            while (slot < STAGING && holds[slot] != -1) slot++;
+            if (slot == STAGING) return;
+            if (!onFile.contains(k.index())) return; // before the first update: nothing to read
+            Future<?> write = pending[slot];
+            StateBlock b = slots[slot];
+            holds[slot] = k.index();
+            slotOf.put(k.index(), slot);
+            pending[slot] = io.submit(() -> {
+                join(write); // done already (one thread, in order); its failure is passed on
+                transfer(k, b, false);
+            });
+        }
+    }
+
     @Override public StateBlock open(Subgroup k) {
         Integer slot = slotOf.get(k.index());
         int s = slot != null ? slot : load(k, true);
@@ -181,7 +209,7 @@ final class NvmeStateStore implements StateStore {
 
     @Override public void close() {
         try {
-            flush();
+            for (int i = 0; i < STAGING; i++) await(i); // reads ahead too: nothing may land in a block once it is freed
         } finally {
             io.shutdown();
             for (StateBlock b : slots) b.close();

@@ -25,11 +25,16 @@ import java.util.Map;
  * side's weights and gradients stay there too ({@link HostStaging}): its weights then cross the link only up, and
  * its gradients come down during the step's last backward. The GPU's share is offload.gpu_fraction, or the
  * {@link SplitModel}'s measured best. The numbers are {@link AdamW}'s; in f64 on the CPU backend an update equals
- * AdamW's bit for bit on every split and tier.
+ * AdamW's bit for bit on every split and tier. offload.gpu_state_gb keeps the first parameters' state on the device
+ * ({@link DeviceState}): only the rest is offloaded and split.
  */
 public final class OffloadedAdamW implements Optimizer {
-    /** tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU update's; subgroupElements: their size. */
-    public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements, double pinMemoryGb) {}
+    /**
+     * tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU
+     * update's; subgroupElements: their size; gpuStateGb: the state the GPU tier keeps on the device.
+     */
+    public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements, double pinMemoryGb,
+                           double gpuStateGb) {}
 
     /** CPU subgroups whose copies down run ahead of the CPU. */
     private static final int HOST_WINDOW = HostStaging.WINDOW;
@@ -52,6 +57,7 @@ public final class OffloadedAdamW implements Optimizer {
     private final CpuAdamW cpu;
     private final Tensor schedule, gradSumSquares;
     private final DeviceWindows windows;
+    private final DeviceState onDevice;     // the GPU tier: moments that never leave the device
     private final Map<Parameter, Integer> cpuSubgroupOf = new java.util.HashMap<>(); // a CPU-updated parameter's subgroup, as c counts them
     private final List<List<Backend.Event>> gradsDown;  // the c-th CPU subgroup's gradients on their way down since backward finished them; null: not sent
     private final int[] pendingGrads;               // its parameters whose gradients backward has still to finish this step
@@ -77,22 +83,26 @@ public final class OffloadedAdamW implements Optimizer {
         for (Parameter p : mine) if (sync.countsInNorm(p)) normGrads.add(p.grad()); // this rank's share; the sync adds the others'
         this.cpu = new CpuAdamW(settings.threads());
         long total = mine.stream().mapToLong(p -> p.value().numel()).sum();
-        SplitModel model = Double.isNaN(settings.gpuFraction()) ? SplitModel.measure(backend, cpu, stateType) : null;
+        List<Parameter> kept = DeviceState.fitting(mine, (long) (settings.gpuStateGb() * 1e9), stateType);
+        this.onDevice = new DeviceState(backend, kept, stateType);
+        List<Parameter> rest = mine.subList(kept.size(), mine.size());
+        long offloaded = total - onDevice.elements();
+        SplitModel model = Double.isNaN(settings.gpuFraction()) && offloaded > 0 ? SplitModel.measure(backend, cpu, stateType) : null;
         // the CPU side's weights and gradients stay in pinned RAM where it has room: then its weights stay on the host
         // and, without a sync that changes gradients after backward, its gradients come down during backward
         boolean resident = true, unsynced = sync == GradientSync.NONE;
         int cpuDown = unsynced ? 0 : 1;
-        double fraction = model != null ? model.bestFraction(total, cpuDown) : settings.gpuFraction();
-        List<Subgroup> split = split(mine, settings.subgroupElements(), fraction);
+        double fraction = model != null ? model.bestFraction(offloaded, onDevice.elements(), cpuDown) : settings.gpuFraction();
+        List<Subgroup> split = split(rest, settings.subgroupElements(), fraction);
         long residentBytes = HostStaging.residentBytes(cpuSide(split), stateBytes);
         if (residentBytes > StateStore.spareRam(split, stateBytes, settings)) {
             resident = false;
             cpuDown = 2;
-            if (model != null) split = split(mine, settings.subgroupElements(), fraction = model.bestFraction(total, cpuDown));
+            if (model != null) split = split(rest, settings.subgroupElements(), fraction = model.bestFraction(offloaded, onDevice.elements(), cpuDown));
         }
         gradsDuringBackward = resident && unsynced;
         subgroups.addAll(split);
-        if (model != null) out.println("offload split: " + model.explain(total, fraction, cpuDown));
+        if (model != null) out.println("offload split: " + model.explain(offloaded, onDevice.elements(), fraction, cpuDown));
         this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
         onCpu = cpuSide(subgroups);
         this.staging = new HostStaging(backend, onCpu, stateBytes, resident);
@@ -103,9 +113,12 @@ public final class OffloadedAdamW implements Optimizer {
         gradSumSquares = backend.zeros(DType.F64, 1);
         windows = new DeviceWindows(backend, stateType, subgroups);
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
-        out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
+        if (!onDevice.isEmpty())
+            out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB of offload.gpu_state_gb = %s)%s%n", onDevice.elements(),
+                    onDevice.bytes() / 1e9, settings.gpuStateGb(), offloaded == 0 ? "; nothing left to offload" : "");
+        if (offloaded > 0) out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
                         + "their weights and gradients %s%n",
-                total, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), total == 0 ? 0 : 100.0 * onGpu / total, cpu.threads(),
+                offloaded, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), 100.0 * onGpu / offloaded, cpu.threads(),
                 resident ? String.format(java.util.Locale.ROOT, "kept in pinned RAM (%.1f GB)", residentBytes / 1e9)
                         : "streamed through " + HostStaging.WINDOW + " staging blocks (RAM has no room to keep them)");
     }
@@ -183,6 +196,7 @@ public final class OffloadedAdamW implements Optimizer {
     public String timings() { return timings.report(); }
 
     private void update(double maxGradNorm) {
+        onDevice.enqueueUpdate(adam, maxGradNorm, schedule, gradSumSquares); // first: the device works on it while the first copies come
         double gradScale = CpuAdamW.clipScale(stateType, maxGradNorm, lastNorm);
         List<List<Backend.Event>> down = new ArrayList<>();
         List<Backend.Event> up = new ArrayList<>();    // each CPU subgroup's last copy up (one stream: in order)
@@ -215,6 +229,7 @@ public final class OffloadedAdamW implements Optimizer {
         up.forEach(Backend.Event::close);
         hostWeightsCurrent = true;
         inFlight.forEach(this::land);
+        store.readAhead(subgroups); // the next update's first state from disk, during forward and backward
         timings.endNanos += System.nanoTime() - t1;
     }
 
@@ -379,12 +394,11 @@ public final class OffloadedAdamW implements Optimizer {
         return java.nio.ByteBuffer.allocateDirect(b.remaining()).order(java.nio.ByteOrder.LITTLE_ENDIAN).put(b.duplicate()).flip();
     }
 
-    /** Offloaded moments are read where they live ({@link #hostState}); copying them all to the device is what offload avoids. */
-    @Override public Map<String, Tensor> state() {
-        throw new UnsupportedOperationException("offloaded AdamW state lives on the host: read it through hostState()");
-    }
+    /** The GPU tier's moments; the offloaded ones are read where they live ({@link #hostState}). */
+    @Override public Map<String, Tensor> state() { return onDevice.state(); }
 
     @Override public void close() {
+        onDevice.close();
         windows.close();
         store.close();
         staging.close();

@@ -11,7 +11,8 @@ import java.util.Locale;
  * and the device's AdamW rates. A CPU-updated element sends its weight up and, at update time, what has not come
  * down before (cpuDown values: its weight unless the weights stay on the host, its gradient unless backward sent
  * it); a GPU-updated one sends its two moments up and back. Each direction has a copy stream, the CPU works beside
- * them: the split is the GPU share that makes the longest of the three shortest.
+ * them: the split is the GPU share that makes the longest of the three shortest. The GPU tier's elements (kept
+ * on the device) cost only the device's time.
  */
 record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes) {
 
@@ -61,23 +62,23 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
         return new SplitModel(down, up, cpuRate, deviceRate, sb);
     }
 
-    /** Seconds for n elements' update with the GPU taking share f of them. */
-    double seconds(long n, double f, int cpuDown) {
+    /** Seconds for the update of n offloaded elements, the GPU taking share f of them, and of kept ones in the GPU tier. */
+    double seconds(long n, long kept, double f, int cpuDown) {
         double down = n * stateBytes * (cpuDown * (1 - f) + 2 * f) / downBytesPerSecond, up = n * stateBytes * ((1 - f) + 2 * f) / upBytesPerSecond;
-        return Math.max(Math.max(down, up + n * f / devicePerSecond), n * (1 - f) / cpuPerSecond);
+        return Math.max(Math.max(down, up + (n * f + kept) / devicePerSecond), n * (1 - f) / cpuPerSecond);
     }
 
-    /** The GPU share (in hundredths) that makes an update of n elements shortest. */
-    double bestFraction(long n, int cpuDown) {
+    /** The GPU share (in hundredths) of n offloaded elements that makes the update shortest. */
+    double bestFraction(long n, long kept, int cpuDown) {
         double best = 0;
-        for (int i = 1; i <= 100; i++) if (seconds(n, i / 100.0, cpuDown) < seconds(n, best, cpuDown)) best = i / 100.0;
+        for (int i = 1; i <= 100; i++) if (seconds(n, kept, i / 100.0, cpuDown) < seconds(n, kept, best, cpuDown)) best = i / 100.0;
         return best;
     }
 
-    String explain(long n, double f, int cpuDown) {
+    String explain(long n, long kept, double f, int cpuDown) {
         return String.format(Locale.ROOT, "host link %.1f GB/s down, %.1f up; AdamW %.2f G params/s on the CPU (beside copies), %.1f on the device: the GPU updates %.0f%% "
-                        + "of %,d parameters, about %.0f ms a step (all on the CPU: %.0f ms, the state kept on the device: %.0f ms)",
+                        + "of %,d offloaded parameters, about %.0f ms a step (all on the CPU: %.0f ms, the state kept on the device: %.0f ms)",
                 downBytesPerSecond / 1e9, upBytesPerSecond / 1e9, cpuPerSecond / 1e9, devicePerSecond / 1e9, 100 * f, n,
-                1e3 * seconds(n, f, cpuDown), 1e3 * seconds(n, 0, cpuDown), 1e3 * n / devicePerSecond);
+                1e3 * seconds(n, kept, f, cpuDown), 1e3 * seconds(n, kept, 0, cpuDown), 1e3 * (n + kept) / devicePerSecond);
     }
 }

@@ -19,6 +19,9 @@ interface StateStore extends AutoCloseable {
     /** Reads ahead the subgroup that comes next, where the tier reads at all. */
     default void prefetch(Subgroup next) {}
 
+    /** After an update: reads ahead what staging can hold of the next update's first subgroups (order: all, in order). */
+    default void readAhead(List<Subgroup> order) {}
+
     /** Subgroup k's update is done with its block: written back where the tier writes (behind, in the background). */
     default void done(Subgroup k) {}
 

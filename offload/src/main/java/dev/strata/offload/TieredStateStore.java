@@ -33,6 +33,8 @@ final class TieredStateStore implements StateStore {
             }
     }
 
+    @Override public void readAhead(List<Subgroup> order) { disk.readAhead(order.stream().filter(k -> !ram.holds(k)).toList()); }
+
     @Override public void done(Subgroup k) { if (!ram.holds(k)) disk.done(k); }
 
     @Override public void release(Subgroup k) { if (!ram.holds(k)) disk.release(k); }

@@ -39,12 +39,12 @@ public interface Optimizer extends AutoCloseable {
     /** Resumes counting from a checkpoint's step count; called once the tensors of {@link #state} have been loaded. */
     void restore(long stepCount);
 
-    /** The optimizer's tensors by checkpoint name, e.g. {@code exp_avg.<param>}. */
+    /** The optimizer's tensors on the device by checkpoint name, e.g. {@code exp_avg.<param>}: all of them unless offloaded. */
     Map<String, Tensor> state();
 
     /**
-     * Whether the state lives in host memory (offloaded, and larger than the device would hold): checkpoints then
-     * write it from there and a resume reads it back there ({@link #hostState}), instead of through {@link #state}.
+     * Whether state lives in host memory (offloaded, and larger than the device would hold): checkpoints then
+     * write it from there and a resume reads it back there ({@link #hostState}), beside what {@link #state} holds.
      */
     default boolean stateOnHost() { return false; }
 

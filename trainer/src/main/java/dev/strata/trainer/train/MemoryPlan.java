@@ -93,9 +93,9 @@ public final class MemoryPlan {
         long gradients = trainable * by.param() / (zero == 2 ? dp : 1);
         long optimizer = 2 * trainable * by.state() / (zero >= 1 ? dp : 1);
         var o = job.offload();
-        dev.strata.offload.Footprint offloaded = null; // offload: the device keeps only the subgroups in flight
+        dev.strata.offload.Footprint offloaded = null; // offload: the device keeps the GPU tier and the subgroups in flight
         if (o.enabled()) {
-            offloaded = dev.strata.offload.Footprint.of(optimizer / (2 * by.state()), by.state(), o.optimizer(), o.pinMemoryGb(), o.subgroupElements());
+            offloaded = dev.strata.offload.Footprint.of(optimizer / (2 * by.state()), by.state(), o.optimizer(), o.pinMemoryGb(), o.subgroupElements(), o.gpuStateGb());
             optimizer = offloaded.device();
         }
         // activations one micro-batch keeps on this stage, times the schedule's micro-batches in flight

@@ -354,7 +354,7 @@ public final class Trainer {
         var o = job.offload();
         if (!o.enabled()) return new AdamW(model.parameters(), adam, sync);
         return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(adam, o.optimizer(), Path.of(o.nvmeDir()), o.gpuFraction(),
-                Runtime.getRuntime().availableProcessors(), o.subgroupElements(), o.pinMemoryGb()), sync, out);
+                Runtime.getRuntime().availableProcessors(), o.subgroupElements(), o.pinMemoryGb(), o.gpuStateGb()), sync, out);
     }
 
     static Map<String, Object> record(Object... kv) {

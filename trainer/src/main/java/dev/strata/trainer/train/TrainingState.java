@@ -47,7 +47,7 @@ final class TrainingState {
         record Part(String name, Manifest.Group group, Placement where, Tensor local, HostTensor host) {} // one of local (copied) and host (written as it is)
         List<Part> parts = new ArrayList<>();
         Map<String, HostTensor> onHost = opt.stateOnHost() ? opt.hostState() : Map.of();
-        Map<String, Tensor> state = opt.stateOnHost() ? Map.of() : opt.state();
+        Map<String, Tensor> state = opt.state(); // an offloaded optimizer's GPU tier; all of it otherwise
         for (Parameter p : model.parameters().values()) {
             if (!p.trainable() || p == tied && !firstStage || !firstOfSlice(p.placement(), tpRank, tp)) continue;
             if (firstReplica) parts.add(new Part(p.name(), Manifest.Group.MODEL, p.placement(), p.value(), null));
@@ -130,9 +130,8 @@ final class TrainingState {
                             + ", the offloaded optimizer keeps " + e.getValue().dtype().configName());
                 e.getValue().data().duplicate().put(h.data().duplicate());
             }
-        } else {
-            for (var e : opt.state().entrySet()) load(model, ckpt, Manifest.Group.OPTIMIZER, e.getKey(), ofMoment(params, e.getKey()).placement(), e.getValue());
         }
+        for (var e : opt.state().entrySet()) load(model, ckpt, Manifest.Group.OPTIMIZER, e.getKey(), ofMoment(params, e.getKey()).placement(), e.getValue());
         for (var e : stepState(model).entrySet()) load(model, ckpt, Manifest.Group.OPTIMIZER, e.getKey(), Placement.replicated(e.getValue().shape()), e.getValue());
         model.linears().values().forEach(Linear::stepStateLoaded);
         Manifest.TensorEntry step = ckpt.entry(Manifest.Group.OPTIMIZER, "step");

@@ -33,8 +33,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Offload on the GPU, where copies run on their own streams and only events order them: AdamW's state in pinned
- * memory and in files, half of it updated by the CPU, trains as AdamW on the device does, bit for bit, and hands
- * its moments to a checkpoint from where they live; recomputed blocks' inputs kept on the host change no bit.
+ * memory and in files (part of it kept on the device, or none), half of it updated by the CPU, trains as AdamW on
+ * the device does, bit for bit, and hands its moments to a checkpoint from where they live; recomputed blocks'
+ * inputs kept on the host change no bit.
  */
 @Tag("gpu")
 class CudaOffloadTest {
@@ -45,8 +46,10 @@ class CudaOffloadTest {
     void offloadedStateTrainsAsTheDevicesDoes(@TempDir Path nvme) {
         assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA offload test skipped: " + UNAVAILABLE);
         Steps device = train(model -> new AdamW(model.parameters(), ADAM), false);
-        for (String tier : new String[] {"cpu", "nvme"}) {
-            Steps offloaded = train(model -> new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, tier, nvme, 0.5, 4, 20_000, 0),
+        for (String tier : new String[] {"cpu", "nvme", "gpu+cpu"}) {
+            double gpuStateGb = tier.startsWith("gpu") ? 0.002 : 0; // the GPU tier: the first parameters' state (2 MB: the embedding's and more) stays on the device
+            Steps offloaded = train(model -> new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, tier.replace("gpu+", ""), nvme, 0.5, 4, 20_000, 0,
+                    gpuStateGb),
                     GradientSync.NONE, new PrintStream(PrintStream.nullOutputStream())), false);
             // deterministic sums, and the CPU's AdamW rounds as the kernel does (below): the same bits wherever the state lives
             assertArrayEquals(device.losses(), offloaded.losses(), tier + ": losses against AdamW on the device");
@@ -125,7 +128,7 @@ class CudaOffloadTest {
                 for (int s = 0; s < losses.length; s++) losses[s] = step.run(inputs, targets, 3e-3).loss();
                 Map<String, double[]> moments = new java.util.TreeMap<>();
                 if (opt.stateOnHost()) for (Map.Entry<String, HostTensor> e : opt.hostState().entrySet()) moments.put(e.getKey(), e.getValue().toDoubles());
-                else opt.state().forEach((k, v) -> moments.put(k, gpu.toDoubles(v)));
+                opt.state().forEach((k, v) -> moments.put(k, gpu.toDoubles(v))); // all of AdamW's; offloaded, the GPU tier's
                 return new Steps(losses, moments);
             }
         }

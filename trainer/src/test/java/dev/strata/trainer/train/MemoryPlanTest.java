@@ -73,6 +73,14 @@ class MemoryPlanTest {
         var nvme = MemoryPlan.estimate(base.withOverrides("offload { optimizer = nvme, nvme_dir = \"" + dir + "\", subgroup_mparams = 0.004 }"), cfg);
         assertEquals(moments, nvme.offloaded().disk(), "nvme without pin_memory_gb: every moment in files");
         assertEquals((4 + 5) * 2 * sub, nvme.offloaded().ram(), "pinned: the staging only");
+        // the GPU tier keeps half the moments on the device: only the other half is offloaded, its subgroups as before
+        var half = MemoryPlan.estimate(base.withOverrides("offload { optimizer = cpu, subgroup_mparams = 0.004, gpu_state_gb = " + moments / 2e9 + " }"), cfg);
+        long kept = half.optimizer() - 3 * 2 * sub;
+        assertTrue(kept > moments / 2 - 16 && kept <= moments / 2, "the GPU tier: half the moments, to an element: " + kept);
+        assertEquals(moments - kept + 4 * 2 * sub, half.offloaded().ram(), "pinned: the rest and the staging");
+        var all = MemoryPlan.estimate(base.withOverrides("offload { optimizer = cpu, gpu_state_gb = 1 }"), cfg);
+        assertEquals(moments, all.optimizer(), "state that fits the GPU tier stays there whole");
+        assertEquals(0, all.offloaded().ram());
         JobConfig full = base.withOverrides("training.activation_checkpointing = full");
         var onDevice = MemoryPlan.estimate(full, cfg);
         var inputsOnHost = MemoryPlan.estimate(full.withOverrides("offload.activations = true"), cfg);

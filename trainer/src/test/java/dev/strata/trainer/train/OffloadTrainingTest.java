@@ -21,7 +21,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Optimizer state offloaded to host memory and to files, updated by the CPU and the "device" (the CPU backend) in
  * turn: in F64, 10 steps give the weights, moments and losses of AdamW on the device bit for bit, on every split
- * (nothing, half, all on the device) and both tiers, with the CPU side's weights kept on the host or streamed,
+ * (nothing, half, all on the device) and both tiers, with part of the state kept on the device (the GPU tier) or
+ * not, with the CPU side's weights kept on the host or streamed,
  * alone and under ZeRO-1 (each rank offloads its own shard); an offloaded run stopped and resumed equals one that
  * never stopped.
  */
@@ -72,6 +73,15 @@ class OffloadTrainingTest {
                     assertTrue(out.toString().contains(tier.equals("cpu") ? "weights and gradients kept in pinned RAM" : "streamed through 4 staging blocks"), out.toString());
                 assertBitIdentical(runs.resolve("device"), dir, tier + " tier, gpu_fraction " + split);
             }
+        // the GPU tier keeps the first parameters' state on the device (100 KB: a few of them), the rest is offloaded
+        for (String tier : List.of("cpu", "nvme")) {
+            Path dir = runs.resolve("gpu-tier-" + tier);
+            var out = new java.io.ByteArrayOutputStream();
+            new Trainer(job(dir, "optimizer = " + tier + ", nvme_dir = \"" + runs.resolve("nvme") + "\", gpu_fraction = 0.5, gpu_state_gb = 0.0001", 1, 0),
+                    new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
+            assertTrue(out.toString().contains("parameters kept on the GPU (0.0 GB of offload.gpu_state_gb = 1.0E-4)") && out.toString().contains("subgroups"), out.toString());
+            assertBitIdentical(runs.resolve("device"), dir, "the GPU tier and the " + tier + " tier");
+        }
         try (var left = Files.list(runs.resolve("nvme"))) {
             assertEquals(List.of(), left.toList(), "the nvme tier removes its files when the run ends");
         }
@@ -108,13 +118,14 @@ class OffloadTrainingTest {
     /** The checkpoints are written from the pinned buffers and files the moments live in, and read back into them. */
     @Test
     void anOffloadedRunResumesAsIfItNeverStopped(@TempDir Path runs) throws Exception {
-        for (String tier : List.of("nvme", "cpu")) {
+        for (String tier : List.of("nvme", "cpu", "cpu, gpu_state_gb = 0.0001")) {
             String offload = "optimizer = " + tier + ", nvme_dir = \"" + runs.resolve("nvme") + "\", gpu_fraction = 0.5";
-            Path straight = runs.resolve(tier + "-straight"), stopped = runs.resolve(tier + "-stopped");
+            String name = tier.replaceAll("\\W+", "-");
+            Path straight = runs.resolve(name + "-straight"), stopped = runs.resolve(name + "-stopped");
             new Trainer(job(straight, offload, 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
             new Trainer(job(stopped, offload, 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 5);
             new Trainer(job(stopped, offload, 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.RESUME, 0);
-            assertBitIdentical(straight, stopped, tier + " tier stopped at step 5 and resumed");
+            assertBitIdentical(straight, stopped, tier + " stopped at step 5 and resumed");
         }
     }
 
@@ -128,6 +139,8 @@ class OffloadTrainingTest {
         assertTrue(nvme.getMessage().contains("offload.optimizer = nvme needs offload.nvme_dir"), nvme.getMessage());
         var split = assertThrows(ConfigError.class, () -> job(runs, "optimizer = cpu, gpu_fraction = 1.5", 1, 0));
         assertTrue(split.getMessage().contains("offload.gpu_fraction must be auto or a number from 0 to 1, got 1.5"), split.getMessage());
+        var gpuState = assertThrows(ConfigError.class, () -> job(runs, "optimizer = cpu, gpu_state_gb = -1", 1, 0));
+        assertTrue(gpuState.getMessage().contains("offload.gpu_state_gb must be 0 (all the state offloaded) or more, got -1"), gpuState.getMessage());
         var acts = assertThrows(ConfigError.class, () -> job(runs, "optimizer = none, activations = true", 1, 0));
         assertTrue(acts.getMessage().contains("offload.activations = true moves the inputs of recomputed blocks to host memory; set training.activation_checkpointing"),
                 acts.getMessage());
