@@ -12,7 +12,6 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -66,7 +65,7 @@ public final class OffloadedAdamW implements Optimizer {
     private boolean hostWeightsCurrent;             // resident weights equal the device's (false before the first update and after a resume)
     private double lr, bc1, bc2Sqrt, lastNorm = Double.NaN;
     private long step;
-    private final Map<Subgroup, List<java.nio.ByteBuffer>> diskCopies = new LinkedHashMap<>(); // hostState's copies of state on disk, m and v per tensor
+    private final MomentViews views;
 
     public OffloadedAdamW(Map<String, Parameter> params, Settings settings, GradientSync sync, PrintStream out) {
         this.adam = settings.adam();
@@ -112,6 +111,7 @@ public final class OffloadedAdamW implements Optimizer {
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
         windows = new DeviceWindows(backend, stateType, subgroups);
+        views = new MomentViews(store, subgroups, stateType);
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
         if (!onDevice.isEmpty())
             out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB of offload.gpu_state_gb = %s)%s%n", onDevice.elements(),
@@ -153,10 +153,6 @@ public final class OffloadedAdamW implements Optimizer {
             e.await();
             e.close();
         }
-    }
-
-    private Backend.HostBuffer window(Backend.HostBuffer part, Subgroup k, int i) {
-        return StateBlock.window(part, k.offsets()[i] * stateBytes, k.params().get(i).value().numel() * stateBytes);
     }
 
     @Override public void prepareStep(double lr) {
@@ -249,7 +245,7 @@ public final class OffloadedAdamW implements Optimizer {
     private List<Backend.Event> sendDown(Subgroup k, int c, Backend.Event after) {
         List<Backend.Event> copies = gradsDown.get(c) == null ? gradsInto(k, c, after) : gradsDown.set(c, null);
         if (!staging.resident() || !hostWeightsCurrent)
-            for (int i = 0; i < k.params().size(); i++) copies.add(backend.copyToHostAfter(k.params().get(i).value(), window(staging.weights(c), k, i), after));
+            for (int i = 0; i < k.params().size(); i++) copies.add(backend.copyToHostAfter(k.params().get(i).value(), k.part(staging.weights(c), i, stateBytes), after));
         return copies;
     }
 
@@ -258,7 +254,7 @@ public final class OffloadedAdamW implements Optimizer {
         List<Backend.Event> copies = new ArrayList<>();
         for (int i = 0; i < k.params().size(); i++) {
             Tensor grad = k.params().get(i).grad();
-            Backend.HostBuffer into = window(staging.grads(c), k, i);
+            Backend.HostBuffer into = k.part(staging.grads(c), i, stateBytes);
             copies.add(after == null ? backend.copyToHost(grad, into) : backend.copyToHostAfter(grad, into, after));
         }
         return copies;
@@ -314,8 +310,8 @@ public final class OffloadedAdamW implements Optimizer {
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
             var s = new CpuAdamW.Step(adam.beta1(), adam.beta2(), adam.eps(), lr, bc1, bc2Sqrt, AdamW.weightDecay(adam, p), gradScale);
-            parts.add(new CpuAdamW.Part(window(staging.weights(c), k, i).bytes(), window(staging.grads(c), k, i).bytes(), window(b.m(), k, i).bytes(),
-                    window(b.v(), k, i).bytes(), p.value().numel(), s));
+            parts.add(new CpuAdamW.Part(k.part(staging.weights(c), i, stateBytes).bytes(), k.part(staging.grads(c), i, stateBytes).bytes(), k.part(b.m(), i, stateBytes).bytes(),
+                    k.part(b.v(), i, stateBytes).bytes(), p.value().numel(), s));
         }
         long t0 = System.nanoTime();
         cpu.update(stateType, parts);
@@ -324,7 +320,7 @@ public final class OffloadedAdamW implements Optimizer {
         Backend.Event last = Backend.DONE;
         for (int i = 0; i < k.params().size(); i++) {
             last.close();
-            last = backend.copyFromHostAfter(window(staging.weights(c), k, i), k.params().get(i).value(), Backend.DONE); // the device reads these weights after the update's end
+            last = backend.copyFromHostAfter(k.part(staging.weights(c), i, stateBytes), k.params().get(i).value(), Backend.DONE); // the device reads these weights after the update's end
         }
         timings.upNanos += System.nanoTime() - t1;
         return last;
@@ -343,55 +339,16 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public void restore(long stepCount) {
         this.step = stepCount;
         hostWeightsCurrent = false; // the device's weights were loaded too
-        diskCopies.forEach((k, copies) -> {
-            StateBlock b = store.open(k);
-            for (int i = 0; i < k.params().size(); i++) {
-                window(b.m(), k, i).bytes().put(copies.get(2 * i).duplicate().clear());
-                window(b.v(), k, i).bytes().put(copies.get(2 * i + 1).duplicate().clear());
-            }
-            store.done(k);
-        });
-        diskCopies.clear();
-        store.flush();
+        views.writeBack();
     }
 
     @Override public boolean stateOnHost() { return true; }
 
-    /**
-     * The moments by checkpoint name as views of the host memory they live in; those on disk are read into copies
-     * (a resume's values go back to the files in {@link #restore}). Waits for the last update's copies first.
-     */
+    /** The offloaded moments by checkpoint name where they live ({@link MomentViews}), once the last update's copies have landed. */
     @Override public Map<String, HostTensor> hostState() {
         backend.synchronize();
         windows.awaitLanded();
-        diskCopies.clear();
-        Map<String, HostTensor> m = new LinkedHashMap<>(), v = new LinkedHashMap<>();
-        for (Subgroup k : subgroups) {
-            StateBlock b = store.open(k);
-            boolean onDisk = store.writesBack(k);
-            List<java.nio.ByteBuffer> copies = new ArrayList<>();
-            for (int i = 0; i < k.params().size(); i++) {
-                Parameter p = k.params().get(i);
-                java.nio.ByteBuffer mb = window(b.m(), k, i).bytes(), vb = window(b.v(), k, i).bytes();
-                if (onDisk) {
-                    mb = copyOf(mb);
-                    vb = copyOf(vb);
-                    copies.add(mb);
-                    copies.add(vb);
-                }
-                m.put("exp_avg." + p.name(), new HostTensor(stateType, p.shape(), mb));
-                v.put("exp_avg_sq." + p.name(), new HostTensor(stateType, p.shape(), vb));
-            }
-            if (onDisk) diskCopies.put(k, copies);
-            store.release(k); // read, not changed: nothing to write back
-        }
-        store.flush();
-        m.putAll(v);
-        return m;
-    }
-
-    private static java.nio.ByteBuffer copyOf(java.nio.ByteBuffer b) {
-        return java.nio.ByteBuffer.allocateDirect(b.remaining()).order(java.nio.ByteOrder.LITTLE_ENDIAN).put(b.duplicate()).flip();
+        return views.read();
     }
 
     /** The GPU tier's moments; the offloaded ones are read where they live ({@link #hostState}). */

@@ -1,5 +1,6 @@
 package dev.strata.offload;
 
+import dev.strata.runtime.Backend;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,6 +28,11 @@ record Subgroup(int index, List<Parameter> params, long[] offsets, long elements
         }
         if (!current.isEmpty()) out.add(current);
         return out;
+    }
+
+    /** params[i]'s part of one of this subgroup's buffers (moments, weights or gradients), stateBytes an element. */
+    Backend.HostBuffer part(Backend.HostBuffer buffer, int i, int stateBytes) {
+        return StateBlock.window(buffer, offsets[i] * stateBytes, params.get(i).value().numel() * stateBytes);
     }
 
     /** Where each parameter's part starts, in elements: a multiple of this, so the device's vector loads of it are aligned. */
