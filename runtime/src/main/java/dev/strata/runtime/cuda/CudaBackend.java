@@ -116,6 +116,14 @@ public final class CudaBackend implements Backend {
         return new Properties(prop.name().getString(), prop.totalGlobalMem());
     }
 
+    /** Device {@code index}'s PCI address as sysfs names it, e.g. 0000:17:00.0. */
+    public static String pciBusId(int index) {
+        Cuda.load();
+        cudaDeviceProp prop = new cudaDeviceProp();
+        Cuda.check(cudart.cudaGetDeviceProperties(prop, index), "cudaGetDeviceProperties(" + index + ")");
+        return String.format(java.util.Locale.ROOT, "%04x:%02x:%02x.0", prop.pciDomainID(), prop.pciBusID(), prop.pciDeviceID());
+    }
+
     public DeviceAllocator allocator() { return allocator; }
 
     @Override public void synchronize() { Cuda.check(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize"); }

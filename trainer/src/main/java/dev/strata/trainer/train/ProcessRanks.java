@@ -34,8 +34,9 @@ public final class ProcessRanks {
         long started = System.nanoTime();
         var mesh = new dev.strata.parallel.DeviceMesh(job.parallel().dp(), job.parallel().pp(), job.parallel().tp());
         // Refuse before anything starts: the layout, the port, then the run directory.
-        List<String> gpus = Models.onGpu(job.backend())
-                ? gpuPerRank(job, dev.strata.runtime.cuda.CudaBackend.deviceCount(), System.getenv("CUDA_VISIBLE_DEVICES")) : null;
+        int visible = Models.onGpu(job.backend()) ? dev.strata.runtime.cuda.CudaBackend.deviceCount() : 0;
+        List<String> gpus = Models.onGpu(job.backend()) ? gpuPerRank(job, visible, System.getenv("CUDA_VISIBLE_DEVICES")) : null;
+        List<List<String>> numa = gpus == null ? null : numaPrefixes(job, visible, NumaBinding.here(), out);
         checkPort(job);
         RunDirectory.check(job, mode);
         Path runDir = Path.of(job.runDir()), logs = runDir.resolve(RunDirectory.LOGS);
@@ -50,6 +51,7 @@ public final class ProcessRanks {
                         String.join(",", Arrays.stream(ports).mapToObj(String::valueOf).toList()), "--job", jobFile.toString(), "--source", source,
                         "--mode", resume ? "RESUME" : mode.name(), "--exit-after", "" + exitAfter));
                 if (allowChanges) cmd.add("--allow-changes");
+                if (numa != null) cmd.addAll(0, numa.get(slot));
                 ProcessBuilder pb = new ProcessBuilder(cmd);
                 if (gpus != null) {
                     pb.environment().put("CUDA_VISIBLE_DEVICES", gpus.get(slot)); // the rank's GPU is its device 0
@@ -139,8 +141,7 @@ public final class ProcessRanks {
      */
     static List<String> gpuPerRank(JobConfig job, int visible, String visibleDevices) {
         int world = job.parallel().worldSize();
-        List<Integer> asked = job.parallel().gpus();
-        if (asked.isEmpty()) asked = java.util.stream.IntStream.range(0, visible).boxed().toList();
+        List<Integer> asked = askedGpus(job, visible);
         for (int g : asked)
             if (g >= visible)
                 throw new IllegalArgumentException(job.source() + ": parallel.gpus lists GPU " + g + ", but this host shows " + visible + " GPU"
@@ -156,6 +157,26 @@ public final class ProcessRanks {
             perRank.add(names != null && g < names.length ? names[g].trim() : Integer.toString(g));
         }
         return perRank;
+    }
+
+    /** parallel.gpus, or every visible GPU: the indices ranks take in order. */
+    private static List<Integer> askedGpus(JobConfig job, int visible) {
+        List<Integer> asked = job.parallel().gpus();
+        return asked.isEmpty() ? java.util.stream.IntStream.range(0, visible).boxed().toList() : asked;
+    }
+
+    /** Each rank's numactl prefix, for its GPU's NUMA node ({@link NumaBinding}); said once where it binds anything. */
+    static List<List<String>> numaPrefixes(JobConfig job, int visible, NumaBinding numa, PrintStream out) {
+        List<Integer> asked = askedGpus(job, visible);
+        List<List<String>> prefixes = new ArrayList<>();
+        List<Integer> nodes = new ArrayList<>();
+        for (int r = 0; r < job.parallel().worldSize(); r++) {
+            String bus = dev.strata.runtime.cuda.CudaBackend.pciBusId(asked.get(r));
+            prefixes.add(numa.prefix(bus));
+            nodes.add(numa.nodeOf(bus));
+        }
+        if (prefixes.stream().anyMatch(p -> !p.isEmpty())) out.println("numa: the ranks' GPUs are on nodes " + nodes + " of " + numa.nodes() + "; each rank runs on its GPU's node");
+        return prefixes;
     }
 
     /** "parallel.dp = 2 × parallel.tp = 2", naming only what is above 1. */

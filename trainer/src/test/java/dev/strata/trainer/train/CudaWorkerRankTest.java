@@ -41,6 +41,12 @@ class CudaWorkerRankTest {
         for (int i = 0; i < a.size(); i++) assertEquals(a.get(i), b.get(i), 1e-4 * a.get(i), "step " + (i + 1) + ": " + a + " vs " + b);
         System.out.printf("GPU worker rank over Pekko + NCCL: losses %s, one process %s%n", b, a);
 
+        // the GPU's PCI address as sysfs names it, where the launcher reads the GPU's NUMA node
+        String bus = CudaBackend.pciBusId(0);
+        assertTrue(Files.isDirectory(Path.of("/sys/bus/pci/devices", bus)), "no sysfs entry for the GPU's bus id " + bus);
+        NumaBinding numa = NumaBinding.here();
+        System.out.printf("GPU 0 at %s: NUMA node %d of %d, numactl %s, rank prefix %s%n", bus, numa.nodeOf(bus), numa.nodes(), numa.numactl(), numa.prefix(bus));
+
         int visible = CudaBackend.deviceCount();
         JobConfig tooMany = worker.withOverrides("parallel.dp = " + (visible + 1));
         var e = assertThrows(IllegalArgumentException.class,
