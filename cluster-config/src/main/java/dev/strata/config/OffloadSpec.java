@@ -6,13 +6,16 @@ package dev.strata.config;
  * updates each step (their state streamed in), NaN for auto (measured at start); pinMemoryGb: the page-locked host
  * memory the nvme tier may stage through (0: as it needs); subgroupMparams: the size of the subgroups the state is
  * updated and moved in, millions of parameters; gpuStateGb: the optimizer state kept on the device (the GPU tier),
- * only the rest offloaded; activations: the recomputed blocks' inputs wait for backward in pinned host memory.
+ * only the rest offloaded, NaN for auto (what the memory plan leaves free); activations: the recomputed blocks' inputs wait for backward in pinned host memory.
  */
 public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, double pinMemoryGb, double subgroupMparams, double gpuStateGb,
                           boolean activations) {
     public boolean enabled() { return !optimizer.equals("none"); }
 
     public boolean autoSplit() { return Double.isNaN(gpuFraction); }
+
+    /** offload.gpu_state_gb = auto: the GPU tier takes what the memory plan leaves of the device. */
+    public boolean autoGpuState() { return Double.isNaN(gpuStateGb); }
 
     /** The subgroups' target size in parameters. */
     public long subgroupElements() { return Math.max(1, Math.round(subgroupMparams * 1e6)); }
@@ -37,8 +40,14 @@ public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, 
         f.require(pin >= 0, "offload.pin_memory_gb must be 0 (as needed) or more, got " + pin);
         double subgroup = f.number("offload.subgroup_mparams");
         f.require(subgroup > 0, "offload.subgroup_mparams must be above 0, got " + subgroup);
-        double gpuState = f.number("offload.gpu_state_gb");
-        f.require(gpuState >= 0, "offload.gpu_state_gb must be 0 (all the state offloaded) or more, got " + gpuState);
+        String kept = f.string("offload.gpu_state_gb");
+        double gpuState;
+        try {
+            gpuState = kept.equals("auto") ? Double.NaN : Double.parseDouble(kept);
+        } catch (NumberFormatException e) {
+            gpuState = -1;
+        }
+        f.require(Double.isNaN(gpuState) || gpuState >= 0, "offload.gpu_state_gb must be auto, 0 (all the state offloaded) or more GB, got " + kept);
         boolean activations = f.bool("offload.activations");
         f.require(!activations || !f.string("training.activation_checkpointing").equals("none"),
                 "offload.activations = true moves the inputs of recomputed blocks to host memory; set training.activation_checkpointing = selective or full");

@@ -34,8 +34,6 @@ public final class Finetune {
     static final int GLOBAL_BATCH = 16;
     /** Tokens a row holds when --seq-len is not given (or the model's limit, if lower). */
     static final int DEFAULT_SEQ_LEN = 1024;
-    /** The share of the GPU the plan may fill: the allocator's slack and cuBLAS's workspaces take the rest. */
-    static final double GPU_SHARE = 0.9;
 
     /** The settings the user chose (keys as in a job file) and what the command was asked to do with OUT. */
     public record Request(JobConfig job, Set<String> chosen, int epochs, Path out, boolean resume, boolean overwrite, long exitAfter) {}
@@ -100,7 +98,7 @@ public final class Finetune {
         List<String> recompute = gpu == null || chosen.contains("training.activation_checkpointing") ? List.of(tr.activationCheckpointing())
                 : List.of("none", "selective", "full");
         List<String> offload = gpu == null || chosen.contains("offload.optimizer") ? List.of(job.offload().optimizer()) : List.of("none", "cpu");
-        long budget = gpu == null ? Long.MAX_VALUE : (long) (gpu.totalMemory() * GPU_SHARE);
+        long budget = gpu == null ? Long.MAX_VALUE : (long) (gpu.totalMemory() * dev.strata.trainer.train.MemoryPlan.GPU_SHARE);
         JobConfig smallest = null;
         for (String o : offload)
             for (String ac : recompute)

@@ -18,6 +18,8 @@ import java.util.List;
  * moments move to pinned host memory and nvme files, which it lists beside the device's total.
  */
 public final class MemoryPlan {
+    /** The share of the GPU a plan may fill: the allocator's slack and cuBLAS's workspaces take the rest. */
+    public static final double GPU_SHARE = 0.9;
     private MemoryPlan() {}
 
     record Layout(int dp, int tp, int pp) {
@@ -153,6 +155,10 @@ public final class MemoryPlan {
                                 + "  and up to %.2f GiB more pinned where RAM has room: the CPU side's weights and gradients, kept on the host%n",
                         job.offload().optimizer(), "pinned host memory", gib(e.offloaded().ram()), "nvme files", gib(e.offloaded().disk()),
                         job.offload().nvmeDir().isEmpty() ? "" : " under " + job.offload().nvmeDir(), gib(e.offloaded().hostWeights())));
+            if (e.offloaded() != null && job.offload().autoGpuState())
+                out.append(gpuGiB > 0 ? String.format(java.util.Locale.ROOT, "  gpu_state_gb = auto: the GPU tier keeps %.1f GB of it on a %s GiB GPU (%.0f%% of it, less the above)%n",
+                        Trainer.gpuStateLeft(e.total(), (long) (gpuGiB * (1L << 30))), gpuGiB, 100 * GPU_SHARE)
+                        : "  gpu_state_gb = auto: the GPU tier keeps what " + Math.round(100 * GPU_SHARE) + "% of the GPU leaves beside the above (--gpu-memory says how much)\n");
             return out.toString();
         }
         out.append(String.format(java.util.Locale.ROOT, "%-22s %9s %9s %9s %11s %9s %9s %7s%n", "layout (" + gpus + " GPUs)", "weights", "grads", "optim", "activations",

@@ -29,10 +29,10 @@ class FinetunePlanTest {
         JobConfig tight = Finetune.fitToDevice(FULL, LLAMA_1B, Set.of(), new CudaBackend.Properties("small", small));
         for (JobConfig j : new JobConfig[] {roomy, tight})
             assertEquals(Finetune.GLOBAL_BATCH, j.training().batchSize() * j.training().gradAccumSteps(), "16 sequences a step: " + choice(j));
-        assertTrue(MemoryPlan.deviceBytes(roomy, LLAMA_1B) <= big * Finetune.GPU_SHARE && MemoryPlan.deviceBytes(tight, LLAMA_1B) <= small * Finetune.GPU_SHARE);
+        assertTrue(MemoryPlan.deviceBytes(roomy, LLAMA_1B) <= big * MemoryPlan.GPU_SHARE && MemoryPlan.deviceBytes(tight, LLAMA_1B) <= small * MemoryPlan.GPU_SHARE);
         assertTrue(!choice(roomy).equals(choice(tight)), "24 GiB cannot take what 140 GiB takes: " + choice(roomy));
         assertTrue(MemoryPlan.deviceBytes(Finetune.fitToDevice(FULL, LLAMA_1B, Set.of(), new CudaBackend.Properties("big", big)), LLAMA_1B)
-                > small * Finetune.GPU_SHARE, "the roomy choice would not have fit the small GPU");
+                > small * MemoryPlan.GPU_SHARE, "the roomy choice would not have fit the small GPU");
         System.out.printf("finetune plan, Llama-1B full, 16 x 2048 tokens a step: 140 GiB -> %s (%.1f GiB), 24 GiB -> %s (%.1f GiB)%n", choice(roomy),
                 MemoryPlan.deviceBytes(roomy, LLAMA_1B) / (double) (1L << 30), choice(tight), MemoryPlan.deviceBytes(tight, LLAMA_1B) / (double) (1L << 30));
         var e = assertThrows(IllegalArgumentException.class, () -> Finetune.fitToDevice(FULL, LLAMA_1B, Set.of(), new CudaBackend.Properties("tiny", 1L << 30)));

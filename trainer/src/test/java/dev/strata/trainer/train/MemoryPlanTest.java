@@ -81,6 +81,14 @@ class MemoryPlanTest {
         var all = MemoryPlan.estimate(base.withOverrides("offload { optimizer = cpu, gpu_state_gb = 1 }"), cfg);
         assertEquals(moments, all.optimizer(), "state that fits the GPU tier stays there whole");
         assertEquals(0, all.offloaded().ram());
+        // auto: the GPU tier takes what the share of the GPU leaves, so the plan with it fills that share (to an element)
+        JobConfig offloaded = base.withOverrides("offload { optimizer = cpu, subgroup_mparams = 0.004 }");
+        long gpu = (long) ((MemoryPlan.deviceBytes(offloaded, cfg) + moments / 3) / MemoryPlan.GPU_SHARE);
+        double auto = Trainer.gpuStateLeft(MemoryPlan.deviceBytes(offloaded, cfg), gpu);
+        long filled = MemoryPlan.deviceBytes(offloaded.withOverrides("offload.gpu_state_gb = " + auto), cfg);
+        assertTrue(filled <= MemoryPlan.GPU_SHARE * gpu && filled > MemoryPlan.GPU_SHARE * gpu - 32, filled + " of " + MemoryPlan.GPU_SHARE * gpu);
+        assertTrue(MemoryPlan.report(offloaded.withOverrides("offload.gpu_state_gb = auto"), 0, gpu / (double) (1L << 30))
+                .contains("gpu_state_gb = auto: the GPU tier keeps " + String.format(java.util.Locale.ROOT, "%.1f GB", auto)));
         JobConfig full = base.withOverrides("training.activation_checkpointing = full");
         var onDevice = MemoryPlan.estimate(full, cfg);
         var inputsOnHost = MemoryPlan.estimate(full.withOverrides("offload.activations = true"), cfg);

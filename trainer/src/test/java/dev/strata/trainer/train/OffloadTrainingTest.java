@@ -82,6 +82,10 @@ class OffloadTrainingTest {
             assertTrue(out.toString().contains("parameters kept on the GPU (0.0 GB of offload.gpu_state_gb = 1.0E-4)") && out.toString().contains("subgroups"), out.toString());
             assertBitIdentical(runs.resolve("device"), dir, "the GPU tier and the " + tier + " tier");
         }
+        var auto = new java.io.ByteArrayOutputStream();
+        new Trainer(job(runs.resolve("gpu-tier-auto"), "optimizer = cpu, gpu_fraction = 0.5, gpu_state_gb = auto", 1, 0), new java.io.PrintStream(auto, true))
+                .run(RunDirectory.Mode.FRESH, 0);
+        assertTrue(auto.toString().contains("gpu_state_gb = auto keeps nothing on the CPU backend"), auto.toString());
         try (var left = Files.list(runs.resolve("nvme"))) {
             assertEquals(List.of(), left.toList(), "the nvme tier removes its files when the run ends");
         }
@@ -140,7 +144,7 @@ class OffloadTrainingTest {
         var split = assertThrows(ConfigError.class, () -> job(runs, "optimizer = cpu, gpu_fraction = 1.5", 1, 0));
         assertTrue(split.getMessage().contains("offload.gpu_fraction must be auto or a number from 0 to 1, got 1.5"), split.getMessage());
         var gpuState = assertThrows(ConfigError.class, () -> job(runs, "optimizer = cpu, gpu_state_gb = -1", 1, 0));
-        assertTrue(gpuState.getMessage().contains("offload.gpu_state_gb must be 0 (all the state offloaded) or more, got -1"), gpuState.getMessage());
+        assertTrue(gpuState.getMessage().contains("offload.gpu_state_gb must be auto, 0 (all the state offloaded) or more GB, got -1"), gpuState.getMessage());
         var acts = assertThrows(ConfigError.class, () -> job(runs, "optimizer = none, activations = true", 1, 0));
         assertTrue(acts.getMessage().contains("offload.activations = true moves the inputs of recomputed blocks to host memory; set training.activation_checkpointing"),
                 acts.getMessage());
