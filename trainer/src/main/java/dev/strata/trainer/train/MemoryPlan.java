@@ -156,8 +156,8 @@ public final class MemoryPlan {
                         job.offload().optimizer(), "pinned host memory", gib(e.offloaded().ram()), "nvme files", gib(e.offloaded().disk()),
                         job.offload().nvmeDir().isEmpty() ? "" : " under " + job.offload().nvmeDir(), gib(e.offloaded().hostWeights())));
             if (e.offloaded() != null && job.offload().autoGpuState())
-                out.append(gpuGiB > 0 ? String.format(java.util.Locale.ROOT, "  gpu_state_gb = auto: the GPU tier keeps %.1f GB of it on a %s GiB GPU (%.0f%% of it, less the above)%n",
-                        Trainer.gpuStateLeft(e.total(), (long) (gpuGiB * (1L << 30))), gpuGiB, 100 * GPU_SHARE)
+                out.append(gpuGiB > 0 ? String.format(java.util.Locale.ROOT, "  gpu_state_gb = auto: %.0f%% of a %s GiB GPU leaves %.1f GB beside the above; the state that fits there stays%n",
+                        100 * GPU_SHARE, gpuGiB, Trainer.gpuStateLeft(e.total(), (long) (gpuGiB * (1L << 30))))
                         : "  gpu_state_gb = auto: the GPU tier keeps what " + Math.round(100 * GPU_SHARE) + "% of the GPU leaves beside the above (--gpu-memory says how much)\n");
             return out.toString();
         }

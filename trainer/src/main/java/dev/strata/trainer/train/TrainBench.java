@@ -59,8 +59,9 @@ public final class TrainBench {
         Transformer model = Models.model(job, cfg, backend, dtype);
         model.checkpointActivations(ActivationCheckpointing.parse(job.training().activationCheckpointing()));
         Initializer.initialize(model, job.seed());
-        Optimizer opt = Trainer.optimizer(job.withOverrides("training { beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, decay_embeddings = false }"),
-                model, dev.strata.runtime.nn.GradientSync.NONE, out);
+        // the job as the bench runs it, so offload's memory plan (gpu_state_gb = auto) sees these micro-batches
+        Optimizer opt = Trainer.optimizer(job.withOverrides(String.format(Locale.ROOT, "training { batch_size = %d, seq_len = %d, grad_accum_steps = %d, beta1 = 0.9, beta2 = 0.95, "
+                + "eps = 1e-8, weight_decay = 0.1, decay_embeddings = false }", b, t, accum)), model, dev.strata.runtime.nn.GradientSync.NONE, out);
         SplittableRandom rng = new SplittableRandom(job.seed());
         int[][] batches = new int[4][];
         for (int i = 0; i < batches.length; i++) batches[i] = rng.ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
