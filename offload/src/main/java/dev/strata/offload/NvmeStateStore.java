@@ -39,6 +39,8 @@ final class NvmeStateStore implements StateStore {
     });
     private final boolean direct;
     private final int bytesPerState;
+    private final long bytes;                   // what its files hold
+    private final double writeRate, readRate;   // bytes a second, measured at start
 
     /** The files go in a directory of their own under nvmeDir, removed on close (the checkpoints hold the state). */
     NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir) {
@@ -46,6 +48,7 @@ final class NvmeStateStore implements StateStore {
         this.bytesPerState = stateBytes;
         long largest = subgroups.stream().mapToLong(Subgroup::elements).max().orElse(1) * stateBytes, total = 0;
         for (Subgroup k : subgroups) total += StateBlock.bytes(k.elements(), stateBytes);
+        this.bytes = total;
         try {
             Files.createDirectories(nvmeDir);
             long free = Files.getFileStore(nvmeDir).getUsableSpace();
@@ -62,12 +65,53 @@ final class NvmeStateStore implements StateStore {
         java.util.Arrays.fill(holds, -1);
         pending = new Future<?>[STAGING];
         direct = directIoWorks();
+        double[] rates = measureRates();
+        writeRate = rates[0];
+        readRate = rates[1];
     }
 
     /** The page-locked memory its staging blocks take for subgroups of up to largestBytes a part. */
     static long stagingBytes(long largestBytes) { return STAGING * 2L * (StateBlock.roundUp(largestBytes) + StateBlock.ALIGN); }
 
-    @Override public String describe() { return "files under " + dir.getParent() + (direct ? " (direct I/O)" : " (no direct I/O there: plain reads and writes)"); }
+    /**
+     * Where the state lives and what it costs: every step reads and writes each file once, on one I/O thread, on
+     * whichever side the subgroup is updated (so the disk's rates, measured at start, do not move the split).
+     */
+    @Override public String describe() {
+        if (!direct) return "files under " + dir.getParent() + " (no direct I/O there: plain reads and writes, through the page cache)";
+        return String.format(java.util.Locale.ROOT, "files under %s (direct I/O; the disk measured at start: %.2f GB/s write, %.2f read, so the %.1f GB there "
+                + "take about %.1f s of disk a step)", dir.getParent(), writeRate / 1e9, readRate / 1e9, bytes / 1e9, bytes / writeRate + bytes / readRate);
+    }
+
+    /** The disk's write and read rates, bytes a second, on a probe file of a staging block (at most 64 MB) written and read as the state is. */
+    private double[] measureRates() {
+        Path probe = dir.resolve("rate.probe");
+        ByteBuffer block = slots[0].m().bytes();
+        int n = (int) Math.min(block.capacity(), 64 << 20) / StateBlock.ALIGN * StateBlock.ALIGN;
+        try {
+            long t0 = System.nanoTime();
+            try (FileChannel c = FileChannel.open(probe, options(true, direct))) {
+                ByteBuffer b = block.duplicate().clear().limit(n);
+                while (b.hasRemaining()) c.write(b, n - b.remaining());
+                c.force(false);
+            }
+            long t1 = System.nanoTime();
+            try (FileChannel c = FileChannel.open(probe, options(false, direct))) {
+                ByteBuffer b = block.duplicate().clear().limit(n);
+                while (b.hasRemaining()) if (c.read(b, n - b.remaining()) < 0) throw new IOException("the probe ends early");
+            }
+            long t2 = System.nanoTime();
+            return new double[] {n / ((t1 - t0) / 1e9), n / ((t2 - t1) / 1e9)};
+        } catch (IOException e) {
+            throw new UncheckedIOException(probe + ": cannot measure the disk for the optimizer state: " + e.getMessage(), e);
+        } finally {
+            try {
+                Files.deleteIfExists(probe);
+            } catch (IOException ignored) {
+                // a probe left behind is removed with the directory
+            }
+        }
+    }
 
     private Path file(Subgroup k) { return dir.resolve(String.format("subgroup-%05d.state", k.index())); }
 
