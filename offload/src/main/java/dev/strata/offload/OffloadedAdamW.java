@@ -114,8 +114,9 @@ public final class OffloadedAdamW implements Optimizer {
         views = new MomentViews(store, subgroups, stateType);
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
         if (!onDevice.isEmpty())
-            out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB of offload.gpu_state_gb = %s)%s%n", onDevice.elements(),
-                    onDevice.bytes() / 1e9, settings.gpuStateGb(), offloaded == 0 ? "; nothing left to offload" : "");
+            out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB; offload.gpu_state_gb allows %s)%s%n", onDevice.elements(),
+                    onDevice.bytes() / 1e9, new java.math.BigDecimal(settings.gpuStateGb()).round(new java.math.MathContext(3)).stripTrailingZeros().toPlainString(),
+                    offloaded == 0 ? "; nothing left to offload" : "");
         if (offloaded > 0) out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
                         + "their weights and gradients %s%n",
                 offloaded, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), 100.0 * onGpu / offloaded, cpu.threads(),

@@ -79,7 +79,7 @@ class OffloadTrainingTest {
             var out = new java.io.ByteArrayOutputStream();
             new Trainer(job(dir, "optimizer = " + tier + ", nvme_dir = \"" + runs.resolve("nvme") + "\", gpu_fraction = 0.5, gpu_state_gb = 0.0001", 1, 0),
                     new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
-            assertTrue(out.toString().contains("parameters kept on the GPU (0.0 GB of offload.gpu_state_gb = 1.0E-4)") && out.toString().contains("subgroups"), out.toString());
+            assertTrue(out.toString().contains("parameters kept on the GPU (0.0 GB; offload.gpu_state_gb allows 0.0001)") && out.toString().contains("subgroups"), out.toString());
             assertBitIdentical(runs.resolve("device"), dir, "the GPU tier and the " + tier + " tier");
         }
         var auto = new java.io.ByteArrayOutputStream();
