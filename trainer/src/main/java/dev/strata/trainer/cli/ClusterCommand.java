@@ -109,19 +109,25 @@ final class ClusterCommand extends CommandGroup {
                     ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize());
             Path dir = Files.createDirectories(workDir.resolve(nodeName));
             String[] visible = System.getenv("CUDA_VISIBLE_DEVICES") == null ? null : System.getenv("CUDA_VISIBLE_DEVICES").split(",");
+            var numa = dev.strata.trainer.train.NumaBinding.here();
+            List<List<String>> onNode = new ArrayList<>(); // each slot's rank runs on its GPU's NUMA node, where there are several
+            for (int slot = 0; slot < n; slot++) onNode.add(gpuCount > 0 ? numa.prefix(dev.strata.runtime.cuda.CudaBackend.pciBusId(slot)) : List.of());
             var system = ClusterNode.worker(host, join, info, token, (jobFile, source, rank, slot, hosts, ports, resume) -> {
                 List<String> args = new ArrayList<>(List.of("--rank", "" + rank, "--hosts", String.join(",", hosts), "--ports",
                         String.join(",", java.util.Arrays.stream(ports).mapToObj(String::valueOf).toList()), "--job", jobFile.toString(), "--source", source,
                         "--mode", resume ? "RESUME" : "FRESH"));
                 if (resume) args.add("--allow-changes"); // a restart on fewer replicas changes the per-rank batch, keeping the global one
-                ProcessBuilder pb = new ProcessBuilder(ProcessRanks.rankCommand(jobFile.resolveSibling("hs_err_rank-" + rank + ".log"), args));
+                List<String> cmd = new ArrayList<>(onNode.get(slot));
+                cmd.addAll(ProcessRanks.rankCommand(jobFile.resolveSibling("hs_err_rank-" + rank + ".log"), args));
+                ProcessBuilder pb = new ProcessBuilder(cmd);
                 if (gpuCount > 0) { // a slot is a GPU: the rank's is its device 0
                     pb.environment().put("CUDA_VISIBLE_DEVICES", visible != null && slot < visible.length ? visible[slot].trim() : Integer.toString(slot));
                     pb.environment().putIfAbsent("NCCL_NVLS_ENABLE", "0");
                 }
                 return pb;
             }, dir, failureDetection, tls);
-            System.out.printf("worker %s: %d slot(s), %d GPU(s); joining %s%n", nodeName, n, gpuCount, join);
+            System.out.printf("worker %s: %d slot(s), %d GPU(s)%s; joining %s%n", nodeName, n, gpuCount,
+                    onNode.stream().anyMatch(p -> !p.isEmpty()) ? ", each rank on its GPU's NUMA node" : "", join);
             system.getWhenTerminated().toCompletableFuture().join();
             return 0;
         }

@@ -12,9 +12,9 @@ import java.util.stream.Stream;
  * then sit beside the GPU's PCIe root, not across the link between sockets. Preferred, not bound: a node that runs
  * out of memory lends from the others rather than failing. One node, an unknown one, or no numactl: no change.
  */
-record NumaBinding(Path sysfs, Path numactl) {
+public record NumaBinding(Path sysfs, Path numactl) {
     /** This machine's: /sys, and numactl where PATH has it (null: not installed). */
-    static NumaBinding here() {
+    public static NumaBinding here() {
         Path found = null;
         for (String dir : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
             Path candidate = Path.of(dir.isEmpty() ? "." : dir, "numactl");
@@ -45,7 +45,7 @@ record NumaBinding(Path sysfs, Path numactl) {
     }
 
     /** What goes before a rank's command line to run it on the node of the GPU at pciBusId; empty where nothing is to gain. */
-    List<String> prefix(String pciBusId) {
+    public List<String> prefix(String pciBusId) {
         int node = nodeOf(pciBusId);
         if (numactl == null || node < 0 || nodes() < 2) return List.of();
         return List.of(numactl.toString(), "--cpunodebind=" + node, "--preferred=" + node);
