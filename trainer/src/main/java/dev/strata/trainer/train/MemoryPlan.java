@@ -48,6 +48,26 @@ public final class MemoryPlan {
     /** The bytes the job's busiest rank expects to hold on its device: what a fine-tune's plan fits to the GPU. */
     public static long deviceBytes(JobConfig job, ModelConfig cfg) { return estimate(job, cfg).total(); }
 
+    /**
+     * offload.gpu_state_gb = auto: what {@link #GPU_SHARE} of the GPU's memory leaves once the plan has
+     * placed everything else, the state offloaded (on the CPU backend, which has no device memory to spare: none).
+     */
+    static double gpuStateLeft(JobConfig job, ModelConfig cfg, dev.strata.runtime.Device device, java.io.PrintStream out) {
+        if (device.kind() != dev.strata.runtime.Device.Kind.CUDA) {
+            out.println("offload: gpu_state_gb = auto keeps nothing on the CPU backend");
+            return 0;
+        }
+        long total = dev.strata.runtime.cuda.CudaBackend.properties(device.index()).totalMemory();
+        long planned = deviceBytes(job.withOverrides("offload.gpu_state_gb = 0"), cfg);
+        double gb = gpuStateLeft(planned, total);
+        out.printf(java.util.Locale.ROOT, "offload: gpu_state_gb = auto: strata plan puts %.1f GiB on the GPU with all the state offloaded; "
+                + "%.0f%% of its %.1f GiB leaves %.1f GB for the GPU tier%n", planned / (double) (1L << 30), 100 * GPU_SHARE, total / (double) (1L << 30), gb);
+        return gb;
+    }
+
+    /** The GB a GPU of totalBytes leaves for the GPU tier beside planned bytes of everything else. */
+    static double gpuStateLeft(long planned, long totalBytes) { return Math.max(0, GPU_SHARE * totalBytes - planned) / 1e9; }
+
     /** The job's own layout. */
     static Estimate estimate(JobConfig job, ModelConfig cfg) {
         var p = job.parallel();
@@ -157,7 +177,7 @@ public final class MemoryPlan {
                         job.offload().nvmeDir().isEmpty() ? "" : " under " + job.offload().nvmeDir(), gib(e.offloaded().hostWeights())));
             if (e.offloaded() != null && job.offload().autoGpuState())
                 out.append(gpuGiB > 0 ? String.format(java.util.Locale.ROOT, "  gpu_state_gb = auto: %.0f%% of a %s GiB GPU leaves %.1f GB beside the above; the state that fits there stays%n",
-                        100 * GPU_SHARE, gpuGiB, Trainer.gpuStateLeft(e.total(), (long) (gpuGiB * (1L << 30))))
+                        100 * GPU_SHARE, gpuGiB, gpuStateLeft(e.total(), (long) (gpuGiB * (1L << 30))))
                         : "  gpu_state_gb = auto: the GPU tier keeps what " + Math.round(100 * GPU_SHARE) + "% of the GPU leaves beside the above (--gpu-memory says how much)\n");
             return out.toString();
         }

@@ -353,31 +353,10 @@ public final class Trainer {
         var adam = new AdamW.Settings(tr.beta1(), tr.beta2(), tr.eps(), tr.weightDecay(), tr.decayEmbeddings());
         var o = job.offload();
         if (!o.enabled()) return new AdamW(model.parameters(), adam, sync);
-        double gpuStateGb = o.autoGpuState() ? gpuStateLeft(job, model, out) : o.gpuStateGb();
+        double gpuStateGb = o.autoGpuState() ? MemoryPlan.gpuStateLeft(job, model.config(), model.backend().device(), out) : o.gpuStateGb();
         return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(adam, o.optimizer(), Path.of(o.nvmeDir()), o.gpuFraction(),
                 Runtime.getRuntime().availableProcessors(), o.subgroupElements(), o.pinMemoryGb(), gpuStateGb), sync, out);
     }
-
-    /**
-     * offload.gpu_state_gb = auto: what {@link MemoryPlan#GPU_SHARE} of the GPU's memory leaves once the plan has
-     * placed everything else, the state offloaded (on the CPU backend, which has no device memory to spare: none).
-     */
-    static double gpuStateLeft(JobConfig job, Transformer model, PrintStream out) {
-        var device = model.backend().device();
-        if (device.kind() != dev.strata.runtime.Device.Kind.CUDA) {
-            out.println("offload: gpu_state_gb = auto keeps nothing on the CPU backend");
-            return 0;
-        }
-        long total = dev.strata.runtime.cuda.CudaBackend.properties(device.index()).totalMemory();
-        long planned = MemoryPlan.deviceBytes(job.withOverrides("offload.gpu_state_gb = 0"), model.config());
-        double gb = gpuStateLeft(planned, total);
-        out.printf(java.util.Locale.ROOT, "offload: gpu_state_gb = auto: strata plan puts %.1f GiB on the GPU with all the state offloaded; "
-                + "%.0f%% of its %.1f GiB leaves %.1f GB for the GPU tier%n", planned / (double) (1L << 30), 100 * MemoryPlan.GPU_SHARE, total / (double) (1L << 30), gb);
-        return gb;
-    }
-
-    /** The GB a GPU of totalBytes leaves for the GPU tier beside planned bytes of everything else. */
-    static double gpuStateLeft(long planned, long totalBytes) { return Math.max(0, MemoryPlan.GPU_SHARE * totalBytes - planned) / 1e9; }
 
     static Map<String, Object> record(Object... kv) {
         Map<String, Object> m = new LinkedHashMap<>();

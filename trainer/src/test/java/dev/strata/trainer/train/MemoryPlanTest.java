@@ -84,7 +84,7 @@ class MemoryPlanTest {
         // auto: the GPU tier takes what the share of the GPU leaves, so the plan with it fills that share (to an element)
         JobConfig offloaded = base.withOverrides("offload { optimizer = cpu, subgroup_mparams = 0.004 }");
         long gpu = (long) ((MemoryPlan.deviceBytes(offloaded, cfg) + moments / 3) / MemoryPlan.GPU_SHARE);
-        double auto = Trainer.gpuStateLeft(MemoryPlan.deviceBytes(offloaded, cfg), gpu);
+        double auto = MemoryPlan.gpuStateLeft(MemoryPlan.deviceBytes(offloaded, cfg), gpu);
         long filled = MemoryPlan.deviceBytes(offloaded.withOverrides("offload.gpu_state_gb = " + auto), cfg);
         assertTrue(filled <= MemoryPlan.GPU_SHARE * gpu && filled > MemoryPlan.GPU_SHARE * gpu - 32, filled + " of " + MemoryPlan.GPU_SHARE * gpu);
         assertTrue(MemoryPlan.report(offloaded.withOverrides("offload.gpu_state_gb = auto"), 0, gpu / (double) (1L << 30))
