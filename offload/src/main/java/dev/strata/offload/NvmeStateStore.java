@@ -64,8 +64,16 @@ final class NvmeStateStore implements StateStore {
         holds = new int[STAGING];
         java.util.Arrays.fill(holds, -1);
         pending = new Future<?>[STAGING];
-        direct = directIoWorks();
-        double[] rates = measureRates();
+        boolean directIo = false;
+        double[] rates;
+        try {
+            directIo = directIoWorks();
+            rates = measureRates(directIo);
+        } catch (RuntimeException e) {
+            close(); // a disk that cannot be measured leaves no directory or pinned memory behind
+            throw e;
+        }
+        direct = directIo;
         writeRate = rates[0];
         readRate = rates[1];
     }
@@ -84,7 +92,7 @@ final class NvmeStateStore implements StateStore {
     }
 
     /** The disk's write and read rates, bytes a second, on a probe file of a staging block (at most 64 MB) written and read as the state is. */
-    private double[] measureRates() {
+    private double[] measureRates(boolean direct) {
         Path probe = dir.resolve("rate.probe");
         ByteBuffer block = slots[0].m().bytes();
         int n = (int) Math.min(block.capacity(), 64 << 20) / StateBlock.ALIGN * StateBlock.ALIGN;
