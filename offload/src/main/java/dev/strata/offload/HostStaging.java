@@ -41,8 +41,6 @@ final class HostStaging implements AutoCloseable {
 
     Backend.HostBuffer grads(int c) { return grads[c % grads.length]; }
 
-
-
     @Override public void close() {
         for (int i = 0; i < weights.length; i++) {
             weights[i].close();

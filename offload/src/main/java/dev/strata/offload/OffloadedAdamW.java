@@ -70,8 +70,7 @@ public final class OffloadedAdamW implements Optimizer {
     public OffloadedAdamW(Map<String, Parameter> params, Settings settings, GradientSync sync, PrintStream out) {
         this.adam = settings.adam();
         this.sync = sync;
-        List<Parameter> mine = new ArrayList<>();
-        params.values().forEach(p -> { if (p.trainable() && sync.updates(p)) mine.add(p); });
+        List<Parameter> mine = updated(params, sync);
         if (params.values().stream().noneMatch(Parameter::trainable)) throw new IllegalArgumentException("AdamW has no trainable parameter to update");
         this.backend = params.values().iterator().next().value().backend();
         this.stateType = mine.isEmpty() ? DType.F32 : AdamW.stateType(mine.get(0));
@@ -114,14 +113,27 @@ public final class OffloadedAdamW implements Optimizer {
         views = new MomentViews(store, subgroups, stateType);
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
         if (!onDevice.isEmpty())
-            out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB; offload.gpu_state_gb allows %s)%s%n", onDevice.elements(),
-                    onDevice.bytes() / 1e9, new java.math.BigDecimal(settings.gpuStateGb()).round(new java.math.MathContext(3)).stripTrailingZeros().toPlainString(),
-                    offloaded == 0 ? "; nothing left to offload" : "");
+            out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB; offload.gpu_state_gb allows %s)%n", onDevice.elements(),
+                    onDevice.bytes() / 1e9, new java.math.BigDecimal(settings.gpuStateGb()).round(new java.math.MathContext(3)).stripTrailingZeros().toPlainString());
         if (offloaded > 0) out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
                         + "their weights and gradients %s%n",
                 offloaded, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), 100.0 * onGpu / offloaded, cpu.threads(),
                 resident ? String.format(java.util.Locale.ROOT, "kept in pinned RAM (%.1f GB)", residentBytes / 1e9)
                         : "streamed through " + HostStaging.WINDOW + " staging blocks (RAM has no room to keep them)");
+    }
+
+    /** The parameters this rank's AdamW updates: the trainable ones the sync gives it. */
+    private static List<Parameter> updated(Map<String, Parameter> params, GradientSync sync) {
+        return params.values().stream().filter(p -> p.trainable() && sync.updates(p)).toList();
+    }
+
+    /**
+     * Whether gpuStateGb of the GPU tier holds all of the state: then nothing would be offloaded, and AdamW on the
+     * device does the same update (and can be captured in a graph).
+     */
+    public static boolean fitsOnDevice(Map<String, Parameter> params, GradientSync sync, double gpuStateGb) {
+        List<Parameter> mine = updated(params, sync);
+        return !mine.isEmpty() && DeviceState.fitting(mine, (long) (gpuStateGb * 1e9), AdamW.stateType(mine.get(0))).size() == mine.size();
     }
 
     /**

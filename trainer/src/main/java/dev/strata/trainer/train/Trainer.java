@@ -354,6 +354,10 @@ public final class Trainer {
         var o = job.offload();
         if (!o.enabled()) return new AdamW(model.parameters(), adam, sync);
         double gpuStateGb = o.autoGpuState() ? MemoryPlan.gpuStateLeft(job, model.config(), model.backend().device(), out) : o.gpuStateGb();
+        if (OffloadedAdamW.fitsOnDevice(model.parameters(), sync, gpuStateGb)) {
+            out.printf(java.util.Locale.ROOT, "offload: all of AdamW's state fits in the GPU tier (%.1f GB): nothing is offloaded%n", gpuStateGb);
+            return new AdamW(model.parameters(), adam, sync);
+        }
         return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(adam, o.optimizer(), Path.of(o.nvmeDir()), o.gpuFraction(),
                 Runtime.getRuntime().availableProcessors(), o.subgroupElements(), o.pinMemoryGb(), gpuStateGb), sync, out);
     }

@@ -82,6 +82,12 @@ class OffloadTrainingTest {
             assertTrue(out.toString().contains("parameters kept on the GPU (0.0 GB; offload.gpu_state_gb allows 0.0001)") && out.toString().contains("subgroups"), out.toString());
             assertBitIdentical(runs.resolve("device"), dir, "the GPU tier and the " + tier + " tier");
         }
+        // a GPU tier that holds all of the state offloads nothing: AdamW on the device runs
+        var whole = new java.io.ByteArrayOutputStream();
+        new Trainer(job(runs.resolve("gpu-tier-whole"), "optimizer = cpu, gpu_state_gb = 1", 1, 0), new java.io.PrintStream(whole, true)).run(RunDirectory.Mode.FRESH, 0);
+        assertTrue(whole.toString().contains("offload: all of AdamW's state fits in the GPU tier (1.0 GB): nothing is offloaded")
+                && !whole.toString().contains("subgroups"), whole.toString());
+        assertBitIdentical(runs.resolve("device"), runs.resolve("gpu-tier-whole"), "the GPU tier holding all of the state");
         var auto = new java.io.ByteArrayOutputStream();
         new Trainer(job(runs.resolve("gpu-tier-auto"), "optimizer = cpu, gpu_fraction = 0.5, gpu_state_gb = auto", 1, 0), new java.io.PrintStream(auto, true))
                 .run(RunDirectory.Mode.FRESH, 0);
