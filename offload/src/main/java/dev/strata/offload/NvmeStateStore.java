@@ -64,19 +64,20 @@ final class NvmeStateStore implements StateStore {
         holds = new int[STAGING];
         java.util.Arrays.fill(holds, -1);
         pending = new Future<?>[STAGING];
-        boolean directIo = false;
-        double[] rates;
+        Probe disk;
         try {
-            directIo = directIoWorks();
-            rates = measureRates(directIo);
+            disk = probeDisk();
         } catch (RuntimeException e) {
             close(); // a disk that cannot be measured leaves no directory or pinned memory behind
             throw e;
         }
-        direct = directIo;
-        writeRate = rates[0];
-        readRate = rates[1];
+        direct = disk.direct();
+        writeRate = disk.writeRate();
+        readRate = disk.readRate();
     }
+
+    /** What the disk under nvme_dir takes (direct I/O or not) and its rates there, bytes a second. */
+    private record Probe(boolean direct, double writeRate, double readRate) {}
 
     /** The page-locked memory its staging blocks take for subgroups of up to largestBytes a part. */
     static long stagingBytes(long largestBytes) { return STAGING * 2L * (StateBlock.roundUp(largestBytes) + StateBlock.ALIGN); }
@@ -91,9 +92,24 @@ final class NvmeStateStore implements StateStore {
                 + "take about %.1f s of disk a step)", dir.getParent(), writeRate / 1e9, readRate / 1e9, bytes / 1e9, bytes / writeRate + bytes / readRate);
     }
 
-    /** The disk's write and read rates, bytes a second, on a probe file of a staging block (at most 64 MB) written and read as the state is. */
-    private double[] measureRates(boolean direct) {
-        Path probe = dir.resolve("rate.probe");
+    /**
+     * Writes and reads a staging block (at most 64 MB) as the state will be: with direct I/O where the file system
+     * takes it (it bypasses the page cache, which would otherwise hold a second copy of the state), plain otherwise.
+     */
+    private Probe probeDisk() {
+        try {
+            return probe(true);
+        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+            try {
+                return probe(false);
+            } catch (IOException plain) {
+                throw new UncheckedIOException(dir + ": cannot write and read the optimizer state there: " + plain.getMessage(), plain);
+            }
+        }
+    }
+
+    private Probe probe(boolean direct) throws IOException {
+        Path probe = dir.resolve("disk.probe");
         ByteBuffer block = slots[0].m().bytes();
         int n = (int) Math.min(block.capacity(), 64 << 20) / StateBlock.ALIGN * StateBlock.ALIGN;
         try {
@@ -109,9 +125,7 @@ final class NvmeStateStore implements StateStore {
                 while (b.hasRemaining()) if (c.read(b, n - b.remaining()) < 0) throw new IOException("the probe ends early");
             }
             long t2 = System.nanoTime();
-            return new double[] {n / ((t1 - t0) / 1e9), n / ((t2 - t1) / 1e9)};
-        } catch (IOException e) {
-            throw new UncheckedIOException(probe + ": cannot measure the disk for the optimizer state: " + e.getMessage(), e);
+            return new Probe(direct, n / ((t1 - t0) / 1e9), n / ((t2 - t1) / 1e9));
         } finally {
             try {
                 Files.deleteIfExists(probe);
@@ -122,22 +136,6 @@ final class NvmeStateStore implements StateStore {
     }
 
     private Path file(Subgroup k) { return dir.resolve(String.format("subgroup-%05d.state", k.index())); }
-
-    private boolean directIoWorks() {
-        Path probe = dir.resolve("direct-io.probe");
-        try (FileChannel c = FileChannel.open(probe, options(true, true))) {
-            c.write(slots[0].m().bytes().duplicate().clear().limit(StateBlock.ALIGN), 0);
-            return true;
-        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
-            return false;
-        } finally {
-            try {
-                Files.deleteIfExists(probe);
-            } catch (IOException ignored) {
-                // a probe left behind is harmless
-            }
-        }
-    }
 
     private static OpenOption[] options(boolean write, boolean direct) {
         List<OpenOption> o = new ArrayList<>(write ? List.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE) : List.of(StandardOpenOption.READ));
