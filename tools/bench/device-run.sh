@@ -81,15 +81,19 @@ case "${1:-}" in
     ;;
   offload)
     # CPU AdamW, ours against PyTorch's on the same cores; then training steps of "PRESET BATCH SEQ ACCUM" specs with
-    # the optimizer on the GPU, offloaded and interleaved (the measured split), and offloaded all on the CPU
-    # (ZeRO-Offload's way); one micro-batch a step shows the update's own cost, ACCUM of them a realistic step; a spec
-    # may go on with STEPS and bench train options (e.g. --set model.n_heads=48)
+    # the optimizer on the GPU, offloaded and interleaved (the measured split), offloaded all on the CPU with its
+    # update after backward (ZeRO-Offload's way) and during it; one micro-batch a step shows the update's own cost,
+    # ACCUM of them a realistic step; a spec may go on with STEPS and bench train options (e.g. --set
+    # model.n_heads=48); VARIANTS (';'-separated bench train options, "" the GPU) replaces the four
     shift
-    $STRATA bench adamw --params 268435456 2>&1 | tee -a "$LOGS/offload.log" | grep -E "AdamW|BENCH"
-    python3 tools/bench/cpu_adamw.py 268435456 "$(nproc)" 2>&1 | grep -v Warning | tee -a "$LOGS/offload.log"
+    if [[ -z "${NO_ADAMW:-}" ]]; then
+      $STRATA bench adamw --params 268435456 2>&1 | tee -a "$LOGS/offload.log" | grep -E "AdamW|BENCH"
+      python3 tools/bench/cpu_adamw.py 268435456 "$(nproc)" 2>&1 | grep -v Warning | tee -a "$LOGS/offload.log"
+    fi
+    IFS=';' read -r -a variants <<< "${VARIANTS:-;--offload cpu --gpu-fraction auto;--offload cpu --gpu-fraction 0 --set offload.update_during_backward=false;--offload cpu --gpu-fraction 0}"
     for spec in "${@:-llama-1b 4 2048 1}"; do
       set -- $spec
-      for variant in "" "--offload cpu --gpu-fraction auto" "--offload cpu --gpu-fraction 0"; do
+      for variant in "${variants[@]}"; do
         $STRATA bench train --model "$1" --batch "$2" --seq "$3" --accum "$4" --steps "${5:-10}" --warmup 2 "${@:6}" $variant 2>&1 | tee -a "$LOGS/offload-train.log" \
           | grep -E "offload|tokens/s|BENCH|Exception|error" | grep -v "^  "
       done

@@ -6,10 +6,12 @@ package dev.strata.config;
  * updates each step (their state streamed in), NaN for auto (measured at start); pinMemoryGb: the page-locked host
  * memory the nvme tier may stage through (0: as it needs); subgroupMparams: the size of the subgroups the state is
  * updated and moved in, millions of parameters; gpuStateGb: the optimizer state kept on the device (the GPU tier),
- * only the rest offloaded, NaN for auto (what the memory plan leaves free); activations: the recomputed blocks' inputs wait for backward in pinned host memory.
+ * only the rest offloaded, NaN for auto (what the memory plan leaves free); updateDuringBackward: the CPU updates
+ * its subgroups as their gradients land, kept when the norm clips nothing; activations: the recomputed blocks' inputs
+ * wait for backward in pinned host memory.
  */
 public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, double pinMemoryGb, double subgroupMparams, double gpuStateGb,
-                          boolean activations) {
+                          boolean updateDuringBackward, boolean activations) {
     public boolean enabled() { return !optimizer.equals("none"); }
 
     public boolean autoSplit() { return Double.isNaN(gpuFraction); }
@@ -48,9 +50,10 @@ public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, 
             gpuState = -1;
         }
         f.require(Double.isNaN(gpuState) || gpuState >= 0, "offload.gpu_state_gb must be auto, 0 (all the state offloaded) or more GB, got " + kept);
+        boolean early = f.bool("offload.update_during_backward");
         boolean activations = f.bool("offload.activations");
         f.require(!activations || !f.string("training.activation_checkpointing").equals("none"),
                 "offload.activations = true moves the inputs of recomputed blocks to host memory; set training.activation_checkpointing = selective or full");
-        return new OffloadSpec(optimizer, dir, fraction, pin, subgroup, gpuState, activations);
+        return new OffloadSpec(optimizer, dir, fraction, pin, subgroup, gpuState, early, activations);
     }
 }

@@ -3,6 +3,8 @@ package dev.strata.offload;
 import dev.strata.runtime.DType;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ForkJoinPool;
@@ -41,8 +43,13 @@ public final class CpuAdamW implements AutoCloseable {
         return limit > 0 ? Math.min(1.0, limit / (norm + 1e-6)) : 1.0;
     }
 
-    /** n elements of p, m and v updated from g in place, by step's numbers. */
-    public record Part(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step step) {}
+    /**
+     * n elements of p, m and v updated from g by step's numbers, written to pOut, mOut and vOut: in place where they
+     * are the same buffers, beside them where an update may still be thrown away (see {@link EarlyUpdates}).
+     */
+    public record Part(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step step, ByteBuffer pOut, ByteBuffer mOut, ByteBuffer vOut) {
+        public Part(ByteBuffer p, ByteBuffer g, ByteBuffer m, ByteBuffer v, long n, Step step) { this(p, g, m, v, n, step, p, m, v); }
+    }
 
     /**
      * Every part at once, in f32 or f64 (type), cut into tasks across all of them: a subgroup's small tensors (norms,
@@ -54,8 +61,7 @@ public final class CpuAdamW implements AutoCloseable {
             int count = Math.toIntExact(part.n());
             for (int from = 0; from < count; from += TASK) {
                 int a = from, b = Math.min(count, from + TASK);
-                work.add(type == DType.F64 ? () -> f64(part.p(), part.g(), part.m(), part.v(), a, b, part.step())
-                        : () -> f32(part.p(), part.g(), part.m(), part.v(), a, b, part.step()));
+                work.add(type == DType.F64 ? () -> f64(part, a, b) : () -> f32(part, a, b));
             }
         }
         if (work.size() == 1) {
@@ -67,11 +73,14 @@ public final class CpuAdamW implements AutoCloseable {
         for (ForkJoinTask<?> t : tasks) t.join();
     }
 
-    private void f32(ByteBuffer pb, ByteBuffer gb, ByteBuffer mb, ByteBuffer vb, int from, int to, Step s) {
-        var p = pb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-        var g = gb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-        var m = mb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
-        var v = vb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+    private static FloatBuffer floats(ByteBuffer b) { return b.duplicate().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer(); }
+
+    private static DoubleBuffer doubles(ByteBuffer b) { return b.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer(); }
+
+    private void f32(Part part, int from, int to) {
+        FloatBuffer p = floats(part.p()), g = floats(part.g()), m = floats(part.m()), v = floats(part.v()), pOut = floats(part.pOut()), mOut = floats(part.mOut()),
+                vOut = floats(part.vOut());
+        Step s = part.step();
         float[][] a = floats.get();
         float[] pa = a[0], ga = a[1], ma = a[2], va = a[3];
         float b1 = (float) s.beta1(), b2 = (float) s.beta2(), eps = (float) s.eps(), lr = (float) s.lr(), bc2 = (float) s.bc2Sqrt(),
@@ -100,26 +109,25 @@ public final class CpuAdamW implements AutoCloseable {
                 va[i] = Math.fma(b2, va[i], oneMinusB2 * gi * gi);
                 pa[i] = Math.fma(pa[i], decay, -(stepSize * ma[i] / ((float) Math.sqrt(va[i]) / bc2 + eps)));
             }
-            p.put(start, pa, 0, len);
-            m.put(start, ma, 0, len);
-            v.put(start, va, 0, len);
+            pOut.put(start, pa, 0, len);
+            mOut.put(start, ma, 0, len);
+            vOut.put(start, va, 0, len);
         }
     }
 
     /** Scalar, in the CPU backend's order of operations: what makes the two bit-identical (f64 is for tests: no tiles). */
-    private static void f64(ByteBuffer pb, ByteBuffer gb, ByteBuffer mb, ByteBuffer vb, int from, int to, Step s) {
-        var p = pb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
-        var g = gb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
-        var m = mb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
-        var v = vb.duplicate().order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer();
+    private static void f64(Part part, int from, int to) {
+        DoubleBuffer p = doubles(part.p()), g = doubles(part.g()), m = doubles(part.m()), v = doubles(part.v()), pOut = doubles(part.pOut()),
+                mOut = doubles(part.mOut()), vOut = doubles(part.vOut());
+        Step s = part.step();
         double stepSize = s.lr() / s.bc1(), decay = 1 - s.lr() * s.weightDecay();
         for (int i = from; i < to; i++) {
             double gi = g.get(i) * s.gradScale();
             double mi = m.get(i) + (1 - s.beta1()) * (gi - m.get(i));
             double vi = s.beta2() * v.get(i) + (1 - s.beta2()) * gi * gi;
-            m.put(i, mi);
-            v.put(i, vi);
-            p.put(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) / s.bc2Sqrt() + s.eps()));
+            mOut.put(i, mi);
+            vOut.put(i, vi);
+            pOut.put(i, p.get(i) * decay - stepSize * mi / (Math.sqrt(vi) / s.bc2Sqrt() + s.eps()));
         }
     }
 

@@ -30,10 +30,11 @@ import java.util.Map;
 public final class OffloadedAdamW implements Optimizer {
     /**
      * tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU
-     * update's; subgroupElements: their size; gpuStateGb: the state the GPU tier keeps on the device.
+     * update's; subgroupElements: their size; gpuStateGb: the state the GPU tier keeps on the device;
+     * updateDuringBackward: the CPU side updated as its gradients land ({@link EarlyUpdates}), where RAM has room.
      */
     public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements, double pinMemoryGb,
-                           double gpuStateGb) {}
+                           double gpuStateGb, boolean updateDuringBackward) {}
 
     /** CPU subgroups whose copies down run ahead of the CPU. */
     private static final int HOST_WINDOW = HostStaging.WINDOW;
@@ -57,6 +58,7 @@ public final class OffloadedAdamW implements Optimizer {
     private final Tensor schedule, gradSumSquares;
     private final DeviceWindows windows;
     private final DeviceState onDevice;     // the GPU tier: moments that never leave the device
+    private final EarlyUpdates early;       // the CPU side updated during backward; null: after it
     private final Map<Parameter, Integer> cpuSubgroupOf = new java.util.HashMap<>(); // a CPU-updated parameter's subgroup, as c counts them
     private final List<List<Backend.Event>> gradsDown;  // the c-th CPU subgroup's gradients on their way down since backward finished them; null: not sent
     private final int[] pendingGrads;               // its parameters whose gradients backward has still to finish this step
@@ -92,8 +94,8 @@ public final class OffloadedAdamW implements Optimizer {
         int cpuDown = unsynced ? 0 : 1;
         double fraction = model != null ? model.bestFraction(offloaded, onDevice.elements(), cpuDown) : settings.gpuFraction();
         List<Subgroup> split = split(rest, settings.subgroupElements(), fraction);
-        long residentBytes = HostStaging.residentBytes(cpuSide(split), stateBytes);
-        if (residentBytes > StateStore.spareRam(split, stateBytes, settings)) {
+        long residentBytes = HostStaging.residentBytes(cpuSide(split), stateBytes), spare = StateStore.spareRam(split, stateBytes, settings);
+        if (residentBytes > spare) {
             resident = false;
             cpuDown = 2;
             if (model != null) split = split(rest, settings.subgroupElements(), fraction = model.bestFraction(offloaded, onDevice.elements(), cpuDown));
@@ -104,6 +106,12 @@ public final class OffloadedAdamW implements Optimizer {
         this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
         onCpu = cpuSide(subgroups);
         this.staging = new HostStaging(backend, onCpu, stateBytes, resident);
+        long earlyBytes = EarlyUpdates.bytes(onCpu, stateBytes);
+        String afterBackward = onCpu.isEmpty() ? null : !settings.updateDuringBackward() ? "offload.update_during_backward = false"
+                : !gradsDuringBackward ? (resident ? "a sync changes the gradients after backward" : "its weights are not kept in RAM")
+                : !settings.tier().equals("cpu") ? "the nvme tier reads the moments in turn"
+                : residentBytes + earlyBytes > spare ? String.format(java.util.Locale.ROOT, "no room for its %.1f GB of spare pinned buffers", earlyBytes / 1e9) : null;
+        this.early = onCpu.isEmpty() || afterBackward != null ? null : new EarlyUpdates(backend, cpu, stateType, onCpu, staging, store);
         this.gradsDown = new ArrayList<>(java.util.Collections.nCopies(onCpu.size(), null));
         this.pendingGrads = new int[onCpu.size()];
         for (int c = 0; c < onCpu.size(); c++) for (Parameter p : onCpu.get(c).params()) cpuSubgroupOf.put(p, c);
@@ -120,6 +128,9 @@ public final class OffloadedAdamW implements Optimizer {
                 offloaded, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), 100.0 * onGpu / offloaded, cpu.threads(),
                 resident ? String.format(java.util.Locale.ROOT, "kept in pinned RAM (%.1f GB)", residentBytes / 1e9)
                         : "streamed through " + HostStaging.WINDOW + " staging blocks (RAM has no room to keep them)");
+        if (early != null) out.printf(java.util.Locale.ROOT, "offload: the CPU updates each of its subgroups as soon as the last backward has sent its gradients, "
+                + "kept when the global norm clips nothing (%.1f GB of spare pinned buffers)%n", earlyBytes / 1e9);
+        else if (afterBackward != null) out.println("offload: the CPU updates its subgroups after backward (" + afterBackward + ")");
     }
 
     /** The parameters this rank's AdamW updates: the trainable ones the sync gives it. */
@@ -161,7 +172,7 @@ public final class OffloadedAdamW implements Optimizer {
     }
 
     /** Waits for the copies and lets their events go (each holds a CUDA event). */
-    private static void awaitAll(List<Backend.Event> copies) {
+    static void awaitAll(List<Backend.Event> copies) {
         for (Backend.Event e : copies) {
             e.await();
             e.close();
@@ -192,11 +203,19 @@ public final class OffloadedAdamW implements Optimizer {
         lastMicroBatch = false;
         long t0 = System.nanoTime();
         backend.sumOfSquares(normGrads, gradSumSquares);
+        if (early != null && early.active()) {
+            early.pollUntil(backend.record()); // the CPU goes on with what backward has finished
+            timings.earlyWindowNanos += early.windowNanos();
+        }
         sync.reduceNormSquares(gradSumSquares);
         lastNorm = Math.sqrt(backend.toDoubles(gradSumSquares)[0]);
         timings.normNanos += System.nanoTime() - t0;
-        if (Double.isFinite(lastNorm)) update(maxGradNorm);
-        else dropGradsDown();
+        if (Double.isFinite(lastNorm)) {
+            update(maxGradNorm);
+        } else {
+            if (early != null && early.active()) restoreWeights(early.drop());
+            dropGradsDown();
+        }
         timings.totalNanos += System.nanoTime() - t0;
         timings.steps++;
     }
@@ -207,6 +226,13 @@ public final class OffloadedAdamW implements Optimizer {
     private void update(double maxGradNorm) {
         onDevice.enqueueUpdate(adam, maxGradNorm, schedule, gradSumSquares); // first: the device works on it while the first copies come
         double gradScale = CpuAdamW.clipScale(stateType, maxGradNorm, lastNorm);
+        Backend.Event lastUp = Backend.DONE; // the copy stream runs in order: the compute stream waits for the last copy up
+        if (early != null && early.active()) {
+            long t0 = System.nanoTime();
+            if (gradScale == 1.0) lastUp = early.keep();
+            else timings.earlyDropped += early.drop().size(); // updated again below from the untouched state, and sent up again
+            timings.cpuNanos += System.nanoTime() - t0;
+        }
         List<List<Backend.Event>> down = new ArrayList<>();
         List<Backend.Event> up = new ArrayList<>();    // each CPU subgroup's last copy up (one stream: in order)
         for (int c = 0; c < Math.min(HOST_WINDOW, onCpu.size()); c++) down.add(sendDown(onCpu.get(c), c, Backend.DONE));
@@ -224,7 +250,12 @@ public final class OffloadedAdamW implements Optimizer {
                 long t1 = System.nanoTime();
                 awaitAll(down.get(c));
                 timings.copyWaitNanos += System.nanoTime() - t1;
-                up.add(onHost(k, c, b, gradScale));
+                if (early != null && early.kept(c)) {
+                    timings.earlyKept++;
+                    up.add(Backend.DONE);
+                } else {
+                    up.add(lastUp = onHost(k, c, b, gradScale));
+                }
                 store.done(k);
                 if (c + HOST_WINDOW < onCpu.size()) // a window block is free once the copy up that read it is done
                     down.add(sendDown(onCpu.get(c + HOST_WINDOW), c + HOST_WINDOW, staging.resident() ? Backend.DONE : up.get(c)));
@@ -233,9 +264,10 @@ public final class OffloadedAdamW implements Optimizer {
         }
         long t1 = System.nanoTime();
         // the next forward waits for the CPU side's weights; the GPU subgroups' moments go on down beside it
-        if (!up.isEmpty()) backend.waitFor(up.get(up.size() - 1));
+        backend.waitFor(lastUp);
         for (Subgroup k : onCpu) for (Parameter p : k.params()) p.markUpdated(false); // after the wait: the bf16 copies read the new weights
         up.forEach(Backend.Event::close);
+        lastUp.close();
         hostWeightsCurrent = true;
         inFlight.forEach(this::land);
         store.readAhead(subgroups); // the next update's first state from disk, during forward and backward
@@ -285,14 +317,33 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public void startMicroBatch(boolean last) {
         lastMicroBatch = last && gradsDuringBackward;
         if (lastMicroBatch) for (int c = 0; c < onCpu.size(); c++) pendingGrads[c] = onCpu.get(c).params().size();
+        if (lastMicroBatch && early != null && hostWeightsCurrent) early.begin(p -> step(p, 1.0));
     }
 
     @Override public void gradientsDone(List<Parameter> params) {
         if (!lastMicroBatch) return;
         for (Parameter p : params) {
             Integer c = cpuSubgroupOf.get(p);
-            if (c != null && --pendingGrads[c] == 0) gradsDown.set(c, gradsInto(onCpu.get(c), c, null)); // after the backward that finished them
+            if (c == null || --pendingGrads[c] > 0) continue;
+            List<Backend.Event> copies = gradsInto(onCpu.get(c), c, null); // after the backward that finished them
+            if (early != null && early.active()) {
+                early.gradientsSent(c, copies);
+                gradsDown.set(c, new ArrayList<>()); // early waits for them
+            } else {
+                gradsDown.set(c, copies);
+            }
         }
+    }
+
+    /** A skipped step's early updates had sent their weights up: the device gets the untouched ones back before the next forward. */
+    private void restoreWeights(List<Integer> sent) {
+        Backend.Event last = Backend.DONE;
+        for (int c : sent) {
+            last.close();
+            last = HostStaging.sendUp(backend, onCpu.get(c), staging.weights(c), stateBytes);
+        }
+        backend.waitFor(last);
+        last.close();
     }
 
     /**
@@ -319,24 +370,18 @@ public final class OffloadedAdamW implements Optimizer {
 
     /** Updates the c-th CPU subgroup in staging and its moments in b; returns the last of its weights' copies up. */
     private Backend.Event onHost(Subgroup k, int c, StateBlock b, double gradScale) {
-        List<CpuAdamW.Part> parts = new ArrayList<>();
-        for (int i = 0; i < k.params().size(); i++) {
-            Parameter p = k.params().get(i);
-            var s = new CpuAdamW.Step(adam.beta1(), adam.beta2(), adam.eps(), lr, bc1, bc2Sqrt, AdamW.weightDecay(adam, p), gradScale);
-            parts.add(new CpuAdamW.Part(k.part(staging.weights(c), i, stateBytes).bytes(), k.part(staging.grads(c), i, stateBytes).bytes(), k.part(b.m(), i, stateBytes).bytes(),
-                    k.part(b.v(), i, stateBytes).bytes(), p.value().numel(), s));
-        }
         long t0 = System.nanoTime();
-        cpu.update(stateType, parts);
+        cpu.update(stateType, staging.parts(k, c, b, staging.weights(c), b, p -> step(p, gradScale)));
         long t1 = System.nanoTime();
         timings.cpuNanos += t1 - t0;
-        Backend.Event last = Backend.DONE;
-        for (int i = 0; i < k.params().size(); i++) {
-            last.close();
-            last = backend.copyFromHostAfter(k.part(staging.weights(c), i, stateBytes), k.params().get(i).value(), Backend.DONE); // the device reads these weights after the update's end
-        }
+        Backend.Event last = HostStaging.sendUp(backend, k, staging.weights(c), stateBytes); // the device reads these weights after the update's end
         timings.upNanos += System.nanoTime() - t1;
         return last;
+    }
+
+    /** This step's numbers for p's update on the CPU, its gradient multiplied by gradScale. */
+    private CpuAdamW.Step step(Parameter p, double gradScale) {
+        return new CpuAdamW.Step(adam.beta1(), adam.beta2(), adam.eps(), lr, bc1, bc2Sqrt, AdamW.weightDecay(adam, p), gradScale);
     }
 
     @Override public double lastGradNorm() { return lastNorm; }
@@ -368,6 +413,7 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public Map<String, Tensor> state() { return onDevice.state(); }
 
     @Override public void close() {
+        if (early != null) early.close();
         onDevice.close();
         windows.close();
         store.close();

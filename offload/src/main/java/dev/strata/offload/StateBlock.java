@@ -30,6 +30,16 @@ final class StateBlock implements AutoCloseable {
 
     Backend.HostBuffer v() { return aligned(parts[1]); }
 
+    /** Trades memory with other, a block of the same size: how an update written beside the moments becomes them. */
+    void swap(StateBlock other) {
+        if (other.capacityBytes != capacityBytes) throw new IllegalArgumentException("blocks of " + capacityBytes + " and " + other.capacityBytes + " bytes");
+        for (int i = 0; i < parts.length; i++) {
+            Backend.HostBuffer mine = parts[i];
+            parts[i] = other.parts[i];
+            other.parts[i] = mine;
+        }
+    }
+
     /** Zeroes both parts: where a fresh subgroup's moments start. Page-locked memory comes uncleared. */
     void clear() {
         byte[] zeros = new byte[1 << 16];

@@ -74,7 +74,7 @@ public final class TrainBench {
     private static Result timed(JobConfig job, String modelName, Transformer model, ModelConfig cfg, Backend backend, DType dtype, String device,
                                 Optimizer opt, int[][] batches, int b, int t, int accum, int warmup, int steps, PrintStream out) {
         double[] ms = new double[steps];
-        try (TrainStep step = new TrainStep(model, opt, b, t, accum, 1.0, job.cudaGraphs())) {
+        try (TrainStep step = new TrainStep(model, opt, b, t, accum, job.training().gradClip(), job.cudaGraphs())) {
             for (int s = 0; s < warmup + steps; s++) {
                 long t0 = System.nanoTime();
                 step(step, batches, s, accum, b, t);
@@ -93,7 +93,7 @@ public final class TrainBench {
         Map<String, Double> opMs = new LinkedHashMap<>();
         if (backend instanceof CudaBackend cuda) {
             peakGiB = cuda.allocator().stats().peakAllocatedBytes() / (double) (1L << 30);
-            try (TrainStep eager = new TrainStep(model, opt, b, t, 1, 1.0, false)) {
+            try (TrainStep eager = new TrainStep(model, opt, b, t, 1, job.training().gradClip(), false)) {
                 cuda.timeOps(true);
                 step(eager, batches, 0, 1, b, t);
                 cuda.timeOps(false);

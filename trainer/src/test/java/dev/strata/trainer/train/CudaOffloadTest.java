@@ -42,20 +42,26 @@ class CudaOffloadTest {
     static final String UNAVAILABLE = CudaBackend.unavailableReason();
     static final AdamW.Settings ADAM = new AdamW.Settings(0.9, 0.95, 1e-8, 0.1, false);
 
+    /**
+     * Each tier, half the subgroups on the GPU, the CPU's half updated during backward: clipped at 1 (its early
+     * updates redone) and unclipped (kept, their weights sent up while backward runs).
+     */
     @Test
     void offloadedStateTrainsAsTheDevicesDoes(@TempDir Path nvme) {
         assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA offload test skipped: " + UNAVAILABLE);
-        Steps device = train(model -> new AdamW(model.parameters(), ADAM), false);
-        for (String tier : new String[] {"cpu", "nvme", "gpu+cpu"}) {
-            double gpuStateGb = tier.startsWith("gpu") ? 0.002 : 0; // the GPU tier: the first parameters' state (2 MB: the embedding's and more) stays on the device
-            Steps offloaded = train(model -> new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, tier.replace("gpu+", ""), nvme, 0.5, 4, 20_000, 0,
-                    gpuStateGb),
-                    GradientSync.NONE, new PrintStream(PrintStream.nullOutputStream())), false);
-            // deterministic sums, and the CPU's AdamW rounds as the kernel does (below): the same bits wherever the state lives
-            assertArrayEquals(device.losses(), offloaded.losses(), tier + ": losses against AdamW on the device");
-            assertEquals(device.moments().keySet(), offloaded.moments().keySet(), tier);
-            for (var e : device.moments().entrySet()) assertArrayEquals(e.getValue(), offloaded.moments().get(e.getKey()), tier + ": " + e.getKey());
-            System.out.printf("offload %s on the GPU, 8 steps: losses %s (device AdamW %s)%n", tier, Arrays.toString(offloaded.losses()), Arrays.toString(device.losses()));
+        for (double clip : new double[] {1.0, 0}) {
+            Steps device = train(model -> new AdamW(model.parameters(), ADAM), false, clip);
+            for (String tier : clip == 0 ? new String[] {"cpu"} : new String[] {"cpu", "nvme", "gpu+cpu"}) {
+                double gpuStateGb = tier.startsWith("gpu") ? 0.002 : 0; // the GPU tier: the first parameters' state (2 MB: the embedding's and more) stays on the device
+                Steps offloaded = train(model -> new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, tier.replace("gpu+", ""), nvme, 0.5, 4, 20_000, 0,
+                        gpuStateGb, true), GradientSync.NONE, new PrintStream(PrintStream.nullOutputStream())), false, clip);
+                String what = tier + ", clip " + clip;
+                // deterministic sums, and the CPU's AdamW rounds as the kernel does (below): the same bits wherever the state lives
+                assertArrayEquals(device.losses(), offloaded.losses(), what + ": losses against AdamW on the device");
+                assertEquals(device.moments().keySet(), offloaded.moments().keySet(), what);
+                for (var e : device.moments().entrySet()) assertArrayEquals(e.getValue(), offloaded.moments().get(e.getKey()), what + ": " + e.getKey());
+                System.out.printf("offload %s on the GPU, 8 steps: losses %s (device AdamW %s)%n", what, Arrays.toString(offloaded.losses()), Arrays.toString(device.losses()));
+            }
         }
     }
 
@@ -101,7 +107,7 @@ class CudaOffloadTest {
     @Test
     void recomputedInputsOnTheHostChangeNoLoss() {
         assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA activation offload test skipped: " + UNAVAILABLE);
-        Steps device = train(model -> new AdamW(model.parameters(), ADAM), false), host = train(model -> new AdamW(model.parameters(), ADAM), true);
+        Steps device = train(model -> new AdamW(model.parameters(), ADAM), false, 1.0), host = train(model -> new AdamW(model.parameters(), ADAM), true, 1.0);
         assertArrayEquals(device.losses(), host.losses(), "losses with the recomputed blocks' inputs on the host");
         assertTrue(host.losses()[7] < host.losses()[0], "it learns: " + Arrays.toString(host.losses()));
     }
@@ -110,9 +116,9 @@ class CudaOffloadTest {
 
     /**
      * Eight f32 steps of a small Llama on one repeated batch, every block recomputed, the sums in a fixed order
-     * (training.deterministic); the moments after, from where they live.
+     * (training.deterministic), clipped at clip; the moments after, from where they live.
      */
-    static Steps train(java.util.function.Function<Transformer, Optimizer> optimizer, boolean inputsOnHost) {
+    static Steps train(java.util.function.Function<Transformer, Optimizer> optimizer, boolean inputsOnHost, double clip) {
         try (CudaBackend gpu = CudaBackend.open(0); ActivationOffload acts = new ActivationOffload(gpu)) {
             gpu.deterministic(true);
             ModelConfig cfg = ModelConfig.llama(1000, 128, 2, 2, 1, 352, 96);
@@ -124,7 +130,7 @@ class CudaOffloadTest {
             int[] tokens = new SplittableRandom(3).ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
             int[][] inputs = {Arrays.copyOfRange(tokens, 0, b * t)}, targets = {Arrays.copyOfRange(tokens, 1, b * t + 1)};
             double[] losses = new double[8];
-            try (Optimizer opt = optimizer.apply(model); TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, false)) {
+            try (Optimizer opt = optimizer.apply(model); TrainStep step = new TrainStep(model, opt, b, t, 1, clip, false)) {
                 for (int s = 0; s < losses.length; s++) losses[s] = step.run(inputs, targets, 3e-3).loss();
                 Map<String, double[]> moments = new java.util.TreeMap<>();
                 if (opt.stateOnHost()) for (Map.Entry<String, HostTensor> e : opt.hostState().entrySet()) moments.put(e.getKey(), e.getValue().toDoubles());
