@@ -22,8 +22,9 @@ import java.util.Map;
  * up before the next forward. The device's f32 values are the master weights, so the host needs only the moments
  * (8 bytes a parameter, not 16): what lets a 13B model's state fit in RAM. Where RAM has room beyond them, the CPU
  * side's weights and gradients stay there too ({@link HostStaging}): its weights then cross the link only up, and
- * its gradients come down during the step's last backward. The GPU's share is offload.gpu_fraction, or the
- * {@link SplitModel}'s measured best. The numbers are {@link AdamW}'s; in f64 on the CPU backend an update equals
+ * its gradients come down during the step's last backward, and the CPU updates them during it ({@link CpuSide},
+ * {@link EarlyUpdates}). The GPU's share is offload.gpu_fraction, or the {@link SplitModel}'s measured best, chosen
+ * again once with the time backward leaves the CPU. The numbers are {@link AdamW}'s; in f64 on the CPU backend an update equals
  * AdamW's bit for bit on every split and tier. offload.gpu_state_gb keeps the first parameters' state on the device
  * ({@link DeviceState}): only the rest is offloaded and split.
  */
@@ -49,22 +50,18 @@ public final class OffloadedAdamW implements Optimizer {
     private final GradientSync sync;
     private final DType stateType;
     private final int stateBytes;
-    private final List<Subgroup> subgroups = new ArrayList<>();
-    private final List<Subgroup> onCpu;      // the CPU-updated ones, in order
+    private final List<Subgroup> subgroups = new ArrayList<>();  // a new split changes which side each is on, not what it holds
     private final List<Tensor> normGrads = new ArrayList<>();
     private final StateStore store;
-    private final HostStaging staging;
     private final CpuAdamW cpu;
     private final Tensor schedule, gradSumSquares;
-    private final DeviceWindows windows;
     private final DeviceState onDevice;     // the GPU tier: moments that never leave the device
-    private final EarlyUpdates early;       // the CPU side updated during backward; null: after it
-    private final Map<Parameter, Integer> cpuSubgroupOf = new java.util.HashMap<>(); // a CPU-updated parameter's subgroup, as c counts them
-    private final List<List<Backend.Event>> gradsDown;  // the c-th CPU subgroup's gradients on their way down since backward finished them; null: not sent
-    private final int[] pendingGrads;               // its parameters whose gradients backward has still to finish this step
-    private final boolean gradsDuringBackward;      // resident, and no sync changes gradients after backward: the last backward sends them
-    private boolean lastMicroBatch;                 // this micro-batch's backward finishes the gradients
-    private boolean hostWeightsCurrent;             // resident weights equal the device's (false before the first update and after a resume)
+    private CpuSide cpuSide;                // the split's: made again by a new split
+    private DeviceWindows windows;
+    private final Settings settings;
+    private final List<Parameter> offloaded; // those not in the GPU tier, in subgroups
+    private final PrintStream out;
+    private SplitModel model;               // while the split may still be chosen again: measured, and the CPU updates during backward
     private double lr, bc1, bc2Sqrt, lastNorm = Double.NaN;
     private long step;
     private final MomentViews views;
@@ -72,6 +69,8 @@ public final class OffloadedAdamW implements Optimizer {
     public OffloadedAdamW(Map<String, Parameter> params, Settings settings, GradientSync sync, PrintStream out) {
         this.adam = settings.adam();
         this.sync = sync;
+        this.settings = settings;
+        this.out = out;
         List<Parameter> mine = updated(params, sync);
         if (params.values().stream().noneMatch(Parameter::trainable)) throw new IllegalArgumentException("AdamW has no trainable parameter to update");
         this.backend = params.values().iterator().next().value().backend();
@@ -85,36 +84,32 @@ public final class OffloadedAdamW implements Optimizer {
         long total = mine.stream().mapToLong(p -> p.value().numel()).sum();
         List<Parameter> kept = DeviceState.fitting(mine, (long) (settings.gpuStateGb() * 1e9), stateType);
         this.onDevice = new DeviceState(backend, kept, stateType);
-        List<Parameter> rest = mine.subList(kept.size(), mine.size());
-        long offloaded = total - onDevice.elements();
-        SplitModel model = Double.isNaN(settings.gpuFraction()) && offloaded > 0 ? SplitModel.measure(backend, cpu, stateType) : null;
+        this.offloaded = mine.subList(kept.size(), mine.size());
+        long n = total - onDevice.elements();
+        model = Double.isNaN(settings.gpuFraction()) && n > 0 ? SplitModel.measure(backend, cpu, stateType) : null;
         // the CPU side's weights and gradients stay in pinned RAM where it has room: then its weights stay on the host
         // and, without a sync that changes gradients after backward, its gradients come down during backward
         boolean resident = true, unsynced = sync == GradientSync.NONE;
         int cpuDown = unsynced ? 0 : 1;
-        double fraction = model != null ? model.bestFraction(offloaded, onDevice.elements(), cpuDown) : settings.gpuFraction();
-        List<Subgroup> split = split(rest, settings.subgroupElements(), fraction);
-        long residentBytes = HostStaging.residentBytes(cpuSide(split), stateBytes), spare = StateStore.spareRam(split, stateBytes, settings);
+        double fraction = model != null ? model.bestFraction(n, onDevice.elements(), cpuDown) : settings.gpuFraction();
+        List<Subgroup> split = split(this.offloaded, settings.subgroupElements(), fraction);
+        long residentBytes = HostStaging.residentBytes(CpuSide.of(split), stateBytes), spare = StateStore.spareRam(split, stateBytes, settings);
         if (residentBytes > spare) {
             resident = false;
             cpuDown = 2;
-            if (model != null) split = split(rest, settings.subgroupElements(), fraction = model.bestFraction(offloaded, onDevice.elements(), cpuDown));
+            if (model != null) split = split(this.offloaded, settings.subgroupElements(), fraction = model.bestFraction(n, onDevice.elements(), cpuDown));
         }
-        gradsDuringBackward = resident && unsynced;
+        boolean gradsDuringBackward = resident && unsynced;
         subgroups.addAll(split);
-        if (model != null) out.println("offload split: " + model.explain(offloaded, onDevice.elements(), fraction, cpuDown));
+        if (model != null) out.println("offload split: " + model.explain(n, onDevice.elements(), fraction, cpuDown));
         this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
-        onCpu = cpuSide(subgroups);
-        this.staging = new HostStaging(backend, onCpu, stateBytes, resident);
-        long earlyBytes = EarlyUpdates.bytes(onCpu, stateBytes);
-        String afterBackward = onCpu.isEmpty() ? null : !settings.updateDuringBackward() ? "offload.update_during_backward = false"
+        long earlyBytes = EarlyUpdates.bytes(CpuSide.of(split), stateBytes);
+        String afterBackward = CpuSide.of(split).isEmpty() ? null : !settings.updateDuringBackward() ? "offload.update_during_backward = false"
                 : !gradsDuringBackward ? (resident ? "a sync changes the gradients after backward" : "its weights are not kept in RAM")
                 : !settings.tier().equals("cpu") ? "the nvme tier reads the moments in turn"
                 : residentBytes + earlyBytes > spare ? String.format(java.util.Locale.ROOT, "no room for its %.1f GB of spare pinned buffers", earlyBytes / 1e9) : null;
-        this.early = onCpu.isEmpty() || afterBackward != null ? null : new EarlyUpdates(backend, cpu, stateType, onCpu, staging, store);
-        this.gradsDown = new ArrayList<>(java.util.Collections.nCopies(onCpu.size(), null));
-        this.pendingGrads = new int[onCpu.size()];
-        for (int c = 0; c < onCpu.size(); c++) for (Parameter p : onCpu.get(c).params()) cpuSubgroupOf.put(p, c);
+        if (afterBackward != null || CpuSide.of(split).isEmpty()) model = null; // the split stays: nothing updates during backward to measure
+        this.cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, resident, gradsDuringBackward, afterBackward == null);
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
         windows = new DeviceWindows(backend, stateType, subgroups);
@@ -123,12 +118,12 @@ public final class OffloadedAdamW implements Optimizer {
         if (!onDevice.isEmpty())
             out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB; offload.gpu_state_gb allows %s)%n", onDevice.elements(),
                     onDevice.bytes() / 1e9, new java.math.BigDecimal(settings.gpuStateGb()).round(new java.math.MathContext(3)).stripTrailingZeros().toPlainString());
-        if (offloaded > 0) out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
+        if (n > 0) out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
                         + "their weights and gradients %s%n",
-                offloaded, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), 100.0 * onGpu / offloaded, cpu.threads(),
+                n, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), 100.0 * onGpu / n, cpu.threads(),
                 resident ? String.format(java.util.Locale.ROOT, "kept in pinned RAM (%.1f GB)", residentBytes / 1e9)
                         : "streamed through " + HostStaging.WINDOW + " staging blocks (RAM has no room to keep them)");
-        if (early != null) out.printf(java.util.Locale.ROOT, "offload: the CPU updates each of its subgroups as soon as the last backward has sent its gradients, "
+        if (cpuSide.updatesEarly()) out.printf(java.util.Locale.ROOT, "offload: the CPU updates each of its subgroups as soon as the last backward has sent its gradients, "
                 + "kept when the global norm clips nothing (%.1f GB of spare pinned buffers)%n", earlyBytes / 1e9);
         else if (afterBackward != null) out.println("offload: the CPU updates its subgroups after backward (" + afterBackward + ")");
     }
@@ -164,11 +159,9 @@ public final class OffloadedAdamW implements Optimizer {
         return out;
     }
 
-    private static List<Subgroup> cpuSide(List<Subgroup> subgroups) { return subgroups.stream().filter(k -> !k.onGpu()).toList(); }
-
     /** The page-locked memory the CPU side's staging takes at least: its window of subgroups' weights and gradients. */
     static long stagingBytes(List<Subgroup> subgroups, int stateBytes) {
-        return HostStaging.windowBytes(cpuSide(subgroups).stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
+        return HostStaging.windowBytes(CpuSide.of(subgroups).stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
     }
 
     /** Waits for the copies and lets their events go (each holds a CUDA event). */
@@ -200,21 +193,17 @@ public final class OffloadedAdamW implements Optimizer {
      * subgroups' moments go on down beside the next forward. Nothing is updated when the norm is not finite.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {
-        lastMicroBatch = false;
-        long t0 = System.nanoTime();
+        long t0 = System.nanoTime(), window = 0;
+        cpuSide.backwardEnqueued();
         backend.sumOfSquares(normGrads, gradSumSquares);
-        if (early != null && early.active()) {
-            early.pollUntil(backend.record()); // the CPU goes on with what backward has finished
-            timings.earlyWindowNanos += early.windowNanos();
-        }
+        if (cpuSide.earlyActive()) timings.earlyWindowNanos += window = cpuSide.updateUntil(backend.record()); // the CPU goes on with what backward finished
         sync.reduceNormSquares(gradSumSquares);
         lastNorm = Math.sqrt(backend.toDoubles(gradSumSquares)[0]);
         timings.normNanos += System.nanoTime() - t0;
         if (Double.isFinite(lastNorm)) {
-            update(maxGradNorm);
+            if (update(maxGradNorm) && model != null) splitAgain(window / 1e9);
         } else {
-            if (early != null && early.active()) restoreWeights(early.drop());
-            dropGradsDown();
+            cpuSide.skip();
         }
         timings.totalNanos += System.nanoTime() - t0;
         timings.steps++;
@@ -223,19 +212,21 @@ public final class OffloadedAdamW implements Optimizer {
     /** Where the update's host time went since the last call, a step on average (and starts counting again). */
     public String timings() { return timings.report(); }
 
-    private void update(double maxGradNorm) {
+    /** The update of a step with a finite norm; returns whether the CPU's updates during backward were kept. */
+    private boolean update(double maxGradNorm) {
         onDevice.enqueueUpdate(adam, maxGradNorm, schedule, gradSumSquares); // first: the device works on it while the first copies come
         double gradScale = CpuAdamW.clipScale(stateType, maxGradNorm, lastNorm);
         Backend.Event lastUp = Backend.DONE; // the copy stream runs in order: the compute stream waits for the last copy up
-        if (early != null && early.active()) {
+        boolean early = cpuSide.earlyActive(), keep = early && gradScale == 1.0;
+        if (early) {
             long t0 = System.nanoTime();
-            if (gradScale == 1.0) lastUp = early.keep();
-            else timings.earlyDropped += early.drop().size(); // updated again below from the untouched state, and sent up again
+            if (keep) lastUp = cpuSide.keep();
+            else timings.earlyDropped += cpuSide.drop(); // updated again below from the untouched state, and sent up again
             timings.cpuNanos += System.nanoTime() - t0;
         }
         List<List<Backend.Event>> down = new ArrayList<>();
         List<Backend.Event> up = new ArrayList<>();    // each CPU subgroup's last copy up (one stream: in order)
-        for (int c = 0; c < Math.min(HOST_WINDOW, onCpu.size()); c++) down.add(sendDown(onCpu.get(c), c, Backend.DONE));
+        for (int c = 0; c < Math.min(HOST_WINDOW, cpuSide.size()); c++) down.add(cpuSide.sendDown(c, Backend.DONE));
         ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
         int c = 0;
         for (int j = 0; j < subgroups.size(); j++) {
@@ -250,28 +241,62 @@ public final class OffloadedAdamW implements Optimizer {
                 long t1 = System.nanoTime();
                 awaitAll(down.get(c));
                 timings.copyWaitNanos += System.nanoTime() - t1;
-                if (early != null && early.kept(c)) {
+                if (cpuSide.kept(c)) {
                     timings.earlyKept++;
                     up.add(Backend.DONE);
                 } else {
-                    up.add(lastUp = onHost(k, c, b, gradScale));
+                    up.add(lastUp = cpuSide.update(c, b, cpu, stateType, p -> step(p, gradScale), timings));
                 }
                 store.done(k);
-                if (c + HOST_WINDOW < onCpu.size()) // a window block is free once the copy up that read it is done
-                    down.add(sendDown(onCpu.get(c + HOST_WINDOW), c + HOST_WINDOW, staging.resident() ? Backend.DONE : up.get(c)));
+                if (c + HOST_WINDOW < cpuSide.size()) // a window block is free once the copy up that read it is done
+                    down.add(cpuSide.sendDown(c + HOST_WINDOW, cpuSide.resident() ? Backend.DONE : up.get(c)));
                 c++;
             }
         }
         long t1 = System.nanoTime();
         // the next forward waits for the CPU side's weights; the GPU subgroups' moments go on down beside it
         backend.waitFor(lastUp);
-        for (Subgroup k : onCpu) for (Parameter p : k.params()) p.markUpdated(false); // after the wait: the bf16 copies read the new weights
+        cpuSide.updated(); // after the wait: the bf16 copies read the new weights
         up.forEach(Backend.Event::close);
         lastUp.close();
-        hostWeightsCurrent = true;
         inFlight.forEach(this::land);
         store.readAhead(subgroups); // the next update's first state from disk, during forward and backward
         timings.endNanos += System.nanoTime() - t1;
+        return keep;
+    }
+
+    /**
+     * Once, after the first step whose CPU updates during backward were kept: the split chosen again with the
+     * seconds backward left the CPU (headStart), which take work off the CPU's share after backward. A split that
+     * moves subgroups between the sides makes the CPU side and the windows again (their weights come down at the
+     * next update); one that would not keep the CPU side's buffers in RAM is not taken.
+     */
+    private void splitAgain(double headStart) {
+        SplitModel measured = model;
+        model = null;
+        long n = offloaded.stream().mapToLong(p -> p.value().numel()).sum();
+        double f = measured.bestFraction(n, onDevice.elements(), 0, headStart);
+        List<Subgroup> split = split(offloaded, settings.subgroupElements(), f);
+        List<Subgroup> onCpu = CpuSide.of(split);
+        String why = String.format(java.util.Locale.ROOT, "offload split: backward left the CPU %.0f ms to update its subgroups during it; ", 1e3 * headStart);
+        if (split.stream().map(Subgroup::onGpu).toList().equals(subgroups.stream().map(Subgroup::onGpu).toList())) {
+            out.println(why + "the split stays");
+            return;
+        }
+        long bytes = HostStaging.residentBytes(onCpu, stateBytes) + EarlyUpdates.bytes(onCpu, stateBytes);
+        if (bytes > StateStore.spareRam(split, stateBytes, settings)) {
+            out.printf(java.util.Locale.ROOT, "%sthe split stays: a GPU share of %.0f%% needs %.1f GB of pinned RAM for the CPU's side%n", why, 100 * f, bytes / 1e9);
+            return;
+        }
+        backend.synchronize(); // nothing in flight reads the buffers let go
+        cpuSide.close();
+        windows.close();
+        subgroups.clear();
+        subgroups.addAll(split);
+        cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, true, true, true);
+        windows = new DeviceWindows(backend, stateType, subgroups);
+        out.println(why + measured.explain(n, onDevice.elements(), f, 0, headStart) + String.format(java.util.Locale.ROOT, "; %d of %d subgroups on the GPU now",
+                split.stream().filter(Subgroup::onGpu).count(), split.size()));
     }
 
     /** The j-th subgroup's block from the store, the next one read ahead. */
@@ -283,68 +308,9 @@ public final class OffloadedAdamW implements Optimizer {
         return b;
     }
 
-    /**
-     * The c-th CPU subgroup's weights and gradients down into staging, once after (what last read that block) is
-     * done; resident weights only while they are not current, gradients only if backward did not send them already.
-     */
-    private List<Backend.Event> sendDown(Subgroup k, int c, Backend.Event after) {
-        List<Backend.Event> copies = gradsDown.get(c) == null ? gradsInto(k, c, after) : gradsDown.set(c, null);
-        if (!staging.resident() || !hostWeightsCurrent)
-            for (int i = 0; i < k.params().size(); i++) copies.add(backend.copyToHostAfter(k.params().get(i).value(), k.part(staging.weights(c), i, stateBytes), after));
-        return copies;
-    }
+    @Override public void startMicroBatch(boolean last) { cpuSide.startMicroBatch(last, p -> step(p, 1.0)); }
 
-    /** The c-th CPU subgroup's gradients down into staging, once after is done (null: once the compute stream's work so far is). */
-    private List<Backend.Event> gradsInto(Subgroup k, int c, Backend.Event after) {
-        List<Backend.Event> copies = new ArrayList<>();
-        for (int i = 0; i < k.params().size(); i++) {
-            Tensor grad = k.params().get(i).grad();
-            Backend.HostBuffer into = k.part(staging.grads(c), i, stateBytes);
-            copies.add(after == null ? backend.copyToHost(grad, into) : backend.copyToHostAfter(grad, into, after));
-        }
-        return copies;
-    }
-
-    /** Gradients of a skipped step that were sent down early: nothing reads them. */
-    private void dropGradsDown() {
-        for (int c = 0; c < gradsDown.size(); c++) if (gradsDown.get(c) != null) awaitAll(gradsDown.set(c, null));
-    }
-
-    /**
-     * The step's last backward streams resident CPU subgroups' gradients down as it finishes them, overlapped with
-     * the rest of it; only on one process without a sync, whose reduction would change them after backward.
-     */
-    @Override public void startMicroBatch(boolean last) {
-        lastMicroBatch = last && gradsDuringBackward;
-        if (lastMicroBatch) for (int c = 0; c < onCpu.size(); c++) pendingGrads[c] = onCpu.get(c).params().size();
-        if (lastMicroBatch && early != null && hostWeightsCurrent) early.begin(p -> step(p, 1.0));
-    }
-
-    @Override public void gradientsDone(List<Parameter> params) {
-        if (!lastMicroBatch) return;
-        for (Parameter p : params) {
-            Integer c = cpuSubgroupOf.get(p);
-            if (c == null || --pendingGrads[c] > 0) continue;
-            List<Backend.Event> copies = gradsInto(onCpu.get(c), c, null); // after the backward that finished them
-            if (early != null && early.active()) {
-                early.gradientsSent(c, copies);
-                gradsDown.set(c, new ArrayList<>()); // early waits for them
-            } else {
-                gradsDown.set(c, copies);
-            }
-        }
-    }
-
-    /** A skipped step's early updates had sent their weights up: the device gets the untouched ones back before the next forward. */
-    private void restoreWeights(List<Integer> sent) {
-        Backend.Event last = Backend.DONE;
-        for (int c : sent) {
-            last.close();
-            last = HostStaging.sendUp(backend, onCpu.get(c), staging.weights(c), stateBytes);
-        }
-        backend.waitFor(last);
-        last.close();
-    }
+    @Override public void gradientsDone(List<Parameter> params) { cpuSide.gradientsDone(params); }
 
     /**
      * Enqueues a GPU subgroup: its moments up into its window once the window's last copy back is done, AdamW on
@@ -368,17 +334,6 @@ public final class OffloadedAdamW implements Optimizer {
         store.done(f.subgroup());
     }
 
-    /** Updates the c-th CPU subgroup in staging and its moments in b; returns the last of its weights' copies up. */
-    private Backend.Event onHost(Subgroup k, int c, StateBlock b, double gradScale) {
-        long t0 = System.nanoTime();
-        cpu.update(stateType, staging.parts(k, c, b, staging.weights(c), b, p -> step(p, gradScale)));
-        long t1 = System.nanoTime();
-        timings.cpuNanos += t1 - t0;
-        Backend.Event last = HostStaging.sendUp(backend, k, staging.weights(c), stateBytes); // the device reads these weights after the update's end
-        timings.upNanos += System.nanoTime() - t1;
-        return last;
-    }
-
     /** This step's numbers for p's update on the CPU, its gradient multiplied by gradScale. */
     private CpuAdamW.Step step(Parameter p, double gradScale) {
         return new CpuAdamW.Step(adam.beta1(), adam.beta2(), adam.eps(), lr, bc1, bc2Sqrt, AdamW.weightDecay(adam, p), gradScale);
@@ -396,7 +351,7 @@ public final class OffloadedAdamW implements Optimizer {
      */
     @Override public void restore(long stepCount) {
         this.step = stepCount;
-        hostWeightsCurrent = false; // the device's weights were loaded too
+        cpuSide.weightsChanged(); // the device's weights were loaded too
         views.writeBack();
     }
 
@@ -413,11 +368,10 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public Map<String, Tensor> state() { return onDevice.state(); }
 
     @Override public void close() {
-        if (early != null) early.close();
+        cpuSide.close();
         onDevice.close();
         windows.close();
         store.close();
-        staging.close();
         cpu.close();
         schedule.close();
         gradSumSquares.close();

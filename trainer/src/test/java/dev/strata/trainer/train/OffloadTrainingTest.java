@@ -99,6 +99,15 @@ class OffloadTrainingTest {
         new Trainer(job(runs.resolve("auto"), "optimizer = cpu", 1, 0), new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
         assertTrue(out.toString().contains("offload split: host link"), "the measured split says why: " + out);
         assertBitIdentical(runs.resolve("device"), runs.resolve("auto"), "cpu tier, measured split");
+        // unclipped, the CPU's updates during backward are kept, and the split is chosen again from the time backward left them
+        new Trainer(job(runs.resolve("device-unclipped"), "optimizer = none", 1, 0).withOverrides("training.grad_clip = 0"), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
+        var again = new java.io.ByteArrayOutputStream();
+        new Trainer(job(runs.resolve("auto-unclipped"), "optimizer = cpu", 1, 0).withOverrides("training.grad_clip = 0"), new java.io.PrintStream(again, true))
+                .run(RunDirectory.Mode.FRESH, 0);
+        String resplit = again.toString().lines().filter(l -> l.startsWith("offload split: backward left the CPU")).findFirst().orElse("");
+        assertTrue(!resplit.isEmpty() && again.toString().contains("the CPU updates each of its subgroups as soon as"), again.toString());
+        System.out.println(resplit);
+        assertBitIdentical(runs.resolve("device-unclipped"), runs.resolve("auto-unclipped"), "cpu tier, measured split chosen again, unclipped");
     }
 
     /** LoRA's adapters are all it offloads; FP8 layers' codes are refreshed from the weights the CPU sent back. */
