@@ -88,7 +88,10 @@ final class CpuSide implements AutoCloseable {
         return early.windowNanos();
     }
 
-    /** The norm clipped nothing: the early updates become the state; returns the last copy up of their weights. */
+    /** The elements the CPU can update during a step's backward, as the last step with early updates measured it. */
+    double earlyCapacity() { return early == null ? 0 : early.capacity(); }
+
+    /** The norm clipped nothing: the early updates done or running become the state (see {@link #kept}); returns the last copy up of their weights. */
     Backend.Event keep() { return early.keep(); }
 
     /** The norm clips: the early updates are thrown away (updated again, and sent up again, by {@link #update}); returns how many. */

@@ -10,6 +10,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Function;
 
@@ -20,8 +22,11 @@ import java.util.function.Function;
  * backward ends, decides: a clip scale of exactly 1 gives the very numbers of the update after backward, so the
  * spares become the state (buffers traded, nothing copied); any other scale, or a step skipped, throws them away
  * and the subgroup is updated again from its untouched state. Without clipping, or once training settles under the
- * limit, the CPU's work moves off the critical path. Costs three state values an element of pinned RAM.
- * The worker thread only computes: every device call (copies, event queries) stays on the training thread.
+ * limit, part of the CPU's work moves off the critical path. Written beside the state rather than over it, an early
+ * update moves 40 bytes an element instead of 28 (the spares' cache lines are read before they are written), so
+ * only what backward leaves time for is done early: once the norm is known, updates not yet started are let go and
+ * run in place after backward as usual. Costs three state values an element of pinned RAM. The worker thread only
+ * computes: every device call (copies, event queries) stays on the training thread.
  */
 final class EarlyUpdates implements AutoCloseable {
     private final Backend backend;
@@ -46,6 +51,8 @@ final class EarlyUpdates implements AutoCloseable {
     private Function<Parameter, CpuAdamW.Step> unclipped;
     private boolean active;
     private long firstStart, window; // when this step's first early update started; the time from it to the end of backward
+    private final AtomicLong busyNanos = new AtomicLong(), doneElements = new AtomicLong(); // the worker's time and elements this step
+    private double rate;             // elements a second the worker updated early, the last step it did any
 
     EarlyUpdates(Backend backend, CpuAdamW cpu, DType stateType, List<Subgroup> onCpu, HostStaging staging, StateStore store) {
         this.backend = backend;
@@ -102,6 +109,9 @@ final class EarlyUpdates implements AutoCloseable {
     /** How long the last step's backward left the CPU to update early: from its first subgroup's start to backward's end. */
     long windowNanos() { return window; }
 
+    /** The elements the CPU can update early in a step: the last window at the rate its early updates ran (0 before any ran). */
+    double capacity() { return window / 1e9 * rate; }
+
     private void poll() {
         for (int c = 0; c < onCpu.size(); c++) {
             List<Backend.Event> copies = landing.get(c);
@@ -120,19 +130,27 @@ final class EarlyUpdates implements AutoCloseable {
         }
         if (firstStart == 0) firstStart = System.nanoTime();
         var parts = staging.parts(onCpu.get(c), c, store.open(onCpu.get(c)), weights[c], moments[c], unclipped);
-        updates.set(c, worker.submit(() -> cpu.update(stateType, parts)));
+        long elements = onCpu.get(c).elements();
+        updates.set(c, worker.submit(() -> {
+            long t0 = System.nanoTime();
+            cpu.update(stateType, parts);
+            busyNanos.addAndGet(System.nanoTime() - t0);
+            doneElements.addAndGet(elements);
+        }));
     }
 
     /**
-     * The norm clipped nothing: every early update becomes its subgroup's state (what has not landed or finished
-     * yet is waited for here), its weights sent up. Returns the copy up enqueued last, which the caller waits for
-     * and closes: the copy stream runs in order, so the others are done with it.
+     * The norm clipped nothing: the early updates done or running become their subgroups' state, their weights sent
+     * up; those not started are let go (the caller updates them in place; their gradients have landed). Returns the
+     * copy up enqueued last, which the caller waits for and closes: the copy stream runs in order.
      */
     Backend.Event keep() {
-        for (int c = 0; c < onCpu.size(); c++) if (landing.get(c) != null) start(c);
         for (int c = 0; c < onCpu.size(); c++) {
-            if (updates.get(c) == null) continue;
-            join(updates.set(c, null));
+            List<Backend.Event> copies = landing.set(c, null);
+            if (copies != null) OffloadedAdamW.awaitAll(copies);
+            Future<?> update = updates.set(c, null);
+            if (update == null || update.cancel(false)) continue;
+            join(update);
             if (up[c] == null) sendUp(c);
             weights[c] = staging.swapWeights(c, weights[c]);
             store.open(onCpu.get(c)).swap(moments[c]);
@@ -140,7 +158,7 @@ final class EarlyUpdates implements AutoCloseable {
         }
         Backend.Event last = newest == null ? Backend.DONE : newest;
         letGoOfCopiesUp(last);
-        active = false;
+        measureRate();
         return last;
     }
 
@@ -168,8 +186,15 @@ final class EarlyUpdates implements AutoCloseable {
             Future<?> update = updates.set(c, null);
             if (update != null && !update.cancel(false)) join(update);
         }
-        active = false;
+        measureRate();
         return letGoOfCopiesUp(null);
+    }
+
+    /** The step's early updates are over (all joined or let go): their rate, where they did any. */
+    private void measureRate() {
+        long busy = busyNanos.getAndSet(0), done = doneElements.getAndSet(0);
+        if (busy > 0) rate = done / (busy / 1e9);
+        active = false;
     }
 
     /** Whether c's early update became its state this step. */
@@ -190,6 +215,11 @@ final class EarlyUpdates implements AutoCloseable {
 
     @Override public void close() {
         worker.shutdownNow();
+        try { // a step cut short by an error may leave an update writing into the spares
+            worker.awaitTermination(1, TimeUnit.MINUTES);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         for (int c = 0; c < onCpu.size(); c++) {
             weights[c].close();
             moments[c].close();

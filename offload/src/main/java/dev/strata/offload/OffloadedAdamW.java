@@ -201,7 +201,7 @@ public final class OffloadedAdamW implements Optimizer {
         lastNorm = Math.sqrt(backend.toDoubles(gradSumSquares)[0]);
         timings.normNanos += System.nanoTime() - t0;
         if (Double.isFinite(lastNorm)) {
-            if (update(maxGradNorm) && model != null) splitAgain(window / 1e9);
+            if (update(maxGradNorm) && model != null && cpuSide.earlyCapacity() > 0) splitAgain(window / 1e9, cpuSide.earlyCapacity());
         } else {
             cpuSide.skip();
         }
@@ -266,19 +266,19 @@ public final class OffloadedAdamW implements Optimizer {
     }
 
     /**
-     * Once, after the first step whose CPU updates during backward were kept: the split chosen again with the
-     * seconds backward left the CPU (headStart), which take work off the CPU's share after backward. A split that
-     * moves subgroups between the sides makes the CPU side and the windows again (their weights come down at the
-     * next update); one that would not keep the CPU side's buffers in RAM is not taken.
+     * Once, after the first step whose CPU updates during backward were kept, some done: the split chosen again with what
+     * backward left the CPU time to update (early elements), which comes off the CPU's share after backward. A
+     * split that moves subgroups between the sides makes the CPU side and the windows again (their weights come
+     * down at the next update); one that would not keep the CPU side's buffers in RAM is not taken.
      */
-    private void splitAgain(double headStart) {
+    private void splitAgain(double window, double early) {
         SplitModel measured = model;
         model = null;
         long n = offloaded.stream().mapToLong(p -> p.value().numel()).sum();
-        double f = measured.bestFraction(n, onDevice.elements(), 0, headStart);
+        double f = measured.bestFraction(n, onDevice.elements(), 0, early);
         List<Subgroup> split = split(offloaded, settings.subgroupElements(), f);
         List<Subgroup> onCpu = CpuSide.of(split);
-        String why = String.format(java.util.Locale.ROOT, "offload split: backward left the CPU %.0f ms to update its subgroups during it; ", 1e3 * headStart);
+        String why = String.format(java.util.Locale.ROOT, "offload split: backward left the CPU %.0f ms, time to update %,.0f parameters beside it; ", 1e3 * window, early);
         if (split.stream().map(Subgroup::onGpu).toList().equals(subgroups.stream().map(Subgroup::onGpu).toList())) {
             out.println(why + "the split stays");
             return;
@@ -295,7 +295,7 @@ public final class OffloadedAdamW implements Optimizer {
         subgroups.addAll(split);
         cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, true, true, true);
         windows = new DeviceWindows(backend, stateType, subgroups);
-        out.println(why + measured.explain(n, onDevice.elements(), f, 0, headStart) + String.format(java.util.Locale.ROOT, "; %d of %d subgroups on the GPU now",
+        out.println(why + measured.explain(n, onDevice.elements(), f, 0, early) + String.format(java.util.Locale.ROOT, "; %d of %d subgroups on the GPU now",
                 split.stream().filter(Subgroup::onGpu).count(), split.size()));
     }
 

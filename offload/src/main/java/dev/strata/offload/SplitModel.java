@@ -13,8 +13,8 @@ import java.util.Locale;
  * it); a GPU-updated one sends its two moments up and back. Each direction has a copy stream, the CPU works beside
  * them: the split is the GPU share that makes the longest of the three shortest. The GPU tier's elements (kept
  * on the device) cost only the device's time. Where the CPU updates during backward ({@link EarlyUpdates}), the
- * seconds backward leaves it (headStart, measured on a step) take that much of its work, and of its weights' copies
- * up, off the update.
+ * elements it has time for there (early, measured on a step) come off its share after backward, their weights'
+ * copies up too.
  */
 record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes) {
 
@@ -66,10 +66,10 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
 
     /**
      * Seconds for the update of n offloaded elements after backward, the GPU taking share f of them, and of kept
-     * ones in the GPU tier; the CPU updates during the last headStart seconds of backward.
+     * ones in the GPU tier; the CPU updates up to early of its elements during backward.
      */
-    double seconds(long n, long kept, double f, int cpuDown, double headStart) {
-        double cpuAfter = Math.max(0, n * (1 - f) - headStart * cpuPerSecond); // CPU elements left when backward ends
+    double seconds(long n, long kept, double f, int cpuDown, double early) {
+        double cpuAfter = Math.max(0, n * (1 - f) - early); // CPU elements left when backward ends
         double down = n * stateBytes * (cpuDown * (1 - f) + 2 * f) / downBytesPerSecond, up = stateBytes * (cpuAfter + 2 * f * n) / upBytesPerSecond;
         return Math.max(Math.max(down, up + (n * f + kept) / devicePerSecond), cpuAfter / cpuPerSecond);
     }
@@ -77,9 +77,9 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
     double seconds(long n, long kept, double f, int cpuDown) { return seconds(n, kept, f, cpuDown, 0); }
 
     /** The GPU share (in hundredths) of n offloaded elements that makes the update shortest. */
-    double bestFraction(long n, long kept, int cpuDown, double headStart) {
+    double bestFraction(long n, long kept, int cpuDown, double early) {
         double best = 0;
-        for (int i = 1; i <= 100; i++) if (seconds(n, kept, i / 100.0, cpuDown, headStart) < seconds(n, kept, best, cpuDown, headStart)) best = i / 100.0;
+        for (int i = 1; i <= 100; i++) if (seconds(n, kept, i / 100.0, cpuDown, early) < seconds(n, kept, best, cpuDown, early)) best = i / 100.0;
         return best;
     }
 
@@ -88,10 +88,10 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
     String explain(long n, long kept, double f, int cpuDown) { return explain(n, kept, f, cpuDown, 0); }
 
     /** Why share f: the rates, and the update's time at f, all on the CPU, and all on the device. */
-    String explain(long n, long kept, double f, int cpuDown, double headStart) {
+    String explain(long n, long kept, double f, int cpuDown, double early) {
         return String.format(Locale.ROOT, "host link %.1f GB/s down, %.1f up; AdamW %.2f G params/s on the CPU (beside copies), %.1f on the device: the GPU updates %.0f%% "
                         + "of %,d offloaded parameters, about %.0f ms a step (all on the CPU: %.0f ms, the state kept on the device: %.0f ms)",
                 downBytesPerSecond / 1e9, upBytesPerSecond / 1e9, cpuPerSecond / 1e9, devicePerSecond / 1e9, 100 * f, n,
-                1e3 * seconds(n, kept, f, cpuDown, headStart), 1e3 * seconds(n, kept, 0, cpuDown, headStart), 1e3 * (n + kept) / devicePerSecond);
+                1e3 * seconds(n, kept, f, cpuDown, early), 1e3 * seconds(n, kept, 0, cpuDown, early), 1e3 * (n + kept) / devicePerSecond);
     }
 }

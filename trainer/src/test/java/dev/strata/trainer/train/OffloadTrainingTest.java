@@ -102,7 +102,7 @@ class OffloadTrainingTest {
         // unclipped, the CPU's updates during backward are kept, and the split is chosen again from the time backward left them
         new Trainer(job(runs.resolve("device-unclipped"), "optimizer = none", 1, 0).withOverrides("training.grad_clip = 0"), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
         var again = new java.io.ByteArrayOutputStream();
-        new Trainer(job(runs.resolve("auto-unclipped"), "optimizer = cpu", 1, 0).withOverrides("training.grad_clip = 0"), new java.io.PrintStream(again, true))
+        new Trainer(job(runs.resolve("auto-unclipped"), "optimizer = cpu, update_during_backward = true", 1, 0).withOverrides("training.grad_clip = 0"), new java.io.PrintStream(again, true))
                 .run(RunDirectory.Mode.FRESH, 0);
         String resplit = again.toString().lines().filter(l -> l.startsWith("offload split: backward left the CPU")).findFirst().orElse("");
         assertTrue(!resplit.isEmpty() && again.toString().contains("the CPU updates each of its subgroups as soon as"), again.toString());
