@@ -95,7 +95,7 @@ final class CpuSide implements AutoCloseable {
     Backend.Event keep() { return early.keep(); }
 
     /** The norm clips: the early updates are thrown away (updated again, and sent up again, by {@link #update}); returns how many. */
-    int drop() { return early.drop().size(); }
+    int drop() { return early.drop(new ArrayList<>()); }
 
     /** Whether c's early update became its state this step. */
     boolean kept(int c) { return early != null && early.kept(c); }
@@ -107,7 +107,9 @@ final class CpuSide implements AutoCloseable {
     void skip() {
         if (earlyActive()) {
             Backend.Event last = Backend.DONE;
-            for (int c : early.drop()) {
+            List<Integer> sent = new ArrayList<>();
+            early.drop(sent);
+            for (int c : sent) {
                 last.close();
                 last = HostStaging.sendUp(backend, subgroups.get(c), staging.weights(c), stateBytes);
             }

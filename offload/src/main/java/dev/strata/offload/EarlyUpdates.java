@@ -177,17 +177,22 @@ final class EarlyUpdates implements AutoCloseable {
 
     /**
      * The norm clips (or the step is skipped): the early updates are thrown away, the state stays as it was; the
-     * gradients sent have landed. Returns the CPU subgroups whose early weights went up to the device.
+     * gradients sent have landed. Adds to sent the CPU subgroups whose early weights went up to the device; returns
+     * how many early updates were thrown away (done, running or waiting).
      */
-    List<Integer> drop() {
+    int drop(List<Integer> sent) {
+        int dropped = 0;
         for (int c = 0; c < onCpu.size(); c++) {
             List<Backend.Event> copies = landing.set(c, null);
             if (copies != null) OffloadedAdamW.awaitAll(copies);
             Future<?> update = updates.set(c, null);
-            if (update != null && !update.cancel(false)) join(update);
+            if (update == null) continue;
+            dropped++;
+            if (!update.cancel(false)) join(update);
         }
         measureRate();
-        return letGoOfCopiesUp(null);
+        sent.addAll(letGoOfCopiesUp(null));
+        return dropped;
     }
 
     /** The step's early updates are over (all joined or let go): their rate, where they did any. */

@@ -6,6 +6,9 @@ package dev.strata.offload;
  * (hostWeights: all of them, the most; the measured split decides how many there are).
  */
 public record Footprint(long device, long ram, long disk, long hostWeights) {
+    /** What offload.update_during_backward adds to that at the most: a spare weight and two moments a CPU-side element. */
+    public long earlySpares() { return hostWeights / 2 * 3; }
+
     /**
      * What the state of n elements in subgroups of subgroupElements takes where these settings put it, as
      * {@code strata plan} shows it (a subgroup counted at its target size; the GPU tier as many bytes as it may keep).

@@ -175,6 +175,9 @@ public final class MemoryPlan {
                                 + "  and up to %.2f GiB more pinned where RAM has room: the CPU side's weights and gradients, kept on the host%n",
                         job.offload().optimizer(), "pinned host memory", gib(e.offloaded().ram()), "nvme files", gib(e.offloaded().disk()),
                         job.offload().nvmeDir().isEmpty() ? "" : " under " + job.offload().nvmeDir(), gib(e.offloaded().hostWeights())));
+            if (e.offloaded() != null && job.offload().updateDuringBackward())
+                out.append(String.format(java.util.Locale.ROOT, "  and up to %.2f GiB beside them for the CPU's updates during backward (offload.update_during_backward)%n",
+                        gib(e.offloaded().earlySpares())));
             if (e.offloaded() != null && job.offload().autoGpuState())
                 out.append(gpuGiB > 0 ? String.format(java.util.Locale.ROOT, "  gpu_state_gb = auto: %.0f%% of a %s GiB GPU leaves %.1f GB beside the above; the state that fits there stays%n",
                         100 * GPU_SHARE, gpuGiB, gpuStateLeft(e.total(), (long) (gpuGiB * (1L << 30))))

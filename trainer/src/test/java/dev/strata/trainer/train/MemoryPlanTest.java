@@ -98,5 +98,11 @@ class MemoryPlanTest {
         String report = MemoryPlan.report(base.withOverrides("offload { optimizer = nvme, nvme_dir = \"" + dir + "\" }"), 0, 0);
         assertTrue(report.contains("pinned host memory") && report.contains("nvme files") && report.contains(dir.toString()), report);
         assertTrue(report.contains("more pinned where RAM has room: the CPU side's weights and gradients"), report);
+        assertTrue(!report.contains("updates during backward"), report);
+        var tierCpu = MemoryPlan.estimate(base.withOverrides("offload.optimizer = cpu"), cfg).offloaded();
+        assertEquals(3 * tierCpu.hostWeights() / 2, tierCpu.earlySpares(), "a spare weight and two moments beside a weight and a gradient");
+        String early = MemoryPlan.report(base.withOverrides("offload { optimizer = cpu, update_during_backward = true }"), 0, 0);
+        assertTrue(early.contains(String.format(java.util.Locale.ROOT, "and up to %.2f GiB beside them for the CPU's updates during backward",
+                tierCpu.earlySpares() / (double) (1L << 30))), early);
     }
 }
