@@ -22,11 +22,12 @@ import java.util.Map;
  * up before the next forward. The device's f32 values are the master weights, so the host needs only the moments
  * (8 bytes a parameter, not 16): what lets a 13B model's state fit in RAM. Where RAM has room beyond them, the CPU
  * side's weights and gradients stay there too ({@link HostStaging}): its weights then cross the link only up, and
- * its gradients come down during the step's last backward, and the CPU updates them during it ({@link CpuSide},
- * {@link EarlyUpdates}). The GPU's share is offload.gpu_fraction, or the {@link SplitModel}'s measured best, chosen
- * again once with the time backward leaves the CPU. The numbers are {@link AdamW}'s; in f64 on the CPU backend an update equals
- * AdamW's bit for bit on every split and tier. offload.gpu_state_gb keeps the first parameters' state on the device
- * ({@link DeviceState}): only the rest is offloaded and split.
+ * its gradients come down during the step's last backward ({@link CpuSide}), where offload.update_during_backward
+ * lets the CPU update them ({@link EarlyUpdates}). The GPU's share is offload.gpu_fraction, or the
+ * {@link SplitModel}'s measured best, chosen again once with what backward leaves the CPU time for. The numbers are
+ * {@link AdamW}'s; in f64 on the CPU backend an update equals AdamW's bit for bit on every split and tier.
+ * offload.gpu_state_gb keeps the first parameters' state on the device ({@link DeviceState}): only the rest is
+ * offloaded and split.
  */
 public final class OffloadedAdamW implements Optimizer {
     /**
@@ -258,7 +259,7 @@ public final class OffloadedAdamW implements Optimizer {
         backend.waitFor(lastUp);
         cpuSide.updated(); // after the wait: the bf16 copies read the new weights
         up.forEach(Backend.Event::close);
-        lastUp.close();
+        lastUp.close(); // the early updates' last copy, where no copy after it is in up (an event closes once)
         inFlight.forEach(this::land);
         store.readAhead(subgroups); // the next update's first state from disk, during forward and backward
         timings.endNanos += System.nanoTime() - t1;
