@@ -19,6 +19,8 @@ import java.util.function.Function;
  */
 final class CpuSide implements AutoCloseable {
     private final Backend backend;
+    private final CpuAdamW cpu;
+    private final DType stateType;
     private final int stateBytes;
     private final List<Subgroup> subgroups;
     private final HostStaging staging;
@@ -33,6 +35,8 @@ final class CpuSide implements AutoCloseable {
     /** The CPU's subgroups of all, their state in store; early: updated during backward (needs gradsDuringBackward). */
     CpuSide(Backend backend, CpuAdamW cpu, DType stateType, List<Subgroup> all, StateStore store, boolean resident, boolean gradsDuringBackward, boolean early) {
         this.backend = backend;
+        this.cpu = cpu;
+        this.stateType = stateType;
         this.stateBytes = stateType.byteSize();
         this.subgroups = of(all);
         this.gradsDuringBackward = gradsDuringBackward;
@@ -97,7 +101,7 @@ final class CpuSide implements AutoCloseable {
     /** The norm clips: the early updates are thrown away (updated again, and sent up again, by {@link #update}); returns how many. */
     int drop() { return early.drop(new ArrayList<>()); }
 
-    /** Whether c's early update became its state this step. */
+    /** Whether c's early update became its state at the last {@link #keep}. */
     boolean kept(int c) { return early != null && early.kept(c); }
 
     /**
@@ -144,7 +148,7 @@ final class CpuSide implements AutoCloseable {
     }
 
     /** Updates c in staging and its moments in b by step's numbers; returns the last of its weights' copies up. */
-    Backend.Event update(int c, StateBlock b, CpuAdamW cpu, DType stateType, Function<Parameter, CpuAdamW.Step> step, UpdateTimings timings) {
+    Backend.Event update(int c, StateBlock b, Function<Parameter, CpuAdamW.Step> step, UpdateTimings timings) {
         long t0 = System.nanoTime();
         cpu.update(stateType, staging.parts(subgroups.get(c), c, b, staging.weights(c), b, step));
         long t1 = System.nanoTime();

@@ -4,6 +4,7 @@ import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ExecutionException;
@@ -84,7 +85,6 @@ final class EarlyUpdates implements AutoCloseable {
         this.unclipped = unclipped;
         active = true;
         firstStart = 0;
-        java.util.Arrays.fill(kept, false);
     }
 
     /** Whether this step's subgroups are being updated early. */
@@ -145,10 +145,9 @@ final class EarlyUpdates implements AutoCloseable {
      * copy up enqueued last, which the caller waits for and closes: the copy stream runs in order.
      */
     Backend.Event keep() {
+        Arrays.fill(kept, false);
         for (int c = 0; c < onCpu.size(); c++) {
-            List<Backend.Event> copies = landing.set(c, null);
-            if (copies != null) OffloadedAdamW.awaitAll(copies);
-            Future<?> update = updates.set(c, null);
+            Future<?> update = landed(c);
             if (update == null || update.cancel(false)) continue;
             join(update);
             if (up[c] == null) sendUp(c);
@@ -160,6 +159,13 @@ final class EarlyUpdates implements AutoCloseable {
         letGoOfCopiesUp(last);
         measureRate();
         return last;
+    }
+
+    /** Once the norm is known: waits for c's gradients (nothing reads them early any more) and takes c's early update, null if none. */
+    private Future<?> landed(int c) {
+        List<Backend.Event> copies = landing.set(c, null);
+        if (copies != null) OffloadedAdamW.awaitAll(copies);
+        return updates.set(c, null);
     }
 
     /** Closes the copies up but keep, returning the subgroups they were for. */
@@ -183,9 +189,7 @@ final class EarlyUpdates implements AutoCloseable {
     int drop(List<Integer> sent) {
         int dropped = 0;
         for (int c = 0; c < onCpu.size(); c++) {
-            List<Backend.Event> copies = landing.set(c, null);
-            if (copies != null) OffloadedAdamW.awaitAll(copies);
-            Future<?> update = updates.set(c, null);
+            Future<?> update = landed(c);
             if (update == null) continue;
             dropped++;
             if (!update.cancel(false)) join(update);
@@ -202,7 +206,7 @@ final class EarlyUpdates implements AutoCloseable {
         active = false;
     }
 
-    /** Whether c's early update became its state this step. */
+    /** Whether c's early update became its state at the last {@link #keep}. */
     boolean kept(int c) { return kept[c]; }
 
     private static void join(Future<?> f) {

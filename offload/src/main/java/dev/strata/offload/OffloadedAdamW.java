@@ -61,6 +61,7 @@ public final class OffloadedAdamW implements Optimizer {
     private DeviceWindows windows;
     private final Settings settings;
     private final List<Parameter> offloaded; // those not in the GPU tier, in subgroups
+    private final long n;                    // their elements
     private final PrintStream out;
     private SplitModel model;               // while the split may still be chosen again: measured, and the CPU updates during backward
     private double lr, bc1, bc2Sqrt, lastNorm = Double.NaN;
@@ -86,30 +87,34 @@ public final class OffloadedAdamW implements Optimizer {
         List<Parameter> kept = DeviceState.fitting(mine, (long) (settings.gpuStateGb() * 1e9), stateType);
         this.onDevice = new DeviceState(backend, kept, stateType);
         this.offloaded = mine.subList(kept.size(), mine.size());
-        long n = total - onDevice.elements();
+        this.n = total - onDevice.elements();
         model = Double.isNaN(settings.gpuFraction()) && n > 0 ? SplitModel.measure(backend, cpu, stateType) : null;
         // the CPU side's weights and gradients stay in pinned RAM where it has room: then its weights stay on the host
         // and, without a sync that changes gradients after backward, its gradients come down during backward
         boolean resident = true, unsynced = sync == GradientSync.NONE;
         int cpuDown = unsynced ? 0 : 1;
         double fraction = model != null ? model.bestFraction(n, onDevice.elements(), cpuDown) : settings.gpuFraction();
-        List<Subgroup> split = split(this.offloaded, settings.subgroupElements(), fraction);
-        long residentBytes = HostStaging.residentBytes(CpuSide.of(split), stateBytes), spare = StateStore.spareRam(split, stateBytes, settings);
+        List<Subgroup> split = split(offloaded, settings.subgroupElements(), fraction);
+        List<Subgroup> onCpu = CpuSide.of(split);
+        long residentBytes = HostStaging.residentBytes(onCpu, stateBytes), spare = StateStore.spareRam(split, stateBytes, settings);
         if (residentBytes > spare) {
             resident = false;
             cpuDown = 2;
-            if (model != null) split = split(this.offloaded, settings.subgroupElements(), fraction = model.bestFraction(n, onDevice.elements(), cpuDown));
+            if (model != null) {
+                split = split(offloaded, settings.subgroupElements(), fraction = model.bestFraction(n, onDevice.elements(), cpuDown));
+                onCpu = CpuSide.of(split);
+            }
         }
         boolean gradsDuringBackward = resident && unsynced;
         subgroups.addAll(split);
         if (model != null) out.println("offload split: " + model.explain(n, onDevice.elements(), fraction, cpuDown));
         this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
-        long earlyBytes = EarlyUpdates.bytes(CpuSide.of(split), stateBytes);
-        String afterBackward = CpuSide.of(split).isEmpty() ? null : !settings.updateDuringBackward() ? "offload.update_during_backward = false"
+        long earlyBytes = EarlyUpdates.bytes(onCpu, stateBytes);
+        String afterBackward = onCpu.isEmpty() ? null : !settings.updateDuringBackward() ? "offload.update_during_backward = false"
                 : !gradsDuringBackward ? (resident ? "a sync changes the gradients after backward" : "its weights are not kept in RAM")
                 : !settings.tier().equals("cpu") ? "the nvme tier reads the moments in turn"
                 : residentBytes + earlyBytes > spare ? String.format(java.util.Locale.ROOT, "no room for its %.1f GB of spare pinned buffers", earlyBytes / 1e9) : null;
-        if (afterBackward != null || CpuSide.of(split).isEmpty()) model = null; // the split stays: nothing updates during backward to measure
+        if (afterBackward != null || onCpu.isEmpty()) model = null; // the split stays: nothing updates during backward to measure
         this.cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, resident, gradsDuringBackward, afterBackward == null);
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
@@ -242,11 +247,11 @@ public final class OffloadedAdamW implements Optimizer {
                 long t1 = System.nanoTime();
                 awaitAll(down.get(c));
                 timings.copyWaitNanos += System.nanoTime() - t1;
-                if (cpuSide.kept(c)) {
+                if (keep && cpuSide.kept(c)) {
                     timings.earlyKept++;
                     up.add(Backend.DONE);
                 } else {
-                    up.add(lastUp = cpuSide.update(c, b, cpu, stateType, p -> step(p, gradScale), timings));
+                    up.add(lastUp = cpuSide.update(c, b, p -> step(p, gradScale), timings));
                 }
                 store.done(k);
                 if (c + HOST_WINDOW < cpuSide.size()) // a window block is free once the copy up that read it is done
@@ -275,7 +280,6 @@ public final class OffloadedAdamW implements Optimizer {
     private void splitAgain(double window, double early) {
         SplitModel measured = model;
         model = null;
-        long n = offloaded.stream().mapToLong(p -> p.value().numel()).sum();
         double f = measured.bestFraction(n, onDevice.elements(), 0, early);
         List<Subgroup> split = split(offloaded, settings.subgroupElements(), f);
         List<Subgroup> onCpu = CpuSide.of(split);
