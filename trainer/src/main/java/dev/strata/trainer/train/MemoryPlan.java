@@ -175,7 +175,7 @@ public final class MemoryPlan {
                                 + "  and up to %.2f GiB more pinned where RAM has room: the CPU side's weights and gradients, kept on the host%n",
                         job.offload().optimizer(), "pinned host memory", gib(e.offloaded().ram()), "nvme files", gib(e.offloaded().disk()),
                         job.offload().nvmeDir().isEmpty() ? "" : " under " + job.offload().nvmeDir(), gib(e.offloaded().hostWeights())));
-            if (e.offloaded() != null && job.offload().updateDuringBackward())
+            if (e.offloaded() != null && job.offload().optimizer().equals("cpu") && job.offload().updateDuringBackward())
                 out.append(String.format(java.util.Locale.ROOT, "  and up to %.2f GiB beside them for the CPU's updates during backward (offload.update_during_backward)%n",
                         gib(e.offloaded().earlySpares())));
             if (e.offloaded() != null && job.offload().autoGpuState())

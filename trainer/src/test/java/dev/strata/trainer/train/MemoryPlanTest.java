@@ -101,8 +101,10 @@ class MemoryPlanTest {
         assertTrue(!report.contains("updates during backward"), report);
         var tierCpu = MemoryPlan.estimate(base.withOverrides("offload.optimizer = cpu"), cfg).offloaded();
         assertEquals(3 * tierCpu.hostWeights() / 2, tierCpu.earlySpares(), "a spare weight and two moments beside a weight and a gradient");
-        String early = MemoryPlan.report(base.withOverrides("offload { optimizer = cpu, update_during_backward = true }"), 0, 0);
+        String early = MemoryPlan.report(base.withOverrides("offload.optimizer = cpu"), 0, 0);
         assertTrue(early.contains(String.format(java.util.Locale.ROOT, "and up to %.2f GiB beside them for the CPU's updates during backward",
                 tierCpu.earlySpares() / (double) (1L << 30))), early);
+        String after = MemoryPlan.report(base.withOverrides("offload { optimizer = cpu, update_during_backward = false }"), 0, 0);
+        assertTrue(!after.contains("updates during backward"), after);
     }
 }
