@@ -98,14 +98,16 @@ class OffloadTrainingTest {
         var out = new java.io.ByteArrayOutputStream();
         new Trainer(job(runs.resolve("auto"), "optimizer = cpu", 1, 0), new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
         assertTrue(out.toString().contains("offload split: host link"), "the measured split says why: " + out);
+        assertTrue(out.toString().contains("offload update: "), "and the run ends with where the host's update time went: " + out);
         assertBitIdentical(runs.resolve("device"), runs.resolve("auto"), "cpu tier, measured split");
-        // unclipped, the CPU's updates during backward are kept, and the split is chosen again from the time backward left them
+        // unclipped, the CPU's updates during backward (the default) are kept, and the split is chosen again from the time backward left them
         new Trainer(job(runs.resolve("device-unclipped"), "optimizer = none", 1, 0).withOverrides("training.grad_clip = 0"), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
         var again = new java.io.ByteArrayOutputStream();
-        new Trainer(job(runs.resolve("auto-unclipped"), "optimizer = cpu, update_during_backward = true", 1, 0).withOverrides("training.grad_clip = 0"), new java.io.PrintStream(again, true))
+        new Trainer(job(runs.resolve("auto-unclipped"), "optimizer = cpu", 1, 0).withOverrides("training.grad_clip = 0"), new java.io.PrintStream(again, true))
                 .run(RunDirectory.Mode.FRESH, 0);
         String resplit = again.toString().lines().filter(l -> l.startsWith("offload split: backward left the CPU")).findFirst().orElse("");
         assertTrue(!resplit.isEmpty() && again.toString().contains("the CPU updates each of its subgroups as soon as"), again.toString());
+        assertTrue(again.toString().matches("(?s).*CPU subgroups updated during backward: [1-9]\\d* kept, 0 redone.*"), again.toString());
         System.out.println(resplit);
         assertBitIdentical(runs.resolve("device-unclipped"), runs.resolve("auto-unclipped"), "cpu tier, measured split chosen again, unclipped");
     }
