@@ -17,6 +17,9 @@ final class DeviceWindows implements AutoCloseable {
     private final Tensor[] m, v;
     private final Backend.Event[] landed; // each window's last copy back: the next copy into it waits for it
     private final int[] windowOf;         // a GPU subgroup's window, by subgroup index
+    private final int[] early;            // the subgroup whose moments were brought up into a window during backward; -1: none
+    private final Backend.Event[] arrived; // their copy up, which the update waits for
+    private final List<Subgroup> firsts;   // the subgroups that come first into each window
 
     DeviceWindows(Backend backend, DType stateType, List<Subgroup> subgroups) {
         this.backend = backend;
@@ -32,11 +35,47 @@ final class DeviceWindows implements AutoCloseable {
         m = new Tensor[count];
         v = new Tensor[count];
         landed = new Backend.Event[count];
+        early = new int[count];
+        arrived = new Backend.Event[count];
         for (int w = 0; w < count; w++) {
             m[w] = backend.empty(stateType, Math.toIntExact(elements[w]));
             v[w] = backend.empty(stateType, Math.toIntExact(elements[w]));
             landed[w] = Backend.DONE;
+            early[w] = -1;
         }
+        firsts = subgroups.stream().filter(Subgroup::onGpu).limit(count).toList();
+    }
+
+    /**
+     * The moments of each window's first subgroup up from the store while the step's last forward and backward run,
+     * where they are in RAM: the link up is idle then, and after backward it bounds the update. Nothing waits for
+     * them until {@link #bringUp}; moments the store holds do not change before the update, so a skipped step's stay.
+     */
+    void bringUpEarly(StateStore store) {
+        for (Subgroup k : firsts) {
+            int w = windowOf[k.index()];
+            if (early[w] == k.index() || store.writesBack(k)) continue;
+            StateBlock b = store.open(k);
+            backend.copyFromHostAfter(b.m(), m[w], k.elements(), landed[w]).close();
+            arrived[w] = backend.copyFromHostAfter(b.v(), v[w], k.elements(), landed[w]); // one stream: the last lands last
+            early[w] = k.index();
+        }
+    }
+
+    /** The host's moments were written (a checkpoint loaded): those brought up early are stale. */
+    void forgetEarly() {
+        for (int w = 0; w < early.length; w++)
+            try (Backend.Event e = takeEarly(w)) { // its buffers may be let go next
+                e.await();
+            }
+    }
+
+    /** Window w's copy up made during backward, forgotten (DONE if none). */
+    private Backend.Event takeEarly(int w) {
+        Backend.Event e = early[w] < 0 ? Backend.DONE : arrived[w];
+        early[w] = -1;
+        arrived[w] = null;
+        return e;
     }
 
     /** Subgroup k's first moments on the device, its parameters' parts at its offsets. */
@@ -44,9 +83,18 @@ final class DeviceWindows implements AutoCloseable {
 
     Tensor v(Subgroup k) { return v[windowOf[k.index()]]; }
 
-    /** k's moments up from b into its window once the window's last copy back has landed; the compute stream waits for them. */
+    /**
+     * k's moments up from b into its window once the window's last copy back has landed (unless they came up during
+     * backward); the compute stream waits for them.
+     */
     void bringUp(Subgroup k, StateBlock b) {
         int w = windowOf[k.index()];
+        if (early[w] == k.index()) {
+            try (Backend.Event up = takeEarly(w)) {
+                backend.waitFor(up);
+            }
+            return;
+        }
         backend.copyFromHostAfter(b.m(), m[w], k.elements(), landed[w]).close();
         try (Backend.Event up = backend.copyFromHostAfter(b.v(), v[w], k.elements(), landed[w])) { // one stream: the last lands last
             backend.waitFor(up);
@@ -72,6 +120,7 @@ final class DeviceWindows implements AutoCloseable {
 
     @Override public void close() {
         awaitLanded();
+        forgetEarly();
         for (int w = 0; w < m.length; w++) {
             landed[w].close();
             m[w].close();

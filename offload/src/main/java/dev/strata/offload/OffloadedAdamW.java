@@ -192,8 +192,8 @@ public final class OffloadedAdamW implements Optimizer {
 
     /**
      * The global norm (the host waits for backward here, so the device is idle and copies need not wait for it),
-     * then every subgroup in order: a GPU one enqueued whole (moments up into a {@link DeviceWindows window}, AdamW on
-     * the device, moments down), a CPU one updated here from its weights and gradients (what is not on the host yet
+     * then every subgroup in order: a GPU one enqueued whole (moments up into a {@link DeviceWindows window}, where the
+     * first windows' did not come up during backward, AdamW on the device, moments down), a CPU one updated here from its weights and gradients (what is not on the host yet
      * streamed down {@link #HOST_WINDOW} subgroups ahead), and its weights sent back up. The host waits only for the
      * CPU side's copies down; the compute stream waits once, at the end, for the CPU side's weights, while the GPU
      * subgroups' moments go on down beside the next forward. Nothing is updated when the norm is not finite.
@@ -313,7 +313,10 @@ public final class OffloadedAdamW implements Optimizer {
         return b;
     }
 
-    @Override public void startMicroBatch(boolean last) { cpuSide.startMicroBatch(last, p -> step(p, 1.0)); }
+    @Override public void startMicroBatch(boolean last) {
+        cpuSide.startMicroBatch(last, p -> step(p, 1.0));
+        if (last) windows.bringUpEarly(store);
+    }
 
     @Override public void gradientsDone(List<Parameter> params) { cpuSide.gradientsDone(params); }
 
@@ -357,6 +360,7 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public void restore(long stepCount) {
         this.step = stepCount;
         cpuSide.weightsChanged(); // the device's weights were loaded too
+        windows.forgetEarly();
         views.writeBack();
     }
 
