@@ -88,7 +88,8 @@ public final class OffloadedAdamW implements Optimizer {
         this.onDevice = new DeviceState(backend, kept, stateType);
         this.offloaded = mine.subList(kept.size(), mine.size());
         this.n = total - onDevice.elements();
-        model = Double.isNaN(settings.gpuFraction()) && n > 0 ? SplitModel.measure(backend, cpu, stateType) : null;
+        model = Double.isNaN(settings.gpuFraction()) && n > 0 // the windows' first subgroups come up during backward where RAM holds them
+                ? SplitModel.measure(backend, cpu, stateType).ahead(settings.tier().equals("cpu") ? DeviceWindows.COUNT * settings.subgroupElements() : 0) : null;
         // the CPU side's weights and gradients stay in pinned RAM where it has room: then its weights stay on the host
         // and, without a sync that changes gradients after backward, its gradients come down during backward
         boolean resident = true, unsynced = sync == GradientSync.NONE;

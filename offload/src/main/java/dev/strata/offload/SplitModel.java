@@ -14,9 +14,16 @@ import java.util.Locale;
  * them: the split is the GPU share that makes the longest of the three shortest. The GPU tier's elements (kept
  * on the device) cost only the device's time. Where the CPU updates during backward ({@link EarlyUpdates}), the
  * elements it has time for there (early, measured on a step) come off its share after backward, their weights'
- * copies up too.
+ * copies up too; the GPU's first aheadElements have their moments brought up during backward ({@link DeviceWindows}).
  */
-record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes) {
+record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes, double aheadElements) {
+
+    SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes) {
+        this(downBytesPerSecond, upBytesPerSecond, cpuPerSecond, devicePerSecond, stateBytes, 0);
+    }
+
+    /** The same rates, the moments of the GPU's first elements brought up during backward. */
+    SplitModel ahead(double elements) { return new SplitModel(downBytesPerSecond, upBytesPerSecond, cpuPerSecond, devicePerSecond, stateBytes, elements); }
 
     static SplitModel measure(Backend backend, CpuAdamW cpu, DType stateType) {
         int n = stateType == DType.F64 ? 1 << 16 : 1 << 24, sb = stateType.byteSize(); // a subgroup's size, the rates a step sees (f64: tests, on the CPU)
@@ -69,8 +76,8 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
      * ones in the GPU tier; the CPU updates up to early of its elements during backward.
      */
     double seconds(long n, long kept, double f, int cpuDown, double early) {
-        double cpuAfter = Math.max(0, n * (1 - f) - early); // CPU elements left when backward ends
-        double down = n * stateBytes * (cpuDown * (1 - f) + 2 * f) / downBytesPerSecond, up = stateBytes * (cpuAfter + 2 * f * n) / upBytesPerSecond;
+        double cpuAfter = Math.max(0, n * (1 - f) - early), gpuAfter = Math.max(0, n * f - aheadElements); // elements whose values still go up when backward ends
+        double down = n * stateBytes * (cpuDown * (1 - f) + 2 * f) / downBytesPerSecond, up = stateBytes * (cpuAfter + 2 * gpuAfter) / upBytesPerSecond;
         return Math.max(Math.max(down, up + (n * f + kept) / devicePerSecond), cpuAfter / cpuPerSecond);
     }
 

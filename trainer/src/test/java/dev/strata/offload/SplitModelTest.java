@@ -52,4 +52,16 @@ class SplitModelTest {
         // time enough for all of the CPU's share: only the GPU's moments cross the link after backward
         assertEquals(N * 8 * 0.5 / 53e9 + N * 0.5 / 50e9, H200.seconds(N, 0, 0.5, 0, N), 1e-12);
     }
+
+    @Test
+    void momentsBroughtUpDuringBackwardMoveTheSplitToTheGpu() {
+        double f = H200.bestFraction(N, 0, 0), ahead = 0.1e9; // the GPU's first elements whose moments come up during backward
+        SplitModel withWindows = H200.ahead(ahead);
+        assertTrue(withWindows.bestFraction(N, 0, 0) > f, withWindows.bestFraction(N, 0, 0) + " against " + f);
+        // at a share the link bounds, their copies up are off the update; a share under them leaves the GPU's none
+        double up = 4 * (N * (1 - 0.9) + 2 * (0.9 * N - ahead)) / 53e9 + 0.9 * N / 50e9;
+        assertEquals(up, withWindows.seconds(N, 0, 0.9, 0), 1e-12);
+        var fastCpu = new SplitModel(53e9, 53e9, 100e9, 50e9, 4).ahead(ahead); // the link bounds every share
+        assertEquals(4 * N * 0.95 / 53e9 + 0.05 * N / 50e9, fastCpu.seconds(N, 0, 0.05, 0), 1e-12);
+    }
 }
