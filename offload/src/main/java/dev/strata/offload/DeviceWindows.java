@@ -55,9 +55,7 @@ final class DeviceWindows implements AutoCloseable {
         for (Subgroup k : firsts) {
             int w = windowOf[k.index()];
             if (early[w] == k.index() || store.writesBack(k)) continue;
-            StateBlock b = store.open(k);
-            backend.copyFromHostAfter(b.m(), m[w], k.elements(), landed[w]).close();
-            arrived[w] = backend.copyFromHostAfter(b.v(), v[w], k.elements(), landed[w]); // one stream: the last lands last
+            arrived[w] = copyUp(k, store.open(k), w);
             early[w] = k.index();
         }
     }
@@ -89,16 +87,22 @@ final class DeviceWindows implements AutoCloseable {
      */
     void bringUp(Subgroup k, StateBlock b) {
         int w = windowOf[k.index()];
-        if (early[w] == k.index()) {
-            try (Backend.Event up = takeEarly(w)) {
+        boolean broughtUp = early[w] == k.index();
+        try (Backend.Event ahead = takeEarly(w)) { // another subgroup's would be let go
+            if (broughtUp) {
+                backend.waitFor(ahead);
+                return;
+            }
+            try (Backend.Event up = copyUp(k, b, w)) {
                 backend.waitFor(up);
             }
-            return;
         }
+    }
+
+    /** k's moments from b into window w once its last copy back has landed; returns when they have (one stream: the last lands last). */
+    private Backend.Event copyUp(Subgroup k, StateBlock b, int w) {
         backend.copyFromHostAfter(b.m(), m[w], k.elements(), landed[w]).close();
-        try (Backend.Event up = backend.copyFromHostAfter(b.v(), v[w], k.elements(), landed[w])) { // one stream: the last lands last
-            backend.waitFor(up);
-        }
+        return backend.copyFromHostAfter(b.v(), v[w], k.elements(), landed[w]);
     }
 
     /**
