@@ -119,10 +119,10 @@ public final class TrainStep implements AutoCloseable {
             pipeline.run(stepInputs, stepTargets, b, t, gradScale, lossSum);
         }
         for (int i = 0; pipeline == null && i < accumSteps; i++) {
-            sync.startMicroBatch(i == accumSteps - 1);
-            opt.startMicroBatch(i == accumSteps - 1);
             write(inputs[i], this.inputs);
             write(targets[i], this.targets);
+            sync.startMicroBatch(i == accumSteps - 1);
+            opt.startMicroBatch(i == accumSteps - 1); // after the writes: what it sends up does not hold back the tokens
             if (microGraph != null) {
                 microGraph.replay();
             } else if (starts != null) {
