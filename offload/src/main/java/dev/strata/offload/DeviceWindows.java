@@ -8,7 +8,8 @@ import java.util.List;
 /**
  * The device memory GPU subgroups' moments pass through: {@link #COUNT} windows taken in turn, kept for the run,
  * each as large as the largest subgroup it takes (one holds the embedding's). Kept, a subgroup lands at the same
- * addresses every step, so its AdamW table is the same: nothing to upload or allocate while the update runs.
+ * addresses every step, so its AdamW table is the same: nothing to upload or allocate while the update runs. The
+ * windows' first subgroups come up during the step's last backward, while the link up has little else to carry.
  */
 final class DeviceWindows implements AutoCloseable {
     /** GPU subgroups whose moments are on the device at once: how far their copies up run ahead of their copies back. */
