@@ -193,9 +193,10 @@ public final class OffloadedAdamW implements Optimizer {
 
     /**
      * The global norm (the host waits for backward here, so the device is idle and copies need not wait for it),
-     * then every subgroup in order: a GPU one enqueued whole (moments up into a {@link DeviceWindows window}, where the
-     * first windows' did not come up during backward, AdamW on the device, moments down), a CPU one updated here from its weights and gradients (what is not on the host yet
-     * streamed down {@link #HOST_WINDOW} subgroups ahead), and its weights sent back up. The host waits only for the
+     * then every subgroup in order: a GPU one enqueued whole (moments up into a {@link DeviceWindows window} unless
+     * they came up during backward, AdamW on the device, moments down), a CPU one updated here from its weights and
+     * gradients (what is not on the host yet streamed down {@link #HOST_WINDOW} subgroups ahead, unless kept from
+     * its update during backward), and its weights sent back up. The host waits only for the
      * CPU side's copies down; the compute stream waits once, at the end, for the CPU side's weights, while the GPU
      * subgroups' moments go on down beside the next forward. Nothing is updated when the norm is not finite.
      */
@@ -279,9 +280,9 @@ public final class OffloadedAdamW implements Optimizer {
      * down at the next update); one that would not keep the CPU side's buffers in RAM is not taken.
      */
     private void splitAgain(double window, double early) {
-        SplitModel measured = model;
+        SplitModel measured = model.early(early);
         model = null;
-        double f = measured.bestFraction(n, onDevice.elements(), 0, early);
+        double f = measured.bestFraction(n, onDevice.elements(), 0);
         List<Subgroup> split = split(offloaded, settings.subgroupElements(), f);
         List<Subgroup> onCpu = CpuSide.of(split);
         String why = String.format(java.util.Locale.ROOT, "offload split: backward left the CPU %.0f ms, time to update %,.0f parameters beside it; ", 1e3 * window, early);
@@ -301,7 +302,7 @@ public final class OffloadedAdamW implements Optimizer {
         subgroups.addAll(split);
         cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, true, true, true);
         windows = new DeviceWindows(backend, stateType, subgroups);
-        out.println(why + measured.explain(n, onDevice.elements(), f, 0, early) + String.format(java.util.Locale.ROOT, "; %d of %d subgroups on the GPU now",
+        out.println(why + measured.explain(n, onDevice.elements(), f, 0) + String.format(java.util.Locale.ROOT, "; %d of %d subgroups on the GPU now",
                 split.stream().filter(Subgroup::onGpu).count(), split.size()));
     }
 

@@ -13,17 +13,21 @@ import java.util.Locale;
  * it); a GPU-updated one sends its two moments up and back. Each direction has a copy stream, the CPU works beside
  * them: the split is the GPU share that makes the longest of the three shortest. The GPU tier's elements (kept
  * on the device) cost only the device's time. Where the CPU updates during backward ({@link EarlyUpdates}), the
- * elements it has time for there (early, measured on a step) come off its share after backward, their weights'
- * copies up too; the GPU's first aheadElements have their moments brought up during backward ({@link DeviceWindows}).
+ * earlyElements it has time for there (measured on a step) come off its share after backward, their weights' copies
+ * up too; the GPU's first aheadElements have their moments brought up during backward ({@link DeviceWindows}).
  */
-record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes, double aheadElements) {
+record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes, double aheadElements,
+                  double earlyElements) {
 
     SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpuPerSecond, double devicePerSecond, int stateBytes) {
-        this(downBytesPerSecond, upBytesPerSecond, cpuPerSecond, devicePerSecond, stateBytes, 0);
+        this(downBytesPerSecond, upBytesPerSecond, cpuPerSecond, devicePerSecond, stateBytes, 0, 0);
     }
 
-    /** The same rates, the moments of the GPU's first elements brought up during backward. */
-    SplitModel ahead(double elements) { return new SplitModel(downBytesPerSecond, upBytesPerSecond, cpuPerSecond, devicePerSecond, stateBytes, elements); }
+    /** The same, the moments of the GPU's first elements brought up during backward. */
+    SplitModel ahead(double elements) { return new SplitModel(downBytesPerSecond, upBytesPerSecond, cpuPerSecond, devicePerSecond, stateBytes, elements, earlyElements); }
+
+    /** The same, the CPU updating this many of its elements during backward. */
+    SplitModel early(double elements) { return new SplitModel(downBytesPerSecond, upBytesPerSecond, cpuPerSecond, devicePerSecond, stateBytes, aheadElements, elements); }
 
     static SplitModel measure(Backend backend, CpuAdamW cpu, DType stateType) {
         int n = stateType == DType.F64 ? 1 << 16 : 1 << 24, sb = stateType.byteSize(); // a subgroup's size, the rates a step sees (f64: tests, on the CPU)
@@ -71,34 +75,25 @@ record SplitModel(double downBytesPerSecond, double upBytesPerSecond, double cpu
         return new SplitModel(down, up, cpuRate, deviceRate, sb);
     }
 
-    /**
-     * Seconds for the update of n offloaded elements after backward, the GPU taking share f of them, and of kept
-     * ones in the GPU tier; the CPU updates up to early of its elements during backward.
-     */
-    double seconds(long n, long kept, double f, int cpuDown, double early) {
-        double cpuAfter = Math.max(0, n * (1 - f) - early), gpuAfter = Math.max(0, n * f - aheadElements); // elements whose values still go up when backward ends
+    /** Seconds for the update of n offloaded elements after backward, the GPU taking share f of them, and of kept ones in the GPU tier. */
+    double seconds(long n, long kept, double f, int cpuDown) {
+        double cpuAfter = Math.max(0, n * (1 - f) - earlyElements), gpuAfter = Math.max(0, n * f - aheadElements); // elements whose values still go up when backward ends
         double down = n * stateBytes * (cpuDown * (1 - f) + 2 * f) / downBytesPerSecond, up = stateBytes * (cpuAfter + 2 * gpuAfter) / upBytesPerSecond;
         return Math.max(Math.max(down, up + (n * f + kept) / devicePerSecond), cpuAfter / cpuPerSecond);
     }
 
-    double seconds(long n, long kept, double f, int cpuDown) { return seconds(n, kept, f, cpuDown, 0); }
-
     /** The GPU share (in hundredths) of n offloaded elements that makes the update shortest. */
-    double bestFraction(long n, long kept, int cpuDown, double early) {
+    double bestFraction(long n, long kept, int cpuDown) {
         double best = 0;
-        for (int i = 1; i <= 100; i++) if (seconds(n, kept, i / 100.0, cpuDown, early) < seconds(n, kept, best, cpuDown, early)) best = i / 100.0;
+        for (int i = 1; i <= 100; i++) if (seconds(n, kept, i / 100.0, cpuDown) < seconds(n, kept, best, cpuDown)) best = i / 100.0;
         return best;
     }
 
-    double bestFraction(long n, long kept, int cpuDown) { return bestFraction(n, kept, cpuDown, 0); }
-
-    String explain(long n, long kept, double f, int cpuDown) { return explain(n, kept, f, cpuDown, 0); }
-
     /** Why share f: the rates, and the update's time at f, all on the CPU, and all on the device. */
-    String explain(long n, long kept, double f, int cpuDown, double early) {
+    String explain(long n, long kept, double f, int cpuDown) {
         return String.format(Locale.ROOT, "host link %.1f GB/s down, %.1f up; AdamW %.2f G params/s on the CPU (beside copies), %.1f on the device: the GPU updates %.0f%% "
                         + "of %,d offloaded parameters, about %.0f ms a step (all on the CPU: %.0f ms, the state kept on the device: %.0f ms)",
                 downBytesPerSecond / 1e9, upBytesPerSecond / 1e9, cpuPerSecond / 1e9, devicePerSecond / 1e9, 100 * f, n,
-                1e3 * seconds(n, kept, f, cpuDown, early), 1e3 * seconds(n, kept, 0, cpuDown, early), 1e3 * (n + kept) / devicePerSecond);
+                1e3 * seconds(n, kept, f, cpuDown), 1e3 * seconds(n, kept, 0, cpuDown), 1e3 * (n + kept) / devicePerSecond);
     }
 }

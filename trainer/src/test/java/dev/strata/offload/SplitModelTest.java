@@ -41,16 +41,16 @@ class SplitModelTest {
     @Test
     void workTheCpuDoesDuringBackwardMovesTheSplitToIt() {
         double f = H200.bestFraction(N, 0, 0), headStart = 0.5e9; // elements the CPU updates during backward
-        double early = H200.bestFraction(N, 0, 0, headStart);
+        double early = H200.early(headStart).bestFraction(N, 0, 0);
         assertTrue(early < f, "the CPU takes more once backward leaves it time for " + headStart + " elements: " + early + " against " + f);
-        assertTrue(H200.seconds(N, 0, early, 0, headStart) < 0.75 * H200.seconds(N, 0, f, 0), "and the update after backward a quarter shorter at least");
+        assertTrue(H200.early(headStart).seconds(N, 0, early, 0) < 0.75 * H200.seconds(N, 0, f, 0), "and the update after backward a quarter shorter at least");
         // at the same share, what the CPU did during backward is off the update, its weights' copies up too
         for (double h : new double[] {0.125e9, headStart}) { // part of the CPU's share left after backward, then none
             double left = Math.max(0, N * (1 - f) - h), up = 4 * (left + 2 * f * N) / 53e9 + N * f / 50e9;
-            assertEquals(Math.max(up, left / 2.5e9), H200.seconds(N, 0, f, 0, h), 1e-12, "head start " + h);
+            assertEquals(Math.max(up, left / 2.5e9), H200.early(h).seconds(N, 0, f, 0), 1e-12, "head start " + h);
         }
         // time enough for all of the CPU's share: only the GPU's moments cross the link after backward
-        assertEquals(N * 8 * 0.5 / 53e9 + N * 0.5 / 50e9, H200.seconds(N, 0, 0.5, 0, N), 1e-12);
+        assertEquals(N * 8 * 0.5 / 53e9 + N * 0.5 / 50e9, H200.early(N).seconds(N, 0, 0.5, 0), 1e-12);
     }
 
     @Test

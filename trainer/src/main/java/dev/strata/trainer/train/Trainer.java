@@ -262,7 +262,7 @@ public final class Trainer {
             lastCheckpoint = reportSave(saves.finish(), progress, lastCheckpoint);
             double wall = (System.nanoTime() - started) / 1e9;
             if (pipeline != null) Pipeline.printBubble(job, rank, pipeline, out);
-            if (opt instanceof dev.strata.offload.OffloadedAdamW o) out.println(o.timings()); // where the host's update time went, over the run
+            if (opt instanceof OffloadedAdamW o) out.println(o.timings()); // where the host's update time went, over the run
             if (rank.evaluates() && job.sample().tokens() > 0 && step == tr.steps()) {
                 if (pipeline == null) printSample(model);
                 else out.println("no sample: generation runs on the whole model, and this run's is split into " + rank.mesh().pp() + " pipeline stages");
