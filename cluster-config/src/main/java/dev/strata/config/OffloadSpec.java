@@ -8,10 +8,11 @@ package dev.strata.config;
  * updated and moved in, millions of parameters; gpuStateGb: the optimizer state kept on the device (the GPU tier),
  * only the rest offloaded, NaN for auto (what the memory plan leaves free); updateDuringBackward: the CPU updates
  * its subgroups as their gradients land, kept when the norm clips nothing; activations: the recomputed blocks' inputs
- * wait for backward in pinned host memory.
+ * wait for backward in pinned host memory; cufile (auto, true, false): the nvme tier moves the GPU's subgroups' moments
+ * between files and device memory by cuFile, where the machine has GPUDirect Storage (auto) or always (true).
  */
 public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, double pinMemoryGb, double subgroupMparams, double gpuStateGb,
-                          boolean updateDuringBackward, boolean activations) {
+                          boolean updateDuringBackward, boolean activations, String cufile) {
     public boolean enabled() { return !optimizer.equals("none"); }
 
     public boolean autoSplit() { return Double.isNaN(gpuFraction); }
@@ -54,6 +55,7 @@ public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, 
         boolean activations = f.bool("offload.activations");
         f.require(!activations || !f.string("training.activation_checkpointing").equals("none"),
                 "offload.activations = true moves the inputs of recomputed blocks to host memory; set training.activation_checkpointing = selective or full");
-        return new OffloadSpec(optimizer, dir, fraction, pin, subgroup, gpuState, early, activations);
+        String cufile = f.oneOf("offload.cufile", "auto", "true", "false");
+        return new OffloadSpec(optimizer, dir, fraction, pin, subgroup, gpuState, early, activations, cufile);
     }
 }

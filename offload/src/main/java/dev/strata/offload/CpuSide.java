@@ -58,6 +58,9 @@ final class CpuSide implements AutoCloseable {
 
     boolean updatesEarly() { return early != null; }
 
+    /** Whether an update finds this step's gradients and current weights on the host already: nothing of it comes down then. */
+    boolean onHost() { return staging.resident() && gradsDuringBackward && weightsCurrent; }
+
     /** The step's last backward streams resident subgroups' gradients down as it finishes them, and the CPU updates them early. */
     void startMicroBatch(boolean last, Function<Parameter, CpuAdamW.Step> unclipped) {
         lastMicroBatch = last && gradsDuringBackward;

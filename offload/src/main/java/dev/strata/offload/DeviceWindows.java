@@ -100,6 +100,30 @@ final class DeviceWindows implements AutoCloseable {
         }
     }
 
+    /**
+     * A {@link StateStore#direct} subgroup's moments straight from where they live into its window, queued behind
+     * the window's last write there; the host waits for them (at zero where none are stored yet).
+     */
+    void readUp(Subgroup k, StateStore store) {
+        int w = windowOf[k.index()];
+        takeEarly(w).close(); // a store that reads straight brings nothing up early
+        Backend.Event read = store.readInto(k, m[w], v[w]);
+        if (read == null) {
+            landed[w].await();
+            backend.zero(m[w]);
+            backend.zero(v[w]);
+        } else {
+            read.await();
+        }
+    }
+
+    /** k's moments from its window straight to where they live once the compute stream's work so far is done; the event says when they are. */
+    Backend.Event writeBack(Subgroup k, StateStore store) {
+        int w = windowOf[k.index()];
+        landed[w].close();
+        return landed[w] = store.writeFrom(k, m[w], v[w], backend.record());
+    }
+
     /** k's moments from b into window w once its last copy back has landed; returns when they have (one stream: the last lands last). */
     private Backend.Event copyUp(Subgroup k, StateBlock b, int w) {
         backend.copyFromHostAfter(b.m(), m[w], k.elements(), landed[w]).close();

@@ -1,6 +1,7 @@
 package dev.strata.offload;
 
 import dev.strata.runtime.Backend;
+import dev.strata.runtime.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -23,6 +24,8 @@ import java.util.concurrent.Future;
  * updated, an updated one written behind, on an I/O thread, and once an update ends the next one's first subgroups
  * read into the blocks it left, during forward and backward; with direct I/O where the file system takes it (it
  * bypasses the page cache, which would otherwise hold a second copy of the state), plain reads and writes where not.
+ * Given a {@link Backend.FileIo} (cuFile), the GPU's subgroups skip the staging blocks: their moments go between
+ * their files and the device windows straight, on the same I/O thread, in turn with the other reads and writes.
  */
 final class NvmeStateStore implements StateStore {
     static final int STAGING = DeviceWindows.COUNT + 2; // GPU subgroups on their way back, the one updated, the one read ahead
@@ -31,6 +34,7 @@ final class NvmeStateStore implements StateStore {
     private final int[] holds;                 // slots[i] holds this subgroup's state (read, or read ahead), or -1
     private final Future<?>[] pending;         // the slot's read or write in flight, or null
     private final Map<Integer, Integer> slotOf = new HashMap<>();
+    private final java.util.Set<Integer> opened = new java.util.HashSet<>(); // subgroups opened and not yet done or released
     private final java.util.Set<Integer> onFile = new java.util.HashSet<>(); // written once: reads come after that write (one I/O thread)
     private final ExecutorService io = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "offload-nvme-io");
@@ -41,9 +45,12 @@ final class NvmeStateStore implements StateStore {
     private final int bytesPerState;
     private final long bytes;                   // what its files hold
     private final double writeRate, readRate;   // bytes a second, measured at start
+    private final Backend.FileIo deviceIo;      // the GPU subgroups' moments straight to and from the device; null: through the blocks
+    private Future<?> lastDirect;               // the last of those reads and writes queued
 
     /** The files go in a directory of their own under nvmeDir, removed on close (the checkpoints hold the state). */
-    NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir) {
+    NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir, Backend.FileIo deviceIo) {
+        this.deviceIo = deviceIo;
         this.dir = nvmeDir.resolve("strata-offload-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
         this.bytesPerState = stateBytes;
         long largest = subgroups.stream().mapToLong(Subgroup::elements).max().orElse(1) * stateBytes, total = 0;
@@ -87,9 +94,10 @@ final class NvmeStateStore implements StateStore {
      * whichever side the subgroup is updated (so the disk's rates, measured at start, do not move the split).
      */
     @Override public String describe() {
-        if (!direct) return "files under " + dir.getParent() + " (no direct I/O there: plain reads and writes, through the page cache)";
+        String gpu = deviceIo == null ? "" : "; the GPU's subgroups' moments " + deviceIo.describe();
+        if (!direct) return "files under " + dir.getParent() + " (no direct I/O there: plain reads and writes, through the page cache" + gpu + ")";
         return String.format(java.util.Locale.ROOT, "files under %s (direct I/O; the disk measured at start: %.2f GB/s write, %.2f read, so the %.1f GB there "
-                + "take about %.1f s of disk a step)", dir.getParent(), writeRate / 1e9, readRate / 1e9, bytes / 1e9, bytes / writeRate + bytes / readRate);
+                + "take about %.1f s of disk a step%s)", dir.getParent(), writeRate / 1e9, readRate / 1e9, bytes / 1e9, bytes / writeRate + bytes / readRate, gpu);
     }
 
     /**
@@ -194,6 +202,13 @@ final class NvmeStateStore implements StateStore {
                 await(i);
                 return i;
             }
+        for (int i = 0; i < STAGING; i++) // a read ahead gives way to an open: what opens in another order than the update (a checkpoint)
+            if (!opened.contains(holds[i])) {
+                await(i);
+                slotOf.remove(holds[i]);
+                holds[i] = -1;
+                return i;
+            }
         throw new IllegalStateException("every staging block of the nvme tier is in use: a subgroup was opened and not done");
     }
 
@@ -211,7 +226,7 @@ final class NvmeStateStore implements StateStore {
     }
 
     @Override public void prefetch(Subgroup next) {
-        if (!slotOf.containsKey(next.index())) load(next, false);
+        if (!direct(next) && !slotOf.containsKey(next.index())) load(next, false);
     }
 
     /**
@@ -220,7 +235,7 @@ final class NvmeStateStore implements StateStore {
      */
     @Override public void readAhead(List<Subgroup> order) {
         for (Subgroup k : order) {
-            if (slotOf.containsKey(k.index())) continue;
+            if (slotOf.containsKey(k.index()) || direct(k)) continue;
             int slot = 0;
             while (slot < STAGING && holds[slot] != -1) slot++;
             if (slot == STAGING) return;
@@ -240,10 +255,12 @@ final class NvmeStateStore implements StateStore {
         Integer slot = slotOf.get(k.index());
         int s = slot != null ? slot : load(k, true);
         await(s);
+        opened.add(k.index());
         return slots[s];
     }
 
     @Override public void done(Subgroup k) {
+        opened.remove(k.index());
         int slot = slotOf.remove(k.index());
         StateBlock b = slots[slot];
         pending[slot] = io.submit(() -> transfer(k, b, true));
@@ -251,17 +268,71 @@ final class NvmeStateStore implements StateStore {
         holds[slot] = -1;
     }
 
-    @Override public void release(Subgroup k) { holds[slotOf.remove(k.index())] = -1; }
+    @Override public void release(Subgroup k) {
+        opened.remove(k.index());
+        holds[slotOf.remove(k.index())] = -1;
+    }
 
     @Override public boolean writesBack(Subgroup k) { return true; }
 
-    @Override public void flush() { for (int i = 0; i < STAGING; i++) if (holds[i] == -1) await(i); }
+    @Override public boolean direct(Subgroup k) { return deviceIo != null && k.onGpu(); }
+
+    @Override public Backend.Event readInto(Subgroup k, Tensor m, Tensor v) {
+        if (!onFile.contains(k.index())) return null;
+        long second = StateBlock.roundUp(k.elements() * bytesPerState);
+        return queued(() -> {
+            deviceIo.read(file(k), 0, m, k.elements());
+            deviceIo.read(file(k), second, v, k.elements());
+        }, k, "read");
+    }
+
+    @Override public Backend.Event writeFrom(Subgroup k, Tensor m, Tensor v, Backend.Event after) {
+        long second = StateBlock.roundUp(k.elements() * bytesPerState);
+        onFile.add(k.index());
+        return queued(() -> {
+            try (after) {
+                after.await();
+            }
+            try (var f = new java.io.RandomAccessFile(file(k).toFile(), "rw")) { // whole, as a block's read takes it
+                if (f.length() < 2 * second) f.setLength(2 * second);
+            }
+            deviceIo.write(m, k.elements(), file(k), 0);
+            deviceIo.write(v, k.elements(), file(k), second);
+        }, k, "write");
+    }
+
+    private interface Transfer {
+        void run() throws IOException;
+    }
+
+    /** A transfer between k's file and the device on the I/O thread, after what is queued there; the event says when it is done. */
+    private Backend.Event queued(Transfer t, Subgroup k, String what) {
+        Future<?> f = lastDirect = io.submit(() -> {
+            try {
+                t.run();
+            } catch (IOException e) {
+                throw new UncheckedIOException(file(k) + ": cannot " + what + " the optimizer state: " + e.getMessage(), e);
+            }
+        });
+        return new Backend.Event() {
+            @Override public void await() { join(f); }
+
+            @Override public boolean done() { return f.isDone(); }
+        };
+    }
+
+    @Override public void flush() {
+        for (int i = 0; i < STAGING; i++) if (holds[i] == -1) await(i);
+        join(lastDirect);
+    }
 
     @Override public void close() {
         try {
             for (int i = 0; i < STAGING; i++) await(i); // reads ahead too: nothing may land in a block once it is freed
+            join(lastDirect);
         } finally {
             io.shutdown();
+            if (deviceIo != null) deviceIo.close();
             for (StateBlock b : slots) b.close();
             try (var files = Files.list(dir)) {
                 for (Path f : files.toList()) Files.deleteIfExists(f);

@@ -33,10 +33,11 @@ public final class OffloadedAdamW implements Optimizer {
     /**
      * tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU
      * update's; subgroupElements: their size; gpuStateGb: the state the GPU tier keeps on the device;
-     * updateDuringBackward: the CPU side updated as its gradients land ({@link EarlyUpdates}), where RAM has room.
+     * updateDuringBackward: the CPU side updated as its gradients land ({@link EarlyUpdates}), where RAM has room;
+     * cufile (auto, true, false): the nvme tier's GPU subgroups straight between their files and the device.
      */
     public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements, double pinMemoryGb,
-                           double gpuStateGb, boolean updateDuringBackward) {}
+                           double gpuStateGb, boolean updateDuringBackward, String cufile) {}
 
     /** CPU subgroups whose copies down run ahead of the CPU. */
     private static final int HOST_WINDOW = HostStaging.WINDOW;
@@ -237,15 +238,16 @@ public final class OffloadedAdamW implements Optimizer {
         for (int c = 0; c < Math.min(HOST_WINDOW, cpuSide.size()); c++) down.add(cpuSide.sendDown(c, Backend.DONE));
         ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
         int c = 0;
-        for (int j = 0; j < subgroups.size(); j++) {
-            Subgroup k = subgroups.get(j);
+        List<Subgroup> order = updateOrder();
+        for (int j = 0; j < order.size(); j++) {
+            Subgroup k = order.get(j);
             if (k.onGpu()) {
                 long t1 = System.nanoTime();
                 if (inFlight.size() == DeviceWindows.COUNT) land(inFlight.poll()); // its window is k's next
-                inFlight.add(onDevice(k, open(k, j), maxGradNorm));
+                inFlight.add(onDevice(k, store.direct(k) ? null : open(order, j), maxGradNorm));
                 timings.deviceNanos += System.nanoTime() - t1;
             } else {
-                StateBlock b = open(k, j);
+                StateBlock b = open(order, j);
                 long t1 = System.nanoTime();
                 awaitAll(down.get(c));
                 timings.copyWaitNanos += System.nanoTime() - t1;
@@ -306,11 +308,23 @@ public final class OffloadedAdamW implements Optimizer {
                 split.stream().filter(Subgroup::onGpu).count(), split.size()));
     }
 
+    /**
+     * The order an update takes the subgroups in: the GPU's first where the CPU's need nothing to come down (it
+     * would queue behind their moments) and the store reads no files, so that the link carries those moments while
+     * the CPU works, not only between its subgroups; else the model's order, in which files are read ahead.
+     */
+    private List<Subgroup> updateOrder() {
+        if (!cpuSide.onHost() || subgroups.stream().anyMatch(store::writesBack)) return subgroups;
+        List<Subgroup> order = new ArrayList<>(subgroups.stream().filter(Subgroup::onGpu).toList());
+        order.addAll(CpuSide.of(subgroups));
+        return order;
+    }
+
     /** The j-th subgroup's block from the store, the next one read ahead. */
-    private StateBlock open(Subgroup k, int j) {
+    private StateBlock open(List<Subgroup> order, int j) {
         long t0 = System.nanoTime();
-        StateBlock b = store.open(k);
-        if (j + 1 < subgroups.size()) store.prefetch(subgroups.get(j + 1));
+        StateBlock b = store.open(order.get(j));
+        if (j + 1 < order.size()) store.prefetch(order.get(j + 1));
         timings.storeNanos += System.nanoTime() - t0;
         return b;
     }
@@ -324,10 +338,12 @@ public final class OffloadedAdamW implements Optimizer {
 
     /**
      * Enqueues a GPU subgroup: its moments up into its window once the window's last copy back is done, AdamW on
-     * the device, its moments back down; returns when they will have landed.
+     * the device, its moments back down; returns when they will have landed. b null: the store reads and writes
+     * them straight ({@link StateStore#direct}).
      */
     private InFlight onDevice(Subgroup k, StateBlock b, double maxGradNorm) {
-        windows.bringUp(k, b);
+        if (b == null) windows.readUp(k, store);
+        else windows.bringUp(k, b);
         List<Backend.AdamWSlot> slots = new ArrayList<>();
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
@@ -335,11 +351,12 @@ public final class OffloadedAdamW implements Optimizer {
         }
         backend.adamw(slots, new Backend.AdamWSettings(adam.beta1(), adam.beta2(), adam.eps(), maxGradNorm), schedule, gradSumSquares);
         for (int i = 0; i < k.params().size(); i++) k.params().get(i).markUpdated(slots.get(i).copy() != null);
-        return new InFlight(k, windows.sendBack(k, b));
+        return new InFlight(k, b == null ? windows.writeBack(k, store) : windows.sendBack(k, b));
     }
 
     /** A GPU subgroup's moments are back, or will be before anything reads them: its block goes back to the store (before its window's next subgroup). */
     private void land(InFlight f) {
+        if (store.direct(f.subgroup())) return; // its write is queued: the window's next read waits for it
         if (store.writesBack(f.subgroup())) f.landed().await(); // its file is written from the block
         store.done(f.subgroup());
     }

@@ -1,6 +1,7 @@
 package dev.strata.offload;
 
 import dev.strata.runtime.Backend;
+import dev.strata.runtime.Tensor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -30,6 +31,23 @@ interface StateStore extends AutoCloseable {
 
     /** Whether {@link #done} writes k's block out, so its copies back from the device must have landed first. */
     default boolean writesBack(Subgroup k) { return false; }
+
+    /**
+     * Whether k's moments go between where they live and the device straight ({@link #readInto}, {@link #writeFrom}),
+     * not through a block: the GPU's subgroups in files, where the backend reads files into its memory (cuFile).
+     */
+    default boolean direct(Subgroup k) { return false; }
+
+    /**
+     * A {@link #direct} subgroup's moments into m and v, after what the store has queued (writes from the same
+     * window among it); the event says when they are there. Null: k has none stored yet, they start at zero.
+     */
+    default Backend.Event readInto(Subgroup k, Tensor m, Tensor v) { throw new UnsupportedOperationException("no direct reads in " + describe()); }
+
+    /** A {@link #direct} subgroup's moments from m and v to where they live once after (the store's to close) is done; the event says when they are. */
+    default Backend.Event writeFrom(Subgroup k, Tensor m, Tensor v, Backend.Event after) {
+        throw new UnsupportedOperationException("no direct writes in " + describe());
+    }
 
     /** Waits for every write behind, so the state is whole where it lives. */
     default void flush() {}
@@ -99,9 +117,23 @@ interface StateStore extends AutoCloseable {
                 diskBytes += bytes;
             }
         }
-        NvmeStateStore disk = new NvmeStateStore(backend, onDisk, stateBytes, settings.nvmeDir());
+        NvmeStateStore disk = new NvmeStateStore(backend, onDisk, stateBytes, settings.nvmeDir(), fileIo(backend, settings.cufile()));
         if (inRam.isEmpty()) return disk;
         return new TieredStateStore(new HostStateStore(backend, inRam, subgroups.size(), stateBytes), disk, onDisk, diskBytes);
+    }
+
+    /**
+     * What moves the GPU's subgroups' moments between their files and the device: cuFile where the machine has
+     * GPUDirect Storage (auto), also in its compatibility mode (true); null: through the staging blocks.
+     */
+    private static Backend.FileIo fileIo(Backend backend, String cufile) {
+        if (cufile.equals("false")) return null;
+        try {
+            return backend.fileIo(cufile.equals("true"));
+        } catch (RuntimeException e) {
+            if (cufile.equals("auto")) return null;
+            throw new IllegalArgumentException("offload.cufile = true, but cuFile cannot be used here: " + e.getMessage() + "; set offload.cufile = auto or false");
+        }
     }
 
     /** MemAvailable from /proc/meminfo, in bytes; 0 where it cannot be read. */

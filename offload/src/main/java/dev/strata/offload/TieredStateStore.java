@@ -41,6 +41,14 @@ final class TieredStateStore implements StateStore {
 
     @Override public boolean writesBack(Subgroup k) { return !ram.holds(k); }
 
+    @Override public boolean direct(Subgroup k) { return !ram.holds(k) && disk.direct(k); }
+
+    @Override public dev.strata.runtime.Backend.Event readInto(Subgroup k, dev.strata.runtime.Tensor m, dev.strata.runtime.Tensor v) { return disk.readInto(k, m, v); }
+
+    @Override public dev.strata.runtime.Backend.Event writeFrom(Subgroup k, dev.strata.runtime.Tensor m, dev.strata.runtime.Tensor v, dev.strata.runtime.Backend.Event after) {
+        return disk.writeFrom(k, m, v, after);
+    }
+
     @Override public void flush() { disk.flush(); }
 
     @Override public void close() {

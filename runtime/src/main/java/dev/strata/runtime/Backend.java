@@ -455,5 +455,31 @@ public interface Backend extends AutoCloseable {
         return DONE;
     }
 
+    // ---- files straight to and from the backend's memory --------------------------------------------------------
+
+    /**
+     * Moves bytes between files and tensors in the calling thread, without the caller's staging buffers: where the
+     * optimizer's state on disk goes straight to the device (cuFile's GPUDirect Storage). Reads and writes block
+     * until done, so an I/O thread runs them; the tensors must not be in use by queued work meanwhile.
+     */
+    interface FileIo extends AutoCloseable {
+        /** How the bytes move, for the run's log. */
+        String describe();
+
+        /** t's first elements from file at byte offset. */
+        void read(java.nio.file.Path file, long offset, Tensor t, long elements) throws java.io.IOException;
+
+        /** t's first elements into file (which exists) at byte offset. */
+        void write(Tensor t, long elements, java.nio.file.Path file, long offset) throws java.io.IOException;
+
+        @Override default void close() {}
+    }
+
+    /**
+     * This backend's {@link FileIo}, or null where it has none worth taking over staging: here, through a host buffer
+     * of its own, only when asked for anyway (always: the same path the device's takes, as the tests use it).
+     */
+    default FileIo fileIo(boolean always) { return always ? new HostFileIo(this) : null; }
+
     @Override default void close() {}
 }

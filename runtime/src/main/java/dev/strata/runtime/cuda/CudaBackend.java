@@ -1000,6 +1000,12 @@ public final class CudaBackend implements Backend {
         };
     }
 
+    /**
+     * cuFile where the machine has GPUDirect Storage (the nvidia-fs driver), or in its compatibility mode too when
+     * always; else the staging the caller does is as good: null.
+     */
+    @Override public FileIo fileIo(boolean always) { return CuFile.open(device.index(), always); }
+
     @Override public void deterministic(boolean on) { deterministic = on; }
 
     @Override public Event record() { return new CudaEvent(stream); }

@@ -360,7 +360,7 @@ public final class Trainer {
             return new AdamW(model.parameters(), adam, sync);
         }
         return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(adam, o.optimizer(), Path.of(o.nvmeDir()), o.gpuFraction(),
-                Runtime.getRuntime().availableProcessors(), o.subgroupElements(), o.pinMemoryGb(), gpuStateGb, o.updateDuringBackward()), sync, out);
+                Runtime.getRuntime().availableProcessors(), o.subgroupElements(), o.pinMemoryGb(), gpuStateGb, o.updateDuringBackward(), o.cufile()), sync, out);
     }
 
     static Map<String, Object> record(Object... kv) {

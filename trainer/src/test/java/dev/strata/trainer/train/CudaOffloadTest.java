@@ -51,10 +51,13 @@ class CudaOffloadTest {
         assumeTrue(UNAVAILABLE == null, "no GPU here, CUDA offload test skipped: " + UNAVAILABLE);
         for (double clip : new double[] {1.0, 0}) {
             Steps device = train(model -> new AdamW(model.parameters(), ADAM), false, clip);
-            for (String tier : clip == 0 ? new String[] {"cpu"} : new String[] {"cpu", "nvme", "gpu+cpu"}) {
+            for (String tier : clip == 0 ? new String[] {"cpu"} : new String[] {"cpu", "nvme", "gpu+cpu", "nvme+cufile"}) {
                 double gpuStateGb = tier.startsWith("gpu") ? 0.002 : 0; // the GPU tier: the first parameters' state (2 MB: the embedding's and more) stays on the device
-                Steps offloaded = train(model -> new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, tier.replace("gpu+", ""), nvme, 0.5, 4, 20_000, 0,
-                        gpuStateGb, true), GradientSync.NONE, new PrintStream(PrintStream.nullOutputStream())), false, clip);
+                // nvme+cufile: the GPU's subgroups between their files and device memory by cuFile, in its compatibility mode where nvidia-fs is not loaded
+                var log = new java.io.ByteArrayOutputStream();
+                Steps offloaded = train(model -> new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, tier.replace("gpu+", "").replace("+cufile", ""), nvme,
+                        0.5, 4, 20_000, 0, gpuStateGb, true, tier.endsWith("cufile") ? "true" : "false"), GradientSync.NONE, new PrintStream(log, true)), false, clip);
+                assertEquals(tier.endsWith("cufile"), log.toString().contains("moments read into and written from device memory by cuFile"), log.toString());
                 String what = tier + ", clip " + clip;
                 // deterministic sums, and the CPU's AdamW rounds as the kernel does (below): the same bits wherever the state lives
                 assertArrayEquals(device.losses(), offloaded.losses(), what + ": losses against AdamW on the device");
@@ -94,6 +97,25 @@ class CudaOffloadTest {
                 if (hp.getFloat(4 * i) != (float) kp[i] || hm.getFloat(4 * i) != (float) km[at + i] || hv.getFloat(4 * i) != (float) kv[at + i]) differ++;
             assertEquals(0, differ, "elements whose weight or moments differ between the CPU's AdamW and the kernel, of " + n);
             assertTrue(kp[5] != before[5] && km[at + 5] != m[at + 5], "the update moved the weights and moments");
+        }
+    }
+
+    /** cuFile (its compatibility mode where nvidia-fs is not loaded) writes device memory into a file at an offset and reads it back. */
+    @Test
+    void cuFileMovesTensorsBetweenFilesAndDeviceMemory(@TempDir Path dir) throws Exception {
+        assumeTrue(UNAVAILABLE == null, "no GPU here, cuFile test skipped: " + UNAVAILABLE);
+        int n = 100_003;
+        double[] values = new SplittableRandom(3).doubles(n, -1, 1).toArray();
+        Path file = dir.resolve("state");
+        try (CudaBackend gpu = CudaBackend.open(0); Backend.FileIo io = gpu.fileIo(true); var t = gpu.fromDoubles(values, DType.F32, n);
+             var back = gpu.zeros(DType.F32, n)) {
+            System.out.println("cuFile: " + io.describe());
+            java.nio.file.Files.write(file, new byte[8192 + 4 * n]);
+            io.write(t, n, file, 8192);
+            ByteBuffer bytes = ByteBuffer.wrap(java.nio.file.Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
+            assertEquals((float) values[n - 1], bytes.getFloat(8192 + 4 * (n - 1)), "the last element, in the file at its offset");
+            io.read(file, 8192, back, n);
+            assertArrayEquals(gpu.toDoubles(t), gpu.toDoubles(back), "read back into device memory");
         }
     }
 

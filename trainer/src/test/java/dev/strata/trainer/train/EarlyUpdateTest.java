@@ -64,7 +64,7 @@ class EarlyUpdateTest {
     }
 
     static OffloadedAdamW offloaded(Transformer model, double gpuFraction, boolean early) {
-        return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, "cpu", Path.of(""), gpuFraction, 2, 3_000, 0, 0, early),
+        return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, "cpu", Path.of(""), gpuFraction, 2, 3_000, 0, 0, early, "auto"),
                 GradientSync.NONE, new PrintStream(PrintStream.nullOutputStream()));
     }
 

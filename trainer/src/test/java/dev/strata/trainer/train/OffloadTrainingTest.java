@@ -58,16 +58,19 @@ class OffloadTrainingTest {
     @Test
     void everySplitAndTierEqualsAdamWOnTheDevice(@TempDir Path runs) throws Exception {
         new Trainer(job(runs.resolve("device"), "optimizer = none", 1, 0), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
-        // nvme with 1 MB of pinned memory: after its staging, a few subgroups' moments stay in RAM, the rest go to files
-        Map<String, String> tiers = Map.of("cpu", "optimizer = cpu", "nvme", "optimizer = nvme", "ram+nvme", "optimizer = nvme, pin_memory_gb = 0.001");
-        for (String tier : List.of("cpu", "nvme", "ram+nvme"))
+        // nvme with 1 MB of pinned memory: after its staging, a few subgroups' moments stay in RAM, the rest go to files;
+        // cufile = true: the device's subgroups go between their files and its memory straight (cuFile on a GPU)
+        Map<String, String> tiers = Map.of("cpu", "optimizer = cpu", "nvme", "optimizer = nvme", "ram+nvme", "optimizer = nvme, pin_memory_gb = 0.001",
+                "nvme+cufile", "optimizer = nvme, cufile = true", "ram+nvme+cufile", "optimizer = nvme, pin_memory_gb = 0.001, cufile = true");
+        for (String tier : List.of("cpu", "nvme", "ram+nvme", "nvme+cufile", "ram+nvme+cufile"))
             for (String split : List.of("0", "0.5", "1")) {
                 Path dir = runs.resolve(tier + "-" + split);
                 var out = new java.io.ByteArrayOutputStream();
                 new Trainer(job(dir, tiers.get(tier) + ", nvme_dir = \"" + runs.resolve("nvme") + "\", gpu_fraction = " + split, 1, 0),
                         new java.io.PrintStream(out, true)).run(RunDirectory.Mode.FRESH, 0);
                 assertTrue(out.toString().contains("subgroups"), out.toString());
-                if (tier.equals("ram+nvme")) assertTrue(out.toString().contains("in pinned host memory (0.0 GB) and files under"), out.toString());
+                if (tier.startsWith("ram+nvme")) assertTrue(out.toString().contains("in pinned host memory (0.0 GB) and files under"), out.toString());
+                assertEquals(tier.endsWith("cufile"), out.toString().contains("the GPU's subgroups' moments read and written through a host buffer"), out.toString());
                 // tier cpu keeps the CPU side's weights and gradients in RAM (gradients sent down during backward); nvme streams them
                 if (!split.equals("1"))
                     assertTrue(out.toString().contains(tier.equals("cpu") ? "weights and gradients kept in pinned RAM" : "streamed through 4 staging blocks"), out.toString());
@@ -139,7 +142,7 @@ class OffloadTrainingTest {
     /** The checkpoints are written from the pinned buffers and files the moments live in, and read back into them. */
     @Test
     void anOffloadedRunResumesAsIfItNeverStopped(@TempDir Path runs) throws Exception {
-        for (String tier : List.of("nvme", "cpu", "cpu, gpu_state_gb = 0.0001")) {
+        for (String tier : List.of("nvme", "nvme, cufile = true", "cpu", "cpu, gpu_state_gb = 0.0001")) {
             String offload = "optimizer = " + tier + ", nvme_dir = \"" + runs.resolve("nvme") + "\", gpu_fraction = 0.5";
             String name = tier.replaceAll("\\W+", "-");
             Path straight = runs.resolve(name + "-straight"), stopped = runs.resolve(name + "-stopped");
@@ -165,6 +168,8 @@ class OffloadTrainingTest {
         var acts = assertThrows(ConfigError.class, () -> job(runs, "optimizer = none, activations = true", 1, 0));
         assertTrue(acts.getMessage().contains("offload.activations = true moves the inputs of recomputed blocks to host memory; set training.activation_checkpointing"),
                 acts.getMessage());
+        var cufile = assertThrows(ConfigError.class, () -> job(runs, "optimizer = nvme, nvme_dir = x, cufile = gds", 1, 0));
+        assertTrue(cufile.getMessage().contains("offload.cufile = \"gds\" is not one of auto, true, false"), cufile.getMessage());
         var tier = assertThrows(ConfigError.class, () -> job(runs, "optimizer = disk", 1, 0));
         assertTrue(tier.getMessage().contains("offload.optimizer = \"disk\" is not one of none, cpu, nvme"), tier.getMessage());
     }
