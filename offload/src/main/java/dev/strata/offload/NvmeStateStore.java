@@ -189,7 +189,10 @@ final class NvmeStateStore implements StateStore {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while waiting for the optimizer state's I/O");
         } catch (java.util.concurrent.ExecutionException e) {
-            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+            // a new exception each time: a task's failure is passed on wherever it is joined, close() among them
+            Throwable cause = e.getCause();
+            if (cause instanceof UncheckedIOException u) throw new UncheckedIOException(u.getMessage(), u.getCause());
+            throw new IllegalStateException(cause.getMessage(), cause);
         }
     }
 

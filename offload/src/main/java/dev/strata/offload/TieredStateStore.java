@@ -1,5 +1,7 @@
 package dev.strata.offload;
 
+import dev.strata.runtime.Backend;
+import dev.strata.runtime.Tensor;
 import java.util.List;
 import java.util.Locale;
 
@@ -43,9 +45,9 @@ final class TieredStateStore implements StateStore {
 
     @Override public boolean direct(Subgroup k) { return !ram.holds(k) && disk.direct(k); }
 
-    @Override public dev.strata.runtime.Backend.Event readInto(Subgroup k, dev.strata.runtime.Tensor m, dev.strata.runtime.Tensor v) { return disk.readInto(k, m, v); }
+    @Override public Backend.Event readInto(Subgroup k, Tensor m, Tensor v) { return disk.readInto(k, m, v); }
 
-    @Override public dev.strata.runtime.Backend.Event writeFrom(Subgroup k, dev.strata.runtime.Tensor m, dev.strata.runtime.Tensor v, dev.strata.runtime.Backend.Event after) {
+    @Override public Backend.Event writeFrom(Subgroup k, Tensor m, Tensor v, Backend.Event after) {
         return disk.writeFrom(k, m, v, after);
     }
 

@@ -45,8 +45,13 @@ final class CuFile implements Backend.FileIo {
         String failed;
         try {
             Loader.load(cufile.class);
-            failed = error(cufile.cuFileDriverOpen());
-            if (failed != null) failed = "cuFileDriverOpen failed: " + failed;
+            // a file GPUDirect Storage cannot take falls back to the compatibility mode; without nvidia-fs, every one goes there
+            failed = setting(cufile.CUFILE_PARAM_PROPERTIES_ALLOW_COMPAT_MODE);
+            if (failed == null && !gds) failed = setting(cufile.CUFILE_PARAM_FORCE_COMPAT_MODE);
+            if (failed == null) {
+                failed = error(cufile.cuFileDriverOpen());
+                if (failed != null) failed = "cuFileDriverOpen failed: " + failed;
+            }
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
             failed = "cannot load libcufile.so.0 (looked in LD_LIBRARY_PATH=" + System.getenv("LD_LIBRARY_PATH") + "): " + e.getMessage();
         }
@@ -70,8 +75,7 @@ final class CuFile implements Backend.FileIo {
         Cuda.check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ") on an I/O thread");
         Path real = file.toRealPath();
         Set<Integer> before = descriptors(real);
-        OpenOption[] options = {write ? StandardOpenOption.WRITE : StandardOpenOption.READ, com.sun.nio.file.ExtendedOpenOption.DIRECT};
-        try (FileChannel channel = FileChannel.open(real, options)) {
+        try (FileChannel channel = openDirect(real, write)) {
             Set<Integer> after = descriptors(real);
             after.removeAll(before);
             if (after.size() != 1) throw new IOException(real + ": cannot tell which file descriptor cuFile is to use (" + after + ")");
@@ -95,6 +99,16 @@ final class CuFile implements Backend.FileIo {
         }
     }
 
+    /** file opened with direct I/O, which GPUDirect Storage's DMA needs; without it where the file system refuses (the compatibility mode takes that). */
+    private static FileChannel openDirect(Path file, boolean write) throws IOException {
+        OpenOption mode = write ? StandardOpenOption.WRITE : StandardOpenOption.READ;
+        try {
+            return FileChannel.open(file, mode, com.sun.nio.file.ExtendedOpenOption.DIRECT);
+        } catch (IOException | UnsupportedOperationException e) {
+            return FileChannel.open(file, mode);
+        }
+    }
+
     /** The descriptors this process has open on file (its real path), from /proc/self/fd. */
     private static Set<Integer> descriptors(Path file) throws IOException {
         Set<Integer> fds = new HashSet<>();
@@ -109,6 +123,14 @@ final class CuFile implements Backend.FileIo {
         }
         return fds;
     }
+
+    /** Turns a cuFile setting on before the driver opens; null when done, or when the driver is open already (its settings stand). */
+    private static String setting(int parameter) {
+        CUfileError_t status = cufile.cuFileSetParameterBool(parameter, true);
+        return status.err() == cufile.CU_FILE_DRIVER_ALREADY_OPEN ? null : prefixed("cuFileSetParameterBool(" + parameter + ") failed: ", error(status));
+    }
+
+    private static String prefixed(String prefix, String failed) { return failed == null ? null : prefix + failed; }
 
     /** A cuFile status as words, null when it is success. */
     private static String error(CUfileError_t status) {
