@@ -1,6 +1,7 @@
 package dev.strata.offload;
 
 import dev.strata.runtime.Backend;
+import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -46,11 +47,15 @@ final class NvmeStateStore implements StateStore {
     private final long bytes;                   // what its files hold
     private final double writeRate, readRate;   // bytes a second, measured at start
     private final Backend.FileIo deviceIo;      // the GPU subgroups' moments straight to and from the device; null: through the blocks
+    private final String deviceIoRefused;       // why the one given could not take files here, or null
     private Future<?> lastDirect;               // the last of those reads and writes queued
 
-    /** The files go in a directory of their own under nvmeDir, removed on close (the checkpoints hold the state). */
-    NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir, Backend.FileIo deviceIo) {
-        this.deviceIo = deviceIo;
+    /**
+     * The files go in a directory of their own under nvmeDir, removed on close (the checkpoints hold the state);
+     * deviceIo, if any, is tried there first: where it cannot move a file to the device and back, the GPU's
+     * subgroups go through the blocks too, or (required) the run stops before it starts.
+     */
+    NvmeStateStore(Backend backend, List<Subgroup> subgroups, int stateBytes, Path nvmeDir, Backend.FileIo deviceIo, boolean required) {
         this.dir = nvmeDir.resolve("strata-offload-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
         this.bytesPerState = stateBytes;
         long largest = subgroups.stream().mapToLong(Subgroup::elements).max().orElse(1) * stateBytes, total = 0;
@@ -78,9 +83,40 @@ final class NvmeStateStore implements StateStore {
             close(); // a disk that cannot be measured leaves no directory or pinned memory behind
             throw e;
         }
+        String refused = deviceIo == null ? null : tryDeviceIo(backend, deviceIo);
+        if (refused != null) {
+            deviceIo.close();
+            if (required) {
+                close();
+                throw new IllegalArgumentException("offload.cufile = true, but cuFile cannot move files under " + nvmeDir + " to the GPU and back: " + refused
+                        + "; set offload.cufile = auto or false");
+            }
+        }
+        this.deviceIo = refused == null ? deviceIo : null;
+        this.deviceIoRefused = refused;
         direct = disk.direct();
         writeRate = disk.writeRate();
         readRate = disk.readRate();
+    }
+
+    /** Writes a small tensor into a file here with io and reads it back; why that fails, or null. */
+    private String tryDeviceIo(Backend backend, Backend.FileIo io) {
+        Path probe = dir.resolve("device-io.probe");
+        double[] values = {1.5, -2.25, 3.125, 0.375}; // exact in f32
+        try (Tensor t = backend.fromDoubles(values, DType.F32, values.length); Tensor back = backend.zeros(DType.F32, values.length)) {
+            Files.write(probe, new byte[StateBlock.ALIGN]);
+            io.write(t, values.length, probe, 0);
+            io.read(probe, 0, back, values.length);
+            return java.util.Arrays.equals(backend.toDoubles(back), values) ? null : "what it wrote did not read back the same";
+        } catch (IOException | RuntimeException e) {
+            return e.getMessage();
+        } finally {
+            try {
+                Files.deleteIfExists(probe);
+            } catch (IOException ignored) {
+                // removed with the directory
+            }
+        }
     }
 
     /** What the disk under nvme_dir takes (direct I/O or not) and its rates there, bytes a second. */
@@ -94,7 +130,8 @@ final class NvmeStateStore implements StateStore {
      * whichever side the subgroup is updated (so the disk's rates, measured at start, do not move the split).
      */
     @Override public String describe() {
-        String gpu = deviceIo == null ? "" : "; the GPU's subgroups' moments " + deviceIo.describe();
+        String gpu = deviceIo != null ? "; the GPU's subgroups' moments " + deviceIo.describe()
+                : deviceIoRefused != null ? "; cuFile could not take files there (" + deviceIoRefused + "), so the GPU's subgroups go through the blocks too" : "";
         if (!direct) return "files under " + dir.getParent() + " (no direct I/O there: plain reads and writes, through the page cache" + gpu + ")";
         return String.format(java.util.Locale.ROOT, "files under %s (direct I/O; the disk measured at start: %.2f GB/s write, %.2f read, so the %.1f GB there "
                 + "take about %.1f s of disk a step%s)", dir.getParent(), writeRate / 1e9, readRate / 1e9, bytes / 1e9, bytes / writeRate + bytes / readRate, gpu);

@@ -117,7 +117,14 @@ interface StateStore extends AutoCloseable {
                 diskBytes += bytes;
             }
         }
-        NvmeStateStore disk = new NvmeStateStore(backend, onDisk, stateBytes, settings.nvmeDir(), fileIo(backend, settings.cufile()));
+        Backend.FileIo io = fileIo(backend, settings.cufile());
+        NvmeStateStore disk;
+        try {
+            disk = new NvmeStateStore(backend, onDisk, stateBytes, settings.nvmeDir(), io, settings.cufile().equals("true"));
+        } catch (RuntimeException e) {
+            if (io != null) io.close(); // a store that did not open lets it go
+            throw e;
+        }
         if (inRam.isEmpty()) return disk;
         return new TieredStateStore(new HostStateStore(backend, inRam, subgroups.size(), stateBytes), disk, onDisk, diskBytes);
     }

@@ -26,6 +26,7 @@ import org.bytedeco.javacpp.Loader;
 final class CuFile implements Backend.FileIo {
     private final int device;
     private final boolean direct; // nvidia-fs is loaded: the DMA path, not the compatibility mode
+    private boolean closed;       // the driver's use count drops once
 
     private CuFile(int device, boolean direct) {
         this.device = device;
@@ -138,5 +139,9 @@ final class CuFile implements Backend.FileIo {
         return cufile.cufileop_status_error(status.err()).getString() + " (" + status.err() + (status.cu_err() != 0 ? ", CUDA " + status.cu_err() : "") + ")";
     }
 
-    @Override public void close() { cufile.cuFileDriverClose(); }
+    @Override public void close() {
+        if (closed) return;
+        closed = true;
+        cufile.cuFileDriverClose();
+    }
 }
