@@ -1,7 +1,6 @@
 package dev.strata.offload;
 
 import dev.strata.runtime.Backend;
-import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -76,14 +75,14 @@ final class NvmeStateStore implements StateStore {
         holds = new int[STAGING];
         java.util.Arrays.fill(holds, -1);
         pending = new Future<?>[STAGING];
-        Probe disk;
+        DiskProbe.Rates disk;
         try {
-            disk = probeDisk();
+            disk = DiskProbe.disk(dir, slots[0].m().bytes());
         } catch (RuntimeException e) {
             close(); // a disk that cannot be measured leaves no directory or pinned memory behind
             throw e;
         }
-        String refused = deviceIo == null ? null : tryDeviceIo(backend, deviceIo);
+        String refused = deviceIo == null ? null : DiskProbe.deviceIo(backend, deviceIo, dir);
         if (refused != null) {
             deviceIo.close();
             if (required) {
@@ -98,29 +97,6 @@ final class NvmeStateStore implements StateStore {
         writeRate = disk.writeRate();
         readRate = disk.readRate();
     }
-
-    /** Writes a small tensor into a file here with io and reads it back; why that fails, or null. */
-    private String tryDeviceIo(Backend backend, Backend.FileIo io) {
-        Path probe = dir.resolve("device-io.probe");
-        double[] values = {1.5, -2.25, 3.125, 0.375}; // exact in f32
-        try (Tensor t = backend.fromDoubles(values, DType.F32, values.length); Tensor back = backend.zeros(DType.F32, values.length)) {
-            Files.write(probe, new byte[StateBlock.ALIGN]);
-            io.write(t, values.length, probe, 0);
-            io.read(probe, 0, back, values.length);
-            return java.util.Arrays.equals(backend.toDoubles(back), values) ? null : "what it wrote did not read back the same";
-        } catch (IOException | RuntimeException e) {
-            return e.getMessage();
-        } finally {
-            try {
-                Files.deleteIfExists(probe);
-            } catch (IOException ignored) {
-                // removed with the directory
-            }
-        }
-    }
-
-    /** What the disk under nvme_dir takes (direct I/O or not) and its rates there, bytes a second. */
-    private record Probe(boolean direct, double writeRate, double readRate) {}
 
     /** The page-locked memory its staging blocks take for subgroups of up to largestBytes a part. */
     static long stagingBytes(long largestBytes) { return STAGING * 2L * (StateBlock.roundUp(largestBytes) + StateBlock.ALIGN); }
@@ -137,52 +113,9 @@ final class NvmeStateStore implements StateStore {
                 + "take about %.1f s of disk a step%s)", dir.getParent(), writeRate / 1e9, readRate / 1e9, bytes / 1e9, bytes / writeRate + bytes / readRate, gpu);
     }
 
-    /**
-     * Writes and reads a staging block (at most 64 MB) as the state will be: with direct I/O where the file system
-     * takes it (it bypasses the page cache, which would otherwise hold a second copy of the state), plain otherwise.
-     */
-    private Probe probeDisk() {
-        try {
-            return probe(true);
-        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
-            try {
-                return probe(false);
-            } catch (IOException plain) {
-                throw new UncheckedIOException(dir + ": cannot write and read the optimizer state there: " + plain.getMessage(), plain);
-            }
-        }
-    }
-
-    private Probe probe(boolean direct) throws IOException {
-        Path probe = dir.resolve("disk.probe");
-        ByteBuffer block = slots[0].m().bytes();
-        int n = (int) Math.min(block.capacity(), 64 << 20) / StateBlock.ALIGN * StateBlock.ALIGN;
-        try {
-            long t0 = System.nanoTime();
-            try (FileChannel c = FileChannel.open(probe, options(true, direct))) {
-                ByteBuffer b = block.duplicate().clear().limit(n);
-                while (b.hasRemaining()) c.write(b, n - b.remaining());
-                c.force(false);
-            }
-            long t1 = System.nanoTime();
-            try (FileChannel c = FileChannel.open(probe, options(false, direct))) {
-                ByteBuffer b = block.duplicate().clear().limit(n);
-                while (b.hasRemaining()) if (c.read(b, n - b.remaining()) < 0) throw new IOException("the probe ends early");
-            }
-            long t2 = System.nanoTime();
-            return new Probe(direct, n / ((t1 - t0) / 1e9), n / ((t2 - t1) / 1e9));
-        } finally {
-            try {
-                Files.deleteIfExists(probe);
-            } catch (IOException ignored) {
-                // a probe left behind is removed with the directory
-            }
-        }
-    }
-
     private Path file(Subgroup k) { return dir.resolve(String.format("subgroup-%05d.state", k.index())); }
 
-    private static OpenOption[] options(boolean write, boolean direct) {
+    static OpenOption[] options(boolean write, boolean direct) {
         List<OpenOption> o = new ArrayList<>(write ? List.of(StandardOpenOption.CREATE, StandardOpenOption.WRITE) : List.of(StandardOpenOption.READ));
         if (direct) o.add(com.sun.nio.file.ExtendedOpenOption.DIRECT);
         return o.toArray(OpenOption[]::new);

@@ -96,14 +96,14 @@ public final class OffloadedAdamW implements Optimizer {
         boolean resident = true, unsynced = sync == GradientSync.NONE;
         int cpuDown = unsynced ? 0 : 1;
         double fraction = model != null ? model.bestFraction(n, onDevice.elements(), cpuDown) : settings.gpuFraction();
-        List<Subgroup> split = split(offloaded, settings.subgroupElements(), fraction);
+        List<Subgroup> split = Subgroup.split(offloaded, settings.subgroupElements(), fraction);
         List<Subgroup> onCpu = CpuSide.of(split);
         long residentBytes = HostStaging.residentBytes(onCpu, stateBytes), spare = StateStore.spareRam(split, stateBytes, settings);
         if (residentBytes > spare) {
             resident = false;
             cpuDown = 2;
             if (model != null) {
-                split = split(offloaded, settings.subgroupElements(), fraction = model.bestFraction(n, onDevice.elements(), cpuDown));
+                split = Subgroup.split(offloaded, settings.subgroupElements(), fraction = model.bestFraction(n, onDevice.elements(), cpuDown));
                 onCpu = CpuSide.of(split);
             }
         }
@@ -148,23 +148,6 @@ public final class OffloadedAdamW implements Optimizer {
     public static boolean fitsOnDevice(Map<String, Parameter> params, GradientSync sync, double gpuStateGb) {
         List<Parameter> mine = updated(params, sync);
         return !mine.isEmpty() && DeviceState.fitting(mine, (long) (gpuStateGb * 1e9), AdamW.stateType(mine.get(0))).size() == mine.size();
-    }
-
-    /**
-     * The parameters in subgroups, a share fraction of them updated by the GPU: spread through the order, so the
-     * device always has some while the CPU works on others.
-     */
-    private static List<Subgroup> split(List<Parameter> params, long subgroupElements, double fraction) {
-        List<Subgroup> out = new ArrayList<>();
-        double credit = 0;
-        for (List<Parameter> group : Subgroup.partition(params, subgroupElements)) {
-            long n = group.stream().mapToLong(p -> p.value().numel()).sum();
-            credit += fraction * n;
-            boolean onGpu = credit >= n / 2.0 && fraction > 0;
-            if (onGpu) credit -= n;
-            out.add(Subgroup.of(out.size(), group, onGpu));
-        }
-        return out;
     }
 
     /** The page-locked memory the CPU side's staging takes at least: its window of subgroups' weights and gradients. */
@@ -285,7 +268,7 @@ public final class OffloadedAdamW implements Optimizer {
         SplitModel measured = model.early(early);
         model = null;
         double f = measured.bestFraction(n, onDevice.elements(), 0);
-        List<Subgroup> split = split(offloaded, settings.subgroupElements(), f);
+        List<Subgroup> split = Subgroup.split(offloaded, settings.subgroupElements(), f);
         List<Subgroup> onCpu = CpuSide.of(split);
         String why = String.format(java.util.Locale.ROOT, "offload split: backward left the CPU %.0f ms, time to update %,.0f parameters beside it; ", 1e3 * window, early);
         if (split.stream().map(Subgroup::onGpu).toList().equals(subgroups.stream().map(Subgroup::onGpu).toList())) {

@@ -30,6 +30,23 @@ record Subgroup(int index, List<Parameter> params, long[] offsets, long elements
         return out;
     }
 
+    /**
+     * The parameters in subgroups, a share fraction of them updated by the GPU: spread through the order, so the
+     * device always has some while the CPU works on others.
+     */
+    static List<Subgroup> split(List<Parameter> params, long subgroupElements, double fraction) {
+        List<Subgroup> out = new ArrayList<>();
+        double credit = 0;
+        for (List<Parameter> group : partition(params, subgroupElements)) {
+            long n = group.stream().mapToLong(p -> p.value().numel()).sum();
+            credit += fraction * n;
+            boolean onGpu = credit >= n / 2.0 && fraction > 0;
+            if (onGpu) credit -= n;
+            out.add(of(out.size(), group, onGpu));
+        }
+        return out;
+    }
+
     /** params[i]'s part of one of this subgroup's buffers (moments, weights or gradients), stateBytes an element. */
     Backend.HostBuffer part(Backend.HostBuffer buffer, int i, int stateBytes) {
         return StateBlock.window(buffer, offsets[i] * stateBytes, params.get(i).value().numel() * stateBytes);
