@@ -101,15 +101,18 @@ final class DeviceWindows implements AutoCloseable {
     }
 
     /**
-     * A {@link StateStore#direct} subgroup's moments straight from where they live into its window, queued behind
-     * the window's last write there; the host waits for them (at zero where none are stored yet).
+     * A {@link StateStore#direct} subgroup's moments straight from where they live into its window, once the host
+     * has seen the window's last copy or write back (and a copy up during backward, of a subgroup in RAM) land:
+     * the store's I/O thread orders itself by nothing else. The host waits for them (at zero where none are stored).
      */
     void readUp(Subgroup k, StateStore store) {
         int w = windowOf[k.index()];
-        takeEarly(w).close(); // a store that reads straight brings nothing up early
+        try (Backend.Event ahead = takeEarly(w)) {
+            ahead.await();
+        }
+        landed[w].await();
         Backend.Event read = store.readInto(k, m[w], v[w]);
         if (read == null) {
-            landed[w].await();
             backend.zero(m[w]);
             backend.zero(v[w]);
         } else {
