@@ -110,7 +110,13 @@ public final class OffloadedAdamW implements Optimizer {
         boolean gradsDuringBackward = resident && unsynced;
         subgroups.addAll(split);
         if (model != null) out.println("offload split: " + model.explain(n, onDevice.elements(), fraction, cpuDown));
-        this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
+        try {
+            this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
+        } catch (RuntimeException e) { // a store refused before the run: what is made so far goes
+            cpu.close();
+            onDevice.close();
+            throw e;
+        }
         long earlyBytes = EarlyUpdates.bytes(onCpu, stateBytes);
         String afterBackward = onCpu.isEmpty() ? null : !settings.updateDuringBackward() ? "offload.update_during_backward = false"
                 : !gradsDuringBackward ? (resident ? "a sync changes the gradients after backward" : "its weights are not kept in RAM")
