@@ -476,8 +476,8 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * This backend's {@link FileIo}, or null where it has none worth taking over staging: here, through a host buffer
-     * of its own, only when asked for anyway (always: the same path the device's takes, as the tests use it).
+     * This backend's {@link FileIo} where it beats the caller's own staging (CUDA: cuFile where the machine has
+     * GPUDirect Storage), or where asked for always (then through a host buffer here: the path the tests take); else null.
      */
     default FileIo fileIo(boolean always) { return always ? new HostFileIo(this) : null; }
 
