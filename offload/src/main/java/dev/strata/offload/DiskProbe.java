@@ -9,6 +9,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * What the nvme tier's directory takes, tried before the run: direct I/O or not and the disk's rates there, and
@@ -64,8 +65,8 @@ final class DiskProbe {
         double[] values = {1.5, -2.25, 3.125, 0.375}; // exact in f32
         try (Tensor t = backend.fromDoubles(values, DType.F32, values.length); Tensor back = backend.zeros(DType.F32, values.length)) {
             Files.write(probe, new byte[StateBlock.ALIGN]);
-            io.write(t, values.length, probe, 0);
-            io.read(probe, 0, back, values.length);
+            io.write(List.of(new Backend.FileIo.Part(t, values.length, 0)), probe);
+            io.read(probe, List.of(new Backend.FileIo.Part(back, values.length, 0)));
             return java.util.Arrays.equals(backend.toDoubles(back), values) ? null : "what it wrote did not read back the same";
         } catch (IOException | RuntimeException e) {
             return e.getMessage();

@@ -252,26 +252,26 @@ final class NvmeStateStore implements StateStore {
 
     @Override public Backend.Event readInto(Subgroup k, Tensor m, Tensor v) {
         if (!onFile.contains(k.index())) return null;
-        long second = StateBlock.roundUp(k.elements() * bytesPerState);
-        return queued(() -> {
-            deviceIo.read(file(k), 0, m, k.elements());
-            deviceIo.read(file(k), second, v, k.elements());
-        }, k, "read");
+        return queued(() -> deviceIo.read(file(k), moments(k, m, v)), k, "read");
     }
 
     @Override public Backend.Event writeFrom(Subgroup k, Tensor m, Tensor v, Backend.Event after) {
-        long second = StateBlock.roundUp(k.elements() * bytesPerState);
-        onFile.add(k.index());
+        boolean first = onFile.add(k.index()); // a file written before is whole already
         return queued(() -> {
             try (after) {
                 after.await();
             }
-            try (var f = new java.io.RandomAccessFile(file(k).toFile(), "rw")) { // whole, as a block's read takes it
-                if (f.length() < 2 * second) f.setLength(2 * second);
-            }
-            deviceIo.write(m, k.elements(), file(k), 0);
-            deviceIo.write(v, k.elements(), file(k), second);
+            if (first)
+                try (var f = new java.io.RandomAccessFile(file(k).toFile(), "rw")) { // whole, as a block's read takes it
+                    f.setLength(StateBlock.bytes(k.elements(), bytesPerState));
+                }
+            deviceIo.write(moments(k, m, v), file(k));
         }, k, "write");
+    }
+
+    /** k's moments in m and v at their places in its file: m, then v from the next block boundary. */
+    private List<Backend.FileIo.Part> moments(Subgroup k, Tensor m, Tensor v) {
+        return List.of(new Backend.FileIo.Part(m, k.elements(), 0), new Backend.FileIo.Part(v, k.elements(), StateBlock.roundUp(k.elements() * bytesPerState)));
     }
 
     private interface Transfer {

@@ -463,14 +463,17 @@ public interface Backend extends AutoCloseable {
      * until done, so an I/O thread runs them; the tensors must not be in use by queued work meanwhile.
      */
     interface FileIo extends AutoCloseable {
+        /** t's first elements, at a byte offset of a file. */
+        record Part(Tensor t, long elements, long offset) {}
+
         /** How the bytes move, for the run's log. */
         String describe();
 
-        /** t's first elements from file at byte offset. */
-        void read(java.nio.file.Path file, long offset, Tensor t, long elements) throws java.io.IOException;
+        /** Each part's elements from file, the file opened once. */
+        void read(java.nio.file.Path file, java.util.List<Part> parts) throws java.io.IOException;
 
-        /** t's first elements into file (which exists) at byte offset. */
-        void write(Tensor t, long elements, java.nio.file.Path file, long offset) throws java.io.IOException;
+        /** Each part's elements into file (which exists), the file opened once. */
+        void write(java.util.List<Part> parts, java.nio.file.Path file) throws java.io.IOException;
 
         @Override default void close() {}
     }

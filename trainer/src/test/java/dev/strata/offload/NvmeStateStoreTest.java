@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
-import dev.strata.runtime.Tensor;
 import dev.strata.runtime.cpu.CpuBackend;
 import dev.strata.runtime.nn.Parameter;
 import java.io.IOException;
@@ -29,9 +28,9 @@ class NvmeStateStoreTest {
 
         @Override public String describe() { return "refusing"; }
 
-        @Override public void read(Path file, long offset, Tensor t, long elements) throws IOException { throw new IOException(file + ": no volume attributes"); }
+        @Override public void read(Path file, List<Part> parts) throws IOException { throw new IOException(file + ": no volume attributes"); }
 
-        @Override public void write(Tensor t, long elements, Path file, long offset) throws IOException { throw new IOException(file + ": no volume attributes"); }
+        @Override public void write(List<Part> parts, Path file) throws IOException { throw new IOException(file + ": no volume attributes"); }
 
         @Override public void close() { closed = true; }
     }

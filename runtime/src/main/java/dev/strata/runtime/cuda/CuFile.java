@@ -9,6 +9,7 @@ import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Set;
 import org.bytedeco.cuda.cufile.CUfileDescr_t;
 import org.bytedeco.cuda.cufile.CUfileError_t;
@@ -20,7 +21,7 @@ import org.bytedeco.javacpp.Loader;
 /**
  * Files read into and written from device memory by cuFile: DMA between the disk and the GPU where the nvidia-fs
  * driver is loaded (GPUDirect Storage), through cuFile's own host buffers where it is not (its compatibility mode).
- * Each transfer opens the file with direct I/O and registers it for its length of time; the calling thread is made
+ * Each transfer opens the file with direct I/O and registers it once for all its parts; the calling thread is made
  * the device's first, since an I/O thread runs these.
  */
 final class CuFile implements Backend.FileIo {
@@ -67,12 +68,12 @@ final class CuFile implements Backend.FileIo {
                 : "read into and written from device memory by cuFile in its compatibility mode (no nvidia-fs driver: through host memory)";
     }
 
-    @Override public void read(Path file, long offset, Tensor t, long elements) throws IOException { transfer(file, offset, t, elements, false); }
+    @Override public void read(Path file, List<Part> parts) throws IOException { transfer(file, parts, false); }
 
-    @Override public void write(Tensor t, long elements, Path file, long offset) throws IOException { transfer(file, offset, t, elements, true); }
+    @Override public void write(List<Part> parts, Path file) throws IOException { transfer(file, parts, true); }
 
-    private void transfer(Path file, long offset, Tensor t, long elements, boolean write) throws IOException {
-        long bytes = elements * t.dtype().byteSize();
+    /** The parts between file and device memory, the file opened and registered once. */
+    private void transfer(Path file, List<Part> parts, boolean write) throws IOException {
         Cuda.check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ") on an I/O thread");
         Path real = file.toRealPath();
         Set<Integer> before = descriptors(real);
@@ -86,13 +87,15 @@ final class CuFile implements Backend.FileIo {
             String failed = error(cufile.cuFileHandleRegister(handle, descr));
             if (failed != null) throw new IOException(real + ": cuFileHandleRegister failed: " + failed);
             try {
-                long done = 0;
-                while (done < bytes) {
-                    long n = write ? cufile.cuFileWrite(handle, Cuda.at(CudaBackend.address(t)), bytes - done, offset + done, done)
-                            : cufile.cuFileRead(handle, Cuda.at(CudaBackend.address(t)), bytes - done, offset + done, done);
-                    if (n <= 0) throw new IOException(real + ": cuFile" + (write ? "Write" : "Read") + " of " + (bytes - done) + " bytes at " + (offset + done)
-                            + (n == 0 ? " reached the end of the file" : " failed: " + cufile.cufileop_status_error((int) -n).getString()));
-                    done += n;
+                for (Part p : parts) {
+                    long bytes = p.elements() * p.t().dtype().byteSize(), done = 0;
+                    while (done < bytes) {
+                        long n = write ? cufile.cuFileWrite(handle, Cuda.at(CudaBackend.address(p.t())), bytes - done, p.offset() + done, done)
+                                : cufile.cuFileRead(handle, Cuda.at(CudaBackend.address(p.t())), bytes - done, p.offset() + done, done);
+                        if (n <= 0) throw new IOException(real + ": cuFile" + (write ? "Write" : "Read") + " of " + (bytes - done) + " bytes at " + (p.offset() + done)
+                                + (n == 0 ? " reached the end of the file" : " failed: " + cufile.cufileop_status_error((int) -n).getString()));
+                        done += n;
+                    }
                 }
             } finally {
                 cufile.cuFileHandleDeregister(handle);

@@ -117,8 +117,8 @@ class CudaOffloadTest {
     static String cuFileRefusal(Path dir) {
         try (CudaBackend gpu = CudaBackend.open(0); Backend.FileIo io = gpu.fileIo(true); var t = gpu.fromDoubles(new double[] {1, 2}, DType.F32, 2)) {
             Path probe = java.nio.file.Files.write(dir.resolve("cufile.probe"), new byte[4096]);
-            io.write(t, 2, probe, 0);
-            io.read(probe, 0, t, 2);
+            io.write(List.of(new Backend.FileIo.Part(t, 2, 0)), probe);
+            io.read(probe, List.of(new Backend.FileIo.Part(t, 2, 0)));
             java.nio.file.Files.delete(probe);
             return null;
         } catch (Exception e) {
@@ -139,10 +139,10 @@ class CudaOffloadTest {
              var back = gpu.zeros(DType.F32, n)) {
             System.out.println("cuFile: " + io.describe());
             java.nio.file.Files.write(file, new byte[8192 + 4 * n]);
-            io.write(t, n, file, 8192);
+            io.write(List.of(new Backend.FileIo.Part(t, n, 8192)), file);
             ByteBuffer bytes = ByteBuffer.wrap(java.nio.file.Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
             assertEquals((float) values[n - 1], bytes.getFloat(8192 + 4 * (n - 1)), "the last element, in the file at its offset");
-            io.read(file, 8192, back, n);
+            io.read(file, List.of(new Backend.FileIo.Part(back, n, 8192)));
             assertArrayEquals(gpu.toDoubles(t), gpu.toDoubles(back), "read back into device memory");
         }
     }
