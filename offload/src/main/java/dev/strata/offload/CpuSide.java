@@ -14,8 +14,9 @@ import java.util.function.Function;
 /**
  * The subgroups a split gives the CPU (c counts them, in order): their weights and gradients in page-locked
  * {@link HostStaging}, their gradients sent down as the step's last backward finishes them (resident, one process),
- * their update run during that backward where RAM has room ({@link EarlyUpdates}), and their weights sent back up.
- * A new split makes a new one.
+ * their update run during that backward where RAM has room ({@link EarlyUpdates}), and their weights sent back up,
+ * where the next forward announces its layers while the CPU still updates ({@link LateUpdates}). A new split makes a
+ * new one.
  */
 final class CpuSide implements AutoCloseable {
     private final Backend backend;
@@ -25,6 +26,7 @@ final class CpuSide implements AutoCloseable {
     private final List<Subgroup> subgroups;
     private final HostStaging staging;
     private final EarlyUpdates early;               // null: the CPU updates after backward
+    private final LateUpdates late;                 // null: the next forward waits for every weight
     private final Map<Parameter, Integer> subgroupOf = new HashMap<>();
     private final List<List<Backend.Event>> gradsDown;  // c's gradients on their way down since backward finished them; null: not sent
     private final int[] pendingGrads;               // c's parameters whose gradients backward has still to finish this step
@@ -32,8 +34,12 @@ final class CpuSide implements AutoCloseable {
     private boolean lastMicroBatch;                 // this micro-batch's backward finishes the gradients
     private boolean weightsCurrent;                 // resident weights equal the device's (not before the first update, after a resume or a new split)
 
-    /** The CPU's subgroups of all, their state in store; early: updated during backward (needs gradsDuringBackward). */
-    CpuSide(Backend backend, CpuAdamW cpu, DType stateType, List<Subgroup> all, StateStore store, boolean resident, boolean gradsDuringBackward, boolean early) {
+    /**
+     * The CPU's subgroups of all, their state in store; early: updated during backward (needs gradsDuringBackward);
+     * late: their update after backward may run on into the next forward (needs resident).
+     */
+    CpuSide(Backend backend, CpuAdamW cpu, DType stateType, List<Subgroup> all, StateStore store, boolean resident, boolean gradsDuringBackward, boolean early,
+            boolean late) {
         this.backend = backend;
         this.cpu = cpu;
         this.stateType = stateType;
@@ -42,6 +48,7 @@ final class CpuSide implements AutoCloseable {
         this.gradsDuringBackward = gradsDuringBackward;
         this.staging = new HostStaging(backend, subgroups, stateBytes, resident);
         this.early = early && !subgroups.isEmpty() ? new EarlyUpdates(backend, cpu, stateType, subgroups, staging, store) : null;
+        this.late = late && resident && !subgroups.isEmpty() ? new LateUpdates(backend, cpu, stateType, subgroups, staging) : null;
         this.gradsDown = new ArrayList<>(Collections.nCopies(subgroups.size(), null));
         this.pendingGrads = new int[subgroups.size()];
         for (int c = 0; c < subgroups.size(); c++) for (Parameter p : subgroups.get(c).params()) subgroupOf.put(p, c);
@@ -161,9 +168,43 @@ final class CpuSide implements AutoCloseable {
         return last;
     }
 
-    /** The device has the new weights (the compute stream waits for them): their bf16 copies are made again, and the host's are current. */
+    /** Whether c's update may run on into the next forward ({@link #updateLate}). */
+    boolean updatesLate() { return late != null; }
+
+    /** Updates c in staging and its moments in b by step's numbers while the next forward starts; its weights go up when a layer needs them. */
+    void updateLate(int c, StateBlock b, Function<Parameter, CpuAdamW.Step> step) {
+        late.submit(c, staging.parts(subgroups.get(c), c, b, staging.weights(c), b, step));
+    }
+
+    /** Whether a weight updated late is not on the device yet. */
+    boolean latePending() { return late != null && late.pending(); }
+
+    /** The next forward reads params: the compute stream waits for the new weights of the subgroups holding them. */
+    void parametersNeeded(List<Parameter> params) {
+        if (!latePending()) return;
+        List<Integer> cs = new ArrayList<>();
+        for (Parameter p : params) {
+            Integer c = subgroupOf.get(p);
+            if (c != null) cs.add(c);
+        }
+        late.need(cs);
+    }
+
+    /** Every weight updated late is on the device before the compute stream's next work. */
+    void finishLate() {
+        if (late != null) late.finish();
+    }
+
+    /** The late updates' CPU time and the forward's wait for them since the last call, in nanoseconds ({0, 0} without them). */
+    long[] lateNanos() { return late == null ? new long[2] : late.takeNanos(); }
+
+    /**
+     * The device has the new weights of those not updated late (the compute stream waits for them): their bf16
+     * copies are made again; the host's weights are current, or will be before anything reads them.
+     */
     void updated() {
-        for (Subgroup k : subgroups) for (Parameter p : k.params()) p.markUpdated(false);
+        for (int c = 0; c < subgroups.size(); c++)
+            if (late == null || !late.holds(c)) for (Parameter p : subgroups.get(c).params()) p.markUpdated(false);
         weightsCurrent = true;
     }
 
@@ -171,6 +212,7 @@ final class CpuSide implements AutoCloseable {
     void weightsChanged() { weightsCurrent = false; }
 
     @Override public void close() {
+        if (late != null) late.close();
         if (early != null) early.close();
         staging.close();
     }

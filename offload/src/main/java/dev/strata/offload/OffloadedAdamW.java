@@ -23,7 +23,8 @@ import java.util.Map;
  * (8 bytes a parameter, not 16): what lets a 13B model's state fit in RAM. Where RAM has room beyond them, the CPU
  * side's weights and gradients stay there too ({@link HostStaging}): its weights then cross the link only up, and
  * its gradients come down during the step's last backward ({@link CpuSide}), where offload.update_during_backward
- * lets the CPU update them ({@link EarlyUpdates}). The GPU's share is offload.gpu_fraction, or the
+ * lets the CPU update them ({@link EarlyUpdates}); offload.update_during_forward lets what is left after backward
+ * run on into the next forward, each layer waiting for its own weights ({@link LateUpdates}). The GPU's share is offload.gpu_fraction, or the
  * {@link SplitModel}'s measured best, chosen again once with what backward leaves the CPU time for. The numbers are
  * {@link AdamW}'s; in f64 on the CPU backend an update equals AdamW's bit for bit on every split and tier.
  * offload.gpu_state_gb keeps the first parameters' state on the device ({@link DeviceState}): only the rest is
@@ -34,10 +35,11 @@ public final class OffloadedAdamW implements Optimizer {
      * tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU
      * update's; subgroupElements: their size; gpuStateGb: the state the GPU tier keeps on the device;
      * updateDuringBackward: the CPU side updated as its gradients land ({@link EarlyUpdates}), where RAM has room;
+     * updateDuringForward: its update after backward run on into the next forward ({@link LateUpdates});
      * cufile (auto, true, false): the nvme tier's GPU subgroups straight between their files and the device.
      */
     public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements, double pinMemoryGb,
-                           double gpuStateGb, boolean updateDuringBackward, String cufile) {}
+                           double gpuStateGb, boolean updateDuringBackward, boolean updateDuringForward, String cufile) {}
 
     /** CPU subgroups whose copies down run ahead of the CPU. */
     private static final int HOST_WINDOW = HostStaging.WINDOW;
@@ -68,6 +70,8 @@ public final class OffloadedAdamW implements Optimizer {
     private double lr, bc1, bc2Sqrt, lastNorm = Double.NaN;
     private long step;
     private final MomentViews views;
+    private boolean forwardAnnounces;        // a forward has called parametersNeeded: the CPU's update may run on into the next one
+    private boolean bringUpAfterLate;        // the windows' first moments come up once the late weights have gone up
 
     public OffloadedAdamW(Map<String, Parameter> params, Settings settings, GradientSync sync, PrintStream out) {
         this.adam = settings.adam();
@@ -123,7 +127,7 @@ public final class OffloadedAdamW implements Optimizer {
                 : !settings.tier().equals("cpu") ? "the nvme tier reads the moments in turn"
                 : residentBytes + earlyBytes > spare ? String.format(java.util.Locale.ROOT, "no room for its %.1f GB of spare pinned buffers", earlyBytes / 1e9) : null;
         if (afterBackward != null || onCpu.isEmpty()) model = null; // the split stays: nothing updates during backward to measure
-        this.cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, resident, gradsDuringBackward, afterBackward == null);
+        this.cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, resident, gradsDuringBackward, afterBackward == null, updatesLate());
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
         windows = new DeviceWindows(backend, stateType, subgroups);
@@ -140,7 +144,12 @@ public final class OffloadedAdamW implements Optimizer {
         if (cpuSide.updatesEarly()) out.printf(java.util.Locale.ROOT, "offload: the CPU updates each of its subgroups as soon as the last backward has sent its gradients, "
                 + "kept when the global norm clips nothing (%.1f GB of spare pinned buffers)%n", earlyBytes / 1e9);
         else if (afterBackward != null) out.println("offload: the CPU updates its subgroups after backward (" + afterBackward + ")");
+        if (cpuSide.updatesLate()) out.println("offload: what the CPU updates after backward runs on into the next forward, each layer waiting for its own weights");
     }
+
+    /** Whether the CPU's update after backward may run on into the next forward: asked for, tier cpu (it reads no files), one process. */
+    private boolean updatesLate() {
+        return settings.updateDuringForward() && settings.tier().equals("cpu") && sync == GradientSync.NONE;    }
 
     /** The parameters this rank's AdamW updates: the trainable ones the sync gives it. */
     private static List<Parameter> updated(Map<String, Parameter> params, GradientSync sync) {
@@ -191,6 +200,7 @@ public final class OffloadedAdamW implements Optimizer {
      * subgroups' moments go on down beside the next forward. Nothing is updated when the norm is not finite.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {
+        awaitUpdate();
         long t0 = System.nanoTime(), window = 0;
         cpuSide.backwardEnqueued();
         backend.sumOfSquares(normGrads, gradSumSquares);
@@ -208,7 +218,12 @@ public final class OffloadedAdamW implements Optimizer {
     }
 
     /** Where the update's host time went since the last call, a step on average (and starts counting again). */
-    public String timings() { return timings.report(); }
+    public String timings() {
+        long[] late = cpuSide.lateNanos();
+        timings.lateNanos += late[0];
+        timings.lateWaitNanos += late[1];
+        return timings.report();
+    }
 
     /** The update of a step with a finite norm; returns whether the CPU's updates during backward were kept. */
     private boolean update(double maxGradNorm) {
@@ -216,6 +231,8 @@ public final class OffloadedAdamW implements Optimizer {
         double gradScale = CpuAdamW.clipScale(stateType, maxGradNorm, lastNorm);
         Backend.Event lastUp = Backend.DONE; // the copy stream runs in order: the compute stream waits for the last copy up
         boolean early = cpuSide.earlyActive(), keep = early && gradScale == 1.0;
+        List<Subgroup> order = updateOrder();
+        boolean late = cpuSide.updatesLate() && forwardAnnounces && order != subgroups; // the CPU's subgroups come last, nothing to bring down
         if (early) {
             long t0 = System.nanoTime();
             if (keep) lastUp = cpuSide.keep();
@@ -227,7 +244,6 @@ public final class OffloadedAdamW implements Optimizer {
         for (int c = 0; c < Math.min(HOST_WINDOW, cpuSide.size()); c++) down.add(cpuSide.sendDown(c, Backend.DONE));
         ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
         int c = 0;
-        List<Subgroup> order = updateOrder();
         for (int j = 0; j < order.size(); j++) {
             Subgroup k = order.get(j);
             if (k.onGpu()) {
@@ -243,6 +259,9 @@ public final class OffloadedAdamW implements Optimizer {
                 if (keep && cpuSide.kept(c)) {
                     timings.earlyKept++;
                     up.add(Backend.DONE);
+                } else if (late) {
+                    cpuSide.updateLate(c, b, p -> step(p, gradScale));
+                    up.add(Backend.DONE);
                 } else {
                     up.add(lastUp = cpuSide.update(c, b, p -> step(p, gradScale), timings));
                 }
@@ -253,7 +272,8 @@ public final class OffloadedAdamW implements Optimizer {
             }
         }
         long t1 = System.nanoTime();
-        // the next forward waits for the CPU side's weights; the GPU subgroups' moments go on down beside it
+        // the next forward waits for the CPU side's weights (each layer for its own where they are updated late); the
+        // GPU subgroups' moments go on down beside it
         backend.waitFor(lastUp);
         cpuSide.updated(); // after the wait: the bf16 copies read the new weights
         up.forEach(Backend.Event::close);
@@ -271,6 +291,7 @@ public final class OffloadedAdamW implements Optimizer {
      * down at the next update); one that would not keep the CPU side's buffers in RAM is not taken.
      */
     private void splitAgain(double window, double early) {
+        awaitUpdate();
         SplitModel measured = model.early(early);
         model = null;
         double f = measured.bestFraction(n, onDevice.elements(), 0);
@@ -291,7 +312,7 @@ public final class OffloadedAdamW implements Optimizer {
         windows.close();
         subgroups.clear();
         subgroups.addAll(split);
-        cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, true, true, true);
+        cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, true, true, true, updatesLate());
         windows = new DeviceWindows(backend, stateType, subgroups);
         out.println(why + measured.explain(n, onDevice.elements(), f, 0) + String.format(java.util.Locale.ROOT, "; %d of %d subgroups on the GPU now",
                 split.stream().filter(Subgroup::onGpu).count(), split.size()));
@@ -320,10 +341,30 @@ public final class OffloadedAdamW implements Optimizer {
 
     @Override public void startMicroBatch(boolean last) {
         cpuSide.startMicroBatch(last, p -> step(p, 1.0));
-        if (last) windows.bringUpEarly(store);
+        if (last && cpuSide.latePending()) bringUpAfterLate = true; // behind the late weights on the link, not before them
+        else if (last) windows.bringUpEarly(store);
     }
 
-    @Override public void gradientsDone(List<Parameter> params) { cpuSide.gradientsDone(params); }
+    /** Forward has read every parameter by now (a backward finished some): whatever was updated late is in. */
+    @Override public void gradientsDone(List<Parameter> params) {
+        awaitUpdate();
+        cpuSide.gradientsDone(params);
+    }
+
+    @Override public void parametersNeeded(List<Parameter> params) {
+        forwardAnnounces = true;
+        cpuSide.parametersNeeded(params);
+        if (!cpuSide.latePending()) awaitUpdate();
+    }
+
+    /** The late updates' weights all on the device (the compute stream waits for them), then the windows' first moments come up. */
+    @Override public void awaitUpdate() {
+        cpuSide.finishLate();
+        if (bringUpAfterLate) {
+            bringUpAfterLate = false;
+            windows.bringUpEarly(store);
+        }
+    }
 
     /**
      * Enqueues a GPU subgroup: its moments up into its window once the window's last copy back is done, AdamW on
@@ -366,6 +407,7 @@ public final class OffloadedAdamW implements Optimizer {
      * of state on disk are written back to its files now.
      */
     @Override public void restore(long stepCount) {
+        awaitUpdate();
         this.step = stepCount;
         cpuSide.weightsChanged(); // the device's weights were loaded too
         windows.forgetEarly();
@@ -376,15 +418,20 @@ public final class OffloadedAdamW implements Optimizer {
 
     /** The offloaded moments by checkpoint name where they live ({@link MomentViews}), once the last update's copies have landed. */
     @Override public Map<String, HostTensor> hostState() {
+        awaitUpdate();
         backend.synchronize();
         windows.awaitLanded();
         return views.read();
     }
 
     /** The GPU tier's moments; the offloaded ones are read where they live ({@link #hostState}). */
-    @Override public Map<String, Tensor> state() { return onDevice.state(); }
+    @Override public Map<String, Tensor> state() {
+        awaitUpdate();
+        return onDevice.state();
+    }
 
     @Override public void close() {
+        awaitUpdate();
         cpuSide.close();
         onDevice.close();
         windows.close();

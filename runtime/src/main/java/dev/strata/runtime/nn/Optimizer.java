@@ -22,8 +22,22 @@ public interface Optimizer extends AutoCloseable {
      */
     default void gradientsDone(java.util.List<Parameter> params) {}
 
-    /** Enqueues one update of every parameter this optimizer holds, clipped to a global norm of maxGradNorm (0: off). */
+    /**
+     * Enqueues one update of every parameter this optimizer holds, clipped to a global norm of maxGradNorm (0: off).
+     * An optimizer whose host takes part may return with parameters still to write (offload, once a forward has
+     * called {@link #parametersNeeded}): each is written before {@link #parametersNeeded} or {@link #awaitUpdate}
+     * returns for it.
+     */
     void enqueueUpdate(double maxGradNorm);
+
+    /**
+     * The next forward is about to read these parameters (a layer's): the compute stream waits for their new values
+     * where the last update is still writing them, so a layer starts as soon as its own weights are back.
+     */
+    default void parametersNeeded(java.util.List<Parameter> params) {}
+
+    /** Waits until the last update has written every parameter: before anything but a forward reads them (a checkpoint, a sample). */
+    default void awaitUpdate() {}
 
     /** The global gradient norm the last update saw (waits for it); not finite when the update was skipped. */
     double lastGradNorm();

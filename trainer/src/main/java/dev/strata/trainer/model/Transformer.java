@@ -46,6 +46,7 @@ public final class Transformer implements StageModel {
     private ActivationCheckpointing checkpointing = ActivationCheckpointing.NONE;
     private ActivationOffload activationOffload;
     private java.util.function.Consumer<List<Parameter>> gradientsDone; // null: nobody listens, backward builds no lists
+    private java.util.function.Consumer<List<Parameter>> parametersNeeded; // null: nobody listens
 
     /** dtype is the training dtype: f64, f32, or bf16 (bf16 activations, f32 parameters; see {@link Precision}). */
     /**
@@ -136,6 +137,26 @@ public final class Transformer implements StageModel {
      */
     public void onGradientsDone(java.util.function.Consumer<List<Parameter>> listener) { this.gradientsDone = listener; }
 
+    /**
+     * Called during forward with each group of parameters it is about to read: the embeddings, each block from the
+     * first, then the head. An optimizer still writing them makes the device wait for each layer's own (null: none).
+     */
+    public void onParametersNeeded(java.util.function.Consumer<List<Parameter>> listener) { this.parametersNeeded = listener; }
+
+    private void needs(List<Parameter> params) {
+        if (parametersNeeded != null) parametersNeeded.accept(params);
+    }
+
+    private List<Parameter> embeddingWeights() {
+        return posEmbeddings == null ? List.of(tokEmbeddings.weight()) : List.of(tokEmbeddings.weight(), posEmbeddings.weight());
+    }
+
+    private List<Parameter> headParameters() {
+        List<Parameter> head = new ArrayList<>(norm.parameters());
+        head.addAll(output.parameters());
+        return head;
+    }
+
     /** Applies activation checkpointing from outside: the chosen blocks are recomputed during backward. */
     public void checkpointActivations(ActivationCheckpointing mode) { this.checkpointing = mode; }
 
@@ -164,6 +185,7 @@ public final class Transformer implements StageModel {
         if (t > cfg.maxSeqLen()) throw new IllegalArgumentException("sequence length " + t + " exceeds max_seq_len " + cfg.maxSeqLen());
         Tensor x;
         if (embeds(chunk)) {
+            needs(embeddingWeights());
             x = tokEmbeddings.forward(input.view(b * t));
             if (posEmbeddings != null) {
                 try (Tensor pe = posEmbeddings.forward(documents != null ? documents.positions : positions(b, t))) {
@@ -182,6 +204,7 @@ public final class Transformer implements StageModel {
         for (int i = chunkStart[chunk]; i < chunkStart[chunk + 1]; i++) {
             saved.add(x);
             onHost.add(null);
+            needs(layers.get(i).parameters());
             x = layers.get(i).forward(x, b, t);
             if (checkpointing.recomputes(layerIndex[i])) {
                 layers.get(i).discard();
@@ -190,6 +213,7 @@ public final class Transformer implements StageModel {
             }
         }
         if (!hasHead(chunk)) return x;
+        needs(headParameters());
         saved.add(x);
         Tensor xn = norm.forward(x);
         saved.add(xn);
@@ -212,6 +236,7 @@ public final class Transformer implements StageModel {
     }
 
     private Tensor forwardCached(Tensor ids, int b, int t, KvCache cache, int at) {
+        needs(embeddingWeights());
         Tensor x = tokEmbeddings.forward(ids.view(b * t));                         // (B*T,C)
         if (posEmbeddings != null) {
             int[] pos = new int[b * t];
@@ -223,11 +248,13 @@ public final class Transformer implements StageModel {
         try (Rope positions = cfg.family() == ModelConfig.Family.GPT2 ? null
                 : Rope.of(backend, precision.params(), at, t, cfg.headDim(), cfg.ropeTheta())) {
             for (int i = 0; i < layers.size(); i++) {
+                needs(layers.get(i).parameters());
                 Tensor next = layers.get(i).forwardCached(x, b, t, cache.keys(i), cache.values(i), at, positions);
                 x.close();
                 x = next;
             }
         }
+        needs(headParameters());
         try (Tensor h = x; Tensor xn = norm.forward(h)) {
             Tensor mine = output.forward(xn), logits = vocabulary.wholeLogits(mine); // (B*T,Vp)
             if (mine != logits) mine.close();
@@ -279,8 +306,7 @@ public final class Transformer implements StageModel {
         }
         tokEmbeddings.backward(dx);
         if (posEmbeddings != null) posEmbeddings.backward(dx);
-        if (gradientsDone != null)
-            gradientsDone.accept(posEmbeddings == null ? List.of(tokEmbeddings.weight()) : List.of(tokEmbeddings.weight(), posEmbeddings.weight()));
+        if (gradientsDone != null) gradientsDone.accept(embeddingWeights());
         if (dx != dout) dx.close();
         return null;
     }

@@ -32,6 +32,7 @@ public final class TrainStep implements AutoCloseable {
     private double gradScale;                // 1 / the tokens the step's loss is the mean over
     private boolean perTrainedToken;         // gradScale from the step's targets that train (not -1), not from b·t·accum
     private final Tensor inputs, targets, lossSum; // (B,T), (B,T) int32; (1) summed loss of the step
+    private final Backend.HostBuffer lossOnHost;   // lossSum, read before the update: an update the host takes part in may end beside the next forward
     private final boolean graphs;
     private final GradientSync sync;
     private final java.util.List<dev.strata.runtime.nn.Parameter> trainable; // last layer first
@@ -70,10 +71,14 @@ public final class TrainStep implements AutoCloseable {
         this.inputs = backend.zeros(DType.I32, b, t);
         this.targets = backend.zeros(DType.I32, b, t);
         this.lossSum = backend.zeros(model.precision().params(), 1);
+        this.lossOnHost = backend.hostBuffer(lossSum.dtype().byteSize());
         model.zeroGrad();
         this.trainable = TrainingState.trainable(model);
         if (sync.replicas() > 1) model.onGradientsDone(sync::gradientsDone);
-        else if (opt.stateOnHost()) model.onGradientsDone(opt::gradientsDone); // offload moves finished gradients during backward
+        else if (opt.stateOnHost()) { // offload moves finished gradients during backward, and updated weights back during the next forward
+            model.onGradientsDone(opt::gradientsDone);
+            model.onParametersNeeded(opt::parametersNeeded);
+        }
     }
 
     /**
@@ -137,9 +142,14 @@ public final class TrainStep implements AutoCloseable {
             }
         }
         sync.reduce(trainable, lossSum);
-        if (updateGraph != null) updateGraph.replay();
-        else update();
-        Result r = new Result(backend.toDoubles(lossSum)[0] * gradScale, opt.lastGradNorm());
+        double loss;
+        try (Backend.Event down = backend.copyToHost(lossSum, lossOnHost)) {
+            if (updateGraph != null) updateGraph.replay();
+            else update();
+            down.await();
+            loss = new dev.strata.runtime.HostTensor(lossSum.dtype(), new int[] {1}, lossOnHost.bytes().duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN)).toDoubles()[0];
+        }
+        Result r = new Result(loss * gradScale, opt.lastGradNorm());
         if (r.skipped()) opt.stepSkipped();
         if (graphs && microGraph == null) {
             microGraph = backend.capture(this::microBatch);
@@ -166,12 +176,19 @@ public final class TrainStep implements AutoCloseable {
         }
     }
 
+    /**
+     * Closing waits for the last update to have written every parameter; so does {@link Optimizer#awaitUpdate}, which
+     * whoever reads the weights between steps other than by a forward (a checkpoint, a sample) calls first.
+     */
     @Override public void close() {
+        opt.awaitUpdate();
+        model.onParametersNeeded(null);
         if (microGraph != null) microGraph.close();
         if (updateGraph != null) updateGraph.close();
         inputs.close();
         targets.close();
         lossSum.close();
+        lossOnHost.close();
         stepInputs.forEach(Tensor::close);
         stepTargets.forEach(Tensor::close);
     }

@@ -253,6 +253,7 @@ public final class Trainer {
                     if (checkpointDue && r.skipped()) {
                         progress.message("step " + step + ": checkpoint put off to the next step whose gradients are finite");
                     } else if (checkpointDue) {
+                        opt.awaitUpdate(); // an offloaded update may still be sending weights up (the next forward would wait per layer)
                         lastCheckpoint = saveCheckpoint(checkpoints, saves, snapshot, step, model, opt, rank, tied,
                                 writer ? state(step, sampler, schedule, trainLoss, valLoss) : null, progress, lastCheckpoint);
                         checkpointDue = false;
@@ -360,7 +361,8 @@ public final class Trainer {
             return new AdamW(model.parameters(), adam, sync);
         }
         return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(adam, o.optimizer(), Path.of(o.nvmeDir()), o.gpuFraction(),
-                Runtime.getRuntime().availableProcessors(), o.subgroupElements(), o.pinMemoryGb(), gpuStateGb, o.updateDuringBackward(), o.cufile()), sync, out);
+                Runtime.getRuntime().availableProcessors(), o.subgroupElements(), o.pinMemoryGb(), gpuStateGb, o.updateDuringBackward(),
+                o.updateDuringForward(), o.cufile()), sync, out);
     }
 
     static Map<String, Object> record(Object... kv) {

@@ -30,7 +30,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The CPU side's update during backward (offload.update_during_backward), in F64: kept when the norm clips nothing,
  * redone when it clips, thrown away (and the device's weights restored) when a step is skipped, the weights,
- * moments and losses stay AdamW's on the device bit for bit.
+ * moments and losses stay AdamW's on the device bit for bit; so they do when what is left after backward runs on
+ * into the next forward (offload.update_during_forward), each layer reading its own new weights.
  */
 class EarlyUpdateTest {
     static final Backend CPU = CpuBackend.INSTANCE;
@@ -48,7 +49,7 @@ class EarlyUpdateTest {
             Run device = clip == 0 ? free : train(model -> new AdamW(model.parameters(), ADAM), clip);
             for (double fraction : new double[] {0, 0.5}) {
                 String what = "clip " + clip + ", gpu_fraction " + fraction;
-                Run early = train(model -> offloaded(model, fraction, true), clip);
+                Run early = train(model -> offloaded(model, fraction, true, true), clip);
                 assertEquals(device.losses().length, early.losses().length, what);
                 assertArrayEquals(device.losses(), early.losses(), what + ": losses");
                 assertTrue(!Double.isFinite(early.norms()[POISONED - 1]) && Double.isFinite(early.norms()[POISONED]), what + ": step " + POISONED + " skipped, the next not");
@@ -56,15 +57,21 @@ class EarlyUpdateTest {
                 device.state().forEach((name, v) -> assertArrayEquals(v, early.state().get(name), what + ": " + name));
                 boolean kept = early.timings().matches(".*updated during backward: [1-9]\\d* kept.*"), redone = early.timings().matches(".*kept, [1-9]\\d* redone.*");
                 assertTrue(clip == 0 ? kept && !redone : clip < 1e-3 ? redone && !kept : kept && redone, what + ": " + early.timings());
+                assertTrue(clip == 0 || early.timings().contains("CPU AdamW during the next forward"), what + ": " + early.timings()); // unclipped, all is done during backward
             }
         }
-        Run after = train(model -> offloaded(model, 0.5, false), 0);
-        assertArrayEquals(free.losses(), after.losses(), "updated after backward");
-        assertTrue(!after.timings().contains("during backward"), after.timings());
+        Run after = train(model -> offloaded(model, 0.5, false, true), 0);
+        assertArrayEquals(free.losses(), after.losses(), "updated after backward, on into the next forward");
+        assertEquals(free.state().keySet(), after.state().keySet());
+        after.state().forEach((name, v) -> assertArrayEquals(free.state().get(name), v, "updated into the next forward: " + name));
+        assertTrue(!after.timings().contains("during backward") && after.timings().contains("CPU AdamW during the next forward"), after.timings());
+        Run zeroOffload = train(model -> offloaded(model, 0.5, false, false), 0);
+        assertArrayEquals(free.losses(), zeroOffload.losses(), "updated after backward, the forward waiting for all of it");
+        assertTrue(!zeroOffload.timings().contains("next forward"), zeroOffload.timings());
     }
 
-    static OffloadedAdamW offloaded(Transformer model, double gpuFraction, boolean early) {
-        return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, "cpu", Path.of(""), gpuFraction, 2, 3_000, 0, 0, early, "auto"),
+    static OffloadedAdamW offloaded(Transformer model, double gpuFraction, boolean early, boolean late) {
+        return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, "cpu", Path.of(""), gpuFraction, 2, 3_000, 0, 0, early, late, "auto"),
                 GradientSync.NONE, new PrintStream(PrintStream.nullOutputStream()));
     }
 
@@ -83,6 +90,7 @@ class EarlyUpdateTest {
                 losses[s] = r.loss();
                 norms[s] = r.gradNorm();
             }
+            opt.awaitUpdate(); // the last update's late weights: what reads them outside a forward waits for them
             Map<String, double[]> state = new TreeMap<>();
             model.parameters().forEach((name, p) -> state.put(name, CPU.toDoubles(p.value())));
             if (opt.stateOnHost()) for (Map.Entry<String, HostTensor> e : opt.hostState().entrySet()) state.put(e.getKey(), e.getValue().toDoubles());
@@ -118,6 +126,10 @@ class EarlyUpdateTest {
         }
 
         @Override public void gradientsDone(List<Parameter> params) { inner.gradientsDone(params); }
+
+        @Override public void parametersNeeded(List<Parameter> params) { inner.parametersNeeded(params); }
+
+        @Override public void awaitUpdate() { inner.awaitUpdate(); }
 
         @Override public void enqueueUpdate(double maxGradNorm) { inner.enqueueUpdate(maxGradNorm); }
 
