@@ -57,6 +57,19 @@ final class CpuSide implements AutoCloseable {
     /** The CPU-updated subgroups of all, in order. */
     static List<Subgroup> of(List<Subgroup> all) { return all.stream().filter(k -> !k.onGpu()).toList(); }
 
+    /** The page-locked memory the CPU side's staging takes at least: its window of subgroups' weights and gradients. */
+    static long stagingBytes(List<Subgroup> subgroups, int stateBytes) {
+        return HostStaging.windowBytes(of(subgroups).stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
+    }
+
+    /** Waits for the copies and lets their events go (each holds a CUDA event). */
+    static void awaitAll(List<Backend.Event> copies) {
+        for (Backend.Event e : copies) {
+            e.await();
+            e.close();
+        }
+    }
+
     int size() { return subgroups.size(); }
 
     Subgroup get(int c) { return subgroups.get(c); }
@@ -130,7 +143,7 @@ final class CpuSide implements AutoCloseable {
             backend.waitFor(last);
             last.close();
         }
-        for (int c = 0; c < gradsDown.size(); c++) if (gradsDown.get(c) != null) OffloadedAdamW.awaitAll(gradsDown.set(c, null));
+        for (int c = 0; c < gradsDown.size(); c++) if (gradsDown.get(c) != null) awaitAll(gradsDown.set(c, null));
     }
 
     /**

@@ -164,7 +164,7 @@ final class EarlyUpdates implements AutoCloseable {
     /** Once the norm is known: waits for c's gradients (nothing reads them early any more) and takes c's early update, null if none. */
     private Future<?> landed(int c) {
         List<Backend.Event> copies = landing.set(c, null);
-        if (copies != null) OffloadedAdamW.awaitAll(copies);
+        if (copies != null) CpuSide.awaitAll(copies);
         return updates.set(c, null);
     }
 

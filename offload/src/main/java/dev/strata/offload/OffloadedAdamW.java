@@ -10,7 +10,6 @@ import dev.strata.runtime.nn.Optimizer;
 import dev.strata.runtime.nn.Parameter;
 import java.io.PrintStream;
 import java.nio.file.Path;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -44,9 +43,6 @@ public final class OffloadedAdamW implements Optimizer {
     /** CPU subgroups whose copies down run ahead of the CPU. */
     private static final int HOST_WINDOW = HostStaging.WINDOW;
 
-    /** A GPU subgroup whose moments are on their way back from its window. */
-    private record InFlight(Subgroup subgroup, Backend.Event landed) {}
-
 
     private final UpdateTimings timings = new UpdateTimings();
     private final Backend backend;
@@ -61,7 +57,7 @@ public final class OffloadedAdamW implements Optimizer {
     private final Tensor schedule, gradSumSquares;
     private final DeviceState onDevice;     // the GPU tier: moments that never leave the device
     private CpuSide cpuSide;                // the split's: made again by a new split
-    private DeviceWindows windows;
+    private GpuSide gpuSide;                // the split's too
     private final Settings settings;
     private final List<Parameter> offloaded; // those not in the GPU tier, in subgroups
     private final long n;                    // their elements
@@ -130,7 +126,7 @@ public final class OffloadedAdamW implements Optimizer {
         this.cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, resident, gradsDuringBackward, afterBackward == null, updatesLate());
         schedule = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
-        windows = new DeviceWindows(backend, stateType, subgroups);
+        gpuSide = new GpuSide(backend, stateType, subgroups, store);
         views = new MomentViews(store, subgroups, stateType);
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
         if (!onDevice.isEmpty())
@@ -149,7 +145,8 @@ public final class OffloadedAdamW implements Optimizer {
 
     /** Whether the CPU's update after backward may run on into the next forward: asked for, tier cpu (it reads no files), one process. */
     private boolean updatesLate() {
-        return settings.updateDuringForward() && settings.tier().equals("cpu") && sync == GradientSync.NONE;    }
+        return settings.updateDuringForward() && settings.tier().equals("cpu") && sync == GradientSync.NONE;
+    }
 
     /** The parameters this rank's AdamW updates: the trainable ones the sync gives it. */
     private static List<Parameter> updated(Map<String, Parameter> params, GradientSync sync) {
@@ -163,19 +160,6 @@ public final class OffloadedAdamW implements Optimizer {
     public static boolean fitsOnDevice(Map<String, Parameter> params, GradientSync sync, double gpuStateGb) {
         List<Parameter> mine = updated(params, sync);
         return !mine.isEmpty() && DeviceState.fitting(mine, (long) (gpuStateGb * 1e9), AdamW.stateType(mine.get(0))).size() == mine.size();
-    }
-
-    /** The page-locked memory the CPU side's staging takes at least: its window of subgroups' weights and gradients. */
-    static long stagingBytes(List<Subgroup> subgroups, int stateBytes) {
-        return HostStaging.windowBytes(CpuSide.of(subgroups).stream().mapToLong(Subgroup::elements).max().orElse(0) * stateBytes);
-    }
-
-    /** Waits for the copies and lets their events go (each holds a CUDA event). */
-    static void awaitAll(List<Backend.Event> copies) {
-        for (Backend.Event e : copies) {
-            e.await();
-            e.close();
-        }
     }
 
     @Override public void prepareStep(double lr) {
@@ -197,7 +181,9 @@ public final class OffloadedAdamW implements Optimizer {
      * gradients (what is not on the host yet streamed down {@link #HOST_WINDOW} subgroups ahead, unless kept from
      * its update during backward), and its weights sent back up. The host waits only for the
      * CPU side's copies down; the compute stream waits once, at the end, for the CPU side's weights, while the GPU
-     * subgroups' moments go on down beside the next forward. Nothing is updated when the norm is not finite.
+     * subgroups' moments go on down beside the next forward. Where the CPU's subgroups come last with nothing to
+     * bring down and a forward announces its layers, they are handed to {@link LateUpdates} instead, and the next
+     * forward waits for each layer's own. Nothing is updated when the norm is not finite.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {
         awaitUpdate();
@@ -242,19 +228,17 @@ public final class OffloadedAdamW implements Optimizer {
         List<List<Backend.Event>> down = new ArrayList<>();
         List<Backend.Event> up = new ArrayList<>();    // each CPU subgroup's last copy up (one stream: in order)
         for (int c = 0; c < Math.min(HOST_WINDOW, cpuSide.size()); c++) down.add(cpuSide.sendDown(c, Backend.DONE));
-        ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
         int c = 0;
         for (int j = 0; j < order.size(); j++) {
             Subgroup k = order.get(j);
             if (k.onGpu()) {
                 long t1 = System.nanoTime();
-                if (inFlight.size() == DeviceWindows.COUNT) land(inFlight.poll()); // its window is k's next
-                inFlight.add(onDevice(k, store.direct(k) ? null : open(order, j), maxGradNorm));
+                gpuSide.update(k, store.direct(k) ? null : open(order, j), adam, maxGradNorm, schedule, gradSumSquares);
                 timings.deviceNanos += System.nanoTime() - t1;
             } else {
                 StateBlock b = open(order, j);
                 long t1 = System.nanoTime();
-                awaitAll(down.get(c));
+                CpuSide.awaitAll(down.get(c));
                 timings.copyWaitNanos += System.nanoTime() - t1;
                 if (keep && cpuSide.kept(c)) {
                     timings.earlyKept++;
@@ -278,7 +262,7 @@ public final class OffloadedAdamW implements Optimizer {
         cpuSide.updated(); // after the wait: the bf16 copies read the new weights
         up.forEach(Backend.Event::close);
         lastUp.close(); // the early updates' last copy, where no copy after it is in up (an event closes once)
-        inFlight.forEach(this::land);
+        gpuSide.landAll();
         store.readAhead(subgroups); // the next update's first state from disk, during forward and backward
         timings.endNanos += System.nanoTime() - t1;
         return keep;
@@ -309,11 +293,11 @@ public final class OffloadedAdamW implements Optimizer {
         }
         backend.synchronize(); // nothing in flight reads the buffers let go
         cpuSide.close();
-        windows.close();
+        gpuSide.close();
         subgroups.clear();
         subgroups.addAll(split);
         cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, true, true, true, updatesLate());
-        windows = new DeviceWindows(backend, stateType, subgroups);
+        gpuSide = new GpuSide(backend, stateType, subgroups, store);
         out.println(why + measured.explain(n, onDevice.elements(), f, 0) + String.format(java.util.Locale.ROOT, "; %d of %d subgroups on the GPU now",
                 split.stream().filter(Subgroup::onGpu).count(), split.size()));
     }
@@ -342,7 +326,7 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public void startMicroBatch(boolean last) {
         cpuSide.startMicroBatch(last, p -> step(p, 1.0));
         if (last && cpuSide.latePending()) bringUpAfterLate = true; // behind the late weights on the link, not before them
-        else if (last) windows.bringUpEarly(store);
+        else if (last) gpuSide.bringUpEarly();
     }
 
     /** Forward has read every parameter by now (a backward finished some): whatever was updated late is in. */
@@ -362,33 +346,8 @@ public final class OffloadedAdamW implements Optimizer {
         cpuSide.finishLate();
         if (bringUpAfterLate) {
             bringUpAfterLate = false;
-            windows.bringUpEarly(store);
+            gpuSide.bringUpEarly();
         }
-    }
-
-    /**
-     * Enqueues a GPU subgroup: its moments up into its window once the window's last copy back is done, AdamW on
-     * the device, its moments back down; returns when they will have landed. b null: the store reads and writes
-     * them straight ({@link StateStore#direct}).
-     */
-    private InFlight onDevice(Subgroup k, StateBlock b, double maxGradNorm) {
-        if (b == null) windows.readUp(k, store);
-        else windows.bringUp(k, b);
-        List<Backend.AdamWSlot> slots = new ArrayList<>();
-        for (int i = 0; i < k.params().size(); i++) {
-            Parameter p = k.params().get(i);
-            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), windows.m(k), windows.v(k), k.offsets()[i], AdamW.weightDecay(adam, p), AdamW.bf16Copy(p)));
-        }
-        backend.adamw(slots, new Backend.AdamWSettings(adam.beta1(), adam.beta2(), adam.eps(), maxGradNorm), schedule, gradSumSquares);
-        for (int i = 0; i < k.params().size(); i++) k.params().get(i).markUpdated(slots.get(i).copy() != null);
-        return new InFlight(k, b == null ? windows.writeBack(k, store) : windows.sendBack(k, b));
-    }
-
-    /** A GPU subgroup's moments are back, or will be before anything reads them: its block goes back to the store (before its window's next subgroup). */
-    private void land(InFlight f) {
-        if (store.direct(f.subgroup())) return; // its write is queued: the window's next read waits for it
-        if (store.writesBack(f.subgroup())) f.landed().await(); // its file is written from the block
-        store.done(f.subgroup());
     }
 
     /** This step's numbers for p's update on the CPU, its gradient multiplied by gradScale. */
@@ -410,7 +369,7 @@ public final class OffloadedAdamW implements Optimizer {
         awaitUpdate();
         this.step = stepCount;
         cpuSide.weightsChanged(); // the device's weights were loaded too
-        windows.forgetEarly();
+        gpuSide.forgetEarly();
         views.writeBack();
     }
 
@@ -420,7 +379,7 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public Map<String, HostTensor> hostState() {
         awaitUpdate();
         backend.synchronize();
-        windows.awaitLanded();
+        gpuSide.awaitLanded();
         return views.read();
     }
 
@@ -434,7 +393,7 @@ public final class OffloadedAdamW implements Optimizer {
         awaitUpdate();
         cpuSide.close();
         onDevice.close();
-        windows.close();
+        gpuSide.close();
         store.close();
         cpu.close();
         schedule.close();

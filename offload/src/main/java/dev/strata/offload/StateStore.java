@@ -60,7 +60,7 @@ interface StateStore extends AutoCloseable {
      * no state went to files (RAM holding moments saves more than RAM holding weights).
      */
     static long spareRam(List<Subgroup> subgroups, int stateBytes, OffloadedAdamW.Settings settings) {
-        long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes), state = stateBytes(subgroups, stateBytes);
+        long staging = CpuSide.stagingBytes(subgroups, stateBytes), state = stateBytes(subgroups, stateBytes);
         double pinGb = settings.pinMemoryGb();
         if (settings.tier().equals("cpu")) {
             long available = availableMemory(), budget = Long.MAX_VALUE;
@@ -87,7 +87,7 @@ interface StateStore extends AutoCloseable {
      * weights and gradients), the rest in files.
      */
     static StateStore open(Backend backend, List<Subgroup> subgroups, int stateBytes, OffloadedAdamW.Settings settings, long hostWeights) {
-        long staging = OffloadedAdamW.stagingBytes(subgroups, stateBytes) + hostWeights, state = stateBytes(subgroups, stateBytes);
+        long staging = CpuSide.stagingBytes(subgroups, stateBytes) + hostWeights, state = stateBytes(subgroups, stateBytes);
         double pinGb = settings.pinMemoryGb();
         if (settings.tier().equals("cpu")) {
             long need = state + staging, available = availableMemory();
