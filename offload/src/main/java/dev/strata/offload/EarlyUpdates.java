@@ -6,12 +6,7 @@ import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.CancellationException;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Function;
@@ -31,8 +26,6 @@ import java.util.function.Function;
  */
 final class EarlyUpdates implements AutoCloseable {
     private final Backend backend;
-    private final CpuAdamW cpu;
-    private final DType stateType;
     private final int stateBytes;
     private final List<Subgroup> onCpu;
     private final HostStaging staging;
@@ -44,11 +37,7 @@ final class EarlyUpdates implements AutoCloseable {
     private final Backend.Event[] up;              // the copy up of c's early weights; null: not sent
     private Backend.Event newest;                 // of those, the one enqueued last (the copy stream runs in order)
     private final boolean[] kept;                 // c's early update became its state this step
-    private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "strata-early-adamw");
-        t.setDaemon(true);
-        return t;
-    });
+    private final CpuWorker worker;
     private Function<Parameter, CpuAdamW.Step> unclipped;
     private boolean active;
     private long firstStart, window; // when this step's first early update started; the time from it to the end of backward
@@ -57,8 +46,7 @@ final class EarlyUpdates implements AutoCloseable {
 
     EarlyUpdates(Backend backend, CpuAdamW cpu, DType stateType, List<Subgroup> onCpu, HostStaging staging, StateStore store) {
         this.backend = backend;
-        this.cpu = cpu;
-        this.stateType = stateType;
+        this.worker = new CpuWorker("strata-early-adamw", "the CPU's early AdamW", cpu, stateType);
         this.stateBytes = stateType.byteSize();
         this.onCpu = onCpu;
         this.staging = staging;
@@ -131,10 +119,8 @@ final class EarlyUpdates implements AutoCloseable {
         if (firstStart == 0) firstStart = System.nanoTime();
         var parts = staging.parts(onCpu.get(c), c, store.open(onCpu.get(c)), weights[c], moments[c], unclipped);
         long elements = onCpu.get(c).elements();
-        updates.set(c, worker.submit(() -> {
-            long t0 = System.nanoTime();
-            cpu.update(stateType, parts);
-            busyNanos.addAndGet(System.nanoTime() - t0);
+        updates.set(c, worker.update(parts, nanos -> {
+            busyNanos.addAndGet(nanos);
             doneElements.addAndGet(elements);
         }));
     }
@@ -149,7 +135,7 @@ final class EarlyUpdates implements AutoCloseable {
         for (int c = 0; c < onCpu.size(); c++) {
             Future<?> update = landed(c);
             if (update == null || update.cancel(false)) continue;
-            join(update);
+            worker.join(update);
             if (up[c] == null) sendUp(c);
             weights[c] = staging.swapWeights(c, weights[c]);
             store.open(onCpu.get(c)).swap(moments[c]);
@@ -192,7 +178,7 @@ final class EarlyUpdates implements AutoCloseable {
             Future<?> update = landed(c);
             if (update == null) continue;
             dropped++;
-            if (!update.cancel(false)) join(update);
+            if (!update.cancel(false)) worker.join(update);
         }
         measureRate();
         sent.addAll(letGoOfCopiesUp(null));
@@ -209,26 +195,8 @@ final class EarlyUpdates implements AutoCloseable {
     /** Whether c's early update became its state at the last {@link #keep}. */
     boolean kept(int c) { return kept[c]; }
 
-    private static void join(Future<?> f) {
-        try {
-            f.get();
-        } catch (CancellationException e) {
-            // not started: nothing to wait for
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while the CPU's AdamW ran", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException("the CPU's early AdamW failed: " + e.getCause(), e.getCause());
-        }
-    }
-
     @Override public void close() {
-        worker.shutdownNow();
-        try { // a step cut short by an error may leave an update writing into the spares
-            worker.awaitTermination(1, TimeUnit.MINUTES);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        worker.close();
         for (int c = 0; c < onCpu.size(); c++) {
             weights[c].close();
             moments[c].close();

@@ -6,11 +6,7 @@ import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 
 /**
  * The CPU side's update after backward run on into the next forward (offload.update_during_forward): the CPU
@@ -22,16 +18,10 @@ import java.util.concurrent.TimeUnit;
  */
 final class LateUpdates implements AutoCloseable {
     private final Backend backend;
-    private final CpuAdamW cpu;
-    private final DType stateType;
     private final int stateBytes;
     private final List<Subgroup> onCpu;
     private final HostStaging staging;
-    private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "strata-late-adamw");
-        t.setDaemon(true);
-        return t;
-    });
+    private final CpuWorker worker;
     private final int[] position;                          // c's place in this step's order; -1: not in it
     private final List<Integer> order = new ArrayList<>();  // this step's CPU subgroups, in the order the worker takes them
     private final List<Future<?>> updates = new ArrayList<>();
@@ -41,8 +31,7 @@ final class LateUpdates implements AutoCloseable {
 
     LateUpdates(Backend backend, CpuAdamW cpu, DType stateType, List<Subgroup> onCpu, HostStaging staging) {
         this.backend = backend;
-        this.cpu = cpu;
-        this.stateType = stateType;
+        this.worker = new CpuWorker("strata-late-adamw", "the CPU's AdamW", cpu, stateType);
         this.stateBytes = stateType.byteSize();
         this.onCpu = onCpu;
         this.staging = staging;
@@ -60,13 +49,7 @@ final class LateUpdates implements AutoCloseable {
     void submit(int c, List<CpuAdamW.Part> parts) {
         position[c] = order.size();
         order.add(c);
-        updates.add(worker.submit(() -> {
-            long t0 = System.nanoTime();
-            cpu.update(stateType, parts);
-            synchronized (this) {
-                busyNanos += System.nanoTime() - t0;
-            }
-        }));
+        updates.add(worker.update(parts, this::addBusy));
     }
 
     /** The next forward reads parameters of these CPU subgroups: their new weights first. */
@@ -94,7 +77,7 @@ final class LateUpdates implements AutoCloseable {
     private void arrive(int j) {
         long t0 = System.nanoTime();
         while (up.size() <= j || up.size() < order.size() && updates.get(up.size()).isDone()) {
-            join(updates.get(up.size()));
+            worker.join(updates.get(up.size()));
             int c = order.get(up.size());
             up.add(HostStaging.sendUp(backend, onCpu.get(c), staging.weights(c), stateBytes));
         }
@@ -103,6 +86,8 @@ final class LateUpdates implements AutoCloseable {
         for (; ready <= j; ready++) for (Parameter p : onCpu.get(order.get(ready)).params()) p.markUpdated(false);
     }
 
+    private synchronized void addBusy(long nanos) { busyNanos += nanos; }
+
     /** The worker's time and the training thread's wait for it since the last call, in nanoseconds. */
     synchronized long[] takeNanos() {
         long[] t = {busyNanos, waitNanos};
@@ -110,24 +95,8 @@ final class LateUpdates implements AutoCloseable {
         return t;
     }
 
-    private static void join(Future<?> f) {
-        try {
-            f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while the CPU's AdamW ran", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException("the CPU's AdamW failed: " + e.getCause(), e.getCause());
-        }
-    }
-
     @Override public void close() {
-        worker.shutdownNow();
-        try { // a step cut short by an error may leave an update writing into staging
-            worker.awaitTermination(1, TimeUnit.MINUTES);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        worker.close();
         up.forEach(Backend.Event::close);
     }
 }
