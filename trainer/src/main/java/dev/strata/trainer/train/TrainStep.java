@@ -147,7 +147,7 @@ public final class TrainStep implements AutoCloseable {
             if (updateGraph != null) updateGraph.replay();
             else update();
             down.await();
-            loss = new dev.strata.runtime.HostTensor(lossSum.dtype(), new int[] {1}, lossOnHost.bytes().duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN)).toDoubles()[0];
+            loss = lossCopied();
         }
         Result r = new Result(loss * gradScale, opt.lastGradNorm());
         if (r.skipped()) opt.stepSkipped();
@@ -157,6 +157,9 @@ public final class TrainStep implements AutoCloseable {
         }
         return r;
     }
+
+    /** The step's summed loss as copied down into lossOnHost. */
+    private double lossCopied() { return new dev.strata.runtime.HostTensor(lossSum.dtype(), new int[] {1}, lossOnHost.bytes()).toDoubles()[0]; }
 
     /** Whether later steps replay captured graphs. */
     public boolean replaysGraphs() { return updateGraph != null; }

@@ -117,6 +117,31 @@ class TrainStepTest {
         }
     }
 
+    /** The loss a step reports (copied down before its update) is the mean cross-entropy of the logits it trained on. */
+    @Test
+    void aStepReportsTheMeanCrossEntropyOfItsBatch() {
+        ModelConfig cfg = ModelConfig.llama(64, 32, 2, 4, 2, 64, 16);
+        Transformer model = new Transformer(cfg, CPU, DType.F64);
+        int b = 2, t = 8, v = cfg.vocabSize(), vp = cfg.paddedVocabSize();
+        int[][] x = tokens(b * t, 6), y = tokens(b * t, 7);
+        AdamW opt = initialized(model);
+        double[] logits;
+        try (dev.strata.runtime.Tensor ids = CPU.fromInts(x[0], b, t); dev.strata.runtime.Tensor out = model.forward(ids, b, t)) {
+            model.discardSaved();
+            logits = CPU.toDoubles(out);
+        }
+        double sum = 0;
+        for (int i = 0; i < b * t; i++) {
+            double max = Double.NEGATIVE_INFINITY, z = 0;
+            for (int j = 0; j < v; j++) max = Math.max(max, logits[i * vp + j]);
+            for (int j = 0; j < v; j++) z += Math.exp(logits[i * vp + j] - max);
+            sum += max + Math.log(z) - logits[i * vp + y[0][i]];
+        }
+        try (TrainStep step = new TrainStep(model, opt, b, t, 1, 1.0, false)) {
+            assertEquals(sum / (b * t), step.run(x, y, 1e-3).loss(), 1e-12);
+        }
+    }
+
     static int[][] tokens(int n, long seed) { return new int[][] {new SplittableRandom(seed).ints(n, 0, 64).toArray()}; }
 
     /** Initialises the model's weights and returns AdamW over them. */
