@@ -217,8 +217,9 @@ public final class OffloadedAdamW implements Optimizer {
         double gradScale = CpuAdamW.clipScale(stateType, maxGradNorm, lastNorm);
         Backend.Event lastUp = Backend.DONE; // the copy stream runs in order: the compute stream waits for the last copy up
         boolean early = cpuSide.earlyActive(), keep = early && gradScale == 1.0;
-        List<Subgroup> order = updateOrder();
-        boolean late = cpuSide.updatesLate() && forwardAnnounces && order != subgroups; // the CPU's subgroups come last, nothing to bring down
+        boolean gpuFirst = gpuFirst();
+        List<Subgroup> order = gpuFirst ? java.util.stream.Stream.concat(subgroups.stream().filter(Subgroup::onGpu), CpuSide.of(subgroups).stream()).toList() : subgroups;
+        boolean late = gpuFirst && cpuSide.updatesLate() && forwardAnnounces; // the CPU's subgroups come last, nothing to bring down
         if (early) {
             long t0 = System.nanoTime();
             if (keep) lastUp = cpuSide.keep();
@@ -303,16 +304,11 @@ public final class OffloadedAdamW implements Optimizer {
     }
 
     /**
-     * The order an update takes the subgroups in: the GPU's first where the CPU's need nothing to come down (it
-     * would queue behind their moments) and the store reads no files, so that the link carries those moments while
-     * the CPU works, not only between its subgroups; else the model's order, in which files are read ahead.
+     * Whether an update takes the GPU's subgroups first, then the CPU's: where the CPU's need nothing to come down
+     * (it would queue behind the GPU's moments) and the store reads no files, so that the link carries those moments
+     * while the CPU works, not only between its subgroups. Else the model's order, in which files are read ahead.
      */
-    private List<Subgroup> updateOrder() {
-        if (!cpuSide.onHost() || subgroups.stream().anyMatch(store::writesBack)) return subgroups;
-        List<Subgroup> order = new ArrayList<>(subgroups.stream().filter(Subgroup::onGpu).toList());
-        order.addAll(CpuSide.of(subgroups));
-        return order;
-    }
+    private boolean gpuFirst() { return cpuSide.onHost() && subgroups.stream().noneMatch(store::writesBack); }
 
     /** The j-th subgroup's block from the store, the next one read ahead. */
     private StateBlock open(List<Subgroup> order, int j) {
