@@ -7,13 +7,14 @@ package dev.strata.config;
  * memory the nvme tier may stage through (0: as it needs); subgroupMparams: the size of the subgroups the state is
  * updated and moved in, millions of parameters; gpuStateGb: the optimizer state kept on the device (the GPU tier),
  * only the rest offloaded, NaN for auto (what the memory plan leaves free); updateDuringBackward: the CPU updates
- * its subgroups as their gradients land, kept when the norm clips nothing; updateDuringForward: what it updates after
- * backward runs on into the next forward, each layer waiting for its own weights; activations: the recomputed blocks' inputs
+ * its subgroups as their gradients land, kept when the norm clips nothing; updateDuringForward (true, cpu, false):
+ * the update after backward runs on into the next forward, each layer waiting for its own weights: both sides', the
+ * CPU's only (the GPU's subgroups updated before the forward), or neither; activations: the recomputed blocks' inputs
  * wait for backward in pinned host memory; cufile (auto, true, false): the nvme tier moves the GPU's subgroups' moments
  * between files and device memory by cuFile, where the machine has GPUDirect Storage (auto) or always (true).
  */
 public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, double pinMemoryGb, double subgroupMparams, double gpuStateGb,
-                          boolean updateDuringBackward, boolean updateDuringForward, boolean activations, String cufile) {
+                          boolean updateDuringBackward, String updateDuringForward, boolean activations, String cufile) {
     public boolean enabled() { return !optimizer.equals("none"); }
 
     public boolean autoSplit() { return Double.isNaN(gpuFraction); }
@@ -53,7 +54,7 @@ public record OffloadSpec(String optimizer, String nvmeDir, double gpuFraction, 
         }
         f.require(Double.isNaN(gpuState) || gpuState >= 0, "offload.gpu_state_gb must be auto, 0 (all the state offloaded) or more GB, got " + kept);
         boolean early = f.bool("offload.update_during_backward");
-        boolean late = f.bool("offload.update_during_forward");
+        String late = f.oneOf("offload.update_during_forward", "true", "cpu", "false");
         boolean activations = f.bool("offload.activations");
         f.require(!activations || !f.string("training.activation_checkpointing").equals("none"),
                 "offload.activations = true moves the inputs of recomputed blocks to host memory; set training.activation_checkpointing = selective or full");

@@ -9,7 +9,8 @@ import java.util.List;
  * The device memory GPU subgroups' moments pass through: {@link #COUNT} windows taken in turn, kept for the run,
  * each as large as the largest subgroup it takes (one holds the embedding's). Kept, a subgroup lands at the same
  * addresses every step, so its AdamW table is the same: nothing to upload or allocate while the update runs. The
- * windows' first subgroups come up during the step's last backward, while the link up has little else to carry.
+ * windows' first subgroups come up during the step's last backward, while the link up has little else to carry;
+ * where the next forward runs the updates, each window's next subgroup comes up as soon as the last one is enqueued.
  */
 final class DeviceWindows implements AutoCloseable {
     /** GPU subgroups whose moments are on the device at once: how far their copies up run ahead of their copies back. */
@@ -18,7 +19,7 @@ final class DeviceWindows implements AutoCloseable {
     private final Tensor[] m, v;
     private final Backend.Event[] landed; // each window's last copy back: the next copy into it waits for it
     private final int[] windowOf;         // a GPU subgroup's window, by subgroup index
-    private final int[] early;            // the subgroup whose moments were brought up into a window during backward; -1: none
+    private final int[] early;            // the subgroup whose moments were brought up into a window ahead of its update; -1: none
     private final Backend.Event[] arrived; // their copy up, which the update waits for
     private final List<Subgroup> firsts;   // the subgroups that come first into each window
 
@@ -53,12 +54,19 @@ final class DeviceWindows implements AutoCloseable {
      * them until {@link #bringUp}; moments the store holds do not change before the update, so a skipped step's stay.
      */
     void bringUpEarly(StateStore store) {
-        for (Subgroup k : firsts) {
-            int w = windowOf[k.index()];
-            if (early[w] == k.index() || store.writesBack(k)) continue;
-            arrived[w] = copyUp(k, store.open(k), w);
-            early[w] = k.index();
-        }
+        for (Subgroup k : firsts) if (!store.writesBack(k)) bringUpAhead(k, store.open(k));
+    }
+
+    /**
+     * k's moments up from b into its window once the window's last copy back has landed, ahead of k's update, which
+     * waits for them ({@link #bringUp}): the window's subgroup before k has been enqueued, or the window is free.
+     */
+    void bringUpAhead(Subgroup k, StateBlock b) {
+        int w = windowOf[k.index()];
+        if (early[w] == k.index()) return;
+        takeEarly(w).close(); // one there not taken yet is brought up again by its own update
+        arrived[w] = copyUp(k, b, w);
+        early[w] = k.index();
     }
 
     /** The host's moments were written (a checkpoint loaded): those brought up early are stale. */
@@ -69,7 +77,7 @@ final class DeviceWindows implements AutoCloseable {
             }
     }
 
-    /** Window w's copy up made during backward, forgotten (DONE if none). */
+    /** Window w's copy up made ahead of its update, forgotten (DONE if none). */
     private Backend.Event takeEarly(int w) {
         Backend.Event e = early[w] < 0 ? Backend.DONE : arrived[w];
         early[w] = -1;

@@ -7,20 +7,32 @@ import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The subgroups a split gives the GPU: each one's moments up into a {@link DeviceWindows window}, AdamW on the
- * device, and back to where they live, {@link DeviceWindows#COUNT} in flight at once. A new split makes a new one.
+ * device, and back to where they live, {@link DeviceWindows#COUNT} in flight at once; enqueued by the update, or
+ * left to the next forward, which enqueues each one as a layer needs its parameters ({@link #defer}). A new split
+ * makes a new one.
  */
 final class GpuSide implements AutoCloseable {
     /** A GPU subgroup whose moments are on their way back from its window. */
     private record InFlight(Subgroup subgroup, Backend.Event landed) {}
 
+    /** What a subgroup's AdamW reads besides its own tensors: adam's numbers, the clip, the step's schedule and squared norm on the device. */
+    record Update(AdamW.Settings adam, double maxGradNorm, Tensor schedule, Tensor gradSumSquares) {}
+
     private final Backend backend;
     private final StateStore store;
     private final DeviceWindows windows;
     private final ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
+    private final List<Subgroup> deferred = new ArrayList<>();          // the step's subgroups left to the next forward, in order
+    private final Map<Parameter, Integer> deferredAt = new HashMap<>(); // a deferred parameter's subgroup's place in deferred
+    private Update deferredUpdate;
+    private UpdateTimings timings;                                      // counts the deferred ones enqueued
+    private int enqueued;                                               // deferred[0..enqueued) are enqueued
 
     GpuSide(Backend backend, DType stateType, List<Subgroup> all, StateStore store) {
         this.backend = backend;
@@ -33,18 +45,76 @@ final class GpuSide implements AutoCloseable {
      * or null: the store reads and writes them straight, {@link StateStore#direct}), AdamW on the device with adam's
      * numbers and the step's schedule, its moments back down. The window's previous subgroup lands first.
      */
-    void update(Subgroup k, StateBlock b, AdamW.Settings adam, double maxGradNorm, Tensor schedule, Tensor gradSumSquares) {
+    void update(Subgroup k, StateBlock b, Update u) {
         if (inFlight.size() == DeviceWindows.COUNT) land(inFlight.poll()); // its window is k's next
         if (b == null) windows.readUp(k, store);
         else windows.bringUp(k, b);
         List<Backend.AdamWSlot> slots = new ArrayList<>();
         for (int i = 0; i < k.params().size(); i++) {
             Parameter p = k.params().get(i);
-            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), windows.m(k), windows.v(k), k.offsets()[i], AdamW.weightDecay(adam, p), AdamW.bf16Copy(p)));
+            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), windows.m(k), windows.v(k), k.offsets()[i], AdamW.weightDecay(u.adam(), p), AdamW.bf16Copy(p)));
         }
-        backend.adamw(slots, new Backend.AdamWSettings(adam.beta1(), adam.beta2(), adam.eps(), maxGradNorm), schedule, gradSumSquares);
+        backend.adamw(slots, new Backend.AdamWSettings(u.adam().beta1(), u.adam().beta2(), u.adam().eps(), u.maxGradNorm()), u.schedule(), u.gradSumSquares());
         for (int i = 0; i < k.params().size(); i++) k.params().get(i).markUpdated(slots.get(i).copy() != null);
         inFlight.add(new InFlight(k, b == null ? windows.writeBack(k, store) : windows.sendBack(k, b)));
+    }
+
+    /**
+     * The step's subgroups ks (in order, their state in RAM) are updated by u as the next forward needs them
+     * ({@link #need}): so their moments come up while the forward computes, not before it starts. Their gradients
+     * stay until then; each is zeroed once its update has read it. The first ones' moments come up now, where
+     * backward did not bring them.
+     */
+    void defer(List<Subgroup> ks, Update u, UpdateTimings timings) {
+        deferredUpdate = u;
+        this.timings = timings;
+        for (Subgroup k : ks) {
+            for (Parameter p : k.params()) deferredAt.put(p, deferred.size());
+            deferred.add(k);
+        }
+        windows.bringUpEarly(store);
+    }
+
+    /** Whether a deferred subgroup is not enqueued yet. */
+    boolean pending() { return enqueued < deferred.size(); }
+
+    /** Whether p's gradient is still to be read by a deferred update (the training step must not zero it). */
+    boolean readsLater(Parameter p) {
+        Integer j = deferredAt.get(p);
+        return j != null && j >= enqueued;
+    }
+
+    /** The next forward reads params: the deferred subgroups holding them are enqueued, with every one before them. */
+    void need(List<Parameter> params) {
+        int last = -1;
+        for (Parameter p : params) {
+            Integer j = deferredAt.get(p);
+            if (j != null) last = Math.max(last, j);
+        }
+        while (enqueued <= last) enqueueDeferred();
+    }
+
+    /** Every deferred subgroup enqueued and every block back to the store: the step's update is whole. */
+    void finish() {
+        while (pending()) enqueueDeferred();
+        deferred.clear();
+        deferredAt.clear();
+        enqueued = 0;
+        landAll();
+    }
+
+    /**
+     * The next deferred subgroup: its update and its gradients zeroed; then the moments of the subgroup that takes the
+     * window the one before it left come up. Not those for its own window: that copy would wait on the link up for
+     * this update's copy back, holding up the CPU's weights the layers between need.
+     */
+    private void enqueueDeferred() {
+        Subgroup k = deferred.get(enqueued++);
+        update(k, store.open(k), deferredUpdate);
+        timings.gpuLate++;
+        for (Parameter p : k.params()) p.zeroGrad();
+        int next = enqueued - 2 + DeviceWindows.COUNT; // the previous one's window's next
+        if (next < deferred.size()) windows.bringUpAhead(deferred.get(next), store.open(deferred.get(next)));
     }
 
     /** The update's end: every block goes back to the store (their moments land before anything reads them). */

@@ -22,8 +22,9 @@ import java.util.Map;
  * (8 bytes a parameter, not 16): what lets a 13B model's state fit in RAM. Where RAM has room beyond them, the CPU
  * side's weights and gradients stay there too ({@link HostStaging}): its weights then cross the link only up, and
  * its gradients come down during the step's last backward ({@link CpuSide}), where offload.update_during_backward
- * lets the CPU update them ({@link EarlyUpdates}); offload.update_during_forward lets what is left after backward
- * run on into the next forward, each layer waiting for its own weights ({@link LateUpdates}). The GPU's share is offload.gpu_fraction, or the
+ * lets the CPU update them ({@link EarlyUpdates}); offload.update_during_forward lets the update after backward run
+ * on into the next forward, each layer waiting for its own weights: the CPU's ({@link LateUpdates}) and the GPU's
+ * subgroups ({@link GpuSide#defer}). The GPU's share is offload.gpu_fraction, or the
  * {@link SplitModel}'s measured best, chosen again once with what backward leaves the CPU time for. The numbers are
  * {@link AdamW}'s; in f64 on the CPU backend an update equals AdamW's bit for bit on every split and tier.
  * offload.gpu_state_gb keeps the first parameters' state on the device ({@link DeviceState}): only the rest is
@@ -34,15 +35,19 @@ public final class OffloadedAdamW implements Optimizer {
      * tier: cpu or nvme (nvmeDir, staging within pinMemoryGb unless 0); gpuFraction NaN: measured; threads: the CPU
      * update's; subgroupElements: their size; gpuStateGb: the state the GPU tier keeps on the device;
      * updateDuringBackward: the CPU side updated as its gradients land ({@link EarlyUpdates}), where RAM has room;
-     * updateDuringForward: its update after backward run on into the next forward ({@link LateUpdates});
-     * cufile (auto, true, false): the nvme tier's GPU subgroups straight between their files and the device.
+     * updateDuringForward (true, cpu, false): the update after backward run on into the next forward, each layer
+     * waiting for its own parameters: both sides' ({@link LateUpdates}, {@link GpuSide#defer}), the CPU's only, or
+     * neither; cufile (auto, true, false): the nvme tier's GPU subgroups straight between their files and the device.
      */
     public record Settings(AdamW.Settings adam, String tier, Path nvmeDir, double gpuFraction, int threads, long subgroupElements, double pinMemoryGb,
-                           double gpuStateGb, boolean updateDuringBackward, boolean updateDuringForward, String cufile) {}
+                           double gpuStateGb, boolean updateDuringBackward, String updateDuringForward, String cufile) {
+        boolean cpuDuringForward() { return !updateDuringForward.equals("false"); }
+
+        boolean gpuDuringForward() { return updateDuringForward.equals("true"); }
+    }
 
     /** CPU subgroups whose copies down run ahead of the CPU. */
     private static final int HOST_WINDOW = HostStaging.WINDOW;
-
 
     private final UpdateTimings timings = new UpdateTimings();
     private final Backend backend;
@@ -54,7 +59,8 @@ public final class OffloadedAdamW implements Optimizer {
     private final List<Tensor> normGrads = new ArrayList<>();
     private final StateStore store;
     private final CpuAdamW cpu;
-    private final Tensor schedule, gradSumSquares;
+    private final Tensor[] schedules = new Tensor[2]; // a step's, by its parity: updates left to the next forward read theirs after the next is written
+    private final Tensor gradSumSquares;
     private final DeviceState onDevice;     // the GPU tier: moments that never leave the device
     private CpuSide cpuSide;                // the split's: made again by a new split
     private GpuSide gpuSide;                // the split's too
@@ -93,60 +99,39 @@ public final class OffloadedAdamW implements Optimizer {
                 ? SplitModel.measure(backend, cpu, stateType).ahead(settings.tier().equals("cpu") ? DeviceWindows.COUNT * settings.subgroupElements() : 0) : null;
         // the CPU side's weights and gradients stay in pinned RAM where it has room: then its weights stay on the host
         // and, without a sync that changes gradients after backward, its gradients come down during backward
-        boolean resident = true, unsynced = sync == GradientSync.NONE;
-        int cpuDown = unsynced ? 0 : 1;
-        double fraction = model != null ? model.bestFraction(n, onDevice.elements(), cpuDown) : settings.gpuFraction();
-        List<Subgroup> split = Subgroup.split(offloaded, settings.subgroupElements(), fraction);
-        List<Subgroup> onCpu = CpuSide.of(split);
-        long residentBytes = HostStaging.residentBytes(onCpu, stateBytes), spare = StateStore.spareRam(split, stateBytes, settings);
-        if (residentBytes > spare) {
-            resident = false;
-            cpuDown = 2;
-            if (model != null) {
-                split = Subgroup.split(offloaded, settings.subgroupElements(), fraction = model.bestFraction(n, onDevice.elements(), cpuDown));
-                onCpu = CpuSide.of(split);
-            }
-        }
-        boolean gradsDuringBackward = resident && unsynced;
-        subgroups.addAll(split);
-        if (model != null) out.println("offload split: " + model.explain(n, onDevice.elements(), fraction, cpuDown));
+        FirstSplit first = FirstSplit.choose(offloaded, n, onDevice.elements(), model, settings, sync == GradientSync.NONE, stateBytes);
+        subgroups.addAll(first.subgroups());
+        if (model != null) out.println("offload split: " + model.explain(n, onDevice.elements(), first.fraction(), first.cpuDown()));
         try {
-            this.store = StateStore.open(backend, subgroups, stateBytes, settings, resident ? residentBytes : 0);
+            this.store = StateStore.open(backend, subgroups, stateBytes, settings, first.resident() ? first.residentBytes() : 0);
         } catch (RuntimeException e) { // a store refused before the run: what is made so far goes
             cpu.close();
             onDevice.close();
             throw e;
         }
-        long earlyBytes = EarlyUpdates.bytes(onCpu, stateBytes);
-        String afterBackward = onCpu.isEmpty() ? null : !settings.updateDuringBackward() ? "offload.update_during_backward = false"
-                : !gradsDuringBackward ? (resident ? "a sync changes the gradients after backward" : "its weights are not kept in RAM")
-                : !settings.tier().equals("cpu") ? "the nvme tier reads the moments in turn"
-                : residentBytes + earlyBytes > spare ? String.format(java.util.Locale.ROOT, "no room for its %.1f GB of spare pinned buffers", earlyBytes / 1e9) : null;
-        if (afterBackward != null || onCpu.isEmpty()) model = null; // the split stays: nothing updates during backward to measure
-        this.cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, resident, gradsDuringBackward, afterBackward == null, updatesLate());
-        schedule = backend.zeros(DType.F64, 3);
+        if (first.afterBackward() != null || CpuSide.of(subgroups).isEmpty()) model = null; // the split stays: nothing updates during backward to measure
+        this.cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, first.resident(), first.gradsDuringBackward(), first.afterBackward() == null,
+                intoForward(false));
+        for (int i = 0; i < 2; i++) schedules[i] = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
         gpuSide = new GpuSide(backend, stateType, subgroups, store);
         views = new MomentViews(store, subgroups, stateType);
-        long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
         if (!onDevice.isEmpty())
             out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB; offload.gpu_state_gb allows %s)%n", onDevice.elements(),
                     onDevice.bytes() / 1e9, new java.math.BigDecimal(settings.gpuStateGb()).round(new java.math.MathContext(3)).stripTrailingZeros().toPlainString());
-        if (n > 0) out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters in %s, %d subgroups, %d updated by the GPU (%.0f%%), the rest by %d CPU threads; "
-                        + "their weights and gradients %s%n",
-                n, store.describe(), subgroups.size(), subgroups.stream().filter(Subgroup::onGpu).count(), 100.0 * onGpu / n, cpu.threads(),
-                resident ? String.format(java.util.Locale.ROOT, "kept in pinned RAM (%.1f GB)", residentBytes / 1e9)
-                        : "streamed through " + HostStaging.WINDOW + " staging blocks (RAM has no room to keep them)");
-        if (cpuSide.updatesEarly()) out.printf(java.util.Locale.ROOT, "offload: the CPU updates each of its subgroups as soon as the last backward has sent its gradients, "
-                + "kept when the global norm clips nothing (%.1f GB of spare pinned buffers)%n", earlyBytes / 1e9);
-        else if (afterBackward != null) out.println("offload: the CPU updates its subgroups after backward (" + afterBackward + ")");
-        if (cpuSide.updatesLate()) out.println("offload: what the CPU updates after backward runs on into the next forward, each layer waiting for its own weights");
+        if (n > 0) first.describe(n, store.describe(), cpu.threads(), cpuSide.updatesEarly(), cpuSide.updatesLate(), intoForward(true)).forEach(out::println);
     }
 
-    /** Whether the CPU's update after backward may run on into the next forward: asked for, tier cpu (it reads no files), one process. */
-    private boolean updatesLate() {
-        return settings.updateDuringForward() && settings.tier().equals("cpu") && sync == GradientSync.NONE;
+    /**
+     * Whether the GPU's (gpu) or the CPU's update after backward may run on into the next forward: asked for, tier
+     * cpu (it reads no files), one process.
+     */
+    private boolean intoForward(boolean gpu) {
+        return (gpu ? settings.gpuDuringForward() : settings.cpuDuringForward()) && settings.tier().equals("cpu") && sync == GradientSync.NONE;
     }
+
+    /** This step's learning rate and bias corrections on the device. */
+    private Tensor schedule() { return schedules[(int) (step & 1)]; }
 
     /** The parameters this rank's AdamW updates: the trainable ones the sync gives it. */
     private static List<Parameter> updated(Map<String, Parameter> params, GradientSync sync) {
@@ -168,7 +153,7 @@ public final class OffloadedAdamW implements Optimizer {
         bc1 = 1 - Math.pow(adam.beta1(), step);
         bc2Sqrt = Math.sqrt(1 - Math.pow(adam.beta2(), step));
         try (Tensor s = backend.fromDoubles(new double[] {lr, bc1, bc2Sqrt}, DType.F64, 3)) {
-            backend.copyInto(s, schedule);
+            backend.copyInto(s, schedule());
         }
     }
 
@@ -181,9 +166,10 @@ public final class OffloadedAdamW implements Optimizer {
      * gradients (what is not on the host yet streamed down {@link #HOST_WINDOW} subgroups ahead, unless kept from
      * its update during backward), and its weights sent back up. The host waits only for the
      * CPU side's copies down; the compute stream waits once, at the end, for the CPU side's weights, while the GPU
-     * subgroups' moments go on down beside the next forward. Where the CPU's subgroups come last with nothing to
-     * bring down and a forward announces its layers, they are handed to {@link LateUpdates} instead, and the next
-     * forward waits for each layer's own. Nothing is updated when the norm is not finite.
+     * subgroups' moments go on down beside the next forward. Where a forward announces its layers, the GPU's
+     * subgroups are left to it ({@link GpuSide#defer}), and so are the CPU's where they come last with nothing to
+     * bring down ({@link LateUpdates}): the next forward waits for each layer's own. Nothing is updated when the
+     * norm is not finite.
      */
     @Override public void enqueueUpdate(double maxGradNorm) {
         awaitUpdate();
@@ -213,13 +199,18 @@ public final class OffloadedAdamW implements Optimizer {
 
     /** The update of a step with a finite norm; returns whether the CPU's updates during backward were kept. */
     private boolean update(double maxGradNorm) {
-        onDevice.enqueueUpdate(adam, maxGradNorm, schedule, gradSumSquares); // first: the device works on it while the first copies come
+        onDevice.enqueueUpdate(adam, maxGradNorm, schedule(), gradSumSquares); // first: the device works on it while the first copies come
+        GpuSide.Update gpuUpdate = new GpuSide.Update(adam, maxGradNorm, schedule(), gradSumSquares);
         double gradScale = CpuAdamW.clipScale(stateType, maxGradNorm, lastNorm);
         Backend.Event lastUp = Backend.DONE; // the copy stream runs in order: the compute stream waits for the last copy up
         boolean early = cpuSide.earlyActive(), keep = early && gradScale == 1.0;
         boolean gpuFirst = gpuFirst();
         List<Subgroup> order = gpuFirst ? java.util.stream.Stream.concat(subgroups.stream().filter(Subgroup::onGpu), CpuSide.of(subgroups).stream()).toList() : subgroups;
         boolean late = gpuFirst && cpuSide.updatesLate() && forwardAnnounces; // the CPU's subgroups come last, nothing to bring down
+        if (forwardAnnounces && intoForward(true)) { // the GPU's wait for the forward to need them
+            gpuSide.defer(subgroups.stream().filter(Subgroup::onGpu).toList(), gpuUpdate, timings);
+            order = CpuSide.of(subgroups);
+        }
         if (early) {
             long t0 = System.nanoTime();
             if (keep) lastUp = cpuSide.keep();
@@ -234,7 +225,7 @@ public final class OffloadedAdamW implements Optimizer {
             Subgroup k = order.get(j);
             if (k.onGpu()) {
                 long t1 = System.nanoTime();
-                gpuSide.update(k, store.direct(k) ? null : open(order, j), adam, maxGradNorm, schedule, gradSumSquares);
+                gpuSide.update(k, store.direct(k) ? null : open(order, j), gpuUpdate);
                 timings.deviceNanos += System.nanoTime() - t1;
             } else {
                 StateBlock b = open(order, j);
@@ -297,7 +288,7 @@ public final class OffloadedAdamW implements Optimizer {
         gpuSide.close();
         subgroups.clear();
         subgroups.addAll(split);
-        cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, true, true, true, updatesLate());
+        cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, true, true, true, intoForward(false));
         gpuSide = new GpuSide(backend, stateType, subgroups, store);
         out.println(why + measured.explain(n, onDevice.elements(), f, 0) + String.format(java.util.Locale.ROOT, "; %d of %d subgroups on the GPU now",
                 split.stream().filter(Subgroup::onGpu).count(), split.size()));
@@ -321,7 +312,7 @@ public final class OffloadedAdamW implements Optimizer {
 
     @Override public void startMicroBatch(boolean last) {
         cpuSide.startMicroBatch(last, p -> step(p, 1.0));
-        if (last && cpuSide.latePending()) bringUpAfterLate = true; // behind the late weights on the link, not before them
+        if (last && latePending()) bringUpAfterLate = true; // behind the late weights and moments on the link, not before them
         else if (last) gpuSide.bringUpEarly();
     }
 
@@ -334,12 +325,22 @@ public final class OffloadedAdamW implements Optimizer {
     @Override public void parametersNeeded(List<Parameter> params) {
         forwardAnnounces = true;
         cpuSide.parametersNeeded(params);
-        if (!cpuSide.latePending()) awaitUpdate();
+        gpuSide.need(params);
+        if (!latePending()) awaitUpdate();
     }
 
-    /** The late updates' weights all on the device (the compute stream waits for them), then the windows' first moments come up. */
+    /** Whether some parameter's update is left to the next forward still: the CPU's weights not sent up, or a GPU subgroup not enqueued. */
+    private boolean latePending() { return cpuSide.latePending() || gpuSide.pending(); }
+
+    @Override public boolean gradientPending(Parameter p) { return gpuSide.readsLater(p); }
+
+    /**
+     * The late updates' weights all on the device (the compute stream waits for them) and the GPU's subgroups left
+     * to the forward all enqueued, then the windows' first moments come up.
+     */
     @Override public void awaitUpdate() {
         cpuSide.finishLate();
+        gpuSide.finish();
         if (bringUpAfterLate) {
             bringUpAfterLate = false;
             gpuSide.bringUpEarly();
@@ -392,7 +393,7 @@ public final class OffloadedAdamW implements Optimizer {
         gpuSide.close();
         store.close();
         cpu.close();
-        schedule.close();
+        for (Tensor t : schedules) t.close();
         gradSumSquares.close();
     }
 }

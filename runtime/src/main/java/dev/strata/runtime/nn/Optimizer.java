@@ -26,7 +26,7 @@ public interface Optimizer extends AutoCloseable {
      * Enqueues one update of every parameter this optimizer holds, clipped to a global norm of maxGradNorm (0: off).
      * An optimizer whose host takes part may return with parameters still to write (offload, once a forward has
      * called {@link #parametersNeeded}): each is written before {@link #parametersNeeded} or {@link #awaitUpdate}
-     * returns for it.
+     * returns for it, and its gradient may still be read then ({@link #gradientPending}).
      */
     void enqueueUpdate(double maxGradNorm);
 
@@ -35,6 +35,12 @@ public interface Optimizer extends AutoCloseable {
      * where the last update is still writing them, so a layer starts as soon as its own weights are back.
      */
     default void parametersNeeded(java.util.List<Parameter> params) {}
+
+    /**
+     * Whether the last update has still to read p's gradient (offload: a GPU subgroup updated when the next forward
+     * needs it): the training step leaves that gradient as it is, and the optimizer zeroes it once read.
+     */
+    default boolean gradientPending(Parameter p) { return false; }
 
     /** Waits until the last update has written every parameter: before anything but a forward reads them (a checkpoint, a sample). */
     default void awaitUpdate() {}

@@ -6,6 +6,7 @@ import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
 import dev.strata.runtime.nn.GradientSync;
 import dev.strata.runtime.nn.Optimizer;
+import dev.strata.runtime.nn.Parameter;
 import dev.strata.trainer.model.Documents;
 import dev.strata.trainer.model.Transformer;
 
@@ -35,7 +36,7 @@ public final class TrainStep implements AutoCloseable {
     private final Backend.HostBuffer lossOnHost;   // lossSum, read before the update: an update the host takes part in may end beside the next forward
     private final boolean graphs;
     private final GradientSync sync;
-    private final java.util.List<dev.strata.runtime.nn.Parameter> trainable; // last layer first
+    private final java.util.List<Parameter> trainable; // last layer first
     private final PipelineRunner pipeline;                                    // null: the whole model here
     private final java.util.List<Tensor> stepInputs = new java.util.ArrayList<>(), stepTargets = new java.util.ArrayList<>(); // a pipeline's micro-batches
     private Backend.Graph microGraph, updateGraph;
@@ -170,7 +171,7 @@ public final class TrainStep implements AutoCloseable {
         model.endStep();
         opt.enqueueUpdate(maxGradNorm);
         sync.gatherParameters(trainable);
-        model.zeroGrad();
+        for (Parameter p : trainable) if (!opt.gradientPending(p)) p.zeroGrad(); // a pending one the optimizer zeroes once read
     }
 
     private void write(int[] ids, Tensor into) {

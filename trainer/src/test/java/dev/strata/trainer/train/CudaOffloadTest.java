@@ -57,7 +57,7 @@ class CudaOffloadTest {
                 // is not loaded; where cuFile cannot take files at all (no udev in a container), asking for it stops the run before it starts
                 var log = new java.io.ByteArrayOutputStream();
                 java.util.function.Function<Transformer, Optimizer> make = model -> new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM,
-                        tier.replace("gpu+", "").replace("+cufile", ""), nvme, 0.5, 4, 20_000, 0, gpuStateGb, true, true,
+                        tier.replace("gpu+", "").replace("+cufile", ""), nvme, 0.5, 4, 20_000, 0, gpuStateGb, true, "true",
                         tier.endsWith("cufile") ? "true" : "false"),
                         GradientSync.NONE, new PrintStream(log, true));
                 String refused = tier.endsWith("cufile") ? cuFileRefusal(nvme) : null;

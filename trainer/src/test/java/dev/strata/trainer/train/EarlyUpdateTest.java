@@ -30,8 +30,9 @@ import org.junit.jupiter.api.Test;
 /**
  * The CPU side's update during backward (offload.update_during_backward), in F64: kept when the norm clips nothing,
  * redone when it clips, thrown away (and the device's weights restored) when a step is skipped, the weights,
- * moments and losses stay AdamW's on the device bit for bit; so they do when what is left after backward runs on
- * into the next forward (offload.update_during_forward), each layer reading its own new weights.
+ * moments and losses stay AdamW's on the device bit for bit; so they do when the update after backward runs on
+ * into the next forward (offload.update_during_forward): the CPU's subgroups' weights sent up and the GPU's
+ * subgroups updated as each layer needs them, with one micro-batch a step or several.
  */
 class EarlyUpdateTest {
     static final Backend CPU = CpuBackend.INSTANCE;
@@ -49,7 +50,7 @@ class EarlyUpdateTest {
             Run device = clip == 0 ? free : train(model -> new AdamW(model.parameters(), ADAM), clip);
             for (double fraction : new double[] {0, 0.5}) {
                 String what = "clip " + clip + ", gpu_fraction " + fraction;
-                Run early = train(model -> offloaded(model, fraction, true, true), clip);
+                Run early = train(model -> offloaded(model, fraction, true, "true"), clip);
                 assertEquals(device.losses().length, early.losses().length, what);
                 assertArrayEquals(device.losses(), early.losses(), what + ": losses");
                 assertTrue(!Double.isFinite(early.norms()[POISONED - 1]) && Double.isFinite(early.norms()[POISONED]), what + ": step " + POISONED + " skipped, the next not");
@@ -58,33 +59,46 @@ class EarlyUpdateTest {
                 boolean kept = early.timings().matches(".*updated during backward: [1-9]\\d* kept.*"), redone = early.timings().matches(".*kept, [1-9]\\d* redone.*");
                 assertTrue(clip == 0 ? kept && !redone : clip < 1e-3 ? redone && !kept : kept && redone, what + ": " + early.timings());
                 assertTrue(clip == 0 || early.timings().contains("CPU AdamW during the next forward"), what + ": " + early.timings()); // unclipped, all is done during backward
+                assertEquals(fraction > 0, early.timings().contains("GPU subgroups updated as the next forward needs them"), what + ": " + early.timings());
             }
         }
-        Run after = train(model -> offloaded(model, 0.5, false, true), 0);
-        assertArrayEquals(free.losses(), after.losses(), "updated after backward, on into the next forward");
-        assertEquals(free.state().keySet(), after.state().keySet());
-        after.state().forEach((name, v) -> assertArrayEquals(free.state().get(name), v, "updated into the next forward: " + name));
-        assertTrue(!after.timings().contains("during backward") && after.timings().contains("CPU AdamW during the next forward"), after.timings());
-        Run zeroOffload = train(model -> offloaded(model, 0.5, false, false), 0);
-        assertArrayEquals(free.losses(), zeroOffload.losses(), "updated after backward, the forward waiting for all of it");
-        assertTrue(!zeroOffload.timings().contains("next forward"), zeroOffload.timings());
+        for (int micro : new int[] {1, 3}) {
+            Run device = micro == 1 ? free : train(model -> new AdamW(model.parameters(), ADAM), 0, micro);
+            for (String late : new String[] {"true", "cpu", "false"}) {
+                String what = "updated after backward, update_during_forward = " + late + ", " + micro + " micro-batches";
+                Run after = train(model -> offloaded(model, 0.5, false, late), 0, micro);
+                assertArrayEquals(device.losses(), after.losses(), what);
+                assertEquals(device.state().keySet(), after.state().keySet());
+                after.state().forEach((name, v) -> assertArrayEquals(device.state().get(name), v, what + ": " + name));
+                assertTrue(!after.timings().contains("during backward"), after.timings());
+                assertEquals(!late.equals("false"), after.timings().contains("CPU AdamW during the next forward"), what + ": " + after.timings());
+                assertEquals(late.equals("true"), after.timings().contains("GPU subgroups updated as the next forward needs them"), what + ": " + after.timings());
+            }
+        }
     }
 
-    static OffloadedAdamW offloaded(Transformer model, double gpuFraction, boolean early, boolean late) {
+    static OffloadedAdamW offloaded(Transformer model, double gpuFraction, boolean early, String late) {
         return new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM, "cpu", Path.of(""), gpuFraction, 2, 3_000, 0, 0, early, late, "auto"),
                 GradientSync.NONE, new PrintStream(PrintStream.nullOutputStream()));
     }
 
     /** STEPS steps of a small Llama, one micro-batch each, clipped at clip; the weights and moments after. */
-    static Run train(Function<Transformer, Optimizer> optimizer, double clip) {
+    static Run train(Function<Transformer, Optimizer> optimizer, double clip) { return train(optimizer, clip, 1); }
+
+    /** As above, micro micro-batches a step (each its own tokens). */
+    static Run train(Function<Transformer, Optimizer> optimizer, double clip, int micro) {
         ModelConfig cfg = ModelConfig.llama(97, 32, 2, 4, 2, 64, 16);
         Transformer model = new Transformer(cfg, CPU, DType.F64);
         Initializer.initialize(model, 5);
         int b = 2, t = 8;
-        int[] tokens = new SplittableRandom(9).ints((long) b * t + 1, 0, cfg.vocabSize()).toArray();
-        int[][] x = {Arrays.copyOfRange(tokens, 0, b * t)}, y = {Arrays.copyOfRange(tokens, 1, b * t + 1)};
+        int[] tokens = new SplittableRandom(9).ints((long) micro * b * t + 1, 0, cfg.vocabSize()).toArray();
+        int[][] x = new int[micro][], y = new int[micro][];
+        for (int i = 0; i < micro; i++) {
+            x[i] = Arrays.copyOfRange(tokens, i * b * t, (i + 1) * b * t);
+            y[i] = Arrays.copyOfRange(tokens, i * b * t + 1, (i + 1) * b * t + 1);
+        }
         double[] losses = new double[STEPS], norms = new double[STEPS];
-        try (Optimizer opt = new Poisoning(optimizer.apply(model), model); TrainStep step = new TrainStep(model, opt, b, t, 1, clip, false)) {
+        try (Optimizer opt = new Poisoning(optimizer.apply(model), model); TrainStep step = new TrainStep(model, opt, b, t, micro, clip, false)) {
             for (int s = 0; s < STEPS; s++) {
                 TrainStep.Result r = step.run(x, y, 3e-2);
                 losses[s] = r.loss();
@@ -114,7 +128,8 @@ class EarlyUpdateTest {
         @Override public void prepareStep(double lr) { inner.prepareStep(lr); }
 
         @Override public void startMicroBatch(boolean last) {
-            if (last && ++steps == POISONED)
+            if (last && ++steps == POISONED) {
+                inner.awaitUpdate(); // the last update's gradients read before these are written
                 for (Parameter p : model.parameters().values()) {
                     double[] g = CPU.toDoubles(p.grad());
                     g[g.length / 2] = Double.NaN;
@@ -122,6 +137,7 @@ class EarlyUpdateTest {
                         CPU.copyInto(nan, p.grad());
                     }
                 }
+            }
             inner.startMicroBatch(last);
         }
 
@@ -130,6 +146,8 @@ class EarlyUpdateTest {
         @Override public void parametersNeeded(List<Parameter> params) { inner.parametersNeeded(params); }
 
         @Override public void awaitUpdate() { inner.awaitUpdate(); }
+
+        @Override public boolean gradientPending(Parameter p) { return inner.gradientPending(p); }
 
         @Override public void enqueueUpdate(double maxGradNorm) { inner.enqueueUpdate(maxGradNorm); }
 

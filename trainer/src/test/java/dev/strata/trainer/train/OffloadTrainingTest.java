@@ -170,6 +170,8 @@ class OffloadTrainingTest {
                 acts.getMessage());
         var cufile = assertThrows(ConfigError.class, () -> job(runs, "optimizer = nvme, nvme_dir = x, cufile = gds", 1, 0));
         assertTrue(cufile.getMessage().contains("offload.cufile = \"gds\" is not one of auto, true, false"), cufile.getMessage());
+        var late = assertThrows(ConfigError.class, () -> job(runs, "optimizer = cpu, update_during_forward = gpu", 1, 0));
+        assertTrue(late.getMessage().contains("offload.update_during_forward = \"gpu\" is not one of true, cpu, false"), late.getMessage());
         var tier = assertThrows(ConfigError.class, () -> job(runs, "optimizer = disk", 1, 0));
         assertTrue(tier.getMessage().contains("offload.optimizer = \"disk\" is not one of none, cpu, nvme"), tier.getMessage());
     }
