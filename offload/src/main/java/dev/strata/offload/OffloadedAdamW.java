@@ -119,7 +119,7 @@ public final class OffloadedAdamW implements Optimizer {
         if (!onDevice.isEmpty())
             out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB; offload.gpu_state_gb allows %s)%n", onDevice.elements(),
                     onDevice.bytes() / 1e9, new java.math.BigDecimal(settings.gpuStateGb()).round(new java.math.MathContext(3)).stripTrailingZeros().toPlainString());
-        if (n > 0) first.describe(n, store.describe(), cpu.threads(), cpuSide.updatesEarly(), cpuSide.updatesLate(), intoForward(true)).forEach(out::println);
+        if (n > 0) first.describe(n, store.describe(), cpu.threads(), cpuSide.updatesEarly(), cpuSide.updatesLate(), gpuIntoForward()).forEach(out::println);
     }
 
     /**
@@ -129,6 +129,12 @@ public final class OffloadedAdamW implements Optimizer {
     private boolean intoForward(boolean gpu) {
         return (gpu ? settings.gpuDuringForward() : settings.cpuDuringForward()) && settings.tier().equals("cpu") && sync == GradientSync.NONE;
     }
+
+    /**
+     * Whether the GPU's subgroups may be left to the next forward: where the CPU's update runs into it too, or there
+     * is none. Where the CPU updates after backward, their moments cross the link while it works instead.
+     */
+    private boolean gpuIntoForward() { return intoForward(true) && (cpuSide.updatesLate() || cpuSide.size() == 0); }
 
     /** This step's learning rate and bias corrections on the device. */
     private Tensor schedule() { return schedules[(int) (step & 1)]; }
@@ -207,7 +213,7 @@ public final class OffloadedAdamW implements Optimizer {
         boolean gpuFirst = gpuFirst();
         List<Subgroup> order = gpuFirst ? java.util.stream.Stream.concat(subgroups.stream().filter(Subgroup::onGpu), CpuSide.of(subgroups).stream()).toList() : subgroups;
         boolean late = gpuFirst && cpuSide.updatesLate() && forwardAnnounces; // the CPU's subgroups come last, nothing to bring down
-        if (forwardAnnounces && intoForward(true)) { // the GPU's wait for the forward to need them
+        if (forwardAnnounces && gpuIntoForward() && (late || cpuSide.size() == 0)) { // the GPU's wait for the forward to need them
             gpuSide.defer(subgroups.stream().filter(Subgroup::onGpu).toList(), gpuUpdate, timings);
             order = CpuSide.of(subgroups);
         }
