@@ -30,12 +30,13 @@ final class GpuSide implements AutoCloseable {
     private final ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
     private final List<Subgroup> deferred = new ArrayList<>();          // the step's subgroups left to the next forward, in order
     private final Map<Parameter, Integer> deferredAt = new HashMap<>(); // a deferred parameter's subgroup's place in deferred
+    private final UpdateTimings timings;                                // counts the deferred ones enqueued
     private Update deferredUpdate;
-    private UpdateTimings timings;                                      // counts the deferred ones enqueued
     private int enqueued;                                               // deferred[0..enqueued) are enqueued
 
-    GpuSide(Backend backend, DType stateType, List<Subgroup> all, StateStore store) {
+    GpuSide(Backend backend, DType stateType, List<Subgroup> all, StateStore store, UpdateTimings timings) {
         this.backend = backend;
+        this.timings = timings;
         this.store = store;
         this.windows = new DeviceWindows(backend, stateType, all);
     }
@@ -65,9 +66,8 @@ final class GpuSide implements AutoCloseable {
      * stay until then; each is zeroed once its update has read it. The first ones' moments come up now, where
      * backward did not bring them.
      */
-    void defer(List<Subgroup> ks, Update u, UpdateTimings timings) {
+    void defer(List<Subgroup> ks, Update u) {
         deferredUpdate = u;
-        this.timings = timings;
         for (Subgroup k : ks) {
             for (Parameter p : k.params()) deferredAt.put(p, deferred.size());
             deferred.add(k);

@@ -72,8 +72,8 @@ public final class OffloadedAdamW implements Optimizer {
     private double lr, bc1, bc2Sqrt, lastNorm = Double.NaN;
     private long step;
     private final MomentViews views;
-    private boolean forwardAnnounces;        // a forward has called parametersNeeded: the CPU's update may run on into the next one
-    private boolean bringUpAfterLate;        // the windows' first moments come up once the late weights have gone up
+    private boolean forwardAnnounces;        // a forward has called parametersNeeded: an update may run on into the next one
+    private boolean bringUpAfterLate;        // the windows' first moments come up once what the forward updates is in
 
     public OffloadedAdamW(Map<String, Parameter> params, Settings settings, GradientSync sync, PrintStream out) {
         this.adam = settings.adam();
@@ -114,12 +114,13 @@ public final class OffloadedAdamW implements Optimizer {
                 intoForward(false));
         for (int i = 0; i < 2; i++) schedules[i] = backend.zeros(DType.F64, 3);
         gradSumSquares = backend.zeros(DType.F64, 1);
-        gpuSide = new GpuSide(backend, stateType, subgroups, store);
+        gpuSide = new GpuSide(backend, stateType, subgroups, store, timings);
         views = new MomentViews(store, subgroups, stateType);
         if (!onDevice.isEmpty())
             out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB; offload.gpu_state_gb allows %s)%n", onDevice.elements(),
                     onDevice.bytes() / 1e9, new java.math.BigDecimal(settings.gpuStateGb()).round(new java.math.MathContext(3)).stripTrailingZeros().toPlainString());
-        if (n > 0) first.describe(n, store.describe(), cpu.threads(), cpuSide.updatesEarly(), cpuSide.updatesLate(), gpuIntoForward()).forEach(out::println);
+        if (n > 0) first.describe(n, store.describe(), cpu.threads(), cpuSide.updatesEarly(), cpuSide.updatesLate(),
+                intoForward(true) && (cpuSide.updatesLate() || cpuSide.size() == 0)).forEach(out::println);
     }
 
     /**
@@ -129,12 +130,6 @@ public final class OffloadedAdamW implements Optimizer {
     private boolean intoForward(boolean gpu) {
         return (gpu ? settings.gpuDuringForward() : settings.cpuDuringForward()) && settings.tier().equals("cpu") && sync == GradientSync.NONE;
     }
-
-    /**
-     * Whether the GPU's subgroups may be left to the next forward: where the CPU's update runs into it too, or there
-     * is none. Where the CPU updates after backward, their moments cross the link while it works instead.
-     */
-    private boolean gpuIntoForward() { return intoForward(true) && (cpuSide.updatesLate() || cpuSide.size() == 0); }
 
     /** This step's learning rate and bias corrections on the device. */
     private Tensor schedule() { return schedules[(int) (step & 1)]; }
@@ -210,13 +205,12 @@ public final class OffloadedAdamW implements Optimizer {
         double gradScale = CpuAdamW.clipScale(stateType, maxGradNorm, lastNorm);
         Backend.Event lastUp = Backend.DONE; // the copy stream runs in order: the compute stream waits for the last copy up
         boolean early = cpuSide.earlyActive(), keep = early && gradScale == 1.0;
-        boolean gpuFirst = gpuFirst();
-        List<Subgroup> order = gpuFirst ? java.util.stream.Stream.concat(subgroups.stream().filter(Subgroup::onGpu), CpuSide.of(subgroups).stream()).toList() : subgroups;
-        boolean late = gpuFirst && cpuSide.updatesLate() && forwardAnnounces; // the CPU's subgroups come last, nothing to bring down
-        if (forwardAnnounces && gpuIntoForward() && (late || cpuSide.size() == 0)) { // the GPU's wait for the forward to need them
-            gpuSide.defer(subgroups.stream().filter(Subgroup::onGpu).toList(), gpuUpdate, timings);
-            order = CpuSide.of(subgroups);
-        }
+        boolean gpuFirst = gpuFirst(), late = gpuFirst && cpuSide.updatesLate() && forwardAnnounces; // the CPU's subgroups come last, nothing to bring down
+        // the GPU's wait for the forward to need them where the CPU's do too: else their moments cross the link while the CPU works
+        boolean gpuLate = forwardAnnounces && intoForward(true) && (late || cpuSide.size() == 0);
+        if (gpuLate) gpuSide.defer(subgroups.stream().filter(Subgroup::onGpu).toList(), gpuUpdate);
+        List<Subgroup> order = gpuLate ? CpuSide.of(subgroups)
+                : gpuFirst ? java.util.stream.Stream.concat(subgroups.stream().filter(Subgroup::onGpu), CpuSide.of(subgroups).stream()).toList() : subgroups;
         if (early) {
             long t0 = System.nanoTime();
             if (keep) lastUp = cpuSide.keep();
@@ -295,7 +289,7 @@ public final class OffloadedAdamW implements Optimizer {
         subgroups.clear();
         subgroups.addAll(split);
         cpuSide = new CpuSide(backend, cpu, stateType, subgroups, store, true, true, true, intoForward(false));
-        gpuSide = new GpuSide(backend, stateType, subgroups, store);
+        gpuSide = new GpuSide(backend, stateType, subgroups, store, timings);
         out.println(why + measured.explain(n, onDevice.elements(), f, 0) + String.format(java.util.Locale.ROOT, "; %d of %d subgroups on the GPU now",
                 split.stream().filter(Subgroup::onGpu).count(), split.size()));
     }
