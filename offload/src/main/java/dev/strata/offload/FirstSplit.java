@@ -8,11 +8,12 @@ import java.util.Locale;
 /**
  * Where the offloaded state starts: the subgroups and the side that updates each (offload.gpu_fraction, or the split
  * model's best), whether the CPU side's weights and gradients are kept in pinned RAM beside the moments (resident;
- * the model's split is chosen again for streaming them where they are not), and why the CPU cannot update during
- * backward (null: it can, or has nothing to update).
+ * the model's split is chosen again for streaming them where they are not), why the CPU cannot update during
+ * backward (null: it can, or has nothing to update), and why the update cannot run on into the next forward (null:
+ * it can, or was not asked to).
  */
 record FirstSplit(List<Subgroup> subgroups, double fraction, int cpuDown, boolean resident, boolean gradsDuringBackward, long residentBytes, long earlyBytes,
-                  String afterBackward) {
+                  String afterBackward, String beforeForward) {
 
     /**
      * offloaded (n elements) split beside the GPU tier's kept elements; model: null where the fraction is given;
@@ -35,12 +36,15 @@ record FirstSplit(List<Subgroup> subgroups, double fraction, int cpuDown, boolea
                 : !gradsDuringBackward ? (resident ? "a sync changes the gradients after backward" : "its weights are not kept in RAM")
                 : !settings.tier().equals("cpu") ? "the nvme tier reads the moments in turn"
                 : residentBytes + earlyBytes > spare ? String.format(Locale.ROOT, "no room for its %.1f GB of spare pinned buffers", earlyBytes / 1e9) : null;
-        return new FirstSplit(split, fraction, cpuDown, resident, gradsDuringBackward, residentBytes, earlyBytes, afterBackward);
+        String beforeForward = !settings.cpuDuringForward() ? null : !settings.tier().equals("cpu") ? "the nvme tier reads the moments in turn"
+                : !unsynced ? "the ranks exchange parameters or gradients after the update"
+                : !resident && !onCpu.isEmpty() ? "the CPU side's weights are not kept in RAM" : null;
+        return new FirstSplit(split, fraction, cpuDown, resident, gradsDuringBackward, residentBytes, earlyBytes, afterBackward, beforeForward);
     }
 
     /**
      * The log's lines: where the state of n offloaded elements lives (in the store described), who updates it, and
-     * when each side does (the CPU during backward, into the next forward where lateCpu or lateGpu).
+     * when each side does (the CPU during backward, into the next forward where lateCpu or lateGpu, or why not).
      */
     List<String> describe(long n, String store, int threads, boolean early, boolean lateCpu, boolean lateGpu) {
         long onGpu = subgroups.stream().filter(Subgroup::onGpu).mapToLong(Subgroup::elements).sum();
@@ -56,6 +60,7 @@ record FirstSplit(List<Subgroup> subgroups, double fraction, int cpuDown, boolea
         if (lateCpu || gpuLate)
             lines.add("offload: " + (lateCpu && gpuLate ? "both sides' updates after backward run" : gpuLate ? "the GPU's subgroups' updates run"
                     : "what the CPU updates after backward runs") + " on into the next forward, each layer waiting for its own weights");
+        else if (beforeForward != null) lines.add("offload: the update after backward ends before the next forward (" + beforeForward + ")");
         return lines;
     }
 }

@@ -71,6 +71,10 @@ class OffloadTrainingTest {
                 assertTrue(out.toString().contains("subgroups"), out.toString());
                 if (tier.startsWith("ram+nvme")) assertTrue(out.toString().contains("in pinned host memory (0.0 GB) and files under"), out.toString());
                 assertEquals(tier.endsWith("cufile"), out.toString().contains("the GPU's subgroups' moments read and written through a host buffer"), out.toString());
+                // both sides' updates run on into the next forward in RAM; the nvme tier reads its files in turn and says so
+                assertTrue(out.toString().contains(tier.equals("cpu") ? split.equals("1") ? "the GPU's subgroups' updates run on into the next forward"
+                        : split.equals("0") ? "what the CPU updates after backward runs on into the next forward" : "both sides' updates after backward run on into the next forward"
+                        : "the update after backward ends before the next forward (the nvme tier reads the moments in turn)"), out.toString());
                 // tier cpu keeps the CPU side's weights and gradients in RAM (gradients sent down during backward); nvme streams them
                 if (!split.equals("1"))
                     assertTrue(out.toString().contains(tier.equals("cpu") ? "weights and gradients kept in pinned RAM" : "streamed through 4 staging blocks"), out.toString());
@@ -134,9 +138,11 @@ class OffloadTrainingTest {
     @Test
     void eachZeroRankOffloadsItsShard(@TempDir Path runs) throws Exception {
         new Trainer(job(runs.resolve("device"), "optimizer = none", 2, 1).withOverrides("training.batch_size = 2"), TrainerTest.quiet()).run(RunDirectory.Mode.FRESH, 0);
-        new Trainer(job(runs.resolve("cpu"), "optimizer = cpu, gpu_fraction = 0.5", 2, 1).withOverrides("training.batch_size = 2"), TrainerTest.quiet())
+        var out = new java.io.ByteArrayOutputStream();
+        new Trainer(job(runs.resolve("cpu"), "optimizer = cpu, gpu_fraction = 0.5", 2, 1).withOverrides("training.batch_size = 2"), new java.io.PrintStream(out, true))
                 .run(RunDirectory.Mode.FRESH, 0);
         assertBitIdentical(runs.resolve("device"), runs.resolve("cpu"), "ZeRO-1 over 2 ranks, cpu tier, half on the device");
+        assertTrue(out.toString().contains("the update after backward ends before the next forward (the ranks exchange parameters or gradients after the update)"), out.toString());
     }
 
     /** The checkpoints are written from the pinned buffers and files the moments live in, and read back into them. */
