@@ -37,7 +37,7 @@ public final class TrainStep implements AutoCloseable {
     private final boolean graphs;
     private final GradientSync sync;
     private final java.util.List<Parameter> trainable; // last layer first
-    private final PipelineRunner pipeline;                                    // null: the whole model here
+    private final PipelineRunner pipeline;             // null: the whole model here
     private final java.util.List<Tensor> stepInputs = new java.util.ArrayList<>(), stepTargets = new java.util.ArrayList<>(); // a pipeline's micro-batches
     private Backend.Graph microGraph, updateGraph;
 

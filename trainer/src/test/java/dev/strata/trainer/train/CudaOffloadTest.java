@@ -53,11 +53,12 @@ class CudaOffloadTest {
             Steps device = train(model -> new AdamW(model.parameters(), ADAM), false, clip);
             for (String tier : clip == 0 ? new String[] {"cpu"} : new String[] {"cpu", "nvme", "gpu+cpu", "nvme+cufile"}) {
                 double gpuStateGb = tier.startsWith("gpu") ? 0.002 : 0; // the GPU tier: the first parameters' state (2 MB: the embedding's and more) stays on the device
+                // cpu: the GPU's subgroups updated as the next forward reaches them (update_during_forward = true), the others before it
                 // nvme+cufile: the GPU's subgroups between their files and device memory by cuFile, in its compatibility mode where nvidia-fs
                 // is not loaded; where cuFile cannot take files at all (no udev in a container), asking for it stops the run before it starts
                 var log = new java.io.ByteArrayOutputStream();
                 java.util.function.Function<Transformer, Optimizer> make = model -> new OffloadedAdamW(model.parameters(), new OffloadedAdamW.Settings(ADAM,
-                        tier.replace("gpu+", "").replace("+cufile", ""), nvme, 0.5, 4, 20_000, 0, gpuStateGb, true, "true",
+                        tier.replace("gpu+", "").replace("+cufile", ""), nvme, 0.5, 4, 20_000, 0, gpuStateGb, true, tier.equals("cpu") ? "true" : "cpu",
                         tier.endsWith("cufile") ? "true" : "false"),
                         GradientSync.NONE, new PrintStream(log, true));
                 String refused = tier.endsWith("cufile") ? cuFileRefusal(nvme) : null;
@@ -69,6 +70,7 @@ class CudaOffloadTest {
                 }
                 Steps offloaded = train(make, false, clip);
                 assertEquals(tier.endsWith("cufile"), log.toString().contains("moments read into and written from device memory by cuFile"), log.toString());
+                assertEquals(tier.equals("cpu"), log.toString().contains("both sides' updates after backward run on into the next forward"), log.toString());
                 String what = tier + ", clip " + clip;
                 // deterministic sums, and the CPU's AdamW rounds as the kernel does (below): the same bits wherever the state lives
                 assertArrayEquals(device.losses(), offloaded.losses(), what + ": losses against AdamW on the device");
