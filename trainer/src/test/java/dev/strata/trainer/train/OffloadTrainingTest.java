@@ -71,13 +71,13 @@ class OffloadTrainingTest {
                 assertTrue(out.toString().contains("subgroups"), out.toString());
                 if (tier.startsWith("ram+nvme")) assertTrue(out.toString().contains("in pinned host memory (0.0 GB) and files under"), out.toString());
                 assertEquals(tier.endsWith("cufile"), out.toString().contains("the GPU's subgroups' moments read and written through a host buffer"), out.toString());
-                // the CPU's update runs on into the next forward in RAM; the nvme tier reads its files in turn and says so
-                if (!split.equals("1"))
+                // tier cpu keeps the CPU side's weights and gradients in RAM (gradients sent down during backward) and its update runs on
+                // into the next forward; nvme streams them, reads its files in turn, and says so
+                if (!split.equals("1")) {
+                    assertTrue(out.toString().contains(tier.equals("cpu") ? "weights and gradients kept in pinned RAM" : "streamed through 4 staging blocks"), out.toString());
                     assertTrue(out.toString().contains(tier.equals("cpu") ? "what the CPU updates after backward runs on into the next forward"
                             : "the update after backward ends before the next forward (the nvme tier reads the moments in turn)"), out.toString());
-                // tier cpu keeps the CPU side's weights and gradients in RAM (gradients sent down during backward); nvme streams them
-                if (!split.equals("1"))
-                    assertTrue(out.toString().contains(tier.equals("cpu") ? "weights and gradients kept in pinned RAM" : "streamed through 4 staging blocks"), out.toString());
+                }
                 assertBitIdentical(runs.resolve("device"), dir, tier + " tier, gpu_fraction " + split);
             }
         // update_during_forward = true: the GPU's subgroups too are updated as the next forward reaches them
