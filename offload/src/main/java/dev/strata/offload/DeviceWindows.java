@@ -10,7 +10,8 @@ import java.util.List;
  * each as large as the largest subgroup it takes (one holds the embedding's). Kept, a subgroup lands at the same
  * addresses every step, so its AdamW table is the same: nothing to upload or allocate while the update runs. The
  * windows' first subgroups come up during the step's last backward, while the link up has little else to carry;
- * where the next forward runs the updates, each window's next subgroup comes up as soon as the last one is enqueued.
+ * where the next forward runs the updates, each window's next subgroup comes up once the subgroup after its last one
+ * is enqueued ({@link GpuSide}).
  */
 final class DeviceWindows implements AutoCloseable {
     /** GPU subgroups whose moments are on the device at once: how far their copies up run ahead of their copies back. */

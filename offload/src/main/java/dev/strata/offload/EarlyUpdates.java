@@ -112,10 +112,7 @@ final class EarlyUpdates implements AutoCloseable {
     private void sendUp(int c) { newest = up[c] = HostStaging.sendUp(backend, onCpu.get(c), weights[c], stateBytes); }
 
     private void start(int c) {
-        for (Backend.Event e : landing.set(c, null)) {
-            e.await();
-            e.close();
-        }
+        CpuSide.awaitAll(landing.set(c, null));
         if (firstStart == 0) firstStart = System.nanoTime();
         var parts = staging.parts(onCpu.get(c), c, store.open(onCpu.get(c)), weights[c], moments[c], unclipped);
         long elements = onCpu.get(c).elements();

@@ -28,18 +28,23 @@ final class GpuSide implements AutoCloseable {
     private final StateStore store;
     private final DeviceWindows windows;
     private final ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
-    private final List<Subgroup> deferred = new ArrayList<>();          // the step's subgroups left to the next forward, in order
-    private final Map<Parameter, Integer> deferredAt = new HashMap<>(); // a deferred parameter's subgroup's place in deferred
-    private final UpdateTimings timings;                                // counts the deferred ones enqueued
-    private Update deferredUpdate;
-    private int enqueued;                                               // deferred[0..enqueued) are enqueued
+    private final List<Subgroup> subgroups;                         // the GPU's, in order
+    private final Map<Parameter, Integer> placeOf = new HashMap<>(); // a parameter's subgroup's place in subgroups
+    private final UpdateTimings timings;                            // counts the deferred ones enqueued
+    private Update deferred;                                        // the update left to the next forward; null: none
+    private int enqueued;                                           // of it, subgroups[0..enqueued) are enqueued
 
     GpuSide(Backend backend, DType stateType, List<Subgroup> all, StateStore store, UpdateTimings timings) {
         this.backend = backend;
         this.timings = timings;
         this.store = store;
         this.windows = new DeviceWindows(backend, stateType, all);
+        this.subgroups = all.stream().filter(Subgroup::onGpu).toList();
+        for (int j = 0; j < subgroups.size(); j++) for (Parameter p : subgroups.get(j).params()) placeOf.put(p, j);
     }
+
+    /** The GPU's subgroups, in the model's order. */
+    List<Subgroup> subgroups() { return subgroups; }
 
     /**
      * Enqueues subgroup k: its moments up into its window once the window's last copy back is done (its block b,
@@ -61,34 +66,32 @@ final class GpuSide implements AutoCloseable {
     }
 
     /**
-     * The step's subgroups ks (in order, their state in RAM) are updated by u as the next forward needs them
+     * The step's update of every subgroup (their state in RAM) is u, enqueued as the next forward needs each one
      * ({@link #need}): so their moments come up while the forward computes, not before it starts. Their gradients
      * stay until then; each is zeroed once its update has read it. The first ones' moments come up now, where
      * backward did not bring them.
      */
-    void defer(List<Subgroup> ks, Update u) {
-        deferredUpdate = u;
-        for (Subgroup k : ks) {
-            for (Parameter p : k.params()) deferredAt.put(p, deferred.size());
-            deferred.add(k);
-        }
+    void defer(Update u) {
+        deferred = u;
+        enqueued = 0;
         windows.bringUpEarly(store);
     }
 
     /** Whether a deferred subgroup is not enqueued yet. */
-    boolean pending() { return enqueued < deferred.size(); }
+    boolean pending() { return deferred != null && enqueued < subgroups.size(); }
 
     /** Whether p's gradient is still to be read by a deferred update (the training step must not zero it). */
     boolean readsLater(Parameter p) {
-        Integer j = deferredAt.get(p);
-        return j != null && j >= enqueued;
+        Integer j = placeOf.get(p);
+        return pending() && j != null && j >= enqueued;
     }
 
     /** The next forward reads params: the deferred subgroups holding them are enqueued, with every one before them. */
     void need(List<Parameter> params) {
+        if (!pending()) return;
         int last = -1;
         for (Parameter p : params) {
-            Integer j = deferredAt.get(p);
+            Integer j = placeOf.get(p);
             if (j != null) last = Math.max(last, j);
         }
         while (enqueued <= last) enqueueDeferred();
@@ -97,9 +100,7 @@ final class GpuSide implements AutoCloseable {
     /** Every deferred subgroup enqueued and every block back to the store: the step's update is whole. */
     void finish() {
         while (pending()) enqueueDeferred();
-        deferred.clear();
-        deferredAt.clear();
-        enqueued = 0;
+        deferred = null;
         landAll();
     }
 
@@ -109,12 +110,12 @@ final class GpuSide implements AutoCloseable {
      * this update's copy back, holding up the CPU's weights the layers between need.
      */
     private void enqueueDeferred() {
-        Subgroup k = deferred.get(enqueued++);
-        update(k, store.open(k), deferredUpdate);
+        Subgroup k = subgroups.get(enqueued++);
+        update(k, store.open(k), deferred);
         timings.gpuLate++;
         for (Parameter p : k.params()) p.zeroGrad();
         int next = enqueued - 2 + DeviceWindows.COUNT; // the previous one's window's next
-        if (next < deferred.size()) windows.bringUpAhead(deferred.get(next), store.open(deferred.get(next)));
+        if (next < subgroups.size()) windows.bringUpAhead(subgroups.get(next), store.open(subgroups.get(next)));
     }
 
     /** The update's end: every block goes back to the store (their moments land before anything reads them). */

@@ -119,8 +119,7 @@ public final class OffloadedAdamW implements Optimizer {
         if (!onDevice.isEmpty())
             out.printf(java.util.Locale.ROOT, "offload: AdamW state of %,d parameters kept on the GPU (%.1f GB; offload.gpu_state_gb allows %s)%n", onDevice.elements(),
                     onDevice.bytes() / 1e9, new java.math.BigDecimal(settings.gpuStateGb()).round(new java.math.MathContext(3)).stripTrailingZeros().toPlainString());
-        if (n > 0) first.describe(n, store.describe(), cpu.threads(), cpuSide.updatesEarly(), cpuSide.updatesLate(),
-                intoForward(true) && (cpuSide.updatesLate() || cpuSide.size() == 0)).forEach(out::println);
+        if (n > 0) first.describe(n, store.describe(), cpu.threads(), cpuSide.updatesEarly(), cpuSide.updatesLate(), gpuIntoForward()).forEach(out::println);
     }
 
     /**
@@ -130,6 +129,9 @@ public final class OffloadedAdamW implements Optimizer {
     private boolean intoForward(boolean gpu) {
         return (gpu ? settings.gpuDuringForward() : settings.cpuDuringForward()) && settings.tier().equals("cpu") && sync == GradientSync.NONE;
     }
+
+    /** Whether the GPU's subgroups may be left to the next forward: where the CPU's run into it too (else their moments cross the link beside it), or there are none. */
+    private boolean gpuIntoForward() { return intoForward(true) && (cpuSide.updatesLate() || cpuSide.size() == 0); }
 
     /** This step's learning rate and bias corrections on the device. */
     private Tensor schedule() { return schedules[(int) (step & 1)]; }
@@ -206,11 +208,10 @@ public final class OffloadedAdamW implements Optimizer {
         Backend.Event lastUp = Backend.DONE; // the copy stream runs in order: the compute stream waits for the last copy up
         boolean early = cpuSide.earlyActive(), keep = early && gradScale == 1.0;
         boolean gpuFirst = gpuFirst(), late = gpuFirst && cpuSide.updatesLate() && forwardAnnounces; // the CPU's subgroups come last, nothing to bring down
-        // the GPU's wait for the forward to need them where the CPU's do too: else their moments cross the link while the CPU works
-        boolean gpuLate = forwardAnnounces && intoForward(true) && (late || cpuSide.size() == 0);
-        if (gpuLate) gpuSide.defer(subgroups.stream().filter(Subgroup::onGpu).toList(), gpuUpdate);
+        boolean gpuLate = forwardAnnounces && gpuIntoForward() && (gpuFirst || cpuSide.size() == 0);
+        if (gpuLate) gpuSide.defer(gpuUpdate);
         List<Subgroup> order = gpuLate ? CpuSide.of(subgroups)
-                : gpuFirst ? java.util.stream.Stream.concat(subgroups.stream().filter(Subgroup::onGpu), CpuSide.of(subgroups).stream()).toList() : subgroups;
+                : gpuFirst ? java.util.stream.Stream.concat(gpuSide.subgroups().stream(), CpuSide.of(subgroups).stream()).toList() : subgroups;
         if (early) {
             long t0 = System.nanoTime();
             if (keep) lastUp = cpuSide.keep();
