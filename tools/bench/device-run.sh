@@ -120,17 +120,20 @@ case "${1:-}" in
     exit "$rc"
     ;;
   offload-parity)
-    # bf16 steps of Llama-1B on text: the first variant is the baseline, the others are compared with it (a variant
-    # given twice measures the baseline's own run-to-run spread); DETERMINISTIC (4th argument, default true) adds the
-    # GPU's sums in a fixed order, without it attention's backward and the embedding's accumulate with atomics
+    # bf16 steps of Llama-1B on text, variants OPTIMIZER:FRACTION[:UPDATE_DURING_FORWARD]: the first is the baseline,
+    # the others are compared with it (a variant given twice measures the baseline's own run-to-run spread);
+    # DETERMINISTIC (4th argument, default true) adds the GPU's sums in a fixed order, without it attention's backward
+    # and the embedding's accumulate with atomics
     W=/tmp/strata-offload-parity; rm -rf "$W"; mkdir -p "$W"
     $STRATA data prepare --input examples/data/tinyshakespeare.txt --out "$W/data" | tail -1
     runs=(); i=0
     for variant in ${2:-none:auto cpu:auto cpu:0}; do
-      run="$i-${variant/:/-}"; runs+=("$run"); i=$((i + 1))
+      IFS=: read -r optimizer fraction forward <<< "$variant"
+      run="$i-${variant//:/-}"; runs+=("$run"); i=$((i + 1))
       $STRATA train examples/gpt2-124m-gpu.conf --set model.preset=llama-1b --set model.vocab_size=50304 --set run_dir="$W/$run" \
         --set data.dir="$W/data" --set training.steps="${3:-50}" --set training.batch_size=4 --set training.seq_len=1024 --set training.grad_accum_steps=1 \
-        --set eval.every=0 --set checkpoint.every=0 --set sample.tokens=0 --set log.every=1 --set offload.optimizer="${variant%%:*}" --set offload.gpu_fraction="${variant##*:}" \
+        --set eval.every=0 --set checkpoint.every=0 --set sample.tokens=0 --set log.every=1 --set offload.optimizer="$optimizer" --set offload.gpu_fraction="$fraction" \
+        ${forward:+--set offload.update_during_forward="$forward"} \
         --set training.deterministic="${4:-true}" \
         2>&1 | grep -E "offload|error" | tee -a "$LOGS/offload-parity.log"
     done
