@@ -71,21 +71,22 @@ class OffloadTrainingTest {
                 assertTrue(out.toString().contains("subgroups"), out.toString());
                 if (tier.startsWith("ram+nvme")) assertTrue(out.toString().contains("in pinned host memory (0.0 GB) and files under"), out.toString());
                 assertEquals(tier.endsWith("cufile"), out.toString().contains("the GPU's subgroups' moments read and written through a host buffer"), out.toString());
-                // tier cpu keeps the CPU side's weights and gradients in RAM (gradients sent down during backward) and its update runs on
-                // into the next forward; nvme streams them, reads its files in turn, and says so
+                // tier cpu keeps the CPU side's weights and gradients in RAM (gradients sent down during backward) and both sides' updates
+                // run on into the next forward; nvme streams them, reads its files in turn, and says so
                 if (!split.equals("1")) {
                     assertTrue(out.toString().contains(tier.equals("cpu") ? "weights and gradients kept in pinned RAM" : "streamed through 4 staging blocks"), out.toString());
-                    assertTrue(out.toString().contains(tier.equals("cpu") ? "what the CPU updates after backward runs on into the next forward"
-                            : "the update after backward ends before the next forward (the nvme tier reads the moments in turn)"), out.toString());
+                    assertTrue(out.toString().contains(!tier.equals("cpu") ? "the update after backward ends before the next forward (the nvme tier reads the moments in turn)"
+                            : split.equals("0") ? "what the CPU updates after backward runs on into the next forward"
+                            : "both sides' updates after backward run on into the next forward"), out.toString());
                 }
                 assertBitIdentical(runs.resolve("device"), dir, tier + " tier, gpu_fraction " + split);
             }
-        // update_during_forward = true: the GPU's subgroups too are updated as the next forward reaches them
+        // update_during_forward = cpu: only the CPU's subgroups are updated as the next forward reaches them, the GPU's before it
         var late = new java.io.ByteArrayOutputStream();
-        new Trainer(job(runs.resolve("gpu-into-forward"), "optimizer = cpu, gpu_fraction = 0.5, update_during_forward = true", 1, 0), new java.io.PrintStream(late, true))
+        new Trainer(job(runs.resolve("cpu-into-forward"), "optimizer = cpu, gpu_fraction = 0.5, update_during_forward = cpu", 1, 0), new java.io.PrintStream(late, true))
                 .run(RunDirectory.Mode.FRESH, 0);
-        assertTrue(late.toString().contains("both sides' updates after backward run on into the next forward"), late.toString());
-        assertBitIdentical(runs.resolve("device"), runs.resolve("gpu-into-forward"), "cpu tier, both sides' updates into the next forward");
+        assertTrue(late.toString().contains("what the CPU updates after backward runs on into the next forward"), late.toString());
+        assertBitIdentical(runs.resolve("device"), runs.resolve("cpu-into-forward"), "cpu tier, the CPU's update into the next forward");
         // the GPU tier keeps the first parameters' state on the device (100 KB: a few of them), the rest is offloaded
         for (String tier : List.of("cpu", "nvme")) {
             Path dir = runs.resolve("gpu-tier-" + tier);
