@@ -81,9 +81,9 @@ case "${1:-}" in
     ;;
   offload)
     # CPU AdamW, ours against PyTorch's on the same cores; then training steps of "PRESET BATCH SEQ ACCUM" specs with
-    # the optimizer on the GPU, offloaded and interleaved (the measured split, the CPU updating during backward and on
-    # into the next forward), the same with the GPU's subgroups updated as the forward reaches them, the same with
-    # the next forward waiting for every weight, the same with the CPU updating after backward, and offloaded all
+    # the optimizer on the GPU, offloaded and interleaved (the measured split, the CPU updating during backward, both
+    # sides' updates on into the next forward), the same with the GPU's subgroups updated before the forward, the
+    # same with the next forward waiting for every weight, the same with the CPU updating after backward, and offloaded all
     # on the CPU after backward (ZeRO-Offload's way); one micro-batch a step shows the update's own cost, ACCUM of them
     # a realistic step; a spec may go on with STEPS and bench train options (e.g. --set model.n_heads=48 --set
     # training.grad_clip=0); VARIANTS (';'-separated bench train options, "" the GPU) replaces the six
@@ -92,7 +92,7 @@ case "${1:-}" in
       $STRATA bench adamw --params 268435456 2>&1 | tee -a "$LOGS/offload.log" | grep -E "AdamW|BENCH"
       python3 tools/bench/cpu_adamw.py 268435456 "$(nproc)" 2>&1 | grep -v Warning | tee -a "$LOGS/offload.log"
     fi
-    IFS=';' read -r -a variants <<< "${VARIANTS:-;--offload cpu --gpu-fraction auto;--offload cpu --gpu-fraction auto --set offload.update_during_forward=true;--offload cpu --gpu-fraction auto --set offload.update_during_forward=false;--offload cpu --gpu-fraction auto --set offload.update_during_backward=false --set offload.update_during_forward=false;--offload cpu --gpu-fraction 0 --set offload.update_during_backward=false --set offload.update_during_forward=false}"
+    IFS=';' read -r -a variants <<< "${VARIANTS:-;--offload cpu --gpu-fraction auto;--offload cpu --gpu-fraction auto --set offload.update_during_forward=cpu;--offload cpu --gpu-fraction auto --set offload.update_during_forward=false;--offload cpu --gpu-fraction auto --set offload.update_during_backward=false --set offload.update_during_forward=false;--offload cpu --gpu-fraction 0 --set offload.update_during_backward=false --set offload.update_during_forward=false}"
     for spec in "${@:-llama-1b 4 2048 1}"; do
       set -- $spec
       for variant in "${variants[@]}"; do

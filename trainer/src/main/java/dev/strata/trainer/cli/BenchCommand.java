@@ -112,7 +112,7 @@ final class BenchCommand extends CommandGroup {
                     + (linear.equals("fp8") && !List.of(exclude).equals(List.of("output")) ? "-exclude-" + String.join("+", exclude) : "")
                     + (loraRank > 0 ? "-lora" + loraRank : "") + (cudaGraphs && offload.equals("none") ? "" : "-no-graphs")
                     + (offload.equals("none") ? "" : "-offload-" + offload + "-" + gpuFraction + (job.offload().updateDuringBackward() ? "" : "-after-backward")
-                            + switch (job.offload().updateDuringForward()) { case "true" -> "-gpu-into-forward"; case "false" -> "-before-forward"; default -> ""; });
+                            + switch (job.offload().updateDuringForward()) { case "cpu" -> "-gpu-before-forward"; case "false" -> "-before-forward"; default -> ""; });
             var r = TrainBench.run(job, model, batch, seq, accum, warmup, steps, System.out);
             System.out.printf(Locale.ROOT, "%s %s on %s: %,.0f tokens/s, median step %.1f ms, %s TFLOP/s, MFU %s, peak memory %s%n",
                     r.model(), r.dtype() + (linear.equals("fp8") ? " with fp8 linears" : "") + (loraRank > 0 ? ", LoRA rank " + loraRank : ""),
