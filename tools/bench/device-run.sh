@@ -82,10 +82,10 @@ case "${1:-}" in
   offload)
     # CPU AdamW, ours against PyTorch's on the same cores; then training steps of "PRESET BATCH SEQ ACCUM" specs with
     # the optimizer on the GPU, offloaded and interleaved (the measured split, the CPU updating during backward, both
-    # sides' updates on into the next forward), the same with the GPU's subgroups updated before the forward, the
-    # same with the next forward waiting for every weight, the same with the CPU updating after backward, and offloaded all
-    # on the CPU after backward (ZeRO-Offload's way); one micro-batch a step shows the update's own cost, ACCUM of them
-    # a realistic step; a spec may go on with STEPS and bench train options (e.g. --set model.n_heads=48 --set
+    # sides' updates on into the next forward), the same with the GPU's subgroups updated before the forward, the same
+    # with the next forward waiting for every weight, the same with the CPU updating after backward, and offloaded all
+    # on the CPU after backward (ZeRO-Offload's way); one micro-batch a step shows the update's own cost, ACCUM of
+    # them a realistic step; a spec may go on with STEPS and bench train options (e.g. --set model.n_heads=48 --set
     # training.grad_clip=0); VARIANTS (';'-separated bench train options, "" the GPU) replaces the six
     shift
     if [[ -z "${NO_ADAMW:-}" ]]; then
