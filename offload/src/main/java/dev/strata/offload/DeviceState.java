@@ -3,7 +3,6 @@ package dev.strata.offload;
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
 import dev.strata.runtime.Tensor;
-import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -45,15 +44,11 @@ final class DeviceState implements AutoCloseable {
     long bytes() { return m.stream().mapToLong(t -> 2 * t.numel() * t.dtype().byteSize()).sum(); }
 
     /** Enqueues AdamW on every parameter this tier holds (one launch), reading the step's schedule and norm from the device. */
-    void enqueueUpdate(AdamW.Settings adam, double maxGradNorm, Tensor schedule, Tensor gradSumSquares) {
+    void enqueueUpdate(DeviceUpdate u) {
         if (params.isEmpty()) return;
         List<Backend.AdamWSlot> slots = new ArrayList<>();
-        for (int i = 0; i < params.size(); i++) {
-            Parameter p = params.get(i);
-            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), m.get(i), v.get(i), AdamW.weightDecay(adam, p), AdamW.bf16Copy(p)));
-        }
-        backend.adamw(slots, new Backend.AdamWSettings(adam.beta1(), adam.beta2(), adam.eps(), maxGradNorm), schedule, gradSumSquares);
-        for (int i = 0; i < params.size(); i++) params.get(i).markUpdated(slots.get(i).copy() != null);
+        for (int i = 0; i < params.size(); i++) slots.add(u.slot(params.get(i), m.get(i), v.get(i), 0));
+        u.enqueue(backend, params, slots);
     }
 
     /** The moments by checkpoint name, where they live: on the device, saved and loaded as AdamW's are. */

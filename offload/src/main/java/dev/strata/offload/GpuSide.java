@@ -2,8 +2,6 @@ package dev.strata.offload;
 
 import dev.strata.runtime.Backend;
 import dev.strata.runtime.DType;
-import dev.strata.runtime.Tensor;
-import dev.strata.runtime.nn.AdamW;
 import dev.strata.runtime.nn.Parameter;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -21,9 +19,6 @@ final class GpuSide implements AutoCloseable {
     /** A GPU subgroup whose moments are on their way back from its window. */
     private record InFlight(Subgroup subgroup, Backend.Event landed) {}
 
-    /** What a subgroup's AdamW reads besides its own tensors: adam's numbers, the clip, the step's schedule and squared norm on the device. */
-    record Update(AdamW.Settings adam, double maxGradNorm, Tensor schedule, Tensor gradSumSquares) {}
-
     private final Backend backend;
     private final StateStore store;
     private final DeviceWindows windows;
@@ -31,7 +26,7 @@ final class GpuSide implements AutoCloseable {
     private final List<Subgroup> subgroups;                         // the GPU's, in order
     private final Map<Parameter, Integer> placeOf = new HashMap<>(); // a parameter's subgroup's place in subgroups
     private final UpdateTimings timings;                            // counts the deferred ones enqueued
-    private Update deferred;                                        // the update left to the next forward; null: none
+    private DeviceUpdate deferred;                                        // the update left to the next forward; null: none
     private int enqueued;                                           // of it, subgroups[0..enqueued) are enqueued
 
     GpuSide(Backend backend, DType stateType, List<Subgroup> all, StateStore store, UpdateTimings timings) {
@@ -51,17 +46,13 @@ final class GpuSide implements AutoCloseable {
      * or null: the store reads and writes them straight, {@link StateStore#direct}), AdamW on the device with adam's
      * numbers and the step's schedule, its moments back down. The window's previous subgroup lands first.
      */
-    void update(Subgroup k, StateBlock b, Update u) {
+    void update(Subgroup k, StateBlock b, DeviceUpdate u) {
         if (inFlight.size() == DeviceWindows.COUNT) land(inFlight.poll()); // its window is k's next
         if (b == null) windows.readUp(k, store);
         else windows.bringUp(k, b);
         List<Backend.AdamWSlot> slots = new ArrayList<>();
-        for (int i = 0; i < k.params().size(); i++) {
-            Parameter p = k.params().get(i);
-            slots.add(new Backend.AdamWSlot(p.value(), p.grad(), windows.m(k), windows.v(k), k.offsets()[i], AdamW.weightDecay(u.adam(), p), AdamW.bf16Copy(p)));
-        }
-        backend.adamw(slots, new Backend.AdamWSettings(u.adam().beta1(), u.adam().beta2(), u.adam().eps(), u.maxGradNorm()), u.schedule(), u.gradSumSquares());
-        for (int i = 0; i < k.params().size(); i++) k.params().get(i).markUpdated(slots.get(i).copy() != null);
+        for (int i = 0; i < k.params().size(); i++) slots.add(u.slot(k.params().get(i), windows.m(k), windows.v(k), k.offsets()[i]));
+        u.enqueue(backend, k.params(), slots);
         inFlight.add(new InFlight(k, b == null ? windows.writeBack(k, store) : windows.sendBack(k, b)));
     }
 
@@ -71,7 +62,7 @@ final class GpuSide implements AutoCloseable {
      * stay until then; each is zeroed once its update has read it. The first ones' moments come up now, where
      * backward did not bring them.
      */
-    void defer(Update u) {
+    void defer(DeviceUpdate u) {
         deferred = u;
         enqueued = 0;
         windows.bringUpEarly(store);

@@ -202,8 +202,8 @@ public final class OffloadedAdamW implements Optimizer {
 
     /** The update of a step with a finite norm; returns whether the CPU's updates during backward were kept. */
     private boolean update(double maxGradNorm) {
-        onDevice.enqueueUpdate(adam, maxGradNorm, schedule(), gradSumSquares); // first: the device works on it while the first copies come
-        GpuSide.Update gpuUpdate = new GpuSide.Update(adam, maxGradNorm, schedule(), gradSumSquares);
+        DeviceUpdate gpuUpdate = new DeviceUpdate(adam, maxGradNorm, schedule(), gradSumSquares);
+        onDevice.enqueueUpdate(gpuUpdate); // first: the device works on it while the first copies come
         double gradScale = CpuAdamW.clipScale(stateType, maxGradNorm, lastNorm);
         Backend.Event lastUp = Backend.DONE; // the copy stream runs in order: the compute stream waits for the last copy up
         boolean early = cpuSide.earlyActive(), keep = early && gradScale == 1.0;
